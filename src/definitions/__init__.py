@@ -1,0 +1,8 @@
+"""Tether's built-in provider definitions, one package per provider.
+
+``CATALOG`` lists them explicitly; third-party packages add theirs through the ``tether.definitions`` entry-point
+group. New provider authors: start from ``definitions.github_app``.
+"""
+
+#: Module paths of the built-in definitions; each module exposes ``definition``.
+CATALOG: tuple[str, ...] = ("definitions.github_app",)

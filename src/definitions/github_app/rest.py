@@ -1,0 +1,92 @@
+"""GitHub REST conventions shared by every call: error responses, JSON bodies and ``Link`` pagination.
+
+Provider error bodies are never part of an error message (they can echo request data); only the method, the
+path and the status are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from engine import ProviderError
+from engine.egress import read_json
+
+#: The largest page GitHub serves; fewer pages means fewer requests against the rate limit.
+PER_PAGE = 100
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """Turn a GitHub error response into a ``ProviderError`` with a stable code.
+
+    401 is ``unauthorized`` (a revoked token, an uninstalled app). A 429, or a 403 carrying rate-limit
+    headers, is ``rate_limited`` with ``retry_after`` in seconds so the queue can defer the run instead of
+    failing it: ``Retry-After`` for secondary limits, ``X-RateLimit-Reset`` (epoch seconds) for the primary.
+    """
+    if response.is_success:
+        return
+    status = response.status_code
+    where = f"{response.request.method} {response.request.url.path}"
+    if status == 401:
+        raise ProviderError(f"GitHub refused the credential ({where})", provider_status=status,
+                            code="unauthorized")
+    if status in (403, 429):
+        retry_after = _retry_after(response.headers)
+        if retry_after is not None or status == 429:
+            raise ProviderError(f"GitHub rate limit reached ({where})", provider_status=status,
+                                retry_after=retry_after, code="rate_limited")
+    raise ProviderError(f"GitHub answered {status} to {where}", provider_status=status)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds until GitHub accepts requests again, or ``None`` when the response is no rate-limit answer."""
+    retry_after = headers.get("retry-after", "")
+    if retry_after.isdigit():
+        return float(retry_after)
+    reset = headers.get("x-ratelimit-reset", "")
+    if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        return max(0.0, int(reset) - time.time())
+    return None
+
+
+async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    """``GET`` one resource and return its JSON body."""
+    response = await client.get(path, params=params or None)
+    raise_for_status(response)
+    return await read_json(response)
+
+
+async def paginate(client: httpx.AsyncClient, path: str, *, items: str | None = None) -> AsyncIterator[Any]:
+    """Every item of a list endpoint, following ``Link: <…>; rel="next"`` until the last page.
+
+    ``items`` names the key holding the list when a page is an object (``/installation/repositories``
+    answers ``{"total_count": …, "repositories": [...]}``); plain list pages need none. A next link that
+    repeats a page would loop forever and one to another origin would receive our token: both raise
+    ``ProviderError``.
+    """
+    origin = client.base_url.copy_with(raw_path=b"/")
+    url = httpx.URL(path)
+    params: dict[str, Any] | None = {"per_page": PER_PAGE}
+    fetched: set[str] = set()
+    while True:
+        response = await client.get(url, params=params)
+        raise_for_status(response)
+        fetched.add(str(response.url))
+        body = await read_json(response)
+        page = body.get(items) if items and isinstance(body, dict) else body
+        if not isinstance(page, list):
+            raise ProviderError(f"GitHub answered an unexpected page shape to GET {response.url.path}")
+        for item in page:
+            yield item
+        link = response.links.get("next", {}).get("url")
+        if not link:
+            return
+        url = response.url.join(link)
+        if str(url) in fetched:
+            raise ProviderError(f"GitHub pagination of {path} loops back to a page already read")
+        if url.copy_with(raw_path=b"/") != origin:
+            raise ProviderError(f"GitHub pagination of {path} points to another origin")
+        params = None  # the next link carries the query, per_page included

@@ -1,0 +1,123 @@
+"""The ``tether`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from engine.errors import ConfigurationError, DefinitionError
+from engine.settings import Settings
+
+app = typer.Typer(help="Tether integration engine.", no_args_is_help=True, add_completion=False)
+definitions_app = typer.Typer(help="Inspect and check provider definitions.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(definitions_app, name="definitions")
+app.add_typer(db_app, name="db")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from engine.runtime import Runtime
+
+    try:
+        return Runtime.start(Settings())
+    except (DefinitionError, ConfigurationError) as exc:
+        _fail(f"error: {exc.message}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default TETHER_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default TETHER_PORT or 8000)."),
+    migrate: bool = typer.Option(True, help="Apply pending migrations before serving."),
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from engine.api import create_app
+
+    settings = Settings()
+    runtime = _runtime()
+    if migrate:
+        runtime.db.upgrade()
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    for definition_id, missing in runtime.disabled.items():
+        typer.echo(f"definition {definition_id} disabled: set {', '.join(missing)} to enable it")
+    typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect})")
+    uvicorn.run(create_app(runtime), host=bind_host, port=bind_port, log_level="info")
+
+
+@definitions_app.command("list")
+def definitions_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """IDs, connections, operations, webhooks and the schemas each emits."""
+    from engine.describe import summarize
+
+    runtime = _runtime()
+    views = [summarize(d, enabled=runtime.enabled(d.id)) for d in runtime.registry.definitions()]
+    if as_json:
+        typer.echo(json.dumps([v.model_dump() for v in views], indent=2))
+        return
+    for v in views:
+        state = "enabled" if v.enabled else "disabled"
+        typer.echo(f"{v.id}  ({v.name}, {state})")
+        typer.echo(f"  connections: {', '.join(v.connections) or '-'}")
+        typer.echo(f"  operations:  {', '.join(v.operations) or '-'}")
+        typer.echo(f"  webhooks:    {', '.join(v.webhooks) or '-'}")
+        emits = ", ".join(f"{s.schema_name}/{s.variant}" if s.variant else s.schema_name for s in v.schemas)
+        typer.echo(f"  emits:       {emits or '-'}")
+
+
+@definitions_app.command("show")
+def definitions_show(definition_id: str) -> None:
+    """Everything the catalog knows about one definition, as JSON."""
+    from engine.describe import detail
+
+    runtime = _runtime()
+    if definition_id not in runtime.registry:
+        _fail(f"error: no definition {definition_id!r}")
+    view = detail(
+        runtime.registry.get(definition_id),
+        enabled=runtime.enabled(definition_id),
+        missing_config=runtime.disabled.get(definition_id, []),
+    )
+    typer.echo(view.model_dump_json(indent=2))
+
+
+@definitions_app.command("check")
+def definitions_check() -> None:
+    """Register every definition; exit non-zero with the broken rule if one is inconsistent."""
+    from engine.catalog import load_registry
+
+    try:
+        registry = load_registry(Settings())
+    except (DefinitionError, ConfigurationError) as exc:
+        _fail(f"definition check failed: {exc.message}")
+    except ImportError as exc:
+        _fail(f"definition check failed: {exc}")
+    typer.echo(f"ok: {len(registry)} definition(s) registered")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations (default: to the latest)."""
+    from engine.database import Database
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    db.upgrade(revision)
+    typer.echo(f"database at revision {db.current_revision()} ({db.dialect})")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app(prog_name="tether")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

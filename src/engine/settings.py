@@ -1,0 +1,47 @@
+"""Engine settings, read from ``TETHER_*`` environment variables.
+
+Operator config of each definition is read separately (see ``engine.config``); this holds the engine's own knobs.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore")
+
+    #: SQLAlchemy URL; the embedded default is a SQLite file in the working directory.
+    database_url: str = "sqlite:///tether.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: ``redis://…`` or ``amqp://…`` in production; empty means the in-process worker.
+    broker_url: str = ""
+    #: Comma-separated definition IDs that must be enabled (start-up fails if their operator config is
+    #: incomplete); ``*`` enables every definition whose operator config is complete.
+    enabled_definitions: str = "*"
+    #: Comma-separated module paths of extra definitions (each exposing ``definition``), for definitions
+    #: developed outside the built-in catalog and not packaged with an entry point yet.
+    definition_modules: str = ""
+    #: Tests only: allow http:// and loopback provider URLs.
+    allow_loopback_providers: bool = False
+    #: Where the embedded default keeps its generated master key.
+    state_dir: str = ".tether"
+    log_level: str = Field(default="INFO")
+
+    def extra_definition_modules(self) -> list[str]:
+        return [part.strip() for part in self.definition_modules.split(",") if part.strip()]
+
+    def required_definitions(self) -> list[str]:
+        value = self.enabled_definitions.strip()
+        if value in ("", "*"):
+            return []
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

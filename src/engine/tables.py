@@ -1,0 +1,232 @@
+"""The engine's own tables (DESIGN.md §3).
+
+Each table changes at its own rate and for its own reason: an integration when it is configured or connected, a
+credential when it is rotated or refreshed, an auth flow within minutes. The unique constraints are what make
+idempotency possible: one credential per (integration, slot), one delivery ID per webhook endpoint, one state per
+auth flow. Secrets are stored only as ciphertext (``credential.ciphertext``, ``webhook_endpoint.secret_ciphertext``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IntegrationStatus(StrEnum):
+    pending = "pending"
+    connected = "connected"
+    reconnect_required = "reconnect_required"
+    error = "error"
+    disconnected = "disconnected"
+
+
+class Health(StrEnum):
+    valid = "valid"
+    invalid = "invalid"
+    unknown = "unknown"
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class DeliveryStatus(StrEnum):
+    received = "received"
+    processed = "processed"
+    failed = "failed"
+    duplicate = "duplicate"
+    unrouted = "unrouted"
+
+
+class Integration(SQLModel, table=True):
+    """One tenant + owner's connection to one definition."""
+
+    __tablename__ = "integration"
+    __table_args__ = (UniqueConstraint("tenant_id", "owner_id", "definition_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant_id: str = Field(index=True, max_length=200)
+    owner_id: str = Field(max_length=200)
+    definition_id: str = Field(index=True, max_length=100)
+    name: str = Field(default="", max_length=200)
+    status: IntegrationStatus = Field(default=IntegrationStatus.pending, sa_type=String(32))
+    health: Health = Field(default=Health.unknown, sa_type=String(16))
+    user_input: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    #: The active connection (``{"connection": "<ConnectionClass>"}``) and provider routing keys.
+    provider_data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    #: Who or what we connected to (``IntegrationMetadata``); ``metadata`` is reserved by SQLAlchemy.
+    account: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    #: Tenant-level CEL filter applied before the definition's own filters.
+    filter_expr: str = Field(default="", sa_type=Text)
+    status_reason: str = Field(default="", max_length=500)
+    #: Bumped on every update: optimistic concurrency for lifecycle transitions.
+    version: int = Field(default=1)
+    connected_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Credential(SQLModel, table=True):
+    """One encrypted credential of one integration's slot."""
+
+    __tablename__ = "credential"
+    __table_args__ = (UniqueConstraint("integration_id", "slot"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    integration_id: str = Field(foreign_key="integration.id", ondelete="CASCADE", index=True, max_length=32)
+    slot: str = Field(max_length=200)
+    key_id: str = Field(max_length=64)
+    ciphertext: bytes = Field(sa_type=LargeBinary)
+    #: Bumped on every rotation or refresh: compare-and-swap guard and client-cache key.
+    version: int = Field(default=1)
+    expires_at: datetime | None = None
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON)
+    refreshed_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuthFlow(SQLModel, table=True):
+    """Keymaker state for one auth flow: single use, short-lived."""
+
+    __tablename__ = "auth_flow"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    #: Stored as a SHA-256 digest; the raw state only travels in the redirect.
+    state_hash: str = Field(unique=True, max_length=64)
+    tenant_id: str = Field(max_length=200)
+    owner_id: str = Field(max_length=200)
+    integration_id: str = Field(foreign_key="integration.id", ondelete="CASCADE", index=True, max_length=32)
+    definition_id: str = Field(max_length=100)
+    connection: str = Field(max_length=200)
+    session_hash: str = Field(max_length=64)
+    #: PKCE verifier and nonce, sealed by the Keystore's key ring.
+    sealed_secrets: bytes = Field(default=b"", sa_type=LargeBinary)
+    key_id: str = Field(default="", max_length=64)
+    scopes: list[str] = Field(default_factory=list, sa_type=JSON)
+    return_url: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    consumed_at: datetime | None = None
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A public delivery URL for one integration's webhook."""
+
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (UniqueConstraint("integration_id", "webhook"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    integration_id: str = Field(foreign_key="integration.id", ondelete="CASCADE", index=True, max_length=32)
+    webhook: str = Field(max_length=200)
+    token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), unique=True, max_length=64)
+    key_id: str = Field(default="", max_length=64)
+    secret_ciphertext: bytes | None = Field(default=None, sa_type=LargeBinary)
+    provider_ref: str = Field(default="", max_length=500)
+    registered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One inbound delivery: recorded with its processing intent before it is acknowledged."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "delivery_id"),
+        Index("ix_webhook_delivery_integration_received", "integration_id", "received_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    endpoint_id: str = Field(foreign_key="webhook_endpoint.id", ondelete="CASCADE", max_length=32)
+    integration_id: str | None = Field(default=None, max_length=32)
+    #: The provider's delivery ID, or a content hash when the provider sends none.
+    delivery_id: str = Field(max_length=200)
+    event_type: str = Field(default="", max_length=200)
+    status: DeliveryStatus = Field(default=DeliveryStatus.received, sa_type=String(16))
+    body: bytes = Field(default=b"", sa_type=LargeBinary)
+    headers: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    error_code: str = Field(default="", max_length=100)
+    error_message: str = Field(default="", max_length=1000)
+    attempts: int = 0
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class Run(SQLModel, table=True):
+    """One execution of one operation, whatever triggered it."""
+
+    __tablename__ = "run"
+    __table_args__ = (Index("ix_run_integration_queued", "integration_id", "queued_at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    integration_id: str = Field(foreign_key="integration.id", ondelete="CASCADE", max_length=32)
+    tenant_id: str = Field(index=True, max_length=200)
+    operation: str = Field(max_length=200)
+    trigger: str = Field(max_length=32)
+    status: RunStatus = Field(default=RunStatus.queued, sa_type=String(16), index=True)
+    config: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    result: Any | None = Field(default=None, sa_type=JSON)
+    attempts: int = 0
+    delivery_id: str | None = Field(default=None, max_length=32)
+    payloads_out: int = 0
+    records_ingested: int = 0
+    records_filtered: int = 0
+    records_rejected: int = 0
+    error_code: str = Field(default="", max_length=100)
+    error_message: str = Field(default="", max_length=1000)
+    queued_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+class IngestReject(SQLModel, table=True):
+    """A record that failed filtering, mapping or validation, kept with the reason."""
+
+    __tablename__ = "ingest_reject"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    run_id: str | None = Field(default=None, foreign_key="run.id", ondelete="CASCADE", index=True, max_length=32)
+    delivery_id: str | None = Field(default=None, max_length=32)
+    integration_id: str = Field(max_length=32)
+    position: int
+    schema_name: str = Field(max_length=100)
+    variant: str = Field(default="", max_length=100)
+    reason_code: str = Field(max_length=100)
+    reason: str = Field(max_length=1000)
+    record: Any | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Every lifecycle change of an integration: who, what, when. Never secrets."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_integration_created", "integration_id", "created_at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant_id: str = Field(max_length=200)
+    integration_id: str | None = Field(default=None, max_length=32)
+    actor: str = Field(default="", max_length=200)
+    action: str = Field(max_length=100)
+    outcome: str = Field(default="ok", max_length=32)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)

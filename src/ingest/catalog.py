@@ -1,0 +1,63 @@
+"""The ingest catalog: what each internal model accepts from a mapping, read from its annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from sqlmodel import SQLModel
+
+from ingest.annotations import IngestOptions, field_marker
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The mapping surface of one internal model."""
+
+    schema: str
+    model: type[SQLModel]
+    allowed: tuple[str, ...]
+    required: tuple[str, ...]
+    upsert: tuple[str, ...]
+    lookup: tuple[str, ...]
+    #: Context field name → where its value comes from (``tenant_id``, ``integration_id``, ``definition_id``).
+    context: tuple[tuple[str, str], ...]
+    stock_persistence: bool
+
+
+def describe(model: type[SQLModel]) -> ModelSpec:
+    options: IngestOptions = model.__ingest__  # type: ignore[attr-defined]
+    allowed, required, upsert, lookup, context = [], [], [], [], []
+    for column in model.__table__.columns:  # type: ignore[attr-defined]
+        marker = field_marker(column.info)
+        if marker is None:
+            continue
+        if marker.context:
+            context.append((column.name, marker.context))
+            continue
+        allowed.append(column.name)
+        if marker.upsert or model.model_fields[column.name].is_required():
+            required.append(column.name)
+        if marker.upsert:
+            upsert.append(column.name)
+        if marker.lookup:
+            lookup.append(column.name)
+    return ModelSpec(
+        schema=options.schema,
+        model=model,
+        allowed=tuple(allowed),
+        required=tuple(required),
+        upsert=tuple(upsert),
+        lookup=tuple(lookup),
+        context=tuple(context),
+        stock_persistence=options.stock_persistence,
+    )
+
+
+@cache
+def catalog() -> dict[str, ModelSpec]:
+    """Every internal model on the mapping surface, by schema name."""
+    from ingest.models import MODELS
+
+    specs = [describe(m) for m in MODELS]
+    return {s.schema: s for s in specs}

@@ -1,0 +1,69 @@
+"""Shared fixtures: real databases (SQLite and the machine's PostgreSQL), each in its own scratch space.
+
+In CI (``CI=true``) a service that cannot be reached fails the test; on a developer machine it is skipped with
+the reason, so a laptop without PostgreSQL can still run the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine.database import Database, normalize_url
+
+POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def service_unavailable(name: str, reason: str) -> None:
+    message = f"{name} is not reachable: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: a missing service is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+def _postgres_schema_url(schema: str) -> str:
+    url = make_url(normalize_url(POSTGRES_URL))
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[Database]:
+    """A fresh, migrated schema in the real PostgreSQL, dropped afterwards."""
+    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    schema = f"tether_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        admin.dispose()
+        service_unavailable("PostgreSQL", type(exc).__name__)
+    db = Database(_postgres_schema_url(schema))
+    try:
+        db.upgrade()
+        yield db
+    finally:
+        db.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'tether.db'}")
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> Database:
+    """The store suite runs once per database."""
+    return request.getfixturevalue(f"{request.param}_database")
