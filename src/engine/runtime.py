@@ -6,14 +6,26 @@ Built once at start-up by ``Runtime.start``; everything that serves requests or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from engine.catalog import load_registry
-from engine.config import OperatorConfig, load_operator_config, missing_operator_variables
+from engine.clientcache import ClientCache
+from engine.clients import ClientContext
+from engine.config import OperatorConfig, UserInput, load_operator_config, missing_operator_variables
+from engine.connections import Connection
 from engine.database import Database
 from engine.definition import Definition
-from engine.errors import ConfigurationError, ProviderNotEnabled
+from engine.errors import ConfigurationError, NotFoundError, ProviderNotEnabled
+from engine.keymaker import Keymaker
+from engine.keystore import Keystore, StoredCredential
+from engine.masterkey import KeySource, load_keyring
 from engine.registry import Registry
 from engine.settings import Settings, get_settings
+from engine.tables import Integration
+
+if TYPE_CHECKING:
+    from engine.custody import Custody
 
 
 @dataclass
@@ -21,6 +33,7 @@ class Runtime:
     settings: Settings
     db: Database
     registry: Registry
+    keys: KeySource
     #: Operator config per enabled definition (``None`` for definitions that declare none).
     operator_configs: dict[str, OperatorConfig | None] = field(default_factory=dict)
     #: Definitions left disabled, with the variables they lack.
@@ -33,7 +46,7 @@ class Runtime:
         """Load definitions and operator config, open the database; fail fast on a bad configuration."""
         settings = settings or get_settings()
         registry = registry or load_registry(settings)
-        runtime = cls(settings, Database(settings.database_url), registry)
+        runtime = cls(settings, Database(settings.database_url), registry, load_keyring(settings))
         runtime._load_operator_configs()
         if migrate:
             runtime.db.upgrade()
@@ -65,6 +78,45 @@ class Runtime:
         if not self.enabled(definition_id):
             raise ProviderNotEnabled(f"{definition_id} is not enabled on this server")
         return definition
+
+    def operator_config(self, definition_id: str) -> OperatorConfig | None:
+        self.definition(definition_id)
+        return self.operator_configs[definition_id]
+
+    def user_input(self, integration: Integration) -> UserInput | None:
+        model = self.registry.get(integration.definition_id).user_input
+        return model.model_validate(integration.user_input or {}) if model is not None else None
+
+    @cached_property
+    def keystore(self) -> Keystore:
+        return Keystore(self.db, self.keys.keyring)
+
+    @cached_property
+    def keymaker(self) -> Keymaker:
+        return Keymaker(self.db, self.keys.keyring)
+
+    @cached_property
+    def custody(self) -> Custody:
+        from engine.custody import Custody
+
+        return Custody(self)
+
+    @cached_property
+    def clients(self) -> ClientCache:
+        return ClientCache()
+
+    def build_client(self, integration: Integration, connection: type[Connection], stored: StoredCredential) -> Any:
+        """The connection's client for this credential version, built once and reused."""
+        if not connection.clients:
+            return None
+        shape = type(stored.slot)
+        client_type = next((c for c in connection.clients if shape in c.slots), None)
+        if client_type is None:
+            raise NotFoundError(f"connection {connection.connection_id()} has no client for {shape.slot_id()}")
+        ctx = ClientContext(
+            integration.id, stored.slot, self.operator_config(integration.definition_id), self.user_input(integration)
+        )
+        return self.clients.get(integration.id, shape.slot_id(), stored.version, lambda: client_type().build(ctx))
 
     def close(self) -> None:
         self.db.dispose()

@@ -1,0 +1,192 @@
+"""Keymaker: short-lived auth flow state, consumed exactly once.
+
+A flow binds a random ``state`` to (tenant, owner, integration, connection, requested scopes, return URL) and to
+the session that started it. Only digests of the state and of the session are stored; the PKCE verifier and the
+nonce are sealed with the key ring. At the callback the flow is consumed by one conditional ``UPDATE`` (``WHERE
+consumed_at IS NULL AND expires_at > now``), so of several concurrent callbacks with the same state exactly one
+wins, on SQLite and PostgreSQL alike.
+
+Callback errors (seed 001): ``invalid_state`` (400) for a missing, unknown or reused state; ``missing_flow_state``
+(400) for an expired flow or a callback that carries no session; ``session_mismatch`` (403) when the callback comes
+from another session than the one that started the flow; ``oauth_failed`` (400) when the provider answered with
+an ``error`` parameter (its text is never echoed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from engine.crypto import KeyRing
+from engine.database import Database
+from engine.errors import TetherError
+from engine.tables import AuthFlow
+
+DEFAULT_TTL = timedelta(minutes=10)
+
+
+class InvalidState(TetherError):
+    code = "invalid_state"
+    status = 400
+
+
+class MissingFlowState(TetherError):
+    code = "missing_flow_state"
+    status = 400
+
+
+class SessionMismatch(TetherError):
+    code = "session_mismatch"
+    status = 403
+
+
+class ProviderDenied(TetherError):
+    """The provider redirected back with an ``error`` parameter."""
+
+    code = "oauth_failed"
+    status = 400
+
+
+@dataclass(frozen=True)
+class FlowRequest:
+    """What starting a flow needs to remember until the callback."""
+
+    tenant_id: str
+    owner_id: str
+    integration_id: str
+    definition_id: str
+    connection: str
+    session_id: str
+    scopes: tuple[str, ...] = ()
+    return_url: str = ""
+
+
+@dataclass(frozen=True)
+class StartedFlow:
+    """The values to put in the authorization URL. ``state`` travels only through the browser redirect."""
+
+    flow_id: str
+    state: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+    nonce: str = field(repr=False)
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsumedFlow:
+    flow_id: str
+    tenant_id: str
+    owner_id: str
+    integration_id: str
+    definition_id: str
+    connection: str
+    scopes: tuple[str, ...]
+    return_url: str
+    code_verifier: str = field(repr=False)
+    nonce: str = field(repr=False)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Keymaker:
+    def __init__(self, db: Database, keyring: KeyRing, *, ttl: timedelta = DEFAULT_TTL) -> None:
+        self.db = db
+        self.keyring = keyring
+        self.ttl = ttl
+
+    def start(self, request: FlowRequest) -> StartedFlow:
+        """Record a new flow and return its single-use state, PKCE verifier and nonce."""
+        if not request.session_id:
+            raise MissingFlowState("a flow must be started from a session")
+        state = secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(48)  # 64 characters, inside RFC 7636's 43-128
+        nonce = secrets.token_urlsafe(16)
+        state_hash = digest(state)
+        sealed = self.keyring.encrypt(
+            json.dumps({"code_verifier": verifier, "nonce": nonce}).encode(), aad=_aad(state_hash)
+        )
+        now = datetime.now(UTC)
+        flow = AuthFlow(
+            state_hash=state_hash,
+            tenant_id=request.tenant_id,
+            owner_id=request.owner_id,
+            integration_id=request.integration_id,
+            definition_id=request.definition_id,
+            connection=request.connection,
+            session_hash=digest(request.session_id),
+            sealed_secrets=sealed.blob,
+            key_id=sealed.key_id,
+            scopes=list(request.scopes),
+            return_url=request.return_url,
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+        with self.db.session() as session:
+            session.add(flow)
+        return StartedFlow(flow.id, state, verifier, nonce, flow.expires_at)
+
+    def consume(self, *, state: str | None, session_id: str | None, error: str | None = None) -> ConsumedFlow:
+        """Check a callback and consume its flow exactly once; raises the typed callback errors."""
+        if not state:
+            raise InvalidState("the callback has no state")
+        state_hash = digest(state)
+        with self.db.session() as session:
+            flow = session.exec(select(AuthFlow).where(AuthFlow.state_hash == state_hash)).first()
+        if flow is None:
+            raise InvalidState("unknown state")
+        if flow.consumed_at is not None:
+            raise InvalidState("this state was already used")
+        now = datetime.now(UTC)
+        if _aware(flow.expires_at) <= now:
+            raise MissingFlowState("the flow expired; start again")
+        if not session_id:
+            raise MissingFlowState("the callback carries no flow session")
+        if not secrets.compare_digest(flow.session_hash, digest(session_id)):
+            raise SessionMismatch("the callback comes from another session than the one that started the flow")
+        with self.db.session() as session:
+            won = session.execute(
+                update(AuthFlow)
+                .where(AuthFlow.id == flow.id, AuthFlow.consumed_at.is_(None), AuthFlow.expires_at > now)  # type: ignore[union-attr]
+                .values(consumed_at=now)
+            ).rowcount
+        if won != 1:
+            raise InvalidState("this state was already used")
+        if error:
+            raise ProviderDenied("the provider refused the authorization")
+        secrets_json = json.loads(self.keyring.decrypt(flow.key_id, flow.sealed_secrets, aad=_aad(state_hash)))
+        return ConsumedFlow(
+            flow_id=flow.id,
+            tenant_id=flow.tenant_id,
+            owner_id=flow.owner_id,
+            integration_id=flow.integration_id,
+            definition_id=flow.definition_id,
+            connection=flow.connection,
+            scopes=tuple(flow.scopes),
+            return_url=flow.return_url,
+            code_verifier=secrets_json["code_verifier"],
+            nonce=secrets_json["nonce"],
+        )
+
+    def purge_expired(self, *, older_than: timedelta = timedelta(days=1)) -> int:
+        """Delete flows that expired long ago (consumed or not); returns how many."""
+        from sqlalchemy import delete
+
+        cutoff = datetime.now(UTC) - older_than
+        with self.db.session() as session:
+            return session.execute(delete(AuthFlow).where(AuthFlow.expires_at < cutoff)).rowcount  # type: ignore[arg-type]
+
+
+def _aad(state_hash: str) -> bytes:
+    return f"auth_flow:{state_hash}".encode()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
