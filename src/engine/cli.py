@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
 from engine.errors import ConfigurationError, DefinitionError
 from engine.settings import Settings
+from ingest.cli import mapping_app
 
 app = typer.Typer(help="Tether integration engine.", no_args_is_help=True, add_completion=False)
 definitions_app = typer.Typer(help="Inspect and check provider definitions.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="The master key ring that seals stored credentials.", no_args_is_help=True)
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(mapping_app, name="mapping")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -113,6 +118,83 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     db = Database(settings.database_url)
     db.upgrade(revision)
     typer.echo(f"database at revision {db.current_revision()} ({db.dialect})")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-wrap every stored secret under the active key, online.
+
+    With the embedded key file, this first generates a new key and puts it in front of the old one ("new,old").
+    With TETHER_SECRET_MASTER_KEY, put the new key first yourself on every process, then run this. Retired keys
+    stay until `tether keys prune`: a process started before the rotation may still seal with the old key.
+    """
+    from engine.crypto import KeyRing, generate_master_key
+    from engine.masterkey import load_keyring
+
+    settings = Settings()
+    source = load_keyring(settings)
+    keyring = source.keyring
+    if source.path is not None:
+        rotated = f"{generate_master_key()},{source.path.read_text(encoding='ascii').strip()}"
+        _replace_key_file(source.path, rotated)
+        keyring = KeyRing.from_master_key(rotated)
+    moved = _keystore(settings, keyring).rewrap_all()
+    typer.echo(
+        f"re-wrapped {moved} secret(s) under key {keyring.active_key_id}. Restart running engines so they "
+        "seal with it, then run `tether keys prune`."
+    )
+
+
+@keys_app.command("prune")
+def keys_prune() -> None:
+    """Re-wrap stragglers, then drop retired keys that no stored secret uses (key file only)."""
+    from engine.masterkey import load_keyring
+
+    settings = Settings()
+    source = load_keyring(settings)
+    store = _keystore(settings, source.keyring)
+    moved = store.rewrap_all()
+    in_use = store.key_ids_in_use()
+    retired = [k for k in source.keyring.key_ids if k != source.keyring.active_key_id]
+    still_used = sorted(set(retired) & in_use)
+    if still_used:
+        _fail(f"key(s) {', '.join(still_used)} still seal stored secrets; run again once engines are restarted")
+    if source.path is None:
+        typer.echo(
+            f"re-wrapped {moved} secret(s); no stored secret uses a retired key: remove them from "
+            "TETHER_SECRET_MASTER_KEY"
+        )
+        return
+    _replace_key_file(source.path, source.path.read_text(encoding="ascii").strip().split(",")[0])
+    typer.echo(f"re-wrapped {moved} secret(s); dropped {len(retired)} retired key(s) from {source.path}")
+
+
+def _keystore(settings: Settings, keyring):  # type: ignore[no-untyped-def]
+    from engine.database import Database
+    from engine.keystore import Keystore
+
+    return Keystore(Database(settings.database_url), keyring)
+
+
+@keys_app.command("new")
+def keys_new() -> None:
+    """Print a new master key (for TETHER_SECRET_MASTER_KEY)."""
+    from engine.crypto import generate_master_key
+
+    typer.echo(generate_master_key())
+
+
+def _replace_key_file(path: Path, text: str) -> None:
+    """Atomically replace the key file, keeping it private (0600)."""
+    import os
+
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -34,6 +34,9 @@ class FieldMarker:
     lookup: bool = False
     #: Filled from the integration context instead of the payload.
     context: ContextSource | None = None
+    #: For a reference: the schema whose lookup key this field holds, and the column that receives that row's ID.
+    references: str | None = None
+    resolves_into: str | None = None
 
 
 def mapped(default: Any = ..., *, upsert: bool = False, lookup: bool = False, **kwargs: Any) -> Any:
@@ -49,6 +52,14 @@ def upsert_key(*, lookup: bool = False, **kwargs: Any) -> Any:
 def lookup_key(default: Any = ..., **kwargs: Any) -> Any:
     """A mapped field other models use to reference this one (resolved in batch at persistence)."""
     return _field(FieldMarker(lookup=True), default, **kwargs)
+
+
+def reference(target: str, into: str, *, upsert: bool = False, **kwargs: Any) -> Any:
+    """A mapped field holding another model's lookup key; persistence resolves it (in batch) into column ``into``.
+
+    A record whose reference matches no row of ``target`` in the same integration is rejected, never dropped.
+    """
+    return _field(FieldMarker(upsert=upsert, references=target, resolves_into=into), ..., **kwargs)
 
 
 def from_context(source: ContextSource, **kwargs: Any) -> Any:

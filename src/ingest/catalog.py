@@ -11,6 +11,15 @@ from ingest.annotations import IngestOptions, field_marker
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A mapped field that holds another model's lookup key, resolved at persistence into ``into``."""
+
+    field: str
+    target: str
+    into: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The mapping surface of one internal model."""
 
@@ -23,11 +32,21 @@ class ModelSpec:
     #: Context field name → where its value comes from (``tenant_id``, ``integration_id``, ``definition_id``).
     context: tuple[tuple[str, str], ...]
     stock_persistence: bool
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
+
+    @property
+    def topic(self) -> str:
+        """The topic a typed ingest request for this model travels on."""
+        return f"integration.ingest.{self.schema}.requested"
 
 
 def describe(model: type[SQLModel]) -> ModelSpec:
     options: IngestOptions = model.__ingest__  # type: ignore[attr-defined]
-    allowed, required, upsert, lookup, context = [], [], [], [], []
+    allowed, required, upsert, lookup, context, references = [], [], [], [], [], []
     for column in model.__table__.columns:  # type: ignore[attr-defined]
         marker = field_marker(column.info)
         if marker is None:
@@ -42,6 +61,8 @@ def describe(model: type[SQLModel]) -> ModelSpec:
             upsert.append(column.name)
         if marker.lookup:
             lookup.append(column.name)
+        if marker.references and marker.resolves_into:
+            references.append(Reference(column.name, marker.references, marker.resolves_into))
     return ModelSpec(
         schema=options.schema,
         model=model,
@@ -51,6 +72,7 @@ def describe(model: type[SQLModel]) -> ModelSpec:
         lookup=tuple(lookup),
         context=tuple(context),
         stock_persistence=options.stock_persistence,
+        references=tuple(references),
     )
 
 

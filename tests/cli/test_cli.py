@@ -13,6 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
+
+from engine.database import alembic_config
 
 TETHER = str(Path(sys.executable).with_name("tether"))
 TESTS = Path(__file__).resolve().parents[1]
@@ -65,7 +68,8 @@ def test_definitions_list_and_show(tmp_path: Path) -> None:
 def test_db_upgrade(tmp_path: Path) -> None:
     result = tether(tmp_path, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0001 (sqlite)" in result.stdout
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert f"database at revision {head} (sqlite)" in result.stdout
 
 
 def free_port() -> int:

@@ -1,10 +1,37 @@
 """Internal models: the typed tables provider data lands in.
 
-Each module holds one model. Add a model here and to ``MODELS`` so the ingest catalog sees it.
+Each module holds one model. Add a model here and to ``MODELS`` so the ingest catalog sees it (then run
+``scripts/codegen.py`` and add a migration).
 """
 
 from ingest.models.asset import Asset
+from ingest.models.calendar_event import CalendarEvent
+from ingest.models.contact import Contact
+from ingest.models.directory_account import DirectoryAccount
+from ingest.models.directory_group import DirectoryGroup
+from ingest.models.directory_membership import DirectoryMembership
+from ingest.models.finding import Finding
+from ingest.models.vulnerability import Vulnerability
 
-MODELS = (Asset,)
+MODELS = (
+    Asset,
+    DirectoryAccount,
+    DirectoryGroup,
+    DirectoryMembership,
+    Finding,
+    Vulnerability,
+    CalendarEvent,
+    Contact,
+)
 
-__all__ = ["MODELS", "Asset"]
+__all__ = [
+    "MODELS",
+    "Asset",
+    "CalendarEvent",
+    "Contact",
+    "DirectoryAccount",
+    "DirectoryGroup",
+    "DirectoryMembership",
+    "Finding",
+    "Vulnerability",
+]
