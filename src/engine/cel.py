@@ -3,12 +3,17 @@
 celpy parses every expression and is the semantic reference. ``compile_expression`` is called at registration (and
 when a tenant saves a filter), so a bad expression is refused before any record reaches it; evaluation takes plain
 JSON-shaped Python values and returns plain Python values.
+
+Two back ends evaluate, chosen once at import by ``TETHER_CEL_BACKEND``: ``fast`` (the default: ``engine.celfast``
+compiles celpy's parse tree to Python closures and evaluates the payload as it is, with a cost budget) and ``celpy``
+(celpy's own interpreted runner over ``json_to_cel``-converted values). celpy parses for both.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +22,8 @@ import lark
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 
+from engine import celfast
+from engine.celfast.functions import celpy_functions
 from engine.errors import CelError
 
 #: The variables every mapping expression may use.
@@ -27,6 +34,12 @@ MAPPING_VARIABLES = ("envelope", "variant", "resource", "action", "payload")
 _environment = celpy.Environment(runner_class=celpy.InterpretedRunner)
 logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
+BACKENDS = ("fast", "celpy")
+#: The back end ``compile_expression`` uses unless told otherwise (``TETHER_CEL_BACKEND``, read once).
+BACKEND = os.environ.get("TETHER_CEL_BACKEND", "fast").strip().lower() or "fast"
+if BACKEND not in BACKENDS:
+    raise ValueError(f"TETHER_CEL_BACKEND must be one of {', '.join(BACKENDS)}, not {BACKEND!r}")
+
 
 @dataclass(frozen=True)
 class Expression:
@@ -34,10 +47,22 @@ class Expression:
 
     text: str
     _ast: lark.Tree = field(repr=False)
-    _program: celpy.Runner = field(repr=False)
+    _program: celpy.Runner | None = field(repr=False)
+    _fast: celfast.Program | None = field(default=None, repr=False)
+
+    @property
+    def backend(self) -> str:
+        return "fast" if self._fast is not None else "celpy"
 
     def evaluate(self, activation: dict[str, Any]) -> Any:
         """Evaluate over JSON-shaped values; raises ``CelError`` on a CEL error value."""
+        fast = self._fast
+        if fast is not None:
+            try:
+                return fast.evaluate(activation)
+            except celfast.EvalError as exc:
+                raise CelError(f"evaluation failed: {exc.message}") from None
+        assert self._program is not None
         try:
             result = self._program.evaluate({k: json_to_cel(v) for k, v in activation.items()})
         except celpy.CELEvalError as exc:
@@ -66,15 +91,22 @@ class Expression:
         return keys
 
 
-def compile_expression(text: str) -> Expression:
-    """Parse and compile; raises ``CelError`` with the parser's reason (the text is the caller's own)."""
+def compile_expression(text: str, backend: str | None = None) -> Expression:
+    """Parse and compile; raises ``CelError`` with the parser's reason (the text is the caller's own).
+
+    ``backend`` (``fast`` or ``celpy``) overrides ``TETHER_CEL_BACKEND`` (benchmarks and differential tests).
+    """
+    backend = backend or BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown CEL back end {backend!r}")
     try:
         ast = _environment.compile(text)
-        program = _environment.program(ast)
     except celpy.CELParseError as exc:
         where = f" at line {exc.line}, column {exc.column}" if getattr(exc, "line", None) else ""
         raise CelError(f"does not compile: syntax error{where}") from None
-    return Expression(text, ast, program)
+    if backend == "fast":
+        return Expression(text, ast, None, celfast.compile_tree(ast))
+    return Expression(text, ast, _environment.program(ast, functions=celpy_functions() or None))
 
 
 def _reason(error: celpy.CELEvalError) -> str:
@@ -135,8 +167,8 @@ def to_python(value: Any) -> Any:
         return datetime.datetime.fromtimestamp(value.timestamp(), tz=datetime.UTC)
     if isinstance(value, celtypes.DurationType):
         return datetime.timedelta(seconds=value.total_seconds())
-    if isinstance(value, celtypes.ListType):
+    if isinstance(value, list | tuple):  # celpy's list concatenation returns a plain list of celpy values
         return [to_python(v) for v in value]
-    if isinstance(value, celtypes.MapType):
+    if isinstance(value, dict):
         return {to_python(k): to_python(v) for k, v in value.items()}
     return value

@@ -1,0 +1,28 @@
+"""The error value of the fast back end.
+
+CEL errors are values: ``&&``, ``||`` and ``?:`` may absorb them. The compiled closures raise ``EvalError`` and the
+logical operators catch it; whatever escapes the whole expression becomes the caller's ``CelError``.
+"""
+
+from __future__ import annotations
+
+
+class EvalError(Exception):
+    """A CEL error value (the message names the failure, never an operand's value)."""
+
+    __slots__ = ()
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else "error"
+
+
+def no_overload(operation: str, *operands: object) -> EvalError:
+    """``no such overload`` for an operation applied to operands of these CEL types (types, not values)."""
+    from engine.celfast.values import type_name
+
+    return EvalError(f"no such overload: {operation}({', '.join(type_name(v) for v in operands)})")
+
+
+class BudgetExceeded(EvalError):
+    """The evaluation spent more than its cost budget (a runaway comprehension or concatenation)."""
