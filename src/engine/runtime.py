@@ -26,6 +26,7 @@ from engine.tables import Integration
 
 if TYPE_CHECKING:
     from engine.custody import Custody
+    from engine.execution import Executor
 
 
 @dataclass
@@ -100,6 +101,13 @@ class Runtime:
         from engine.custody import Custody
 
         return Custody(self)
+
+    @cached_property
+    def executor(self) -> Executor:
+        """The one execution path of operations (``engine.execution``)."""
+        from engine.execution import Executor
+
+        return Executor(self)
 
     @cached_property
     def clients(self) -> ClientCache:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     #: Where the embedded default keeps its generated master key.
     state_dir: str = ".tether"
     log_level: str = Field(default="INFO")
+    #: Shared secret for the signed principal header (``X-Tether-Principal``); empty disables that header.
+    secret_principal_key: SecretStr = SecretStr("")
+    #: Public base URL of this server, for OAuth redirect URIs and webhook URLs.
+    public_url: str = "http://127.0.0.1:8000"
 
     def extra_definition_modules(self) -> list[str]:
         return [part.strip() for part in self.definition_modules.split(",") if part.strip()]

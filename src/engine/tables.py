@@ -230,3 +230,41 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(default="ok", max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """A host-app credential for the HTTP API, stored as a SHA-256 digest; the key itself is shown once."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant_id: str = Field(index=True, max_length=200)
+    #: ``server`` (the host app's back end: every owner in the tenant) or ``user`` (one owner).
+    role: str = Field(max_length=16)
+    owner_id: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200)
+    key_hash: str = Field(unique=True, max_length=64)
+    #: The first characters of the key, so a person can tell keys apart without the secret.
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class OperationState(SQLModel, table=True):
+    """Per (integration, operation): the incremental-sync cursor and the schedule."""
+
+    __tablename__ = "operation_state"
+    __table_args__ = (UniqueConstraint("integration_id", "operation"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    integration_id: str = Field(foreign_key="integration.id", ondelete="CASCADE", max_length=32)
+    operation: str = Field(max_length=200)
+    #: The provider cursor the next run starts from; advanced only when a run succeeds.
+    cursor: Any | None = Field(default=None, sa_type=JSON)
+    last_success_at: datetime | None = None
+    last_run_id: str | None = Field(default=None, max_length=32)
+    #: When the scheduler should enqueue the next run (``None``: not scheduled).
+    next_due_at: datetime | None = Field(default=None, index=True)
+    #: Fencing token: bumped by each scheduler claim, so a stale scheduler's write is refused.
+    fence: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)

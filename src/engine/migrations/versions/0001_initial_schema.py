@@ -57,9 +57,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_audit_event_integration_created", ["integration_id", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_audit_event_integration_created", ["integration_id", "created_at"], unique=False)
 
     op.create_table(
         "integration",
@@ -177,9 +175,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token"),
     )
     with op.batch_alter_table("webhook_endpoint", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_webhook_endpoint_integration_id"), ["integration_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_webhook_endpoint_integration_id"), ["integration_id"], unique=False)
 
     op.create_table(
         "ingest_reject",

@@ -1,0 +1,146 @@
+"""The principal boundary: who is calling, as far as Tether trusts it.
+
+The host app authenticates its users; Tether only accepts a principal (tenant + owner + role) from
+
+- an API key (``Authorization: Bearer tk_…``), stored as a SHA-256 digest, created with ``tether api-keys create``;
+- or a signed principal header, ``X-Tether-Principal: <payload>.<signature>``, where ``payload`` is base64url JSON
+  ``{"tenant": …, "owner": …, "role": "user"|"server", "exp": <unix seconds>, "sid": <browser session>}`` and
+  ``signature`` is base64url HMAC-SHA256 of the payload text under ``TETHER_SECRET_PRINCIPAL_KEY``.
+
+``server`` principals (the host app's back end) act for every owner of their tenant and may fetch access tokens;
+``user`` principals see only their own integrations. Everything is scoped by tenant, and a record of another
+tenant or owner is reported as not found, never as forbidden, so existence does not leak.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+from sqlmodel import select
+
+from engine.database import Database
+from engine.errors import TetherError
+from engine.tables import ApiKey, Integration
+
+HEADER = "X-Tether-Principal"
+KEY_PREFIX = "tk_"
+Role = Literal["server", "user"]
+
+
+class Unauthenticated(TetherError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(TetherError):
+    code = "forbidden"
+    status = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    role: Role
+    #: The owner a ``user`` principal is; empty for ``server`` principals.
+    owner_id: str = ""
+    #: The browser session behind a ``user`` principal, which auth flows are bound to.
+    session_id: str = ""
+
+    @property
+    def is_server(self) -> bool:
+        return self.role == "server"
+
+    def can_see(self, integration: Integration) -> bool:
+        return integration.tenant_id == self.tenant_id and (self.is_server or integration.owner_id == self.owner_id)
+
+    def require_server(self) -> None:
+        if not self.is_server:
+            raise Forbidden("this endpoint is for the host app's server")
+
+
+# -- signed header ---------------------------------------------------------------------------------------------
+
+
+def sign_principal(
+    secret: str, *, tenant: str, role: Role, owner: str = "", session: str = "", ttl_seconds: int = 300
+) -> str:
+    """A header value for ``X-Tether-Principal`` (what a host app's server does per request)."""
+    payload = {"tenant": tenant, "owner": owner, "role": role, "sid": session, "exp": int(time.time()) + ttl_seconds}
+    text = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    return f"{text}.{_b64(hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest())}"
+
+
+def verify_principal(value: str, secret: str, *, now: float | None = None) -> Principal:
+    if not secret:
+        raise Unauthenticated("signed principal headers are not enabled on this server")
+    text, _, signature = value.partition(".")
+    expected = _b64(hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest())
+    if not signature or not hmac.compare_digest(signature, expected):
+        raise Unauthenticated("the principal header's signature does not verify")
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        tenant, role, exp = str(payload["tenant"]), payload["role"], float(payload["exp"])
+        owner, session = str(payload.get("owner", "")), str(payload.get("sid", ""))
+    except (ValueError, KeyError, TypeError):
+        raise Unauthenticated("the principal header is malformed") from None
+    if exp < (time.time() if now is None else now):
+        raise Unauthenticated("the principal header has expired")
+    return _principal(tenant, role, owner, session)
+
+
+# -- API keys ----------------------------------------------------------------------------------------------------
+
+
+def create_api_key(db: Database, *, tenant: str, role: Role, owner: str = "", name: str = "") -> tuple[str, ApiKey]:
+    """Create a key; the plain key is returned once and never stored."""
+    plain = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(tenant_id=tenant, role=role, owner_id=owner, name=name, key_hash=_digest(plain), prefix=plain[:10])
+    _principal(tenant, role, owner, "")  # validates the combination
+    with db.session() as session:
+        session.add(row)
+    return plain, row
+
+
+def authenticate_api_key(db: Database, plain: str) -> Principal:
+    with db.session() as session:
+        row = session.exec(select(ApiKey).where(ApiKey.key_hash == _digest(plain))).first()
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("unknown or revoked API key")
+    return _principal(row.tenant_id, row.role, row.owner_id, "")  # type: ignore[arg-type]
+
+
+# -- FastAPI dependency ------------------------------------------------------------------------------------------
+
+
+def current_principal(request: Request) -> Principal:
+    """Resolve the caller from an API key or a signed header; 401 ``unauthenticated`` otherwise."""
+    runtime = request.app.state.runtime
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authenticate_api_key(runtime.db, authorization[7:].strip())
+    signed = request.headers.get(HEADER)
+    if signed:
+        return verify_principal(signed, runtime.settings.secret_principal_key.get_secret_value())
+    raise Unauthenticated("send an API key (Authorization: Bearer) or a signed X-Tether-Principal header")
+
+
+def _principal(tenant: str, role: str, owner: str, session: str) -> Principal:
+    if not tenant or role not in ("server", "user") or (role == "user" and not owner):
+        raise Unauthenticated("a principal needs a tenant, a role, and an owner for user principals")
+    return Principal(tenant_id=tenant, role=role, owner_id=owner if role == "user" else "", session_id=session)  # type: ignore[arg-type]
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
