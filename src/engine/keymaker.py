@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +27,7 @@ from sqlmodel import select
 from engine.crypto import KeyRing
 from engine.database import Database
 from engine.errors import TetherError
-from engine.tables import AuthFlow
+from engine.tables import AuthFlow, new_id
 
 DEFAULT_TTL = timedelta(minutes=10)
 
@@ -102,19 +103,27 @@ class Keymaker:
         self.keyring = keyring
         self.ttl = ttl
 
-    def start(self, request: FlowRequest) -> StartedFlow:
-        """Record a new flow and return its single-use state, PKCE verifier and nonce."""
+    def start(self, request: FlowRequest, redirect: Callable[[StartedFlow], str] | None = None) -> StartedFlow:
+        """Record a new flow and return its single-use state, PKCE verifier and nonce.
+
+        ``redirect`` builds the provider URL from the flow (it needs the state); it is sealed with the flow so
+        that ``launch`` can send the browser there later without the state ever being stored in the clear.
+        """
         if not request.session_id:
             raise MissingFlowState("a flow must be started from a session")
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)  # 64 characters, inside RFC 7636's 43-128
         nonce = secrets.token_urlsafe(16)
         state_hash = digest(state)
-        sealed = self.keyring.encrypt(
-            json.dumps({"code_verifier": verifier, "nonce": nonce}).encode(), aad=_aad(state_hash)
-        )
         now = datetime.now(UTC)
+        draft = StartedFlow(new_id(), state, verifier, nonce, now + self.ttl)
+        target = redirect(draft) if redirect is not None else ""
+        sealed = self.keyring.encrypt(
+            json.dumps({"code_verifier": verifier, "nonce": nonce, "redirect": target}).encode(),
+            aad=_aad(state_hash),
+        )
         flow = AuthFlow(
+            id=draft.flow_id,
             state_hash=state_hash,
             tenant_id=request.tenant_id,
             owner_id=request.owner_id,
@@ -127,11 +136,26 @@ class Keymaker:
             scopes=list(request.scopes),
             return_url=request.return_url,
             created_at=now,
-            expires_at=now + self.ttl,
+            expires_at=draft.expires_at,
         )
         with self.db.session() as session:
             session.add(flow)
-        return StartedFlow(flow.id, state, verifier, nonce, flow.expires_at)
+        return draft
+
+    def launch(self, flow_id: str, session_id: str | None) -> str:
+        """The provider URL of a live flow, for the browser of the session that started it."""
+        with self.db.session() as session:
+            flow = session.get(AuthFlow, flow_id)
+        if flow is None or flow.consumed_at is not None:
+            raise InvalidState("unknown or finished flow")
+        if _aware(flow.expires_at) <= datetime.now(UTC):
+            raise MissingFlowState("the flow expired; start again")
+        if not session_id or not secrets.compare_digest(flow.session_hash, digest(session_id)):
+            raise SessionMismatch("this flow was started by another session")
+        sealed = json.loads(self.keyring.decrypt(flow.key_id, flow.sealed_secrets, aad=_aad(flow.state_hash)))
+        if not sealed.get("redirect"):
+            raise InvalidState("this flow has no provider URL")
+        return str(sealed["redirect"])
 
     def consume(self, *, state: str | None, session_id: str | None, error: str | None = None) -> ConsumedFlow:
         """Check a callback and consume its flow exactly once; raises the typed callback errors."""
@@ -160,7 +184,9 @@ class Keymaker:
         if won != 1:
             raise InvalidState("this state was already used")
         if error:
-            raise ProviderDenied("the provider refused the authorization")
+            denied = ProviderDenied("the provider refused the authorization")
+            denied.return_url = flow.return_url  # type: ignore[attr-defined]
+            raise denied
         secrets_json = json.loads(self.keyring.decrypt(flow.key_id, flow.sealed_secrets, aad=_aad(state_hash)))
         return ConsumedFlow(
             flow_id=flow.id,

@@ -74,7 +74,9 @@ class Runtime:
         return definition_id in self.operator_configs
 
     def definition(self, definition_id: str) -> Definition:
-        """An enabled definition; ``ProviderNotEnabled`` when its operator config is missing."""
+        """An enabled definition; ``not_found`` when unknown, ``provider_not_enabled`` without operator config."""
+        if definition_id not in self.registry:
+            raise NotFoundError(f"no definition {definition_id!r}")
         definition = self.registry.get(definition_id)
         if not self.enabled(definition_id):
             raise ProviderNotEnabled(f"{definition_id} is not enabled on this server")

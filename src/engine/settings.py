@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore", populate_by_name=True)
 
     #: SQLAlchemy URL; the embedded default is a SQLite file in the working directory.
     database_url: str = "sqlite:///tether.db"
@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     secret_principal_key: SecretStr = SecretStr("")
     #: Public base URL of this server, for OAuth redirect URIs and webhook URLs.
     public_url: str = "http://127.0.0.1:8000"
+    #: Comma-separated origins an auth flow may send the browser back to (besides ``public_url``'s own).
+    allowed_return_origins_list: str = Field(default="", validation_alias="TETHER_ALLOWED_RETURN_ORIGINS")
+
+    def allowed_return_origins(self) -> list[str]:
+        extra = [o.strip() for o in self.allowed_return_origins_list.split(",") if o.strip()]
+        return [self.public_url, *extra]
 
     def extra_definition_modules(self) -> list[str]:
         return [part.strip() for part in self.definition_modules.split(",") if part.strip()]

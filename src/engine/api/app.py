@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from engine.api import catalog
+from engine.api import catalog, integrations, oauth
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.runtime import Runtime
@@ -28,6 +28,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(catalog.router)
+    app.include_router(integrations.router)
+    app.include_router(oauth.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

@@ -1,0 +1,118 @@
+"""Runs over HTTP: read them, start operations, cancel.
+
+Every route is scoped by the caller's tenant and owner; a run or integration the principal may not see is reported
+as ``not_found`` (404), never as forbidden, so existence does not leak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from engine.api.principal import Principal, current_principal
+from engine.errors import NotFoundError
+from engine.execution import RunView
+from engine.runtime import Runtime
+from engine.tables import Integration, Run
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+class RunList(BaseModel):
+    runs: list[RunView]
+
+
+class InlineResponse(BaseModel):
+    result: Any | None
+    run: RunView
+
+
+class QueuedResponse(BaseModel):
+    run_id: str
+    status: str
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _integration(runtime: Runtime, principal: Principal, integration_id: str) -> Integration:
+    with runtime.db.session() as session:
+        integration = session.get(Integration, integration_id)
+    if integration is None or not principal.can_see(integration):
+        raise NotFoundError(f"no integration {integration_id}")
+    return integration
+
+
+def _run(runtime: Runtime, principal: Principal, run_id: str) -> Run:
+    with runtime.db.session() as session:
+        run = session.get(Run, run_id)
+        integration = session.get(Integration, run.integration_id) if run is not None else None
+    if run is None or integration is None or not principal.can_see(integration):
+        raise NotFoundError(f"no run {run_id}")
+    return run
+
+
+@router.get("/runs/{run_id}", response_model=RunView)
+def get_run(run_id: str, request: Request, principal: Principal = Depends(current_principal)) -> RunView:
+    return RunView.of(_run(_runtime(request), principal, run_id))
+
+
+@router.get("/integrations/{integration_id}/runs", response_model=RunList)
+def list_runs(
+    integration_id: str,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    limit: int = Query(50, ge=1, le=500),
+    operation: str | None = Query(None),
+) -> RunList:
+    runtime = _runtime(request)
+    _integration(runtime, principal, integration_id)
+    query = select(Run).where(Run.integration_id == integration_id)
+    if operation:
+        query = query.where(Run.operation == operation)
+    with runtime.db.session() as session:
+        runs = session.exec(query.order_by(col(Run.queued_at).desc()).limit(limit)).all()
+    return RunList(runs=[RunView.of(r) for r in runs])
+
+
+@router.post(
+    "/integrations/{integration_id}/operations/{operation}",
+    responses={200: {"model": InlineResponse}, 202: {"model": QueuedResponse}},
+)
+async def start_operation(
+    integration_id: str,
+    operation: str,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    config: dict[str, Any] | None = Body(None, embed=True),
+) -> JSONResponse:
+    """Inline operations run now (200 with the result and the run); queued ones return 202 with the run ID."""
+    runtime = _runtime(request)
+    integration = _integration(runtime, principal, integration_id)
+    definition = runtime.definition(integration.definition_id)
+    op = definition.operation(operation)
+    if op is None:
+        raise NotFoundError(f"{definition.id} has no operation {operation}")
+    executor = runtime.executor
+    if op.policy.mode == "inline":
+        done = await executor.run_inline(integration_id, operation, trigger="api", config=config)
+        body = InlineResponse(result=done.result, run=done.run).model_dump(mode="json")
+        if done.run.status != "succeeded":
+            error = {"code": done.run.error_code, "message": done.run.error_message}
+            status = 429 if done.run.error_code == "rate_limited" else 502
+            return JSONResponse({"error": error, "run": body["run"]}, status_code=status)
+        return JSONResponse(body, status_code=200)
+    run_id = await executor.dispatch(integration_id, operation, trigger="api", config=config)
+    return JSONResponse(QueuedResponse(run_id=run_id, status="queued").model_dump(), status_code=202)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunView)
+def cancel_run(run_id: str, request: Request, principal: Principal = Depends(current_principal)) -> RunView:
+    runtime = _runtime(request)
+    _run(runtime, principal, run_id)
+    return runtime.executor.cancel(run_id)

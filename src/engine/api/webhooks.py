@@ -1,0 +1,259 @@
+"""Inbound webhooks over HTTP, and the delivery log of an integration.
+
+``POST /v1/webhooks/{token}`` reads the raw body (at most 1 MB), verifies it before parsing anything, answers
+provider handshakes, records the delivery (an outbox row, de-duplicated on the delivery ID) and acknowledges at once;
+processing is handed off by ``hand_off`` (``app.state.webhook_handoff`` when set, else the executor's queue when it
+offers ``enqueue_delivery``, else an in-process background task). Static webhooks (one URL per app, such as a GitHub
+App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}`` and are routed by the webhook's ``route()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from engine.api.limits import MAX_BODY_BYTES
+from engine.api.principal import Principal, current_principal
+from engine.deliveries import (
+    Target,
+    delivery_key,
+    find_static_target,
+    load_target,
+    parse_body,
+    process_delivery,
+    record_delivery,
+    static_secrets,
+    verify_delivery,
+    webhook_class,
+)
+from engine.errors import NotFoundError, TetherError
+from engine.runtime import Runtime
+from engine.tables import DeliveryStatus, Integration, WebhookDelivery
+from engine.verification import lower_headers
+from engine.webhooks import SlackSignature, Webhook
+
+router = APIRouter(tags=["webhooks"])
+log = logging.getLogger("tether.webhooks")
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+_background: set[asyncio.Task[Any]] = set()
+
+HandOff = Callable[[Runtime, str], Any]
+
+
+class BodyTooLarge(TetherError):
+    code = "body_too_large"
+    status = 413
+
+
+class Acknowledgement(BaseModel):
+    status: str
+    delivery_id: str = ""
+
+
+class DeliveryView(BaseModel):
+    id: str
+    delivery_id: str
+    event_type: str
+    status: DeliveryStatus
+    error_code: str
+    error_message: str
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryView]
+    #: Every delivery of the integration by status (unrouted ones included: they are kept and counted).
+    counts: dict[str, int]
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+# -- hand-off ----------------------------------------------------------------------------------------------------
+
+
+def background_tasks() -> list[asyncio.Task[Any]]:
+    """In-process processing tasks still running (tests await them)."""
+    return list(_background)
+
+
+async def _process_in_background(runtime: Runtime, row_id: str) -> None:
+    try:
+        await process_delivery(runtime, row_id)
+    except Exception as exc:  # the row stays ``received``: the sweep picks it up again
+        log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
+
+
+def default_hand_off(runtime: Runtime, row_id: str) -> None:
+    """Queue the delivery on the executor when it offers a queue, else process it in an in-process task."""
+    try:
+        enqueue = getattr(runtime.executor, "enqueue_delivery", None)
+    except ImportError:  # the execution layer is not there yet
+        enqueue = None
+    if enqueue is not None:
+        enqueue(row_id)
+        return
+    task = asyncio.get_running_loop().create_task(_process_in_background(runtime, row_id))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def hand_off(request: Request, runtime: Runtime, row_id: str) -> None:
+    handler: HandOff = getattr(request.app.state, "webhook_handoff", None) or default_hand_off
+    result = handler(runtime, row_id)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+# -- receiving ---------------------------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge("request body over 1 MB")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge("request body over 1 MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _handshake(webhook: type[Webhook], payload: Any, headers: dict[str, str]) -> Any:
+    """The definition's own handshake answer, else Slack's ``url_verification`` challenge; ``None``: not one."""
+    answer = await webhook().handshake(payload, headers)
+    if answer is not None:
+        return answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
+    if (
+        isinstance(webhook.verifier, SlackSignature)
+        and isinstance(payload, dict)
+        and payload.get("type") == "url_verification"
+        and isinstance(payload.get("challenge"), str)
+    ):
+        return {"challenge": payload["challenge"]}
+    return None
+
+
+def _is_github_ping(webhook: type[Webhook], headers: dict[str, str]) -> bool:
+    """A GitHub ping the webhook declares no event for: answered, not recorded."""
+    return headers.get("x-github-event") == "ping" and not any(e.match == "ping" for e in webhook.events)
+
+
+async def _accept(
+    request: Request, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
+) -> JSONResponse:
+    key = delivery_key(runtime, target, payload, headers, body)
+    recorded = await anyio.to_thread.run_sync(record_delivery, runtime.db, target, key, body, headers)
+    if recorded.duplicate:
+        return JSONResponse({"status": "duplicate", "delivery_id": key}, status_code=200)
+    await hand_off(request, runtime, recorded.row_id)
+    return JSONResponse({"status": "received", "delivery_id": key}, status_code=202)
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Acknowledgement, "description": "a duplicate or a handshake"},
+    202: {"model": Acknowledgement, "description": "recorded; processing is queued"},
+}
+
+
+@router.post("/v1/webhooks/{token}", status_code=202, responses=_RESPONSES)
+async def receive(token: str, request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    body = await _read_body(request)
+    if not _TOKEN.fullmatch(token):
+        raise NotFoundError("no webhook endpoint at this address")
+    headers = lower_headers(request.headers.items())
+    target = await anyio.to_thread.run_sync(load_target, runtime, token)
+    verify_delivery(target.webhook, body, headers, target.secrets)
+    payload = parse_body(body, headers)
+    answer = await _handshake(target.webhook, payload, headers)
+    if answer is not None:
+        return JSONResponse(answer, status_code=200)
+    if _is_github_ping(target.webhook, headers):
+        return JSONResponse({"status": "pong"}, status_code=200)
+    return await _accept(request, runtime, target, body, payload, headers)
+
+
+@router.post("/v1/webhooks/static/{definition_id}/{webhook_name}", status_code=202, responses=_RESPONSES)
+async def receive_static(definition_id: str, webhook_name: str, request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    body = await _read_body(request)
+    webhook = webhook_class(runtime, definition_id, webhook_name) if _NAME.fullmatch(definition_id) else None
+    if webhook is None or not webhook.static or not runtime.enabled(definition_id):
+        raise NotFoundError("no webhook endpoint at this address")
+    headers = lower_headers(request.headers.items())
+    verify_delivery(webhook, body, headers, static_secrets(runtime, webhook))
+    payload = parse_body(body, headers)
+    answer = await _handshake(webhook, payload, headers)
+    if answer is not None:
+        return JSONResponse(answer, status_code=200)
+    if headers.get("x-github-event") == "ping":
+        return JSONResponse({"status": "pong"}, status_code=200)
+    try:
+        match = await webhook().route(payload, headers)
+    except Exception as exc:  # a route() that cannot read this payload: nothing to route it to
+        log.info("static webhook %s.%s route() raised %s", definition_id, webhook_name, type(exc).__name__)
+        match = None
+    target = (
+        await anyio.to_thread.run_sync(find_static_target, runtime, definition_id, webhook, match) if match else None
+    )
+    if target is None:
+        # Verified, but no integration of ours: acknowledge so the provider does not retry forever.
+        return JSONResponse({"status": "unrouted"}, status_code=202)
+    return await _accept(request, runtime, target, body, payload, headers)
+
+
+# -- delivery log ------------------------------------------------------------------------------------------------
+
+
+def _deliveries(
+    runtime: Runtime, principal: Principal, integration_id: str, status: DeliveryStatus | None, limit: int
+) -> DeliveryList:
+    with runtime.db.session() as session:
+        integration = session.get(Integration, integration_id)
+        if integration is None or not principal.can_see(integration):
+            raise NotFoundError(f"no integration {integration_id!r}")
+        query = select(WebhookDelivery).where(WebhookDelivery.integration_id == integration_id)
+        if status is not None:
+            query = query.where(WebhookDelivery.status == status)
+        rows = session.exec(query.order_by(col(WebhookDelivery.received_at).desc()).limit(limit)).all()
+        counts = session.exec(
+            select(WebhookDelivery.status, func.count())
+            .where(WebhookDelivery.integration_id == integration_id)
+            .group_by(WebhookDelivery.status)
+        ).all()
+    return DeliveryList(
+        deliveries=[DeliveryView.model_validate(r, from_attributes=True) for r in rows],
+        counts={str(DeliveryStatus(s).value): int(n) for s, n in counts},
+    )
+
+
+@router.get("/v1/integrations/{integration_id}/deliveries", response_model=DeliveryList, tags=["webhooks"])
+async def list_deliveries(
+    integration_id: str,
+    request: Request,
+    status: DeliveryStatus | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    principal: Principal = Depends(current_principal),
+) -> DeliveryList:
+    runtime = _runtime(request)
+    return await anyio.to_thread.run_sync(_deliveries, runtime, principal, integration_id, status, limit)
