@@ -19,6 +19,8 @@ keys_app = typer.Typer(help="The master key ring that seals stored credentials."
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+api_keys_app = typer.Typer(help="API keys the host app uses to call Tether.", no_args_is_help=True)
+app.add_typer(api_keys_app, name="api-keys")
 app.add_typer(mapping_app, name="mapping")
 
 
@@ -167,6 +169,28 @@ def keys_prune() -> None:
         return
     _replace_key_file(source.path, source.path.read_text(encoding="ascii").strip().split(",")[0])
     typer.echo(f"re-wrapped {moved} secret(s); dropped {len(retired)} retired key(s) from {source.path}")
+
+
+@api_keys_app.command("create")
+def api_keys_create(
+    tenant: str = typer.Option(..., help="The tenant the key acts for."),
+    role: str = typer.Option("server", help="server (every owner of the tenant) or user (one owner)."),
+    owner: str = typer.Option("", help="The owner, for user keys."),
+    name: str = typer.Option("", help="A label to tell keys apart."),
+) -> None:
+    """Create an API key; it is printed once and stored only as a digest."""
+    from engine.api.principal import Unauthenticated, create_api_key
+    from engine.database import Database
+
+    if role not in ("server", "user"):
+        _fail("error: --role must be server or user")
+    try:
+        plain, row = create_api_key(Database(Settings().database_url), tenant=tenant, role=role, owner=owner,  # type: ignore[arg-type]
+                                    name=name)
+    except Unauthenticated as exc:
+        _fail(f"error: {exc.message}")
+    typer.echo(plain)
+    typer.echo(f"key {row.prefix}… for tenant {tenant} ({role}); store it now, it is not shown again", err=True)
 
 
 def _keystore(settings: Settings, keyring):  # type: ignore[no-untyped-def]

@@ -114,3 +114,18 @@ def test_serve_answers_healthz_and_the_catalog(served: str) -> None:
     detail = httpx.get(served + "/v1/definitions/github_app").json()
     manual = [c for c in detail["connection_details"] if c["manual_slot_schema"]]
     assert manual and "token" in manual[0]["manual_slot_schema"]["properties"]
+
+
+def test_api_keys_create_prints_the_key_once(tmp_path: Path) -> None:
+    tether(tmp_path, "db", "upgrade")
+    result = tether(tmp_path, "api-keys", "create", "--tenant", "acme", "--name", "host")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert key.startswith("tk_") and "acme" in result.stderr and key not in result.stderr
+    from engine.api.principal import authenticate_api_key
+    from engine.database import Database
+
+    principal = authenticate_api_key(Database(f"sqlite:///{tmp_path / 'tether.db'}"), key)
+    assert (principal.tenant_id, principal.role) == ("acme", "server")
+    refused = tether(tmp_path, "api-keys", "create", "--tenant", "acme", "--role", "user")
+    assert refused.returncode == 1
