@@ -5,4 +5,11 @@ group. New provider authors: start from ``definitions.github_app``.
 """
 
 #: Module paths of the built-in definitions; each module exposes ``definition``.
-CATALOG: tuple[str, ...] = ("definitions.github_app",)
+CATALOG: tuple[str, ...] = (
+    "definitions.github_app",
+    "definitions.slack",
+    "definitions.okta",
+    "definitions.google_workspace",
+    "definitions.azure_entra_id",
+    "definitions.microsoft_teams",
+)

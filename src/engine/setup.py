@@ -486,20 +486,13 @@ class Setup:
 
 def first_connection_hooks(runtime: Runtime) -> list[tuple[str, Any]]:
     """What step 10 runs: webhook endpoint reconciliation, then reconcile-eligible operations."""
-    hooks: list[tuple[str, Any]] = []
-    try:
-        from engine.deliveries import ensure_endpoints
-    except ImportError:
-        ensure_endpoints = None  # type: ignore[assignment]
-    if ensure_endpoints is not None:
-        hooks.append(("webhooks_reconciled", lambda integration: ensure_endpoints(runtime, integration)))
-    try:
-        from engine.scheduler import reconcile
-    except ImportError:
-        reconcile = None  # type: ignore[assignment]
-    if reconcile is not None:
-        hooks.append(("reconcile_dispatched", lambda integration: reconcile(runtime, integration.id)))
-    return hooks
+    from engine.deliveries import ensure_endpoints
+    from engine.scheduler import reconcile
+
+    return [
+        ("webhooks_reconciled", lambda integration: ensure_endpoints(runtime, integration)),
+        ("reconcile_dispatched", lambda integration: reconcile(runtime, integration.id)),
+    ]
 
 
 def _routing(connection: type[ConnectionBase], slot: CredentialSlot) -> dict[str, str]:

@@ -110,7 +110,7 @@ def test_serve_answers_healthz_and_the_catalog(served: str) -> None:
     health = httpx.get(served + "/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     catalog = httpx.get(served + "/v1/definitions").json()
-    assert [d["id"] for d in catalog] == ["github_app"]
+    assert "github_app" in [d["id"] for d in catalog]
     detail = httpx.get(served + "/v1/definitions/github_app").json()
     manual = [c for c in detail["connection_details"] if c["manual_slot_schema"]]
     assert manual and "token" in manual[0]["manual_slot_schema"]["properties"]

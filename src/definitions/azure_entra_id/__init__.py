@@ -1,0 +1,11 @@
+"""Microsoft Entra ID: users, groups and memberships from Microsoft Graph delta queries. Start at
+``definition.py``.
+
+Modules, one concept each: ``config`` (the multi-tenant app), ``slots`` (what is stored), ``graph`` (Graph's
+errors and ``@odata.nextLink`` / ``@odata.deltaLink`` paging), ``client`` (app-only tokens per tenant),
+``operations``, ``connections``, ``webhook`` (change notifications) and ``mappings``.
+"""
+
+from definitions.azure_entra_id.definition import definition
+
+__all__ = ["definition"]

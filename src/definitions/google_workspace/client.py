@@ -1,0 +1,182 @@
+"""The Admin SDK client: one ``httpx.AsyncClient`` per credential, acting as an admin or as a service account.
+
+An OAuth credential already holds a short-lived access token: the Keystore refreshes it before a client is built,
+so the client just sends it. A service account has no token until it asks for one: it signs a JWT with its key
+(RS256) naming the admin it acts for (``sub``, domain-wide delegation) and trades it at Google's token endpoint
+for an hour-long access token (RFC 7523 JWT bearer grant). ``ServiceAccountAuth`` does that inside httpx's auth
+flow, reuses the token, and mints a new one shortly before it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, cast
+
+import anyio
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from definitions.google_workspace.config import GoogleWorkspaceInput
+from definitions.google_workspace.rest import raise_for_status
+from definitions.google_workspace.slots import GoogleServiceAccountKey, GoogleWorkspaceOAuthToken
+from engine import Client, ClientContext, ProviderError
+from engine.egress import egress_client, read_json
+from engine.errors import ConfigurationError
+
+API_URL = "https://admin.googleapis.com"
+#: The only place an assertion is sent. The key file's own ``token_uri`` is ignored: a pasted key must not be
+#: able to send a signed assertion anywhere else.
+TOKEN_URL = "https://oauth2.googleapis.com/token"
+SCOPES = (
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
+    "https://www.googleapis.com/auth/admin.directory.customer.readonly",
+)
+HEADERS = {"Accept": "application/json", "User-Agent": "Tether (google_workspace)"}
+#: Google accepts assertions valid for at most an hour.
+JWT_LIFETIME = 3600
+#: Mint a new token this long before the current one expires, so no request carries a stale one.
+REMINT_MARGIN = 5 * 60
+
+
+class GoogleWorkspaceClient(Client):
+    """REST client for ``admin.googleapis.com``, built from whichever credential the active connection holds."""
+
+    slots = (GoogleWorkspaceOAuthToken, GoogleServiceAccountKey)
+
+    def build(self, ctx: ClientContext) -> httpx.AsyncClient:
+        credential = ctx.credential
+        if isinstance(credential, GoogleWorkspaceOAuthToken):
+            return _http_client(BearerAuth(credential.access_token.get_secret_value()))
+        if not isinstance(credential, GoogleServiceAccountKey):
+            raise TypeError(f"GoogleWorkspaceClient cannot be built from {type(credential).__name__}")
+        user_input = cast(GoogleWorkspaceInput | None, ctx.user_input)
+        key = parse_service_account_key(credential.key_json.get_secret_value())
+        return _http_client(ServiceAccountAuth(
+            client_email=key["client_email"],
+            private_key=key["private_key"],
+            subject=user_input.admin_email if user_input else "",
+        ))
+
+
+def _http_client(auth: httpx.Auth) -> httpx.AsyncClient:
+    """Every request goes through the egress guard (https only, no private addresses, bounded bodies)."""
+    return egress_client(base_url=API_URL, headers=HEADERS, auth=auth)
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+def parse_service_account_key(text: str) -> dict[str, str]:
+    """The fields of a service account JSON key that Tether uses; a malformed key is a configuration error.
+
+    The message never repeats the key: it names what is missing.
+    """
+    try:
+        key = json.loads(text)
+    except ValueError:
+        key = None
+    if not isinstance(key, dict) or key.get("type") != "service_account":
+        raise ConfigurationError("google_workspace: the key is not a service account JSON key")
+    missing = [f for f in ("client_email", "private_key") if not isinstance(key.get(f), str) or not key.get(f)]
+    if missing:
+        raise ConfigurationError(f"google_workspace: the service account key lacks {', '.join(missing)}")
+    return {"client_email": key["client_email"], "private_key": key["private_key"]}
+
+
+class ServiceAccountAuth(httpx.Auth):
+    """Authenticates as a service account impersonating ``subject`` (domain-wide delegation).
+
+    A lock makes concurrent requests share one mint. Without a ``subject`` Google would answer with the service
+    account's own (directory-less) identity, so the first request fails with ``admin_email_missing`` instead.
+    """
+
+    def __init__(self, *, client_email: str, private_key: str, subject: str,
+                 scopes: tuple[str, ...] = SCOPES, clock: Callable[[], float] = time.time) -> None:
+        self.client_email = client_email
+        self.subject = subject
+        self.scopes = scopes
+        #: Seconds since the epoch; replaceable so tests can move time forward.
+        self.clock = clock
+        self._key = _load_private_key(private_key)
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = anyio.Lock()
+
+    def assertion(self) -> str:
+        """The RS256 JWT Google trades for an access token (RFC 7523 §2.1)."""
+        now = int(self.clock())
+        claims = {"iss": self.client_email, "sub": self.subject, "scope": " ".join(self.scopes),
+                  "aud": TOKEN_URL, "iat": now, "exp": now + JWT_LIFETIME}
+        return sign_jwt(self._key, claims)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not self.subject:
+            raise ProviderError("Google Workspace needs the admin email the service account acts for",
+                                code="admin_email_missing")
+        async with self._lock:
+            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
+                minted = yield httpx.Request("POST", TOKEN_URL, data={
+                    "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "assertion": self.assertion(),
+                })
+                await minted.aread()
+                await self._store(minted)
+            token = self._token
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise TypeError("ServiceAccountAuth mints tokens asynchronously; use it with httpx.AsyncClient")
+
+    async def _store(self, response: httpx.Response) -> None:
+        if response.status_code in (400, 401):
+            # invalid_grant / unauthorized_client: the key was deleted, or delegation is not granted for the scopes.
+            raise ProviderError("Google refused the service account assertion", provider_status=response.status_code,
+                                code="unauthorized")
+        raise_for_status(response)
+        body: Any = await read_json(response)
+        try:
+            self._token = str(body["access_token"])
+            self._expires_at = self.clock() + float(body["expires_in"])
+        except (TypeError, KeyError, ValueError):
+            raise ProviderError("Google answered an unexpected token shape") from None
+
+
+def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigurationError("google_workspace: the service account private_key is not a PEM RSA key")
+    return key
+
+
+def sign_jwt(key: rsa.RSAPrivateKey, claims: dict[str, object]) -> str:
+    """A compact JWS with RS256 (RSASSA-PKCS1-v1_5 over SHA-256), the algorithm Google's token endpoint expects."""
+    header = {"alg": "RS256", "typ": "JWT"}
+    signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}".encode()
+    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input.decode()}.{_b64url(signature)}"
+
+
+def _b64url_json(value: dict[str, object]) -> str:
+    return _b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

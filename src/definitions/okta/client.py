@@ -1,0 +1,148 @@
+"""The Okta API client: one ``httpx.AsyncClient`` per credential, for the org URL the user entered.
+
+The org URL is user input, so the client is built with ``egress_client`` like every other: each request and
+redirect is refused unless it is https to a public address. An API token is sent as ``SSWS <token>``. A service
+app first trades a signed client assertion (``private_key_jwt``, RS256) for an access token at the org
+authorization server (``/oauth2/v1/token``); ``ServiceAppAuth`` does that inside httpx's auth flow, reuses the
+token and mints a new one shortly before it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import cast
+
+import anyio
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from definitions.okta.api import raise_for_status
+from definitions.okta.config import OktaSettings
+from definitions.okta.slots import OktaApiToken, OktaServiceApp
+from engine import Client, ClientContext, ProviderError
+from engine.egress import egress_client, read_json
+from engine.errors import ConfigurationError
+
+HEADERS = {"Accept": "application/json", "User-Agent": "Tether (okta)"}
+#: Read-only management scopes granted to the service app (Okta API Scopes tab).
+SCOPES = ("okta.users.read", "okta.groups.read")
+#: Okta accepts client assertions that live at most an hour; five minutes is plenty for one exchange.
+ASSERTION_LIFETIME = 5 * 60
+#: Mint a new access token this long before the current one expires.
+REMINT_MARGIN = 5 * 60
+
+
+class OktaClient(Client):
+    """Management API client for the org in the integration's ``org_url``."""
+
+    slots = (OktaApiToken, OktaServiceApp)
+
+    def build(self, ctx: ClientContext) -> httpx.AsyncClient:
+        if not isinstance(ctx.user_input, OktaSettings):
+            raise ConfigurationError("okta: the integration has no org URL")
+        org_url = ctx.user_input.org_url
+        credential = ctx.credential
+        auth: httpx.Auth
+        if isinstance(credential, OktaApiToken):
+            auth = SswsAuth(credential.api_token.get_secret_value())
+        elif isinstance(credential, OktaServiceApp):
+            auth = ServiceAppAuth(client_id=credential.client_id, private_key=credential.private_key.get_secret_value(),
+                                  key_id=credential.key_id, token_url=f"{org_url}/oauth2/v1/token")
+        else:
+            raise TypeError(f"OktaClient cannot be built from {type(credential).__name__}")
+        return egress_client(base_url=org_url, headers=HEADERS, auth=auth)
+
+
+class SswsAuth(httpx.Auth):
+    """``Authorization: SSWS <token>`` on every request."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"SSWS {self._token}"
+        yield request
+
+
+class ServiceAppAuth(httpx.Auth):
+    """Client credentials with ``private_key_jwt``; a lock makes concurrent requests share one mint."""
+
+    def __init__(self, *, client_id: str, private_key: str, key_id: str | None, token_url: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client_id = client_id
+        self.key_id = key_id
+        self.token_url = token_url
+        self.clock = clock
+        self._key = _load_private_key(private_key)
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = anyio.Lock()
+
+    def client_assertion(self) -> str:
+        now = int(self.clock())
+        header: dict[str, object] = {"alg": "RS256", "typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
+        claims: dict[str, object] = {"iss": self.client_id, "sub": self.client_id, "aud": self.token_url,
+                                     "iat": now, "exp": now + ASSERTION_LIFETIME, "jti": secrets.token_urlsafe(16)}
+        signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}".encode()
+        signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input.decode()}.{_b64url(signature)}"
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._lock:
+            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
+                minted = yield self._mint_request()
+                await minted.aread()
+                await self._store(minted)
+            token = self._token
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise TypeError("ServiceAppAuth mints tokens asynchronously; use it with httpx.AsyncClient")
+
+    def _mint_request(self) -> httpx.Request:
+        return httpx.Request("POST", self.token_url, headers={"Accept": "application/json"}, data={
+            "grant_type": "client_credentials",
+            "scope": " ".join(SCOPES),
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": self.client_assertion(),
+        })
+
+    async def _store(self, response: httpx.Response) -> None:
+        if response.status_code in (400, 401):
+            # invalid_client / invalid_scope: the app, its key or its granted scopes are wrong.
+            raise ProviderError("Okta refused the service app's client assertion", provider_status=response.status_code,
+                                code="unauthorized")
+        raise_for_status(response)
+        body = await read_json(response)
+        try:
+            self._token = str(body["access_token"])
+            self._expires_at = self.clock() + int(body.get("expires_in", 3600))
+        except (TypeError, KeyError, ValueError):
+            raise ProviderError("Okta answered an unexpected token shape") from None
+
+
+def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """Parse the app's PEM key; newlines escaped as ``\\n`` are accepted."""
+    if "\n" not in pem:
+        pem = pem.replace("\\n", "\n")
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigurationError("okta: the service app's private_key is not an unencrypted PEM RSA private key")
+    return cast(rsa.RSAPrivateKey, key)
+
+
+def _b64url_json(value: dict[str, object]) -> str:
+    return _b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
