@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from engine.cli_workers import scheduler as scheduler_cmd
+from engine.cli_workers import worker as worker_cmd
 from engine.errors import ConfigurationError, DefinitionError
 from engine.settings import Settings
 from ingest.cli import mapping_app
@@ -21,6 +23,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 api_keys_app = typer.Typer(help="API keys the host app uses to call Tether.", no_args_is_help=True)
 app.add_typer(api_keys_app, name="api-keys")
+app.command("worker")(worker_cmd)
+app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
 
 
@@ -57,8 +61,18 @@ def serve(
     bind_port = port or settings.port
     for definition_id, missing in runtime.disabled.items():
         typer.echo(f"definition {definition_id} disabled: set {', '.join(missing)} to enable it")
-    typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect})")
-    uvicorn.run(create_app(runtime), host=bind_host, port=bind_port, log_level="info")
+    embedded = None
+    if not settings.broker_url:
+        from engine.worker import start_embedded
+
+        embedded = start_embedded(runtime)  # the embedded default: worker, reaper and scheduler in this process
+    queue = settings.broker_url.split("://")[0] if settings.broker_url else "in-process"
+    typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect}, queue: {queue})")
+    try:
+        uvicorn.run(create_app(runtime), host=bind_host, port=bind_port, log_level="info")
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @definitions_app.command("list")

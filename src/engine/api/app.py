@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from engine.api import catalog, integrations, oauth
+from engine.api import catalog, integrations, oauth, runs, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.runtime import Runtime
@@ -30,6 +30,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(integrations.router)
     app.include_router(oauth.router)
+    app.include_router(webhooks.router)
+    app.include_router(runs.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

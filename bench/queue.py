@@ -1,0 +1,219 @@
+"""``python -m bench queue``: no-op queued runs end to end through Redis, next to plain Dramatiq actors.
+
+Engine: a no-op queued operation dispatched ``RUNS`` times (run row inserted, message with the run ID sent to
+Redis), executed by one ``tether worker`` process (8 threads): claim, load integration/definition, run, record.
+Runs/s is ``RUNS / (last finished_at - first queued_at)``; latency is ``started_at - queued_at`` per run.
+
+Plain: the same number of messages to a plain Dramatiq actor (default middleware) in one worker process with 8
+threads; the actor only pushes its start latency to a Redis list. The ratio is the engine's throughput over plain.
+
+Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
+``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from engine import Definition, Operation, OperationContext, Policy
+
+RUNS = int(os.environ.get("TETHER_BENCH_QUEUE_RUNS", "2000"))
+THREADS = 8
+REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Noop(Operation):
+    """Do nothing."""
+
+    policy = Policy.queued(max_retries=0)
+
+    async def run(self, ctx: OperationContext) -> None:
+        return None
+
+
+definition = Definition(id="benchq", name="Bench queue", description="A no-op operation.", operations=(Noop,))
+
+
+# -- plain Dramatiq --------------------------------------------------------------------------------------------
+
+
+def plain_worker() -> None:
+    """The plain side's worker process: one no-op actor that records its start latency."""
+    import dramatiq
+    import redis
+    from dramatiq.brokers.redis import RedisBroker
+
+    namespace = os.environ["BENCH_NAMESPACE"]
+    broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+    dramatiq.set_broker(broker)
+    client = redis.Redis.from_url(REDIS_URL)
+
+    @dramatiq.actor(broker=broker, queue_name="plain", max_retries=0)
+    def noop(sent_at: float) -> None:
+        client.rpush(f"{namespace}:lat", json.dumps([time.time() - sent_at, time.time()]))
+
+    worker = dramatiq.Worker(broker, worker_threads=THREADS, worker_timeout=200)
+    worker.start()
+    print("ready", flush=True)
+    sys.stdin.read()  # until the parent closes stdin
+    worker.stop()
+
+
+def run_plain(namespace: str) -> tuple[float, list[float]]:
+    import dramatiq
+    import redis
+    from dramatiq.brokers.redis import RedisBroker
+
+    env = {**os.environ, "BENCH_NAMESPACE": namespace, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from bench.queue import plain_worker; plain_worker()"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"
+    broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+    actor = dramatiq.Actor(
+        lambda sent_at: None, broker=broker, actor_name="noop", queue_name="plain", priority=0, options={}
+    )
+    client = redis.Redis.from_url(REDIS_URL)
+    began = time.time()
+    for _ in range(RUNS):
+        actor.send(time.time())
+    while client.llen(f"{namespace}:lat") < RUNS:
+        time.sleep(0.05)
+    rows = [json.loads(x) for x in client.lrange(f"{namespace}:lat", 0, -1)]
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    finished = max(r[1] for r in rows)
+    return RUNS / (finished - began), [r[0] * 1000 for r in rows]
+
+
+# -- the engine ------------------------------------------------------------------------------------------------
+
+
+def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, list[float]]:
+    from sqlmodel import func, select
+
+    from engine import worker as worker_module
+    from engine.crypto import generate_master_key
+    from engine.runtime import Runtime
+    from engine.settings import Settings
+    from engine.tables import Integration, IntegrationStatus, Run, RunStatus
+
+    env = {
+        "TETHER_DATABASE_URL": database_url,
+        "TETHER_SECRET_MASTER_KEY": generate_master_key(),
+        "TETHER_DEFINITION_MODULES": "bench.queue",
+        "TETHER_ENABLED_DEFINITIONS": "benchq",
+        "TETHER_STATE_DIR": str(tmp),
+        "TETHER_BROKER_URL": REDIS_URL,
+        "TETHER_BROKER_NAMESPACE": namespace,
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update(env)
+    runtime = Runtime.start(Settings(), migrate=True)
+    worker_module.reset()
+    with runtime.db.session() as session:
+        integration = Integration(
+            tenant_id="bench", owner_id="bench", definition_id="benchq", status=IntegrationStatus.connected
+        )
+        session.add(integration)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", str(THREADS)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert "ready" in proc.stdout.readline()
+
+    async def dispatch_all() -> None:
+        # Callers dispatch concurrently (an API server does); 16 in flight at a time.
+        gate = asyncio.Semaphore(16)
+
+        async def one() -> None:
+            async with gate:
+                await runtime.executor.dispatch(integration.id, "Noop", trigger="api")
+
+        await asyncio.gather(*(one() for _ in range(RUNS)))
+
+    try:
+        asyncio.run(dispatch_all())
+        while True:
+            with runtime.db.session() as session:
+                done = session.exec(
+                    select(func.count()).select_from(Run).where(Run.status == RunStatus.succeeded)
+                ).one()
+            if done >= RUNS:
+                break
+            time.sleep(0.1)
+        with runtime.db.session() as session:
+            runs = session.exec(select(Run)).all()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        worker_module.reset()
+        runtime.close()
+    first = min(r.queued_at for r in runs)
+    last = max(r.finished_at for r in runs if r.finished_at is not None)
+    latencies = [(r.started_at - r.queued_at).total_seconds() * 1000 for r in runs if r.started_at is not None]
+    return RUNS / (last - first).total_seconds(), latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main() -> None:
+    import tempfile
+
+    import redis
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from engine.database import normalize_url
+
+    namespace = f"bench_{uuid.uuid4().hex[:10]}"
+    schema = f"bench_queue_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(normalize_url(POSTGRES_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        plain_rate, _plain_lat = run_plain(namespace + "p")
+        with tempfile.TemporaryDirectory() as tmp:
+            rate, latencies = run_engine(namespace, url.render_as_string(hide_password=False), Path(tmp))
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+        for prefix in (namespace, namespace + "p"):
+            keys = list(client.scan_iter(f"{prefix}:*"))
+            if keys:
+                client.delete(*keys)
+    p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
+    print(f"engine: {RUNS} no-op runs, {rate:.0f} runs/s, enqueue->start p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"plain dramatiq: {RUNS} no-op messages, {plain_rate:.0f} msgs/s")
+    result = {
+        "runs_per_s": round(rate, 1),
+        "plain_dramatiq_per_s": round(plain_rate, 1),
+        "ratio": round(rate / plain_rate, 3),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+    }
+    print(json.dumps(result))

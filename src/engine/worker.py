@@ -1,0 +1,263 @@
+"""Queued runs on Dramatiq (DESIGN.md §6).
+
+A queued run is one message for one actor, ``tether.execute_run``, whose only argument is the run ID: never a
+credential, a config or a payload (those stay in the database). The broker comes from ``TETHER_BROKER_URL``:
+
+- ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
+- ``amqp://…`` → ``RabbitmqBroker`` (needs ``pika``, installed separately);
+- empty → the embedded default: Dramatiq's ``StubBroker`` with a ``dramatiq.Worker`` running in threads of the
+  server process (``start_embedded``). Same actor, same middleware, same retry and deferral behaviour, no extra
+  service; messages live in memory, so a crash loses queued messages (the reaper still recovers the runs).
+
+Middleware: ``AsyncIO`` runs the async actor on one event loop per process; ``Retries`` re-enqueues only on
+``dramatiq.Retry``, which the actor raises when the executor asked for another attempt. The delay is the executor's
+decision: exponential backoff for transient errors, ``Retry-After`` for a provider 429 (the message is deferred
+through the broker's delay queue, the worker thread never sleeps). Every other outcome is final in the run row and
+the message is acknowledged. ``TimeLimit`` gets ``Policy.time_limit`` plus a grace period per message, as a
+backstop: the executor enforces the limit itself and records ``time_limit_exceeded``.
+
+Worker processes also run the reaper (``Executor.reap_stale``) every few seconds: a run left ``running`` by a
+worker that died (its heartbeat stopped) is retried or failed with ``worker_lost``.
+
+Environment knobs: ``TETHER_BROKER_NAMESPACE`` (Redis key prefix, default ``tether``), ``TETHER_QUEUE`` (default
+``tether``), ``TETHER_REAP_INTERVAL_SECONDS`` (default 15), plus the executor's (``engine.execution``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+from dramatiq import Retry
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+
+from engine.errors import ConfigurationError
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
+
+log = logging.getLogger("tether.worker")
+
+ACTOR_NAME = "tether.execute_run"
+#: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
+TIME_LIMIT_GRACE_SECONDS = 30.0
+DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
+
+
+@dataclass
+class _State:
+    broker: dramatiq.Broker | None = None
+    actor: dramatiq.Actor | None = None
+    url: str | None = None
+    runtime: Runtime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_state = _State()
+
+
+def queue_name() -> str:
+    return os.environ.get("TETHER_QUEUE", "tether").strip() or "tether"
+
+
+def _retry_only_on_request(retries: int, exception: BaseException) -> bool:
+    return isinstance(exception, Retry)
+
+
+def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
+    """A broker for ``url`` with Tether's middleware stack (see the module docstring)."""
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=int((DEFAULT_TIME_LIMIT_SECONDS + TIME_LIMIT_GRACE_SECONDS) * 1000)),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=None, retry_when=_retry_only_on_request),  # type: ignore[arg-type]
+        AsyncIO(),
+    ]
+    namespace = namespace or os.environ.get("TETHER_BROKER_NAMESPACE", "tether").strip() or "tether"
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, namespace=namespace, middleware=middleware)
+    if url.startswith(("amqp://", "amqps://")):
+        try:
+            from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        except ImportError:
+            raise ConfigurationError("TETHER_BROKER_URL is amqp:// but pika is not installed") from None
+        return RabbitmqBroker(url=url, middleware=middleware)
+    if url == "":
+        return StubBroker(middleware=middleware)
+    raise ConfigurationError("TETHER_BROKER_URL must be redis://, amqp:// or empty (embedded worker)")
+
+
+def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """This process's broker, built once from ``TETHER_BROKER_URL``, with the run actor declared on it."""
+    url = (settings or Settings()).broker_url.strip() if _state.url is None else _state.url
+    with _state.lock:
+        if _state.broker is None:
+            broker = build_broker(url)
+            dramatiq.set_broker(broker)
+            _state.actor = dramatiq.Actor(
+                _execute_run,
+                broker=broker,
+                actor_name=ACTOR_NAME,
+                queue_name=queue_name(),
+                priority=0,
+                options={},
+            )
+            _state.broker, _state.url = broker, url
+        return _state.broker
+
+
+def reset() -> None:
+    """Forget this process's broker (tests)."""
+    with _state.lock:
+        if _state.broker is not None:
+            _state.broker.close()
+        _state.broker = _state.actor = None
+        _state.url = None
+        _state.runtime = None
+
+
+def set_runtime(runtime: Runtime) -> None:
+    """The runtime the actor executes runs with (the server's, for the embedded worker)."""
+    _state.runtime = runtime
+
+
+def _runtime() -> Runtime:
+    if _state.runtime is None:
+        from engine.runtime import Runtime
+
+        with _state.lock:
+            if _state.runtime is None:
+                _state.runtime = Runtime.start()
+    return _state.runtime
+
+
+def enqueue(
+    run_id: str, *, delay: float | None = None, time_limit: float | None = None, settings: Settings | None = None
+) -> None:
+    """Send the message of one queued run (only its ID)."""
+    get_broker(settings)
+    assert _state.actor is not None
+    limit = (time_limit or DEFAULT_TIME_LIMIT_SECONDS) + TIME_LIMIT_GRACE_SECONDS
+    options: dict[str, Any] = {"time_limit": int(limit * 1000)}
+    if delay is not None and delay > 0:
+        options["delay"] = int(delay * 1000)
+    _state.actor.send_with_options(args=(run_id,), **options)
+
+
+async def _execute_run(run_id: str) -> None:
+    outcome = await _runtime().executor.execute(run_id)
+    if outcome.retry_in is not None:
+        why = "deferred (rate limited)" if outcome.deferred else "retried"
+        raise Retry(f"run {run_id} {why}", delay=max(0, int(outcome.retry_in * 1000)))
+
+
+# -- worker processes and the embedded default -------------------------------------------------------------------
+
+
+class Reaper(threading.Thread):
+    """Every ``interval`` seconds, recover runs whose worker died."""
+
+    def __init__(self, runtime: Runtime, interval: float) -> None:
+        super().__init__(name="tether-reaper", daemon=True)
+        self.runtime = runtime
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.runtime.executor.reap_stale()
+            except Exception as exc:  # keep reaping; the next pass retries
+                log.warning("reaper pass failed: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def reap_interval() -> float:
+    value = os.environ.get("TETHER_REAP_INTERVAL_SECONDS", "").strip()
+    return float(value) if value else 15.0
+
+
+@dataclass
+class WorkerHandle:
+    worker: dramatiq.Worker
+    reaper: Reaper | None
+    extra: list[Any] = field(default_factory=list)
+
+    def stop(self, timeout_ms: int = 10_000) -> None:
+        for item in self.extra:
+            item.stop()
+        if self.reaper is not None:
+            self.reaper.stop()
+        self.worker.stop(timeout=timeout_ms)
+
+
+def start_worker(runtime: Runtime, *, threads: int = 8, reap: bool = True) -> WorkerHandle:
+    """Start a Dramatiq worker (threads of this process) executing runs with ``runtime``."""
+    set_runtime(runtime)
+    broker = get_broker(runtime.settings)
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+    worker.start()
+    reaper = Reaper(runtime, reap_interval()) if reap else None
+    if reaper is not None:
+        reaper.start()
+    return WorkerHandle(worker, reaper)
+
+
+def start_embedded(runtime: Runtime, *, threads: int = 4, schedule_interval: float = 5.0) -> WorkerHandle:
+    """The embedded default (``TETHER_BROKER_URL`` empty): an in-process worker, reaper and scheduler."""
+    from engine.scheduler import SchedulerThread
+
+    handle = start_worker(runtime, threads=threads)
+    scheduler = SchedulerThread(runtime, interval=schedule_interval)
+    scheduler.start()
+    handle.extra.append(scheduler)
+    return handle
+
+
+def run_worker(*, threads: int = 8, processes: int = 1) -> None:
+    """``tether worker``: run worker processes until SIGINT/SIGTERM."""
+    if processes > 1:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        children = [context.Process(target=run_worker, kwargs={"threads": threads}) for _ in range(processes)]
+        for child in children:
+            child.start()
+
+        def forward(signum: int, _frame: Any) -> None:
+            for child in children:
+                if child.pid is not None:
+                    os.kill(child.pid, signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        for child in children:
+            child.join()
+        return
+    from engine.runtime import Runtime
+
+    runtime = Runtime.start()
+    if not runtime.settings.broker_url:
+        raise ConfigurationError("tether worker needs TETHER_BROKER_URL (the embedded default runs in `tether serve`)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    handle = start_worker(runtime, threads=threads)
+    log.info("tether worker started (%d threads, queue %s)", threads, queue_name())
+    print(f"tether worker ready pid={os.getpid()}", flush=True)
+    stop.wait()
+    handle.stop()
+    runtime.close()

@@ -1,0 +1,153 @@
+"""The runs API (scoped by principal) and the provider kit (pagination guards, rate-limit parsing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api import create_app
+from engine.api import runs as runs_api
+from engine.api.principal import create_api_key
+from engine.providerkit import (
+    CursorPages,
+    LinkPages,
+    OffsetPages,
+    Page,
+    PageRequest,
+    PaginationLimit,
+    PaginationLoop,
+    RateLimited,
+    TransientProviderError,
+    check_response,
+    paginate,
+    retry_after_seconds,
+)
+
+
+@pytest.fixture
+def api(ops):
+    app = create_app(ops.runtime)
+    app.include_router(runs_api.router)
+    server, _ = create_api_key(ops.runtime.db, tenant="t1", role="server")
+    stranger, _ = create_api_key(ops.runtime.db, tenant="t1", role="user", owner="someone-else")
+    with TestClient(app) as client:
+        yield client, {"Authorization": f"Bearer {server}"}, {"Authorization": f"Bearer {stranger}"}
+
+
+async def test_runs_api_inline_queued_read_cancel_and_scoping(ops, api) -> None:
+    client, server, stranger = api
+    integration = ops.connect()
+    sent: list[str] = []
+    ops.runtime.executor.enqueue = lambda run_id, delay, limit: sent.append(run_id)
+
+    inline = client.post(f"/v1/integrations/{integration}/operations/Ping", headers=server, json={})
+    assert inline.status_code == 200
+    assert inline.json()["result"] == {"ok": True} and inline.json()["run"]["status"] == "succeeded"
+
+    queued = client.post(
+        f"/v1/integrations/{integration}/operations/Echo", headers=server, json={"config": {"value": "q"}}
+    )
+    assert queued.status_code == 202
+    run_id = queued.json()["run_id"]
+    assert sent == [run_id]
+
+    got = client.get(f"/v1/runs/{run_id}", headers=server)
+    assert got.status_code == 200 and got.json()["status"] == "queued" and got.json()["config"] == {"value": "q"}
+    assert set(got.json()) == set(inline.json()["run"])  # one run-record shape
+
+    listed = client.get(f"/v1/integrations/{integration}/runs", headers=server)
+    assert {r["id"] for r in listed.json()["runs"]} == {run_id, inline.json()["run"]["id"]}
+
+    invalid = client.post(
+        f"/v1/integrations/{integration}/operations/Flaky", headers=server, json={"config": {"fail_times": "no"}}
+    )
+    assert invalid.status_code == 422 and invalid.json()["error"]["code"] == "invalid_input"
+
+    for url in (f"/v1/runs/{run_id}", f"/v1/integrations/{integration}/runs"):
+        hidden = client.get(url, headers=stranger)
+        assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "not_found"
+    assert client.post(f"/v1/runs/{run_id}/cancel", headers=stranger).status_code == 404
+    assert client.post(f"/v1/integrations/{integration}/operations/Ping", headers=stranger).status_code == 404
+    assert client.get(f"/v1/runs/{run_id}").status_code == 401
+
+    cancelled = client.post(f"/v1/runs/{run_id}/cancel", headers=server)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    outcome = await ops.runtime.executor.execute(run_id)  # the message arrives after the cancel: nothing runs
+    assert outcome.skipped and ops.run(run_id).attempts == 0
+
+
+def _json_response(body, *, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers, request=httpx.Request("GET", "https://p.example/x"))
+
+
+async def test_cursor_pagination_and_repeated_cursor_guard() -> None:
+    pages = {None: ([1, 2], "c1"), "c1": ([3], "c2"), "c2": ([4], "c1")}
+
+    async def fetch(request: PageRequest) -> httpx.Response:
+        items, cursor = pages[request.cursor]
+        return _json_response({"items": items, "next_cursor": cursor})
+
+    seen: list[int] = []
+    with pytest.raises(PaginationLoop):
+        async for page in paginate(fetch, style=CursorPages()):
+            seen.extend(page.items)
+    assert seen == [1, 2, 3, 4]
+
+
+async def test_identical_page_guard_and_page_cap() -> None:
+    async def same(request: PageRequest) -> Page:
+        return Page([{"id": 1}], next=f"c{request.number}")
+
+    with pytest.raises(PaginationLoop):
+        async for _ in paginate(same, style=CursorPages()):
+            pass
+
+    async def endless(request: PageRequest) -> Page:
+        return Page([request.number], next=f"c{request.number}")
+
+    with pytest.raises(PaginationLimit):
+        async for _ in paginate(endless, style=CursorPages(), max_pages=5):
+            pass
+
+    ticks = iter(range(0, 1000, 10))
+    with pytest.raises(PaginationLimit):
+        async for _ in paginate(endless, style=CursorPages(), max_seconds=25, clock=lambda: float(next(ticks))):
+            pass
+
+
+async def test_link_and_offset_pagination() -> None:
+    async def linked(request: PageRequest) -> httpx.Response:
+        n = int((request.url or "https://p.example/items?page=1").rsplit("=", 1)[1])
+        link = {"Link": f'<https://p.example/items?page={n + 1}>; rel="next"'} if n < 3 else {}
+        return _json_response([n], headers=link)
+
+    got = [p.items async for p in paginate(linked, style=LinkPages(url="https://p.example/items?page=1"))]
+    assert got == [[1], [2], [3]]
+
+    data = list(range(7))
+
+    async def offset(request: PageRequest) -> httpx.Response:
+        return _json_response({"items": data[request.offset : request.offset + request.limit]})
+
+    got = [p.items async for p in paginate(offset, style=OffsetPages(), limit=3)]
+    assert got == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+async def test_rate_limits_become_typed_errors() -> None:
+    async def limited(request: PageRequest) -> httpx.Response:
+        return _json_response({"message": "slow down, token abc"}, status=429, headers={"Retry-After": "7"})
+
+    with pytest.raises(RateLimited) as caught:
+        async for _ in paginate(limited, style=CursorPages()):
+            pass
+    assert caught.value.retry_after == 7 and "abc" not in caught.value.message
+    with pytest.raises(TransientProviderError):
+        check_response(_json_response({}, status=503))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    later = (now + timedelta(seconds=30)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert retry_after_seconds({"Retry-After": later}, now=now) == 30
+    assert retry_after_seconds({"X-RateLimit-Reset": str(int(now.timestamp()) + 12)}, now=now) == 12
+    assert retry_after_seconds({}) is None

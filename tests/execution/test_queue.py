@@ -1,0 +1,127 @@
+"""Queued runs through the real Redis broker and a real ``tether worker`` subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from sqlmodel import select
+
+from engine.tables import Run, RunStatus
+
+
+async def test_enqueue_run_succeeds(ops) -> None:
+    integration = ops.connect()
+    ops.start_worker()
+    run_id = await ops.runtime.executor.dispatch(integration, "Echo", trigger="api", config={"value": "hi"})
+    run = await ops.wait(run_id)
+    assert run.status == RunStatus.succeeded
+    assert run.result == {"echo": "hi", "n": 1}
+    assert run.attempts == 1
+    assert run.trigger == "api"
+    assert run.started_at is not None and run.finished_at is not None and run.heartbeat_at is not None
+    assert run.error_code == ""
+
+
+async def test_transient_failure_is_retried_then_succeeds(ops) -> None:
+    integration = ops.connect()
+    ops.start_worker()
+    run_id = await ops.runtime.executor.dispatch(integration, "Flaky", trigger="api", config={"fail_times": 2})
+    run = await ops.wait(run_id)
+    assert run.status == RunStatus.succeeded
+    assert run.attempts == 3
+    assert run.result == {"attempt": 3}
+
+
+async def test_transient_failures_beyond_max_retries_fail(ops) -> None:
+    integration = ops.connect()
+    ops.start_worker()
+    run_id = await ops.runtime.executor.dispatch(integration, "Flaky", trigger="api", config={"fail_times": 10})
+    run = await ops.wait(run_id)
+    assert run.status == RunStatus.failed
+    assert run.attempts == 4  # max_retries=3
+    assert run.error_code == "provider_unavailable"
+
+
+async def test_permanent_error_is_not_retried_and_is_redacted(ops) -> None:
+    integration = ops.connect(token="tok-very-secret-123")
+    ops.start_worker()
+    run_id = await ops.runtime.executor.dispatch(integration, "Broken", trigger="api")
+    run = await ops.wait(run_id)
+    assert run.status == RunStatus.failed
+    assert run.attempts == 1
+    assert run.error_code == "provider_error"
+    assert "tok-very-secret-123" not in run.error_message
+    assert "[redacted]" in run.error_message
+
+
+async def test_429_defers_through_the_queue_without_blocking_the_worker(ops) -> None:
+    integration = ops.connect()
+    ops.start_worker(threads=1)  # one thread: if the 429 slept in the worker, nothing else could run
+    executor = ops.runtime.executor
+    limited = await executor.dispatch(
+        integration, "Limited", trigger="api", config={"limited_times": 1, "retry_after": 6}
+    )
+    deferred = await ops.wait(limited, RunStatus.queued, RunStatus.succeeded, RunStatus.failed)
+    while deferred.attempts < 1 or deferred.status == RunStatus.running:
+        deferred = await ops.wait(limited, RunStatus.queued, RunStatus.succeeded, RunStatus.failed)
+    assert deferred.status == RunStatus.queued
+    assert deferred.error_code == "rate_limited"
+    # The deferred message sits in the broker's delay queue with an eta ~Retry-After ahead.
+    delayed = ops.redis.hlen(f"{ops.namespace}:tether.DQ.msgs")
+    assert delayed == 1
+    other = await executor.dispatch(integration, "Echo", trigger="api", config={"value": "meanwhile"})
+    done = await ops.wait(other)
+    assert done.status == RunStatus.succeeded
+    assert ops.run(limited).status == RunStatus.queued  # still waiting out its Retry-After
+    final = await ops.wait(limited)
+    assert final.status == RunStatus.succeeded
+    assert final.attempts == 2
+    assert final.finished_at > done.finished_at
+
+
+async def test_worker_killed_mid_run_is_recovered_by_retry(ops) -> None:
+    integration = ops.connect()
+    first = ops.start_worker()
+    run_id = await ops.runtime.executor.dispatch(integration, "Slow", trigger="api", config={"seconds": 60})
+    await ops.wait(run_id, RunStatus.running)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    ops.start_worker()  # its reaper finds the stale heartbeat and re-enqueues the run
+    run = await ops.wait(run_id)
+    assert run.status == RunStatus.succeeded
+    assert run.attempts == 2
+    assert run.result == {"attempt": 2}
+
+
+async def test_worker_killed_mid_run_without_retries_fails_with_reason(ops) -> None:
+    integration = ops.connect()
+    first = ops.start_worker()
+    run_id = await ops.runtime.executor.dispatch(integration, "SlowOnce", trigger="api", config={"seconds": 60})
+    await ops.wait(run_id, RunStatus.running)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    ops.start_worker()
+    run = await ops.wait(run_id)
+    assert run.status == RunStatus.failed
+    assert run.error_code == "worker_lost"
+    assert "stopped responding" in run.error_message
+    with ops.runtime.db.session() as session:
+        assert not session.exec(select(Run).where(Run.status == RunStatus.running)).all()
+
+
+async def test_cancel_a_running_run(ops) -> None:
+    integration = ops.connect()
+    ops.start_worker(threads=1)  # one thread: the Echo below runs only if the cancelled run really stopped
+    executor = ops.runtime.executor
+    run_id = await executor.dispatch(
+        integration, "Slow", trigger="api", config={"seconds": 120, "first_attempt_only": False}
+    )
+    await ops.wait(run_id, RunStatus.running)
+    view = executor.cancel(run_id)
+    assert view.status == "cancelled"
+    # The worker notices at its next heartbeat and stops; a later run is served, and the cancel stands.
+    other = await executor.dispatch(integration, "Echo", trigger="api")
+    assert (await ops.wait(other)).status == RunStatus.succeeded
+    assert ops.run(run_id).status == RunStatus.cancelled
+    assert ops.run(run_id).attempts == 1
