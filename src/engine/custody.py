@@ -153,6 +153,10 @@ class Custody:
                         detail={"step": "revoke", "code": exc.code},
                     )
                 raise RevocationFailed("the provider did not confirm the revocation; nothing was deleted") from None
+        from engine.deliveries import remove_endpoints
+
+        # While the credential still exists: unregistering a webhook at the provider may need it.
+        await remove_endpoints(self.runtime, integration)
         with self.runtime.db.session() as session:
             fresh = session.get(Integration, integration_id)
             if fresh is None:

@@ -1,0 +1,737 @@
+"""Webhook endpoints and deliveries: endpoint rows, recording (an outbox), processing and the recovery sweep.
+
+- ``ensure_endpoints`` gives each of an integration's webhooks a ``webhook_endpoint`` row with an unguessable token
+  and, for ``EndpointSecret`` schemes, a generated secret sealed by the key ring (AAD ``webhook:{endpoint.id}``, the
+  one ``Keystore.rewrap_all`` uses). When the webhook class has ``async def register(self, ctx, url)`` it is called
+  to register the URL at the provider; ``remove_endpoints`` calls ``unregister(self, ctx, ref)`` and deletes the rows.
+- ``record_delivery`` runs after verification: one ``INSERT … ON CONFLICT DO NOTHING`` on (endpoint, delivery ID)
+  writes the delivery and its processing intent (status ``received``) together. A duplicate inserts nothing, so
+  concurrent duplicates cannot both be processed. Without a provider delivery ID, a content hash of the body within
+  a time bucket stands in.
+- ``process_delivery`` claims a ``received`` row (a lease, fenced by ``attempts``), resolves the event type to an event
+  class (none: ``unrouted``, kept), runs the handler (payloads → ingest, counted on a run with trigger ``webhook``;
+  ``ctx.dispatch`` → the execution layer) and finishes as ``processed`` or ``failed`` with a reason.
+- ``redeliver_pending`` is the sweep that picks up deliveries whose processing never finished (a worker died).
+
+While a row is ``received``, ``processed_at`` holds the time processing was claimed (the lease); once the row is
+final it is the time processing finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+from pydantic import SecretStr
+from sqlalchemy import or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+
+from engine.database import Database
+from engine.errors import NotFoundError, TetherError
+from engine.operations import Operation, Payload
+from engine.runtime import Runtime
+from engine.tables import (
+    DeliveryStatus,
+    Integration,
+    IntegrationStatus,
+    Run,
+    RunStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    new_id,
+    utcnow,
+)
+from engine.verification import InvalidSignature, lower_headers, verify
+from engine.webhooks import (
+    CelValue,
+    EndpointSecret,
+    EventContext,
+    Header,
+    JsonField,
+    Locator,
+    OperatorSecret,
+    StandardWebhooks,
+    Webhook,
+    WebhookEvent,
+)
+
+log = logging.getLogger("tether.webhooks")
+
+#: Deliveries without a provider delivery ID are de-duplicated by content within windows of this length.
+CONTENT_HASH_WINDOW = timedelta(minutes=5)
+#: A claimed delivery not finished within this time is considered abandoned and may be claimed again.
+PROCESSING_LEASE = timedelta(minutes=5)
+#: Processing attempts before a delivery is failed for good.
+MAX_ATTEMPTS = 5
+#: Payloads handed to ingest per transaction.
+INGEST_PAGE = 500
+#: Headers never stored with a delivery.
+_UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+Dispatcher = Callable[[Runtime, str, str, dict[str, Any]], Awaitable[str]]
+
+
+def endpoint_aad(endpoint_id: str) -> bytes:
+    """The AAD sealing an endpoint's secret (the same as ``Keystore.rewrap_all``)."""
+    return f"webhook:{endpoint_id}".encode()
+
+
+def webhook_class(runtime: Runtime, definition_id: str, name: str) -> type[Webhook] | None:
+    if definition_id not in runtime.registry:
+        return None
+    return next((w for w in runtime.registry.get(definition_id).webhooks if w.name == name), None)
+
+
+def generate_secret(webhook: type[Webhook]) -> str:
+    """A new endpoint secret in the shape the scheme expects (``whsec_`` + base64 for Standard Webhooks)."""
+    if isinstance(webhook.verifier, StandardWebhooks):
+        import base64
+
+        return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(32)
+
+
+def endpoint_url(runtime: Runtime, endpoint: WebhookEndpoint) -> str:
+    return f"{runtime.settings.public_url.rstrip('/')}/v1/webhooks/{endpoint.token}"
+
+
+def static_url(runtime: Runtime, definition_id: str, webhook: str) -> str:
+    return f"{runtime.settings.public_url.rstrip('/')}/v1/webhooks/static/{definition_id}/{webhook}"
+
+
+# -- endpoint rows ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EndpointContext:
+    """What a webhook's ``register`` / ``unregister`` hook receives."""
+
+    runtime: Runtime
+    integration: Integration
+    endpoint_id: str
+    webhook: str
+    #: The endpoint's verification secret (``None`` when it comes from operator config).
+    secret: str | None
+    operator_config: Any
+    #: The integration's API client when one can be built from its stored credential, else ``None``.
+    client: Any = None
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    id: str
+    webhook: str
+    url: str
+    static: bool
+    registered: bool
+    provider_ref: str = ""
+
+
+def _insert(db: Database) -> Any:
+    return pg_insert if db.dialect == "postgresql" else sqlite_insert
+
+
+def endpoint_secret(runtime: Runtime, endpoint: WebhookEndpoint) -> str | None:
+    if endpoint.secret_ciphertext is None:
+        return None
+    return runtime.keys.keyring.decrypt(
+        endpoint.key_id, endpoint.secret_ciphertext, aad=endpoint_aad(endpoint.id)
+    ).decode()
+
+
+async def ensure_endpoints(runtime: Runtime, integration: Integration) -> list[EndpointInfo]:
+    """Create (idempotently) one endpoint row per webhook of the integration's definition and register the
+    per-integration ones at the provider when the webhook declares a ``register`` hook."""
+    definition = runtime.registry.get(integration.definition_id)
+    out: list[EndpointInfo] = []
+    for webhook in definition.webhooks:
+        row = await anyio.to_thread.run_sync(_ensure_row, runtime, integration.id, webhook)
+        register = getattr(webhook, "register", None)
+        if register is not None and not webhook.static and row.registered_at is None:
+            url = endpoint_url(runtime, row)
+            ctx = await _endpoint_context(runtime, integration, row)
+            ref = await webhook().register(ctx, url)  # type: ignore[attr-defined]
+            row = await anyio.to_thread.run_sync(_mark_registered, runtime.db, row.id, str(ref or ""))
+        url = static_url(runtime, definition.id, webhook.name) if webhook.static else endpoint_url(runtime, row)
+        out.append(
+            EndpointInfo(row.id, webhook.name, url, webhook.static, row.registered_at is not None, row.provider_ref)
+        )
+    return out
+
+
+def _ensure_row(runtime: Runtime, integration_id: str, webhook: type[Webhook]) -> WebhookEndpoint:
+    endpoint_id = new_id()
+    values: dict[str, Any] = {
+        "id": endpoint_id,
+        "integration_id": integration_id,
+        "webhook": webhook.name,
+        "token": secrets.token_urlsafe(32),
+        "key_id": "",
+        "secret_ciphertext": None,
+        "provider_ref": "",
+        "registered_at": None,
+        "created_at": utcnow(),
+    }
+    if isinstance(getattr(webhook.verifier, "secret", None), EndpointSecret):
+        sealed = runtime.keys.keyring.encrypt(generate_secret(webhook).encode(), aad=endpoint_aad(endpoint_id))
+        values["key_id"], values["secret_ciphertext"] = sealed.key_id, sealed.blob
+    statement = _insert(runtime.db)(WebhookEndpoint).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["integration_id", "webhook"])
+    with runtime.db.session() as session:
+        session.execute(statement)
+        return session.exec(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.integration_id == integration_id, WebhookEndpoint.webhook == webhook.name
+            )
+        ).one()
+
+
+def _mark_registered(db: Database, endpoint_id: str, ref: str) -> WebhookEndpoint:
+    with db.session() as session:
+        row = session.get_one(WebhookEndpoint, endpoint_id)
+        row.registered_at, row.provider_ref = utcnow(), ref[:500]
+        session.add(row)
+        return row
+
+
+async def _endpoint_context(runtime: Runtime, integration: Integration, row: WebhookEndpoint) -> EndpointContext:
+    client = None
+    try:
+        definition = runtime.registry.get(integration.definition_id)
+        connection = definition.connection(str(integration.provider_data.get("connection", "")))
+        if connection is not None and connection.clients:
+            stored = runtime.keystore.load(integration.id, connection.credential)
+            if stored is not None:
+                client = runtime.build_client(integration, connection, stored)
+    except TetherError as exc:  # no client: the hook decides whether it can do without
+        log.info("no client for webhook registration of %s: %s", integration.id, exc.code)
+    operator_config = runtime.operator_configs.get(integration.definition_id)
+    return EndpointContext(
+        runtime, integration, row.id, row.webhook, endpoint_secret(runtime, row), operator_config, client
+    )
+
+
+async def remove_endpoints(runtime: Runtime, integration: Integration) -> int:
+    """Disconnect: unregister each registered endpoint at the provider (best effort), then delete the rows (and,
+    by cascade, their delivery history). Returns the number of rows removed."""
+    with runtime.db.session() as session:
+        rows = list(session.exec(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration.id)))
+    for row in rows:
+        webhook = webhook_class(runtime, integration.definition_id, row.webhook)
+        unregister = getattr(webhook, "unregister", None) if webhook is not None else None
+        if unregister is None or row.registered_at is None or webhook is None:
+            continue
+        try:
+            await webhook().unregister(await _endpoint_context(runtime, integration, row), row.provider_ref)  # type: ignore[attr-defined]
+        except Exception as exc:  # the rows go anyway: the provider's deliveries will then get 404
+            log.warning("unregistering webhook %s of %s failed: %s", row.webhook, integration.id, type(exc).__name__)
+    with runtime.db.session() as session:
+        for row in rows:
+            stored = session.get(WebhookEndpoint, row.id)
+            if stored is not None:
+                session.delete(stored)
+    return len(rows)
+
+
+# -- receiving -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """An endpoint a delivery was addressed to, with everything verification and recording need."""
+
+    endpoint_id: str
+    integration_id: str
+    tenant_id: str
+    definition_id: str
+    webhook: type[Webhook]
+    secrets: tuple[str, ...]
+
+
+def _secrets_for(runtime: Runtime, webhook: type[Webhook], endpoint: WebhookEndpoint | None) -> tuple[str, ...]:
+    source = getattr(webhook.verifier, "secret", None)
+    if isinstance(source, OperatorSecret):
+        definition_id = next(d.id for d in runtime.registry.definitions() if webhook in d.webhooks)
+        config = runtime.operator_configs.get(definition_id)
+        value = getattr(config, source.field, None) if config is not None else None
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return (str(value),) if value else ()
+    if isinstance(source, EndpointSecret) and endpoint is not None:
+        value = endpoint_secret(runtime, endpoint)
+        return (value,) if value else ()
+    return ()
+
+
+def load_target(runtime: Runtime, token: str) -> Target:
+    """The endpoint a public token names; ``NotFoundError`` when there is none (or its integration is gone)."""
+    with runtime.db.session() as session:
+        found = session.exec(
+            select(WebhookEndpoint, Integration)
+            .join(Integration, col(Integration.id) == col(WebhookEndpoint.integration_id))
+            .where(WebhookEndpoint.token == token)
+        ).first()
+    if found is None:
+        raise NotFoundError("no webhook endpoint at this address")
+    endpoint, integration = found
+    webhook = webhook_class(runtime, integration.definition_id, endpoint.webhook)
+    if webhook is None or webhook.static or integration.status == IntegrationStatus.disconnected:
+        raise NotFoundError("no webhook endpoint at this address")
+    return Target(
+        endpoint.id,
+        integration.id,
+        integration.tenant_id,
+        integration.definition_id,
+        webhook,
+        _secrets_for(runtime, webhook, endpoint),
+    )
+
+
+def static_secrets(runtime: Runtime, webhook: type[Webhook]) -> tuple[str, ...]:
+    return _secrets_for(runtime, webhook, None)
+
+
+def verify_delivery(
+    webhook: type[Webhook], body: bytes, headers: Mapping[str, str], secrets_: tuple[str, ...], now: float | None = None
+) -> None:
+    if not secrets_:
+        raise InvalidSignature("no verification secret is configured for this endpoint")
+    verify(webhook.verifier, body, headers, secrets_, now=now)
+
+
+def find_static_target(
+    runtime: Runtime, definition_id: str, webhook: type[Webhook], match: Mapping[str, str]
+) -> Target | None:
+    """The integration whose ``provider_data`` has every key of ``match`` (compared as text), and its endpoint."""
+    with runtime.db.session() as session:
+        integrations = session.exec(
+            select(Integration).where(
+                Integration.definition_id == definition_id,
+                Integration.status != IntegrationStatus.disconnected,
+            )
+        ).all()
+        chosen = next(
+            (
+                i
+                for i in integrations
+                if all(k in i.provider_data and str(i.provider_data[k]) == str(v) for k, v in match.items())
+            ),
+            None,
+        )
+        if chosen is None:
+            return None
+        endpoint = session.exec(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.integration_id == chosen.id, WebhookEndpoint.webhook == webhook.name
+            )
+        ).first()
+    if endpoint is None:
+        return None
+    return Target(endpoint.id, chosen.id, chosen.tenant_id, definition_id, webhook, ())
+
+
+def parse_body(body: bytes, headers: Mapping[str, str]) -> Any:
+    """JSON, or a form (Slack slash commands; a form's ``payload`` field holding JSON is decoded); else ``None``."""
+    if "application/x-www-form-urlencoded" in headers.get("content-type", ""):
+        form: dict[str, Any] = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if isinstance(form.get("payload"), str):
+            with contextlib.suppress(ValueError):
+                form["payload"] = json.loads(form["payload"])
+        return form
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def json_path(payload: Any, path: str) -> Any:
+    current = payload
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    return current
+
+
+def locate(
+    runtime: Runtime,
+    definition_id: str,
+    webhook: type[Webhook],
+    attr: str,
+    locator: Locator | None,
+    payload: Any,
+    headers: Mapping[str, str],
+) -> str | None:
+    """A header, JSON-path or CEL value of a delivery as text (``None``: absent, empty or not a scalar)."""
+    if locator is None:
+        return None
+    if isinstance(locator, Header):
+        value: Any = headers.get(locator.name.lower())
+    elif isinstance(locator, JsonField):
+        value = json_path(payload, locator.path)
+    elif isinstance(locator, CelValue):
+        expression = runtime.registry.expression(definition_id, f"{webhook.name}.{attr}")
+        try:
+            value = expression.evaluate({"payload": payload, "headers": dict(headers)})
+        except TetherError:
+            return None
+    else:
+        return None
+    if value is None or isinstance(value, dict | list) or value == "":
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def delivery_key(
+    runtime: Runtime, target: Target, payload: Any, headers: Mapping[str, str], body: bytes, now: datetime | None = None
+) -> str:
+    """The idempotency key: the provider's delivery ID, else a content hash within a time bucket."""
+    webhook = target.webhook
+    value = locate(runtime, target.definition_id, webhook, "delivery_id", webhook.delivery_id, payload, headers)
+    if value is None and isinstance(webhook.verifier, StandardWebhooks):
+        value = headers.get("webhook-id") or headers.get("svix-id") or None
+    if value is not None and len(value) <= 200:
+        return value
+    if value is not None:
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    at = now or utcnow()
+    bucket = int(at.timestamp() // CONTENT_HASH_WINDOW.total_seconds())
+    return f"body:{bucket}:{hashlib.sha256(body).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    row_id: str
+    delivery_id: str
+    duplicate: bool
+
+
+def record_delivery(
+    db: Database, target: Target, delivery_id: str, body: bytes, headers: Mapping[str, str]
+) -> Recorded:
+    """Insert the delivery with status ``received`` (the processing intent) in one statement; a repeated delivery
+    ID for the endpoint inserts nothing and reports ``duplicate`` (race-safe: the unique constraint decides)."""
+    row_id = new_id()
+    stored = {k: v for k, v in headers.items() if k.lower() not in _UNSTORED_HEADERS}
+    statement = (
+        _insert(db)(WebhookDelivery)
+        .values(
+            id=row_id,
+            endpoint_id=target.endpoint_id,
+            integration_id=target.integration_id,
+            delivery_id=delivery_id,
+            event_type="",
+            status=DeliveryStatus.received.value,
+            body=body,
+            headers=stored,
+            error_code="",
+            error_message="",
+            attempts=0,
+            received_at=utcnow(),
+            processed_at=None,
+        )
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "delivery_id"])
+        .returning(WebhookDelivery.id)  # type: ignore[arg-type]
+    )
+    with db.engine.begin() as connection:
+        inserted = connection.execute(statement).first() is not None
+    return Recorded(row_id, delivery_id, duplicate=not inserted)
+
+
+# -- processing ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryOutcome:
+    status: DeliveryStatus
+    event_type: str = ""
+    event: str = ""
+    payloads: int = 0
+    persisted: int = 0
+    filtered: int = 0
+    rejected: int = 0
+    runs: list[str] = field(default_factory=list)
+    error_code: str = ""
+
+
+async def dispatch_operation(runtime: Runtime, integration_id: str, operation_id: str, config: dict[str, Any]) -> str:
+    """The one way a webhook hands an operation to the execution layer (trigger ``webhook``)."""
+    return await runtime.executor.dispatch(integration_id, operation_id, trigger="webhook", config=config)
+
+
+def _claim(db: Database, row_id: str, lease: timedelta) -> WebhookDelivery | None:
+    now = utcnow()
+    with db.session() as session:
+        result = session.execute(
+            update(WebhookDelivery)
+            .where(
+                col(WebhookDelivery.id) == row_id,
+                col(WebhookDelivery.status) == DeliveryStatus.received.value,
+                or_(col(WebhookDelivery.processed_at).is_(None), col(WebhookDelivery.processed_at) < now - lease),
+            )
+            .values(attempts=WebhookDelivery.attempts + 1, processed_at=now)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+    with db.session() as session:
+        return session.get(WebhookDelivery, row_id)
+
+
+def _finish(
+    db: Database,
+    row: WebhookDelivery,
+    status: DeliveryStatus,
+    *,
+    event_type: str = "",
+    code: str = "",
+    message: str = "",
+    run_id: str | None = None,
+    run_failed: bool = False,
+) -> bool:
+    """Write the final status, fenced by the attempt number this worker claimed (a stale worker writes nothing)."""
+    now = utcnow()
+    with db.session() as session:
+        result = session.execute(
+            update(WebhookDelivery)
+            .where(
+                col(WebhookDelivery.id) == row.id,
+                col(WebhookDelivery.status) == DeliveryStatus.received.value,
+                col(WebhookDelivery.attempts) == row.attempts,
+            )
+            .values(
+                status=status.value,
+                event_type=event_type[:200],
+                error_code=code[:100],
+                error_message=message[:1000],
+                processed_at=now,
+            )
+        )
+        if run_id is not None:
+            session.execute(
+                update(Run)
+                .where(col(Run.id) == run_id)
+                .values(
+                    status=(RunStatus.failed if run_failed else RunStatus.succeeded).value,
+                    finished_at=now,
+                    error_code=code[:100],
+                    error_message=message[:1000],
+                )
+            )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _load_context(db: Database, row: WebhookDelivery) -> tuple[WebhookEndpoint, Integration] | None:
+    with db.session() as session:
+        endpoint = session.get(WebhookEndpoint, row.endpoint_id)
+        integration = session.get(Integration, endpoint.integration_id) if endpoint is not None else None
+    return (endpoint, integration) if endpoint is not None and integration is not None else None
+
+
+def _start_run(db: Database, integration: Integration, event: type[WebhookEvent], row: WebhookDelivery) -> str:
+    run = Run(
+        integration_id=integration.id,
+        tenant_id=integration.tenant_id,
+        operation=event.event_id(),
+        trigger="webhook",
+        status=RunStatus.running,
+        delivery_id=row.id,
+        started_at=utcnow(),
+        attempts=row.attempts,
+    )
+    with db.session() as session:
+        session.add(run)
+    return run.id
+
+
+async def process_delivery(
+    runtime: Runtime,
+    delivery_row_id: str,
+    *,
+    dispatcher: Dispatcher | None = None,
+    lease: timedelta = PROCESSING_LEASE,
+) -> DeliveryOutcome | None:
+    """Process one recorded delivery; ``None`` when another worker holds it or it is already final."""
+    from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter
+
+    db = runtime.db
+    row = await anyio.to_thread.run_sync(_claim, db, delivery_row_id, lease)
+    if row is None:
+        return None
+    if row.attempts > MAX_ATTEMPTS:
+        await anyio.to_thread.run_sync(
+            lambda: _finish(
+                db,
+                row,
+                DeliveryStatus.failed,
+                code="too_many_attempts",
+                message=f"processing did not finish in {MAX_ATTEMPTS} attempts",
+            )
+        )
+        return DeliveryOutcome(DeliveryStatus.failed, error_code="too_many_attempts")
+    loaded = await anyio.to_thread.run_sync(_load_context, db, row)
+    webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
+    if loaded is None or webhook is None:
+        await anyio.to_thread.run_sync(
+            lambda: _finish(
+                db,
+                row,
+                DeliveryStatus.failed,
+                code="webhook_unknown",
+                message="the endpoint's webhook is no longer declared",
+            )
+        )
+        return DeliveryOutcome(DeliveryStatus.failed, error_code="webhook_unknown")
+    _endpoint, integration = loaded
+    headers = lower_headers(row.headers)
+    payload = parse_body(row.body, headers)
+    event_type = (
+        locate(runtime, integration.definition_id, webhook, "event_type", webhook.event_type, payload, headers) or ""
+    )
+    event = next((e for e in webhook.events if e.match == event_type), None)
+    if event is None:
+        await anyio.to_thread.run_sync(lambda: _finish(db, row, DeliveryStatus.unrouted, event_type=event_type))
+        log.info("webhook delivery %s unrouted (event type %r)", row.id, event_type[:100])
+        return DeliveryOutcome(DeliveryStatus.unrouted, event_type=event_type)
+
+    outcome = DeliveryOutcome(DeliveryStatus.processed, event_type=event_type, event=event.event_id())
+    send = dispatcher or dispatch_operation
+    run_id: str | None = None
+    pipeline: IngestPipeline | None = None
+
+    async def dispatch(operation: type[Operation], config: dict[str, Any]) -> str:
+        run = await send(runtime, integration.id, operation.operation_id(), dict(config))
+        outcome.runs.append(run)
+        return run
+
+    async def flush(batch: list[Payload]) -> None:
+        nonlocal run_id, pipeline
+        if not batch:
+            return
+        if run_id is None:
+            run_id = await anyio.to_thread.run_sync(_start_run, db, integration, event, row)
+            pipeline = IngestPipeline(runtime.registry, db)
+        ctx = IngestContext(
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            definition_id=integration.definition_id,
+            emits=event.emits,
+            integration_filter=compile_integration_filter(integration.filter_expr),
+            run_id=run_id,
+            delivery_id=row.id,
+            source="webhook",
+            origin=event.event_id(),
+        )
+        assert pipeline is not None
+        result = await anyio.to_thread.run_sync(pipeline.process, ctx, list(batch), outcome.payloads)
+        outcome.payloads += result.received
+        outcome.persisted += result.persisted
+        outcome.filtered += result.filtered
+        outcome.rejected += result.rejected
+        batch.clear()
+
+    context = EventContext(
+        integration_id=integration.id,
+        event_type=event_type,
+        delivery_id=row.delivery_id,
+        payload=payload,
+        headers=headers,
+        dispatch=dispatch,
+        extras={"tenant_id": integration.tenant_id, "delivery_row_id": row.id},
+    )
+    try:
+        batch: list[Payload] = []
+        async for item in event().handle(context):
+            batch.append(item)
+            if len(batch) >= INGEST_PAGE:
+                await flush(batch)
+        await flush(batch)
+    except Exception as exc:
+        code = exc.code if isinstance(exc, TetherError) else "handler_error"
+        # A TetherError's message is safe to show; anything else may carry anything, so only its type is kept.
+        message = exc.message if isinstance(exc, TetherError) else f"the handler raised {type(exc).__name__}"
+        log.warning("webhook delivery %s failed: %s", row.id, code)
+        await anyio.to_thread.run_sync(
+            lambda: _finish(
+                db,
+                row,
+                DeliveryStatus.failed,
+                event_type=event_type,
+                code=code,
+                message=message,
+                run_id=run_id,
+                run_failed=True,
+            )
+        )
+        outcome.status, outcome.error_code = DeliveryStatus.failed, code
+        return outcome
+    await anyio.to_thread.run_sync(
+        lambda: _finish(db, row, DeliveryStatus.processed, event_type=event_type, run_id=run_id)
+    )
+    return outcome
+
+
+def pending_deliveries(
+    db: Database, *, older_than: timedelta, lease: timedelta, limit: int, include_failed: bool = False
+) -> list[str]:
+    now = utcnow()
+    with db.session() as session:
+        if include_failed:
+            session.execute(
+                update(WebhookDelivery)
+                .where(
+                    col(WebhookDelivery.status) == DeliveryStatus.failed.value,
+                    col(WebhookDelivery.attempts) < MAX_ATTEMPTS,
+                    col(WebhookDelivery.error_code) != "too_many_attempts",
+                )
+                .values(status=DeliveryStatus.received.value, processed_at=None)
+            )
+        return list(
+            session.exec(
+                select(WebhookDelivery.id)
+                .where(
+                    col(WebhookDelivery.status) == DeliveryStatus.received.value,
+                    col(WebhookDelivery.received_at) <= now - older_than,
+                    or_(col(WebhookDelivery.processed_at).is_(None), col(WebhookDelivery.processed_at) < now - lease),
+                )
+                .order_by(col(WebhookDelivery.received_at))
+                .limit(limit)
+            )
+        )
+
+
+async def redeliver_pending(
+    runtime: Runtime,
+    *,
+    older_than: timedelta = timedelta(minutes=1),
+    lease: timedelta = PROCESSING_LEASE,
+    limit: int = 100,
+    include_failed: bool = False,
+    dispatcher: Dispatcher | None = None,
+) -> list[DeliveryOutcome]:
+    """The recovery sweep: process deliveries recorded at least ``older_than`` ago whose processing never started
+    or whose claim has outlived ``lease``. ``include_failed`` also retries failed deliveries with attempts left."""
+    ids = await anyio.to_thread.run_sync(
+        lambda: pending_deliveries(
+            runtime.db, older_than=older_than, lease=lease, limit=limit, include_failed=include_failed
+        )
+    )
+    out = []
+    for row_id in ids:
+        outcome = await process_delivery(runtime, row_id, dispatcher=dispatcher, lease=lease)
+        if outcome is not None:
+            out.append(outcome)
+    return out
