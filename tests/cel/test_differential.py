@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,7 +68,7 @@ def _field() -> st.SearchStrategy[str]:
 #: Macro targets and string-method receivers: lists, maps and strings (celpy also iterates the characters of a string
 #: and calls string methods on lists, neither of which CEL defines).
 RANGES = st.sampled_from(["payload.l", "[1, 2, 3]", "[]", "payload.m", '{"a": 1, "b": 0}', "[payload.a, payload.b]"])
-STRINGS = st.sampled_from(["payload.s", '"abc"', "''", 'payload.m.s', "string(payload.a)"])
+STRINGS = st.sampled_from(["payload.s", '"abc"', "''", "payload.m.s", "string(payload.a)"])
 
 BINARY = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in"]
 
@@ -118,13 +119,29 @@ def _celpy_mixed_type_refusal(message: str) -> bool:
     return ("no matching overload" in message and "relation_" in message) or "no such overload" in message
 
 
+def _celpy_does_not_absorb_macro_errors(text: str) -> bool:
+    """celpy 0.5.0 propagates an error raised inside a ``map``/``filter`` body even where ``&&``, ``||`` or ``?:``
+    must absorb it (``false && [1].map(x, {}["a"])`` is ``false`` in CEL, an error in celpy)."""
+    has_macro = ".map(" in text or ".filter(" in text
+    return has_macro and any(op in text for op in ("&&", "||", "?"))
+
+
 def _fast_refuses_ill_typed(message: str) -> bool:
     """celpy 0.5.0 evaluates some ill-typed operations (``true + true`` is 2, ``0 + 7u`` is 7, a ``filter`` predicate
     of ``0`` drops the item); CEL has no such overload, and the fast back end says so."""
     return re.search(r"no such overload: [^(]+\(", message) is not None
 
 
-@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_errors_inside_macros_are_absorbed_by_logic() -> None:
+    """The case that separates the back ends above, pinned: the fast back end follows the CEL spec."""
+    activation = {"payload": {}}
+    assert compile_expression('false && [1].map(x, payload["a"])', backend="fast").evaluate(activation) is False
+    assert compile_expression('true || [1].map(x, payload["a"])[0]', backend="fast").evaluate(activation) is True
+    with pytest.raises(CelError):
+        compile_expression('true && [1].map(x, payload["a"])[0]', backend="fast").evaluate(activation)
+
+
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(expressions, payloads)
 def test_fast_and_celpy_agree(text: str, payload: dict) -> None:
     activation = {"payload": payload, "action": "created", "variant": "default", "resource": "r", "envelope": {}}
@@ -136,6 +153,11 @@ def test_fast_and_celpy_agree(text: str, payload: dict) -> None:
         assert _same(fast[1], reference[1]), (text, payload, fast, reference)
         return
     if fast[0] == "value":
-        assert _celpy_mixed_type_refusal(str(reference[1])), (text, payload, fast, reference)
+        assert _celpy_mixed_type_refusal(str(reference[1])) or _celpy_does_not_absorb_macro_errors(text), (
+            text,
+            payload,
+            fast,
+            reference,
+        )
     else:
         assert _fast_refuses_ill_typed(str(fast[1])), (text, payload, fast, reference)
