@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, update
+from sqlalchemy import Connection, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -46,7 +47,7 @@ from engine.connections import OAuth2
 from engine.definition import Definition
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.operations import Operation, OperationContext, Payload
-from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
+from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, new_id, utcnow
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -532,8 +533,8 @@ class Executor:
     # -- database steps ----------------------------------------------------------------------------------------
 
     def _resolve(self, integration_id: str, operation_id: str) -> tuple[Integration, Definition, type[Operation]]:
-        with self.runtime.db.session() as session:
-            integration = session.get(Integration, integration_id)
+        with self.runtime.db.engine.connect() as connection:
+            integration = _one(connection, Integration, Integration.id == integration_id)  # type: ignore[arg-type]
         if integration is None:
             raise NotFoundError(f"no integration {integration_id}")
         definition = self.runtime.definition(integration.definition_id)
@@ -561,8 +562,8 @@ class Executor:
             config=validated.model_dump(mode="json"),
             delivery_id=delivery_id,
         )
-        with self.runtime.db.session() as session:
-            session.add(run)
+        with self.runtime.db.engine.begin() as connection:
+            connection.execute(insert(Run).values(**_columns(run)))
         return run
 
     def _get_run(self, run_id: str) -> Run | None:
@@ -570,9 +571,11 @@ class Executor:
             return session.get(Run, run_id)
 
     def _claim(self, run_id: str) -> tuple[Run, Integration | None, OperationState | None] | None:
+        # The hot path of every run: Core statements on one connection (no ORM identity map), the claim and the
+        # loads in one transaction. An ORM session here cost most of a no-op run's CPU (docs/benchmarks.md).
         now = utcnow()
-        with self.runtime.db.session() as session:
-            changed = session.execute(
+        with self.runtime.db.engine.begin() as connection:
+            claimed = connection.execute(
                 update(Run)
                 .where(col(Run.id) == run_id, col(Run.status) == RunStatus.queued)
                 .values(
@@ -581,18 +584,18 @@ class Executor:
                     heartbeat_at=now,
                     started_at=func.coalesce(Run.started_at, now),
                 )
-            ).rowcount
-            if not changed:
-                return None
-            run = session.get(Run, run_id)
-            assert run is not None
-            # Everything the run needs from the database, in the claim's transaction (one round of commits).
-            integration = session.get(Integration, run.integration_id)
-            state = session.exec(
-                select(OperationState).where(
-                    OperationState.integration_id == run.integration_id, OperationState.operation == run.operation
-                )
+                .returning(*Run.__table__.columns)  # type: ignore[attr-defined]
             ).first()
+            if claimed is None:
+                return None
+            run = Run(**claimed._mapping)
+            integration = _one(connection, Integration, Integration.id == run.integration_id)  # type: ignore[arg-type]
+            state = _one(
+                connection,
+                OperationState,
+                OperationState.integration_id == run.integration_id,  # type: ignore[arg-type]
+                OperationState.operation == run.operation,  # type: ignore[arg-type]
+            )
             return run, integration, state
 
     def _beat(self, run_id: str) -> bool:
@@ -616,21 +619,19 @@ class Executor:
     def _succeeded(self, run: Run, operation: type[Operation], outcome: dict[str, Any]) -> RunStatus:
         now = utcnow()
         result = outcome.get("run") if "run" in outcome else outcome.get("ingest")
-        with self.runtime.db.session() as session:
-            changed = session.execute(
+        with self.runtime.db.engine.begin() as connection:
+            changed = connection.execute(
                 update(Run)
                 .where(col(Run.id) == run.id, col(Run.status) == RunStatus.running)
                 .values(status=RunStatus.succeeded, result=result, finished_at=now, error_code="", error_message="")
             ).rowcount
             if not changed:
                 return RunStatus.cancelled  # a cancel landed first: keep it, do not advance the cursor
-            state = ensure_state(session, run.integration_id, operation.operation_id())
-            if outcome.get("_next_cursor") is not None:
-                state.cursor = outcome["_next_cursor"]
-            state.last_success_at = now
-            state.last_run_id = run.id
-            state.updated_at = now
-            session.add(state)
+            if _keeps_state(operation, outcome):
+                values: dict[str, Any] = {"last_success_at": now, "last_run_id": run.id, "updated_at": now}
+                if outcome.get("_next_cursor") is not None:
+                    values["cursor"] = outcome["_next_cursor"]
+                upsert_state(connection, run.integration_id, operation.operation_id(), values)
         return RunStatus.succeeded
 
     def _failed(
@@ -681,6 +682,43 @@ class Executor:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _keeps_state(operation: type[Operation], outcome: dict[str, Any]) -> bool:
+    """Whether a success is worth an ``operation_state`` write: ingest, incremental, scheduled or reconciled
+    operations use it (cursor, last success); a plain raw-result call does not."""
+    policy = operation.policy
+    return (
+        outcome.get("_next_cursor") is not None
+        or "ingest" in outcome
+        or policy.schedule is not None
+        or policy.reconcile
+    )
+
+
+def upsert_state(connection: Connection, integration_id: str, operation_id: str, values: dict[str, Any]) -> None:
+    """Set fields of an operation's state row, creating it if missing (race-free: ON CONFLICT on its unique key)."""
+    table = OperationState.__table__  # type: ignore[attr-defined]
+    dialect = connection.dialect.name
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert_ = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    row = {"id": new_id(), "integration_id": integration_id, "operation": operation_id, "fence": 0, **values}
+    row.setdefault("updated_at", utcnow())
+    connection.execute(
+        insert_.values(**row).on_conflict_do_update(index_elements=["integration_id", "operation"], set_=values)
+    )
+
+
+def _one(connection: Connection, model: Any, *conditions: Any) -> Any:
+    """One row of ``model`` as a detached instance (table models skip validation: values come typed from the
+    database)."""
+    found = connection.execute(sa_select(*model.__table__.columns).where(*conditions)).first()
+    return model(**found._mapping) if found is not None else None
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
 
 
 def ensure_state(session: Session, integration_id: str, operation_id: str) -> OperationState:
