@@ -508,7 +508,9 @@ def test_repository_event_emits_the_repository_and_routes_by_installation() -> N
     assert payloads == [Payload(schema="asset", variant="repository", data=ctx.payload["repository"],
                                 action="archived")]
     assert run(GitHubAppWebhook().route(ctx.payload, ctx.headers)) == {"installation_id": "42"}
-    assert GitHubAppWebhook.events == (Ping, Installation, RepositoryEvent)
+    assert GitHubAppWebhook.events[:3] == (Ping, Installation, RepositoryEvent)
+    assert {e.match for e in GitHubAppWebhook.events[3:]} == {
+        "dependabot_alert", "code_scanning_alert", "secret_scanning_alert"}
 
 
 def test_ping_does_nothing_and_has_no_route() -> None:

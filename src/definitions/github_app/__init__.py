@@ -2,7 +2,7 @@
 
 Modules, one concept each: ``config`` (the app's operator config), ``slots`` (what is stored), ``rest``
 (GitHub's errors and pagination), ``client`` (app JWT and installation tokens), ``operations``,
-``connections``, ``webhook`` and ``mappings``.
+``alerts`` (security alerts), ``directory`` (organisation members), ``connections``, ``webhook`` and ``mappings``.
 """
 
 from definitions.github_app.definition import definition

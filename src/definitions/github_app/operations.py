@@ -1,4 +1,4 @@
-"""Operations: the health check and the repository sync.
+"""Operations: the health check and the repository sync (alerts are in ``alerts``, members in ``directory``).
 
 Both work with either connection. An app installation and a person see repositories through different
 endpoints, so each operation asks the client which one it is (``installation_scoped``).
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+
+import httpx
 
 from definitions.github_app.client import GitHubClient, installation_scoped
 from definitions.github_app.rest import get_json, paginate
@@ -41,9 +43,12 @@ class RepositorySync(Operation):
     emits = (Emits("asset", "repository"),)
 
     async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
-        if installation_scoped(ctx.client):
-            repositories = paginate(ctx.client, "/installation/repositories", items="repositories")
-        else:
-            repositories = paginate(ctx.client, "/user/repos")
-        async for repository in repositories:
+        async for repository in repositories(ctx.client):
             yield Payload(schema="asset", variant="repository", data=repository)
+
+
+def repositories(client: httpx.AsyncClient) -> AsyncIterator[dict[str, Any]]:
+    """Every repository the credential can see (the installation's, or every one the person can access)."""
+    if installation_scoped(client):
+        return paginate(client, "/installation/repositories", items="repositories")
+    return paginate(client, "/user/repos")

@@ -59,20 +59,22 @@ async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     return await read_json(response)
 
 
-async def paginate(client: httpx.AsyncClient, path: str, *, items: str | None = None) -> AsyncIterator[Any]:
+async def paginate(
+    client: httpx.AsyncClient, path: str, *, items: str | None = None, **params: Any
+) -> AsyncIterator[Any]:
     """Every item of a list endpoint, following ``Link: <…>; rel="next"`` until the last page.
 
     ``items`` names the key holding the list when a page is an object (``/installation/repositories``
     answers ``{"total_count": …, "repositories": [...]}``); plain list pages need none. A next link that
     repeats a page would loop forever and one to another origin would receive our token: both raise
-    ``ProviderError``.
+    ``ProviderError``. ``params`` are added to the first page's query (later links carry their own).
     """
     origin = client.base_url.copy_with(raw_path=b"/")
     url = httpx.URL(path)
-    params: dict[str, Any] | None = {"per_page": PER_PAGE}
+    query: dict[str, Any] | None = {"per_page": PER_PAGE, **params}
     fetched: set[str] = set()
     while True:
-        response = await client.get(url, params=params)
+        response = await client.get(url, params=query)
         raise_for_status(response)
         fetched.add(str(response.url))
         body = await read_json(response)
@@ -89,4 +91,4 @@ async def paginate(client: httpx.AsyncClient, path: str, *, items: str | None = 
             raise ProviderError(f"GitHub pagination of {path} loops back to a page already read")
         if url.copy_with(raw_path=b"/") != origin:
             raise ProviderError(f"GitHub pagination of {path} points to another origin")
-        params = None  # the next link carries the query, per_page included
+        query = None  # the next link carries the query, per_page included

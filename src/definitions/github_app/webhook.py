@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
+from definitions.github_app.alerts import alert_payload
 from engine import (
     Emits,
     EventContext,
@@ -37,7 +39,8 @@ class Installation(WebhookEvent):
 
     On ``deleted`` the installation's tokens no longer work, so the integration's local state is cleaned up
     through ``ctx.extras["cleanup"]``: a callable (sync or async) the runtime will provide; until then,
-    nothing happens.
+    nothing happens. ``created`` needs nothing either: the install callback binds the installation to its
+    integration, and the first connection runs the reconcile operations.
     """
 
     match = "installation"
@@ -63,6 +66,43 @@ class RepositoryEvent(WebhookEvent):
                       action=ctx.payload.get("action", ""))
 
 
+class AlertEvent(WebhookEvent):
+    """Shared by the three alert events: every action (created, fixed, dismissed, reopened…) upserts the alert.
+
+    The payload is the alert and its repository, the shape the alert syncs build (``alerts.alert_payload``).
+    """
+
+    variant: ClassVar[str]
+
+    async def handle(self, ctx: EventContext) -> AsyncIterator[Payload]:
+        payload = alert_payload(self.variant, ctx.payload["alert"], ctx.payload["repository"])
+        yield replace(payload, action=ctx.payload.get("action", ""))
+
+
+class DependabotAlert(AlertEvent):
+    """A Dependabot alert was created, fixed, dismissed, reopened or reintroduced."""
+
+    match = "dependabot_alert"
+    variant = "dependabot_alert"
+    emits = (Emits("vulnerability", "dependabot_alert"),)
+
+
+class CodeScanningAlert(AlertEvent):
+    """A code-scanning alert was created, fixed, closed or reopened, or appeared in a branch."""
+
+    match = "code_scanning_alert"
+    variant = "code_scanning_alert"
+    emits = (Emits("vulnerability", "code_scanning_alert"),)
+
+
+class SecretScanningAlert(AlertEvent):
+    """A secret-scanning alert was created, resolved, reopened or validated."""
+
+    match = "secret_scanning_alert"
+    variant = "secret_scanning_alert"
+    emits = (Emits("vulnerability", "secret_scanning_alert"),)
+
+
 class GitHubAppWebhook(Webhook):
     """The webhook URL configured in the GitHub App's settings."""
 
@@ -72,7 +112,7 @@ class GitHubAppWebhook(Webhook):
                           secret=OperatorSecret("webhook_secret"))
     delivery_id = Header("X-GitHub-Delivery")
     event_type = Header("X-GitHub-Event")
-    events = (Ping, Installation, RepositoryEvent)
+    events = (Ping, Installation, RepositoryEvent, DependabotAlert, CodeScanningAlert, SecretScanningAlert)
 
     async def route(self, payload: Any, headers: dict[str, str]) -> dict[str, str] | None:
         """Select the integration whose ``provider_data.installation_id`` matches (``ping`` carries none)."""

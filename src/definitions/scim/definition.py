@@ -1,0 +1,17 @@
+"""The SCIM definition: no credential and no outbound client; one push endpoint per integration."""
+
+from __future__ import annotations
+
+from definitions.scim.mappings import GROUP, MEMBERSHIP, USER
+from definitions.scim.webhook import ScimEndpoint
+from engine import Definition
+
+definition = Definition(
+    id="scim",
+    name="SCIM 2.0",
+    description="Receive users and groups pushed by an identity provider (Okta, Entra ID…) over SCIM 2.0.",
+    category="identity",
+    docs_url="https://datatracker.ietf.org/doc/html/rfc7644",
+    webhooks=(ScimEndpoint,),
+    mappings=(USER, GROUP, MEMBERSHIP),
+)
