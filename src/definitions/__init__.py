@@ -4,7 +4,7 @@
 group. New provider authors: start from ``definitions.github_app``.
 """
 
-#: Module paths of the built-in definitions; each module exposes ``definition``.
+#: The built-in definitions: a module exposing ``definition``, or ``module:attribute`` for one declared as data.
 CATALOG: tuple[str, ...] = (
     "definitions.github_app",
     "definitions.slack",
@@ -12,4 +12,12 @@ CATALOG: tuple[str, ...] = (
     "definitions.google_workspace",
     "definitions.azure_entra_id",
     "definitions.microsoft_teams",
+    "definitions.scim",
+    "definitions.aws_security_hub",
+    "definitions.cloudflare",
+    "definitions.azure_security_center",
+    "definitions.gcp_scc",
+    "definitions.google_calendar",
+    "definitions.todoist",
+    "definitions.custom_oauth2:notion",
 )

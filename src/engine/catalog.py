@@ -24,11 +24,17 @@ ENTRY_POINT_GROUP = "tether.definitions"
 def builtin_definitions() -> list[Definition]:
     from definitions import CATALOG
 
-    return [_as_definition(importlib.import_module(path), path) for path in CATALOG]
+    return module_definitions(CATALOG)
 
 
 def module_definitions(paths: Iterable[str]) -> list[Definition]:
-    return [_as_definition(importlib.import_module(path), path) for path in paths]
+    """``package.module`` (exposing ``definition``) or ``package.module:attribute`` (a data-declared one)."""
+    found = []
+    for path in paths:
+        module_path, _, attribute = path.partition(":")
+        module = importlib.import_module(module_path)
+        found.append(_as_definition(getattr(module, attribute) if attribute else module, path))
+    return found
 
 
 def plugin_definitions() -> list[Definition]:

@@ -224,11 +224,18 @@ def oauth_client(definition: Definition, auth: OAuth2, config: OperatorConfig | 
     """The registered OAuth client of a definition, from the operator config fields the auth names."""
     if config is None:
         raise NotFoundError(f"{definition.id} has no operator config")
-    secret = getattr(config, auth.client_secret, None)
     return OAuthClient(
-        client_id=str(getattr(config, auth.client_id)),
-        client_secret=secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret,
+        client_id=_plain(getattr(config, auth.client_id)),
+        client_secret=_plain(getattr(config, auth.client_secret, None)),
     )
+
+
+def _plain(value: object) -> str | None:
+    """An operator value as text, revealing ``SecretStr`` (a client ID may be configured as a secret too)."""
+    if value is None:
+        return None
+    reveal = getattr(value, "get_secret_value", None)
+    return str(reveal() if reveal is not None else value)
 
 
 def token_slot(slot_type: type[OAuth2Token], granted: TokenSet, *, previous: OAuth2Token | None = None) -> OAuth2Token:

@@ -1,0 +1,86 @@
+"""AWS calls from async operations: boto3 runs in a worker thread, and its errors become typed errors.
+
+boto3 is synchronous, so each call goes through ``anyio.to_thread`` and never blocks the event loop. AWS reports
+errors as a code in the response (``ThrottlingException``, ``AccessDeniedException``…), not only as an HTTP
+status; ``translate`` maps the codes to Tether's stable ones. The AWS message is never copied: it can name
+account IDs and ARNs from the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from engine import ProviderError
+from engine.providerkit import RateLimited, TransientProviderError
+
+T = TypeVar("T")
+
+#: Every code AWS uses for "slow down" across the services we call.
+THROTTLING = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown", "LimitExceededException",
+})
+#: Codes that mean the credential (or the role's trust) is wrong, not the request.
+UNAUTHORIZED = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId",
+    "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch", "AuthFailure", "InvalidAccessKeyId",
+    "UnauthorizedOperation", "MissingAuthenticationToken",
+})
+#: AWS sends no ``Retry-After``; its SDK guidance is exponential backoff from about a second. The queue defers
+#: the run by this much (it has its own backoff on repeats).
+DEFAULT_RETRY_AFTER = 5.0
+
+
+async def call(fn: Callable[..., T], /, **params: Any) -> T:
+    """Run one boto3 call in a worker thread; AWS errors come out as ``ProviderError``s."""
+    try:
+        return await anyio.to_thread.run_sync(lambda: fn(**params))
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, getattr(fn, "__name__", "call")) from None
+
+
+def translate(exc: Exception, operation: str) -> ProviderError:
+    """The typed error for one botocore exception; the AWS message never enters it."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        meta = exc.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        if code in THROTTLING or status == 429:
+            headers = {k.lower(): v for k, v in (meta.get("HTTPHeaders") or {}).items()}
+            retry_after = _seconds(headers.get("retry-after")) or DEFAULT_RETRY_AFTER
+            return RateLimited(f"AWS is throttling {operation} ({code or status})", retry_after=retry_after)
+        if code == "InvalidAccessException":
+            # Security Hub answers this (HTTP 401) when it is not enabled in the account and region: the
+            # credential is fine, the customer has to enable the service.
+            return ProviderError(f"Security Hub is not enabled in this account and region ({operation})",
+                                 provider_status=status, code="not_enabled")
+        if code in UNAUTHORIZED or status in (401, 403):
+            return ProviderError(f"AWS refused the credential for {operation} ({code or status})",
+                                 provider_status=status, code="unauthorized")
+        if isinstance(status, int) and status >= 500:
+            return TransientProviderError(f"AWS answered HTTP {status} to {operation}", provider_status=status)
+        return ProviderError(f"AWS answered {code or status} to {operation}", provider_status=status)
+    if isinstance(exc, NoCredentialsError):
+        return ProviderError("no AWS credentials are available to Tether", code="unauthorized")
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return TransientProviderError(f"AWS could not be reached for {operation}")
+    return ProviderError(f"the AWS SDK failed on {operation} ({type(exc).__name__})")
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None

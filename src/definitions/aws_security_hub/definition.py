@@ -1,0 +1,25 @@
+"""The AWS Security Hub definition: every part of the provider, declared in one place."""
+
+from __future__ import annotations
+
+from definitions.aws_security_hub.client import SecurityHubClient
+from definitions.aws_security_hub.config import AwsSecurityHubConfig
+from definitions.aws_security_hub.connections import AwsKeysConnection, AwsRoleConnection
+from definitions.aws_security_hub.mappings import MAPPINGS
+from definitions.aws_security_hub.operations import FindingSync, HealthCheck, ResourceSync
+from definitions.aws_security_hub.slots import AwsAccessKeys, AwsAssumeRole
+from engine import Definition
+
+definition = Definition(
+    id="aws_security_hub",
+    name="AWS Security Hub",
+    description="Sync Security Hub findings (control checks, detections, CVEs) and the AWS resources they name.",
+    category="cloud_security",
+    docs_url="https://docs.aws.amazon.com/securityhub/latest/userguide/what-is-securityhub.html",
+    operator_config=AwsSecurityHubConfig,
+    slots=(AwsAssumeRole, AwsAccessKeys),
+    clients=(SecurityHubClient,),
+    connections=(AwsRoleConnection, AwsKeysConnection),
+    operations=(HealthCheck, FindingSync, ResourceSync),
+    mappings=MAPPINGS,
+)

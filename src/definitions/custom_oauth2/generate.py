@@ -1,0 +1,208 @@
+"""From a ``ProviderSpec`` to engine parts: config, slot, client, connection, health check, definition.
+
+Stable IDs are class names, so every generated class is named from the file's ``id`` (``notion`` →
+``NotionConfig``, ``NotionToken``, ``NotionClient``, ``NotionOAuth``, ``NotionHealthCheck``): renaming the ``id``
+is a migration, editing anything else is not.
+
+The account URL is checked like the other provider URLs: ``DataOAuth2`` lists it in ``urls()``, so the registry's
+``https_only`` rule refuses an ``http://`` account URL too (allowed only to loopback, only when loopback is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx
+from pydantic import SecretStr, create_model, field_validator
+
+from definitions.custom_oauth2.http import raise_for_status
+from definitions.custom_oauth2.spec import ProviderSpec, read_path
+from engine import (
+    Client,
+    ClientContext,
+    Connection,
+    ConnectionContext,
+    Definition,
+    IntegrationMetadata,
+    Mapping,
+    NoRevocation,
+    OAuth2,
+    OAuth2Token,
+    Operation,
+    OperationContext,
+    OperatorConfig,
+    Policy,
+    ProviderError,
+    Revoke,
+)
+from engine.egress import egress_client, read_json
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataOAuth2(OAuth2):
+    """``OAuth2`` plus the account URL, so registration checks that URL's scheme like the others."""
+
+    account_url: str = ""
+
+    def urls(self) -> list[str]:
+        return [*super().urls(), *([self.account_url] if self.account_url else [])]
+
+
+class _ClientId(SecretStr):
+    """A client ID read from ``TETHER_SECRET_<NAME>`` like the secret, but readable with ``str()``.
+
+    Why: the engine builds the OAuth client with ``str(config.<client_id field>)``; a plain ``SecretStr`` would
+    send its mask. A client ID is not a secret once it is in an authorize URL; the repr stays masked anyway.
+    """
+
+    def __str__(self) -> str:
+        return self.get_secret_value()
+
+
+@dataclass(frozen=True)
+class Generated:
+    """The parts generated for one provider; ``definition()`` assembles them, adding any operations."""
+
+    spec: ProviderSpec
+    config: type[OperatorConfig]
+    slot: type[OAuth2Token]
+    client: type[Client]
+    connection: type[Connection]
+    health_check: type[Operation]
+
+    def definition(
+        self,
+        *,
+        operations: Sequence[type[Operation]] = (),
+        mappings: Sequence[Mapping] = (),
+        category: str = "",
+        docs_url: str = "",
+    ) -> Definition:
+        spec = self.spec
+        return Definition(
+            id=spec.id,
+            name=spec.name,
+            description=spec.description or f"{spec.name}, connected with OAuth 2.0 declared as data.",
+            category=category,
+            docs_url=docs_url,
+            mode=spec.mode,
+            onboarding=cast(Any, spec.definition_onboarding),
+            operator_config=self.config,
+            slots=(self.slot,),
+            clients=(self.client,),
+            connections=(self.connection,),
+            operations=(self.health_check, *operations),
+            mappings=tuple(mappings),
+        )
+
+
+def camel(definition_id: str) -> str:
+    return "".join(part.capitalize() for part in definition_id.split("_"))
+
+
+def generate(spec: ProviderSpec) -> Generated:
+    stem = camel(spec.id)
+    id_field, secret_field = spec.field_name(spec.client_id), spec.field_name(spec.client_secret)
+
+    def reveal_id(value: SecretStr) -> SecretStr:
+        return _ClientId(value.get_secret_value())
+
+    config = cast(type[OperatorConfig], create_model(
+        f"{stem}Config",
+        __base__=OperatorConfig,
+        __validators__={"_client_id_readable": field_validator(id_field, mode="after")(reveal_id)},
+        **{id_field: (SecretStr, ...), secret_field: (SecretStr, ...)},  # type: ignore[call-overload]
+    ))
+    config.__doc__ = (
+        f"{spec.name}'s OAuth client: TETHER_SECRET_{spec.client_id.secret}, TETHER_SECRET_{spec.client_secret.secret}."
+    )
+
+    slot = cast(type[OAuth2Token], type(f"{stem}Token", (OAuth2Token,), {
+        "__doc__": f"The token set {spec.name} granted.", "__module__": __name__,
+    }))
+
+    headers = {"Accept": "application/json", "User-Agent": f"Tether ({spec.id})", **spec.headers}
+
+    def build(self: Client, ctx: ClientContext) -> httpx.AsyncClient:
+        credential = ctx.credential
+        if not isinstance(credential, OAuth2Token):
+            raise TypeError(f"{type(self).__name__} is built from an OAuth2 token")
+        bearer = {"Authorization": f"Bearer {credential.access_token.get_secret_value()}"}
+        return egress_client(headers={**headers, **bearer})
+
+    client = cast(type[Client], type(f"{stem}Client", (Client,), {
+        "__doc__": f"An egress-guarded HTTP client sending {spec.name}'s bearer token.",
+        "__module__": __name__,
+        "slots": (slot,),
+        "build": build,
+    }))
+
+    async def fetch_account(http: httpx.AsyncClient) -> Any:
+        response = await http.get(spec.account_url)
+        raise_for_status(response, spec.name)
+        return await read_json(response)
+
+    async def run(self: Operation, ctx: OperationContext) -> Any:
+        account = await fetch_account(ctx.client)
+        return {"ok": True, "account_id": _text(read_path(account, spec.account_id_path))}
+
+    health_check = cast(type[Operation], type(f"{stem}HealthCheck", (Operation,), {
+        "__doc__": f"Health check: {spec.name}'s account URL answers to the stored token.",
+        "__module__": __name__,
+        "client": client,
+        "policy": Policy.inline(),
+        "run": run,
+    }))
+
+    async def resolve(self: Connection, ctx: ConnectionContext) -> IntegrationMetadata:
+        account = await fetch_account(ctx.client)
+        account_id = _text(read_path(account, spec.account_id_path))
+        if account_id is None:
+            raise ProviderError(f"{spec.name}'s account answer has nothing at accountIdPath")
+        return IntegrationMetadata(
+            account_id=account_id,
+            account_email=_text(read_path(account, spec.account_email_path)),
+            account_name=_text(read_path(account, spec.account_name_path)),
+        )
+
+    initial = spec.upgrade_scopes if spec.access == "write" and spec.upgrade_scopes else spec.scopes
+    auth = DataOAuth2(
+        slot=slot,
+        authorize_url=spec.authorize_url,
+        token_url=spec.token_url,
+        revoke_url=spec.revoke_url,
+        account_url=spec.account_url,
+        scopes=tuple(initial),
+        upgrade_scopes=tuple(spec.upgrade_scopes),
+        client_id=id_field,
+        client_secret=secret_field,
+        extra_authorize_params=tuple(spec.authorize_params.items()),
+    )
+    disconnect = Revoke(slot) if spec.revoke_url else NoRevocation(
+        f"{spec.name} offers no token revocation: remove Tether's access in your {spec.name} account settings"
+    )
+    attrs: dict[str, Any] = {
+        "__doc__": f"Connect {spec.name} with OAuth 2.0 (declared in data).",
+        "__module__": __name__,
+        "credential": slot,
+        "clients": (client,),
+        "auth": auth,
+        "validate": health_check,
+        "disconnect": disconnect,
+        "title": f"Connect {spec.name}",
+        "resolve": resolve,
+    }
+    connection = cast(type[Connection], type(f"{stem}OAuth", (Connection,), attrs))
+    return Generated(spec, config, slot, client, connection, health_check)
+
+
+def _text(value: Any) -> str | None:
+    """Account fields are strings; numeric IDs (Todoist, GitHub) are written as text, objects are not read."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+

@@ -1,0 +1,38 @@
+"""Credential slots: a service account key (built), or workload identity federation (declared, not built).
+
+Class names are stable IDs stored in the database: renaming one is a migration.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from engine import CredentialSlot
+
+#: The SCC parent findings are listed under; it goes into the URL path, so only these shapes are accepted.
+PARENT = r"^(organizations|folders|projects)/[a-z0-9-]{1,63}$"
+
+
+class GcpServiceAccountKey(CredentialSlot):
+    """The JSON key of a service account granted *Security Center Findings Viewer* on ``parent``."""
+
+    title = "Service account key"
+
+    service_account_json: SecretStr
+    #: ``organizations/123``, ``folders/456`` or ``projects/my-project``.
+    parent: str = Field(pattern=PARENT)
+
+
+class GcpWorkloadIdentity(CredentialSlot):
+    """Workload identity federation: Tether's AWS or OIDC identity exchanged at Google STS, no key stored.
+
+    Declared so the slot ID is reserved; the exchange is not built yet (the client raises NotImplementedError).
+    """
+
+    title = "Workload identity federation (not available yet)"
+
+    project_number: str = Field(pattern=r"^[0-9]{1,20}$")
+    pool_id: str = Field(pattern=r"^[a-z0-9-]{4,32}$")
+    provider_id: str = Field(pattern=r"^[a-z0-9-]{4,32}$")
+    service_account_email: str | None = None
+    parent: str = Field(pattern=PARENT)

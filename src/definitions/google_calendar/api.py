@@ -1,0 +1,136 @@
+"""The typed Calendar helpers: one method per seed-000 helper over an egress-guarded, token-carrying client.
+
+Google's conventions handled here, once: calendar and event IDs are path segments and are percent-encoded (a
+calendar ID is often an e-mail address; an ID can never add a path segment); 401 is ``unauthorized``; 429 and the
+403 answers whose reason is a rate limit (``rateLimitExceeded``, ``userRateLimitExceeded``) are ``rate_limited``
+with ``Retry-After`` when sent. Provider bodies are read for that reason only, never put in a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from definitions.custom_oauth2.http import retry_after
+from definitions.google_calendar.models import (
+    CalendarEntry,
+    Calendars,
+    CancelEventRequest,
+    Cancelled,
+    CreateEventRequest,
+    Event,
+    Events,
+    FreeBusy,
+    FreeBusyRequest,
+    ListCalendarsRequest,
+    ListEventsRequest,
+    Status,
+    UpdateEventRequest,
+)
+from engine import ProviderError
+from engine.egress import parse_json_bounded, read_json
+
+API = "https://www.googleapis.com/calendar/v3"
+RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+
+
+class SyncTokenExpired(ProviderError):
+    """410 Gone on a ``syncToken``: Google wants a full sync."""
+
+
+def seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+async def check(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    status = response.status_code
+    where = f"{response.request.method} {response.request.url.path}"
+    if status == 401:
+        raise ProviderError(f"Google refused the credential ({where})", provider_status=status, code="unauthorized")
+    if status == 410:
+        raise SyncTokenExpired(f"Google expired the sync token ({where})", provider_status=status)
+    if status == 429 or (status == 403 and RATE_LIMIT_REASONS & _reasons(await response.aread())):
+        raise ProviderError(f"Google rate limit reached ({where})", provider_status=status,
+                            retry_after=retry_after(response.headers), code="rate_limited")
+    raise ProviderError(f"Google answered {status} to {where}", provider_status=status)
+
+
+def _reasons(body: bytes) -> set[str]:
+    try:
+        errors = parse_json_bounded(body, limit=64 * 1024).get("error", {}).get("errors", [])
+        return {str(e.get("reason")) for e in errors if isinstance(e, dict)}
+    except Exception:
+        return set()
+
+
+class GoogleCalendar:
+    """``GoogleCalendar(client).get_free_busy(FreeBusyRequest(...))`` and friends; server-side only."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.client.request(method, f"{API}{path}", **kwargs)
+        await check(response)
+        return await read_json(response)
+
+    async def get_status(self) -> Status:
+        calendar = CalendarEntry.model_validate(await self._json("GET", "/calendars/primary"))
+        return Status(connected=True, calendar_id=calendar.id, time_zone=calendar.time_zone)
+
+    async def list_calendars(self, request: ListCalendarsRequest | None = None) -> Calendars:
+        request = request or ListCalendarsRequest()
+        params = {"maxResults": "250", "showHidden": str(request.show_hidden).lower()}
+        entries: list[CalendarEntry] = []
+        while True:
+            page = Calendars.model_validate(await self._json("GET", "/users/me/calendarList", params=params))
+            entries.extend(page.items)
+            if not page.next_page_token:
+                return Calendars(items=entries)
+            params = {**params, "pageToken": page.next_page_token}
+
+    async def get_free_busy(self, request: FreeBusyRequest) -> FreeBusy:
+        return FreeBusy.model_validate(await self._json("POST", "/freeBusy", json=request.body()))
+
+    async def list_events(self, request: ListEventsRequest) -> Events:
+        path = f"/calendars/{seg(request.calendar_id)}/events"
+        return Events.model_validate(await self._json("GET", path, params=request.params()))
+
+    async def create_event(self, request: CreateEventRequest) -> Event:
+        path = f"/calendars/{seg(request.calendar_id)}/events"
+        body = await self._json("POST", path, json=request.body(), params={"sendUpdates": request.send_updates})
+        return Event.model_validate(body)
+
+    async def update_event(self, request: UpdateEventRequest) -> Event:
+        path = f"/calendars/{seg(request.calendar_id)}/events/{seg(request.event_id)}"
+        body = await self._json("PATCH", path, json=request.body(), params={"sendUpdates": request.send_updates})
+        return Event.model_validate(body)
+
+    async def cancel_event(self, request: CancelEventRequest) -> Cancelled:
+        """``DELETE``: Google marks the event cancelled and (per ``send_updates``) tells the attendees."""
+        path = f"/calendars/{seg(request.calendar_id)}/events/{seg(request.event_id)}"
+        response = await self.client.delete(f"{API}{path}", params={"sendUpdates": request.send_updates})
+        await check(response)
+        return Cancelled(event_id=request.event_id)
+
+    async def event_pages(self, calendar_id: str, sync_token: str | None) -> Any:
+        """Raw event pages for the sync: with a ``syncToken`` only changes (cancelled events included)."""
+        params: dict[str, str] = {"maxResults": "250"}
+        if sync_token:
+            params["syncToken"] = sync_token
+        else:
+            params["showDeleted"] = "false"
+        path = f"/calendars/{seg(calendar_id)}/events"
+        while True:
+            page = await self._json("GET", path, params=params)
+            if not isinstance(page, dict):
+                raise ProviderError(f"Google answered an unexpected page shape to GET {path}")
+            yield page
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            params = {**params, "pageToken": token}

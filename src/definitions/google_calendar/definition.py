@@ -1,0 +1,23 @@
+"""Google Calendar: OAuth from data (``oauth.toml``), the typed helpers as operations, and the event sync."""
+
+from __future__ import annotations
+
+from definitions.google_calendar.mappings import EVENT
+from definitions.google_calendar.oauth import OAUTH
+from definitions.google_calendar.operations import (
+    CancelEvent,
+    CreateEvent,
+    EventsSync,
+    GetFreeBusy,
+    GetStatus,
+    ListCalendars,
+    ListEvents,
+    UpdateEvent,
+)
+
+definition = OAUTH.definition(
+    operations=(GetStatus, ListCalendars, GetFreeBusy, ListEvents, CreateEvent, UpdateEvent, CancelEvent, EventsSync),
+    mappings=(EVENT,),
+    category="calendar",
+    docs_url="https://developers.google.com/calendar/api/v3/reference",
+)
