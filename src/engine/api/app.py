@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from engine.api import catalog, integrations, oauth, runs, webhooks
+from engine import web
+from engine.api import catalog, integrations, oauth, runs, scim, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.runtime import Runtime
@@ -32,6 +34,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(webhooks.router)
     app.include_router(runs.router)
+    app.include_router(scim.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

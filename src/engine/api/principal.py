@@ -121,7 +121,7 @@ def authenticate_api_key(db: Database, plain: str) -> Principal:
 
 
 def current_principal(request: Request) -> Principal:
-    """Resolve the caller from an API key or a signed header; 401 ``unauthenticated`` otherwise."""
+    """Resolve the caller from an API key, a signed header or a session cookie; 401 ``unauthenticated`` otherwise."""
     runtime = request.app.state.runtime
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
@@ -129,6 +129,19 @@ def current_principal(request: Request) -> Principal:
     signed = request.headers.get(HEADER)
     if signed:
         return verify_principal(signed, runtime.settings.secret_principal_key.get_secret_value())
+    # The integrations page's development login (engine.web.session): same format, its own key, and a custom
+    # header on state-changing requests so that a cross-site form cannot ride on the cookie.
+    from engine.web.session import CSRF_HEADER, SESSION_COOKIE, session_key
+
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        key = session_key(runtime)
+        if not key:
+            raise Unauthenticated("browser sessions (the development login) are not enabled on this server")
+        principal = verify_principal(cookie, key)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and request.headers.get(CSRF_HEADER) != "1":
+            raise Forbidden(f"a cookie-authenticated {request.method} needs the header {CSRF_HEADER}: 1")
+        return principal
     raise Unauthenticated("send an API key (Authorization: Bearer) or a signed X-Tether-Principal header")
 
 

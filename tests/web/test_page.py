@@ -1,0 +1,343 @@
+"""The integrations page: fast route tests (ASGI) and one end-to-end run in a real headless Chromium.
+
+The browser test drives Debian's ``/usr/bin/chromium`` through the Python ``playwright`` driver: dev login, Connect
+through the real panva OAuth server (its own login and consent forms, filled in the browser), the callback page, the
+Valid badge and the account, Validate, Disconnect with the confirmation dialog, a failed load with Retry, and the
+failed callback phase. Screenshots of each state go to ``test-output/web/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.testclient import TestClient
+
+from engine import IntegrationMetadata
+from engine.api import create_app
+from engine.crypto import generate_master_key
+from engine.database import Database
+from engine.registry import Registry
+from engine.runtime import Runtime
+from engine.settings import Settings
+from engine.tables import Integration
+from engine.web import SESSION_COOKIE, STATIC_DIR, dev_login_enabled, router
+from support.oracles import PanvaServer, panva_client
+from support.server import free_port, serve
+
+CHROMIUM = Path(os.environ.get("TETHER_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "web"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def web_app(runtime: Runtime) -> FastAPI:
+    """What app.py will do once the page is mounted there."""
+    app = create_app(runtime)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def panva_env(monkeypatch: pytest.MonkeyPatch, panva: PanvaServer | None) -> None:
+    env = {
+        "TETHER_SECRET_MASTER_KEY": generate_master_key(),
+        "TETHER_PANVA_CLIENT_ID": panva.client["client_id"] if panva else "client",
+        "TETHER_SECRET_PANVA_CLIENT_SECRET": panva.client["client_secret"] if panva else "secret",
+    }
+    if panva is not None:
+        env |= {
+            "TETHER_TEST_OAUTH_AUTHORIZE_URL": panva.authorize_url,
+            "TETHER_TEST_OAUTH_TOKEN_URL": panva.token_url,
+            "TETHER_TEST_OAUTH_REVOKE_URL": panva.revoke_url,
+        }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("TETHER_DEV_LOGIN", raising=False)
+
+
+def panva_registry(userinfo_url: str) -> Registry:
+    """The panva test definition, with a connection that resolves the account from panva's userinfo endpoint."""
+    import support.panva_definition as module
+
+    module = importlib.reload(module)
+
+    class PanvaAccountOAuth(module.PanvaOAuth):
+        async def resolve(self, ctx: Any) -> IntegrationMetadata | None:
+            token = ctx.credential.access_token.get_secret_value()
+            async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+                claims = (await http.get(userinfo_url, headers={"Authorization": f"Bearer {token}"})).json()
+            return IntegrationMetadata(account_id=claims["sub"], account_name=claims["sub"])
+
+    definition = dataclasses.replace(module.definition, connections=(PanvaAccountOAuth, module.PanvaAppOnly))
+    registry = Registry(allow_loopback=True)
+    registry.register(definition)
+    return registry
+
+
+def start_runtime(database: Database, tmp_path: Path, port: int, userinfo_url: str) -> Runtime:
+    settings = Settings(
+        database_url=database.url,
+        allow_loopback_providers=True,
+        state_dir=str(tmp_path),
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    return Runtime.start(settings, registry=panva_registry(userinfo_url))
+
+
+# -- fast: the routes over ASGI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    panva_env(monkeypatch, None)
+    runtime = start_runtime(sqlite_database, tmp_path, 8000, "http://127.0.0.1:9/me")
+    with TestClient(web_app(runtime), base_url="http://127.0.0.1:8000", follow_redirects=False) as http:
+        yield http
+    runtime.close()
+
+
+def login(http: TestClient, owner: str = "alice", tenant: str = "acme") -> httpx.Response:
+    return http.post(
+        "/dev/login",
+        content=f"tenant={tenant}&owner={owner}&next=/integrations",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+
+def test_tether_js_and_css_are_served(client: TestClient) -> None:
+    js = client.get("/static/tether.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    for name in (
+        "listIntegrations",
+        "getIntegrationStatus",
+        "beginIntegrationConnect",
+        "beginIntegrationUpgrade",
+        "disconnectIntegration",
+    ):
+        assert name in js.text
+    assert "access_token" not in js.text  # the helper never asks for (or names) a token
+    assert client.get("/static/tether.css").status_code == 200
+    assert client.get("/static/integrations.js").status_code == 200
+
+
+def test_page_needs_a_session_and_dev_login_sets_a_strict_httponly_cookie(client: TestClient) -> None:
+    anonymous = client.get("/integrations")
+    assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/dev/login?next=/integrations")
+    assert "Development login" in client.get("/dev/login").text
+
+    signed_in = login(client)
+    assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/integrations")
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "httponly" in cookie and "samesite=strict" in cookie
+
+    page = client.get("/integrations")
+    assert page.status_code == 200
+    for text in ("Integrations", "Connect external OAuth providers to your account.", "Refresh", "Retry", "alice"):
+        assert text in page.text
+    assert client.get("/v1/integrations").json() == []
+
+
+def test_cookie_requests_that_change_state_need_the_csrf_header(client: TestClient) -> None:
+    login(client)
+    refused = client.post("/v1/integrations", json={"definition_id": "panva"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    created = client.post("/v1/integrations", json={"definition_id": "panva"}, headers={"X-Tether-CSRF": "1"})
+    assert created.status_code == 201 and created.json()["owner_id"] == "alice"
+    access = client.get(f"/web/integrations/{created.json()['id']}/access")
+    assert access.json() == {"tier": None, "scopes": [], "upgrade_available": False}
+    client.cookies.set(SESSION_COOKIE, "e30.forged")
+    assert client.get("/v1/integrations").status_code == 401
+
+
+def test_dev_login_refuses_foreign_origins_and_open_redirects(client: TestClient) -> None:
+    foreign = client.post(
+        "/dev/login",
+        content="owner=mallory",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 401
+    bounced = client.post(
+        "/dev/login",
+        content="owner=a&next=//evil.example/x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert bounced.headers["location"] == "/integrations"
+
+
+def test_dev_login_can_be_switched_off(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    login(client)
+    monkeypatch.setenv("TETHER_DEV_LOGIN", "0")
+    assert login(client).status_code == 401
+    assert client.get("/dev/login").status_code == 404
+    assert client.get("/v1/integrations").status_code == 401  # the cookie is refused too
+    page = client.get("/integrations")
+    assert page.status_code == 200 and "You are not signed in" in page.text
+
+
+def test_dev_login_is_never_on_by_default_with_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TETHER_DEV_LOGIN", raising=False)
+    assert dev_login_enabled(Settings(database_url="sqlite:///tether.db"))
+    assert not dev_login_enabled(Settings(database_url="postgresql://u@db/tether"))
+    assert not dev_login_enabled(Settings(database_url="sqlite:///t.db", host="0.0.0.0"))
+    monkeypatch.setenv("TETHER_DEV_LOGIN", "1")
+    assert dev_login_enabled(Settings(database_url="postgresql://u@db/tether"))
+
+
+def test_callback_page_has_the_three_phases(client: TestClient) -> None:
+    page = client.get(
+        "/integrations/panva/callback", params={"tether_result": "failed", "tether_error": "oauth_failed"}
+    )
+    assert page.status_code == 200
+    for text in ("Connecting integration…", "Integration connected", "Failed to connect integration"):
+        assert text in page.text
+    assert 'href="/integrations"' in page.text and "Back to integrations" in page.text
+
+
+# -- slow: a real browser against a running Tether and the real panva OAuth server ---------------------------------
+
+
+def _browser_or_skip() -> Any:
+    reasons = []
+    if not CHROMIUM.exists():
+        reasons.append(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+        reasons.append("the Python playwright package is not installed")
+    if reasons:
+        message = "headless Chromium is not available: " + "; ".join(reasons)
+        if IN_CI:
+            pytest.fail(message + " (CI=true: the browser test must run)", pytrace=False)
+        pytest.skip(message)
+    return sync_playwright
+
+
+@pytest.mark.timeout(120)
+def test_connect_validate_disconnect_in_a_real_browser(
+    sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync_playwright = _browser_or_skip()
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/v1/oauth/callback"
+    with PanvaServer(clients=[panva_client(redirect_uris=[callback])], access_token_ttl=900) as panva:
+        panva_env(monkeypatch, panva)
+        runtime = start_runtime(sqlite_database, tmp_path, port, panva.metadata["userinfo_endpoint"])
+        try:
+            with serve(web_app(runtime), port) as base, sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    _walk_through(browser.new_page(), base, runtime)
+                finally:
+                    browser.close()
+        finally:
+            runtime.close()
+
+
+def _walk_through(page: Any, base: str, runtime: Runtime) -> None:
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    # Dev login, then the list.
+    page.goto(f"{base}/integrations")
+    expect(page).to_have_url(f"{base}/dev/login?next=/integrations")
+    shot("01-dev-login")
+    page.fill("input[name=owner]", "alice")
+    page.fill("input[name=tenant]", "acme")
+    page.click("button[type=submit]")
+    card = page.locator('[data-testid="card-panva"]')
+    expect(card.get_by_test_id("badge")).to_have_text("Not connected")
+    expect(card).to_contain_text("Panva test server")
+    expect(card).to_contain_text("A real OAuth 2.0 server for tests.")
+    expect(card).to_contain_text("Manual")  # the panva definition's mode
+    shot("02-list-not-connected")
+
+    # Connect: panva's own login and consent forms, in the browser.
+    card.get_by_role("button", name="Connect").click()
+    page.wait_for_selector("input[name=login]")
+    page.fill("input[name=login]", "alice@panva")
+    page.fill("input[name=password]", "any password")
+    shot("03-provider-login")
+    page.click("button[type=submit]")
+    page.wait_for_selector("input[name=prompt][value=consent]", state="attached")
+    shot("04-provider-consent")
+    page.click("button[type=submit]")
+
+    # The callback page: connected, then back to the list with the Valid badge and the account.
+    page.wait_for_selector('#callback[data-phase="connected"]')
+    expect(page.get_by_role("heading", name="Integration connected")).to_be_visible()
+    shot("05-callback-connected")
+    page.wait_for_url(f"{base}/integrations?connected=panva")
+    expect(card.get_by_test_id("badge")).to_have_text("Valid")
+    expect(card.get_by_test_id("account")).to_have_text("alice@panva")
+    expect(card.get_by_test_id("access")).to_have_text("read")
+    expect(card.get_by_role("button", name="Upgrade access")).to_be_visible()
+    expect(card.get_by_test_id("runs")).to_contain_text("No runs yet.")
+    expect(card.get_by_test_id("deliveries")).to_contain_text("No webhook deliveries yet.")
+    shot("06-list-connected")
+
+    # Validate.
+    card.get_by_role("button", name="Validate").click()
+    expect(page.locator("#toast")).to_contain_text("the connection is valid")
+    expect(card.get_by_test_id("badge")).to_have_text("Valid")
+    shot("07-validated")
+
+    # Disconnect asks first; Cancel keeps it, Disconnect removes it.
+    card.get_by_role("button", name="Disconnect").click()
+    dialog = page.locator("dialog#confirm-disconnect")
+    expect(dialog).to_be_visible()
+    shot("08-confirm-disconnect")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(card.get_by_test_id("badge")).to_have_text("Valid")
+    card.get_by_role("button", name="Disconnect").click()
+    dialog.get_by_test_id("confirm-disconnect").click()
+    expect(page.locator("#toast")).to_contain_text("disconnected")
+    expect(card.get_by_test_id("badge")).to_have_text("Not connected")
+    expect(card.get_by_role("button", name="Connect")).to_be_visible()
+    shot("09-disconnected")
+    with runtime.db.session() as session:
+        rows = session.exec(__import__("sqlmodel").select(Integration)).all()
+    assert [(r.owner_id, r.tenant_id, r.status) for r in rows] == [("alice", "acme", "disconnected")]
+
+    # A failed load shows the error with Retry; Retry loads again.
+    page.route("**/v1/integrations", lambda route: route.fulfill(status=503, body="{}"))
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.get_by_text("Failed to load integrations")).to_be_visible()
+    shot("10-load-failed")
+    page.unroute("**/v1/integrations")
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator("#load-error")).to_be_hidden()
+    expect(card.get_by_test_id("badge")).to_have_text("Not connected")
+
+    # The failed phase of the callback page, and its way back.
+    page.goto(f"{base}/integrations/panva/callback?tether_result=failed&tether_error=oauth_failed")
+    expect(page.get_by_role("heading", name="Failed to connect integration")).to_be_visible()
+    expect(page.locator("[data-error-code]")).to_have_text("oauth_failed")
+    shot("11-callback-failed")
+    page.get_by_role("link", name="Back to integrations").click()
+    expect(page).to_have_url(f"{base}/integrations")
