@@ -121,7 +121,6 @@ class TokenSet:
         )
 
 
-
 @dataclass(frozen=True)
 class OAuthClient:
     """The registered client: its ID, secret (None for public clients) and token endpoint auth method."""
@@ -139,7 +138,6 @@ class OAuthClient:
     def __repr__(self) -> str:
         secret = "'***'" if self.client_secret else "None"
         return f"OAuthClient(client_id={self.client_id!r}, client_secret={secret}, auth_method={self.auth_method!r})"
-
 
 
 # -- authorization request ---------------------------------------------------------------------------------------
@@ -170,8 +168,16 @@ def authorization_url(
     params: dict[str, str] = {}
     for key, value in (*auth.extra_authorize_params, *extra_params):
         params[key] = value
-    protected = {"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-                 "code_challenge_method", "nonce"}
+    protected = {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+    }
     clash = protected.intersection(params)
     if clash:
         raise ValueError(f"extra authorize parameters may not set {', '.join(sorted(clash))}")
@@ -429,4 +435,3 @@ def _token_set(token: Mapping[str, Any], *, requested: Sequence[str]) -> TokenSe
         scopes=_scopes(token.get("scope"), requested),
         id_token=_optional_str(token, "id_token"),
     )
-

@@ -12,8 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from support.oracles import PanvaServer, panva_client
-from support.server import free_port, serve
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
@@ -21,6 +19,8 @@ from engine.crypto import generate_master_key
 from engine.database import Database
 from engine.runtime import Runtime
 from engine.settings import Settings
+from support.oracles import PanvaServer, panva_client
+from support.server import free_port, serve
 
 RETURN_URL = "https://app.example/settings/integrations"
 
