@@ -63,14 +63,15 @@ class Scheduler:
             with self.runtime.db.session() as session:
                 state = ensure_state(session, integration_id, op_id)
                 already = state.last_run_id is not None
+            dispatched: str | None = None
             if policy.reconcile and (force or not already) and policy.mode == "queued":
-                run_id = await executor.dispatch(integration_id, op_id, trigger="reconcile")
-                run_ids.append(run_id)
+                dispatched = await executor.dispatch(integration_id, op_id, trigger="reconcile")
+                run_ids.append(dispatched)
             now = utcnow()
             with self.runtime.db.session() as session:
                 state = ensure_state(session, integration_id, op_id)
-                if run_ids and policy.reconcile:
-                    state.last_run_id = run_ids[-1]
+                if dispatched is not None:
+                    state.last_run_id = dispatched
                 if policy.schedule is not None and (force or state.next_due_at is None):
                     state.next_due_at = now + policy.schedule if policy.reconcile else now
                 state.updated_at = now

@@ -13,10 +13,11 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlmodel import select
 
-from engine import CredentialSlot
+from engine import CredentialSlot, OAuth2Token
 from engine.crypto import DecryptFailed, KeyRing, generate_master_key
 from engine.database import Database
 from engine.keystore import Keystore
+from engine.oauth import ProviderUnavailable
 from engine.tables import Credential, Integration
 
 TETHER = str(Path(sys.executable).with_name("tether"))
@@ -103,3 +104,36 @@ def test_cli_rotate_and_prune_with_the_embedded_key_file(sqlite_database: Databa
     assert reopened.require(iid, ApiKey).slot.token.get_secret_value() == "rotate-me"
     for output in (rotate.stdout + rotate.stderr, prune.stdout + prune.stderr):
         assert all(key not in output for key in keys)
+
+
+class Grant(OAuth2Token):
+    pass
+
+
+async def test_transient_refresh_failures_are_retried_a_bounded_number_of_times(database: Database) -> None:
+    store = Keystore(database, KeyRing.from_master_key(generate_master_key()), refresh_attempts=3, refresh_backoff=0.01)
+    iid = integration(database)
+    store.save(iid, Grant(access_token=SecretStr("old-at"), refresh_token=SecretStr("rt")))
+    calls: list[int] = []
+
+    async def flaky(current):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) < 3:
+            raise ProviderUnavailable("token endpoint unreachable")
+        return Grant(access_token=SecretStr("new-at"), refresh_token=SecretStr("rt"))
+
+    refreshed = await store.refresh_if_due(iid, Grant, due=lambda s: True, refresh=flaky)
+    assert len(calls) == 3 and refreshed.slot.access_token.get_secret_value() == "new-at"
+
+    calls.clear()
+
+    async def down(current):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise ProviderUnavailable("token endpoint unreachable")
+
+    with pytest.raises(ProviderUnavailable):
+        await store.refresh_if_due(iid, Grant, due=lambda s: True, refresh=down)
+    assert len(calls) == 3
+    assert store.require(iid, Grant).slot.access_token.get_secret_value() == "new-at"  # nothing was lost
+    with database.session() as session:
+        assert session.get(Integration, iid).status == "pending"  # type: ignore[union-attr]
