@@ -177,6 +177,33 @@ class Custody:
         self.forget(integration_id)
         return note
 
+    async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
+        """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
+        from engine.deliveries import remove_endpoints
+
+        with self.runtime.db.session() as session:
+            integration = session.get(Integration, integration_id)
+        if integration is None or integration.status == IntegrationStatus.disconnected:
+            return
+        await remove_endpoints(self.runtime, integration)
+        with self.runtime.db.session() as session:
+            fresh = session.get(Integration, integration_id)
+            if fresh is None:
+                return
+            self.runtime.keystore.delete(integration_id, session=session)
+            fresh.provider_data = {}
+            transition(
+                session,
+                fresh,
+                IntegrationStatus.disconnected,
+                actor=actor,
+                action="disconnect",
+                reason=reason,
+                detail={"revoked": False, "by": "provider"},
+            )
+        self.forget(integration_id)
+        self.runtime.clients.drop(integration_id)
+
     async def _revoke(self, integration: Integration, definition: Definition, connection: type[ConnectionBase]) -> None:
         slot_type = connection.disconnect.slot  # type: ignore[union-attr]
         stored = self.runtime.keystore.load(integration.id, slot_type)

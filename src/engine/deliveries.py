@@ -223,8 +223,11 @@ async def _endpoint_context(runtime: Runtime, integration: Integration, row: Web
 
 
 async def remove_endpoints(runtime: Runtime, integration: Integration) -> int:
-    """Disconnect: unregister each registered endpoint at the provider (best effort), then delete the rows (and,
-    by cascade, their delivery history). Returns the number of rows removed."""
+    """Disconnect: unregister each registered endpoint at the provider (best effort), then retire the rows.
+
+    A retired row gets a new random token, so its old public URL answers 404 from now on, while the row and its
+    delivery history stay (nothing recorded is lost; a reconnect reuses the row under the new token). Returns the
+    number of rows retired."""
     with runtime.db.session() as session:
         rows = list(session.exec(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration.id)))
     for row in rows:
@@ -240,7 +243,8 @@ async def remove_endpoints(runtime: Runtime, integration: Integration) -> int:
         for row in rows:
             stored = session.get(WebhookEndpoint, row.id)
             if stored is not None:
-                session.delete(stored)
+                stored.token, stored.registered_at, stored.provider_ref = secrets.token_urlsafe(32), None, ""
+                session.add(stored)
     return len(rows)
 
 
@@ -650,7 +654,14 @@ async def process_delivery(
         payload=payload,
         headers=headers,
         dispatch=dispatch,
-        extras={"tenant_id": integration.tenant_id, "delivery_row_id": row.id},
+        extras={
+            "tenant_id": integration.tenant_id,
+            "delivery_row_id": row.id,
+            # For events that end the connection at the provider's side (a GitHub App uninstalled).
+            "cleanup": lambda: runtime.custody.release(
+                integration.id, actor="provider", reason=f"the provider reported {event_type}"
+            ),
+        },
     )
     try:
         batch: list[Payload] = []

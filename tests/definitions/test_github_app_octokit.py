@@ -120,6 +120,20 @@ async def connect(runtime: Runtime, installation: str) -> Integration:
     return row
 
 
+async def status_of(runtime: Runtime, installation: str | None) -> str:
+    with runtime.db.session() as session:
+        row = session.exec(select(Integration).where(Integration.tenant_id == f"t-{installation}")).one()
+    return row.status
+
+
+async def reinstate(runtime: Runtime, installation: str | None) -> None:
+    with runtime.db.session() as session:
+        row = session.exec(select(Integration).where(Integration.tenant_id == f"t-{installation}")).one()
+        row.status, row.provider_data = IntegrationStatus.connected, {"installation_id": installation}
+        session.add(row)
+    await ensure_endpoints(runtime, row)
+
+
 def signed(body: bytes, event_type: str, delivery: str, secret: str = SECRET) -> dict[str, str]:
     return {"Content-Type": "application/json", "X-Hub-Signature-256": githubkit.webhooks.sign(secret, body),
             "X-GitHub-Event": event_type, "X-GitHub-Delivery": delivery}
@@ -145,6 +159,11 @@ async def test_every_signed_example_is_accepted_and_processed(runtime: Runtime, 
             assert (response.status_code, response.json()["status"]) == (202, status), (index, response.text)
             if status == "received":
                 expected[delivery] = installation_id(example) or ""
+            if event_type == "installation" and example.get("action") == "deleted" and status == "received":
+                # An uninstall ends the connection: the integration is released (nothing to revoke) ...
+                await drain()
+                assert await status_of(runtime, installation_id(example)) == IntegrationStatus.disconnected
+                await reinstate(runtime, installation_id(example))  # ... and the next example installs it again
         forged = json.dumps(found[0]).encode()
         response = await client.post(URL, content=forged, headers=signed(forged, event_type, "forged", "wrong"))
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"

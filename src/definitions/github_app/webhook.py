@@ -38,8 +38,9 @@ class Installation(WebhookEvent):
     """The app was installed, uninstalled, suspended or had its permissions changed.
 
     On ``deleted`` the installation's tokens no longer work, so the integration's local state is cleaned up
-    through ``ctx.extras["cleanup"]``: a callable (sync or async) the runtime will provide; until then,
-    nothing happens. ``created`` needs nothing either: the install callback binds the installation to its
+    through ``ctx.extras["cleanup"]``, which the delivery processor provides: it releases the integration
+    (credentials forgotten, endpoint retired, status ``disconnected``) without calling GitHub, since the
+    installation is already gone. ``created`` needs nothing: the install callback binds the installation to its
     integration, and the first connection runs the reconcile operations.
     """
 
