@@ -213,7 +213,7 @@ def load_or_create_master_key(path: str | os.PathLike[str]) -> tuple[str, bool]:
             os.link(tmp, target)
             return key, True
         except FileExistsError:
-            pass
+            del key  # a concurrent creator won the race: its key, not ours, is read below
         except OSError:  # no hard links on this filesystem
             if _write_new(target, key + "\n"):
                 return key, True

@@ -19,6 +19,7 @@ Rate limits: ``check_response`` turns a 429 into ``RateLimited`` carrying ``retr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -72,10 +73,8 @@ def retry_after_seconds(headers: httpx.Headers | dict[str, str], *, now: datetim
     headers = httpx.Headers(headers)
     value = headers.get("retry-after", "").strip()
     if value:
-        try:
+        with contextlib.suppress(ValueError):  # not seconds: an HTTP date, read below
             return max(0.0, float(value))
-        except ValueError:
-            pass
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):

@@ -7,6 +7,7 @@ firewall rules…), read in time order from the previous run's start, so each ru
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -118,11 +119,8 @@ async def zone_events(client: httpx.AsyncClient, zone_id: str, since: datetime, 
 
 def _since(ctx: OperationContext, until: datetime) -> datetime:
     if isinstance(ctx.cursor, str):
-        try:
-            cursor = datetime.fromisoformat(ctx.cursor)
-            return min(cursor, until)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):  # an unreadable cursor falls back to the lookback window below
+            return min(datetime.fromisoformat(ctx.cursor), until)
     hours = ctx.config.lookback_hours if isinstance(ctx.config, EventsConfig) else EventsConfig().lookback_hours
     return until - timedelta(hours=hours)
 

@@ -14,6 +14,7 @@ into a SCIM Error body.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -222,10 +223,8 @@ def _literal(tok: _Tok) -> Any:
             return lowered == "true"
         if lowered == "null":
             return None
-        try:
+        with contextlib.suppress(ValueError):  # not a number either: refused below
             return float(tok.text) if "." in tok.text else int(tok.text)
-        except ValueError:
-            pass
     raise bad_request(f"invalid filter value {tok.text!r}", "invalidFilter")
 
 

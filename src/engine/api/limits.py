@@ -48,7 +48,7 @@ class BodyLimit:
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """Raised from inside the app's ``receive`` once the body passes the bound."""
 
 
 async def _too_large(send: Send) -> None:

@@ -323,11 +323,10 @@ class Compiler:
             def field1(a: dict) -> Any:
                 v = target(a)
                 if type(v) is dict:
-                    try:
-                        return v[f1]
-                    except KeyError:
-                        pass
-                return _select(v, f1)
+                    found = v.get(f1, _MISSING)
+                    if found is not _MISSING:
+                        return found
+                return _select(v, f1)  # the general path, which raises CEL's error for a missing key
 
             return field1
 
@@ -364,11 +363,10 @@ class Compiler:
                 except KeyError:
                     v = fallback(root)
                 if type(v) is dict:
-                    try:
-                        return v[f1]
-                    except KeyError:
-                        pass
-                return _select(v, f1)
+                    found = v.get(f1, _MISSING)
+                    if found is not _MISSING:
+                        return found
+                return _select(v, f1)  # the general path, which raises CEL's error for a missing key
 
             return chain1
         if len(fields) == 2:
