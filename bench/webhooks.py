@@ -139,7 +139,7 @@ def main() -> None:
 
     from engine.crypto import generate_master_key
     from engine.database import Database, normalize_url
-    from engine.deliveries import endpoint_secret, ensure_endpoints
+    from engine.endpoints import endpoint_secret, ensure_endpoints
     from engine.registry import Registry
     from engine.runtime import Runtime
     from engine.settings import Settings

@@ -153,7 +153,7 @@ class Custody:
                         detail={"step": "revoke", "code": exc.code},
                     )
                 raise RevocationFailed("the provider did not confirm the revocation; nothing was deleted") from None
-        from engine.deliveries import remove_endpoints
+        from engine.endpoints import remove_endpoints
 
         # While the credential still exists: unregistering a webhook at the provider may need it.
         await remove_endpoints(self.runtime, integration)
@@ -179,7 +179,7 @@ class Custody:
 
     async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
         """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
-        from engine.deliveries import remove_endpoints
+        from engine.endpoints import remove_endpoints
 
         with self.runtime.db.session() as session:
             integration = session.get(Integration, integration_id)

@@ -486,7 +486,7 @@ class Setup:
 
 def first_connection_hooks(runtime: Runtime) -> list[tuple[str, Any]]:
     """What step 10 runs: webhook endpoint reconciliation, then reconcile-eligible operations."""
-    from engine.deliveries import ensure_endpoints
+    from engine.endpoints import ensure_endpoints
     from engine.scheduler import reconcile
 
     return [

@@ -24,7 +24,7 @@ from definitions.github_app.webhook import GitHubAppWebhook
 from engine import EventContext, Payload
 from engine.crypto import KeyRing, generate_master_key
 from engine.database import Database
-from engine.deliveries import ensure_endpoints
+from engine.endpoints import ensure_endpoints
 from engine.masterkey import KeySource
 from engine.registry import Registry
 from engine.runtime import Runtime

@@ -19,7 +19,7 @@ from engine.api.errors import install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.crypto import KeyRing, generate_master_key
 from engine.database import Database
-from engine.deliveries import EndpointInfo, endpoint_secret, ensure_endpoints
+from engine.endpoints import EndpointInfo, endpoint_secret, ensure_endpoints
 from engine.masterkey import KeySource
 from engine.registry import Registry
 from engine.runtime import Runtime

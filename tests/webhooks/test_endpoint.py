@@ -11,7 +11,8 @@ import pytest
 from sqlmodel import select
 
 from engine.api.principal import create_api_key
-from engine.deliveries import ensure_endpoints, redeliver_pending, remove_endpoints
+from engine.deliveries import redeliver_pending
+from engine.endpoints import ensure_endpoints, remove_endpoints
 from engine.tables import DeliveryStatus, Run, WebhookDelivery, WebhookEndpoint
 from support import webhook_definition as hooks
 from support.webhook_kit import (

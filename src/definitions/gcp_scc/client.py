@@ -8,7 +8,6 @@ ignored: a pasted key must not choose where its assertion is sent.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -17,14 +16,14 @@ from typing import Any
 
 import anyio
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.gcp_scc.rest import check
 from definitions.gcp_scc.slots import GcpServiceAccountKey, GcpWorkloadIdentity
 from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
+from engine.jwt import load_rsa_private_key, sign_rs256
 
 API_URL = "https://securitycenter.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -70,17 +69,17 @@ class SccClient(Client):
 
 def load_key(text: str) -> tuple[str, rsa.RSAPrivateKey]:
     """``client_email`` and the RSA key of a service account JSON key; nothing of the key enters an error."""
+    not_a_key = "gcp_scc: the service account key is not a Google service account JSON key"
     try:
         data = json.loads(text)
         if data.get("type") != "service_account":
             raise ValueError
         email = str(data["client_email"])
-        key = serialization.load_pem_private_key(str(data["private_key"]).encode(), password=None)
+        pem = str(data["private_key"])
     except (ValueError, TypeError, KeyError, AttributeError):
-        raise ConfigurationError("gcp_scc: the service account key is not a Google service account JSON key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError("gcp_scc: the service account key is not an RSA key")
-    return email, key
+        raise ConfigurationError(not_a_key) from None
+    return email, load_rsa_private_key(pem, error=not_a_key,
+                                       not_rsa_error="gcp_scc: the service account key is not an RSA key")
 
 
 class ServiceAccountAuth(httpx.Auth):
@@ -99,9 +98,7 @@ class ServiceAccountAuth(httpx.Auth):
         now = int(self.clock())
         claims = {"iss": self.client_email, "scope": SCOPE, "aud": TOKEN_URL, "iat": now,
                   "exp": now + ASSERTION_LIFETIME}
-        signing_input = f"{_b64json({'alg': 'RS256', 'typ': 'JWT'})}.{_b64json(claims)}".encode()
-        signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-        return f"{signing_input.decode()}.{_b64(signature)}"
+        return sign_rs256(self._key, claims)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         async with self._lock:
@@ -130,10 +127,3 @@ class ServiceAccountAuth(httpx.Auth):
         except (TypeError, KeyError, ValueError):
             raise ProviderError("Google answered an unexpected token shape") from None
 
-
-def _b64json(value: dict[str, object]) -> str:
-    return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

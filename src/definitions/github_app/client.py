@@ -9,8 +9,6 @@ before it expires. A personal access token is simply sent as a bearer token.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import datetime
@@ -18,8 +16,7 @@ from typing import cast
 
 import anyio
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.github_app.config import GitHubAppConfig
 from definitions.github_app.rest import raise_for_status
@@ -27,6 +24,7 @@ from definitions.github_app.slots import GitHubAppInstallation, GitHubPersonalAc
 from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
+from engine.jwt import load_rsa_private_key, sign_rs256
 
 API_URL = "https://api.github.com"
 HEADERS = {
@@ -106,7 +104,7 @@ class InstallationAuth(httpx.Auth):
     def app_jwt(self) -> str:
         """An RS256 JWT identifying the app (not an installation), valid for ``JWT_LIFETIME`` seconds."""
         now = int(self.clock())
-        return sign_jwt(self._key, {"iat": now - JWT_BACKDATE, "exp": now + JWT_LIFETIME, "iss": self.app_id})
+        return sign_rs256(self._key, {"iat": now - JWT_BACKDATE, "exp": now + JWT_LIFETIME, "iss": self.app_id})
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if request.url.path.startswith("/app/"):
@@ -146,28 +144,5 @@ class InstallationAuth(httpx.Auth):
 
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
     """Parse the app's PEM key; newlines escaped as ``\\n`` (to fit a PEM in one env var) are accepted."""
-    if "\n" not in pem:
-        pem = pem.replace("\\n", "\n")
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
-        key = None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError("github_app: private_key is not an unencrypted PEM RSA private key")
-    return key
-
-
-def sign_jwt(key: rsa.RSAPrivateKey, claims: dict[str, object]) -> str:
-    """A compact JWS with RS256 (RSASSA-PKCS1-v1_5 over SHA-256), the only algorithm GitHub accepts."""
-    header = {"alg": "RS256", "typ": "JWT"}
-    signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}".encode()
-    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input.decode()}.{_b64url(signature)}"
-
-
-def _b64url_json(value: dict[str, object]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return load_rsa_private_key(pem, unescape_newlines=True,
+                                error="github_app: private_key is not an unencrypted PEM RSA private key")

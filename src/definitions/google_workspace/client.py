@@ -9,7 +9,6 @@ flow, reuses the token, and mints a new one shortly before it expires.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -17,8 +16,7 @@ from typing import Any, cast
 
 import anyio
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.google_workspace.config import GoogleWorkspaceInput
 from definitions.google_workspace.rest import raise_for_status
@@ -26,6 +24,7 @@ from definitions.google_workspace.slots import GoogleServiceAccountKey, GoogleWo
 from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
+from engine.jwt import load_rsa_private_key, sign_rs256
 
 API_URL = "https://admin.googleapis.com"
 #: The only place an assertion is sent. The key file's own ``token_uri`` is ignored: a pasted key must not be
@@ -121,7 +120,7 @@ class ServiceAccountAuth(httpx.Auth):
         now = int(self.clock())
         claims = {"iss": self.client_email, "sub": self.subject, "scope": " ".join(self.scopes),
                   "aud": TOKEN_URL, "iat": now, "exp": now + JWT_LIFETIME}
-        return sign_jwt(self._key, claims)
+        return sign_rs256(self._key, claims)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if not self.subject:
@@ -157,26 +156,4 @@ class ServiceAccountAuth(httpx.Auth):
 
 
 def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
-        key = None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError("google_workspace: the service account private_key is not a PEM RSA key")
-    return key
-
-
-def sign_jwt(key: rsa.RSAPrivateKey, claims: dict[str, object]) -> str:
-    """A compact JWS with RS256 (RSASSA-PKCS1-v1_5 over SHA-256), the algorithm Google's token endpoint expects."""
-    header = {"alg": "RS256", "typ": "JWT"}
-    signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}".encode()
-    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input.decode()}.{_b64url(signature)}"
-
-
-def _b64url_json(value: dict[str, object]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return load_rsa_private_key(pem, error="google_workspace: the service account private_key is not a PEM RSA key")

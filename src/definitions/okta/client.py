@@ -9,17 +9,13 @@ token and mints a new one shortly before it expires.
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import cast
 
 import anyio
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.okta.api import raise_for_status
 from definitions.okta.config import OktaSettings
@@ -27,6 +23,7 @@ from definitions.okta.slots import OktaApiToken, OktaServiceApp
 from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
+from engine.jwt import load_rsa_private_key, sign_rs256
 
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (okta)"}
 #: Read-only management scopes granted to the service app (Okta API Scopes tab).
@@ -85,12 +82,9 @@ class ServiceAppAuth(httpx.Auth):
 
     def client_assertion(self) -> str:
         now = int(self.clock())
-        header: dict[str, object] = {"alg": "RS256", "typ": "JWT", **({"kid": self.key_id} if self.key_id else {})}
         claims: dict[str, object] = {"iss": self.client_id, "sub": self.client_id, "aud": self.token_url,
                                      "iat": now, "exp": now + ASSERTION_LIFETIME, "jti": secrets.token_urlsafe(16)}
-        signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}".encode()
-        signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-        return f"{signing_input.decode()}.{_b64url(signature)}"
+        return sign_rs256(self._key, claims, headers={"kid": self.key_id} if self.key_id else None)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         async with self._lock:
@@ -129,20 +123,6 @@ class ServiceAppAuth(httpx.Auth):
 
 def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
     """Parse the app's PEM key; newlines escaped as ``\\n`` are accepted."""
-    if "\n" not in pem:
-        pem = pem.replace("\\n", "\n")
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
-        key = None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError("okta: the service app's private_key is not an unencrypted PEM RSA private key")
-    return cast(rsa.RSAPrivateKey, key)
-
-
-def _b64url_json(value: dict[str, object]) -> str:
-    return _b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return load_rsa_private_key(
+        pem, unescape_newlines=True,
+        error="okta: the service app's private_key is not an unencrypted PEM RSA private key")

@@ -2,7 +2,7 @@
 
 ``connect(runtime, principal, owner_id=…)`` finds or creates the principal's ``scim`` integration (``Setup.configure``),
 marks it CONNECTED (audited, ``provider_data.connection = "push"``), creates its endpoint row (a public token and a
-sealed bearer secret, ``engine.deliveries.ensure_endpoints``) and returns what the identity provider needs: the
+sealed bearer secret, ``engine.endpoints.ensure_endpoints``) and returns what the identity provider needs: the
 SCIM base URL and the bearer token. Calling it again returns the same URL and token.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.deliveries import endpoint_secret, ensure_endpoints
+from engine.endpoints import endpoint_secret, ensure_endpoints
 from engine.lifecycle import transition
 from engine.setup import Setup
 from engine.tables import Health, Integration, IntegrationStatus, WebhookEndpoint

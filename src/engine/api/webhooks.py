@@ -35,8 +35,8 @@ from engine.deliveries import (
     record_delivery,
     static_secrets,
     verify_delivery,
-    webhook_class,
 )
+from engine.endpoints import webhook_class
 from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, WebhookDelivery
