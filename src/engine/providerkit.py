@@ -15,6 +15,10 @@ pages and elapsed time (``PaginationLimit``).
 Rate limits: ``check_response`` turns a 429 into ``RateLimited`` carrying ``retry_after`` (seconds, from
 ``Retry-After`` as delta-seconds or an HTTP date, else ``X-RateLimit-Reset``), and 5xx into a retryable
 ``ProviderError``. The worker defers a rate-limited run by ``retry_after`` through the queue; nothing sleeps.
+
+Definitions with their own error conventions describe them to ``raise_for_status`` (401 is ``unauthorized``, a
+provider-specific rate-limit test is ``rate_limited`` with the provider's ``retry_after``, anything else a plain
+``ProviderError``) and get a ``get_json``/``post_json`` from ``json_getter``/``json_poster``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from engine.egress import read_json
 from engine.errors import ProviderError, TetherError
 
 
@@ -105,6 +110,54 @@ def check_response(response: httpx.Response, *, what: str = "the provider") -> h
     if status >= 400:
         raise ProviderError(f"{what} answered HTTP {status}", provider_status=status)
     return response
+
+
+def raise_for_status(
+    response: httpx.Response,
+    provider: str,
+    *,
+    is_rate_limit: Callable[[httpx.Response], bool] | None = None,
+    retry_after: Callable[[httpx.Response], float | None] | None = None,
+) -> None:
+    """Turn an error answer into a ``ProviderError`` with a stable code; only method, path and status are named.
+
+    401 is ``unauthorized``. A response ``is_rate_limit`` accepts (by default a 429) is ``rate_limited`` carrying
+    ``retry_after(response)`` seconds (by default none). Anything else is a plain ``provider_error``.
+    """
+    if response.is_success:
+        return
+    status = response.status_code
+    where = f"{response.request.method} {response.request.url.path}"
+    if status == 401:
+        raise ProviderError(f"{provider} refused the credential ({where})", provider_status=status,
+                            code="unauthorized")
+    if is_rate_limit(response) if is_rate_limit is not None else status == 429:
+        raise ProviderError(f"{provider} rate limit reached ({where})", provider_status=status,
+                            retry_after=retry_after(response) if retry_after is not None else None,
+                            code="rate_limited")
+    raise ProviderError(f"{provider} answered {status} to {where}", provider_status=status)
+
+
+def json_getter(check: Callable[[httpx.Response], None]) -> Callable[..., Awaitable[Any]]:
+    """``get_json(client, path, **params)``: ``GET`` one resource, ``check`` the answer, return its JSON body."""
+
+    async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+        response = await client.get(path, params=params or None)
+        check(response)
+        return await read_json(response)
+
+    return get_json
+
+
+def json_poster(check: Callable[[httpx.Response], None]) -> Callable[..., Awaitable[Any]]:
+    """``post_json(client, path, body)``: ``POST`` a JSON body, ``check`` the answer, return its JSON body."""
+
+    async def post_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Any:
+        response = await client.post(path, json=body)
+        check(response)
+        return await read_json(response)
+
+    return post_json
 
 
 # -- pagination -------------------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 
-from engine import ProviderError
-from engine.egress import read_json
+from engine import ProviderError, providerkit
 
 GRAPH_URL = "https://graph.microsoft.com"
 #: Graph throttling answers carry ``Retry-After``; when one does not, wait this long (Graph's own guidance).
@@ -27,26 +26,20 @@ def raise_for_status(response: httpx.Response) -> None:
     401 is ``unauthorized``. 429, and a 503 that carries ``Retry-After`` (Graph throttles with both), is
     ``rate_limited`` with ``retry_after`` so the queue defers the run instead of failing it.
     """
-    if response.is_success:
-        return
-    status = response.status_code
-    where = f"{response.request.method} {response.request.url.path}"
-    if status == 401:
-        raise ProviderError(f"Microsoft Graph refused the credential ({where})", provider_status=status,
-                            code="unauthorized")
-    retry_after = response.headers.get("retry-after", "")
-    if status == 429 or (status == 503 and retry_after):
-        raise ProviderError(f"Microsoft Graph rate limit reached ({where})", provider_status=status,
-                            retry_after=float(retry_after) if retry_after.isdigit() else DEFAULT_RETRY_AFTER,
-                            code="rate_limited")
-    raise ProviderError(f"Microsoft Graph answered {status} to {where}", provider_status=status)
+    providerkit.raise_for_status(response, "Microsoft Graph", is_rate_limit=_is_throttled, retry_after=_retry_after)
 
 
-async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
-    """``GET`` one resource and return its JSON body."""
-    response = await client.get(path, params=params or None)
-    raise_for_status(response)
-    return await read_json(response)
+def _is_throttled(response: httpx.Response) -> bool:
+    return response.status_code == 429 or (response.status_code == 503 and bool(response.headers.get("retry-after")))
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else DEFAULT_RETRY_AFTER
+
+
+#: ``GET`` one resource and return its JSON body.
+get_json = providerkit.json_getter(raise_for_status)
 
 
 @dataclass

@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import httpx
 
-from engine import ProviderError
+from engine import providerkit
 
 
 def raise_for_status(response: httpx.Response, provider: str) -> None:
     """401 is ``unauthorized`` (revoked or expired token); 429 is ``rate_limited`` with ``retry_after`` seconds
     from ``Retry-After`` so the queue defers the run instead of failing it; anything else is ``provider_error``."""
-    if response.is_success:
-        return
-    status = response.status_code
-    where = f"{response.request.method} {response.request.url.path}"
-    if status == 401:
-        raise ProviderError(f"{provider} refused the credential ({where})", provider_status=status,
-                            code="unauthorized")
-    if status == 429:
-        raise ProviderError(f"{provider} rate limit reached ({where})", provider_status=status,
-                            retry_after=retry_after(response.headers), code="rate_limited")
-    raise ProviderError(f"{provider} answered {status} to {where}", provider_status=status)
+    providerkit.raise_for_status(response, provider, retry_after=lambda r: retry_after(r.headers))
 
 
 def retry_after(headers: httpx.Headers) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from engine import ProviderError
+from engine import ProviderError, providerkit
 from engine.egress import read_json
 
 #: The largest page GitHub serves; fewer pages means fewer requests against the rate limit.
@@ -26,19 +26,13 @@ def raise_for_status(response: httpx.Response) -> None:
     headers, is ``rate_limited`` with ``retry_after`` in seconds so the queue can defer the run instead of
     failing it: ``Retry-After`` for secondary limits, ``X-RateLimit-Reset`` (epoch seconds) for the primary.
     """
-    if response.is_success:
-        return
+    providerkit.raise_for_status(response, "GitHub", is_rate_limit=_is_rate_limit,
+                                 retry_after=lambda r: _retry_after(r.headers))
+
+
+def _is_rate_limit(response: httpx.Response) -> bool:
     status = response.status_code
-    where = f"{response.request.method} {response.request.url.path}"
-    if status == 401:
-        raise ProviderError(f"GitHub refused the credential ({where})", provider_status=status,
-                            code="unauthorized")
-    if status in (403, 429):
-        retry_after = _retry_after(response.headers)
-        if retry_after is not None or status == 429:
-            raise ProviderError(f"GitHub rate limit reached ({where})", provider_status=status,
-                                retry_after=retry_after, code="rate_limited")
-    raise ProviderError(f"GitHub answered {status} to {where}", provider_status=status)
+    return status == 429 or (status == 403 and _retry_after(response.headers) is not None)
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -52,11 +46,8 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return None
 
 
-async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
-    """``GET`` one resource and return its JSON body."""
-    response = await client.get(path, params=params or None)
-    raise_for_status(response)
-    return await read_json(response)
+#: ``GET`` one resource and return its JSON body.
+get_json = providerkit.json_getter(raise_for_status)
 
 
 async def paginate(

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from engine import ProviderError
-from engine.egress import parse_json_bounded, read_json
+from engine import ProviderError, providerkit
+from engine.egress import parse_json_bounded
 
 #: The largest page the Directory API serves for users (groups and members allow 200; Google caps silently).
 MAX_RESULTS = 500
@@ -28,17 +28,10 @@ def raise_for_status(response: httpx.Response) -> None:
     401 is ``unauthorized`` (an expired or revoked token). A 429, or a 403 whose reason is a rate or quota
     limit, is ``rate_limited`` with ``retry_after`` so the queue defers the run instead of failing it.
     """
-    if response.is_success:
-        return
-    status = response.status_code
-    where = f"{response.request.method} {response.request.url.path}"
-    if status == 401:
-        raise ProviderError(f"Google refused the credential ({where})", provider_status=status,
-                            code="unauthorized")
-    if status == 429 or (status == 403 and _is_rate_limit(response)):
-        raise ProviderError(f"Google rate limit reached ({where})", provider_status=status,
-                            retry_after=_retry_after(response.headers), code="rate_limited")
-    raise ProviderError(f"Google answered {status} to {where}", provider_status=status)
+    providerkit.raise_for_status(
+        response, "Google",
+        is_rate_limit=lambda r: r.status_code == 429 or (r.status_code == 403 and _is_rate_limit(r)),
+        retry_after=lambda r: _retry_after(r.headers))
 
 
 def _is_rate_limit(response: httpx.Response) -> bool:
@@ -55,11 +48,8 @@ def _retry_after(headers: httpx.Headers) -> float:
     return float(value) if value.isdigit() else DEFAULT_RETRY_AFTER
 
 
-async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
-    """``GET`` one resource and return its JSON body."""
-    response = await client.get(path, params=params or None)
-    raise_for_status(response)
-    return await read_json(response)
+#: ``GET`` one resource and return its JSON body.
+get_json = providerkit.json_getter(raise_for_status)
 
 
 async def paginate(client: httpx.AsyncClient, path: str, *, items: str, **params: Any) -> AsyncIterator[Any]:

@@ -16,7 +16,7 @@ import httpx
 
 from engine import ProviderError
 from engine.egress import read_json
-from engine.providerkit import LinkPages, Page, PageRequest, RateLimited
+from engine.providerkit import LinkPages, Page, PageRequest, RateLimited, json_getter
 from engine.providerkit import paginate as paginate_pages
 
 #: Okta's largest page for users and group members (groups allow more; 200 keeps every list alike).
@@ -47,11 +47,8 @@ def retry_after(headers: httpx.Headers, now: float | None = None) -> float | Non
     return max(0.0, int(reset) - (time.time() if now is None else now))
 
 
-async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
-    """``GET`` one resource and return its JSON body."""
-    response = await client.get(path, params=params or None)
-    raise_for_status(response)
-    return await read_json(response)
+#: ``GET`` one resource and return its JSON body.
+get_json = json_getter(raise_for_status)
 
 
 async def paginate(client: httpx.AsyncClient, path: str) -> AsyncIterator[Any]:
