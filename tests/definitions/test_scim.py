@@ -260,3 +260,26 @@ async def test_discovery(scim: Scim) -> None:
     assert (await scim.call("GET", f"/Schemas/{USER}")).json()["name"] == "User"
     assert (await scim.call("POST", "/Schemas", json={})).status_code == 405
     assert (await scim.call("GET", "/Widgets")).status_code == 404
+
+
+async def test_connect_over_http_for_server_principals_only(database: Database) -> None:
+    from engine.api import create_app
+    from engine.api.principal import create_api_key
+
+    runtime = make_runtime(database)
+    server_key, _ = create_api_key(runtime.db, tenant="t9", role="server")
+    user_key, _ = create_api_key(runtime.db, tenant="t9", role="user", owner="o9")
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tether.test") as client:
+        made = await client.post(
+            "/v1/scim-connections", json={"owner_id": "o9"}, headers={"Authorization": f"Bearer {server_key}"}
+        )
+        assert made.status_code == 200, made.text
+        view = made.json()
+        token = view["base_url"].rsplit("/v1/scim/", 1)[1].split("/")[0]
+        listed = await client.get(
+            f"/v1/scim/{token}/v2/Users", headers={"Authorization": f"Bearer {view['bearer_token']}"}
+        )
+        assert listed.status_code == 200 and listed.json()["totalResults"] == 0
+        refused = await client.post("/v1/scim-connections", json={}, headers={"Authorization": f"Bearer {user_key}"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")

@@ -35,6 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(runs.router)
     app.include_router(scim.router)
+    app.include_router(scim.connections_router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -40,6 +40,7 @@ from definitions.scim.protocol import (
     project,
 )
 from definitions.scim.store import Store, now_text, version_of
+from engine.api.principal import Principal, current_principal
 from engine.deliveries import load_target
 from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
@@ -407,3 +408,37 @@ async def delete_resource(token: str, kind: str, resource_id: str, request: Requ
     _check_kind(kind)
     await anyio.to_thread.run_sync(store.delete_user if kind == "Users" else store.delete_group, resource_id)
     return Response(status_code=204)
+
+
+# -- connecting a SCIM integration (Tether's own JSON API, not SCIM) ---------------------------------------------
+
+connections_router = APIRouter(prefix="/v1/scim-connections", tags=["integrations"])
+
+
+class ScimConnectRequest(BaseModel):
+    owner_id: str = ""
+    name: str = ""
+
+
+class ScimConnectionView(BaseModel):
+    integration_id: str
+    base_url: str
+    bearer_token: str
+
+
+@connections_router.post("", response_model=ScimConnectionView)
+async def connect_scim(
+    body: ScimConnectRequest, request: Request, principal: Principal = Depends(current_principal)
+) -> ScimConnectionView:
+    """Create (or find) the owner's SCIM integration and return what the identity provider is configured with.
+
+    Server principals only: the bearer token is the credential the identity provider presents, so, like an access
+    token, it goes to the host app's server and from there to the administrator setting up provisioning.
+    """
+    principal.require_server()
+    from definitions.scim.connect import connect
+
+    made = await connect(request.app.state.runtime, principal, owner_id=body.owner_id, name=body.name)
+    return ScimConnectionView(
+        integration_id=made.integration_id, base_url=made.base_url, bearer_token=made.bearer_token
+    )
