@@ -177,6 +177,11 @@ class Connection:
         """Derive integration metadata; the default derives none."""
         return None
 
+    async def verify_install(self, ctx: ConnectionContext) -> None:
+        """For ``AppInstall``: prove the installation the callback claims belongs to this app (ask the provider with
+        the app's own credentials). Callback parameters are claims, not proof; the registry requires an override."""
+        raise NotImplementedError(f"{type(self).__name__} installs an app but implements no verify_install()")
+
     async def revoke(self, ctx: ConnectionContext) -> None:
         """Provider-side teardown for ``Revoke``; OAuth2 connections with a ``revoke_url`` need not override it."""
         raise NotImplementedError(f"{type(self).__name__} declares Revoke but implements no revoke()")

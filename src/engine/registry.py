@@ -17,6 +17,7 @@ Rules (the ``rule`` of each ``DefinitionError``):
 ``auth_slot``        a connection's auth produces a slot of that same connection, of the shape the auth needs
                      (OAuth2 → an ``OAuth2Token`` subclass; client credentials → ``client_id``/``client_secret``)
 ``oauth_config``     an OAuth2 auth's client ID and secret name fields of the operator config
+``install_verified`` an app-install connection verifies the claimed installation (``verify_install``)
 ``disconnect_declared`` a connection declares ``Revoke(slot)`` or ``NoRevocation(reason)``
 ``disconnect_slot``  a revoked slot belongs to that same connection
 ``revoke_implemented`` ``Revoke`` has a provider teardown (``revoke()``, or an OAuth2 ``revoke_url``)
@@ -55,7 +56,7 @@ from pydantic import BaseModel
 from engine.cel import Expression, compile_expression
 from engine.clients import Client
 from engine.config import OperatorConfig, UserInput
-from engine.connections import Auth, ClientCredentials, OAuth2, Revoke
+from engine.connections import AppInstall, Auth, ClientCredentials, OAuth2, Revoke
 from engine.connections import Connection as ConnectionBase
 from engine.definition import Definition
 from engine.errors import CelError, DefinitionError
@@ -226,6 +227,13 @@ class _Checker:
             )
         if connection.auth is not None:
             self.check_auth(part, connection.auth)
+        if isinstance(connection.auth, AppInstall) and not connection.overrides("verify_install"):
+            raise self.fail(
+                part,
+                "installs an app but implements no verify_install(): a callback's installation "
+                "ID is a claim, not proof",
+                "install_verified",
+            )
         disconnect = getattr(connection, "disconnect", None)
         if disconnect is None:
             raise self.fail(

@@ -347,9 +347,8 @@ class Setup:
             self.runtime.user_input(integration),
         )
         try:
-            verify = getattr(connection, "verify_install", None)
-            if isinstance(connection.auth, AppInstall) and verify is not None:
-                await connection().verify_install(ctx)  # type: ignore[attr-defined]
+            if isinstance(connection.auth, AppInstall):
+                await connection().verify_install(ctx)
             await self._health_check(integration, connection, unsaved, client)
             metadata = await connection().resolve(ctx) or IntegrationMetadata()
         except TetherError as exc:

@@ -259,6 +259,23 @@ def test_manual_slot_needs_fields() -> None:
     assert rule_of(replace(s.definition, slots=(*s.definition.slots, Empty))) == "manual_slot"
 
 
+def test_install_verified() -> None:
+    class Installation(CredentialSlot):
+        installation_id: int
+
+    class TrustingInstall(Connection):
+        credential = Installation
+        auth = AppInstall(slot=Installation, install_url="https://sample.example/install")
+        disconnect = NoRevocation("uninstall the app in the provider's settings")
+
+    d = replace(
+        s.definition,
+        slots=(*s.definition.slots, Installation),
+        connections=(*s.definition.connections, TrustingInstall),
+    )
+    assert rule_of(d) == "install_verified"
+
+
 def test_empty_slot_is_fine_when_auth_produces_it() -> None:
     class Installation(CredentialSlot):
         pass
@@ -267,6 +284,9 @@ def test_empty_slot_is_fine_when_auth_produces_it() -> None:
         credential = Installation
         auth = AppInstall(slot=Installation, install_url="https://sample.example/install")
         disconnect = NoRevocation("uninstall the app in the provider's settings")
+
+        async def verify_install(self, ctx: Any) -> None:
+            return None
 
     Registry().register(
         replace(
