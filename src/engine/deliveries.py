@@ -19,6 +19,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,7 +90,8 @@ class Target:
     tenant_id: str
     definition_id: str
     webhook: type[Webhook]
-    secrets: tuple[str, ...]
+    #: Opened verification secrets: kept out of ``repr`` so they never reach a log line.
+    secrets: tuple[str, ...] = field(repr=False)
 
 
 def _secrets_for(runtime: Runtime, webhook: type[Webhook], endpoint: WebhookEndpoint | None) -> tuple[str, ...]:
@@ -128,6 +131,38 @@ def load_target(runtime: Runtime, token: str) -> Target:
         webhook,
         _secrets_for(runtime, webhook, endpoint),
     )
+
+
+#: How long a resolved endpoint (with its opened secrets) is reused before the database is asked again.
+TARGET_TTL_SECONDS = 5.0
+_TARGET_CACHE_MAX = 10_000
+_targets: dict[tuple[int, str], tuple[float, Target]] = {}
+_targets_lock = threading.Lock()
+
+
+def cached_target(runtime: Runtime, token: str) -> Target | None:
+    """A recently resolved endpoint, if any: the hot path of a busy endpoint skips a database read and a decrypt.
+
+    At most ``TARGET_TTL_SECONDS`` old, and dropped at once by ``forget_targets`` when this process retires an
+    endpoint; another process's disconnect is seen within the TTL.
+    """
+    found = _targets.get((id(runtime), token))
+    if found is None or found[0] < time.monotonic():
+        return None
+    return found[1]
+
+
+def remember_target(runtime: Runtime, token: str, target: Target) -> None:
+    with _targets_lock:
+        if len(_targets) >= _TARGET_CACHE_MAX:
+            _targets.clear()
+        _targets[(id(runtime), token)] = (time.monotonic() + TARGET_TTL_SECONDS, target)
+
+
+def forget_targets(integration_id: str) -> None:
+    with _targets_lock:
+        for key in [k for k, (_, t) in _targets.items() if t.integration_id == integration_id]:
+            del _targets[key]
 
 
 def static_secrets(runtime: Runtime, webhook: type[Webhook]) -> tuple[str, ...]:

@@ -191,4 +191,7 @@ async def remove_endpoints(runtime: Runtime, integration: Integration) -> int:
             if stored is not None:
                 stored.token, stored.registered_at, stored.provider_ref = secrets.token_urlsafe(32), None, ""
                 session.add(stored)
+    from engine.deliveries import forget_targets  # deliveries imports this module
+
+    forget_targets(integration.id)
     return len(rows)

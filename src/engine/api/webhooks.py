@@ -27,12 +27,14 @@ from engine.api.limits import MAX_BODY_BYTES
 from engine.api.principal import Principal, current_principal
 from engine.deliveries import (
     Target,
+    cached_target,
     delivery_key,
     find_static_target,
     load_target,
     parse_body,
     process_delivery,
     record_delivery,
+    remember_target,
     static_secrets,
     verify_delivery,
 )
@@ -182,7 +184,10 @@ async def receive(token: str, request: Request) -> JSONResponse:
     if not _TOKEN.fullmatch(token):
         raise NotFoundError("no webhook endpoint at this address")
     headers = lower_headers(request.headers.items())
-    target = await anyio.to_thread.run_sync(load_target, runtime, token)
+    target = cached_target(runtime, token)
+    if target is None:
+        target = await anyio.to_thread.run_sync(load_target, runtime, token)
+        remember_target(runtime, token, target)
     verify_delivery(target.webhook, body, headers, target.secrets)
     payload = parse_body(body, headers)
     answer = await _handshake(target.webhook, payload, headers)
