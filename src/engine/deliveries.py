@@ -462,6 +462,18 @@ async def process_delivery(
             )
         )
         return DeliveryOutcome(DeliveryStatus.failed, error_code="webhook_unknown")
+    if loaded[1].status == IntegrationStatus.disconnected:
+        # Recorded in the moments after a disconnect (another process's endpoint cache): kept, not processed.
+        await anyio.to_thread.run_sync(
+            lambda: _finish(
+                db,
+                row,
+                DeliveryStatus.failed,
+                code="integration_disconnected",
+                message="the integration was disconnected before this delivery was processed",
+            )
+        )
+        return DeliveryOutcome(DeliveryStatus.failed, error_code="integration_disconnected")
     _endpoint, integration = loaded
     headers = lower_headers(row.headers)
     payload = parse_body(row.body, headers)

@@ -293,3 +293,27 @@ async def test_two_integrations_have_distinct_tokens_and_secrets(sqlite_setup: S
     mine = await ensure_endpoints(sqlite_setup.runtime, second)
     tokens = {e.url for e in mine} | {e.url for e in sqlite_setup.endpoints.values() if not e.static}
     assert len(tokens) == 6 + 5  # the static URL is shared
+
+
+async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_processed(
+    sqlite_setup: Setup, app_for: Any
+) -> None:
+    """A delivery recorded just before (or, through another process's endpoint cache, just after) a disconnect."""
+    from datetime import timedelta
+
+    from engine.tables import Integration, IntegrationStatus
+
+    app, client = app_for(sqlite_setup.runtime)
+    app.state.webhook_handoff = lambda runtime, row_id: None  # processing happens after the disconnect
+    body = event_body("stripe", "item.changed", "evt_late")
+    response = await post(client, sqlite_setup, "stripe", body, sign("stripe", body, sqlite_setup.secret("stripe")))
+    assert response.status_code == 202
+    with sqlite_setup.runtime.db.session() as session:
+        row = session.get(Integration, sqlite_setup.integration.id)
+        assert row is not None
+        row.status = IntegrationStatus.disconnected
+        session.add(row)
+    [outcome] = await redeliver_pending(sqlite_setup.runtime, older_than=timedelta(0))
+    assert (outcome.status, outcome.error_code) == (DeliveryStatus.failed, "integration_disconnected")
+    [kept] = deliveries(sqlite_setup)
+    assert kept.status == DeliveryStatus.failed and kept.body == body and hooks.SEEN == []
