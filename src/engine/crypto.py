@@ -168,6 +168,11 @@ class KeyRing:
         """Decrypt with key ``key_id`` and seal again with the active key (same ``aad``)."""
         return self.encrypt(self.decrypt(key_id, blob, aad=aad), aad=aad)
 
+    def derive(self, info: bytes, length: int = 32) -> dict[str, bytes]:
+        """Key material for another purpose (``info`` names it), one per key ID, derived with HKDF from each data key:
+        deterministic, so every process holding the same keys agrees, and nothing new needs storing."""
+        return {key_id: _hkdf(raw, info, length) for key_id, raw in self._raw.items()}
+
     def needs_rewrap(self, sealed: Sealed) -> bool:
         return sealed.key_id != self.active_key_id
 

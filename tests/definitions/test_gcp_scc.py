@@ -199,7 +199,7 @@ def test_bad_key_and_workload_identity() -> None:
     bad = GcpServiceAccountKey(service_account_json=SecretStr('{"type": "authorized_user"}'), parent=PARENT)
     with pytest.raises(ConfigurationError):
         SccClient().build(ClientContext("int", bad, None, None))
-    wif = GcpWorkloadIdentity(project_number="1029384756", pool_id="tether-pool", provider_id="tether-aws",
-                              parent=PARENT)
-    with pytest.raises(NotImplementedError, match="workload identity federation is not built yet"):
+    wif = GcpWorkloadIdentity(project_number="1029384756", pool_id="tether-pool", provider_id="tether-oidc",
+                              service_account_email="not-an-email", parent=PARENT)
+    with pytest.raises(ConfigurationError):  # the token flow itself: tests/definitions/test_gcp_scc_wif.py
         SccClient().build(ClientContext("int", wif, None, None))

@@ -1,17 +1,31 @@
-"""The SCC client: an access token from a service account key, via a signed JWT bearer assertion (RFC 7523).
+"""The SCC client: an access token from a service account key (RFC 7523), or by workload identity federation.
 
 The key's ``client_email`` signs (RS256) a one-hour assertion for ``https://oauth2.googleapis.com/token`` with the
 ``cloud-platform`` scope; Google answers an access token. ``ServiceAccountAuth`` does this inside httpx's auth
 flow, reuses the token and signs a new assertion shortly before it expires. The key's own ``token_uri`` is
 ignored: a pasted key must not choose where its assertion is sent.
+
+Workload identity federation (``WorkloadIdentityAuth``) stores no secret: Tether is the OIDC issuer the
+customer's pool trusts. It signs a five-minute subject token (``engine.oidc.issue_token``, ``sub`` =
+``tether:{tenant}:{integration}``, ``aud`` = the pool provider's resource name), exchanges it at Google STS (RFC
+8693) for a federated token and, when a service account is named, exchanges that for the service account's access
+token (``generateAccessToken``). The token is reused until shortly before it expires, like the key's.
+
+The client build receives no runtime, so the signing identity is the process's own: ``get_settings()`` (the
+issuer, ``public_url``) and ``load_keyring`` (the master key the signing key derives from), resolved at the first
+mint, not at build. The tenant is not in ``ClientContext`` either: it is read from the integration's row at the
+first mint. Tests replace ``process_identity`` and ``tenant_of``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 import anyio
@@ -24,6 +38,8 @@ from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
+from engine.masterkey import KeySource, load_keyring
+from engine.settings import Settings, get_settings
 
 API_URL = "https://securitycenter.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -31,6 +47,11 @@ SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (gcp_scc)"}
 ASSERTION_LIFETIME = 3600
 REMINT_MARGIN = 5 * 60
+STS_URL = "https://sts.googleapis.com/v1/token"
+IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
+SUBJECT_TOKEN_LIFETIME = 300
+#: A service account email goes into the generateAccessToken URL path: only this shape is accepted.
+SERVICE_ACCOUNT_EMAIL = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}@[a-z0-9][a-z0-9.-]{0,99}\.gserviceaccount\.com")
 
 
 @dataclass
@@ -58,8 +79,9 @@ class SccClient(Client):
     def build(self, ctx: ClientContext) -> SccApi:
         credential = ctx.credential
         if isinstance(credential, GcpWorkloadIdentity):
-            raise NotImplementedError(
-                "gcp_scc: workload identity federation is not built yet; connect with a service account key")
+            wif = WorkloadIdentityAuth(integration_id=ctx.integration_id, audience=pool_audience(credential),
+                                       service_account_email=credential.service_account_email)
+            return SccApi(egress_client(base_url=API_URL, headers=HEADERS, auth=wif), credential.parent)
         if not isinstance(credential, GcpServiceAccountKey):
             raise TypeError(f"SccClient cannot be built from {type(credential).__name__}")
         email, key = load_key(credential.service_account_json.get_secret_value())
@@ -127,3 +149,119 @@ class ServiceAccountAuth(httpx.Auth):
         except (TypeError, KeyError, ValueError):
             raise ProviderError("Google answered an unexpected token shape") from None
 
+
+
+def pool_audience(credential: GcpWorkloadIdentity) -> str:
+    """The workload identity pool provider's full resource name: the subject token's ``aud``."""
+    return (f"//iam.googleapis.com/projects/{credential.project_number}/locations/global/"
+            f"workloadIdentityPools/{credential.pool_id}/providers/{credential.provider_id}")
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """The runtime parts ``engine.oidc.issue_token`` needs: settings (the issuer) and the key source."""
+
+    settings: Settings
+    keys: KeySource
+
+
+@cache
+def process_identity() -> ProcessIdentity:
+    settings = get_settings()
+    return ProcessIdentity(settings, load_keyring(settings))
+
+
+def tenant_of(integration_id: str) -> str:
+    """The integration's tenant, read from its row (``ClientContext`` carries only the integration ID)."""
+    from engine.database import Database
+    from engine.tables import Integration
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.session() as session:
+            row = session.get(Integration, integration_id)
+            tenant = row.tenant_id if row is not None else None
+    finally:
+        db.dispose()
+    if tenant is None:
+        raise ConfigurationError(f"gcp_scc: integration {integration_id} not found for workload identity federation")
+    return tenant
+
+
+class WorkloadIdentityAuth(httpx.Auth):
+    """Bearer tokens from Tether's OIDC subject token, exchanged at Google STS (then impersonation, if set)."""
+
+    def __init__(self, *, integration_id: str, audience: str, service_account_email: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if service_account_email is not None and not SERVICE_ACCOUNT_EMAIL.fullmatch(service_account_email):
+            raise ConfigurationError("gcp_scc: service_account_email is not a Google service account email")
+        self.integration_id = integration_id
+        self.audience = audience
+        self.client_email = service_account_email
+        self.clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = anyio.Lock()
+
+    def subject_token(self) -> str:
+        from engine.oidc import issue_token
+
+        subject = f"tether:{tenant_of(self.integration_id)}:{self.integration_id}"
+        return issue_token(process_identity(), subject=subject, audience=self.audience, ttl=SUBJECT_TOKEN_LIFETIME)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._lock:
+            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
+                exchanged = yield httpx.Request("POST", STS_URL, data={
+                    "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                    "audience": self.audience,
+                    "scope": SCOPE,
+                    "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                    "subject_token": await anyio.to_thread.run_sync(self.subject_token),
+                }, headers={"Accept": "application/json"})
+                await exchanged.aread()
+                federated, expires_at = await self._federated(exchanged)
+                if self.client_email:
+                    impersonated = yield httpx.Request(
+                        "POST", IAM_CREDENTIALS_URL.format(email=self.client_email), json={"scope": [SCOPE]},
+                        headers={"Authorization": f"Bearer {federated}", "Accept": "application/json"})
+                    await impersonated.aread()
+                    federated, expires_at = await self._impersonated(impersonated)
+                self._token, self._expires_at = federated, expires_at
+            token = self._token
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise TypeError("WorkloadIdentityAuth mints tokens asynchronously; use it with httpx.AsyncClient")
+
+    async def _federated(self, response: httpx.Response) -> tuple[str, float]:
+        if response.status_code in (400, 401, 403):
+            # invalid_grant / unauthorized_client: the pool, provider or its attribute condition refused the token.
+            raise ProviderError("Google STS refused Tether's federation token", provider_status=response.status_code,
+                                code="unauthorized")
+        await check(response, "Google STS")
+        body: Any = await read_json(response)
+        try:
+            return str(body["access_token"]), self.clock() + float(body["expires_in"])
+        except (TypeError, KeyError, ValueError):
+            raise ProviderError("Google STS answered an unexpected token shape") from None
+
+    async def _impersonated(self, response: httpx.Response) -> tuple[str, float]:
+        body: Any = await check(response, "Google IAM credentials")
+        try:
+            token = str(body["accessToken"])
+            expires = parse_expire_time(str(body["expireTime"]))
+        except (TypeError, KeyError, ValueError):
+            raise ProviderError("Google IAM credentials answered an unexpected token shape") from None
+        return token, self.clock() + (expires - time.time())
+
+
+def parse_expire_time(value: str) -> float:
+    """An RFC 3339 timestamp (``Z``, up to nanoseconds) as epoch seconds."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})", value)
+    if match is None:
+        raise ValueError("not an RFC 3339 timestamp")
+    zone = "+00:00" if match[3] == "Z" else match[3]
+    return datetime.fromisoformat(match[1] + zone).timestamp() + float(f"0.{match[2] or 0}")

@@ -1,4 +1,4 @@
-"""Connections: a service account key (built), or workload identity federation (declared, not built yet)."""
+"""Connections: a service account key, or workload identity federation (Tether as the pool's OIDC issuer)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ class ServiceAccountKeyConnection(Connection):
 
 
 class WorkloadIdentityConnection(Connection):
-    """Workload identity federation: not built yet; building its client raises NotImplementedError."""
+    """Workload identity federation: Tether's signed OIDC token exchanged at Google STS; no secret stored."""
 
-    title = "Workload identity federation (not available yet)"
+    title = "Use workload identity federation"
     credential = GcpWorkloadIdentity
     clients = (SccClient,)
     validate = HealthCheck
@@ -41,3 +41,9 @@ class WorkloadIdentityConnection(Connection):
         reason="Tether stores no key. Remove the workload identity pool provider (or its service account "
         "binding) in the Google Cloud console.",
     )
+
+    async def resolve(self, ctx: ConnectionContext) -> IntegrationMetadata:
+        api = cast(SccApi, ctx.client)
+        email = getattr(api.http.auth, "client_email", None)
+        return IntegrationMetadata(account_id=api.parent, account_name=api.parent, account_email=email,
+                                   url="https://console.cloud.google.com/security/command-center/findings")

@@ -1,4 +1,4 @@
-"""Credential slots: a service account key (built), or workload identity federation (declared, not built).
+"""Credential slots: a service account key, or workload identity federation (Tether as the OIDC issuer).
 
 Class names are stable IDs stored in the database: renaming one is a migration.
 """
@@ -24,12 +24,13 @@ class GcpServiceAccountKey(CredentialSlot):
 
 
 class GcpWorkloadIdentity(CredentialSlot):
-    """Workload identity federation: Tether's AWS or OIDC identity exchanged at Google STS, no key stored.
+    """Workload identity federation: a token signed by Tether (OIDC issuer) exchanged at Google STS, no key stored.
 
-    Declared so the slot ID is reserved; the exchange is not built yet (the client raises NotImplementedError).
+    ``service_account_email``, when set, is impersonated with the federated token; otherwise the pool's principal
+    (``principal://…/subject/tether:{tenant}:{integration}``) itself needs the Findings Viewer role.
     """
 
-    title = "Workload identity federation (not available yet)"
+    title = "Workload identity federation"
 
     project_number: str = Field(pattern=r"^[0-9]{1,20}$")
     pool_id: str = Field(pattern=r"^[a-z0-9-]{4,32}$")

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from engine import web
+from engine import oidc, web
 from engine.api import catalog, integrations, oauth, runs, scim, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
@@ -37,6 +37,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(scim.router)
     app.include_router(scim.connections_router)
     app.include_router(web.router)
+    app.include_router(oidc.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", response_model=Health, tags=["health"])
