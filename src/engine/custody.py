@@ -153,44 +153,40 @@ class Custody:
                         detail={"step": "revoke", "code": exc.code},
                     )
                 raise RevocationFailed("the provider did not confirm the revocation; nothing was deleted") from None
-        from engine.endpoints import remove_endpoints
-
-        # While the credential still exists: unregistering a webhook at the provider may need it.
-        await remove_endpoints(self.runtime, integration)
-        with self.runtime.db.session() as session:
-            fresh = session.get(Integration, integration_id)
-            if fresh is None:
-                raise NotFoundError(f"no integration {integration_id}")
-            self.runtime.keystore.delete(integration_id, session=session)
-            fresh.provider_data = {}
-            transition(
-                session,
-                fresh,
-                IntegrationStatus.disconnected,
-                actor=actor,
-                action="disconnect",
-                detail={
-                    "connection": connection.connection_id(),
-                    "revoked": not isinstance(connection.disconnect, NoRevocation),
-                },
-            )
-        self.forget(integration_id)
+        await self._forget_connection(
+            integration,
+            actor=actor,
+            reason="",
+            detail={
+                "connection": connection.connection_id(),
+                "revoked": not isinstance(connection.disconnect, NoRevocation),
+            },
+        )
         return note
 
     async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
         """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
-        from engine.endpoints import remove_endpoints
-
         with self.runtime.db.session() as session:
             integration = session.get(Integration, integration_id)
         if integration is None or integration.status == IntegrationStatus.disconnected:
             return
+        await self._forget_connection(
+            integration, actor=actor, reason=reason, detail={"revoked": False, "by": "provider"}
+        )
+
+    async def _forget_connection(
+        self, integration: Integration, *, actor: str, reason: str, detail: dict[str, Any]
+    ) -> None:
+        """The local half of every disconnect: retire webhook endpoints (while the credential still exists, since
+        unregistering at the provider may need it), delete credentials, mark disconnected, audit, drop caches."""
+        from engine.endpoints import remove_endpoints
+
         await remove_endpoints(self.runtime, integration)
         with self.runtime.db.session() as session:
-            fresh = session.get(Integration, integration_id)
+            fresh = session.get(Integration, integration.id)
             if fresh is None:
-                return
-            self.runtime.keystore.delete(integration_id, session=session)
+                raise NotFoundError(f"no integration {integration.id}")
+            self.runtime.keystore.delete(integration.id, session=session)
             fresh.provider_data = {}
             transition(
                 session,
@@ -199,10 +195,10 @@ class Custody:
                 actor=actor,
                 action="disconnect",
                 reason=reason,
-                detail={"revoked": False, "by": "provider"},
+                detail=detail,
             )
-        self.forget(integration_id)
-        self.runtime.clients.drop(integration_id)
+        self.forget(integration.id)
+        self.runtime.clients.drop(integration.id)
 
     async def _revoke(self, integration: Integration, definition: Definition, connection: type[ConnectionBase]) -> None:
         slot_type = connection.disconnect.slot  # type: ignore[union-attr]
