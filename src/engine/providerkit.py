@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
+import anyio
 import httpx
 
 from engine.egress import read_json
@@ -129,12 +130,14 @@ def raise_for_status(
     status = response.status_code
     where = f"{response.request.method} {response.request.url.path}"
     if status == 401:
-        raise ProviderError(f"{provider} refused the credential ({where})", provider_status=status,
-                            code="unauthorized")
+        raise ProviderError(f"{provider} refused the credential ({where})", provider_status=status, code="unauthorized")
     if is_rate_limit(response) if is_rate_limit is not None else status == 429:
-        raise ProviderError(f"{provider} rate limit reached ({where})", provider_status=status,
-                            retry_after=retry_after(response) if retry_after is not None else None,
-                            code="rate_limited")
+        raise ProviderError(
+            f"{provider} rate limit reached ({where})",
+            provider_status=status,
+            retry_after=retry_after(response) if retry_after is not None else None,
+            code="rate_limited",
+        )
     raise ProviderError(f"{provider} answered {status} to {where}", provider_status=status)
 
 
@@ -316,3 +319,63 @@ def _dig(body: Any, path: str) -> Any:
             return None
         value = value.get(part)
     return value
+
+
+# -- minted bearer tokens -------------------------------------------------------------------------------------------
+
+
+class MintedTokenAuth(httpx.Auth):
+    """``Authorization: Bearer`` with a token minted by one request to a token endpoint (client credentials, a
+    signed assertion), reused until shortly before it expires.
+
+    Subclasses say how to mint (``mint_request``) and how to read the answer (``read_token``, which maps the
+    provider's refusals to typed errors). A lock makes concurrent requests on one client share one mint. Async
+    only: the mint is one more request inside httpx's auth flow.
+    """
+
+    #: Mint again this long before the current token expires, so no request carries a stale one.
+    remint_margin: ClassVar[float] = 5 * 60
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        #: Seconds since the epoch; replaceable so tests can move time forward.
+        self.clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = anyio.Lock()
+
+    def mint_request(self) -> httpx.Request:
+        raise NotImplementedError
+
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
+        """The token and its lifetime in seconds, from the mint's answer."""
+        raise NotImplementedError
+
+    def check_ready(self) -> None:
+        """Refuse before minting when the configuration cannot work (the default accepts)."""
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncIterator[httpx.Request]:
+        self.check_ready()
+        async with self._lock:
+            if self._token is None or self.clock() >= self._expires_at - self.remint_margin:
+                minted = yield self.mint_request()
+                await minted.aread()
+                token, lifetime = await self.read_token(minted)
+                self._token, self._expires_at = token, self.clock() + lifetime
+            token = self._token
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Any:
+        raise TypeError(f"{type(self).__name__} mints tokens asynchronously; use it with httpx.AsyncClient")
+
+
+async def token_answer(
+    response: httpx.Response, *, provider: str, default_lifetime: float | None = None
+) -> tuple[str, float]:
+    """``access_token`` and ``expires_in`` from a token endpoint's JSON answer (already checked for errors)."""
+    body: Any = await read_json(response)
+    try:
+        lifetime = body.get("expires_in", default_lifetime) if default_lifetime is not None else body["expires_in"]
+        return str(body["access_token"]), float(lifetime)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise ProviderError(f"{provider} answered an unexpected token shape") from None

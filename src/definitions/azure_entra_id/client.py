@@ -10,24 +10,22 @@ secret from the operator config.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, cast
+from collections.abc import Callable
+from typing import cast
 
-import anyio
 import httpx
 
 from definitions.azure_entra_id.config import EntraConfig
 from definitions.azure_entra_id.graph import GRAPH_URL, raise_for_status
 from definitions.azure_entra_id.slots import EntraTenant
 from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client, read_json
+from engine.egress import egress_client
 from engine.errors import ConfigurationError
+from engine.providerkit import MintedTokenAuth, token_answer
 
 TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 SCOPE = "https://graph.microsoft.com/.default"
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (azure_entra_id)"}
-#: Mint a new token this long before the current one expires, so no request carries a stale one.
-REMINT_MARGIN = 5 * 60
 
 
 class EntraClient(Client):
@@ -47,47 +45,30 @@ class EntraClient(Client):
         return egress_client(base_url=GRAPH_URL, headers=HEADERS, auth=auth)
 
 
-class AppOnlyAuth(httpx.Auth):
-    """Client-credentials tokens for one tenant; a lock makes concurrent requests share one mint."""
+class AppOnlyAuth(MintedTokenAuth):
+    """Client-credentials tokens for one tenant."""
 
     def __init__(self, *, tenant_id: str, client_id: str, client_secret: str,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
         self.tenant_id = tenant_id
         self.client_id = client_id
         self._secret = client_secret
-        #: Seconds since the epoch; replaceable so tests can move time forward.
-        self.clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = anyio.Lock()
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._lock:
-            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
-                minted = yield httpx.Request("POST", TOKEN_URL.format(tenant=self.tenant_id), data={
-                    "client_id": self.client_id,
-                    "client_secret": self._secret,
-                    "scope": SCOPE,
-                    "grant_type": "client_credentials",
-                })
-                await minted.aread()
-                await self._store(minted)
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+    def mint_request(self) -> httpx.Request:
+        return httpx.Request("POST", TOKEN_URL.format(tenant=self.tenant_id), data={
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+            "scope": SCOPE,
+            "grant_type": "client_credentials",
+        })
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise TypeError("AppOnlyAuth mints tokens asynchronously; use it with httpx.AsyncClient")
-
-    async def _store(self, response: httpx.Response) -> None:
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
         if response.status_code in (400, 401):
             # invalid_client / unauthorized_client: a wrong secret, or no admin consent in this tenant (any more).
             raise ProviderError("Microsoft refused the app's token request for this tenant",
                                 provider_status=response.status_code, code="unauthorized")
         raise_for_status(response)
-        body: Any = await read_json(response)
-        try:
-            self._token = str(body["access_token"])
-            self._expires_at = self.clock() + float(body["expires_in"])
-        except (TypeError, KeyError, ValueError):
-            raise ProviderError("Microsoft answered an unexpected token shape") from None
+        return await token_answer(response, provider="Microsoft")
+
+

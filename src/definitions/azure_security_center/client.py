@@ -9,23 +9,22 @@ fill the tenant into the token URL.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 
 from definitions.azure_security_center.arm import check
 from definitions.azure_security_center.slots import AzureServicePrincipal
 from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client, read_json
+from engine.egress import egress_client
+from engine.providerkit import MintedTokenAuth, token_answer
 
 ARM_URL = "https://management.azure.com"
 TOKEN_URL = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
 SCOPE = "https://management.azure.com/.default"
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (azure_security_center)"}
-REMINT_MARGIN = 5 * 60
 
 
 @dataclass
@@ -59,43 +58,27 @@ class ArmClient(Client):
         return ArmApi(egress_client(base_url=ARM_URL, headers=HEADERS, auth=auth), credential.subscription_id)
 
 
-class ServicePrincipalAuth(httpx.Auth):
-    """Client-credentials tokens for one tenant; a lock makes concurrent requests share one mint."""
+class ServicePrincipalAuth(MintedTokenAuth):
+    """Client-credentials tokens for one tenant."""
 
     def __init__(self, *, tenant_id: str, client_id: str, client_secret: str,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
         self.tenant_id = tenant_id
         self.client_id = client_id
         self._secret = client_secret
-        self.clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = anyio.Lock()
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._lock:
-            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
-                minted = yield httpx.Request("POST", TOKEN_URL.format(tenant_id=self.tenant_id), data={
-                    "client_id": self.client_id, "client_secret": self._secret, "scope": SCOPE,
-                    "grant_type": "client_credentials"})
-                await minted.aread()
-                await self._store(minted)
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+    def mint_request(self) -> httpx.Request:
+        return httpx.Request("POST", TOKEN_URL.format(tenant_id=self.tenant_id), data={
+            "client_id": self.client_id, "client_secret": self._secret, "scope": SCOPE,
+            "grant_type": "client_credentials"})
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise TypeError("ServicePrincipalAuth mints tokens asynchronously; use it with httpx.AsyncClient")
-
-    async def _store(self, response: httpx.Response) -> None:
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
         if response.status_code in (400, 401):
             # invalid_client (a wrong or expired secret), unauthorized_client, or an unknown tenant.
             raise ProviderError("Microsoft refused the service principal's token request",
                                 provider_status=response.status_code, code="unauthorized")
         await check(response)
-        body: Any = await read_json(response)
-        try:
-            self._token = str(body["access_token"])
-            self._expires_at = self.clock() + float(body["expires_in"])
-        except (TypeError, KeyError, ValueError):
-            raise ProviderError("Microsoft answered an unexpected token shape") from None
+        return await token_answer(response, provider="Microsoft")
+
+

@@ -39,6 +39,7 @@ from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
 from engine.masterkey import KeySource, load_keyring
+from engine.providerkit import MintedTokenAuth, token_answer
 from engine.settings import Settings, get_settings
 
 API_URL = "https://securitycenter.googleapis.com"
@@ -104,17 +105,14 @@ def load_key(text: str) -> tuple[str, rsa.RSAPrivateKey]:
                                        not_rsa_error="gcp_scc: the service account key is not an RSA key")
 
 
-class ServiceAccountAuth(httpx.Auth):
-    """Bearer tokens minted from a signed assertion; a lock makes concurrent requests share one mint."""
+class ServiceAccountAuth(MintedTokenAuth):
+    """Bearer tokens minted from a signed assertion."""
 
     def __init__(self, *, client_email: str, private_key: rsa.RSAPrivateKey,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
         self.client_email = client_email
         self._key = private_key
-        self.clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = anyio.Lock()
 
     def assertion(self) -> str:
         now = int(self.clock())
@@ -122,33 +120,17 @@ class ServiceAccountAuth(httpx.Auth):
                   "exp": now + ASSERTION_LIFETIME}
         return sign_rs256(self._key, claims)
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._lock:
-            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
-                minted = yield httpx.Request("POST", TOKEN_URL, data={
-                    "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": self.assertion()})
-                await minted.aread()
-                await self._store(minted)
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+    def mint_request(self) -> httpx.Request:
+        return httpx.Request("POST", TOKEN_URL, data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": self.assertion()})
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise TypeError("ServiceAccountAuth mints tokens asynchronously; use it with httpx.AsyncClient")
-
-    async def _store(self, response: httpx.Response) -> None:
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
         if response.status_code in (400, 401):
             # invalid_grant: a deleted or disabled key, or a clock far off.
             raise ProviderError("Google refused the service account's token request",
                                 provider_status=response.status_code, code="unauthorized")
         await check(response, "Google's token endpoint")
-        body: Any = await read_json(response)
-        try:
-            self._token = str(body["access_token"])
-            self._expires_at = self.clock() + float(body["expires_in"])
-        except (TypeError, KeyError, ValueError):
-            raise ProviderError("Google answered an unexpected token shape") from None
-
+        return await token_answer(response, provider="Google")
 
 
 def pool_audience(credential: GcpWorkloadIdentity) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, cast
+from collections.abc import Callable, Generator
+from typing import cast
 
-import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -22,9 +21,10 @@ from definitions.google_workspace.config import GoogleWorkspaceInput
 from definitions.google_workspace.rest import raise_for_status
 from definitions.google_workspace.slots import GoogleServiceAccountKey, GoogleWorkspaceOAuthToken
 from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client, read_json
+from engine.egress import egress_client
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
+from engine.providerkit import MintedTokenAuth, token_answer
 
 API_URL = "https://admin.googleapis.com"
 #: The only place an assertion is sent. The key file's own ``token_uri`` is ignored: a pasted key must not be
@@ -39,8 +39,6 @@ SCOPES = (
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (google_workspace)"}
 #: Google accepts assertions valid for at most an hour.
 JWT_LIFETIME = 3600
-#: Mint a new token this long before the current one expires, so no request carries a stale one.
-REMINT_MARGIN = 5 * 60
 
 
 class GoogleWorkspaceClient(Client):
@@ -96,24 +94,20 @@ def parse_service_account_key(text: str) -> dict[str, str]:
     return {"client_email": key["client_email"], "private_key": key["private_key"]}
 
 
-class ServiceAccountAuth(httpx.Auth):
+class ServiceAccountAuth(MintedTokenAuth):
     """Authenticates as a service account impersonating ``subject`` (domain-wide delegation).
 
-    A lock makes concurrent requests share one mint. Without a ``subject`` Google would answer with the service
-    account's own (directory-less) identity, so the first request fails with ``admin_email_missing`` instead.
+    Without a ``subject`` Google would answer with the service account's own (directory-less) identity, so the
+    first request fails with ``admin_email_missing`` instead.
     """
 
     def __init__(self, *, client_email: str, private_key: str, subject: str,
                  scopes: tuple[str, ...] = SCOPES, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
         self.client_email = client_email
         self.subject = subject
         self.scopes = scopes
-        #: Seconds since the epoch; replaceable so tests can move time forward.
-        self.clock = clock
         self._key = _load_private_key(private_key)
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = anyio.Lock()
 
     def assertion(self) -> str:
         """The RS256 JWT Google trades for an access token (RFC 7523 §2.1)."""
@@ -122,37 +116,24 @@ class ServiceAccountAuth(httpx.Auth):
                   "aud": TOKEN_URL, "iat": now, "exp": now + JWT_LIFETIME}
         return sign_rs256(self._key, claims)
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    def check_ready(self) -> None:
         if not self.subject:
             raise ProviderError("Google Workspace needs the admin email the service account acts for",
                                 code="admin_email_missing")
-        async with self._lock:
-            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
-                minted = yield httpx.Request("POST", TOKEN_URL, data={
-                    "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                    "assertion": self.assertion(),
-                })
-                await minted.aread()
-                await self._store(minted)
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise TypeError("ServiceAccountAuth mints tokens asynchronously; use it with httpx.AsyncClient")
+    def mint_request(self) -> httpx.Request:
+        return httpx.Request("POST", TOKEN_URL, data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": self.assertion(),
+        })
 
-    async def _store(self, response: httpx.Response) -> None:
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
         if response.status_code in (400, 401):
             # invalid_grant / unauthorized_client: the key was deleted, or delegation is not granted for the scopes.
             raise ProviderError("Google refused the service account assertion", provider_status=response.status_code,
                                 code="unauthorized")
         raise_for_status(response)
-        body: Any = await read_json(response)
-        try:
-            self._token = str(body["access_token"])
-            self._expires_at = self.clock() + float(body["expires_in"])
-        except (TypeError, KeyError, ValueError):
-            raise ProviderError("Google answered an unexpected token shape") from None
+        return await token_answer(response, provider="Google")
 
 
 def _load_private_key(pem: str) -> rsa.RSAPrivateKey:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable, Generator
 
-import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -21,17 +20,16 @@ from definitions.okta.api import raise_for_status
 from definitions.okta.config import OktaSettings
 from definitions.okta.slots import OktaApiToken, OktaServiceApp
 from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client, read_json
+from engine.egress import egress_client
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
+from engine.providerkit import MintedTokenAuth, token_answer
 
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (okta)"}
 #: Read-only management scopes granted to the service app (Okta API Scopes tab).
 SCOPES = ("okta.users.read", "okta.groups.read")
 #: Okta accepts client assertions that live at most an hour; five minutes is plenty for one exchange.
 ASSERTION_LIFETIME = 5 * 60
-#: Mint a new access token this long before the current one expires.
-REMINT_MARGIN = 5 * 60
 
 
 class OktaClient(Client):
@@ -66,19 +64,16 @@ class SswsAuth(httpx.Auth):
         yield request
 
 
-class ServiceAppAuth(httpx.Auth):
-    """Client credentials with ``private_key_jwt``; a lock makes concurrent requests share one mint."""
+class ServiceAppAuth(MintedTokenAuth):
+    """Client credentials with ``private_key_jwt``."""
 
     def __init__(self, *, client_id: str, private_key: str, key_id: str | None, token_url: str,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
         self.client_id = client_id
         self.key_id = key_id
         self.token_url = token_url
-        self.clock = clock
         self._key = _load_private_key(private_key)
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = anyio.Lock()
 
     def client_assertion(self) -> str:
         now = int(self.clock())
@@ -86,20 +81,7 @@ class ServiceAppAuth(httpx.Auth):
                                      "iat": now, "exp": now + ASSERTION_LIFETIME, "jti": secrets.token_urlsafe(16)}
         return sign_rs256(self._key, claims, headers={"kid": self.key_id} if self.key_id else None)
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._lock:
-            if self._token is None or self.clock() >= self._expires_at - REMINT_MARGIN:
-                minted = yield self._mint_request()
-                await minted.aread()
-                await self._store(minted)
-            token = self._token
-        request.headers["Authorization"] = f"Bearer {token}"
-        yield request
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise TypeError("ServiceAppAuth mints tokens asynchronously; use it with httpx.AsyncClient")
-
-    def _mint_request(self) -> httpx.Request:
+    def mint_request(self) -> httpx.Request:
         return httpx.Request("POST", self.token_url, headers={"Accept": "application/json"}, data={
             "grant_type": "client_credentials",
             "scope": " ".join(SCOPES),
@@ -107,18 +89,13 @@ class ServiceAppAuth(httpx.Auth):
             "client_assertion": self.client_assertion(),
         })
 
-    async def _store(self, response: httpx.Response) -> None:
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
         if response.status_code in (400, 401):
             # invalid_client / invalid_scope: the app, its key or its granted scopes are wrong.
             raise ProviderError("Okta refused the service app's client assertion", provider_status=response.status_code,
                                 code="unauthorized")
         raise_for_status(response)
-        body = await read_json(response)
-        try:
-            self._token = str(body["access_token"])
-            self._expires_at = self.clock() + int(body.get("expires_in", 3600))
-        except (TypeError, KeyError, ValueError):
-            raise ProviderError("Okta answered an unexpected token shape") from None
+        return await token_answer(response, provider="Okta", default_lifetime=3600)
 
 
 def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
