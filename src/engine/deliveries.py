@@ -15,13 +15,15 @@ final it is the time processing finished.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,11 +31,12 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from pydantic import SecretStr
-from sqlalchemy import or_, update
+from sqlalchemy import Connection, Engine, or_, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from engine.database import Database
-from engine.endpoints import endpoint_secret, insert_for, webhook_class
+from engine.endpoints import endpoint_secret, webhook_class
 from engine.errors import NotFoundError, TetherError
 from engine.operations import Operation, Payload
 from engine.runtime import Runtime
@@ -287,36 +290,182 @@ class Recorded:
     duplicate: bool
 
 
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A verified delivery about to be recorded (headers already stripped of the unstored ones)."""
+
+    endpoint_id: str
+    integration_id: str
+    delivery_id: str
+    body: bytes
+    headers: Mapping[str, str]
+    received_at: datetime
+    row_id: str = field(default_factory=new_id)
+
+    @classmethod
+    def of(cls, target: Target, delivery_id: str, body: bytes, headers: Mapping[str, str]) -> NewDelivery:
+        stored = {k: v for k, v in headers.items() if k.lower() not in _UNSTORED_HEADERS}
+        return cls(target.endpoint_id, target.integration_id, delivery_id, body, stored, utcnow())
+
+
+#: Columns bound per row of the INSERT, in order; the others are the constants of a new ``received`` row.
+_BOUND = ("id", "endpoint_id", "integration_id", "delivery_id", "body", "headers", "received_at")
+_COLUMNS = (
+    "id, endpoint_id, integration_id, delivery_id, event_type, status, body, headers, error_code, error_message, "
+    "attempts, received_at, processed_at"
+)
+
+
+class _DeliveryInsert:
+    """The multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of ``record_deliveries`` for one engine.
+
+    Built once per engine and batch size: the SQL text (positional placeholders, so nothing is compiled per call)
+    and the columns' own bind processors (SQLAlchemy's, so rows read back exactly as ORM-written ones). On
+    PostgreSQL it runs on a psycopg ``RawCursor`` (``$n`` placeholders, binary parameters): psycopg neither
+    re-parses a long statement for ``%s`` on every call nor dumps parameters as text, and it prepares the
+    statement server-side after a few runs. SQLAlchemy's ``before_cursor_execute`` hooks do not see it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        self.postgres = dialect.name == "postgresql"
+        if not self.postgres and dialect.name != "sqlite":
+            raise NotImplementedError(f"recording deliveries on {dialect.name}")
+        table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+        self.processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _BOUND]
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        found = self._sql.get(rows)
+        if found is None:
+            groups = []
+            for row in range(rows):
+                if self.postgres:
+                    b = [f"${row * len(_BOUND) + i + 1}" for i in range(len(_BOUND))]
+                else:
+                    b = ["?"] * len(_BOUND)
+                groups.append(
+                    f"({b[0]}, {b[1]}, {b[2]}, {b[3]}, '', 'received', {b[4]}, {b[5]}, '', '', 0, {b[6]}, NULL)"
+                )
+            found = self._sql[rows] = (
+                f"INSERT INTO webhook_delivery ({_COLUMNS}) VALUES {', '.join(groups)} "
+                "ON CONFLICT (endpoint_id, delivery_id) DO NOTHING RETURNING id"
+            )
+        return found
+
+    def params(self, items: Sequence[NewDelivery]) -> list[Any]:
+        out: list[Any] = []
+        processors = self.processors
+        for item in items:
+            values = (
+                item.row_id,
+                item.endpoint_id,
+                item.integration_id,
+                item.delivery_id,
+                item.body,
+                item.headers,
+                item.received_at,
+            )
+            out.extend(p(v) if p is not None else v for p, v in zip(processors, values, strict=True))
+        return out
+
+    def run(self, connection: Connection, items: Sequence[NewDelivery]) -> set[str]:
+        """Execute in ``connection``'s transaction; the row IDs actually inserted."""
+        sql, params = self.sql(len(items)), self.params(items)
+        if not self.postgres:
+            return {row[0] for row in connection.exec_driver_sql(sql, tuple(params))}
+        import psycopg
+
+        try:
+            with psycopg.RawCursor(connection.connection.driver_connection) as cursor:
+                cursor.execute(sql, params, binary=True)
+                return {row[0] for row in cursor.fetchall()}
+        except psycopg.Error as exc:
+            # What SQLAlchemy would do for its own cursor: a lost connection is invalidated (not pooled again),
+            # and the error is raised as SQLAlchemy's (parameters hidden: they hold delivery bodies).
+            disconnect = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+            if disconnect:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=disconnect
+            ) from exc
+
+
+_inserts: weakref.WeakKeyDictionary[Engine, _DeliveryInsert] = weakref.WeakKeyDictionary()
+
+
+def record_deliveries(db: Database, items: Sequence[NewDelivery]) -> list[Recorded]:
+    """Record deliveries with status ``received`` (the processing intent) in ONE multi-row ``INSERT … ON CONFLICT
+    (endpoint_id, delivery_id) DO NOTHING RETURNING id`` and one transaction: the group commit of the endpoint.
+
+    A delivery ID already recorded for the endpoint, or repeated within ``items``, inserts nothing and reports
+    ``duplicate``: the unique constraint decides, so of any number of concurrent duplicates exactly one is
+    recorded (the first in ``items`` when they share a batch). When this raises, nothing of the batch was written
+    (the caller may retry the items one by one: ``engine.batching``).
+    """
+    if not items:
+        return []
+    insert = _inserts.get(db.engine)
+    if insert is None:
+        insert = _inserts[db.engine] = _DeliveryInsert(db.engine)
+    with db.engine.begin() as connection:
+        inserted = insert.run(connection, items)
+    return [Recorded(i.row_id, i.delivery_id, duplicate=i.row_id not in inserted) for i in items]
+
+
 def record_delivery(
     db: Database, target: Target, delivery_id: str, body: bytes, headers: Mapping[str, str]
 ) -> Recorded:
-    """Insert the delivery with status ``received`` (the processing intent) in one statement; a repeated delivery
-    ID for the endpoint inserts nothing and reports ``duplicate`` (race-safe: the unique constraint decides)."""
-    row_id = new_id()
-    stored = {k: v for k, v in headers.items() if k.lower() not in _UNSTORED_HEADERS}
-    statement = (
-        insert_for(db)(WebhookDelivery)
-        .values(
-            id=row_id,
-            endpoint_id=target.endpoint_id,
-            integration_id=target.integration_id,
-            delivery_id=delivery_id,
-            event_type="",
-            status=DeliveryStatus.received.value,
-            body=body,
-            headers=stored,
-            error_code="",
-            error_message="",
-            attempts=0,
-            received_at=utcnow(),
-            processed_at=None,
+    """Record one delivery on its own (a batch of one of ``record_deliveries``); ``duplicate`` when the endpoint
+    already has this delivery ID (race-safe: the unique constraint decides)."""
+    [recorded] = record_deliveries(db, [NewDelivery.of(target, delivery_id, body, headers)])
+    return recorded
+
+
+AfterCommit = Callable[[list[str]], None]
+
+
+class DeliveryRecorder:
+    """Group commit for one database: concurrent ``record`` calls share one ``record_deliveries`` call
+    (``engine.batching.Coalescer``: a lone call goes through at once, batches form only under load).
+
+    ``record`` returns only after the batch holding the delivery has committed, so an acknowledgement sent after
+    it is durable. ``after_commit`` (when given) is called in the batch's worker thread with the row IDs the batch
+    inserted, after the commit: the endpoint's batched hand-off to the queue. Its failure is logged and swallowed
+    (the deliveries are recorded; they stay ``received`` and the sweep, ``redeliver_pending``, processes them).
+    """
+
+    def __init__(self, db: Database, *, after_commit: AfterCommit | None = None, max_batch: int = 64) -> None:
+        from engine.batching import Coalescer
+
+        self.db = db
+        self.after_commit = after_commit
+        #: Batches committed and the deliveries in them (the mean batch size shows the group commit at work).
+        self.batches = 0
+        self.items = 0
+        self._coalescer: Coalescer[NewDelivery, Recorded] = Coalescer(
+            "record-deliveries", self._record, max_batch=max_batch
         )
-        .on_conflict_do_nothing(index_elements=["endpoint_id", "delivery_id"])
-        .returning(WebhookDelivery.id)  # type: ignore[arg-type]
-    )
-    with db.engine.begin() as connection:
-        inserted = connection.execute(statement).first() is not None
-    return Recorded(row_id, delivery_id, duplicate=not inserted)
+
+    def _record(self, items: list[NewDelivery]) -> list[Recorded]:
+        recorded = record_deliveries(self.db, items)
+        self.batches += 1
+        self.items += len(items)
+        if self.after_commit is not None:
+            inserted = [r.row_id for r in recorded if not r.duplicate]
+            if inserted:
+                try:
+                    self.after_commit(inserted)
+                except Exception as exc:
+                    log.warning(
+                        "handing off %d recorded deliveries failed (%s); left for the sweep",
+                        len(inserted),
+                        type(exc).__name__,
+                    )
+        return recorded
+
+    async def record(self, item: NewDelivery) -> Recorded:
+        return await self._coalescer.submit(item)
 
 
 # -- processing ------------------------------------------------------------------------------------------------
@@ -568,6 +717,24 @@ async def process_delivery(
         lambda: _finish(db, row, DeliveryStatus.processed, event_type=event_type, run_id=run_id)
     )
     return outcome
+
+
+async def process_deliveries(
+    runtime: Runtime, row_ids: Sequence[str], *, concurrency: int = 8, dispatcher: Dispatcher | None = None
+) -> list[DeliveryOutcome | None]:
+    """Process recorded deliveries (a queue message's row IDs), at most ``concurrency`` at a time. One delivery's
+    failure does not stop the others: its row stays ``received`` and the sweep (``redeliver_pending``) retries it."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(row_id: str) -> DeliveryOutcome | None:
+        async with gate:
+            try:
+                return await process_delivery(runtime, row_id, dispatcher=dispatcher)
+            except Exception as exc:
+                log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
+                return None
+
+    return list(await asyncio.gather(*(one(row_id) for row_id in row_ids)))
 
 
 def pending_deliveries(

@@ -1,7 +1,10 @@
 """Queued runs on Dramatiq (DESIGN.md §6).
 
 A queued run is one message for one actor, ``tether.execute_run``, whose only argument is the run ID: never a
-credential, a config or a payload (those stay in the database). The broker comes from ``TETHER_BROKER_URL``:
+credential, a config or a payload (those stay in the database). Recorded webhook deliveries go the same way on a
+second actor, ``tether.process_deliveries``: one message per batch the endpoint committed, carrying only delivery
+row IDs (``enqueue_deliveries``); a worker processes each through ``engine.deliveries.process_delivery``. The
+broker comes from ``TETHER_BROKER_URL``:
 
 - ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
 - ``amqp://…`` → ``RabbitmqBroker`` (needs ``pika``, installed separately);
@@ -46,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("tether.worker")
 
 ACTOR_NAME = "tether.execute_run"
+#: Processes recorded webhook deliveries; its one argument is a list of delivery row IDs.
+DELIVERIES_ACTOR_NAME = "tether.process_deliveries"
+#: Deliveries of one message processed at the same time by one worker thread's event loop.
+DELIVERY_CONCURRENCY = 8
 #: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
 TIME_LIMIT_GRACE_SECONDS = 30.0
 DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
@@ -55,6 +62,7 @@ DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
 class _State:
     broker: dramatiq.Broker | None = None
     actor: dramatiq.Actor | None = None
+    deliveries_actor: dramatiq.Actor | None = None
     url: str | None = None
     runtime: Runtime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,7 +107,7 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
 
 
 def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
-    """This process's broker, built once from ``TETHER_BROKER_URL``, with the run actor declared on it."""
+    """This process's broker, built once from ``TETHER_BROKER_URL``, with the run and delivery actors declared."""
     url = (settings or Settings()).broker_url.strip() if _state.url is None else _state.url
     with _state.lock:
         if _state.broker is None:
@@ -113,6 +121,14 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 priority=0,
                 options={},
             )
+            _state.deliveries_actor = dramatiq.Actor(
+                _process_deliveries,
+                broker=broker,
+                actor_name=DELIVERIES_ACTOR_NAME,
+                queue_name=queue_name(),
+                priority=0,
+                options={},
+            )
             _state.broker, _state.url = broker, url
         return _state.broker
 
@@ -122,7 +138,7 @@ def reset() -> None:
     with _state.lock:
         if _state.broker is not None:
             _state.broker.close()
-        _state.broker = _state.actor = None
+        _state.broker = _state.actor = _state.deliveries_actor = None
         _state.url = None
         _state.runtime = None
 
@@ -160,6 +176,26 @@ async def _execute_run(run_id: str) -> None:
     if outcome.retry_in is not None:
         why = "deferred (rate limited)" if outcome.deferred else "retried"
         raise Retry(f"run {run_id} {why}", delay=max(0, int(outcome.retry_in * 1000)))
+
+
+def enqueue_deliveries(row_ids: list[str], *, settings: Settings | None = None) -> None:
+    """Send one message carrying recorded deliveries' row IDs (never a body, a header or a secret): the webhook
+    endpoint calls it once per committed batch, so the broker round trip is shared by the whole batch.
+
+    A failure here loses nothing: the deliveries are already committed as ``received``, and the sweep
+    (``engine.deliveries.redeliver_pending``) processes them.
+    """
+    if not row_ids:
+        return
+    get_broker(settings)
+    assert _state.deliveries_actor is not None
+    _state.deliveries_actor.send(list(row_ids))
+
+
+async def _process_deliveries(row_ids: list[str]) -> None:
+    from engine.deliveries import process_deliveries
+
+    await process_deliveries(_runtime(), row_ids, concurrency=DELIVERY_CONCURRENCY)
 
 
 # -- worker processes and the embedded default -------------------------------------------------------------------

@@ -92,12 +92,14 @@ async def test_unknown_token_and_oversized_body(sqlite_setup: Setup, app_for: An
 
 
 async def test_fifty_concurrent_duplicates_are_processed_once(setup: Setup, app_for: Any) -> None:
-    _, client = app_for(setup.runtime)
+    app, client = app_for(setup.runtime)
     body = event_body("github", "item.changed", "dup-1")
     headers = sign("github", body, setup.secret("github"), delivery="dup-1")
     responses = await asyncio.gather(*(post(client, setup, "github", body, headers) for _ in range(50)))
     statuses = sorted(r.json()["status"] for r in responses)
     assert statuses == ["duplicate"] * 49 + ["received"], statuses
+    recorder = app.state.webhook_recorder  # group commit: the duplicates shared batches (and their commits)
+    assert recorder.items == 50 and recorder.batches < 50
     await drain()
     await redeliver_pending(setup.runtime, older_than=__import__("datetime").timedelta(0))
     [row] = deliveries(setup)

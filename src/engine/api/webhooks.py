@@ -1,24 +1,30 @@
 """Inbound webhooks over HTTP, and the delivery log of an integration.
 
 ``POST /v1/webhooks/{token}`` reads the raw body (at most 1 MB), verifies it before parsing anything, answers
-provider handshakes, records the delivery (an outbox row, de-duplicated on the delivery ID) and acknowledges at once;
-processing is handed off by ``hand_off`` (``app.state.webhook_handoff`` when set, else the executor's queue when it
-offers ``enqueue_delivery``, else an in-process background task). Static webhooks (one URL per app, such as a GitHub
+provider handshakes, records the delivery (an outbox row, de-duplicated on the delivery ID) and acknowledges once it is
+committed. Concurrent deliveries are recorded together (group commit, ``engine.deliveries.DeliveryRecorder``: one
+multi-row INSERT and one commit per batch). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
+set, one Dramatiq message per committed batch carrying only row IDs (``engine.worker.enqueue_deliveries``; ``tether
+worker`` processes them); without a broker, an in-process background task per delivery. ``app.state.webhook_handoff``
+overrides both (called per delivery). A hand-off that fails never loses a delivery: it stays ``received`` and the
+sweep (``engine.deliveries.redeliver_pending``) processes it. Static webhooks (one URL per app, such as a GitHub
 App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}`` and are routed by the webhook's ``route()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -26,6 +32,8 @@ from sqlmodel import col, select
 from engine.api.limits import MAX_BODY_BYTES
 from engine.api.principal import Principal, current_principal
 from engine.deliveries import (
+    DeliveryRecorder,
+    NewDelivery,
     Target,
     cached_target,
     delivery_key,
@@ -33,7 +41,6 @@ from engine.deliveries import (
     load_target,
     parse_body,
     process_delivery,
-    record_delivery,
     remember_target,
     static_secrets,
     verify_delivery,
@@ -102,25 +109,57 @@ async def _process_in_background(runtime: Runtime, row_id: str) -> None:
         log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
 
 
-def default_hand_off(runtime: Runtime, row_id: str) -> None:
-    """Queue the delivery on the executor when it offers a queue, else process it in an in-process task."""
-    try:
-        enqueue = getattr(runtime.executor, "enqueue_delivery", None)
-    except ImportError:  # the execution layer is not there yet
-        enqueue = None
-    if enqueue is not None:
-        enqueue(row_id)
-        return
+def _in_background(runtime: Runtime, row_id: str) -> None:
     task = asyncio.get_running_loop().create_task(_process_in_background(runtime, row_id))
     _background.add(task)
     task.add_done_callback(_background.discard)
 
 
+def default_hand_off(runtime: Runtime, row_id: str) -> None:
+    """One delivery on its own: a queue message when ``TETHER_BROKER_URL`` is set, else an in-process task.
+
+    The endpoint itself sends one message per committed batch instead (``_queue_batch``).
+    """
+    if runtime.settings.broker_url:
+        from engine import worker
+
+        worker.enqueue_deliveries([row_id], settings=runtime.settings)
+    else:
+        _in_background(runtime, row_id)
+
+
+def _queue_batch(app: Any, runtime: Runtime, row_ids: list[str]) -> None:
+    """After a batch committed (in its worker thread): one message with the batch's row IDs. Skipped when the
+    app overrides the hand-off (``app.state.webhook_handoff``), which then gets each delivery on its own. When the
+    broker cannot be reached this raises, ``DeliveryRecorder`` logs it, and the deliveries stay ``received`` for
+    the sweep (``redeliver_pending``): recorded is never lost."""
+    if getattr(app.state, "webhook_handoff", None) is not None:
+        return
+    from engine import worker
+
+    worker.enqueue_deliveries(row_ids, settings=runtime.settings)
+
+
+def _recorder(request: Request, runtime: Runtime) -> DeliveryRecorder:
+    """The app's group-commit recorder (built on first use), handing each batch to the queue when there is one."""
+    state = request.app.state
+    recorder: DeliveryRecorder | None = getattr(state, "webhook_recorder", None)
+    if recorder is None or recorder.db is not runtime.db:
+        after = partial(_queue_batch, request.app, runtime) if runtime.settings.broker_url else None
+        recorder = state.webhook_recorder = DeliveryRecorder(runtime.db, after_commit=after)
+    return recorder
+
+
 async def hand_off(request: Request, runtime: Runtime, row_id: str) -> None:
-    handler: HandOff = getattr(request.app.state, "webhook_handoff", None) or default_hand_off
-    result = handler(runtime, row_id)
-    if asyncio.iscoroutine(result):
-        await result
+    """Per-delivery hand-off after the commit: the app's override when set, else the in-process task without a
+    broker (with a broker the batch was already queued by ``_queue_batch``)."""
+    handler: HandOff | None = getattr(request.app.state, "webhook_handoff", None)
+    if handler is not None:
+        result = handler(runtime, row_id)
+        if asyncio.iscoroutine(result):
+            await result
+    elif not runtime.settings.broker_url:
+        _in_background(runtime, row_id)
 
 
 # -- receiving ---------------------------------------------------------------------------------------------------
@@ -160,15 +199,22 @@ def _is_github_ping(webhook: type[Webhook], headers: dict[str, str]) -> bool:
     return headers.get("x-github-event") == "ping" and not any(e.match == "ping" for e in webhook.events)
 
 
+def _ack(status_code: int, status: str, delivery_id: str = "") -> Response:
+    """An ``Acknowledgement`` written directly (no model validation or generic encoder on the hot path)."""
+    content = b'{"status":"' + status.encode() + b'","delivery_id":' + json.dumps(delivery_id).encode() + b"}"
+    return Response(content, status_code=status_code, media_type="application/json")
+
+
 async def _accept(
     request: Request, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
-) -> JSONResponse:
+) -> Response:
+    """Record (group commit: the answer comes only after the batch holding this delivery committed), then hand off."""
     key = delivery_key(runtime, target, payload, headers, body)
-    recorded = await anyio.to_thread.run_sync(record_delivery, runtime.db, target, key, body, headers)
+    recorded = await _recorder(request, runtime).record(NewDelivery.of(target, key, body, headers))
     if recorded.duplicate:
-        return JSONResponse({"status": "duplicate", "delivery_id": key}, status_code=200)
+        return _ack(200, "duplicate", key)
     await hand_off(request, runtime, recorded.row_id)
-    return JSONResponse({"status": "received", "delivery_id": key}, status_code=202)
+    return _ack(202, "received", key)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

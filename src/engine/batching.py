@@ -1,0 +1,103 @@
+"""Group commit: concurrent callers share one database round trip.
+
+A busy worker claims, finishes and creates runs for many coroutines at once, and a busy webhook endpoint records
+many deliveries at once. Each of those is a small statement whose cost is mostly fixed (statement building, a
+thread hop, a round trip, a commit), so ``Coalescer`` turns the calls that arrive while one batch is in flight into
+the next batch: one call of ``handle(items)`` in a worker thread, one transaction, and every caller gets its own
+answer. Nothing waits on a timer: a lone caller goes through at once, and batches only form under load.
+
+``handle`` returns one entry per item, in order: the item's result, or an exception for that item alone. When
+``handle`` itself raises and the batch held more than one item, each item is tried again on its own, so one bad
+item never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import anyio.to_thread
+
+log = logging.getLogger("tether.batching")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Handler = Callable[[list[T]], Sequence["R | BaseException"]]
+
+
+@dataclass
+class _LoopState(Generic[T, R]):
+    pending: list[tuple[T, asyncio.Future[R]]] = field(default_factory=list)
+    drainer: asyncio.Task[None] | None = None
+
+
+class Coalescer(Generic[T, R]):
+    """Batches concurrent ``submit`` calls into calls of ``handle`` (see the module docstring).
+
+    State is kept per event loop, so one coalescer serves a server's loop, a worker's loop and the short-lived
+    loops of tests alike.
+    """
+
+    def __init__(self, name: str, handle: Handler[T, R], *, max_batch: int = 64) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.name = name
+        self.handle = handle
+        self.max_batch = max_batch
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState[T, R]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState()
+        future: asyncio.Future[R] = loop.create_future()
+        state.pending.append((item, future))
+        if state.drainer is None or state.drainer.done():
+            state.drainer = loop.create_task(self._drain(state), name=f"coalescer:{self.name}")
+        return await asyncio.shield(future)
+
+    async def _drain(self, state: _LoopState[T, R]) -> None:
+        while state.pending:
+            batch, state.pending = state.pending[: self.max_batch], state.pending[self.max_batch :]
+            items = [item for item, _ in batch]
+            try:
+                results = await anyio.to_thread.run_sync(self._run, items)
+            except BaseException as exc:  # the loop is shutting down: fail the batch, not silently
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                raise
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _run(self, items: list[T]) -> list[R | BaseException]:
+        try:
+            results = list(self.handle(items))
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            log.info("%s: a batch of %d failed (%s); trying each on its own", self.name, len(items), type(exc).__name__)
+            return [self._one(item) for item in items]
+        if len(results) != len(items):
+            raise RuntimeError(f"{self.name}: handler returned {len(results)} results for {len(items)} items")
+        return results
+
+    def _one(self, item: T) -> R | BaseException:
+        try:
+            [result] = self.handle([item])
+        except Exception as exc:
+            return exc
+        return result

@@ -1,0 +1,126 @@
+"""Group commit of deliveries (``record_deliveries`` / ``DeliveryRecorder``) on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from engine.deliveries import (
+    DeliveryRecorder,
+    NewDelivery,
+    Recorded,
+    load_target,
+    process_deliveries,
+    record_deliveries,
+    record_delivery,
+)
+from engine.tables import DeliveryStatus, WebhookDelivery
+from support import webhook_definition as hooks
+from support.webhook_kit import Setup, event_body
+
+
+def rows(setup: Setup) -> dict[str, WebhookDelivery]:
+    with setup.runtime.db.session() as session:
+        return {r.id: r for r in session.exec(select(WebhookDelivery))}
+
+
+def item(setup: Setup, delivery_id: str, *, scheme: str = "github") -> NewDelivery:
+    target = load_target(setup.runtime, setup.token(scheme))
+    headers = {"content-type": "application/json", "x-github-event": "item.changed", "authorization": "Bearer no"}
+    return NewDelivery.of(target, delivery_id, event_body(scheme, "item.changed", delivery_id), headers)
+
+
+async def test_a_batch_of_distinct_deliveries_is_recorded_in_one_statement(setup: Setup) -> None:
+    items = [item(setup, f"batch-{i}") for i in range(20)]
+    recorded = record_deliveries(setup.runtime.db, items)
+    assert recorded == [Recorded(i.row_id, i.delivery_id, duplicate=False) for i in items]
+    stored = rows(setup)
+    assert set(stored) == {i.row_id for i in items}
+    for new in items:
+        row = stored[new.row_id]
+        assert (row.delivery_id, row.body, row.status) == (new.delivery_id, new.body, DeliveryStatus.received)
+        assert row.endpoint_id == new.endpoint_id and row.integration_id == setup.integration.id
+        assert row.headers == {"content-type": "application/json", "x-github-event": "item.changed"}
+        assert row.received_at == new.received_at and row.processed_at is None
+        assert (row.attempts, row.event_type, row.error_code, row.error_message) == (0, "", "", "")
+    # The same deliveries again (new row IDs): all duplicates, nothing written.
+    again = record_deliveries(setup.runtime.db, [item(setup, f"batch-{i}") for i in range(20)])
+    assert all(r.duplicate for r in again) and len(rows(setup)) == 20
+
+
+async def test_duplicates_within_one_batch_record_exactly_one_row(setup: Setup) -> None:
+    earlier = record_delivery(setup.runtime.db, load_target(setup.runtime, setup.token("github")), "old", b"{}", {})
+    assert not earlier.duplicate
+    items = [item(setup, d) for d in ("a", "b", "a", "c", "a", "old", "b")]
+    recorded = record_deliveries(setup.runtime.db, items)
+    assert [r.duplicate for r in recorded] == [False, False, True, False, True, True, True]
+    stored = rows(setup)
+    assert sorted(r.delivery_id for r in stored.values()) == ["a", "b", "c", "old"]
+    assert items[0].row_id in stored and items[2].row_id not in stored  # the first of the batch wins
+
+
+async def test_the_same_delivery_id_on_two_endpoints_is_two_deliveries(setup: Setup) -> None:
+    recorded = record_deliveries(setup.runtime.db, [item(setup, "same"), item(setup, "same", scheme="stripe")])
+    assert [r.duplicate for r in recorded] == [False, False]
+
+
+async def test_a_bad_item_does_not_fail_its_batch(setup: Setup) -> None:
+    """An endpoint removed between lookup and recording: a foreign-key violation for that delivery alone."""
+    good = [item(setup, f"good-{i}") for i in range(6)]
+    template = item(setup, "orphan")
+    bad = NewDelivery(
+        "no-such-endpoint", template.integration_id, "orphan", template.body, template.headers, template.received_at
+    )
+    with pytest.raises(IntegrityError):  # the statement alone is all or nothing
+        record_deliveries(setup.runtime.db, [*good[:3], bad, *good[3:]])
+    assert rows(setup) == {}
+
+    recorder = DeliveryRecorder(setup.runtime.db)
+    # Submitted together, so they reach the recorder as one batch; it fails, and each is retried on its own.
+    results = await asyncio.gather(*(recorder.record(i) for i in [*good[:3], bad, *good[3:]]), return_exceptions=True)
+    assert isinstance(results[3], IntegrityError)
+    assert [r.duplicate for r in results if isinstance(r, Recorded)] == [False] * 6
+    assert set(rows(setup)) == {i.row_id for i in good}
+    assert (recorder.batches, recorder.items) == (6, 6)  # after the batch failed, each good one committed alone
+
+
+async def test_concurrent_records_share_batches_and_answer_after_the_commit(setup: Setup) -> None:
+    committed: list[list[str]] = []
+
+    def after_commit(row_ids: list[str]) -> None:
+        with setup.runtime.db.session() as session:  # visible to another connection: committed
+            found = session.exec(select(WebhookDelivery.id).where(WebhookDelivery.id.in_(row_ids))).all()  # type: ignore[attr-defined]
+        assert sorted(found) == sorted(row_ids)
+        committed.append(row_ids)
+
+    recorder = DeliveryRecorder(setup.runtime.db, after_commit=after_commit)
+    items = [item(setup, f"c-{i % 30}") for i in range(40)]  # ten of them repeat an earlier ID
+    results = await asyncio.gather(*(recorder.record(i) for i in items))
+    assert sum(not r.duplicate for r in results) == 30
+    assert recorder.items == 40 and recorder.batches < 40
+    assert sorted(r for batch in committed for r in batch) == sorted(r.row_id for r in results if not r.duplicate)
+
+
+async def test_a_failing_after_commit_keeps_the_deliveries_for_the_sweep(setup: Setup) -> None:
+    def broken(row_ids: list[str]) -> None:
+        raise ConnectionError("the broker is down")
+
+    recorder = DeliveryRecorder(setup.runtime.db, after_commit=broken)
+    recorded = await asyncio.gather(*(recorder.record(item(setup, f"s-{i}")) for i in range(3)))
+    assert not any(r.duplicate for r in recorded)
+    assert {r.status for r in rows(setup).values()} == {DeliveryStatus.received}
+    outcomes = await process_deliveries(setup.runtime, [r.row_id for r in recorded])
+    assert [o.status for o in outcomes if o is not None] == [DeliveryStatus.processed] * 3
+    assert sorted(d for _, d in hooks.SEEN) == ["s-0", "s-1", "s-2"]
+
+
+async def test_process_deliveries_processes_each_row_once_and_skips_unknown_ones(setup: Setup) -> None:
+    recorded = record_deliveries(setup.runtime.db, [item(setup, "p-1"), item(setup, "p-2")])
+    ids = [recorded[0].row_id, "no-such-row", recorded[1].row_id]
+    outcomes = await process_deliveries(setup.runtime, ids, concurrency=2)
+    assert [o.status if o else None for o in outcomes] == [DeliveryStatus.processed, None, DeliveryStatus.processed]
+    assert await process_deliveries(setup.runtime, ids) == [None, None, None]  # final rows are not processed again
+    assert all(r.status == DeliveryStatus.processed and r.attempts == 1 for r in rows(setup).values())
