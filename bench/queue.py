@@ -1,11 +1,13 @@
 """``python -m bench queue``: no-op queued runs end to end through Redis, next to plain Dramatiq actors.
 
 Engine: a no-op queued operation dispatched ``RUNS`` times (run row inserted, message with the run ID sent to
-Redis), executed by one ``tether worker`` process (8 threads): claim, load integration/definition, run, record.
-Runs/s is ``RUNS / (last finished_at - first queued_at)``; latency is ``started_at - queued_at`` per run.
+Redis), executed by one ``tether worker`` process (32 threads, its default): claim, load integration/definition,
+run, record. Runs/s is ``RUNS / (last finished_at - first queued_at)``; latency is ``started_at - queued_at`` per run.
 
-Plain: the same number of messages to a plain Dramatiq actor (default middleware) in one worker process with 8
-threads; the actor only pushes its start latency to a Redis list. The ratio is the engine's throughput over plain.
+Plain: the same number of messages to a plain Dramatiq actor (default middleware) in one worker process with the
+same number of threads; the actor only pushes its start latency to a Redis list. The ratio is the engine's
+throughput over plain. ``BENCH_THREADS`` changes the thread count of both sides. Both sides also print the CPU time
+their worker process spent per message after start-up.
 
 Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
 ``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
@@ -26,7 +28,7 @@ from pathlib import Path
 from engine import Definition, Operation, OperationContext, Policy
 
 RUNS = int(os.environ.get("TETHER_BENCH_QUEUE_RUNS", "2000"))
-THREADS = 8
+THREADS = int(os.environ.get("BENCH_THREADS", "32"))
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +86,7 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
     )
     assert proc.stdout is not None and proc.stdin is not None
     assert proc.stdout.readline().strip() == "ready"
+    ready_cpu = _cpu_seconds(proc.pid)
     broker = RedisBroker(url=REDIS_URL, namespace=namespace)
     actor = dramatiq.Actor(
         lambda sent_at: None, broker=broker, actor_name="noop", queue_name="plain", priority=0, options={}
@@ -95,6 +98,8 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
     while client.llen(f"{namespace}:lat") < RUNS:
         time.sleep(0.05)
     rows = [json.loads(x) for x in client.lrange(f"{namespace}:lat", 0, -1)]
+    cpu_ms = (_cpu_seconds(proc.pid) - ready_cpu) * 1000 / RUNS
+    print(f"plain: the worker process used {cpu_ms:.2f} ms of CPU per message")
     proc.stdin.close()
     proc.wait(timeout=30)
     finished = max(r[1] for r in rows)
@@ -140,6 +145,7 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
     )
     assert proc.stdout is not None
     assert "ready" in proc.stdout.readline()
+    ready_cpu = _cpu_seconds(proc.pid)
 
     async def dispatch_all() -> None:
         # Callers dispatch concurrently (an API server does); 16 in flight at a time.
@@ -152,7 +158,9 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
         await asyncio.gather(*(one() for _ in range(RUNS)))
 
     try:
+        dispatch_began = time.perf_counter()
         asyncio.run(dispatch_all())
+        dispatch_seconds = time.perf_counter() - dispatch_began
         while True:
             with runtime.db.session() as session:
                 done = session.exec(
@@ -163,6 +171,7 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
             time.sleep(0.1)
         with runtime.db.session() as session:
             runs = session.exec(select(Run)).all()
+        worker_cpu = _cpu_seconds(proc.pid) - ready_cpu
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -171,7 +180,17 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
     first = min(r.queued_at for r in runs)
     last = max(r.finished_at for r in runs if r.finished_at is not None)
     latencies = [(r.started_at - r.queued_at).total_seconds() * 1000 for r in runs if r.started_at is not None]
+    print(
+        f"engine: dispatching took {dispatch_seconds:.2f} s ({RUNS / dispatch_seconds:.0f} runs/s); the worker "
+        f"process used {worker_cpu * 1000 / RUNS:.2f} ms of CPU per run"
+    )
     return RUNS / (last - first).total_seconds(), latencies
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(values: list[float], q: float) -> float:

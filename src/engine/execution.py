@@ -12,9 +12,10 @@ Every trigger (API call, first-connection reconcile, schedule, workflow, webhook
    ``ctx.cursor`` and ``ctx.next_cursor`` is saved only when the run succeeds;
 5. **finish** with a conditional UPDATE (``WHERE status = 'running'``), so a cancel that landed meanwhile wins.
 
-While a run executes, a heartbeat task stamps ``run.heartbeat_at``; when that UPDATE finds the run no longer
-``running`` (cancelled), the operation is cancelled. The reaper (``reap_stale``) finds runs whose heartbeat stopped
-(a worker killed mid-run) and retries or fails them with a reason.
+While a run executes, the process's heartbeat (``engine.heartbeat``) stamps ``run.heartbeat_at``; when that UPDATE
+finds the run no longer ``running`` (cancelled), the operation is cancelled. The reaper (``reap_stale``) finds runs
+whose heartbeat stopped (a worker killed mid-run) and retries or fails them with a reason. Claims, finishes and run
+creation of concurrent runs are batched into shared statements (``engine.runstore``, ``engine.batching``).
 
 Errors are classified once here: rate limited (a 429 with ``Retry-After``) → *defer* (back to ``queued``, the
 worker re-enqueues the message with that delay); transient (``ProviderUnavailable``, a retryable provider error,
@@ -38,16 +39,18 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, func, insert, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from engine.batching import Coalescer
 from engine.connections import OAuth2
 from engine.definition import Definition
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
+from engine.heartbeat import Heartbeats
 from engine.operations import Operation, OperationContext, Payload
-from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, new_id, utcnow
+from engine.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
+from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -226,6 +229,13 @@ class Executor:
         #: ``enqueue(run_id, delay_seconds, time_limit_seconds)``; defaults to the Dramatiq worker's.
         self.enqueue: Callable[[str, float | None, float | None], None] = self._default_enqueue
         self._pipeline: Any = None
+        db = runtime.db
+        # Concurrent runs share their database round trips (engine.batching): one INSERT for the runs dispatched
+        # together, one claim and one finish for the runs a worker executes together, one heartbeat for all.
+        self._creates: Coalescer[NewRun, Run] = Coalescer("create-runs", self._create_batch)
+        self._claims: Coalescer[str, Claimed | None] = Coalescer("claim-runs", lambda ids: claim_runs(db, ids))
+        self._successes: Coalescer[Success, bool] = Coalescer("finish-runs", lambda items: succeed_runs(db, items))
+        self.heartbeats = Heartbeats(lambda ids: beat_runs(db, ids), self.options.heartbeat_interval)
 
     # -- dispatch ----------------------------------------------------------------------------------------------
 
@@ -239,14 +249,9 @@ class Executor:
         delivery_id: str | None = None,
     ) -> str:
         """Create a queued run and enqueue it (queued operations) or run it now (inline ones); returns its ID."""
-        integration, _definition, operation = self._resolve(integration_id, operation_id)
-        run = await anyio.to_thread.run_sync(
-            lambda: self._create_run(integration, operation, trigger, config, delivery_id)
-        )
+        run, operation = await self._new_run(integration_id, operation_id, trigger, config, delivery_id, enqueue=True)
         if operation.policy.mode == "inline":
             await self.execute(run.id)
-            return run.id
-        self.submit(run.id, time_limit=operation.policy.time_limit.total_seconds())
         return run.id
 
     def submit(self, run_id: str, *, delay: float | None = None, time_limit: float | None = None) -> None:
@@ -273,10 +278,7 @@ class Executor:
 
         No retries: a transient failure or a rate limit fails the run at once (the caller decides).
         """
-        integration, _definition, operation = self._resolve(integration_id, operation_id)
-        run = await anyio.to_thread.run_sync(
-            lambda: self._create_run(integration, operation, trigger, config, delivery_id)
-        )
+        run, _operation = await self._new_run(integration_id, operation_id, trigger, config, delivery_id, enqueue=False)
         outcome = await self.execute(run.id, inline=True)
         return InlineResult(outcome.result, self.view(run.id))
 
@@ -307,51 +309,53 @@ class Executor:
 
     async def execute(self, run_id: str, *, inline: bool = False) -> RunOutcome:
         """Execute one run end to end and record it. Safe to call twice for one run: only one call claims it."""
-        claimed = await anyio.to_thread.run_sync(self._claim, run_id)
+        claimed = await self._claims.submit(run_id)
         if claimed is None:
             run = await anyio.to_thread.run_sync(self._get_run, run_id)
             status = RunStatus(run.status) if run is not None else RunStatus.cancelled
             return RunOutcome(run_id, status, skipped=True)
-        run, loaded, state = claimed
+        run, loaded, state = claimed.run, claimed.integration, claimed.state
         secrets: list[str] = []
-        policy_limit = 900.0
         max_retries = 0
+        tracked = self.heartbeats.track(run_id)
         try:
             if loaded is None:
                 raise NotFoundError(f"no integration {run.integration_id}")
-            integration = loaded
-            definition = self.runtime.definition(integration.definition_id)
-            found = definition.operation(run.operation)
-            if found is None:
+            definition = self.runtime.definition(loaded.definition_id)
+            operation = definition.operation(run.operation)
+            if operation is None:
                 raise NotFoundError(f"{definition.id} has no operation {run.operation}")
-            operation = found
-            policy_limit = operation.policy.time_limit.total_seconds()
             max_retries = operation.policy.max_retries
-            task = asyncio.ensure_future(self._perform(run, integration, definition, operation, state, secrets))
-            heartbeat = asyncio.ensure_future(self._heartbeat(run_id, task))
+            limit = operation.policy.time_limit.total_seconds()
             try:
-                done, _ = await asyncio.wait({task}, timeout=policy_limit)
-                if not done:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    raise TimeLimitExceeded(f"the operation ran longer than its time limit ({policy_limit:g}s)")
-                if task.cancelled():
-                    raise RunCancelled("the run was cancelled")
-                outcome = task.result()
-            finally:
-                if not task.done():
-                    task.cancel()
-                heartbeat.cancel()
-                await asyncio.gather(heartbeat, return_exceptions=True)
-        except RunCancelled:
+                async with asyncio.timeout(limit) as deadline:
+                    outcome = await self._perform(run, loaded, definition, operation, state, secrets)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                raise TimeLimitExceeded(f"the operation ran longer than its time limit ({limit:g}s)") from None
+        except asyncio.CancelledError:
+            if not tracked.cancelled:
+                raise  # the caller's cancellation (a shutdown): the reaper recovers the run
+            tracked.task.uncancel()
             return RunOutcome(run_id, RunStatus.cancelled, error_code=RunCancelled.code)
         except Exception as exc:
-            # (A CancelledError from the caller, e.g. a shutdown, propagates: the reaper recovers the run.)
             failed = functools.partial(self._failed, run, exc, secrets, inline=inline, max_retries=max_retries)
             return await anyio.to_thread.run_sync(failed)
-        status = await anyio.to_thread.run_sync(lambda: self._succeeded(run, operation, outcome))
+        finally:
+            self.heartbeats.untrack(tracked)
         result = outcome.get("run", outcome.get("ingest"))
-        return RunOutcome(run_id, status, result=result if status == RunStatus.succeeded else None)
+        success = Success(
+            run.id,
+            run.integration_id,
+            operation.operation_id(),
+            result,
+            keeps_state=_keeps_state(operation, outcome),
+            cursor=outcome.get("_next_cursor"),
+        )
+        if not await self._successes.submit(success):
+            return RunOutcome(run_id, RunStatus.cancelled)  # a cancel landed first: kept, cursor not advanced
+        return RunOutcome(run_id, RunStatus.succeeded, result=result)
 
     async def _perform(
         self,
@@ -452,16 +456,6 @@ class Executor:
             self._pipeline = IngestPipeline(self.runtime.registry, self.runtime.db)
         return self._pipeline
 
-    async def _heartbeat(self, run_id: str, task: asyncio.Future[Any]) -> bool:
-        """Stamp the run while it executes; returns True (and cancels ``task``) once the run was cancelled."""
-        while not task.done():
-            await asyncio.sleep(self.options.heartbeat_interval)
-            alive = await anyio.to_thread.run_sync(self._beat, run_id)
-            if not alive:
-                task.cancel()
-                return True
-        return False
-
     # -- reaper ------------------------------------------------------------------------------------------------
 
     def reap_stale(self, *, stale_after: float | None = None) -> list[RunOutcome]:
@@ -532,107 +526,59 @@ class Executor:
 
     # -- database steps ----------------------------------------------------------------------------------------
 
-    def _resolve(self, integration_id: str, operation_id: str) -> tuple[Integration, Definition, type[Operation]]:
-        with self.runtime.db.engine.connect() as connection:
-            integration = _one(connection, Integration, Integration.id == integration_id)  # type: ignore[arg-type]
-        if integration is None:
-            raise NotFoundError(f"no integration {integration_id}")
-        definition = self.runtime.definition(integration.definition_id)
-        operation = definition.operation(operation_id)
-        if operation is None:
-            raise NotFoundError(f"{definition.id} has no operation {operation_id}")
-        return integration, definition, operation
-
-    def _create_run(
+    async def _new_run(
         self,
-        integration: Integration,
-        operation: type[Operation],
+        integration_id: str,
+        operation_id: str,
         trigger: str,
         config: dict[str, Any] | None,
         delivery_id: str | None,
-    ) -> Run:
-        if trigger not in TRIGGERS:
-            raise InvalidTrigger(f"unknown trigger {trigger!r}")
-        validated = _validate(operation, config or {})
-        run = Run(
-            integration_id=integration.id,
-            tenant_id=integration.tenant_id,
-            operation=operation.operation_id(),
-            trigger=trigger,
-            config=validated.model_dump(mode="json"),
-            delivery_id=delivery_id,
-        )
-        with self.runtime.db.engine.begin() as connection:
-            connection.execute(insert(Run).values(**_columns(run)))
-        return run
+        *,
+        enqueue: bool,
+    ) -> tuple[Run, type[Operation]]:
+        """Create a queued run, batched with concurrent dispatches (one INSERT for all of them); with ``enqueue``,
+        a queued operation's message is sent from the same worker thread right after the INSERT commits, so the
+        event loop never waits on the broker."""
+        chosen: list[type[Operation]] = []
+
+        def after(run: Run) -> None:
+            policy = chosen[0].policy
+            if enqueue and policy.mode != "inline":
+                self.submit(run.id, time_limit=policy.time_limit.total_seconds())
+
+        def build(integration: Integration) -> Run:
+            definition = self.runtime.definition(integration.definition_id)
+            operation = definition.operation(operation_id)
+            if operation is None:
+                raise NotFoundError(f"{definition.id} has no operation {operation_id}")
+            if trigger not in TRIGGERS:
+                raise InvalidTrigger(f"unknown trigger {trigger!r}")
+            chosen.append(operation)
+            return new_run(
+                integration_id=integration.id,
+                tenant_id=integration.tenant_id,
+                operation=operation.operation_id(),
+                trigger=trigger,
+                config=_validate(operation, config or {}).model_dump(mode="json"),
+                delivery_id=delivery_id,
+            )
+
+        run = await self._creates.submit(NewRun(integration_id, build, after))
+        return run, chosen[0]
+
+    def _create_batch(self, items: list[NewRun]) -> list[Run | BaseException]:
+        answers = create_runs(self.runtime.db, items)
+        for index, (item, answer) in enumerate(zip(items, answers, strict=True)):
+            if item.after is not None and isinstance(answer, Run):
+                try:
+                    item.after(answer)
+                except Exception as exc:  # this item's own failure (``submit`` failed the run and says why)
+                    answers[index] = exc
+        return answers
 
     def _get_run(self, run_id: str) -> Run | None:
         with self.runtime.db.session() as session:
             return session.get(Run, run_id)
-
-    def _claim(self, run_id: str) -> tuple[Run, Integration | None, OperationState | None] | None:
-        # The hot path of every run: Core statements on one connection (no ORM identity map), the claim and the
-        # loads in one transaction. An ORM session here cost most of a no-op run's CPU (docs/benchmarks.md).
-        now = utcnow()
-        with self.runtime.db.engine.begin() as connection:
-            claimed = connection.execute(
-                update(Run)
-                .where(col(Run.id) == run_id, col(Run.status) == RunStatus.queued)
-                .values(
-                    status=RunStatus.running,
-                    attempts=Run.attempts + 1,
-                    heartbeat_at=now,
-                    started_at=func.coalesce(Run.started_at, now),
-                )
-                .returning(*Run.__table__.columns)  # type: ignore[attr-defined]
-            ).first()
-            if claimed is None:
-                return None
-            run = Run(**claimed._mapping)
-            integration = _one(connection, Integration, Integration.id == run.integration_id)  # type: ignore[arg-type]
-            state = _one(
-                connection,
-                OperationState,
-                OperationState.integration_id == run.integration_id,  # type: ignore[arg-type]
-                OperationState.operation == run.operation,  # type: ignore[arg-type]
-            )
-            return run, integration, state
-
-    def _beat(self, run_id: str) -> bool:
-        with self.runtime.db.session() as session:
-            return bool(
-                session.execute(
-                    update(Run)
-                    .where(col(Run.id) == run_id, col(Run.status) == RunStatus.running)
-                    .values(heartbeat_at=utcnow())
-                ).rowcount
-            )
-
-    def _state(self, integration_id: str, operation_id: str) -> OperationState | None:
-        with self.runtime.db.session() as session:
-            return session.exec(
-                select(OperationState).where(
-                    OperationState.integration_id == integration_id, OperationState.operation == operation_id
-                )
-            ).first()
-
-    def _succeeded(self, run: Run, operation: type[Operation], outcome: dict[str, Any]) -> RunStatus:
-        now = utcnow()
-        result = outcome.get("run") if "run" in outcome else outcome.get("ingest")
-        with self.runtime.db.engine.begin() as connection:
-            changed = connection.execute(
-                update(Run)
-                .where(col(Run.id) == run.id, col(Run.status) == RunStatus.running)
-                .values(status=RunStatus.succeeded, result=result, finished_at=now, error_code="", error_message="")
-            ).rowcount
-            if not changed:
-                return RunStatus.cancelled  # a cancel landed first: keep it, do not advance the cursor
-            if _keeps_state(operation, outcome):
-                values: dict[str, Any] = {"last_success_at": now, "last_run_id": run.id, "updated_at": now}
-                if outcome.get("_next_cursor") is not None:
-                    values["cursor"] = outcome["_next_cursor"]
-                upsert_state(connection, run.integration_id, operation.operation_id(), values)
-        return RunStatus.succeeded
 
     def _failed(
         self, run: Run, exc: Exception, secrets: Sequence[str], *, inline: bool, max_retries: int
@@ -694,31 +640,6 @@ def _keeps_state(operation: type[Operation], outcome: dict[str, Any]) -> bool:
         or policy.schedule is not None
         or policy.reconcile
     )
-
-
-def upsert_state(connection: Connection, integration_id: str, operation_id: str, values: dict[str, Any]) -> None:
-    """Set fields of an operation's state row, creating it if missing (race-free: ON CONFLICT on its unique key)."""
-    table = OperationState.__table__  # type: ignore[attr-defined]
-    dialect = connection.dialect.name
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert_ = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    row = {"id": new_id(), "integration_id": integration_id, "operation": operation_id, "fence": 0, **values}
-    row.setdefault("updated_at", utcnow())
-    connection.execute(
-        insert_.values(**row).on_conflict_do_update(index_elements=["integration_id", "operation"], set_=values)
-    )
-
-
-def _one(connection: Connection, model: Any, *conditions: Any) -> Any:
-    """One row of ``model`` as a detached instance (table models skip validation: values come typed from the
-    database)."""
-    found = connection.execute(sa_select(*model.__table__.columns).where(*conditions)).first()
-    return model(**found._mapping) if found is not None else None
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
 
 
 def ensure_state(session: Session, integration_id: str, operation_id: str) -> OperationState:
