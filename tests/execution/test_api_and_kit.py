@@ -79,6 +79,41 @@ async def test_runs_api_inline_queued_read_cancel_and_scoping(ops, api) -> None:
     assert outcome.skipped and ops.run(run_id).attempts == 0
 
 
+def test_runs_list_pages_newest_first_with_a_stable_cursor(ops, api) -> None:
+    client, server, _ = api
+    integration = ops.connect()
+    sent: list[str] = []
+    ops.runtime.executor.enqueue = lambda run_id, delay, limit: sent.append(run_id)
+    for n in range(7):
+        response = client.post(
+            f"/v1/integrations/{integration}/operations/Echo", headers=server, json={"config": {"value": str(n)}}
+        )
+        assert response.status_code == 202
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/v1/integrations/{integration}/runs", headers=server, params=params).json()
+        seen += [r["id"] for r in page["runs"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        # A run added between pages does not shift the older pages (keyset, not offset).
+        client.post(f"/v1/integrations/{integration}/operations/Echo", headers=server, json={"config": {"value": "x"}})
+    assert pages == 3
+    assert sorted(seen) == sorted(sent[:7])  # every run of the first seven once; the later ones are newer
+    assert len(set(seen)) == 7
+    queued_at = [ops.run(run_id).queued_at for run_id in seen]
+    assert queued_at == sorted(queued_at, reverse=True)
+
+    filtered = client.get(f"/v1/integrations/{integration}/runs", headers=server, params={"status": "succeeded"})
+    assert filtered.json() == {"runs": [], "next_cursor": None}
+    bad = client.get(f"/v1/integrations/{integration}/runs", headers=server, params={"cursor": "%%%"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_cursor"
+
+
 def _json_response(body, *, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, json=body, headers=headers, request=httpx.Request("GET", "https://p.example/x"))
 

@@ -6,6 +6,8 @@ as ``not_found`` (404), never as forbidden, so existence does not leak.
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -14,16 +16,40 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from engine.api.principal import Principal, current_principal
-from engine.errors import NotFoundError
+from engine.errors import NotFoundError, TetherError
 from engine.execution import RunView
 from engine.runtime import Runtime
-from engine.tables import Integration, Run
+from engine.tables import Integration, Run, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
 
 class RunList(BaseModel):
     runs: list[RunView]
+    #: Pass as ``cursor`` for the next (older) page; ``None`` on the last page.
+    next_cursor: str | None = None
+
+
+class InvalidCursor(TetherError):
+    code = "invalid_cursor"
+    status = 422
+
+
+def _encode_cursor(run: Run) -> str:
+    queued_at = run.queued_at if run.queued_at.tzinfo else run.queued_at.replace(tzinfo=UTC)
+    return base64.urlsafe_b64encode(f"{queued_at.isoformat()}|{run.id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, run_id = raw.split("|", 1)
+        queued_at = datetime.fromisoformat(stamp)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursor("cursor is not one this API returned") from None
+    if queued_at.tzinfo is None:
+        raise InvalidCursor("cursor is not one this API returned")
+    return queued_at, run_id
 
 
 class InlineResponse(BaseModel):
@@ -69,15 +95,26 @@ def list_runs(
     principal: Principal = Depends(current_principal),
     limit: int = Query(50, ge=1, le=500),
     operation: str | None = Query(None),
+    status: RunStatus | None = Query(None),
+    cursor: str | None = Query(None, description="``next_cursor`` of the previous page"),
 ) -> RunList:
+    """The integration's runs, newest first, a page at a time (keyset pagination: stable while runs are added)."""
     runtime = _runtime(request)
     _integration(runtime, principal, integration_id)
     query = select(Run).where(Run.integration_id == integration_id)
     if operation:
         query = query.where(Run.operation == operation)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if cursor:
+        queued_at, run_id = _decode_cursor(cursor)
+        query = query.where(
+            (col(Run.queued_at) < queued_at) | ((col(Run.queued_at) == queued_at) & (col(Run.id) < run_id))
+        )
     with runtime.db.session() as session:
-        runs = session.exec(query.order_by(col(Run.queued_at).desc()).limit(limit)).all()
-    return RunList(runs=[RunView.of(r) for r in runs])
+        runs = session.exec(query.order_by(col(Run.queued_at).desc(), col(Run.id).desc()).limit(limit + 1)).all()
+    page, more = runs[:limit], len(runs) > limit
+    return RunList(runs=[RunView.of(r) for r in page], next_cursor=_encode_cursor(page[-1]) if more else None)
 
 
 @router.post(
