@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -125,3 +126,24 @@ async def test_cancel_a_running_run(ops) -> None:
     assert (await ops.wait(other)).status == RunStatus.succeeded
     assert ops.run(run_id).status == RunStatus.cancelled
     assert ops.run(run_id).attempts == 1
+
+
+async def test_one_heartbeat_stamps_every_run_in_flight_and_stops_only_the_cancelled_one(ops) -> None:
+    """In one process: three runs share the heartbeat; cancelling one stops it alone, the others finish."""
+    integration = ops.connect()
+    executor = ops.runtime.executor
+    executor.enqueue = lambda run_id, delay, limit: None  # executed below, in this process
+    ids = [
+        await executor.dispatch(
+            integration, "Slow", trigger="api", config={"seconds": seconds, "first_attempt_only": False}
+        )
+        for seconds in (1.0, 600.0, 1.0)
+    ]
+    tasks = [asyncio.ensure_future(executor.execute(run_id)) for run_id in ids]
+    await ops.wait(ids[1], RunStatus.running)
+    executor.cancel(ids[1])
+    # The 600 s run returns only if the heartbeat stopped it (the bound is against a hang, not a timing check).
+    outcomes = await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    assert [o.status for o in outcomes] == [RunStatus.succeeded, RunStatus.cancelled, RunStatus.succeeded]
+    assert [ops.run(run_id).status for run_id in ids] == [o.status for o in outcomes]
+    assert all(ops.run(run_id).heartbeat_at is not None for run_id in ids)
