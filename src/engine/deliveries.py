@@ -304,7 +304,8 @@ class NewDelivery:
 
     @classmethod
     def of(cls, target: Target, delivery_id: str, body: bytes, headers: Mapping[str, str]) -> NewDelivery:
-        stored = {k: v for k, v in headers.items() if k.lower() not in _UNSTORED_HEADERS}
+        """From a verified request; ``headers`` with lower-case names (as the endpoint has them)."""
+        stored = {k: v for k, v in headers.items() if k not in _UNSTORED_HEADERS}
         return cls(target.endpoint_id, target.integration_id, delivery_id, body, stored, utcnow())
 
 
@@ -332,7 +333,12 @@ class _DeliveryInsert:
         if not self.postgres and dialect.name != "sqlite":
             raise NotImplementedError(f"recording deliveries on {dialect.name}")
         table = WebhookDelivery.__table__  # type: ignore[attr-defined]
-        self.processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _BOUND]
+        processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _BOUND]
+        if self.postgres:
+            # The headers as JSON text with a cast in the statement: one ``json.dumps``, no adapter object per row.
+            processors[_BOUND.index("headers")] = json.dumps
+        #: (position, processor) of the columns that need one.
+        self.convert = [(i, p) for i, p in enumerate(processors) if p is not None]
         self._sql: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
@@ -342,6 +348,7 @@ class _DeliveryInsert:
             for row in range(rows):
                 if self.postgres:
                     b = [f"${row * len(_BOUND) + i + 1}" for i in range(len(_BOUND))]
+                    b[5] += "::json"
                 else:
                     b = ["?"] * len(_BOUND)
                 groups.append(
@@ -355,9 +362,9 @@ class _DeliveryInsert:
 
     def params(self, items: Sequence[NewDelivery]) -> list[Any]:
         out: list[Any] = []
-        processors = self.processors
+        convert = self.convert
         for item in items:
-            values = (
+            row = [
                 item.row_id,
                 item.endpoint_id,
                 item.integration_id,
@@ -365,8 +372,10 @@ class _DeliveryInsert:
                 item.body,
                 item.headers,
                 item.received_at,
-            )
-            out.extend(p(v) if p is not None else v for p, v in zip(processors, values, strict=True))
+            ]
+            for i, process in convert:
+                row[i] = process(row[i])
+            out += row
         return out
 
     def run(self, connection: Connection, items: Sequence[NewDelivery]) -> set[str]:
@@ -418,7 +427,7 @@ def record_delivery(
 ) -> Recorded:
     """Record one delivery on its own (a batch of one of ``record_deliveries``); ``duplicate`` when the endpoint
     already has this delivery ID (race-safe: the unique constraint decides)."""
-    [recorded] = record_deliveries(db, [NewDelivery.of(target, delivery_id, body, headers)])
+    [recorded] = record_deliveries(db, [NewDelivery.of(target, delivery_id, body, lower_headers(headers))])
     return recorded
 
 

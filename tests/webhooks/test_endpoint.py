@@ -23,6 +23,7 @@ from support.webhook_kit import (
     add_integration,
     drain,
     event_body,
+    make_app,
     make_runtime,
     sign,
     wrong_secret,
@@ -319,3 +320,48 @@ async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_process
     assert (outcome.status, outcome.error_code) == (DeliveryStatus.failed, "integration_disconnected")
     [kept] = deliveries(sqlite_setup)
     assert kept.status == DeliveryStatus.failed and kept.body == body and hooks.SEEN == []
+
+
+async def test_the_documented_route_and_the_fast_route_answer_alike(sqlite_setup: Setup) -> None:
+    """The plain ASGI route serves ``POST /v1/webhooks/{token}``; the FastAPI route of the same path is what the
+    OpenAPI document describes, and behaves the same where it serves (an app without the fast route)."""
+    import httpx
+    from fastapi import APIRouter, FastAPI
+    from starlette.routing import Route
+
+    from engine.api import webhooks as webhooks_api
+    from engine.api.errors import install_error_handlers
+
+    app = make_app(sqlite_setup.runtime)
+    post_doc = app.openapi()["paths"]["/v1/webhooks/{token}"]["post"]
+    assert {"200", "202"} <= set(post_doc["responses"])
+    slow = FastAPI()
+    slow.state.runtime = sqlite_setup.runtime
+    install_error_handlers(slow)
+    slow.include_router(APIRouter(routes=[r for r in webhooks_api.router.routes if type(r) is not Route]))
+    answers = []
+    for target in (app, slow):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target), base_url="http://t") as client:
+            body = event_body("github", "item.changed", f"alike-{len(answers)}")
+            headers = sign("github", body, sqlite_setup.secret("github"), delivery=f"alike-{len(answers)}")
+            ok = await post(client, sqlite_setup, "github", body, headers)
+            again = await post(client, sqlite_setup, "github", body, headers)
+            forged = await post(client, sqlite_setup, "github", body, sign("github", body, "wrong"))
+            missing = await client.post("/v1/webhooks/" + "x" * 43, content=b"{}")
+            answers.append(
+                [
+                    (r.status_code, r.headers["content-type"], r.json().get("status") or r.json()["error"]["code"])
+                    for r in (ok, again, forged, missing)
+                ]
+            )
+    assert (
+        answers[0]
+        == answers[1]
+        == [
+            (202, "application/json", "received"),
+            (200, "application/json", "duplicate"),
+            (401, "application/json", "invalid_signature"),
+            (404, "application/json", "not_found"),
+        ]
+    )
+    await drain()

@@ -14,6 +14,7 @@ App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}`` and are routed 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -28,6 +29,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from engine.api.limits import MAX_BODY_BYTES
 from engine.api.principal import Principal, current_principal
@@ -50,7 +53,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, WebhookDelivery
 from engine.verification import lower_headers
-from engine.webhooks import SlackSignature, Webhook
+from engine.webhooks import CelValue, JsonField, SlackSignature, Webhook
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("tether.webhooks")
@@ -140,20 +143,20 @@ def _queue_batch(app: Any, runtime: Runtime, row_ids: list[str]) -> None:
     worker.enqueue_deliveries(row_ids, settings=runtime.settings)
 
 
-def _recorder(request: Request, runtime: Runtime) -> DeliveryRecorder:
+def _recorder(app: Any, runtime: Runtime) -> DeliveryRecorder:
     """The app's group-commit recorder (built on first use), handing each batch to the queue when there is one."""
-    state = request.app.state
+    state = app.state
     recorder: DeliveryRecorder | None = getattr(state, "webhook_recorder", None)
     if recorder is None or recorder.db is not runtime.db:
-        after = partial(_queue_batch, request.app, runtime) if runtime.settings.broker_url else None
+        after = partial(_queue_batch, app, runtime) if runtime.settings.broker_url else None
         recorder = state.webhook_recorder = DeliveryRecorder(runtime.db, after_commit=after)
     return recorder
 
 
-async def hand_off(request: Request, runtime: Runtime, row_id: str) -> None:
+async def hand_off(app: Any, runtime: Runtime, row_id: str) -> None:
     """Per-delivery hand-off after the commit: the app's override when set, else the in-process task without a
     broker (with a broker the batch was already queued by ``_queue_batch``)."""
-    handler: HandOff | None = getattr(request.app.state, "webhook_handoff", None)
+    handler: HandOff | None = getattr(app.state, "webhook_handoff", None)
     if handler is not None:
         result = handler(runtime, row_id)
         if asyncio.iscoroutine(result):
@@ -165,10 +168,14 @@ async def hand_off(request: Request, runtime: Runtime, row_id: str) -> None:
 # -- receiving ---------------------------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
+def _check_declared_length(headers: dict[str, str]) -> None:
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BodyTooLarge("request body over 1 MB")
+
+
+async def _read_body(request: Request) -> bytes:
+    _check_declared_length(request.headers)  # type: ignore[arg-type]
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -177,6 +184,34 @@ async def _read_body(request: Request) -> bytes:
             raise BodyTooLarge("request body over 1 MB")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _receive_body(receive: Receive) -> bytes:
+    """The raw body straight from the ASGI channel (no ``Request``, no async generator per request)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BodyTooLarge("request body over 1 MB")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _scope_headers(scope: Scope) -> dict[str, str]:
+    """Request headers decoded once, lower-case names, the first of a repeated header winning (``lower_headers``)."""
+    out: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        if key not in out:
+            out[key] = value.decode("latin-1")
+    return out
 
 
 async def _handshake(webhook: type[Webhook], payload: Any, headers: dict[str, str]) -> Any:
@@ -194,6 +229,17 @@ async def _handshake(webhook: type[Webhook], payload: Any, headers: dict[str, st
     return None
 
 
+@functools.cache
+def _reads_payload(webhook: type[Webhook]) -> bool:
+    """Whether acknowledging this webhook's deliveries needs the parsed body: a handshake of its own or Slack's,
+    or a delivery ID read from the JSON (else the body is parsed only when the delivery is processed)."""
+    return (
+        webhook.handshake is not Webhook.handshake
+        or isinstance(webhook.verifier, SlackSignature)
+        or isinstance(webhook.delivery_id, JsonField | CelValue)
+    )
+
+
 def _is_github_ping(webhook: type[Webhook], headers: dict[str, str]) -> bool:
     """A GitHub ping the webhook declares no event for: answered, not recorded."""
     return headers.get("x-github-event") == "ping" and not any(e.match == "ping" for e in webhook.events)
@@ -206,15 +252,57 @@ def _ack(status_code: int, status: str, delivery_id: str = "") -> Response:
 
 
 async def _accept(
-    request: Request, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
+    app: Any, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
 ) -> Response:
     """Record (group commit: the answer comes only after the batch holding this delivery committed), then hand off."""
     key = delivery_key(runtime, target, payload, headers, body)
-    recorded = await _recorder(request, runtime).record(NewDelivery.of(target, key, body, headers))
+    recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
     if recorded.duplicate:
         return _ack(200, "duplicate", key)
-    await hand_off(request, runtime, recorded.row_id)
+    await hand_off(app, runtime, recorded.row_id)
     return _ack(202, "received", key)
+
+
+async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> Response:
+    """Verify, answer a handshake or record: everything ``POST /v1/webhooks/{token}`` does after reading."""
+    runtime: Runtime = app.state.runtime
+    if not _TOKEN.fullmatch(token):
+        raise NotFoundError("no webhook endpoint at this address")
+    target = cached_target(runtime, token)
+    if target is None:
+        target = await anyio.to_thread.run_sync(load_target, runtime, token)
+        remember_target(runtime, token, target)
+    verify_delivery(target.webhook, body, headers, target.secrets)
+    payload = None
+    if _reads_payload(target.webhook):
+        payload = parse_body(body, headers)
+        answer = await _handshake(target.webhook, payload, headers)
+        if answer is not None:
+            return JSONResponse(answer, status_code=200)
+    if _is_github_ping(target.webhook, headers):
+        return JSONResponse({"status": "pong"}, status_code=200)
+    return await _accept(app, runtime, target, body, payload, headers)
+
+
+async def _receive_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/webhooks/{token}`` as a plain ASGI endpoint: the hot path of a busy endpoint skips FastAPI's
+    per-request dependency solving and parameter validation. Errors are raised as usual (the app's exception
+    handlers answer them with the error envelope)."""
+    headers = _scope_headers(scope)
+    _check_declared_length(headers)
+    body = await _receive_body(receive)
+    response = await _receive(scope["app"], scope["path_params"]["token"], body, headers)
+    await response(scope, receive, send)
+
+
+class _AsgiEndpoint:
+    """Wraps an ASGI callable so Starlette's ``Route`` uses it as is (a plain function would get ``Request``)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -222,30 +310,21 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": Acknowledgement, "description": "recorded; processing is queued"},
 }
 
+# Matched first, so it serves every request; the FastAPI route below has the same behaviour and is what the OpenAPI
+# document describes.
+router.add_route("/v1/webhooks/{token}", _AsgiEndpoint(_receive_asgi), methods=["POST"], include_in_schema=False)
+
 
 @router.post("/v1/webhooks/{token}", status_code=202, responses=_RESPONSES)
-async def receive(token: str, request: Request) -> JSONResponse:
-    runtime = _runtime(request)
+async def receive(token: str, request: Request) -> Response:
+    """Receive a delivery: verified on the raw body, recorded (de-duplicated on its delivery ID), acknowledged
+    once committed; processing is queued."""
     body = await _read_body(request)
-    if not _TOKEN.fullmatch(token):
-        raise NotFoundError("no webhook endpoint at this address")
-    headers = lower_headers(request.headers.items())
-    target = cached_target(runtime, token)
-    if target is None:
-        target = await anyio.to_thread.run_sync(load_target, runtime, token)
-        remember_target(runtime, token, target)
-    verify_delivery(target.webhook, body, headers, target.secrets)
-    payload = parse_body(body, headers)
-    answer = await _handshake(target.webhook, payload, headers)
-    if answer is not None:
-        return JSONResponse(answer, status_code=200)
-    if _is_github_ping(target.webhook, headers):
-        return JSONResponse({"status": "pong"}, status_code=200)
-    return await _accept(request, runtime, target, body, payload, headers)
+    return await _receive(request.app, token, body, lower_headers(request.headers.items()))
 
 
 @router.post("/v1/webhooks/static/{definition_id}/{webhook_name}", status_code=202, responses=_RESPONSES)
-async def receive_static(definition_id: str, webhook_name: str, request: Request) -> JSONResponse:
+async def receive_static(definition_id: str, webhook_name: str, request: Request) -> Response:
     runtime = _runtime(request)
     body = await _read_body(request)
     webhook = webhook_class(runtime, definition_id, webhook_name) if _NAME.fullmatch(definition_id) else None
@@ -270,7 +349,7 @@ async def receive_static(definition_id: str, webhook_name: str, request: Request
     if target is None:
         # Verified, but no integration of ours: acknowledge so the provider does not retry forever.
         return JSONResponse({"status": "unrouted"}, status_code=202)
-    return await _accept(request, runtime, target, body, payload, headers)
+    return await _accept(request.app, runtime, target, body, payload, headers)
 
 
 # -- delivery log ------------------------------------------------------------------------------------------------
