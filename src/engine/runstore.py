@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, String, any_, bindparam, case, func, insert, literal, update
+from sqlalchemy import Connection, String, and_, any_, bindparam, case, func, insert, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import configure_mappers
@@ -54,6 +54,22 @@ class _Statements:
             )
             .returning(*_RUN.columns)
         )
+        #: PostgreSQL only: the claim and both loads in one statement (a data-modifying CTE joined to the rows).
+        self.claim_joined = None
+        if dialect == "postgresql":
+            claimed = self.claim.cte("claimed")
+            same_state = and_(
+                _STATE.c.integration_id == claimed.c.integration_id, _STATE.c.operation == claimed.c.operation
+            )
+            self.claim_joined = sa_select(
+                *(claimed.c[c.name].label(f"r_{c.name}") for c in _RUN.columns),
+                *(c.label(f"i_{c.name}") for c in _INTEGRATION.columns),
+                *(c.label(f"s_{c.name}") for c in _STATE.columns),
+            ).select_from(
+                claimed.outerjoin(_INTEGRATION, _INTEGRATION.c.id == claimed.c.integration_id).outerjoin(
+                    _STATE, same_state
+                )
+            )
         self.integrations = sa_select(*_INTEGRATION.columns).where(among(_INTEGRATION.c.id))
         self.states = sa_select(*_STATE.columns).where(among(_STATE.c.integration_id))
         self.beat = (
@@ -165,6 +181,9 @@ def claim_runs(db: Database, run_ids: Sequence[str]) -> list[Claimed | None]:
     elsewhere)."""
     with db.engine.begin() as connection:
         statements = _statements(connection)
+        if statements.claim_joined is not None:
+            joined = connection.execute(statements.claim_joined, {"ids": list(run_ids), "now": utcnow()}).all()
+            return _claimed_in_order(run_ids, [_split(row._mapping) for row in joined])
         rows = connection.execute(statements.claim, {"ids": list(run_ids), "now": utcnow()}).all()
         runs = {row.id: detached(Run, row._mapping) for row in rows}
         if not runs:
@@ -175,15 +194,32 @@ def claim_runs(db: Database, run_ids: Sequence[str]) -> list[Claimed | None]:
             (s.integration_id, s.operation): s
             for s in _load(connection, OperationState, statements.states, integration_ids)
         }
-    claimed: list[Claimed | None] = []
-    for run_id in run_ids:
-        run = runs.pop(run_id, None)  # pop: a run ID twice in one batch is claimed once
-        if run is None:
-            claimed.append(None)
-        else:
-            state = states.get((run.integration_id, run.operation))
-            claimed.append(Claimed(run, integrations.get(run.integration_id), state))
-    return claimed
+    found = [
+        Claimed(run, integrations.get(run.integration_id), states.get((run.integration_id, run.operation)))
+        for run in runs.values()
+    ]
+    return _claimed_in_order(run_ids, found)
+
+
+def _split(row: Mapping[str, Any]) -> Claimed:
+    """One row of the joined claim: the run, its integration and its state, by their column prefixes."""
+
+    def part(prefix: str, table: Any) -> dict[str, Any]:
+        return {c.name: row[f"{prefix}{c.name}"] for c in table.columns}
+
+    integration = part("i_", _INTEGRATION)
+    state = part("s_", _STATE)
+    return Claimed(
+        detached(Run, part("r_", _RUN)),
+        detached(Integration, integration) if integration["id"] is not None else None,
+        detached(OperationState, state) if state["id"] is not None else None,
+    )
+
+
+def _claimed_in_order(run_ids: Sequence[str], found: list[Claimed]) -> list[Claimed | None]:
+    by_id = {claimed.run.id: claimed for claimed in found}
+    # pop: a run ID twice in one batch is claimed once
+    return [by_id.pop(run_id, None) for run_id in run_ids]
 
 
 def beat_runs(db: Database, run_ids: Sequence[str]) -> set[str]:
