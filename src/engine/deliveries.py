@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from pydantic import SecretStr
-from sqlalchemy import Connection, Engine, or_, update
+from sqlalchemy import Connection, Engine, bindparam, or_, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
@@ -498,27 +498,123 @@ async def dispatch_operation(runtime: Runtime, integration_id: str, operation_id
     return await runtime.executor.dispatch(integration_id, operation_id, trigger="webhook", config=config)
 
 
-def _claim(db: Database, row_id: str, lease: timedelta) -> WebhookDelivery | None:
+# Processing statements in SQLAlchemy Core, built once (compiled once, cached): a worker runs them for every delivery,
+# and ORM sessions cost several times their round trips in CPU.
+_DELIVERY = WebhookDelivery.__table__  # type: ignore[attr-defined]
+_ENDPOINT = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+_INTEGRATION = Integration.__table__  # type: ignore[attr-defined]
+_RUN = Run.__table__  # type: ignore[attr-defined]
+_AT = _DELIVERY.c.processed_at.type
+_CLAIM = (
+    update(_DELIVERY)
+    .where(
+        _DELIVERY.c.id == bindparam("row_id"),
+        _DELIVERY.c.status == DeliveryStatus.received.value,
+        or_(_DELIVERY.c.processed_at.is_(None), _DELIVERY.c.processed_at < bindparam("stale_before", type_=_AT)),
+    )
+    .values(attempts=_DELIVERY.c.attempts + 1, processed_at=bindparam("claimed_at", type_=_AT))
+    .returning(
+        _DELIVERY.c.id,
+        _DELIVERY.c.endpoint_id,
+        _DELIVERY.c.delivery_id,
+        _DELIVERY.c.body,
+        _DELIVERY.c.headers,
+        _DELIVERY.c.attempts,
+    )
+)
+_CONTEXT = (
+    select(
+        _ENDPOINT.c.webhook,
+        _INTEGRATION.c.id,
+        _INTEGRATION.c.tenant_id,
+        _INTEGRATION.c.definition_id,
+        _INTEGRATION.c.status,
+        _INTEGRATION.c.filter_expr,
+    )
+    .join_from(_ENDPOINT, _INTEGRATION, _INTEGRATION.c.id == _ENDPOINT.c.integration_id)
+    .where(_ENDPOINT.c.id == bindparam("endpoint_id"))
+)
+_FINISH = (
+    update(_DELIVERY)
+    .where(
+        _DELIVERY.c.id == bindparam("row_id"),
+        _DELIVERY.c.status == DeliveryStatus.received.value,
+        _DELIVERY.c.attempts == bindparam("claimed_attempts"),
+    )
+    .values(
+        status=bindparam("final_status"),
+        event_type=bindparam("final_event_type"),
+        error_code=bindparam("final_code"),
+        error_message=bindparam("final_message"),
+        processed_at=bindparam("finished_at", type_=_AT),
+    )
+)
+_FINISH_RUN = (
+    update(_RUN)
+    .where(_RUN.c.id == bindparam("run_id"))
+    .values(
+        status=bindparam("final_status"),
+        finished_at=bindparam("finished_at", type_=_RUN.c.finished_at.type),
+        error_code=bindparam("final_code"),
+        error_message=bindparam("final_message"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery row claimed for processing (the columns processing reads)."""
+
+    id: str
+    endpoint_id: str
+    delivery_id: str
+    body: bytes
+    headers: dict[str, str]
+    #: The attempt this claim is; it fences the final write.
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class _EndpointRef:
+    webhook: str
+
+
+@dataclass(frozen=True, slots=True)
+class _IntegrationRef:
+    id: str
+    tenant_id: str
+    definition_id: str
+    status: str
+    filter_expr: str
+
+
+def _claim_on(connection: Connection, row_id: str, lease: timedelta) -> Claimed | None:
     now = utcnow()
-    with db.session() as session:
-        result = session.execute(
-            update(WebhookDelivery)
-            .where(
-                col(WebhookDelivery.id) == row_id,
-                col(WebhookDelivery.status) == DeliveryStatus.received.value,
-                or_(col(WebhookDelivery.processed_at).is_(None), col(WebhookDelivery.processed_at) < now - lease),
-            )
-            .values(attempts=WebhookDelivery.attempts + 1, processed_at=now)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+    found = connection.execute(_CLAIM, {"row_id": row_id, "stale_before": now - lease, "claimed_at": now}).first()
+    return Claimed(*found) if found is not None else None
+
+
+def _claim(db: Database, row_id: str, lease: timedelta) -> Claimed | None:
+    """Claim a ``received`` delivery whose lease (if any) has run out: one ``UPDATE … RETURNING``."""
+    with db.engine.begin() as connection:
+        return _claim_on(connection, row_id, lease)
+
+
+def _claim_with_context(
+    db: Database, row_id: str, lease: timedelta
+) -> tuple[Claimed, tuple[_EndpointRef, _IntegrationRef] | None] | None:
+    """``_claim`` and ``_load_context`` in one transaction (one thread hop, one connection)."""
+    with db.engine.begin() as connection:
+        row = _claim_on(connection, row_id, lease)
+        if row is None:
             return None
-    with db.session() as session:
-        return session.get(WebhookDelivery, row_id)
+        found = connection.execute(_CONTEXT, {"endpoint_id": row.endpoint_id}).first()
+    return row, ((_EndpointRef(found[0]), _IntegrationRef(*found[1:])) if found is not None else None)
 
 
 def _finish(
     db: Database,
-    row: WebhookDelivery,
+    row: Claimed,
     status: DeliveryStatus,
     *,
     event_type: str = "",
@@ -529,44 +625,31 @@ def _finish(
 ) -> bool:
     """Write the final status, fenced by the attempt number this worker claimed (a stale worker writes nothing)."""
     now = utcnow()
-    with db.session() as session:
-        result = session.execute(
-            update(WebhookDelivery)
-            .where(
-                col(WebhookDelivery.id) == row.id,
-                col(WebhookDelivery.status) == DeliveryStatus.received.value,
-                col(WebhookDelivery.attempts) == row.attempts,
-            )
-            .values(
-                status=status.value,
-                event_type=event_type[:200],
-                error_code=code[:100],
-                error_message=message[:1000],
-                processed_at=now,
-            )
+    values = {"final_code": code[:100], "final_message": message[:1000], "finished_at": now}
+    with db.engine.begin() as connection:
+        result = connection.execute(
+            _FINISH,
+            {
+                **values,
+                "row_id": row.id,
+                "claimed_attempts": row.attempts,
+                "final_status": status.value,
+                "final_event_type": event_type[:200],
+            },
         )
         if run_id is not None:
-            session.execute(
-                update(Run)
-                .where(col(Run.id) == run_id)
-                .values(
-                    status=(RunStatus.failed if run_failed else RunStatus.succeeded).value,
-                    finished_at=now,
-                    error_code=code[:100],
-                    error_message=message[:1000],
-                )
-            )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+            final = (RunStatus.failed if run_failed else RunStatus.succeeded).value
+            connection.execute(_FINISH_RUN, {**values, "run_id": run_id, "final_status": final})
+    return result.rowcount == 1
 
 
-def _load_context(db: Database, row: WebhookDelivery) -> tuple[WebhookEndpoint, Integration] | None:
-    with db.session() as session:
-        endpoint = session.get(WebhookEndpoint, row.endpoint_id)
-        integration = session.get(Integration, endpoint.integration_id) if endpoint is not None else None
-    return (endpoint, integration) if endpoint is not None and integration is not None else None
+def _load_context(db: Database, row: Claimed) -> tuple[_EndpointRef, _IntegrationRef] | None:
+    with db.engine.connect() as connection:
+        found = connection.execute(_CONTEXT, {"endpoint_id": row.endpoint_id}).first()
+    return (_EndpointRef(found[0]), _IntegrationRef(*found[1:])) if found is not None else None
 
 
-def _start_run(db: Database, integration: Integration, event: type[WebhookEvent], row: WebhookDelivery) -> str:
+def _start_run(db: Database, integration: _IntegrationRef, event: type[WebhookEvent], row: Claimed) -> str:
     run = Run(
         integration_id=integration.id,
         tenant_id=integration.tenant_id,
@@ -593,9 +676,10 @@ async def process_delivery(
     from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter
 
     db = runtime.db
-    row = await anyio.to_thread.run_sync(_claim, db, delivery_row_id, lease)
-    if row is None:
+    claimed = await anyio.to_thread.run_sync(_claim_with_context, db, delivery_row_id, lease)
+    if claimed is None:
         return None
+    row, loaded = claimed
     if row.attempts > MAX_ATTEMPTS:
         await anyio.to_thread.run_sync(
             lambda: _finish(
@@ -607,7 +691,6 @@ async def process_delivery(
             )
         )
         return DeliveryOutcome(DeliveryStatus.failed, error_code="too_many_attempts")
-    loaded = await anyio.to_thread.run_sync(_load_context, db, row)
     webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
     if loaded is None or webhook is None:
         await anyio.to_thread.run_sync(
