@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -455,6 +456,45 @@ class Executor:
 
             self._pipeline = IngestPipeline(self.runtime.registry, self.runtime.db)
         return self._pipeline
+
+    # -- recovery ----------------------------------------------------------------------------------------------
+
+    def resubmit_queued(self) -> list[str]:
+        """Send a message again for every ``queued`` run; returns their IDs.
+
+        For the embedded worker at start-up: its broker keeps messages in memory, so the queued runs of a server
+        that stopped (or crashed) have no message any more. A run that still has one is harmless to send twice:
+        only one claim succeeds. Deferred runs go out at once and are deferred again if the provider still says so.
+        """
+        with self.runtime.db.engine.connect() as connection:
+            queued = connection.execute(
+                sa_select(Run.id, Integration.definition_id, Run.operation)  # type: ignore[call-overload]
+                .join(Integration, col(Integration.id) == col(Run.integration_id))
+                .where(col(Run.status) == RunStatus.queued)
+                .order_by(col(Run.queued_at))
+            ).all()
+        sent: list[str] = []
+        for run_id, definition_id, operation_id in queued:
+            try:
+                operation = self.runtime.definition(definition_id).operation(operation_id)
+            except TetherError:
+                operation = None
+            if operation is None:
+                self._finish(
+                    run_id,
+                    RunStatus.failed,
+                    error=("operation_unknown", "the run's operation is no longer declared"),
+                    only_from="queued",
+                )
+                continue
+            try:
+                self.submit(run_id, time_limit=operation.policy.time_limit.total_seconds())
+            except TetherError:
+                continue  # submit failed the run with enqueue_failed
+            sent.append(run_id)
+        if sent:
+            log.info("re-sent %d queued runs", len(sent))
+        return sent
 
     # -- reaper ------------------------------------------------------------------------------------------------
 

@@ -147,3 +147,24 @@ async def test_one_heartbeat_stamps_every_run_in_flight_and_stops_only_the_cance
     assert [o.status for o in outcomes] == [RunStatus.succeeded, RunStatus.cancelled, RunStatus.succeeded]
     assert [ops.run(run_id).status for run_id in ids] == [o.status for o in outcomes]
     assert all(ops.run(run_id).heartbeat_at is not None for run_id in ids)
+
+
+async def test_the_embedded_worker_resends_queued_runs_whose_messages_were_in_memory(ops) -> None:
+    """A server with the in-memory broker stopped with runs queued: at start-up they are sent again, and a run whose
+    operation is no longer declared is failed with a reason instead of waiting forever."""
+    integration = ops.connect()
+    executor = ops.runtime.executor
+    executor.enqueue = lambda run_id, delay, limit: None  # the messages die with the process
+    waiting = [await executor.dispatch(integration, "Echo", trigger="api") for _ in range(3)]
+    orphan = await executor.dispatch(integration, "Echo", trigger="api")
+    with ops.runtime.db.session() as session:
+        run = session.get_one(Run, orphan)
+        run.operation = "Removed"
+        session.add(run)
+    sent: list[tuple[str, float | None]] = []
+    executor.enqueue = lambda run_id, delay, limit: sent.append((run_id, limit))
+    assert executor.resubmit_queued() == waiting
+    assert [run_id for run_id, _ in sent] == waiting and all(limit for _, limit in sent)
+    assert ops.run(orphan).status == RunStatus.failed and ops.run(orphan).error_code == "operation_unknown"
+    assert [(await executor.execute(run_id)).status for run_id in waiting] == [RunStatus.succeeded] * 3
+    assert executor.resubmit_queued() == []
