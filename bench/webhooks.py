@@ -1,19 +1,24 @@
 """``python -m bench webhooks``: signed webhook deliveries per second against the same server's no-op POST route.
 
 A uvicorn server (1 worker, its own process) serves ``POST /v1/webhooks/{token}`` (read the raw body, look up the
-endpoint, open its sealed secret, verify the GitHub-style HMAC, record the delivery with ON CONFLICT, acknowledge)
-and ``POST /noop`` (reads the body, answers 200): the ceiling. A load generator on loopback keeps 50 connections
-busy, first on the no-op route, then with distinct signed deliveries; every delivery must be answered 202.
+endpoint, verify the GitHub-style HMAC, record the delivery with the group commit — one multi-row INSERT … ON
+CONFLICT per batch of concurrent deliveries — acknowledge after the commit) and ``POST /noop`` (reads the body,
+answers 200): the ceiling. ``wrk`` on loopback keeps 50 connections busy, first on the no-op route, then with
+distinct signed deliveries; every answer must be 2xx.
 
-Processing is handed off: by default the recorded deliveries are left to the worker side (``--process`` processes
-them in the server's own event loop instead, as the embedded default does). Database: a scratch schema of the local
-PostgreSQL (``--sqlite`` for a SQLite file). The last line is one JSON object.
+Hand-off: the server has ``TETHER_BROKER_URL`` set to the local Redis (a private namespace, deleted afterwards), so
+every committed batch is one Dramatiq message of row IDs. After the load phase one ``tether worker`` process drains
+the queue, and the bench checks that every accepted delivery reached ``processed`` (``processed_per_s``: the drain
+rate). ``--process`` runs without a broker instead (the embedded default: processed in the server's own loop).
+Database: a scratch schema of the local PostgreSQL (``--sqlite`` for a SQLite file). The last line is one JSON
+object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -34,6 +39,10 @@ from engine import Definition, EndpointSecret, EventContext, Header, HmacSha256,
 
 CONCURRENCY = 50
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+ROOT = Path(__file__).resolve().parents[1]
+#: Worker threads of the draining ``tether worker`` (each message holds a batch of deliveries).
+WORKER_THREADS = 4
 
 
 class Pushed(WebhookEvent):
@@ -58,7 +67,7 @@ definition = Definition(id="benchhooks", name="Bench hooks", description="Webhoo
 # -- server side -----------------------------------------------------------------------------------------------
 
 
-def build_app(database_url: str, process: bool) -> FastAPI:
+def build_app(database_url: str) -> FastAPI:
     from engine.api.errors import install_error_handlers
     from engine.api.limits import BodyLimit
     from engine.api.webhooks import router
@@ -71,8 +80,6 @@ def build_app(database_url: str, process: bool) -> FastAPI:
     runtime = Runtime.start(Settings(database_url=database_url), registry=registry)
     app = FastAPI()
     app.state.runtime = runtime
-    if not process:
-        app.state.webhook_handoff = lambda runtime, row_id: None  # the queue's worker side processes
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(router)
@@ -82,6 +89,11 @@ def build_app(database_url: str, process: bool) -> FastAPI:
         await request.body()
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    @app.get("/bench-stats")
+    async def stats() -> dict[str, int]:
+        recorder = getattr(app.state, "webhook_recorder", None)
+        return {"batches": recorder.batches, "items": recorder.items} if recorder else {"batches": 0, "items": 0}
+
     return app
 
 
@@ -89,7 +101,12 @@ def serve() -> None:
     import uvicorn
 
     port = int(os.environ["BENCH_PORT"])
-    app = build_app(os.environ["BENCH_DATABASE_URL"], os.environ.get("BENCH_PROCESS") == "1")
+    app = build_app(os.environ["BENCH_DATABASE_URL"])
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        # What a server can do after start-up: move the start-up heap out of the collector's reach, so a full
+        # collection scans only what requests allocated (150-300 ms pauses become ~10 ms on the bench machine).
+        gc.collect()
+        gc.freeze()
     uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False)
 
 
@@ -180,17 +197,80 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _py_spy(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
+    """py-spy (``PY_SPY``, else on ``PATH``) sampling the threads holding the GIL: where the server's one core goes."""
+    import shutil
+
+    exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
+    mode = os.environ.get("PY_SPY_MODE", "--gil").split()  # e.g. "--idle --threads" for every thread's wall time
+    command = [exe, "record", *mode, "-f", "raw", "-r", "200", "-d", str(seconds), "-o", out, "--pid", str(pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[str, int]]:
+    """Start one ``tether worker`` and wait until ``expected`` deliveries are final; (deliveries/s, statuses)."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from engine.database import Database
+    from engine.tables import DeliveryStatus, WebhookDelivery
+
+    db = Database(url)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", str(WORKER_THREADS)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert "ready" in worker.stdout.readline(), f"the worker did not start ({worker.poll()})"
+        started, cpu = time.perf_counter(), _cpu_seconds(worker.pid)
+        deadline = time.monotonic() + 600
+        while True:
+            with db.session() as session:
+                counts = dict(
+                    session.exec(
+                        select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)  # type: ignore[call-overload]
+                    ).all()
+                )
+            final = sum(n for status, n in counts.items() if status != DeliveryStatus.received)
+            if final >= expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        cpu = _cpu_seconds(worker.pid) - cpu
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        db.dispose()
+    print(f"drain: the worker used {cpu / max(final, 1) * 1e6:.0f} µs of CPU per delivery", file=sys.stderr)
+    return final / elapsed, {str(k): int(v) for k, v in counts.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench webhooks")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--sqlite", action="store_true")
-    parser.add_argument("--process", action="store_true", help="process deliveries in the server's event loop")
+    parser.add_argument("--process", action="store_true", help="no broker: process in the server's event loop")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each phase with wrk")
     parser.add_argument("--python-client", action="store_true", help="use the httpx load generator even with wrk")
+    parser.add_argument("--no-drain", action="store_true", help="skip the worker phase")
+    parser.add_argument("--gc-freeze", action="store_true", help="the server calls gc.freeze() after start-up")
+    parser.add_argument("--py-spy", metavar="OUT", help="py-spy the server (raw) in the delivery phase")
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
 
-    from sqlalchemy import create_engine, text
+    import redis
+    from sqlalchemy import create_engine, func, text
     from sqlalchemy.engine import make_url
+    from sqlmodel import select
 
     from engine.crypto import generate_master_key
     from engine.database import Database, normalize_url
@@ -198,11 +278,13 @@ def main() -> None:
     from engine.registry import Registry
     from engine.runtime import Runtime
     from engine.settings import Settings
-    from engine.tables import Integration, IntegrationStatus, WebhookEndpoint
+    from engine.tables import Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
 
     os.environ["TETHER_SECRET_MASTER_KEY"] = generate_master_key()
     tmp = tempfile.mkdtemp(prefix="bench-webhooks-")
     schema = f"bench_webhooks_{uuid.uuid4().hex[:8]}"
+    namespace = f"bench_webhooks_{uuid.uuid4().hex[:8]}"
+    broker = "" if args.process else REDIS_URL
     admin = None
     if args.sqlite:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -215,7 +297,17 @@ def main() -> None:
             .update_query_dict({"options": f"-csearch_path={schema}"})
             .render_as_string(hide_password=False)
         )
+    env = {
+        **os.environ,
+        "TETHER_DATABASE_URL": url,
+        "TETHER_STATE_DIR": tmp,
+        "TETHER_BROKER_URL": broker,
+        "TETHER_BROKER_NAMESPACE": namespace,
+        "TETHER_DEFINITION_MODULES": "bench.webhooks",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     server = None
+    client = redis.Redis.from_url(REDIS_URL)
     try:
         Database(url).upgrade()
         registry = Registry()
@@ -232,14 +324,13 @@ def main() -> None:
         token = endpoint.url.rsplit("/", 1)[1]
 
         port = _free_port()
-        env = {
-            **os.environ,
+        server_env = {
+            **env,
             "BENCH_PORT": str(port),
             "BENCH_DATABASE_URL": url,
-            "BENCH_PROCESS": "1" if args.process else "0",
-            "TETHER_STATE_DIR": tmp,
+            "BENCH_GC_FREEZE": "1" if args.gc_freeze else "0",
         }
-        server = subprocess.Popen([sys.executable, "-c", "from bench.webhooks import serve; serve()"], env=env)
+        server = subprocess.Popen([sys.executable, "-c", "from bench.webhooks import serve; serve()"], env=server_env)
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -266,19 +357,36 @@ def main() -> None:
         import shutil
 
         use_wrk = shutil.which("wrk") is not None and not args.python_client
+        cpu_noop = _cpu_seconds(server.pid)
         if use_wrk:
             host = f"127.0.0.1:{port}"
             noop_lua = _wrk_script(host, "/noop", [(noop_body.decode(), "-", "-")])
-            noop_rate, _, _ = _wrk(base, noop_lua, args.seconds)
+            noop_rate, noop_p50, noop_p99 = _wrk(base, noop_lua, args.seconds)
+            cpu_noop = (_cpu_seconds(server.pid) - cpu_noop) / (noop_rate * args.seconds)
             signed = [delivery(i) for i in range(60_000)]
             entries = [(b.decode(), h["X-Hub-Signature-256"], h["X-GitHub-Delivery"]) for _, b, h in signed]
+            before = httpx.get(base + "/bench-stats").json()
+            cpu_hooks = _cpu_seconds(server.pid)
+            spy = _py_spy(server.pid, args.py_spy, args.seconds) if args.py_spy else None
             rate, p50, p99 = _wrk(base, _wrk_script(host, signed[0][0], entries), args.seconds)
+            if spy is not None:
+                spy.wait(timeout=60)
+            cpu_hooks = (_cpu_seconds(server.pid) - cpu_hooks) / (rate * args.seconds)
         else:
-            noop_rate, _ = asyncio.run(
+            noop_rate, noop_latencies = asyncio.run(
                 _load(base, [("/noop", noop_body, {"content-type": "application/json"})] * args.requests, 200)
             )
+            noop_p50, noop_p99 = _pct(noop_latencies, 0.50), _pct(noop_latencies, 0.99)
+            cpu_noop = (_cpu_seconds(server.pid) - cpu_noop) / args.requests
+            before = httpx.get(base + "/bench-stats").json()
+            cpu_hooks = _cpu_seconds(server.pid)
             rate, latencies = asyncio.run(_load(base, [delivery(i) for i in range(args.requests)], 202))
+            cpu_hooks = (_cpu_seconds(server.pid) - cpu_hooks) / args.requests
             p50, p99 = _pct(latencies, 0.50), _pct(latencies, 0.99)
+        after = httpx.get(base + "/bench-stats").json()
+        batches = max(1, after["batches"] - before["batches"])
+        with runtime.db.session() as session:
+            accepted = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
         result = {
             "deliveries_per_s": round(rate, 1),
             "noop_per_s": round(noop_rate, 1),
@@ -286,10 +394,30 @@ def main() -> None:
             "p50_ms": round(p50, 2),
             "p99_ms": round(p99, 2),
             "concurrency": CONCURRENCY,
+            "noop_p50_ms": round(noop_p50, 2),
+            "noop_p99_ms": round(noop_p99, 2),
+            "mean_batch": round((after["items"] - before["items"]) / batches, 1),
+            "server_cpu_us": {"noop": round(cpu_noop * 1e6), "delivery": round(cpu_hooks * 1e6)},
+            "accepted": accepted,
         }
+        if not args.process:
+            queued = client.llen(f"{namespace}:tether")
+            print(f"{accepted} deliveries recorded; {queued} messages queued", file=sys.stderr)
+        server.terminate()
+        server.wait(timeout=30)
+        server = None
+        if not args.process and not args.no_drain:
+            # The queue's side: one worker process drains what the load phase handed off.
+            drain_rate, statuses = _drain(url, env, accepted)
+            result["processed_per_s"] = round(drain_rate, 1)
+            result["statuses"] = statuses
+            if statuses.get("processed", 0) != accepted:
+                raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {accepted}")
         print(
-            f"database: {'sqlite' if args.sqlite else 'postgresql'}; processing: "
-            f"{'in the server loop' if args.process else 'handed off'}; load: "
+            f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
+            f"{'in the server loop' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "
+            f"server gc.freeze(): {'yes' if args.gc_freeze else 'no'}; "
+            "load: "
             + (f"wrk, {args.seconds} s per phase" if use_wrk else f"httpx, {args.requests} requests per phase"),
             file=sys.stderr,
         )
@@ -299,6 +427,10 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
+        keys = list(client.scan_iter(f"{namespace}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
         if admin is not None:
             with admin.connect() as connection:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

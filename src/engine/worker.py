@@ -51,8 +51,9 @@ log = logging.getLogger("tether.worker")
 ACTOR_NAME = "tether.execute_run"
 #: Processes recorded webhook deliveries; its one argument is a list of delivery row IDs.
 DELIVERIES_ACTOR_NAME = "tether.process_deliveries"
-#: Deliveries of one message processed at the same time by one worker thread's event loop.
-DELIVERY_CONCURRENCY = 8
+#: Deliveries of one message processed at the same time (per worker thread). Processing is mostly CPU in one
+#: process, so more does not go faster; it would only hold more database connections.
+DELIVERY_CONCURRENCY = 2
 #: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
 TIME_LIMIT_GRACE_SECONDS = 30.0
 DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
