@@ -20,10 +20,13 @@ the message is acknowledged. ``TimeLimit`` gets ``Policy.time_limit`` plus a gra
 backstop: the executor enforces the limit itself and records ``time_limit_exceeded``.
 
 Worker processes also run the reaper (``Executor.reap_stale``) every few seconds: a run left ``running`` by a
-worker that died (its heartbeat stopped) is retried or failed with ``worker_lost``.
+worker that died (its heartbeat stopped) is retried or failed with ``worker_lost``. Every minute it also sweeps
+webhook deliveries left ``received`` (a hand-off that failed, a process that died) back onto the queue
+(``sweep_deliveries``).
 
 Environment knobs: ``TETHER_BROKER_NAMESPACE`` (Redis key prefix, default ``tether``), ``TETHER_QUEUE`` (default
-``tether``), ``TETHER_REAP_INTERVAL_SECONDS`` (default 15), plus the executor's (``engine.execution``).
+``tether``), ``TETHER_REAP_INTERVAL_SECONDS`` (default 15), ``TETHER_DELIVERY_SWEEP_SECONDS`` (default 60) and
+``TETHER_DELIVERY_SWEEP_AFTER_SECONDS`` (default 60), plus the executor's (``engine.execution``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ import logging
 import os
 import signal
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -181,7 +188,8 @@ async def _execute_run(run_id: str) -> None:
 
 def enqueue_deliveries(row_ids: list[str], *, settings: Settings | None = None) -> None:
     """Send one message carrying recorded deliveries' row IDs (never a body, a header or a secret): the webhook
-    endpoint calls it once per committed batch, so the broker round trip is shared by the whole batch.
+    endpoint sends one per committed batch (through ``DeliverySender``), so the broker round trip is shared by the
+    whole batch; the sweep sends one per pass.
 
     A failure here loses nothing: the deliveries are already committed as ``received``, and the sweep
     (``engine.deliveries.redeliver_pending``) processes them.
@@ -191,6 +199,65 @@ def enqueue_deliveries(row_ids: list[str], *, settings: Settings | None = None) 
     get_broker(settings)
     assert _state.deliveries_actor is not None
     _state.deliveries_actor.send(list(row_ids))
+
+
+class DeliverySender:
+    """Sends committed batches of delivery row IDs to the broker from one background thread, one message per batch.
+
+    The endpoint's batch only puts its row IDs here, so an acknowledgement never waits on the broker, and a slow or
+    unreachable broker never holds up recording. A batch that cannot be sent (the broker refuses it, the process
+    stops first, or more than ``MAX_PENDING`` IDs are already waiting) is logged and dropped: its deliveries are
+    committed as ``received``, and the sweep (``Reaper``, ``engine.deliveries.redeliver_pending``) queues them again.
+    """
+
+    MAX_PENDING = 100_000
+
+    def __init__(self, settings: Settings | None = None, send: Callable[[list[str]], None] | None = None) -> None:
+        self._send = send or (lambda row_ids: enqueue_deliveries(row_ids, settings=settings))
+        self._cond = threading.Condition()
+        self._pending: deque[list[str]] = deque()
+        self._waiting = 0
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        #: Messages sent, batches that failed, batches dropped for want of room.
+        self.sent = self.failed = self.dropped = 0
+
+    def put(self, row_ids: list[str]) -> None:
+        with self._cond:
+            if self._waiting + len(row_ids) > self.MAX_PENDING:
+                self.dropped += 1
+                log.warning("%d deliveries not queued (the broker is behind); left for the sweep", len(row_ids))
+                return
+            self._pending.append(list(row_ids))
+            self._waiting += len(row_ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="tether-delivery-sender", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._busy = False
+                    self._cond.notify_all()
+                    self._cond.wait()
+                batch = self._pending.popleft()
+                self._waiting -= len(batch)
+                self._busy = True
+            try:
+                self._send(batch)
+                self.sent += 1
+            except Exception as exc:
+                self.failed += 1
+                log.warning(
+                    "handing off %d recorded deliveries failed (%s); left for the sweep", len(batch), type(exc).__name__
+                )
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every batch put so far was sent or given up (tests, shutdown); ``False`` on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
 
 
 async def _process_deliveries(row_ids: list[str]) -> None:
@@ -203,7 +270,8 @@ async def _process_deliveries(row_ids: list[str]) -> None:
 
 
 class Reaper(threading.Thread):
-    """Every ``interval`` seconds, recover runs whose worker died."""
+    """Every ``interval`` seconds, recover runs whose worker died; every ``TETHER_DELIVERY_SWEEP_SECONDS`` (default
+    60), queue webhook deliveries left ``received`` (``sweep_deliveries``)."""
 
     def __init__(self, runtime: Runtime, interval: float) -> None:
         super().__init__(name="tether-reaper", daemon=True)
@@ -212,19 +280,45 @@ class Reaper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        sweep_every = _float_env("TETHER_DELIVERY_SWEEP_SECONDS", 60.0)
+        next_sweep = time.monotonic() + sweep_every
         while not self.stopped.wait(self.interval):
             try:
                 self.runtime.executor.reap_stale()
             except Exception as exc:  # keep reaping; the next pass retries
                 log.warning("reaper pass failed: %s", type(exc).__name__)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + sweep_every
+                try:
+                    sweep_deliveries(self.runtime)
+                except Exception as exc:  # the next sweep retries
+                    log.warning("delivery sweep failed: %s", type(exc).__name__)
 
     def stop(self) -> None:
         self.stopped.set()
 
 
 def reap_interval() -> float:
-    value = os.environ.get("TETHER_REAP_INTERVAL_SECONDS", "").strip()
-    return float(value) if value else 15.0
+    return _float_env("TETHER_REAP_INTERVAL_SECONDS", 15.0)
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
+    """Queue deliveries still ``received`` ``TETHER_DELIVERY_SWEEP_AFTER_SECONDS`` (default 60) after they were
+    recorded and not being processed (``engine.deliveries.pending_deliveries``): their hand-off failed or their
+    process died. One message for all of them; processing them twice is harmless (the claim is fenced)."""
+    from engine.deliveries import PROCESSING_LEASE, pending_deliveries
+
+    after = timedelta(seconds=_float_env("TETHER_DELIVERY_SWEEP_AFTER_SECONDS", 60.0))
+    row_ids = pending_deliveries(runtime.db, older_than=after, lease=PROCESSING_LEASE, limit=limit)
+    if row_ids:
+        log.info("delivery sweep: queueing %d deliveries left received", len(row_ids))
+        enqueue_deliveries(row_ids, settings=runtime.settings)
+    return len(row_ids)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from conftest import service_unavailable
 from engine import worker as worker_module
 from engine.crypto import generate_master_key
 from engine.database import Database
-from engine.deliveries import redeliver_pending
+from engine.deliveries import load_target, record_delivery, redeliver_pending
 from engine.tables import DeliveryStatus, Run, WebhookDelivery
 from support import webhook_definition as hooks
 from support.webhook_kit import Setup, build_setup, event_body, sign
@@ -140,9 +140,10 @@ async def test_batches_are_queued_as_row_ids_and_processed_by_a_worker(queued: Q
     assert len(rows) == 30 and {r.status for r in rows} == {DeliveryStatus.received}
     assert hooks.SEEN == []  # nothing processed in the server process
 
+    assert app.state.webhook_sender.wait_idle()  # sent from its own thread: the answers did not wait for Redis
     messages = queued.messages()
     recorder = app.state.webhook_recorder
-    assert len(messages) == recorder.batches < 30  # one message per committed batch
+    assert len(messages) == recorder.batches == app.state.webhook_sender.sent < 30  # one message per batch
     assert {m["actor_name"] for m in messages} == {worker_module.DELIVERIES_ACTOR_NAME}
     queued_ids = [row_id for m in messages for row_id in m["args"][0]]
     assert sorted(queued_ids) == sorted(r.id for r in rows)
@@ -161,6 +162,7 @@ async def test_batches_are_queued_as_row_ids_and_processed_by_a_worker(queued: Q
 
     # A duplicate afterwards is answered from the database and queues nothing.
     [again] = await post_many(client, setup, ["q-1"])
+    assert app.state.webhook_sender.wait_idle()
     assert again.json()["status"] == "duplicate" and queued.messages() == []
 
 
@@ -183,10 +185,12 @@ async def test_an_unreachable_broker_leaves_the_delivery_for_the_sweep(
     try:
         down = await build_setup(database, monkeypatch)
         assert down.runtime.settings.broker_url == "redis://127.0.0.1:1/0"
-        _, client = app_for(down.runtime)
-        with caplog.at_level(logging.WARNING, logger="tether.webhooks"):
+        app, client = app_for(down.runtime)
+        with caplog.at_level(logging.WARNING):
             [response] = await post_many(client, down, ["lost-1"])
+            assert app.state.webhook_sender.wait_idle()
         assert response.status_code == 202 and response.json()["status"] == "received"
+        assert app.state.webhook_sender.failed == 1
         assert any("left for the sweep" in r.getMessage() for r in caplog.records)
         [row] = deliveries(down)
         assert row.status == DeliveryStatus.received and hooks.SEEN == []
@@ -195,3 +199,24 @@ async def test_an_unreachable_broker_leaves_the_delivery_for_the_sweep(
         assert deliveries(down)[0].status == DeliveryStatus.processed and hooks.SEEN == [("GhItemChanged", "lost-1")]
     finally:
         worker_module.reset()
+
+
+async def test_the_worker_sweep_queues_deliveries_left_received(queued: Queued) -> None:
+    """A delivery recorded whose hand-off never happened (a failed enqueue, a process that died after the commit):
+    a ``tether worker``'s reaper sweeps it onto the queue and the worker processes it."""
+    setup = queued.setup
+    body = event_body("github", "item.changed", "swept-1")
+    headers = {"x-github-event": "item.changed", "x-github-delivery": "swept-1"}
+    target = load_target(setup.runtime, setup.token("github"))
+    recorded = record_delivery(setup.runtime.db, target, "swept-1", body, headers)
+    assert queued.messages() == []
+    queued.env.update(
+        {
+            "TETHER_REAP_INTERVAL_SECONDS": "0.2",
+            "TETHER_DELIVERY_SWEEP_SECONDS": "0.2",
+            "TETHER_DELIVERY_SWEEP_AFTER_SECONDS": "0",
+        }
+    )
+    queued.start_worker()
+    [row] = await queued.wait_final(1)
+    assert (row.id, row.status, row.attempts) == (recorded.row_id, DeliveryStatus.processed, 1)

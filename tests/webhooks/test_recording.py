@@ -124,3 +124,35 @@ async def test_process_deliveries_processes_each_row_once_and_skips_unknown_ones
     assert [o.status if o else None for o in outcomes] == [DeliveryStatus.processed, None, DeliveryStatus.processed]
     assert await process_deliveries(setup.runtime, ids) == [None, None, None]  # final rows are not processed again
     assert all(r.status == DeliveryStatus.processed and r.attempts == 1 for r in rows(setup).values())
+
+
+def test_the_sender_never_blocks_the_batch_and_drops_beyond_its_bound(caplog: pytest.LogCaptureFixture) -> None:
+    """``DeliverySender``: ``put`` returns at once while the broker is slow; past ``MAX_PENDING`` waiting IDs a
+    batch is dropped with a warning (its deliveries stay ``received`` for the sweep); a failed send is counted."""
+    import threading
+
+    from engine.worker import DeliverySender
+
+    release, started = threading.Event(), threading.Event()
+    sent: list[list[str]] = []
+
+    def slow_broker(row_ids: list[str]) -> None:
+        started.set()
+        release.wait(10)
+        if row_ids == ["boom"]:
+            raise ConnectionError("refused")
+        sent.append(row_ids)
+
+    sender = DeliverySender(send=slow_broker)
+    sender.MAX_PENDING = 5
+    sender.put(["a", "b"])  # taken by the sender thread, which now waits on the broker
+    assert started.wait(10) and not sender.wait_idle(timeout=0.01)
+    sender.put(["c", "d", "e"])
+    sender.put(["boom"])
+    with caplog.at_level("WARNING"):
+        sender.put(["f", "g"])  # 4 waiting + 2 > 5
+    assert sender.dropped == 1 and any("left for the sweep" in r.getMessage() for r in caplog.records)
+    release.set()
+    assert sender.wait_idle()
+    assert sent[0] == ["a", "b"] and sorted(sent[1:]) == [["c", "d", "e"]]
+    assert (sender.sent, sender.failed) == (2, 1)

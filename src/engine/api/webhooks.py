@@ -4,11 +4,14 @@
 provider handshakes, records the delivery (an outbox row, de-duplicated on the delivery ID) and acknowledges once it is
 committed. Concurrent deliveries are recorded together (group commit, ``engine.deliveries.DeliveryRecorder``: one
 multi-row INSERT and one commit per batch). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
-set, one Dramatiq message per committed batch carrying only row IDs (``engine.worker.enqueue_deliveries``; ``tether
-worker`` processes them); without a broker, an in-process background task per delivery. ``app.state.webhook_handoff``
-overrides both (called per delivery). A hand-off that fails never loses a delivery: it stays ``received`` and the
-sweep (``engine.deliveries.redeliver_pending``) processes it. Static webhooks (one URL per app, such as a GitHub
-App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}`` and are routed by the webhook's ``route()``.
+set, one Dramatiq message per committed batch carrying only row IDs, sent from a background thread so the
+acknowledgement never waits on the broker (``engine.worker.DeliverySender``; ``tether worker`` processes them);
+without a broker, an in-process background task per delivery. ``app.state.webhook_handoff`` overrides both (called
+per delivery). A hand-off that fails never loses a delivery: it stays ``received``, and the sweep queues it again
+(``engine.worker.sweep_deliveries`` in every worker's reaper; ``engine.deliveries.redeliver_pending`` in-process).
+
+Static webhooks (one URL per app, such as a GitHub App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}``
+and are routed by the webhook's ``route()``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
@@ -54,6 +57,9 @@ from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, WebhookDelivery
 from engine.verification import lower_headers
 from engine.webhooks import CelValue, JsonField, SlackSignature, Webhook
+
+if TYPE_CHECKING:
+    from engine.worker import DeliverySender
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("tether.webhooks")
@@ -121,7 +127,7 @@ def _in_background(runtime: Runtime, row_id: str) -> None:
 def default_hand_off(runtime: Runtime, row_id: str) -> None:
     """One delivery on its own: a queue message when ``TETHER_BROKER_URL`` is set, else an in-process task.
 
-    The endpoint itself sends one message per committed batch instead (``_queue_batch``).
+    The endpoint itself sends one message per committed batch instead (``_queue_batch``, ``DeliverySender``).
     """
     if runtime.settings.broker_url:
         from engine import worker
@@ -131,16 +137,11 @@ def default_hand_off(runtime: Runtime, row_id: str) -> None:
         _in_background(runtime, row_id)
 
 
-def _queue_batch(app: Any, runtime: Runtime, row_ids: list[str]) -> None:
-    """After a batch committed (in its worker thread): one message with the batch's row IDs. Skipped when the
-    app overrides the hand-off (``app.state.webhook_handoff``), which then gets each delivery on its own. When the
-    broker cannot be reached this raises, ``DeliveryRecorder`` logs it, and the deliveries stay ``received`` for
-    the sweep (``redeliver_pending``): recorded is never lost."""
-    if getattr(app.state, "webhook_handoff", None) is not None:
-        return
-    from engine import worker
-
-    worker.enqueue_deliveries(row_ids, settings=runtime.settings)
+def _queue_batch(app: Any, sender: DeliverySender, row_ids: list[str]) -> None:
+    """After a batch committed (in its worker thread): its row IDs go to the sender, one message per batch. Skipped
+    when the app overrides the hand-off (``app.state.webhook_handoff``), which then gets each delivery on its own."""
+    if getattr(app.state, "webhook_handoff", None) is None:
+        sender.put(row_ids)
 
 
 def _recorder(app: Any, runtime: Runtime) -> DeliveryRecorder:
@@ -148,7 +149,12 @@ def _recorder(app: Any, runtime: Runtime) -> DeliveryRecorder:
     state = app.state
     recorder: DeliveryRecorder | None = getattr(state, "webhook_recorder", None)
     if recorder is None or recorder.db is not runtime.db:
-        after = partial(_queue_batch, app, runtime) if runtime.settings.broker_url else None
+        after = None
+        if runtime.settings.broker_url:
+            from engine.worker import DeliverySender
+
+            state.webhook_sender = DeliverySender(runtime.settings)
+            after = partial(_queue_batch, app, state.webhook_sender)
         recorder = state.webhook_recorder = DeliveryRecorder(runtime.db, after_commit=after)
     return recorder
 
