@@ -7,17 +7,20 @@ row IDs (``enqueue_deliveries``); a worker processes each through ``engine.deliv
 broker comes from ``TETHER_BROKER_URL``:
 
 - ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
-- ``amqp://…`` → ``RabbitmqBroker`` (needs ``pika``, installed separately);
+- ``amqp://…`` → ``RabbitmqBroker`` (pika);
 - empty → the embedded default: Dramatiq's ``StubBroker`` with a ``dramatiq.Worker`` running in threads of the
   server process (``start_embedded``). Same actor, same middleware, same retry and deferral behaviour, no extra
-  service; messages live in memory, so a crash loses queued messages (the reaper still recovers the runs).
+  service; messages live in memory, so queued runs are sent again when the server starts
+  (``Executor.resubmit_queued``) and the reaper recovers the running ones.
 
-Middleware: ``AsyncIO`` runs the async actor on one event loop per process; ``Retries`` re-enqueues only on
+Middleware: ``AsyncIO`` runs the async actor on one event loop per process; ``Retries`` re-enqueues on
 ``dramatiq.Retry``, which the actor raises when the executor asked for another attempt. The delay is the executor's
 decision: exponential backoff for transient errors, ``Retry-After`` for a provider 429 (the message is deferred
 through the broker's delay queue, the worker thread never sleeps). Every other outcome is final in the run row and
-the message is acknowledged. ``TimeLimit`` gets ``Policy.time_limit`` plus a grace period per message, as a
-backstop: the executor enforces the limit itself and records ``time_limit_exceeded``.
+the message is acknowledged; only an exception escaping the executor (the database unreachable before the run was
+claimed) retries the message, ``INFRASTRUCTURE_RETRIES`` times with backoff. ``TimeLimit`` gets
+``Policy.time_limit`` plus a grace period per message, as a backstop: the executor enforces the limit itself and
+records ``time_limit_exceeded``.
 
 Worker processes also run the reaper (``Executor.reap_stale``) every few seconds: a run left ``running`` by a
 worker that died (its heartbeat stopped) is retried or failed with ``worker_lost``. Every minute it also sweeps
@@ -83,8 +86,14 @@ def queue_name() -> str:
     return os.environ.get("TETHER_QUEUE", "tether").strip() or "tether"
 
 
-def _retry_only_on_request(retries: int, exception: BaseException) -> bool:
-    return isinstance(exception, Retry)
+#: Retries of a message whose actor raised something other than ``Retry``: the executor records every operation
+#: failure on the run itself, so such an exception is the infrastructure's (the database unreachable mid-claim).
+#: The message is tried again with Dramatiq's exponential backoff (1 s doubling, at most 5 min between tries).
+INFRASTRUCTURE_RETRIES = 12
+
+
+def _retry_when(retries: int, exception: BaseException) -> bool:
+    return isinstance(exception, Retry) or retries < INFRASTRUCTURE_RETRIES
 
 
 def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
@@ -95,7 +104,9 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=None, retry_when=_retry_only_on_request),  # type: ignore[arg-type]
+        Retries(  # type: ignore[arg-type]
+            max_retries=None, retry_when=_retry_when, min_backoff=1_000, max_backoff=300_000
+        ),
         AsyncIO(),
     ]
     namespace = namespace or os.environ.get("TETHER_BROKER_NAMESPACE", "tether").strip() or "tether"
@@ -352,6 +363,7 @@ def start_embedded(runtime: Runtime, *, threads: int = 4, schedule_interval: flo
     from engine.scheduler import SchedulerThread
 
     handle = start_worker(runtime, threads=threads)
+    runtime.executor.resubmit_queued()  # their messages were in the memory of the process that stopped
     scheduler = SchedulerThread(runtime, interval=schedule_interval)
     scheduler.start()
     handle.extra.append(scheduler)

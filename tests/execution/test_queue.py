@@ -168,3 +168,33 @@ async def test_the_embedded_worker_resends_queued_runs_whose_messages_were_in_me
     assert ops.run(orphan).status == RunStatus.failed and ops.run(orphan).error_code == "operation_unknown"
     assert [(await executor.execute(run_id)).status for run_id in waiting] == [RunStatus.succeeded] * 3
     assert executor.resubmit_queued() == []
+
+
+async def test_a_message_whose_claim_hit_a_database_error_is_retried(ops) -> None:
+    """An exception escaping the executor (here: the claim's database call failing once) is the infrastructure's:
+    the message is retried with backoff instead of being dropped with the run left queued."""
+    from sqlalchemy.exc import OperationalError
+
+    from engine import worker as worker_module
+
+    integration = ops.connect()
+    executor = ops.runtime.executor
+    real_claim = executor._claims.handle
+    failures: list[int] = []
+
+    def flaky_claim(ids: list[str]) -> list[object]:
+        if not failures:
+            failures.append(len(ids))
+            raise OperationalError("UPDATE run …", {}, ConnectionError("server closed the connection"))
+        return real_claim(ids)
+
+    executor._claims.handle = flaky_claim
+    handle = worker_module.start_worker(ops.runtime, threads=2, reap=False)  # in this process, so the patch holds
+    try:
+        run_id = await executor.dispatch(integration, "Echo", trigger="api", config={"value": "again"})
+        run = await ops.wait(run_id)
+    finally:
+        handle.stop()
+    assert failures == [1]
+    assert run.status == RunStatus.succeeded and run.attempts == 1  # the failed claim changed nothing
+    assert worker_module._retry_when(worker_module.INFRASTRUCTURE_RETRIES, RuntimeError()) is False
