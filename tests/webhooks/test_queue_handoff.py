@@ -143,7 +143,7 @@ async def test_batches_are_queued_as_row_ids_and_processed_by_a_worker(queued: Q
     assert app.state.webhook_sender.wait_idle()  # sent from its own thread: the answers did not wait for Redis
     messages = queued.messages()
     recorder = app.state.webhook_recorder
-    assert len(messages) == recorder.batches == app.state.webhook_sender.sent < 30  # one message per batch
+    assert len(messages) == app.state.webhook_sender.sent <= recorder.batches < 30  # a message per batch or fewer
     assert {m["actor_name"] for m in messages} == {worker_module.DELIVERIES_ACTOR_NAME}
     queued_ids = [row_id for m in messages for row_id in m["args"][0]]
     assert sorted(queued_ids) == sorted(r.id for r in rows)

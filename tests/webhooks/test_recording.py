@@ -127,8 +127,9 @@ async def test_process_deliveries_processes_each_row_once_and_skips_unknown_ones
 
 
 def test_the_sender_never_blocks_the_batch_and_drops_beyond_its_bound(caplog: pytest.LogCaptureFixture) -> None:
-    """``DeliverySender``: ``put`` returns at once while the broker is slow; past ``MAX_PENDING`` waiting IDs a
-    batch is dropped with a warning (its deliveries stay ``received`` for the sweep); a failed send is counted."""
+    """``DeliverySender``: ``put`` returns at once while the broker is slow; batches that wait together go as one
+    message; past ``MAX_PENDING`` waiting IDs a batch is dropped with a warning (its deliveries stay ``received``
+    for the sweep); a failed send is counted and logged."""
     import threading
 
     from engine.worker import DeliverySender
@@ -143,16 +144,20 @@ def test_the_sender_never_blocks_the_batch_and_drops_beyond_its_bound(caplog: py
             raise ConnectionError("refused")
         sent.append(row_ids)
 
-    sender = DeliverySender(send=slow_broker)
+    sender = DeliverySender(send=slow_broker, linger=0)
     sender.MAX_PENDING = 5
     sender.put(["a", "b"])  # taken by the sender thread, which now waits on the broker
     assert started.wait(10) and not sender.wait_idle(timeout=0.01)
     sender.put(["c", "d", "e"])
-    sender.put(["boom"])
+    sender.put(["f", "g"])  # 5 waiting: at the bound
     with caplog.at_level("WARNING"):
-        sender.put(["f", "g"])  # 4 waiting + 2 > 5
+        sender.put(["h"])  # over it
     assert sender.dropped == 1 and any("left for the sweep" in r.getMessage() for r in caplog.records)
     release.set()
     assert sender.wait_idle()
-    assert sent[0] == ["a", "b"] and sorted(sent[1:]) == [["c", "d", "e"]]
+    assert sent == [["a", "b"], ["c", "d", "e", "f", "g"]]
+    with caplog.at_level("WARNING"):
+        sender.put(["boom"])
+        assert sender.wait_idle()
     assert (sender.sent, sender.failed) == (2, 1)
+    assert any("handing off 1 recorded deliveries failed" in r.getMessage() for r in caplog.records)
