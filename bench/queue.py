@@ -6,8 +6,9 @@ run, record. Runs/s is ``RUNS / (last finished_at - first queued_at)``; latency 
 
 Plain: the same number of messages to a plain Dramatiq actor (default middleware) in one worker process with the
 same number of threads; the actor only pushes its start latency to a Redis list. The ratio is the engine's
-throughput over plain. ``BENCH_THREADS`` changes the thread count of both sides. Both sides also print the CPU time
-their worker process spent per message after start-up.
+throughput over plain. ``BENCH_THREADS`` changes the thread count of both sides. Each side first handles
+``TETHER_BENCH_QUEUE_WARMUP`` (500) messages that are not measured, so both are compared warm; each also prints the
+CPU time its worker process spent per measured message.
 
 Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
 ``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
@@ -28,6 +29,8 @@ from pathlib import Path
 from engine import Definition, Operation, OperationContext, Policy
 
 RUNS = int(os.environ.get("TETHER_BENCH_QUEUE_RUNS", "2000"))
+#: Messages each side handles before the measured ones (caches, prepared statements, connection pools).
+WARMUP = int(os.environ.get("TETHER_BENCH_QUEUE_WARMUP", "500"))
 THREADS = int(os.environ.get("BENCH_THREADS", "32"))
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -86,12 +89,17 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
     )
     assert proc.stdout is not None and proc.stdin is not None
     assert proc.stdout.readline().strip() == "ready"
-    ready_cpu = _cpu_seconds(proc.pid)
     broker = RedisBroker(url=REDIS_URL, namespace=namespace)
     actor = dramatiq.Actor(
         lambda sent_at: None, broker=broker, actor_name="noop", queue_name="plain", priority=0, options={}
     )
     client = redis.Redis.from_url(REDIS_URL)
+    for _ in range(WARMUP):
+        actor.send(time.time())
+    while client.llen(f"{namespace}:lat") < WARMUP:
+        time.sleep(0.05)
+    client.delete(f"{namespace}:lat")
+    ready_cpu = _cpu_seconds(proc.pid)
     began = time.time()
     for _ in range(RUNS):
         actor.send(time.time())
@@ -145,9 +153,8 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
     )
     assert proc.stdout is not None
     assert "ready" in proc.stdout.readline()
-    ready_cpu = _cpu_seconds(proc.pid)
 
-    async def dispatch_all() -> None:
+    async def dispatch_all(count: int) -> None:
         # Callers dispatch concurrently (an API server does); 16 in flight at a time.
         gate = asyncio.Semaphore(16)
 
@@ -155,22 +162,30 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
             async with gate:
                 await runtime.executor.dispatch(integration.id, "Noop", trigger="api")
 
-        await asyncio.gather(*(one() for _ in range(RUNS)))
+        await asyncio.gather(*(one() for _ in range(count)))
 
-    try:
-        dispatch_began = time.perf_counter()
-        asyncio.run(dispatch_all())
-        dispatch_seconds = time.perf_counter() - dispatch_began
+    def wait_until_succeeded(count: int) -> None:
         while True:
             with runtime.db.session() as session:
                 done = session.exec(
                     select(func.count()).select_from(Run).where(Run.status == RunStatus.succeeded)
                 ).one()
-            if done >= RUNS:
-                break
+            if done >= count:
+                return
             time.sleep(0.1)
+
+    try:
+        asyncio.run(dispatch_all(WARMUP))
+        wait_until_succeeded(WARMUP)
         with runtime.db.session() as session:
-            runs = session.exec(select(Run)).all()
+            warm = set(session.exec(select(Run.id)).all())
+        ready_cpu = _cpu_seconds(proc.pid)
+        dispatch_began = time.perf_counter()
+        asyncio.run(dispatch_all(RUNS))
+        dispatch_seconds = time.perf_counter() - dispatch_began
+        wait_until_succeeded(WARMUP + RUNS)
+        with runtime.db.session() as session:
+            runs = [run for run in session.exec(select(Run)).all() if run.id not in warm]
         worker_cpu = _cpu_seconds(proc.pid) - ready_cpu
     finally:
         proc.terminate()
