@@ -1,14 +1,15 @@
 """``python -m bench queue``: no-op queued runs end to end through Redis, next to plain Dramatiq actors.
 
 Engine: a no-op queued operation dispatched ``RUNS`` times (run row inserted, message with the run ID sent to
-Redis), executed by one ``tether worker`` process (32 threads, its default): claim, load integration/definition,
+Redis), executed by one ``tether worker`` process (64 threads, its default): claim, load integration/definition,
 run, record. Runs/s is ``RUNS / (last finished_at - first queued_at)``; latency is ``started_at - queued_at`` per run.
 
 Plain: the same number of messages to a plain Dramatiq actor (default middleware) in one worker process with the
 same number of threads; the actor only pushes its start latency to a Redis list. The ratio is the engine's
 throughput over plain. ``BENCH_THREADS`` changes the thread count of both sides. Each side first handles
 ``TETHER_BENCH_QUEUE_WARMUP`` (500) messages that are not measured, so both are compared warm; each also prints the
-CPU time its worker process spent per measured message.
+CPU time its worker process spent per measured message. ``TETHER_BENCH_QUEUE_ROUNDS`` (3) rounds of both; the
+figures reported are those of the round with the median ratio, and latencies are pooled over the rounds.
 
 Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
 ``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
@@ -31,7 +32,9 @@ from engine import Definition, Operation, OperationContext, Policy
 RUNS = int(os.environ.get("TETHER_BENCH_QUEUE_RUNS", "2000"))
 #: Messages each side handles before the measured ones (caches, prepared statements, connection pools).
 WARMUP = int(os.environ.get("TETHER_BENCH_QUEUE_WARMUP", "500"))
-THREADS = int(os.environ.get("BENCH_THREADS", "32"))
+#: Side-by-side rounds (plain, then engine); the reported figures are those of the round with the median ratio.
+ROUNDS = int(os.environ.get("TETHER_BENCH_QUEUE_ROUNDS", "3"))
+THREADS = int(os.environ.get("BENCH_THREADS", "64"))
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,7 +215,8 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def main() -> None:
+def one_round() -> tuple[float, float, list[float]]:
+    """Plain Dramatiq, then the engine, each on fresh queues and (the engine) a fresh schema."""
     import tempfile
 
     import redis
@@ -240,9 +244,19 @@ def main() -> None:
             keys = list(client.scan_iter(f"{prefix}:*"))
             if keys:
                 client.delete(*keys)
+    print(f"round: engine {rate:.0f} runs/s, plain {plain_rate:.0f} msgs/s, ratio {rate / plain_rate:.3f}")
+    return rate, plain_rate, latencies
+
+
+def main() -> None:
+    rounds = [one_round() for _ in range(ROUNDS)]
+    # The median round by ratio: both figures of one side-by-side measurement, not medians taken apart.
+    rate, plain_rate, _ = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
+    latencies = [value for _, _, values in rounds for value in values]
     p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
     print(f"engine: {RUNS} no-op runs, {rate:.0f} runs/s, enqueue->start p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"plain dramatiq: {RUNS} no-op messages, {plain_rate:.0f} msgs/s")
+    print(f"ratios of the {ROUNDS} rounds: " + ", ".join(f"{r / p:.3f}" for r, p, _ in rounds))
     result = {
         "runs_per_s": round(rate, 1),
         "plain_dramatiq_per_s": round(plain_rate, 1),

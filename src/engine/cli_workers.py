@@ -14,7 +14,7 @@ from engine.errors import ConfigurationError, DefinitionError
 
 
 def worker(
-    threads: int = typer.Option(32, help="Worker threads per process (runs in flight per process)."),
+    threads: int = typer.Option(64, help="Worker threads per process (runs in flight per process)."),
     processes: int = typer.Option(1, help="Worker processes to start."),
 ) -> None:
     """Execute queued runs from TETHER_BROKER_URL (redis:// or amqp://) until interrupted."""

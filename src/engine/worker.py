@@ -391,7 +391,7 @@ def start_embedded(runtime: Runtime, *, threads: int = 4, schedule_interval: flo
     return handle
 
 
-def run_worker(*, threads: int = 8, processes: int = 1) -> None:
+def run_worker(*, threads: int = 64, processes: int = 1) -> None:
     """``tether worker``: run worker processes until SIGINT/SIGTERM."""
     if processes > 1:
         import multiprocessing
