@@ -11,7 +11,11 @@ every committed batch is one Dramatiq message of row IDs. After the load phase o
 the queue, and the bench checks that every accepted delivery reached ``processed`` (``processed_per_s``: the drain
 rate). ``--process`` runs without a broker instead (the embedded default: processed in the server's own loop).
 Database: a scratch schema of the local PostgreSQL (``--sqlite`` for a SQLite file). The last line is one JSON
-object.
+object. Other sessions may bench on the same machine: run it as ``flock /tmp/bench.lock python -m bench webhooks``.
+
+Options (``python -m bench.webhooks …``): ``--gc-freeze`` (the server calls ``gc.freeze()`` after start-up),
+``--py-spy OUT`` (sample the server during the delivery phase; ``PY_SPY`` names the binary, ``PY_SPY_MODE`` its
+sampling flags), ``--seconds N``, ``--no-drain``.
 """
 
 from __future__ import annotations
