@@ -46,7 +46,7 @@ POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[1]
 #: Worker threads of the draining ``tether worker`` (each message holds a batch of deliveries).
-WORKER_THREADS = 4
+WORKER_THREADS = int(os.environ.get("BENCH_WORKER_THREADS", "4"))
 
 
 class Pushed(WebhookEvent):
@@ -217,6 +217,25 @@ def _py_spy(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _pg_sessions(url: str) -> int:
+    """Sessions PostgreSQL has started so far in this database (``pg_stat_database``; -1 on SQLite): how many
+    connections were opened, which a pool too small for the concurrency keeps closing and reopening."""
+    if not url.startswith("postgresql"):
+        return -1
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, poolclass=__import__("sqlalchemy.pool", fromlist=["NullPool"]).NullPool)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[str, int]]:
     """Start one ``tether worker`` and wait until ``expected`` deliveries are final; (deliveries/s, statuses)."""
     from sqlalchemy import func
@@ -236,7 +255,7 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
     try:
         assert worker.stdout is not None
         assert "ready" in worker.stdout.readline(), f"the worker did not start ({worker.poll()})"
-        started, cpu = time.perf_counter(), _cpu_seconds(worker.pid)
+        started, cpu, sessions = time.perf_counter(), _cpu_seconds(worker.pid), _pg_sessions(url)
         deadline = time.monotonic() + 600
         while True:
             with db.session() as session:
@@ -251,11 +270,16 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid) - cpu
+        sessions = _pg_sessions(url) - sessions
     finally:
         worker.terminate()
         worker.wait(timeout=30)
         db.dispose()
-    print(f"drain: the worker used {cpu / max(final, 1) * 1e6:.0f} µs of CPU per delivery", file=sys.stderr)
+    print(
+        f"drain: {WORKER_THREADS} threads; the worker used {cpu / max(final, 1) * 1e6:.0f} µs of CPU per delivery"
+        + (f" and opened {sessions} database sessions" if sessions >= 0 else ""),
+        file=sys.stderr,
+    )
     return final / elapsed, {str(k): int(v) for k, v in counts.items()}
 
 

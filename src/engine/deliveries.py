@@ -812,21 +812,44 @@ async def process_delivery(
 
 
 async def process_deliveries(
-    runtime: Runtime, row_ids: Sequence[str], *, concurrency: int = 8, dispatcher: Dispatcher | None = None
+    runtime: Runtime,
+    row_ids: Sequence[str],
+    *,
+    concurrency: int = 8,
+    gate: asyncio.Semaphore | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> list[DeliveryOutcome | None]:
-    """Process recorded deliveries (a queue message's row IDs), at most ``concurrency`` at a time. One delivery's
-    failure does not stop the others: its row stays ``received`` and the sweep (``redeliver_pending``) retries it."""
-    gate = asyncio.Semaphore(max(1, concurrency))
+    """Process recorded deliveries (a queue message's row IDs), at most ``concurrency`` at a time, and each only
+    when ``gate`` (a semaphore shared with other calls, if given) lets it through. One delivery's failure does not
+    stop the others: its row stays ``received`` and the sweep retries it.
+
+    ``concurrency`` coroutines take the IDs in turn (not one task per ID): anyio looks through every task of the loop
+    on each thread hop when the loop was not started by ``asyncio.run`` (a Dramatiq worker's), so thousands of
+    waiting tasks would make every hop slow."""
+    results: list[DeliveryOutcome | None] = [None] * len(row_ids)
+    todo = iter(enumerate(row_ids))
 
     async def one(row_id: str) -> DeliveryOutcome | None:
-        async with gate:
-            try:
-                return await process_delivery(runtime, row_id, dispatcher=dispatcher)
-            except Exception as exc:
-                log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
-                return None
+        try:
+            return await process_delivery(runtime, row_id, dispatcher=dispatcher)
+        except Exception as exc:
+            log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
+            return None
 
-    return list(await asyncio.gather(*(one(row_id) for row_id in row_ids)))
+    async def take_turns() -> None:
+        for index, row_id in todo:
+            if gate is None:
+                results[index] = await one(row_id)
+            else:
+                async with gate:
+                    results[index] = await one(row_id)
+
+    workers = max(1, min(concurrency, len(row_ids)))
+    if workers == 1:
+        await take_turns()
+    else:
+        await asyncio.gather(*(take_turns() for _ in range(workers)))
+    return results
 
 
 def pending_deliveries(

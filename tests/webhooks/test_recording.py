@@ -120,9 +120,10 @@ async def test_a_failing_after_commit_keeps_the_deliveries_for_the_sweep(setup: 
 async def test_process_deliveries_processes_each_row_once_and_skips_unknown_ones(setup: Setup) -> None:
     recorded = record_deliveries(setup.runtime.db, [item(setup, "p-1"), item(setup, "p-2")])
     ids = [recorded[0].row_id, "no-such-row", recorded[1].row_id]
-    outcomes = await process_deliveries(setup.runtime, ids, concurrency=2)
+    outcomes = await process_deliveries(setup.runtime, ids, concurrency=2, gate=asyncio.Semaphore(1))
     assert [o.status if o else None for o in outcomes] == [DeliveryStatus.processed, None, DeliveryStatus.processed]
-    assert await process_deliveries(setup.runtime, ids) == [None, None, None]  # final rows are not processed again
+    again = await process_deliveries(setup.runtime, ids, concurrency=1)
+    assert again == [None, None, None]  # final rows are not processed again
     assert all(r.status == DeliveryStatus.processed and r.attempts == 1 for r in rows(setup).values())
 
 
