@@ -13,7 +13,8 @@ rate). ``--process`` runs without a broker instead (the embedded default: proces
 Database: a scratch schema of the local PostgreSQL (``--sqlite`` for a SQLite file). The last line is one JSON
 object. Other sessions may bench on the same machine: run it as ``flock /tmp/bench.lock python -m bench webhooks``.
 
-Options (``python -m bench.webhooks …``): ``--gc-freeze`` (the server calls ``gc.freeze()`` after start-up),
+Options (``python -m bench.webhooks …``): ``--no-gc-tuning`` (skip what ``tether serve`` does to the garbage
+collector after start-up, ``engine.process.tune_gc``),
 ``--py-spy OUT`` (sample the server during the delivery phase; ``PY_SPY`` names the binary, ``PY_SPY_MODE`` its
 sampling flags), ``--seconds N``, ``--no-drain``.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import hashlib
 import hmac
 import json
@@ -107,10 +107,9 @@ def serve() -> None:
     port = int(os.environ["BENCH_PORT"])
     app = build_app(os.environ["BENCH_DATABASE_URL"])
     if os.environ.get("BENCH_GC_FREEZE") == "1":
-        # What a server can do after start-up: move the start-up heap out of the collector's reach, so a full
-        # collection scans only what requests allocated (150-300 ms pauses become ~10 ms on the bench machine).
-        gc.collect()
-        gc.freeze()
+        from engine.process import tune_gc
+
+        tune_gc()  # as ``tether serve`` does
     uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False)
 
 
@@ -291,7 +290,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each phase with wrk")
     parser.add_argument("--python-client", action="store_true", help="use the httpx load generator even with wrk")
     parser.add_argument("--no-drain", action="store_true", help="skip the worker phase")
-    parser.add_argument("--gc-freeze", action="store_true", help="the server calls gc.freeze() after start-up")
+    parser.add_argument(
+        "--no-gc-tuning",
+        dest="gc_freeze",
+        action="store_false",
+        help="skip the garbage-collector tuning that tether serve does after start-up (engine.process.tune_gc)",
+    )
     parser.add_argument("--py-spy", metavar="OUT", help="py-spy the server (raw) in the delivery phase")
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
 
@@ -444,7 +448,7 @@ def main() -> None:
         print(
             f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
             f"{'in the server loop' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "
-            f"server gc.freeze(): {'yes' if args.gc_freeze else 'no'}; "
+            f"server gc tuning (tune_gc): {'yes' if args.gc_freeze else 'no'}; "
             "load: "
             + (f"wrk, {args.seconds} s per phase" if use_wrk else f"httpx, {args.requests} requests per phase"),
             file=sys.stderr,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
-
-import anyio.to_thread
 
 log = logging.getLogger("tether.batching")
 
@@ -52,6 +52,17 @@ class Coalescer(Generic[T, R]):
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState[T, R]] = (
             weakref.WeakKeyDictionary()
         )
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Threads of its own rather than anyio's: anyio scans every task of a loop it did not start (Dramatiq's) on
+        # each hop, and a batch per loop in flight needs only a few threads.
+        if self._threads is None:
+            with self._threads_lock:
+                if self._threads is None:
+                    self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"tether-{self.name}")
+        return self._threads
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -69,11 +80,16 @@ class Coalescer(Generic[T, R]):
             batch, state.pending = state.pending[: self.max_batch], state.pending[self.max_batch :]
             items = [item for item, _ in batch]
             try:
-                results = await anyio.to_thread.run_sync(self._run, items)
-            except BaseException as exc:  # the loop is shutting down: fail the batch, not silently
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                results = await asyncio.get_running_loop().run_in_executor(self._executor(), self._run, items)
+            except BaseException as exc:  # the loop is shutting down: fail everything waiting, not silently
+                waiting, state.pending = batch + state.pending, []
+                for _, future in waiting:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
                 raise
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():

@@ -52,6 +52,7 @@ def serve(
     import uvicorn
 
     from engine.api import create_app
+    from engine.process import tune_gc
 
     settings = Settings()
     runtime = _runtime()
@@ -68,8 +69,10 @@ def serve(
         embedded = start_embedded(runtime)  # the embedded default: worker, reaper and scheduler in this process
     queue = settings.broker_url.split("://")[0] if settings.broker_url else "in-process"
     typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect}, queue: {queue})")
+    app = create_app(runtime)
+    tune_gc()
     try:
-        uvicorn.run(create_app(runtime), host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
     finally:
         if embedded is not None:
             embedded.stop()

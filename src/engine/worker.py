@@ -421,6 +421,7 @@ def run_worker(*, threads: int = 64, processes: int = 1) -> None:
         for child in children:
             child.join()
         return
+    from engine.process import tune_gc
     from engine.runtime import Runtime
 
     runtime = Runtime.start()
@@ -430,6 +431,7 @@ def run_worker(*, threads: int = 64, processes: int = 1) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     handle = start_worker(runtime, threads=threads)
+    tune_gc()
     log.info("tether worker started (%d threads, queue %s)", threads, queue_name())
     print(f"tether worker ready pid={os.getpid()}", flush=True)
     stop.wait()
