@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -67,3 +68,17 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
 def database(request: pytest.FixtureRequest) -> Database:
     """The store suite runs once per database."""
     return request.getfixturevalue(f"{request.param}_database")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client of the real Redis (the queue suites' broker)."""
+    from support.workers import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_unavailable("Redis", type(exc).__name__)
+    yield client
+    client.close()

@@ -9,23 +9,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
 
-from conftest import service_unavailable
 from engine import worker as worker_module
 from engine.crypto import generate_master_key
 from engine.database import Database
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.tables import Integration, IntegrationStatus, Run, RunStatus
+from support.workers import REDIS_URL, start_worker
 
 TESTS = Path(__file__).resolve().parents[1]
-REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @dataclass
@@ -37,17 +35,8 @@ class Env:
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def start_worker(self, *, threads: int = 2) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", str(threads)],
-            env={**os.environ, **self.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        proc = start_worker(self.env, threads=threads)
         self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # blocks until the worker is consuming (or has died)
-        assert "tether worker ready" in line, f"the worker did not start (exit code {proc.poll()})"
         return proc
 
     def start_scheduler(self, *, iterations: int, interval: float) -> subprocess.Popen[str]:
@@ -102,17 +91,6 @@ class Env:
             if time.monotonic() > deadline:
                 raise AssertionError(f"run {run_id} is still {run.status} (attempts {run.attempts})")
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        service_unavailable("Redis", type(exc).__name__)
-    yield client
-    client.close()
 
 
 def _make_env(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: redis.Redis) -> Env:

@@ -20,7 +20,8 @@ from engine.database import Database
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.tables import RunStatus
-from execution.conftest import REDIS_URL, Env, _make_env, _teardown
+from execution.conftest import Env, _make_env, _teardown
+from support.workers import REDIS_URL
 
 AMQP_URL = os.environ.get("TETHER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 

@@ -9,10 +9,8 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,6 @@ import pytest
 import redis
 from sqlmodel import select
 
-from conftest import service_unavailable
 from engine import worker as worker_module
 from engine.crypto import generate_master_key
 from engine.database import Database
@@ -29,9 +26,9 @@ from engine.deliveries import load_target, record_delivery, redeliver_pending
 from engine.tables import DeliveryStatus, Run, WebhookDelivery
 from support import webhook_definition as hooks
 from support.webhook_kit import Setup, build_setup, event_body, sign
+from support.workers import REDIS_URL, start_worker
 
 TESTS = Path(__file__).resolve().parents[1]
-REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def deliveries(setup: Setup) -> list[WebhookDelivery]:
@@ -62,17 +59,8 @@ class Queued:
         return [json.loads(stored[m]) for m in self.redis.lrange(queue, 0, -1)]
 
     def start_worker(self) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", "2"],
-            env={**os.environ, **self.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        proc = start_worker(self.env)
         self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "tether worker ready" in line, f"the worker did not start (exit code {proc.poll()})"
         return proc
 
     async def wait_final(self, count: int, bound: float = 60.0) -> list[WebhookDelivery]:
@@ -85,17 +73,6 @@ class Queued:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{[r.status for r in rows]} after {bound} s")
             await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        service_unavailable("Redis", type(exc).__name__)
-    yield client
-    client.close()
 
 
 @pytest.fixture
