@@ -8,16 +8,18 @@ answer. Nothing waits on a timer: a lone caller goes through at once, and batche
 
 ``handle`` returns one entry per item, in order: the item's result, or an exception for that item alone. When
 ``handle`` itself raises and the batch held more than one item, each item is tried again on its own, so one bad
-item never fails its neighbours.
+item never fails its neighbours. A plain function runs in a thread of the coalescer's own; a coroutine function is
+awaited on the caller's loop (for a driver that speaks asyncio, such as ``engine.loopdb``: no thread hop at all).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -28,6 +30,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Handler = Callable[[list[T]], Sequence["R | BaseException"]]
+AsyncHandler = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
 
 
 @dataclass
@@ -43,11 +46,12 @@ class Coalescer(Generic[T, R]):
     loops of tests alike.
     """
 
-    def __init__(self, name: str, handle: Handler[T, R], *, max_batch: int = 64) -> None:
+    def __init__(self, name: str, handle: Handler[T, R] | AsyncHandler[T, R], *, max_batch: int = 64) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.name = name
         self.handle = handle
+        self._awaited = inspect.iscoroutinefunction(handle)
         self.max_batch = max_batch
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState[T, R]] = (
             weakref.WeakKeyDictionary()
@@ -73,14 +77,18 @@ class Coalescer(Generic[T, R]):
         state.pending.append((item, future))
         if state.drainer is None or state.drainer.done():
             state.drainer = loop.create_task(self._drain(state), name=f"coalescer:{self.name}")
-        return await asyncio.shield(future)
+        # A caller cancelled while waiting cancels only its own future; the drainer skips futures already done.
+        return await future
 
     async def _drain(self, state: _LoopState[T, R]) -> None:
         while state.pending:
             batch, state.pending = state.pending[: self.max_batch], state.pending[self.max_batch :]
             items = [item for item, _ in batch]
             try:
-                results = await asyncio.get_running_loop().run_in_executor(self._executor(), self._run, items)
+                if self._awaited:
+                    results = await self._arun(items)
+                else:
+                    results = await asyncio.get_running_loop().run_in_executor(self._executor(), self._run, items)
             except BaseException as exc:  # the loop is shutting down: fail everything waiting, not silently
                 waiting, state.pending = batch + state.pending, []
                 for _, future in waiting:
@@ -101,19 +109,42 @@ class Coalescer(Generic[T, R]):
 
     def _run(self, items: list[T]) -> list[R | BaseException]:
         try:
-            results = list(self.handle(items))
+            results = list(self.handle(items))  # type: ignore[arg-type]
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
-            log.info("%s: a batch of %d failed (%s); trying each on its own", self.name, len(items), type(exc).__name__)
+            self._log_fallback(items, exc)
             return [self._one(item) for item in items]
-        if len(results) != len(items):
-            raise RuntimeError(f"{self.name}: handler returned {len(results)} results for {len(items)} items")
-        return results
+        return self._checked(items, results)
 
     def _one(self, item: T) -> R | BaseException:
         try:
-            [result] = self.handle([item])
+            [result] = self.handle([item])  # type: ignore[misc]
         except Exception as exc:
             return exc
         return result
+
+    async def _arun(self, items: list[T]) -> list[R | BaseException]:
+        try:
+            results = list(await self.handle(items))  # type: ignore[misc]
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            self._log_fallback(items, exc)
+            return [await self._aone(item) for item in items]
+        return self._checked(items, results)
+
+    async def _aone(self, item: T) -> R | BaseException:
+        try:
+            [result] = await self.handle([item])  # type: ignore[misc]
+        except Exception as exc:
+            return exc
+        return result
+
+    def _log_fallback(self, items: list[T], exc: Exception) -> None:
+        log.info("%s: a batch of %d failed (%s); trying each on its own", self.name, len(items), type(exc).__name__)
+
+    def _checked(self, items: list[T], results: list[R | BaseException]) -> list[R | BaseException]:
+        if len(results) != len(items):
+            raise RuntimeError(f"{self.name}: handler returned {len(results)} results for {len(items)} items")
+        return results

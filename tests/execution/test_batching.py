@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -15,28 +17,44 @@ from engine.tables import Integration, IntegrationStatus, OperationState, Run, R
 
 # -- Coalescer ---------------------------------------------------------------------------------------------------
 
+#: A handler runs in the coalescer's thread when it is a plain function, on the caller's loop when it is async.
+KINDS = ("thread", "loop")
 
-async def test_concurrent_calls_share_one_batch_and_each_gets_its_answer() -> None:
+
+def handler(kind: str, fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+    if kind == "thread":
+        return fn
+
+    async def on_loop(items: list[Any]) -> Any:
+        await asyncio.sleep(0)  # a real suspension, as a database round trip would be
+        return fn(items)
+
+    return on_loop
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_concurrent_calls_share_one_batch_and_each_gets_its_answer(kind: str) -> None:
     batches: list[list[int]] = []
 
     def handle(items: list[int]) -> list[int]:
         batches.append(items)
         return [item * 10 for item in items]
 
-    coalescer: Coalescer[int, int] = Coalescer("test", handle)
+    coalescer: Coalescer[int, int] = Coalescer("test", handler(kind, handle))
     answers = await asyncio.gather(*(coalescer.submit(n) for n in range(50)))
     assert answers == [n * 10 for n in range(50)]
     assert batches == [list(range(50))]  # all arrived before the first batch ran
 
 
-async def test_batches_respect_max_batch_and_a_lone_call_goes_through() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_batches_respect_max_batch_and_a_lone_call_goes_through(kind: str) -> None:
     batches: list[list[int]] = []
 
     def handle(items: list[int]) -> list[int]:
         batches.append(items)
         return items
 
-    coalescer: Coalescer[int, int] = Coalescer("test", handle, max_batch=8)
+    coalescer: Coalescer[int, int] = Coalescer("test", handler(kind, handle), max_batch=8)
     assert await asyncio.gather(*(coalescer.submit(n) for n in range(20))) == list(range(20))
     assert [len(b) for b in batches] == [8, 8, 4]
     batches.clear()
@@ -44,17 +62,19 @@ async def test_batches_respect_max_batch_and_a_lone_call_goes_through() -> None:
     assert batches == [[99]]
 
 
-async def test_an_item_exception_fails_only_that_caller() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_item_exception_fails_only_that_caller(kind: str) -> None:
     def handle(items: list[int]) -> list[int | BaseException]:
         return [ValueError(f"bad {item}") if item == 3 else item for item in items]
 
-    coalescer: Coalescer[int, int] = Coalescer("test", handle)
+    coalescer: Coalescer[int, int] = Coalescer("test", handler(kind, handle))
     results = await asyncio.gather(*(coalescer.submit(n) for n in range(6)), return_exceptions=True)
     assert [r for r in results if not isinstance(r, BaseException)] == [0, 1, 2, 4, 5]
     assert isinstance(results[3], ValueError) and str(results[3]) == "bad 3"
 
 
-async def test_a_failing_batch_is_retried_item_by_item() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_failing_batch_is_retried_item_by_item(kind: str) -> None:
     calls: list[list[int]] = []
 
     def handle(items: list[int]) -> list[int]:
@@ -63,17 +83,42 @@ async def test_a_failing_batch_is_retried_item_by_item() -> None:
             raise RuntimeError("the whole statement failed")
         return items
 
-    coalescer: Coalescer[int, int] = Coalescer("test", handle)
+    coalescer: Coalescer[int, int] = Coalescer("test", handler(kind, handle))
     results = await asyncio.gather(*(coalescer.submit(n) for n in range(6)), return_exceptions=True)
     assert results[:4] == [0, 1, 2, 3] and results[5] == 5
     assert isinstance(results[4], RuntimeError)
     assert calls[0] == list(range(6)) and sorted(map(tuple, calls[1:])) == [(n,) for n in range(6)]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_cancelled_caller_leaves_the_others_their_answers(kind: str) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def slow(items: list[int]) -> list[int]:
+        batches.append(items)
+        started.set()
+        await release.wait()
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer("test", slow)
+    first = asyncio.ensure_future(coalescer.submit(0))
+    await started.wait()  # batch [0] is in flight; the next three wait for it and form the next batch
+    waiting = [asyncio.ensure_future(coalescer.submit(n)) for n in (1, 2, 3)]
+    await asyncio.sleep(0)
+    waiting[1].cancel()
+    release.set()
+    assert await first == 0
+    assert [await waiting[0], await waiting[2]] == [1, 3]
+    assert waiting[1].cancelled() and batches == [[0], [1, 2, 3]]
+
+
 def test_one_coalescer_serves_several_event_loops() -> None:
-    coalescer: Coalescer[int, int] = Coalescer("test", lambda items: [i + 1 for i in items])
-    for _ in range(3):  # each asyncio.run is a new loop (tests and CLI commands do this)
-        assert asyncio.run(coalescer.submit(1)) == 2
+    for kind in KINDS:
+        coalescer: Coalescer[int, int] = Coalescer("test", handler(kind, lambda items: [i + 1 for i in items]))
+        for _ in range(3):  # each asyncio.run is a new loop (tests and CLI commands do this)
+            assert asyncio.run(coalescer.submit(1)) == 2
 
 
 # -- runstore on both databases ------------------------------------------------------------------------------------
