@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +19,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from engine.loopdb import LoopConnection
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -76,10 +80,20 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         self.engine = create_db_engine(self.url)
+        self._loop_connection: LoopConnection | None = None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def loop_connection(self) -> LoopConnection:
+        """PostgreSQL only: a connection per event loop for statements the loop runs itself (``engine.loopdb``)."""
+        if self._loop_connection is None:
+            from engine.loopdb import LoopConnection
+
+            self._loop_connection = LoopConnection(self.engine)
+        return self._loop_connection
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -114,6 +128,8 @@ class Database:
         return self.current_revision() == head
 
     def dispose(self) -> None:
+        if self._loop_connection is not None:
+            self._loop_connection.close()
         self.engine.dispose()
 
 

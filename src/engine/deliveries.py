@@ -162,6 +162,35 @@ def remember_target(runtime: Runtime, token: str, target: Target) -> None:
         _targets[(id(runtime), token)] = (time.monotonic() + TARGET_TTL_SECONDS, target)
 
 
+_loading: dict[tuple[int, str], asyncio.Future[Target]] = {}
+
+
+async def resolve_target(runtime: Runtime, token: str) -> Target:
+    """The endpoint ``token`` names: from the cache (``cached_target``), else loaded in a thread and remembered.
+
+    Concurrent misses for one token share one load. When a busy endpoint's entry expires, every delivery in flight
+    misses at once; loading for each of them (a thread hop, a query and a decrypt apiece) stalled the event loop
+    for 60-90 ms every ``TARGET_TTL_SECONDS`` under load.
+    """
+    found = cached_target(runtime, token)
+    if found is not None:
+        return found
+    key = (id(runtime), token)
+    loop = asyncio.get_running_loop()
+    pending = _loading.get(key)
+    if pending is None or pending.get_loop() is not loop:
+        pending = _loading[key] = loop.create_task(_load_and_remember(runtime, token))
+        pending.add_done_callback(lambda done: _loading.pop(key) if _loading.get(key) is done else None)
+    # Shielded: a caller that goes away does not cancel the load the others wait on.
+    return await asyncio.shield(pending)
+
+
+async def _load_and_remember(runtime: Runtime, token: str) -> Target:
+    target = await anyio.to_thread.run_sync(load_target, runtime, token)
+    remember_target(runtime, token, target)
+    return target
+
+
 def forget_targets(integration_id: str) -> None:
     with _targets_lock:
         for key in [k for k, (_, t) in _targets.items() if t.integration_id == integration_id]:
@@ -399,6 +428,21 @@ class _DeliveryInsert:
                 sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=disconnect
             ) from exc
 
+    async def arun(self, connection: Any, items: Sequence[NewDelivery]) -> set[str]:
+        """Execute on an autocommit ``psycopg.AsyncConnection`` (PostgreSQL only): the statement is its own
+        transaction, committed when this returns. The row IDs actually inserted."""
+        import psycopg
+
+        sql = self.sql(len(items))
+        try:
+            async with psycopg.AsyncRawCursor(connection) as cursor:
+                await cursor.execute(sql, self.params(items), binary=True)
+                return {row[0] for row in await cursor.fetchall()}
+        except psycopg.Error as exc:  # raised as the thread path raises it (SQLAlchemy's, parameters hidden)
+            raise DBAPIError.instance(
+                sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=connection.broken
+            ) from exc
+
 
 _inserts: weakref.WeakKeyDictionary[Engine, _DeliveryInsert] = weakref.WeakKeyDictionary()
 
@@ -435,13 +479,18 @@ AfterCommit = Callable[[list[str]], None]
 
 
 class DeliveryRecorder:
-    """Group commit for one database: concurrent ``record`` calls share one ``record_deliveries`` call
-    (``engine.batching.Coalescer``: a lone call goes through at once, batches form only under load).
+    """Group commit for one database: concurrent ``record`` calls share one batch (``engine.batching.Coalescer``:
+    a lone call goes through at once, batches form only under load).
+
+    On PostgreSQL a batch is one autocommit ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on the event loop's own
+    connection (``engine.loopdb``): one round trip, no thread. Elsewhere (SQLite) it is ``record_deliveries`` in a
+    worker thread.
 
     ``record`` returns only after the batch holding the delivery has committed, so an acknowledgement sent after
-    it is durable. ``after_commit`` (when given) is called in the batch's worker thread with the row IDs the batch
-    inserted, after the commit: the endpoint's batched hand-off to the queue. Its failure is logged and swallowed
-    (the deliveries are recorded; they stay ``received`` and the sweep, ``redeliver_pending``, processes them).
+    it is durable. ``after_commit`` (when given) is called with the row IDs the batch inserted, after the commit:
+    the endpoint's batched hand-off to the queue. It must not block (it runs on the event loop on PostgreSQL). Its
+    failure is logged and swallowed (the deliveries are recorded; they stay ``received`` and the sweep,
+    ``redeliver_pending``, processes them).
     """
 
     def __init__(self, db: Database, *, after_commit: AfterCommit | None = None, max_batch: int = 64) -> None:
@@ -452,14 +501,36 @@ class DeliveryRecorder:
         #: Batches committed and the deliveries in them (the mean batch size shows the group commit at work).
         self.batches = 0
         self.items = 0
-        self._coalescer: Coalescer[NewDelivery, Recorded] = Coalescer(
-            "record-deliveries", self._record, max_batch=max_batch
-        )
+        self._coalescer: Coalescer[NewDelivery, Recorded]
+        if db.dialect == "postgresql":
+            self._insert = _DeliveryInsert(db.engine)
+            self._coalescer = Coalescer("record-deliveries", self._record_on_loop, max_batch=max_batch)
+        else:
+            self._coalescer = Coalescer("record-deliveries", self._record, max_batch=max_batch)
 
     def _record(self, items: list[NewDelivery]) -> list[Recorded]:
-        recorded = record_deliveries(self.db, items)
+        return self._committed(record_deliveries(self.db, items))
+
+    async def _record_on_loop(self, items: list[NewDelivery]) -> list[Recorded]:
+        try:
+            inserted = await self._insert_on_loop(items)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The loop's connection was lost (the server restarted, an idle connection was cut): once more on a new
+            # one. Safe to repeat: if the first attempt did commit, its rows now answer ``duplicate`` (recorded and
+            # ``received``, so the sweep hands them off) instead of being written twice.
+            log.info("recording connection lost (%s); retrying the batch once", type(exc.orig).__name__)
+            inserted = await self._insert_on_loop(items)
+        return self._committed([Recorded(i.row_id, i.delivery_id, duplicate=i.row_id not in inserted) for i in items])
+
+    async def _insert_on_loop(self, items: list[NewDelivery]) -> set[str]:
+        async with self.db.loop_connection.connection() as connection:
+            return await self._insert.arun(connection, items)
+
+    def _committed(self, recorded: list[Recorded]) -> list[Recorded]:
         self.batches += 1
-        self.items += len(items)
+        self.items += len(recorded)
         if self.after_commit is not None:
             inserted = [r.row_id for r in recorded if not r.duplicate]
             if inserted:

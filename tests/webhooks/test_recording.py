@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from engine.database import Database
 from engine.deliveries import (
     DeliveryRecorder,
     NewDelivery,
@@ -19,7 +21,7 @@ from engine.deliveries import (
 )
 from engine.tables import DeliveryStatus, WebhookDelivery
 from support import webhook_definition as hooks
-from support.webhook_kit import Setup, event_body
+from support.webhook_kit import Setup, build_setup, event_body
 
 
 def rows(setup: Setup) -> dict[str, WebhookDelivery]:
@@ -162,3 +164,51 @@ def test_the_sender_never_blocks_the_batch_and_drops_beyond_its_bound(caplog: py
         assert sender.wait_idle()
     assert (sender.sent, sender.failed) == (2, 1)
     assert any("handing off 1 recorded deliveries failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_recorder_retries_a_batch_once_when_its_connection_was_lost(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted or the idle connection was cut: the batch goes through on a new connection."""
+    from sqlalchemy import text
+
+    setup = await build_setup(postgres_database, monkeypatch)
+    recorder = DeliveryRecorder(setup.runtime.db)
+    first = await recorder.record(item(setup, "before"))
+    async with postgres_database.loop_connection.connection() as connection:
+        pid = connection.info.backend_pid
+    with postgres_database.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    after = await recorder.record(item(setup, "after"))
+    assert not first.duplicate and not after.duplicate
+    assert {r.delivery_id for r in rows(setup).values()} == {"before", "after"}
+
+
+async def test_concurrent_misses_of_the_endpoint_cache_share_one_load(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a busy endpoint's cache entry expires, every delivery in flight misses it at once: one load serves all."""
+    import time
+
+    from engine import deliveries
+    from engine.errors import NotFoundError
+
+    loads: list[str] = []
+    real = deliveries.load_target
+
+    def counted(runtime: Any, token: str) -> Any:
+        loads.append(token)
+        time.sleep(0.05)  # long enough for every caller to arrive while it runs
+        return real(runtime, token)
+
+    monkeypatch.setattr(deliveries, "load_target", counted)
+    token = setup.token("github")
+    targets = await asyncio.gather(*(deliveries.resolve_target(setup.runtime, token) for _ in range(20)))
+    assert loads == [token] and all(t is targets[0] for t in targets)
+    assert await deliveries.resolve_target(setup.runtime, token) is targets[0] and loads == [token]  # cached
+
+    unknown = "u" * 43
+    misses = await asyncio.gather(
+        *(deliveries.resolve_target(setup.runtime, unknown) for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(m, NotFoundError) for m in misses) and loads == [token, unknown]

@@ -1,0 +1,70 @@
+"""``engine.loopdb.LoopConnection``: one autocommit connection per event loop, on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from engine.database import Database
+from engine.loopdb import LoopConnection
+
+
+async def backend_pid(loop_connection: LoopConnection) -> int:
+    async with loop_connection.connection() as connection:
+        cursor = await connection.execute("SELECT pg_backend_pid()")
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def terminate(db: Database, pid: int) -> None:
+    with db.engine.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_one_connection_per_loop_reused_within_it(postgres_database: Database) -> None:
+    shared = postgres_database.loop_connection
+
+    async def twice() -> tuple[int, int]:
+        return await backend_pid(shared), await backend_pid(shared)
+
+    first, again = asyncio.run(twice())
+    assert first == again
+    other, _ = asyncio.run(twice())  # a new loop: a connection of its own; the closed loop's one is closed
+    assert other != first
+    assert [c for _, _, c in shared._open.values() if c is not None and not c.closed] != []
+    assert len(shared._open) == 1
+
+
+async def test_statements_commit_on_their_own(postgres_database: Database) -> None:
+    async with postgres_database.loop_connection.connection() as connection:
+        assert connection.autocommit
+        await connection.execute("CREATE TABLE loopdb_probe (n int)")
+        await connection.execute("INSERT INTO loopdb_probe VALUES (1)")
+    with postgres_database.engine.connect() as other:  # another connection sees it: committed
+        assert other.execute(text("SELECT n FROM loopdb_probe")).scalar_one() == 1
+
+
+async def test_a_lost_connection_fails_one_use_and_the_next_reconnects(postgres_database: Database) -> None:
+    shared = postgres_database.loop_connection
+    pid = await backend_pid(shared)
+    await asyncio.to_thread(terminate, postgres_database, pid)
+    with pytest.raises(psycopg.OperationalError):
+        await backend_pid(shared)
+    assert await backend_pid(shared) != pid
+
+
+def test_dispose_closes_the_loop_connections(postgres_database: Database) -> None:
+    shared = postgres_database.loop_connection
+    pid = asyncio.run(backend_pid(shared))
+    connections = [c for _, _, c in shared._open.values() if c is not None]
+    postgres_database.dispose()
+    assert connections and all(c.closed for c in connections) and pid > 0
+
+
+def test_postgresql_only(sqlite_database: Database) -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        LoopConnection(sqlite_database.engine)
