@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from engine.api import webhooks as webhooks_api
+from engine.api.app import TetherApp
 from engine.api.errors import install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.crypto import KeyRing, generate_master_key
@@ -100,7 +101,8 @@ async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch) -> Setup:
 
 
 def make_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI()
+    """The webhook routes on ``TetherApp``, so deliveries take the fast lane as in ``create_app``."""
+    app = TetherApp()
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(BodyLimit)

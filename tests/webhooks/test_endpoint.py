@@ -322,23 +322,31 @@ async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_process
     assert kept.status == DeliveryStatus.failed and kept.body == body and hooks.SEEN == []
 
 
-async def test_the_documented_route_and_the_fast_route_answer_alike(sqlite_setup: Setup) -> None:
-    """The plain ASGI route serves ``POST /v1/webhooks/{token}``; the FastAPI route of the same path is what the
-    OpenAPI document describes, and behaves the same where it serves (an app without the fast route)."""
+async def test_the_documented_route_and_the_fast_lane_answer_alike(sqlite_setup: Setup) -> None:
+    """``TetherApp``'s fast lane serves ``POST /v1/webhooks/{token}``; the FastAPI route of the same path is what the
+    OpenAPI document describes, and behaves the same where it serves (a plain FastAPI app with the router)."""
     import httpx
-    from fastapi import APIRouter, FastAPI
-    from starlette.routing import Route
+    from fastapi import FastAPI
 
     from engine.api import webhooks as webhooks_api
     from engine.api.errors import install_error_handlers
+    from engine.api.limits import BodyLimit
 
     app = make_app(sqlite_setup.runtime)
     post_doc = app.openapi()["paths"]["/v1/webhooks/{token}"]["post"]
     assert {"200", "202"} <= set(post_doc["responses"])
+    stacked: list[str] = []
+
+    @app.middleware("http")
+    async def count(request: Any, call_next: Any) -> Any:  # the lane passes no middleware
+        stacked.append(request.url.path)
+        return await call_next(request)
+
     slow = FastAPI()
     slow.state.runtime = sqlite_setup.runtime
     install_error_handlers(slow)
-    slow.include_router(APIRouter(routes=[r for r in webhooks_api.router.routes if type(r) is not Route]))
+    slow.add_middleware(BodyLimit)
+    slow.include_router(webhooks_api.router)
     answers = []
     for target in (app, slow):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target), base_url="http://t") as client:
@@ -348,10 +356,12 @@ async def test_the_documented_route_and_the_fast_route_answer_alike(sqlite_setup
             again = await post(client, sqlite_setup, "github", body, headers)
             forged = await post(client, sqlite_setup, "github", body, sign("github", body, "wrong"))
             missing = await client.post("/v1/webhooks/" + "x" * 43, content=b"{}")
+            malformed = await client.post("/v1/webhooks/not%20a%20token", content=b"{}")
+            too_large = await post(client, sqlite_setup, "github", b"x" * (1024 * 1024 + 1), headers)
             answers.append(
                 [
                     (r.status_code, r.headers["content-type"], r.json().get("status") or r.json()["error"]["code"])
-                    for r in (ok, again, forged, missing)
+                    for r in (ok, again, forged, missing, malformed, too_large)
                 ]
             )
     assert (
@@ -362,6 +372,30 @@ async def test_the_documented_route_and_the_fast_route_answer_alike(sqlite_setup
             (200, "application/json", "duplicate"),
             (401, "application/json", "invalid_signature"),
             (404, "application/json", "not_found"),
+            (404, "application/json", "not_found"),
+            (413, "application/json", "body_too_large"),
         ]
     )
+    assert stacked == []
     await drain()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "root_path", "token"),
+    [
+        ("POST", "/v1/webhooks/abcdefghijklmnop", "", "abcdefghijklmnop"),
+        ("POST", "/tether/v1/webhooks/abcdefghijklmnop", "/tether", "abcdefghijklmnop"),
+        ("POST", "/v1/webhooks/bad token", "", "bad token"),  # the lane answers 404 for it, as the route does
+        ("GET", "/v1/webhooks/abcdefghijklmnop", "", None),
+        ("POST", "/v1/webhooks/static/github_app/events", "", None),
+        ("POST", "/v1/webhooks/", "", None),
+        ("POST", "/v1/webhooks", "", None),
+        ("POST", "/v1/integrations", "", None),
+    ],
+)
+def test_the_fast_lane_takes_only_deliveries(method: str, path: str, root_path: str, token: str | None) -> None:
+    from engine.api.webhooks import delivery_token
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": root_path}
+    assert delivery_token(scope) == token
+    assert delivery_token({"type": "websocket", "path": path, "root_path": ""}) is None

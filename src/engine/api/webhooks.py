@@ -2,8 +2,10 @@
 
 ``POST /v1/webhooks/{token}`` reads the raw body (at most 1 MB), verifies it before parsing anything, answers
 provider handshakes, records the delivery (an outbox row, de-duplicated on the delivery ID) and acknowledges once it is
-committed. Concurrent deliveries are recorded together (group commit, ``engine.deliveries.DeliveryRecorder``: one
-multi-row INSERT and one commit per batch). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
+committed. ``TetherApp`` (``create_app``) serves it on a fast lane, ``serve_delivery``, past the framework; the FastAPI
+route below answers alike and is what the OpenAPI document describes. Concurrent deliveries are recorded together
+(group commit, ``engine.deliveries.DeliveryRecorder``: one multi-row INSERT per batch, on PostgreSQL on the event
+loop's own connection). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
 set, one Dramatiq message per committed batch carrying only row IDs, sent from a background thread so the
 acknowledgement never waits on the broker (``engine.worker.DeliverySender``; ``tether worker`` processes them);
 without a broker, an in-process background task per delivery. ``app.state.webhook_handoff`` overrides both (called
@@ -22,6 +24,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -41,13 +44,11 @@ from engine.deliveries import (
     DeliveryRecorder,
     NewDelivery,
     Target,
-    cached_target,
     delivery_key,
     find_static_target,
-    load_target,
     parse_body,
     process_delivery,
-    remember_target,
+    resolve_target,
     static_secrets,
     verify_delivery,
 )
@@ -251,15 +252,32 @@ def _is_github_ping(webhook: type[Webhook], headers: dict[str, str]) -> bool:
     return headers.get("x-github-event") == "ping" and not any(e.match == "ping" for e in webhook.events)
 
 
-def _ack(status_code: int, status: str, delivery_id: str = "") -> Response:
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What the endpoint answers: a status and a JSON body, written straight to ASGI by the fast lane
+    (``serve_delivery``) or wrapped in a ``Response`` by the FastAPI routes."""
+
+    status: int
+    content: bytes
+
+    def response(self) -> Response:
+        return Response(self.content, status_code=self.status, media_type="application/json")
+
+
+def _json(value: Any) -> bytes:
+    """JSON as Starlette's ``JSONResponse`` renders it (compact, UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _ack(status_code: int, status: str, delivery_id: str = "") -> _Answer:
     """An ``Acknowledgement`` written directly (no model validation or generic encoder on the hot path)."""
     content = b'{"status":"' + status.encode() + b'","delivery_id":' + json.dumps(delivery_id).encode() + b"}"
-    return Response(content, status_code=status_code, media_type="application/json")
+    return _Answer(status_code, content)
 
 
 async def _accept(
     app: Any, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
-) -> Response:
+) -> _Answer:
     """Record (group commit: the answer comes only after the batch holding this delivery committed), then hand off."""
     key = delivery_key(runtime, target, payload, headers, body)
     recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
@@ -269,46 +287,70 @@ async def _accept(
     return _ack(202, "received", key)
 
 
-async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> Response:
+async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> _Answer:
     """Verify, answer a handshake or record: everything ``POST /v1/webhooks/{token}`` does after reading."""
     runtime: Runtime = app.state.runtime
     if not _TOKEN.fullmatch(token):
         raise NotFoundError("no webhook endpoint at this address")
-    target = cached_target(runtime, token)
-    if target is None:
-        target = await anyio.to_thread.run_sync(load_target, runtime, token)
-        remember_target(runtime, token, target)
+    target = await resolve_target(runtime, token)
     verify_delivery(target.webhook, body, headers, target.secrets)
     payload = None
     if _reads_payload(target.webhook):
         payload = parse_body(body, headers)
         answer = await _handshake(target.webhook, payload, headers)
         if answer is not None:
-            return JSONResponse(answer, status_code=200)
+            return _Answer(200, _json(answer))
     if _is_github_ping(target.webhook, headers):
-        return JSONResponse({"status": "pong"}, status_code=200)
+        return _Answer(200, b'{"status":"pong"}')
     return await _accept(app, runtime, target, body, payload, headers)
 
 
-async def _receive_asgi(scope: Scope, receive: Receive, send: Send) -> None:
-    """``POST /v1/webhooks/{token}`` as a plain ASGI endpoint: the hot path of a busy endpoint skips FastAPI's
-    per-request dependency solving and parameter validation. Errors are raised as usual (the app's exception
-    handlers answer them with the error envelope)."""
-    headers = _scope_headers(scope)
-    _check_declared_length(headers)
-    body = await _receive_body(receive)
-    response = await _receive(scope["app"], scope["path_params"]["token"], body, headers)
-    await response(scope, receive, send)
+# -- the fast lane -------------------------------------------------------------------------------------------------
+
+_PREFIX = "/v1/webhooks/"
 
 
-class _AsgiEndpoint:
-    """Wraps an ASGI callable so Starlette's ``Route`` uses it as is (a plain function would get ``Request``)."""
+def delivery_token(scope: Scope) -> str | None:
+    """The token of a delivery request (``POST /v1/webhooks/{token}``, one path segment), else ``None``."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if not path.startswith(_PREFIX):
+        return None
+    token = path[len(_PREFIX) :]
+    return token if token and "/" not in token else None
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/webhooks/{token}`` straight on ASGI: what ``engine.api.app.TetherApp`` serves deliveries with.
+
+    The busiest route of a server skips the framework's middleware stack, routing, dependency solving and response
+    wrappers; it answers exactly as the FastAPI route does (which the OpenAPI document describes), errors included
+    (the envelope of ``engine.api.errors``; anything unexpected is ``internal_error``, logged by type only).
+    """
+    try:
+        headers = _scope_headers(scope)
+        _check_declared_length(headers)
+        body = await _receive_body(receive)
+        answer = await _receive(app, token, body, headers)
+    except ClientDisconnect:
+        return
+    except TetherError as exc:
+        answer = _Answer(exc.status, _json(exc.to_dict()))
+    except Exception as exc:
+        log.error("unhandled %s", type(exc).__name__)
+        answer = _Answer(500, b'{"error":{"code":"internal_error","message":"internal error"}}')
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer.content))],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer.content})
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -316,17 +358,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": Acknowledgement, "description": "recorded; processing is queued"},
 }
 
-# Matched first, so it serves every request; the FastAPI route below has the same behaviour and is what the OpenAPI
-# document describes.
-router.add_route("/v1/webhooks/{token}", _AsgiEndpoint(_receive_asgi), methods=["POST"], include_in_schema=False)
-
 
 @router.post("/v1/webhooks/{token}", status_code=202, responses=_RESPONSES)
 async def receive(token: str, request: Request) -> Response:
     """Receive a delivery: verified on the raw body, recorded (de-duplicated on its delivery ID), acknowledged
     once committed; processing is queued."""
     body = await _read_body(request)
-    return await _receive(request.app, token, body, lower_headers(request.headers.items()))
+    return (await _receive(request.app, token, body, lower_headers(request.headers.items()))).response()
 
 
 @router.post("/v1/webhooks/static/{definition_id}/{webhook_name}", status_code=202, responses=_RESPONSES)
@@ -355,7 +393,7 @@ async def receive_static(definition_id: str, webhook_name: str, request: Request
     if target is None:
         # Verified, but no integration of ours: acknowledge so the provider does not retry forever.
         return JSONResponse({"status": "unrouted"}, status_code=202)
-    return await _accept(request.app, runtime, target, body, payload, headers)
+    return (await _accept(request.app, runtime, target, body, payload, headers)).response()
 
 
 # -- delivery log ------------------------------------------------------------------------------------------------
