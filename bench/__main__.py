@@ -1,4 +1,4 @@
-"""Run one benchmark: ``python -m bench NAME`` (``python -m bench`` lists them)."""
+"""Run one benchmark: ``python -m bench NAME [OPTIONS]`` (``python -m bench`` lists them; options go to it)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def available() -> list[str]:
 
 def main(argv: list[str]) -> int:
     names = available()
-    if len(argv) != 1 or argv[0] not in names:
+    if not argv or argv[0] not in names:
         print(f"usage: python -m bench NAME  (available: {', '.join(names) or 'none yet'})", file=sys.stderr)
         return 2
     importlib.import_module(f"bench.{argv[0]}").main()
