@@ -163,8 +163,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wrk(base: str, lua: str, seconds: int) -> tuple[float, int, float, float]:
-    """Drive the server with ``wrk`` (C, Debian's package) for ``seconds``: requests/s, requests, p50 and p99 (ms).
+def _wrk(base: str, lua: str, seconds: int) -> tuple[float, int, float, float, float, float]:
+    """Drive the server with ``wrk`` (C, Debian's package) for ``seconds``: requests/s, requests, p50, p99, p99.9
+    and max (ms).
 
     wrk costs far less per request than a Python client, so on a small machine it measures the server, not the
     load generator. Any non-2xx answer fails the bench.
@@ -192,11 +193,20 @@ def _wrk(base: str, lua: str, seconds: int) -> tuple[float, int, float, float]:
         value, unit = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return rate, requests, percentile("50"), percentile("99")
+    p999, worst = (int(v) / 1000 for v in re.search(r"tail: (\d+) (\d+)", out).groups())  # type: ignore[union-attr]
+    return rate, requests, percentile("50"), percentile("99"), p999, worst
+
+
+#: Appended to every wrk script: the tail beyond --latency's p99 (microseconds).
+_TAIL = """
+done = function(summary, latency, requests)
+  io.write(string.format("tail: %d %d\\n", latency:percentile(99.9), latency.max))
+end
+"""
 
 
 def _noop_script(host: str, path: str, body: bytes) -> str:
-    return f"""request = function()
+    return _TAIL + f"""request = function()
   return wrk.format("POST", {json.dumps(path)}, {{["Host"] = {json.dumps(host)},
     ["Content-Type"] = "application/json"}}, {json.dumps(body.decode())})
 end
@@ -208,7 +218,7 @@ def _delivery_script(host: str, path: str, signed: list[tuple[bytes, str]]) -> s
     delivery ID of its own (``X-GitHub-Delivery`` is not signed; a thread number keeps the two threads apart), so
     every request is a new delivery, however many the run sends."""
     data = ",\n".join(f"{{{json.dumps(body.decode())}, {json.dumps(sig)}}}" for body, sig in signed)
-    return f"""local data = {{{data}}}
+    return _TAIL + f"""local data = {{{data}}}
 local threads = 0
 setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
 local n = 0
@@ -307,12 +317,14 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
 def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -> dict[str, float]:
     """One wrk phase; its rate, request count, latencies and the server's CPU per request (µs)."""
     cpu = _cpu_seconds(server.pid)
-    rate, requests, p50, p99 = _wrk(base, lua, seconds)
+    rate, requests, p50, p99, p999, worst = _wrk(base, lua, seconds)
     return {
         "rate": rate,
         "requests": requests,
         "p50": p50,
         "p99": p99,
+        "p999": p999,
+        "max": worst,
         "cpu_us": (_cpu_seconds(server.pid) - cpu) / max(requests, 1) * 1e6,
     }
 
@@ -438,9 +450,11 @@ def main() -> None:
             print("server trace:", json.dumps(httpx.get(base + "/bench-trace").json()), file=sys.stderr)
         after = httpx.get(base + "/bench-stats").json()
         batches = max(1, after["batches"] - before["batches"])
+        server.terminate()  # after the requests wrk left in flight (answered to nobody, but recorded)
+        server.wait(timeout=30)
+        server = None
         with runtime.db.session() as session:
             accepted = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
-        # wrk counts the answers it read; requests still in flight when it stopped were recorded too.
         new = accepted - recorded_before
         if not hooks["requests"] <= new <= hooks["requests"] + CONCURRENCY:
             raise RuntimeError(f"{hooks['requests']} deliveries answered but {new} recorded")
@@ -456,6 +470,8 @@ def main() -> None:
             "noop_p50_ms": round(noop["p50"], 2),
             "noop_p99_ms": round(noop["p99"], 2),
             "noop_lane_p99_ms": round(lane["p99"], 2),
+            "p999_ms": round(hooks["p999"], 2),
+            "max_ms": round(hooks["max"], 2),
             "mean_batch": round((after["items"] - before["items"]) / batches, 1),
             "server_cpu_us": {
                 "noop": round(noop["cpu_us"]),
@@ -467,9 +483,6 @@ def main() -> None:
         if not args.process:
             queued = client.llen(f"{namespace}:tether")
             print(f"{accepted} deliveries recorded; {queued} messages queued", file=sys.stderr)
-        server.terminate()
-        server.wait(timeout=30)
-        server = None
         if not args.process and not args.no_drain:
             # The queue's side: one worker process drains what the load phase handed off.
             drain_rate, statuses = _drain(url, env, accepted)
