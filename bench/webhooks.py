@@ -1,14 +1,14 @@
 """``python -m bench webhooks``: signed webhook deliveries per second against the same server's no-op POST route.
 
-The server is the engine's own app (``create_app``) under uvicorn as ``tether serve`` runs it (1 process; uvloop
-and httptools; ``tune_gc``), in its own process. It serves ``POST /v1/webhooks/{token}`` on ``TetherApp``'s fast
-lane (read the raw body, look up the endpoint, verify the GitHub-style HMAC, record the delivery with the group
-commit — one multi-row INSERT … ON CONFLICT per batch of concurrent deliveries — acknowledge after the commit), and
-two no-op routes: ``POST /noop``, a FastAPI route of the same app placed first in its route table (the ceiling the
-issue names: ``noop_per_s``, ``ratio``), and ``POST /noop-lane``, answered before the framework as the lane is
-(``noop_lane_per_s``, ``ratio_lane``: what the delivery work costs against bare uvicorn). ``wrk`` on loopback keeps
-50 connections busy on each route in turn; deliveries are distinct (every request carries its own delivery ID, the
-bodies pre-signed), every answer must be 2xx, and every answered delivery must be recorded.
+The server is the engine's own app (``create_app``) under uvicorn as ``tether serve --no-access-log`` runs it (1
+process; uvloop and httptools; ``tune_gc``), in its own process. It serves ``POST /v1/webhooks/{token}`` on
+``TetherApp``'s fast lane (read the raw body, look up the endpoint, verify the GitHub-style HMAC, record the
+delivery with the group commit — one multi-row INSERT … ON CONFLICT per batch of concurrent deliveries — acknowledge
+after the commit), and two no-op routes: ``POST /noop``, a FastAPI route of the same app placed first in its route
+table (the ceiling the issue names: ``noop_per_s``, ``ratio``), and ``POST /noop-lane``, answered before the
+framework as the lane is (``noop_lane_per_s``, ``ratio_lane``: what the delivery work costs against bare uvicorn).
+``wrk`` on loopback keeps 50 connections busy on each route in turn; deliveries are distinct (every request carries
+its own delivery ID, the bodies pre-signed), every answer must be 2xx, and every answered delivery must be recorded.
 
 Hand-off: the server has ``TETHER_BROKER_URL`` set to the local Redis (a private namespace, deleted afterwards), so
 every committed batch is one Dramatiq message of row IDs. After the load phase one ``tether worker`` process drains
@@ -129,8 +129,8 @@ class LaneNoop:
 
 
 def serve() -> None:
-    """The server process: uvicorn as ``tether serve`` runs it (``BENCH_HTTP`` and ``BENCH_LOOP`` override the
-    HTTP parser and the event loop it picks, ``auto``: httptools and uvloop)."""
+    """The server process: uvicorn as ``tether serve --no-access-log`` runs it (``BENCH_HTTP`` and ``BENCH_LOOP``
+    override the HTTP parser and the event loop it picks, ``auto``: httptools and uvloop)."""
     import uvicorn
 
     app: Any = build_app(os.environ["BENCH_DATABASE_URL"])

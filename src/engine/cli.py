@@ -47,6 +47,9 @@ def serve(
     host: str = typer.Option(None, help="Interface to bind (default TETHER_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default TETHER_PORT or 8000)."),
     migrate: bool = typer.Option(True, help="Apply pending migrations before serving."),
+    access_log: bool = typer.Option(
+        True, "--access-log/--no-access-log", help="Log every request (a busy webhook endpoint may not want to)."
+    ),
 ) -> None:
     """Serve the HTTP API."""
     import uvicorn
@@ -72,7 +75,7 @@ def serve(
     app = create_app(runtime)
     tune_gc()
     try:
-        uvicorn.run(app, host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", access_log=access_log)
     finally:
         if embedded is not None:
             embedded.stop()
