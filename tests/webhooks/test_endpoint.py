@@ -131,24 +131,24 @@ async def test_delivery_recorded_but_not_processed_is_processed_after_restart(
 
 
 async def test_claimed_delivery_of_a_dead_worker_is_reclaimed_after_its_lease(
-    sqlite_setup: Setup, app_for: Any
+    setup: Setup, app_for: Any
 ) -> None:
     from datetime import timedelta
 
     from engine.deliveries import _claim
 
-    app, client = app_for(sqlite_setup.runtime)
+    app, client = app_for(setup.runtime)
     app.state.webhook_handoff = lambda runtime, row_id: None
     body = event_body("github", "item.changed", "lease-1")
     await post(
-        client, sqlite_setup, "github", body, sign("github", body, sqlite_setup.secret("github"), delivery="lease-1")
+        client, setup, "github", body, sign("github", body, setup.secret("github"), delivery="lease-1")
     )
-    [row] = deliveries(sqlite_setup)
-    assert _claim(sqlite_setup.runtime.db, row.id, timedelta(minutes=5)) is not None  # a worker claims, then dies
-    assert await redeliver_pending(sqlite_setup.runtime, older_than=timedelta(0)) == []  # its lease still holds
-    [outcome] = await redeliver_pending(sqlite_setup.runtime, older_than=timedelta(0), lease=timedelta(0))
+    [row] = deliveries(setup)
+    assert _claim(setup.runtime.db, row.id, timedelta(minutes=5)) is not None  # a worker claims, then dies
+    assert await redeliver_pending(setup.runtime, older_than=timedelta(0)) == []  # its lease still holds
+    [outcome] = await redeliver_pending(setup.runtime, older_than=timedelta(0), lease=timedelta(0))
     assert outcome.status == DeliveryStatus.processed
-    assert deliveries(sqlite_setup)[0].attempts == 2
+    assert deliveries(setup)[0].attempts == 2
 
 
 async def test_unrouted_event_is_kept_and_counted(setup: Setup, app_for: Any) -> None:
@@ -170,27 +170,27 @@ async def test_unrouted_event_is_kept_and_counted(setup: Setup, app_for: Any) ->
     assert listing.json()["deliveries"][0]["delivery_id"] == "msg_unrouted"
 
 
-async def test_dispatching_event_and_failing_handler(sqlite_setup: Setup, app_for: Any) -> None:
-    _, client = app_for(sqlite_setup.runtime)
+async def test_dispatching_event_and_failing_handler(setup: Setup, app_for: Any) -> None:
+    _, client = app_for(setup.runtime)
     body = event_body("github", "item.deleted", "del-1")
     await post(
         client,
-        sqlite_setup,
+        setup,
         "github",
         body,
-        sign("github", body, sqlite_setup.secret("github"), event="item.deleted", delivery="del-1"),
+        sign("github", body, setup.secret("github"), event="item.deleted", delivery="del-1"),
     )
     body2 = event_body("github", "item.explodes", "boom-1")
     await post(
         client,
-        sqlite_setup,
+        setup,
         "github",
         body2,
-        sign("github", body2, sqlite_setup.secret("github"), event="item.explodes", delivery="boom-1"),
+        sign("github", body2, setup.secret("github"), event="item.explodes", delivery="boom-1"),
     )
     await drain()
-    assert sqlite_setup.dispatched == [(sqlite_setup.integration.id, "Refresh", {"id": None})]
-    by_id = {r.delivery_id: r for r in deliveries(sqlite_setup)}
+    assert setup.dispatched == [(setup.integration.id, "Refresh", {"id": None})]
+    by_id = {r.delivery_id: r for r in deliveries(setup)}
     assert by_id["del-1"].status == DeliveryStatus.processed
     failed = by_id["boom-1"]
     assert failed.status == DeliveryStatus.failed and failed.error_code == "handler_error"
@@ -299,26 +299,26 @@ async def test_two_integrations_have_distinct_tokens_and_secrets(sqlite_setup: S
 
 
 async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_processed(
-    sqlite_setup: Setup, app_for: Any
+    setup: Setup, app_for: Any
 ) -> None:
     """A delivery recorded just before (or, through another process's endpoint cache, just after) a disconnect."""
     from datetime import timedelta
 
     from engine.tables import Integration, IntegrationStatus
 
-    app, client = app_for(sqlite_setup.runtime)
+    app, client = app_for(setup.runtime)
     app.state.webhook_handoff = lambda runtime, row_id: None  # processing happens after the disconnect
     body = event_body("stripe", "item.changed", "evt_late")
-    response = await post(client, sqlite_setup, "stripe", body, sign("stripe", body, sqlite_setup.secret("stripe")))
+    response = await post(client, setup, "stripe", body, sign("stripe", body, setup.secret("stripe")))
     assert response.status_code == 202
-    with sqlite_setup.runtime.db.session() as session:
-        row = session.get(Integration, sqlite_setup.integration.id)
+    with setup.runtime.db.session() as session:
+        row = session.get(Integration, setup.integration.id)
         assert row is not None
         row.status = IntegrationStatus.disconnected
         session.add(row)
-    [outcome] = await redeliver_pending(sqlite_setup.runtime, older_than=timedelta(0))
+    [outcome] = await redeliver_pending(setup.runtime, older_than=timedelta(0))
     assert (outcome.status, outcome.error_code) == (DeliveryStatus.failed, "integration_disconnected")
-    [kept] = deliveries(sqlite_setup)
+    [kept] = deliveries(setup)
     assert kept.status == DeliveryStatus.failed and kept.body == body and hooks.SEEN == []
 
 

@@ -212,3 +212,39 @@ async def test_concurrent_misses_of_the_endpoint_cache_share_one_load(
         *(deliveries.resolve_target(setup.runtime, unknown) for _ in range(10)), return_exceptions=True
     )
     assert all(isinstance(m, NotFoundError) for m in misses) and loads == [token, unknown]
+
+
+async def test_a_claim_fences_the_finish_and_the_run_finishes_with_it(setup: Setup) -> None:
+    """The claim returns the row with its context; a finish by a stale claim (an older attempt) writes nothing; the
+    current one writes the delivery and its run together (both databases: PostgreSQL runs one statement each on
+    the loop's connection, SQLite a transaction in a thread)."""
+    from datetime import timedelta
+
+    from engine.deliveries import _claim_processing, _finish_processing
+    from engine.tables import Run, RunStatus
+
+    [recorded] = record_deliveries(setup.runtime.db, [item(setup, "fence-1")])
+    first = await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(minutes=5))
+    assert first is not None
+    row, context = first
+    assert (row.id, row.delivery_id, row.attempts) == (recorded.row_id, "fence-1", 1)
+    assert row.headers == {"content-type": "application/json", "x-github-event": "item.changed"}
+    assert context is not None and context[1].id == setup.integration.id and context[1].status == "connected"
+    assert await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(minutes=5)) is None  # leased
+    second = await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(0))  # the lease ran out
+    assert second is not None and second[0].attempts == 2
+
+    run = Run(integration_id=setup.integration.id, tenant_id="t1", operation="x", trigger="webhook")
+    with setup.runtime.db.session() as session:
+        session.add(run)
+    stale = await _finish_processing(setup.runtime.db, row, DeliveryStatus.processed, event_type="item.changed")
+    assert not stale and rows(setup)[recorded.row_id].status == DeliveryStatus.received
+    done = await _finish_processing(
+        setup.runtime.db, second[0], DeliveryStatus.failed, code="handler_error", run_id=run.id, run_failed=True
+    )
+    assert done
+    final = rows(setup)[recorded.row_id]
+    assert (final.status, final.error_code, final.attempts) == (DeliveryStatus.failed, "handler_error", 2)
+    with setup.runtime.db.session() as session:
+        stored = session.get(Run, run.id)
+        assert stored is not None and stored.status == RunStatus.failed and stored.finished_at is not None
