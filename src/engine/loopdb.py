@@ -6,8 +6,9 @@ server stretches a 1 ms insert to 5-15 ms and puts stalls into every answer wait
 one psycopg ``AsyncConnection`` per event loop instead, in autocommit mode, so a single-statement batch is one round
 trip awaited by the loop itself.
 
-A connection is opened on first use, used by one caller at a time, and dropped after an error that broke it (the
-next use opens a new one). Connections of loops that have closed are closed when another loop opens one.
+A connection is opened on first use, used by one caller at a time, and dropped after an error that broke it or a
+cancellation (the next use opens a new one). Connections of loops that have closed are closed when another loop
+opens one.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ class LoopConnection:
                 self._open[id(loop)] = (loop, lock, connection)
             try:
                 yield connection
-            except BaseException:
-                if connection.broken or connection.closed:
+            except BaseException as exc:
+                # Dropped when broken, and when the block was cancelled: a statement may still be in flight on it.
+                if connection.broken or connection.closed or not isinstance(exc, Exception):
                     self._open[id(loop)] = (loop, lock, None)
+                    if not connection.closed:
+                        connection.pgconn.finish()
                 raise
 
     def _prune(self) -> None:

@@ -68,3 +68,19 @@ def test_dispose_closes_the_loop_connections(postgres_database: Database) -> Non
 def test_postgresql_only(sqlite_database: Database) -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         LoopConnection(sqlite_database.engine)
+
+
+async def test_a_cancelled_statement_drops_the_connection(postgres_database: Database) -> None:
+    shared = postgres_database.loop_connection
+    pid = await backend_pid(shared)
+
+    async def slow() -> None:
+        async with shared.connection() as connection:
+            await connection.execute("SELECT pg_sleep(5)")
+
+    task = asyncio.ensure_future(slow())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await backend_pid(shared) != pid  # a new connection, not one with a statement still running
