@@ -39,6 +39,7 @@ from sqlmodel import col, select
 from engine.database import Database
 from engine.endpoints import endpoint_secret, webhook_class
 from engine.errors import NotFoundError, TetherError
+from engine.inputs import storable
 from engine.operations import Operation, Payload
 from engine.runtime import Runtime
 from engine.tables import (
@@ -304,10 +305,10 @@ def delivery_key(
     value = locate(runtime, target.definition_id, webhook, "delivery_id", webhook.delivery_id, payload, headers)
     if value is None and isinstance(webhook.verifier, StandardWebhooks):
         value = headers.get("webhook-id") or headers.get("svix-id") or None
-    if value is not None and len(value) <= 200:
+    if value is not None and len(value) <= 200 and storable(value):
         return value
-    if value is not None:
-        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    if value is not None:  # too long for the column, or NUL / a lone surrogate the database cannot hold
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     at = now or utcnow()
     bucket = int(at.timestamp() // CONTENT_HASH_WINDOW.total_seconds())
     return f"body:{bucket}:{hashlib.sha256(body).hexdigest()}"
@@ -875,6 +876,8 @@ async def process_delivery(
     event_type = (
         locate(runtime, integration.definition_id, webhook, "event_type", webhook.event_type, payload, headers) or ""
     )
+    if not storable(event_type):  # no event matches NUL or a lone surrogate; keep it readable, and storable
+        event_type = event_type.encode("unicode_escape").decode("ascii")
     event = next((e for e in webhook.events if e.match == event_type), None)
     if event is None:
         await _finish_processing(db, row, DeliveryStatus.unrouted, event_type=event_type)

@@ -53,6 +53,7 @@ import httpcore
 import httpx
 
 from engine.errors import EgressRefused, ProviderError, TetherError
+from engine.inputs import ascii_int
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -350,7 +351,8 @@ def _meter_for(request: httpx.Request, response: httpx.Response, limit: int) -> 
     if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
         raise httpx.DecodingError("unsupported content encoding", request=request)
     length = response.headers.get("content-length", "")
-    if request.method != "HEAD" and length.isdigit() and int(length) > limit:
+    declared = ascii_int(length.strip())  # ASCII only: int('²') raises; anything else is metered below anyway
+    if request.method != "HEAD" and declared is not None and declared > limit:
         raise ResponseTooLarge(limit)
     headers = list(response.headers.raw)
     if encoding not in ("", "identity"):

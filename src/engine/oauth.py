@@ -34,6 +34,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from engine.connections import OAuth2
 from engine.egress import egress_transport
 from engine.errors import ProviderError, TetherError
+from engine.inputs import ascii_int
 
 with warnings.catch_warnings():
     # authlib warns that plain httpx is deprecated in favour of httpx2; the egress guard is an httpx transport.
@@ -360,8 +361,8 @@ def _answered_error(endpoint: str, error: object) -> TetherError:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    seconds = ascii_int(response.headers.get("retry-after", "").strip())  # '²'.isdigit(), and float('²') raises
+    return float(seconds) if seconds is not None else None
 
 
 def _status_error(endpoint: str, response: httpx.Response) -> TetherError:
@@ -399,8 +400,8 @@ def _seconds(value: object) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return float(value.strip())
+    if isinstance(value, str) and (seconds := ascii_int(value.strip())) is not None:
+        return float(seconds)
     return None
 
 

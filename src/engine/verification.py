@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from engine.errors import TetherError
+from engine.inputs import ascii_int
 from engine.webhooks import BearerToken, HmacSha256, SlackSignature, StandardWebhooks, StripeSignature, Verifier
 
 __all__ = [
@@ -83,9 +84,12 @@ def _require(headers: Mapping[str, str], name: str) -> str:
 
 
 def _timestamp(text: str, header: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    # ASCII digits only: '²'.isdigit() is true (and int() refuses it), and int() reads Arabic-Indic digits, which
+    # no sender writes and which would sign differently from the number they stand for.
+    value = ascii_int(text, max_digits=12)
+    if value is None:
         raise InvalidSignature(f"malformed {header} header")
-    return int(text)
+    return value
 
 
 def _check_window(timestamp: int, now: float, tolerance: int) -> None:

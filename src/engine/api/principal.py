@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -81,19 +82,29 @@ def sign_principal(
 def verify_principal(value: str, secret: str, *, now: float | None = None) -> Principal:
     if not secret:
         raise Unauthenticated("signed principal headers are not enabled on this server")
+    if not value.isascii():
+        # Headers and cookies arrive decoded as Latin-1; base64url is ASCII, and compare_digest refuses the rest.
+        raise Unauthenticated("the principal header is malformed")
     text, _, signature = value.partition(".")
     expected = _b64(hmac.new(secret.encode(), text.encode(), hashlib.sha256).digest())
     if not signature or not hmac.compare_digest(signature, expected):
         raise Unauthenticated("the principal header's signature does not verify")
     try:
         payload = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        tenant, role, exp = str(payload["tenant"]), payload["role"], float(payload["exp"])
+        tenant, role, exp = str(payload["tenant"]), payload["role"], _expiry(payload["exp"])
         owner, session = str(payload.get("owner", "")), str(payload.get("sid", ""))
     except (ValueError, KeyError, TypeError):
         raise Unauthenticated("the principal header is malformed") from None
     if exp < (time.time() if now is None else now):
         raise Unauthenticated("the principal header has expired")
     return _principal(tenant, role, owner, session)
+
+
+def _expiry(value: object) -> float:
+    """``exp`` as a finite number of seconds: ``"nan"``, ``"inf"`` or ``1e309`` would compare as never expired."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("exp is not a finite number")
+    return float(value)
 
 
 # -- API keys ----------------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from definitions.scim.store import Store, now_text, version_of
 from engine.api.principal import Principal, current_principal
 from engine.deliveries import load_target
 from engine.errors import NotFoundError, TetherError
+from engine.inputs import ascii_int
 from engine.runtime import Runtime
 from engine.verification import InvalidSignature, lower_headers, verify_bearer
 from engine.webhooks import BearerToken
@@ -137,12 +138,19 @@ def _base(request: Request, token: str) -> str:
 
 
 def _int(value: Any, name: str, default: int) -> int:
+    """A paging number from the query or a ``.search`` body: a JSON integer or ASCII digits (``int()`` would also
+    take ``'٣'``, ``' 1_0 '`` and, from JSON, a bool or ``1.5``)."""
     if value is None or value == "":
         return default
-    try:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
         return int(value)
-    except (TypeError, ValueError):
-        raise bad_request(f"{name} must be an integer") from None
+    text = value.strip() if isinstance(value, str) else ""
+    number = ascii_int(text.removeprefix("-"))
+    if number is None:
+        raise bad_request(f"{name} must be an integer")
+    return -number if text.startswith("-") else number
 
 
 KINDS: dict[str, dict[str, Any]] = {

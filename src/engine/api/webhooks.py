@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -38,7 +38,7 @@ from sqlmodel import col, select
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from engine.api.limits import MAX_BODY_BYTES
+from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
 from engine.deliveries import (
     DeliveryRecorder,
@@ -175,14 +175,13 @@ async def hand_off(app: Any, runtime: Runtime, row_id: str) -> None:
 # -- receiving ---------------------------------------------------------------------------------------------------
 
 
-def _check_declared_length(headers: dict[str, str]) -> None:
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+def _check_declared_length(headers: Mapping[str, str]) -> None:
+    if declared_too_large(headers.get("content-length")):
         raise BodyTooLarge("request body over 1 MB")
 
 
 async def _read_body(request: Request) -> bytes:
-    _check_declared_length(request.headers)  # type: ignore[arg-type]
+    _check_declared_length(request.headers)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
