@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import typer
 from engine.cli_workers import scheduler as scheduler_cmd
 from engine.cli_workers import worker as worker_cmd
 from engine.errors import ConfigurationError, DefinitionError
-from engine.settings import Settings
+from engine.settings import Settings, get_settings
 from ingest.cli import mapping_app
 
 app = typer.Typer(help="Tether integration engine.", no_args_is_help=True, add_completion=False)
@@ -33,11 +34,11 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings | None = None):  # type: ignore[no-untyped-def]
     from engine.runtime import Runtime
 
     try:
-        return Runtime.start(Settings())
+        return Runtime.start(settings or Settings())
     except (DefinitionError, ConfigurationError) as exc:
         _fail(f"error: {exc.message}")
 
@@ -55,14 +56,13 @@ def serve(
     import uvicorn
 
     from engine.api import create_app
-    from engine.process import tune_gc
+    from engine.process import tune_gc, uvicorn_log_config
 
-    settings = Settings()
-    runtime = _runtime()
+    settings = serve_settings(host, port)
+    runtime = _runtime(settings)
     if migrate:
         runtime.db.upgrade()
-    bind_host = host or settings.host
-    bind_port = port or settings.port
+    bind_host, bind_port = settings.host, settings.port
     for definition_id, missing in runtime.disabled.items():
         typer.echo(f"definition {definition_id} disabled: set {', '.join(missing)} to enable it")
     embedded = None
@@ -75,10 +75,30 @@ def serve(
     app = create_app(runtime)
     tune_gc()
     try:
-        uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", access_log=access_log)
+        uvicorn.run(
+            app,
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+            access_log=access_log,
+            log_config=uvicorn_log_config(settings.log_level),
+        )
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def serve_settings(host: str | None, port: int | None) -> Settings:
+    """The settings ``tether serve`` runs with: ``--host``/``--port`` over ``TETHER_HOST``/``TETHER_PORT``, and the
+    default public URL derived from them (``TETHER_PUBLIC_URL``, when set, is kept as it is)."""
+    # Exported, so that every ``Settings()`` of this process agrees with the server's (the embedded worker, the
+    # OIDC issuer of a definition's process identity), not only the runtime's.
+    if host:
+        os.environ["TETHER_HOST"] = host
+    if port:
+        os.environ["TETHER_PORT"] = str(port)
+    get_settings.cache_clear()
+    return Settings()
 
 
 @definitions_app.command("list")

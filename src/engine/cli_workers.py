@@ -6,11 +6,10 @@ runnable on their own as ``python -m engine.cli_workers worker|scheduler``.
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from engine.errors import ConfigurationError, DefinitionError
+from engine.process import configure_worker_logging
 
 
 def worker(
@@ -20,7 +19,7 @@ def worker(
     """Execute queued runs from TETHER_BROKER_URL (redis:// or amqp://) until interrupted."""
     from engine.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_worker_logging()
     try:
         run_worker(threads=threads, processes=processes)
     except (ConfigurationError, DefinitionError) as exc:
@@ -35,7 +34,7 @@ def scheduler(
     """Enqueue due scheduled runs (exactly once across scheduler processes) and recover runs of dead workers."""
     from engine.scheduler import run_scheduler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_worker_logging()
     try:
         total = run_scheduler(interval=interval, iterations=iterations or None)
     except (ConfigurationError, DefinitionError) as exc:

@@ -35,9 +35,13 @@ def normalize_url(url: str) -> str:
 
 
 def create_db_engine(url: str) -> Engine:
+    """``hide_parameters``: a statement's bound values (tokens, credentials, a user's input) never reach the text of
+    an exception, which may be logged or shown; the statement itself still is."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +52,9 @@ def create_db_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size(), max_overflow=max_overflow())
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size(), max_overflow=max_overflow(), hide_parameters=True
+    )
 
 
 #: Connections a process keeps open between uses. Blocking database calls run in anyio's worker threads (40 at most

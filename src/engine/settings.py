@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,10 +33,18 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO")
     #: Shared secret for the signed principal header (``X-Tether-Principal``); empty disables that header.
     secret_principal_key: SecretStr = SecretStr("")
-    #: Public base URL of this server, for OAuth redirect URIs and webhook URLs.
-    public_url: str = "http://127.0.0.1:8000"
+    #: Public base URL of this server, for OAuth redirect URIs, connect links and webhook URLs. Unset, it is where
+    #: this server listens (``http://{host}:{port}``, loopback for a wildcard bind): ``tether serve --port P`` then
+    #: hands out links to port P.
+    public_url: str = ""
     #: Comma-separated origins an auth flow may send the browser back to (besides ``public_url``'s own).
     allowed_return_origins_list: str = Field(default="", validation_alias="TETHER_ALLOWED_RETURN_ORIGINS")
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        if not self.public_url.strip():
+            self.public_url = listening_url(self.host, self.port)
+        return self
 
     def allowed_return_origins(self) -> list[str]:
         extra = [o.strip() for o in self.allowed_return_origins_list.split(",") if o.strip()]
@@ -50,6 +58,14 @@ class Settings(BaseSettings):
         if value in ("", "*"):
             return []
         return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL a browser on this machine reaches a server bound to ``host:port`` at."""
+    name = host.strip().strip("[]")
+    if name in ("", "0.0.0.0", "::"):  # every interface: this machine reaches it on loopback
+        name = "127.0.0.1"
+    return f"http://{f'[{name}]' if ':' in name else name}:{port}"
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,8 @@ from engine.api import catalog, integrations, oauth, runs, scim, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.runtime import Runtime
+
+log = logging.getLogger("tether.api")
 
 
 class Health(BaseModel):
@@ -40,7 +43,15 @@ class TetherApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = webhooks.delivery_token(scope)
         if token is None:
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)
+            except Exception as exc:
+                if scope["type"] != "http":
+                    raise
+                # Starlette's ServerErrorMiddleware has answered 500 ``internal_error`` through our handler, which
+                # logged the type (engine.api.errors); it re-raises so that the server logs it again, with the
+                # traceback, whose text may hold SQL parameters or a provider's answer. Not this server's.
+                log.debug("%s was answered 500 and logged by type", type(exc).__name__)
             return
         scope["app"] = self
         await webhooks.serve_delivery(self, token, scope, receive, send)
