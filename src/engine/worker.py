@@ -421,9 +421,10 @@ def run_worker(*, threads: int = 64, processes: int = 1) -> None:
         for child in children:
             child.join()
         return
-    from engine.process import tune_gc
+    from engine.process import configure_worker_logging, tune_gc
     from engine.runtime import Runtime
 
+    configure_worker_logging()  # again in a spawned child, which inherits no logging set-up
     runtime = Runtime.start()
     if not runtime.settings.broker_url:
         raise ConfigurationError("tether worker needs TETHER_BROKER_URL (the embedded default runs in `tether serve`)")
