@@ -185,7 +185,7 @@ class Keymaker:
         if flow is None:
             raise InvalidState("unknown state")
         if flow.consumed_at is not None:
-            raise InvalidState(self._used_or_superseded(flow))
+            raise self._used_or_superseded(flow)
         now = datetime.now(UTC)
         if _aware(flow.expires_at) <= now:
             raise MissingFlowState("the flow expired; start again")
@@ -205,7 +205,7 @@ class Keymaker:
                 .values(consumed_at=now)
             ).rowcount
         if won != 1:
-            raise InvalidState(self._used_or_superseded(flow))
+            raise self._used_or_superseded(flow)
         if error:
             denied = ProviderDenied("the provider refused the authorization")
             denied.return_url = flow.return_url  # type: ignore[attr-defined]
@@ -224,8 +224,12 @@ class Keymaker:
             nonce=secrets_json["nonce"],
         )
 
-    def _used_or_superseded(self, flow: AuthFlow) -> str:
-        """Why a flow cannot be consumed (both are ``invalid_state``; the message tells the user what to do)."""
+    def _used_or_superseded(self, flow: AuthFlow) -> InvalidState:
+        """Why a flow cannot be consumed (both are ``invalid_state``; the message tells the user what to do).
+
+        A superseded flow sends its browser back to the flow's (checked) return URL, as a refused authorization
+        does: the user left the provider expecting to land in the host app. A replayed state gets the plain error.
+        """
         newer = aliased(AuthFlow)
         with self.db.session() as session:
             replaced = session.execute(
@@ -238,9 +242,11 @@ class Keymaker:
                     ),
                 )
             ).first()
-        if replaced is not None:
-            return "a newer connect of this integration replaced this flow; finish that one or start again"
-        return "this state was already used"
+        if replaced is None:
+            return InvalidState("this state was already used")
+        superseded = InvalidState("a newer connect of this integration replaced this flow; finish that one instead")
+        superseded.return_url = flow.return_url  # type: ignore[attr-defined]
+        return superseded
 
     def purge_expired(self, *, older_than: timedelta = timedelta(days=1)) -> int:
         """Delete flows that expired long ago (consumed or not); returns how many."""
