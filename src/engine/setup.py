@@ -36,7 +36,7 @@ from engine.connections import AppInstall, ClientCredentials, ConnectionContext,
 from engine.connections import Connection as ConnectionBase
 from engine.custody import oauth_client, token_slot
 from engine.definition import Definition
-from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
+from engine.errors import NotFoundError, ProviderError, ProviderNotEnabled, TetherError, ValidationFailed
 from engine.keymaker import ConsumedFlow, FlowRequest, StartedFlow
 from engine.keystore import ReconnectRequired, StoredCredential
 from engine.lifecycle import audit, transition
@@ -220,6 +220,7 @@ class Setup:
         )
         if connection is None:
             raise ConnectionRequired(f"{slot_id} is not a credential a person can enter for {definition.id}")
+        self._check_offered(definition, connection)
         try:
             slot = connection.credential.model_validate(data)
         except ValidationError as exc:
@@ -244,6 +245,7 @@ class Setup:
         connection = self._flow_connection(
             definition, connection_id or (integration.provider_data or {}).get("connection")
         )
+        self._check_offered(definition, connection)
         self._check_return_url(return_url)
         auth = connection.auth
         scopes = tuple(auth.upgrade_scopes if upgrade and isinstance(auth, OAuth2) else getattr(auth, "scopes", ()))
@@ -298,6 +300,14 @@ class Setup:
         fields = config.model_dump(mode="json") if config is not None else {}
         base = auth.install_url.format(**{k: v for k, v in fields.items() if isinstance(v, str)})
         return f"{base}{'&' if '?' in base else '?'}{urlencode({'state': flow.state})}"
+
+    def _check_offered(self, definition: Definition, connection: type[ConnectionBase]) -> None:
+        """A connection whose operator config is incomplete (an unset OAuth client secret) is not offered."""
+        missing = self.runtime.unoffered.get(definition.id, {}).get(connection.connection_id())
+        if missing:
+            raise ProviderNotEnabled(
+                f"{connection.connection_id()} is not enabled here: the operator must set {', '.join(missing)}"
+            )
 
     @property
     def callback_url(self) -> str:

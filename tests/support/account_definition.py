@@ -132,3 +132,35 @@ definition = Definition(
     connections=(AccountOAuth, AccountApiKey),
     operations=(Ping,),
 )
+
+
+class OptionalClientConfig(OperatorConfig):
+    """An OAuth client kept optional in the config, as a definition with other connections might declare it."""
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+
+class OnlyOAuth(Connection):
+    credential = AccountGrant
+    clients = (AccountsClient,)
+    auth = OAuth2(  # never contacted: without its client, the connection cannot start
+        slot=AccountGrant,
+        authorize_url="https://optional.example/authorize",
+        token_url="https://optional.example/token",
+        scopes=("openid",),
+    )
+    disconnect = NoRevocation("remove the app in the provider's settings")
+
+
+#: Its one connection needs the OAuth client, so without it nothing can be offered (``support.account_definition:
+#: optional_client``).
+optional_client = Definition(
+    id="optional_client",
+    name="Optional OAuth client",
+    description="A definition whose only connection needs an OAuth client its config leaves optional.",
+    operator_config=OptionalClientConfig,
+    slots=(AccountGrant, AccountKey),
+    clients=(AccountsClient,),
+    connections=(OnlyOAuth,),
+)
