@@ -133,6 +133,7 @@ def definitions_show(definition_id: str) -> None:
         runtime.registry.get(definition_id),
         enabled=runtime.enabled(definition_id),
         missing_config=runtime.disabled.get(definition_id, []),
+        unoffered=runtime.unoffered.get(definition_id, {}),
     )
     typer.echo(view.model_dump_json(indent=2))
 

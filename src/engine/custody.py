@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.keystore import ReconnectRequired, StoredCredential
 from engine.lifecycle import audit, transition
 from engine.oauth import OAuthClient, TokenSet, client_credentials, refresh, revoke
-from engine.slots import OAuth2Token
+from engine.slots import CredentialSlot, OAuth2Token
 from engine.tables import Integration, IntegrationStatus
 
 if TYPE_CHECKING:
@@ -205,11 +206,46 @@ class Custody:
         stored = self.runtime.keystore.load(integration.id, slot_type)
         if stored is None:
             return  # nothing held, nothing to revoke
+        await self._revoke_slot(
+            integration,
+            definition,
+            connection,
+            stored.slot,
+            lambda: self.runtime.build_client(integration, connection, stored),
+        )
+
+    async def discard_grant(
+        self,
+        integration: Integration,
+        definition: Definition,
+        connection: type[ConnectionBase],
+        slot: CredentialSlot,
+        make_client: Callable[[], Any],
+    ) -> bool:
+        """Revoke an OAuth grant that a flow just obtained and that will not be saved (it resolved another account
+        than the integration's). Returns whether anything was revoked.
+
+        Only grants the flow itself created are revoked: a typed-in key or an app installation may predate the flow
+        and serve others, so those are left alone (there is nothing of ours to undo).
+        """
+        if not isinstance(connection.auth, OAuth2) or isinstance(connection.disconnect, NoRevocation):
+            return False
+        await self._revoke_slot(integration, definition, connection, slot, make_client)
+        return True
+
+    async def _revoke_slot(
+        self,
+        integration: Integration,
+        definition: Definition,
+        connection: type[ConnectionBase],
+        slot: CredentialSlot,
+        make_client: Callable[[], Any],
+    ) -> None:
+        """RFC 7009 at the OAuth2 ``revoke_url``, or the connection's own ``revoke`` with a client for ``slot``."""
         auth = connection.auth
         operator_config = self.runtime.operator_config(definition.id)
         loopback = self.runtime.settings.allow_loopback_providers
         if isinstance(auth, OAuth2) and auth.revoke_url and not connection.overrides("revoke"):
-            slot = stored.slot
             assert isinstance(slot, OAuth2Token)
             client = oauth_client(definition, auth, operator_config)
             if slot.refresh_token is not None:
@@ -222,9 +258,8 @@ class Custody:
                 loopback=loopback,
             )
             return
-        built = self.runtime.build_client(integration, connection, stored)
         ctx = ConnectionContext(
-            integration.id, stored.slot, built, operator_config, self.runtime.user_input(integration)
+            integration.id, slot, make_client(), operator_config, self.runtime.user_input(integration)
         )
         await connection().revoke(ctx)
 

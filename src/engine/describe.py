@@ -5,10 +5,14 @@ The HTTP catalog and ``tether definitions list|show`` both render these, so they
 
 from __future__ import annotations
 
+import os
+import string
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from engine.config import env_name
 from engine.connections import AppInstall, ClientCredentials, NoRevocation, OAuth2
 from engine.connections import Connection as ConnectionBase
 from engine.definition import Definition
@@ -32,6 +36,11 @@ class ConnectionView(BaseModel):
     validate_operation: str | None
     disconnect: Literal["revoke", "none"]
     disconnect_note: str
+    #: False when the operator config lacks what this connection needs (an OAuth client secret); connect answers
+    #: ``provider_not_enabled`` then.
+    enabled: bool = True
+    #: The variables this connection still needs (names only, never values).
+    missing_config: list[str] = []
 
 
 class OperationView(BaseModel):
@@ -78,7 +87,8 @@ class DefinitionSummary(BaseModel):
 
 class DefinitionDetail(DefinitionSummary):
     docs_url: str
-    #: Variables an operator must set to enable this definition (names only, never values).
+    #: Variables an operator must set to enable this definition and every one of its connections (names only,
+    #: never values). A definition with some connections enabled is ``enabled`` and still lists the others' needs.
     missing_config: list[str]
     user_input_schema: dict[str, Any] | None
     connection_details: list[ConnectionView]
@@ -90,14 +100,25 @@ def summarize(definition: Definition, *, enabled: bool) -> DefinitionSummary:
     return DefinitionSummary(**_summary_fields(definition, enabled))
 
 
-def detail(definition: Definition, *, enabled: bool, missing_config: list[str]) -> DefinitionDetail:
+def detail(
+    definition: Definition,
+    *,
+    enabled: bool,
+    missing_config: list[str],
+    unoffered: Mapping[str, list[str]] | None = None,
+) -> DefinitionDetail:
+    """``unoffered`` maps a connection ID to the variables it lacks (``unoffered_connections``)."""
     d = definition
+    unoffered = unoffered or {}
+    needed = dict.fromkeys(missing_config)
+    for names in unoffered.values():
+        needed.update(dict.fromkeys(names))
     return DefinitionDetail(
         **_summary_fields(d, enabled),
         docs_url=d.docs_url,
-        missing_config=missing_config,
+        missing_config=list(needed),
         user_input_schema=d.user_input.model_json_schema() if d.user_input else None,
-        connection_details=[_connection(d, c) for c in d.connections],
+        connection_details=[_connection(d, c, unoffered.get(c.connection_id(), [])) for c in d.connections],
         operation_details=[_operation(d, o) for o in d.operations],
         webhook_details=[
             WebhookView(
@@ -145,7 +166,46 @@ def _summary_fields(d: Definition, enabled: bool) -> dict[str, Any]:
     }
 
 
-def _connection(d: Definition, c: type[ConnectionBase]) -> ConnectionView:
+def connection_missing_config(
+    definition: Definition, connection: type[ConnectionBase], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The operator variables a connection needs and the environment lacks.
+
+    A definition's operator config may keep a connection's fields optional so that its other connections work
+    without them (Google Workspace's service account needs no OAuth client). The connection itself still cannot
+    start without them: an OAuth2 connection needs its client ID and secret (the engine authenticates at the
+    token endpoint with ``client_secret_basic``), an app install the config fields its ``install_url`` names.
+    """
+    model = definition.operator_config
+    if model is None:
+        return []
+    env = os.environ if environ is None else environ
+    auth = connection.auth
+    if isinstance(auth, OAuth2):
+        fields = [auth.client_id, auth.client_secret]
+    elif isinstance(auth, AppInstall):
+        fields = [name for _, name, _, _ in string.Formatter().parse(auth.install_url) if name]
+    else:
+        return []
+    missing: dict[str, None] = {}
+    for name in fields:
+        field = model.model_fields.get(name)
+        if field is None:
+            continue
+        variable = env_name(definition.id, model, name)
+        defaulted = not field.is_required() and field.default not in (None, "")
+        if not env.get(variable) and not defaulted:
+            missing[variable] = None
+    return list(missing)
+
+
+def unoffered_connections(definition: Definition, environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """Connection ID → the variables it lacks, for the connections this server cannot offer."""
+    found = {c.connection_id(): connection_missing_config(definition, c, environ) for c in definition.connections}
+    return {cid: names for cid, names in found.items() if names}
+
+
+def _connection(d: Definition, c: type[ConnectionBase], missing: list[str]) -> ConnectionView:
     auth = c.auth
     kind: Literal["oauth2", "client_credentials", "app_install", "direct_input"] = (
         "oauth2"
@@ -168,6 +228,8 @@ def _connection(d: Definition, c: type[ConnectionBase]) -> ConnectionView:
         validate_operation=c.validate.operation_id() if c.validate else None,
         disconnect="none" if isinstance(c.disconnect, NoRevocation) else "revoke",
         disconnect_note=c.disconnect.reason if isinstance(c.disconnect, NoRevocation) else "",
+        enabled=not missing,
+        missing_config=missing,
     )
 
 

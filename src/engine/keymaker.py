@@ -6,6 +6,11 @@ nonce are sealed with the key ring. At the callback the flow is consumed by one 
 consumed_at IS NULL AND expires_at > now``), so of several concurrent callbacks with the same state exactly one
 wins, on SQLite and PostgreSQL alike.
 
+One integration has at most one live flow: starting a flow supersedes every pending flow of the same integration
+(their callbacks answer ``invalid_state``), and the consuming ``UPDATE`` also requires that no newer flow of the
+integration exists, so two ``connect`` calls racing each other still leave only the newest one usable. Without
+that, finishing an older flow after a newer one could silently put another grant in place of the current one.
+
 Callback errors (seed 001): ``invalid_state`` (400) for a missing, unknown or reused state; ``missing_flow_state``
 (400) for an expired flow or a callback that carries no session; ``session_mismatch`` (403) when the callback comes
 from another session than the one that started the flow; ``oauth_failed`` (400) when the provider answered with
@@ -20,8 +25,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, exists, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from engine.crypto import KeyRing
@@ -140,6 +147,17 @@ class Keymaker:
         )
         with self.db.session() as session:
             session.add(flow)
+            session.flush()
+            # Supersede: the older flows of this integration can no longer be finished.
+            session.execute(
+                update(AuthFlow)
+                .where(
+                    AuthFlow.integration_id == request.integration_id,
+                    AuthFlow.id != draft.flow_id,
+                    AuthFlow.consumed_at.is_(None),  # type: ignore[union-attr]
+                )
+                .values(consumed_at=now)
+            )
         return draft
 
     def launch(self, flow_id: str, session_id: str | None) -> str:
@@ -167,7 +185,7 @@ class Keymaker:
         if flow is None:
             raise InvalidState("unknown state")
         if flow.consumed_at is not None:
-            raise InvalidState("this state was already used")
+            raise self._used_or_superseded(flow)
         now = datetime.now(UTC)
         if _aware(flow.expires_at) <= now:
             raise MissingFlowState("the flow expired; start again")
@@ -178,11 +196,16 @@ class Keymaker:
         with self.db.session() as session:
             won = session.execute(
                 update(AuthFlow)
-                .where(AuthFlow.id == flow.id, AuthFlow.consumed_at.is_(None), AuthFlow.expires_at > now)  # type: ignore[union-attr]
+                .where(
+                    AuthFlow.id == flow.id,
+                    AuthFlow.consumed_at.is_(None),  # type: ignore[union-attr]
+                    AuthFlow.expires_at > now,
+                    ~_newer_flow_exists(),
+                )
                 .values(consumed_at=now)
             ).rowcount
         if won != 1:
-            raise InvalidState("this state was already used")
+            raise self._used_or_superseded(flow)
         if error:
             denied = ProviderDenied("the provider refused the authorization")
             denied.return_url = flow.return_url  # type: ignore[attr-defined]
@@ -201,6 +224,30 @@ class Keymaker:
             nonce=secrets_json["nonce"],
         )
 
+    def _used_or_superseded(self, flow: AuthFlow) -> InvalidState:
+        """Why a flow cannot be consumed (both are ``invalid_state``; the message tells the user what to do).
+
+        A superseded flow sends its browser back to the flow's (checked) return URL, as a refused authorization
+        does: the user left the provider expecting to land in the host app. A replayed state gets the plain error.
+        """
+        newer = aliased(AuthFlow)
+        with self.db.session() as session:
+            replaced = session.execute(
+                select(newer.id).where(
+                    newer.integration_id == flow.integration_id,
+                    newer.id != flow.id,
+                    or_(
+                        newer.created_at > flow.created_at,
+                        and_(newer.created_at == flow.created_at, newer.id > flow.id),
+                    ),
+                )
+            ).first()
+        if replaced is None:
+            return InvalidState("this state was already used")
+        superseded = InvalidState("a newer connect of this integration replaced this flow; finish that one instead")
+        superseded.return_url = flow.return_url  # type: ignore[attr-defined]
+        return superseded
+
     def purge_expired(self, *, older_than: timedelta = timedelta(days=1)) -> int:
         """Delete flows that expired long ago (consumed or not); returns how many."""
         from sqlalchemy import delete
@@ -208,6 +255,19 @@ class Keymaker:
         cutoff = datetime.now(UTC) - older_than
         with self.db.session() as session:
             return session.execute(delete(AuthFlow).where(AuthFlow.expires_at < cutoff)).rowcount  # type: ignore[arg-type]
+
+
+def _newer_flow_exists() -> Any:
+    """``EXISTS`` a flow of the same integration started after the outer row (ties broken by ID)."""
+    newer = aliased(AuthFlow)
+    return exists().where(
+        newer.integration_id == AuthFlow.integration_id,
+        newer.id != AuthFlow.id,
+        or_(
+            newer.created_at > AuthFlow.created_at,
+            and_(newer.created_at == AuthFlow.created_at, newer.id > AuthFlow.id),
+        ),
+    )
 
 
 def _aad(state_hash: str) -> bytes:

@@ -341,6 +341,10 @@ def _translate(endpoint: str, exc: Exception) -> TetherError:
         return ProviderUnavailable(f"the {endpoint} could not be reached")
     if isinstance(exc, httpx.HTTPError):
         return OAuthFailed(f"the {endpoint} answered with an unreadable response")
+    if isinstance(exc, TimeoutError):  # a total deadline (asyncio/anyio) rather than an httpx read timeout
+        return ProviderUnavailable(f"the {endpoint} timed out")
+    if isinstance(exc, ConnectionError):
+        return ProviderUnavailable(f"the {endpoint} could not be reached")
     if isinstance(exc, (ValueError, TypeError)):
         # authlib's parsing of a malformed answer (a non-JSON body, a non-numeric expires_in).
         return OAuthFailed(f"the {endpoint} answered with a malformed token response")

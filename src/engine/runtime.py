@@ -16,6 +16,7 @@ from engine.config import OperatorConfig, UserInput, load_operator_config, missi
 from engine.connections import Connection
 from engine.database import Database
 from engine.definition import Definition
+from engine.describe import unoffered_connections
 from engine.errors import ConfigurationError, NotFoundError, ProviderNotEnabled
 from engine.keymaker import Keymaker
 from engine.keystore import Keystore, StoredCredential
@@ -39,6 +40,8 @@ class Runtime:
     operator_configs: dict[str, OperatorConfig | None] = field(default_factory=dict)
     #: Definitions left disabled, with the variables they lack.
     disabled: dict[str, list[str]] = field(default_factory=dict)
+    #: Per definition, the connections its operator config cannot serve, with the variables they lack.
+    unoffered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def start(
@@ -64,6 +67,12 @@ class Runtime:
                 self.operator_configs[definition.id] = None
                 continue
             missing = missing_operator_variables(definition.id, model)
+            self.unoffered[definition.id] = unoffered = unoffered_connections(definition)
+            if definition.connections and len(unoffered) == len(definition.connections):
+                # No connection can start (an OAuth client secret is unset): the definition is not offered.
+                missing = list(dict.fromkeys([*missing, *(name for names in unoffered.values() for name in names)]))
+                if definition.id in required:
+                    raise ConfigurationError(f"{definition.id}: missing environment variable(s): {', '.join(missing)}")
             if missing and definition.id not in required:
                 self.disabled[definition.id] = missing
                 continue

@@ -10,14 +10,23 @@ Direct input (``submit_credential``), the OAuth callback and the app-install cal
 ``_complete``, which runs steps 5-10. Steps 6 and 9 talk to the provider *before* anything is written, and steps
 7-9 commit in one transaction, so a failure at any step leaves the previous good state as it was; the failure is
 recorded as an audit event and raised as a typed error.
+
+Two rules keep a connection from changing hands by accident. A credential that resolves (step 9) a different
+external account than the one the integration is connected to is refused with ``account_mismatch`` (409); an
+OAuth grant the refused flow obtained is revoked at once, so neither the old grant is replaced nor the new one left
+live. To connect another account, disconnect first. And a provider that cannot be reached or does not answer in
+time, at any step that calls it, is ``provider_unavailable`` (502) and leaves a ``status_reason`` on the
+integration, never an ``internal_error``.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -27,11 +36,11 @@ from engine.connections import AppInstall, ClientCredentials, ConnectionContext,
 from engine.connections import Connection as ConnectionBase
 from engine.custody import oauth_client, token_slot
 from engine.definition import Definition
-from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
+from engine.errors import NotFoundError, ProviderError, ProviderNotEnabled, TetherError, ValidationFailed
 from engine.keymaker import ConsumedFlow, FlowRequest, StartedFlow
 from engine.keystore import ReconnectRequired, StoredCredential
 from engine.lifecycle import audit, transition
-from engine.oauth import authorization_url, exchange_code
+from engine.oauth import ProviderUnavailable, authorization_url, exchange_code
 from engine.operations import OperationContext
 from engine.slots import CredentialSlot
 from engine.tables import Health, Integration, IntegrationStatus
@@ -42,6 +51,12 @@ if TYPE_CHECKING:
 
 CALLBACK_PATH = "/v1/oauth/callback"
 START_PATH = "/v1/oauth/start"
+
+#: What a call to a provider raises when the provider could not be reached or did not answer in time (httpx's
+#: transport errors, and the built-in ones a deadline or a socket raises); each becomes ``provider_unavailable``.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, TimeoutError, ConnectionError)
+
+T = TypeVar("T")
 
 
 class SetupFailed(TetherError):
@@ -66,6 +81,21 @@ class ConnectionRequired(SetupFailed):
 class ReturnUrlRefused(SetupFailed):
     code = "return_url_refused"
     status = 400
+
+
+class AccountMismatch(SetupFailed):
+    """The credential belongs to another external account than the one the integration is connected to."""
+
+    code = "account_mismatch"
+    status = 409
+
+    def __init__(self, connected: str, offered: str) -> None:
+        super().__init__(
+            "this integration is connected to another account at the provider; "
+            "disconnect it first to connect a different account"
+        )
+        self.connected = connected
+        self.offered = offered
 
 
 class Setup:
@@ -190,6 +220,7 @@ class Setup:
         )
         if connection is None:
             raise ConnectionRequired(f"{slot_id} is not a credential a person can enter for {definition.id}")
+        self._check_offered(definition, connection)
         try:
             slot = connection.credential.model_validate(data)
         except ValidationError as exc:
@@ -214,6 +245,7 @@ class Setup:
         connection = self._flow_connection(
             definition, connection_id or (integration.provider_data or {}).get("connection")
         )
+        self._check_offered(definition, connection)
         self._check_return_url(return_url)
         auth = connection.auth
         scopes = tuple(auth.upgrade_scopes if upgrade and isinstance(auth, OAuth2) else getattr(auth, "scopes", ()))
@@ -269,6 +301,14 @@ class Setup:
         base = auth.install_url.format(**{k: v for k, v in fields.items() if isinstance(v, str)})
         return f"{base}{'&' if '?' in base else '?'}{urlencode({'state': flow.state})}"
 
+    def _check_offered(self, definition: Definition, connection: type[ConnectionBase]) -> None:
+        """A connection whose operator config is incomplete (an unset OAuth client secret) is not offered."""
+        missing = self.runtime.unoffered.get(definition.id, {}).get(connection.connection_id())
+        if missing:
+            raise ProviderNotEnabled(
+                f"{connection.connection_id()} is not enabled here: the operator must set {', '.join(missing)}"
+            )
+
     @property
     def callback_url(self) -> str:
         return f"{self.runtime.settings.public_url.rstrip('/')}{CALLBACK_PATH}"
@@ -300,14 +340,17 @@ class Setup:
             if isinstance(auth, OAuth2):
                 if not params.get("code"):
                     raise SetupFailed("the provider sent no authorization code", code="oauth_failed")
-                tokens = await exchange_code(
-                    auth,
-                    oauth_client(definition, auth, self.runtime.operator_config(definition.id)),
-                    code=params["code"],
-                    redirect_uri=self.callback_url,
-                    code_verifier=flow.code_verifier if auth.pkce else None,
-                    scopes=flow.scopes,
-                    loopback=self.runtime.settings.allow_loopback_providers,
+                tokens = await _reaching(
+                    "the token endpoint",
+                    lambda: exchange_code(
+                        auth,
+                        oauth_client(definition, auth, self.runtime.operator_config(definition.id)),
+                        code=params["code"],
+                        redirect_uri=self.callback_url,
+                        code_verifier=flow.code_verifier if auth.pkce else None,
+                        scopes=flow.scopes,
+                        loopback=self.runtime.settings.allow_loopback_providers,
+                    ),
                 )
                 slot: CredentialSlot = token_slot(auth.slot, tokens)
             elif isinstance(auth, AppInstall):
@@ -316,7 +359,9 @@ class Setup:
             else:
                 raise ConnectionRequired(f"{flow.connection} has no browser flow")
         except (TetherError, ValidationError) as exc:
-            self._audit_failure(integration, None, getattr(exc, "code", "credential_invalid"), step=4, actor=actor)
+            self._audit_failure(
+                integration, None, getattr(exc, "code", "credential_invalid"), step=4, actor=actor, reason=_reason(exc)
+            )
             failure = exc if isinstance(exc, TetherError) else SetupFailed("the callback carried no valid credential")
             failure.return_url = flow.return_url  # type: ignore[attr-defined]
             raise failure from None
@@ -348,20 +393,42 @@ class Setup:
         )
         try:
             if isinstance(connection.auth, AppInstall):
-                await connection().verify_install(ctx)
-            await self._health_check(integration, connection, unsaved, client)
-            metadata = await connection().resolve(ctx) or IntegrationMetadata()
+                await _reaching("the provider", lambda: connection().verify_install(ctx))
+            await _reaching("the provider", lambda: self._health_check(integration, connection, unsaved, client))
+            metadata = await _reaching("the provider", lambda: connection().resolve(ctx)) or IntegrationMetadata()
         except TetherError as exc:
-            self._audit_failure(integration, None, exc.code, step=6, actor=actor)
+            self._audit_failure(integration, None, exc.code, step=6, actor=actor, reason=_reason(exc))
             if isinstance(exc, ProviderError) and exc.code in ("unauthorized", "provider_error"):
                 raise CredentialRejected("the provider refused this credential") from None
             raise
         finally:
             await _close(client)
+        try:
+            row, first = self._save(integration, connection, slot, metadata, actor=actor)
+        except AccountMismatch as exc:
+            await self._refuse_account(integration, definition, connection, slot, exc, actor=actor)
+            raise
+        self.runtime.custody.forget(row.id)
+        self.runtime.clients.drop(row.id)
+        if first:
+            await self._first_connection(row, actor=actor)
+        return row
+
+    def _save(
+        self,
+        integration: Integration,
+        connection: type[ConnectionBase],
+        slot: CredentialSlot,
+        metadata: IntegrationMetadata,
+        *,
+        actor: str,
+    ) -> tuple[Integration, bool]:
+        """Steps 7-9 in one transaction, after checking (in it) that the account is the one already connected."""
         with self.runtime.db.session() as session:
             row = session.get(Integration, integration.id)
             if row is None:
                 raise NotFoundError("the integration was deleted during setup")
+            _check_same_account(row, metadata)
             first = row.connected_at is None
             self.runtime.keystore.save(row.id, slot, session=session)
             routing = _routing(connection, slot)
@@ -376,11 +443,45 @@ class Setup:
                 action="connect",
                 detail={"connection": connection.connection_id(), "first": first},
             )
-        self.runtime.custody.forget(row.id)
-        self.runtime.clients.drop(row.id)
-        if first:
-            await self._first_connection(row, actor=actor)
-        return row
+        return row, first
+
+    async def _refuse_account(
+        self,
+        integration: Integration,
+        definition: Definition,
+        connection: type[ConnectionBase],
+        slot: CredentialSlot,
+        refused: AccountMismatch,
+        *,
+        actor: str,
+    ) -> None:
+        """Undo what the refused flow created at the provider (its OAuth grant), and record the refusal."""
+        revoked, revoke_code = False, ""
+        try:
+            revoked = await _reaching(
+                "the revocation endpoint",
+                lambda: self.runtime.custody.discard_grant(
+                    integration, definition, connection, slot, lambda: self._client(integration, connection, slot)
+                ),
+            )
+        except TetherError as exc:
+            revoke_code = exc.code
+        with self.runtime.db.session() as session:
+            audit(
+                session,
+                integration,
+                actor=actor,
+                action="connect",
+                outcome="failed",
+                detail={
+                    "step": 9,
+                    "code": refused.code,
+                    "connected_account": refused.connected,
+                    "offered_account": refused.offered,
+                    "grant_revoked": revoked,
+                    **({"revoke_code": revoke_code} if revoke_code else {}),
+                },
+            )
 
     async def _health_check(
         self, integration: Integration, connection: type[ConnectionBase], stored: StoredCredential, client: Any
@@ -429,13 +530,15 @@ class Setup:
         connection = definition.connection((integration.provider_data or {}).get("connection", ""))
         if connection is None:
             raise ConnectionRequired("this integration is not connected")
-        health, code, reconnect = Health.valid, "", False
+        health, code, reconnect, trouble = Health.valid, "", False, ""
         try:
             if isinstance(connection.auth, OAuth2):
-                await self.runtime.custody.get_access_token(integration.id)
+                await _reaching("the token endpoint", lambda: self.runtime.custody.get_access_token(integration.id))
             stored = self.runtime.keystore.require(integration.id, connection.credential)
             client = self.runtime.build_client(integration, connection, stored)
-            await self._health_check(integration, connection, stored, client)
+            await _reaching("the provider", lambda: self._health_check(integration, connection, stored, client))
+        except ProviderUnavailable as exc:
+            health, code, trouble = Health.unknown, exc.code, _reason(exc)
         except ReconnectRequired as exc:
             health, code, reconnect = Health.invalid, exc.code, True
         except ProviderError as exc:
@@ -458,6 +561,8 @@ class Setup:
                     detail={"code": code},
                 )
             else:
+                if trouble or (health == Health.valid and row.status == IntegrationStatus.connected):
+                    row.status_reason = trouble  # a reason this check gave, or cleared by a passing check
                 session.add(row)
                 audit(
                     session,
@@ -470,9 +575,22 @@ class Setup:
         return health == Health.valid, row
 
     def _audit_failure(
-        self, integration: Integration, principal: Principal | None, code: str, *, step: int, actor: str = ""
+        self,
+        integration: Integration,
+        principal: Principal | None,
+        code: str,
+        *,
+        step: int,
+        actor: str = "",
+        reason: str = "",
     ) -> None:
+        """Record a failed step; a provider that could not be reached also leaves its reason on the integration."""
         with self.runtime.db.session() as session:
+            if reason:
+                row = session.get(Integration, integration.id)
+                if row is not None:
+                    row.status_reason = reason[:500]
+                    session.add(row)
             audit(
                 session,
                 integration,
@@ -492,6 +610,42 @@ def first_connection_hooks(runtime: Runtime) -> list[tuple[str, Any]]:
         ("webhooks_reconciled", lambda integration: ensure_endpoints(runtime, integration)),
         ("reconcile_dispatched", lambda integration: reconcile(runtime, integration.id)),
     ]
+
+
+async def _reaching(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Await a provider call, turning "could not reach it / no answer in time" into ``provider_unavailable``.
+
+    The original exception is dropped (``from None``): httpx's carry the request, which may name a secret.
+    """
+    try:
+        return await call()
+    except httpx.TimeoutException:
+        raise ProviderUnavailable(f"{what} did not answer in time") from None
+    except TimeoutError:
+        raise ProviderUnavailable(f"{what} did not answer in time") from None
+    except TRANSPORT_ERRORS:
+        raise ProviderUnavailable(f"{what} could not be reached") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The ``status_reason`` a failed step leaves: only for provider trouble (the other failures are the user's)."""
+    if isinstance(exc, ProviderUnavailable) or getattr(exc, "code", "") == "provider_unavailable":
+        return f"provider unavailable: {exc}"
+    return ""
+
+
+def _check_same_account(row: Integration, metadata: IntegrationMetadata) -> None:
+    """Refuse a credential of another account while the integration holds (or held until a reconnect) one.
+
+    Pending and disconnected integrations may connect any account; so may a credential whose account the
+    definition does not resolve (there is nothing to compare).
+    """
+    if row.status in (IntegrationStatus.pending, IntegrationStatus.disconnected):
+        return
+    connected = (row.account or {}).get("account_id")
+    offered = metadata.account_id
+    if connected and offered and str(connected) != str(offered):
+        raise AccountMismatch(str(connected), str(offered))
 
 
 def _routing(connection: type[ConnectionBase], slot: CredentialSlot) -> dict[str, str]:

@@ -142,3 +142,35 @@ def test_purge_removes_long_expired_flows(database: Database, request_for: FlowR
     assert fresh.purge_expired() == 1
     with database.session() as session:
         assert len(session.exec(select(AuthFlow)).all()) == 1
+
+
+def test_a_new_flow_supersedes_the_pending_flows_of_its_integration(
+    keymaker: Keymaker, request_for: FlowRequest, database: Database
+) -> None:
+    older = keymaker.start(request_for)
+    with database.session() as session:
+        other = Integration(tenant_id="t1", owner_id="u2", definition_id="sample")
+        session.add(other)
+    elsewhere = keymaker.start(FlowRequest(**{**request_for.__dict__, "integration_id": other.id}))
+    newer = keymaker.start(request_for)
+    error = error_of(lambda: keymaker.consume(state=older.state, session_id="browser-session-1"))
+    assert (error.code, error.status) == ("invalid_state", 400)
+    assert "newer connect" in error.message
+    assert keymaker.consume(state=newer.state, session_id="browser-session-1").flow_id == newer.flow_id
+    # Another integration's flow is not touched.
+    assert keymaker.consume(state=elsewhere.state, session_id="browser-session-1").flow_id == elsewhere.flow_id
+
+
+def test_an_older_flow_left_live_by_a_race_still_cannot_be_consumed(
+    keymaker: Keymaker, request_for: FlowRequest, database: Database
+) -> None:
+    """Two concurrent starts can each miss the other's row; the consuming UPDATE checks for a newer flow."""
+    older = keymaker.start(request_for)
+    newer = keymaker.start(request_for)
+    with database.session() as session:  # what the losing start's supersede would have missed
+        row = session.exec(select(AuthFlow).where(AuthFlow.id == older.flow_id)).one()
+        row.consumed_at = None
+        session.add(row)
+    error = error_of(lambda: keymaker.consume(state=older.state, session_id="browser-session-1"))
+    assert error.code == "invalid_state"
+    assert keymaker.consume(state=newer.state, session_id="browser-session-1").flow_id == newer.flow_id

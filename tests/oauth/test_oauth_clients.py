@@ -11,12 +11,14 @@ import http.server
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from engine.connections import OAuth2
@@ -28,6 +30,7 @@ from engine.oauth import (
     OAuthFailed,
     ProviderUnavailable,
     TokenSet,
+    _translate,
     authorization_url,
     client_credentials,
     exchange_code,
@@ -305,6 +308,35 @@ async def test_a_refused_connection_is_provider_unavailable() -> None:
     with pytest.raises(ProviderUnavailable) as caught:
         await client_credentials(f"http://127.0.0.1:{free_port()}/token", CLIENT, ["a"])
     assert caught.value.retryable
+
+
+async def test_a_token_endpoint_that_hangs_up_is_provider_unavailable() -> None:
+    """A server that reads the request and closes the socket without a byte (a crashed or overloaded provider)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ProviderUnavailable) as caught:
+            await client_credentials(f"http://127.0.0.1:{listener.getsockname()[1]}/token", CLIENT, ["a"])
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert caught.value.retryable and "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("raised", [TimeoutError("deadline"), ConnectionResetError("reset"), httpx.ReadTimeout("slow")])
+def test_deadlines_and_socket_errors_are_provider_unavailable(raised: Exception) -> None:
+    """What a total deadline or the OS raises inside a token request is transient trouble, not ``oauth_failed``."""
+    translated = _translate("token endpoint", raised)
+    assert isinstance(translated, ProviderUnavailable) and translated.status == 502
 
 
 async def test_the_egress_guard_still_applies(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,8 @@
 //                                redirect_uris, grant_types, scope, token_endpoint_auth_method, ...)
 //        PANVA_ACCESS_TOKEN_TTL  seconds an access token lives (default 60)
 // Prints "ready http://127.0.0.1:PORT" on stdout once it accepts connections, then one line
-// "event grant.success|grant.error GRANT_TYPE" per token request. Dev interactions (any login,
+// "event grant.success|grant.error GRANT_TYPE" per token request, and "event access_token.destroyed|
+// refresh_token.destroyed ACCOUNT" per revoked token. Dev interactions (any login,
 // any password) and dev signing keys: for tests only, never a real deployment.
 import http from 'node:http';
 
@@ -46,6 +47,10 @@ server.listen(port, '127.0.0.1', () => {
   // One stdout line per token-endpoint outcome, so tests can count the requests that reached the server.
   provider.on('grant.success', (ctx) => console.log(`event grant.success ${ctx.oidc.params.grant_type}`));
   provider.on('grant.error', (ctx) => console.log(`event grant.error ${ctx.oidc.params?.grant_type ?? '-'}`));
+  // And one per token destroyed (revoked), naming whose it was, so tests can prove a grant was revoked.
+  for (const kind of ['access_token', 'refresh_token']) {
+    provider.on(`${kind}.destroyed`, (token) => console.log(`event ${kind}.destroyed ${token.accountId ?? '-'}`));
+  }
   server.on('request', provider.callback());
   console.log(`ready ${issuer}`);
 });

@@ -30,4 +30,5 @@ def get_definition(definition_id: str, request: Request) -> DefinitionDetail:
         runtime.registry.get(definition_id),
         enabled=runtime.enabled(definition_id),
         missing_config=runtime.disabled.get(definition_id, []),
+        unoffered=runtime.unoffered.get(definition_id, {}),
     )
