@@ -166,6 +166,8 @@ def server() -> Iterator[Server]:
         "/to-private": reply(302, headers={"Location": "http://10.1.2.3/latest"}),
         "/to-internal": reply(302, headers={"Location": "https://internal.example/x"}),
         "/to-metadata": reply(302, headers={"Location": "https://169.254.169.254/latest/meta-data"}),
+        "/to-numeric": reply(302, headers={"Location": "https://0x7f.0.0.1/admin"}),
+        "/to-unparsable": reply(302, headers={"Location": "https://xn--zz.example/admin"}),
         "/big": reply(200, BIG),
         "/big-unsized": reply(200, BIG, length=False),
         "/bomb": reply(200, BOMB, {"Content-Encoding": "gzip"}),
@@ -205,6 +207,47 @@ def test_loopback_names_refused_before_lookup(name: str) -> None:
     resolver = RecordingResolver({name.lower().rstrip("."): ["127.0.0.1"]})
     with pytest.raises(EgressRefused, match="loopback name"):
         run(async_get(f"https://{name}/", allow_loopback=False, resolver=resolver))
+    assert resolver.calls == []
+
+
+UNPARSABLE_HOSTS = ["0177.0.0.1", "0300.0250.0.1", "\u2460\u2461\u2466.0.0.1", "\u0661\u0662\u0667.0.0.1",
+                    "\uff41\uff43\uff4d\uff45.example", "xn--zz.example"]
+# What inet_aton (the system resolver) and browsers read as 127.0.0.1 or 10.0.0.1, but httpx passes on as a name.
+NUMERIC_HOSTS = ["2130706433", "0x7f.0.0.1", "127.1", "017700000001", "0x0a.1", "10.1", "1.2.3.4.5"]
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_a_host_httpx_cannot_parse_is_refused_not_raised(host: str) -> None:
+    """httpx raises InvalidURL (or idna's IDNAError) on these; callers saw a 500. They are refusals."""
+    resolver = RecordingResolver()
+    with pytest.raises(EgressRefused, match="cannot be parsed"):
+        egress_client(base_url=f"https://{host}", resolver=resolver)
+    with pytest.raises(EgressRefused, match="cannot be parsed"):
+        run(async_get(f"https://{host}/v1", resolver=resolver))
+    with egress_sync_client(resolver=resolver) as client, pytest.raises(EgressRefused, match="cannot be parsed"):
+        client.get(f"https://{host}/v1")
+    assert resolver.calls == []
+
+
+@pytest.mark.parametrize("host", NUMERIC_HOSTS)
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_numeric_hosts_that_are_not_dotted_quads_are_refused_before_lookup(host: str, allow_loopback: bool) -> None:
+    # The resolver would give a public address: the refusal must not depend on what the lookup says.
+    resolver = RecordingResolver({host: ["93.184.216.34"]})
+    with pytest.raises(EgressRefused, match="dotted-quad"):
+        run(async_get(f"https://{host}/", allow_loopback=allow_loopback, resolver=resolver))
+    with (
+        egress_sync_client(allow_loopback=allow_loopback, resolver=resolver) as client,
+        pytest.raises(EgressRefused, match="dotted-quad"),
+    ):
+        client.get(f"https://{host}/")
+    assert resolver.calls == []
+
+
+def test_a_trailing_dot_ip_literal_is_checked_as_the_literal() -> None:
+    resolver = RecordingResolver({"10.1.2.3": ["93.184.216.34"]})
+    with pytest.raises(EgressRefused, match="private"):
+        run(async_get("https://10.1.2.3./", resolver=resolver))
     assert resolver.calls == []
 
 
@@ -301,7 +344,7 @@ def test_sync_client_refuses_private_literal_and_name() -> None:
 # Redirects: every hop is checked
 
 
-@pytest.mark.parametrize("path", ["/to-private", "/to-internal", "/to-metadata"])
+@pytest.mark.parametrize("path", ["/to-private", "/to-internal", "/to-metadata", "/to-numeric", "/to-unparsable"])
 def test_redirect_to_private_address_refused(server: Server, path: str) -> None:
     resolver = RecordingResolver({"internal.example": ["10.1.2.3"]})
     with pytest.raises(EgressRefused):
@@ -309,7 +352,7 @@ def test_redirect_to_private_address_refused(server: Server, path: str) -> None:
     assert [p for p, _ in server.seen] == [path]
 
 
-@pytest.mark.parametrize("path", ["/to-private", "/to-internal"])
+@pytest.mark.parametrize("path", ["/to-private", "/to-internal", "/to-numeric", "/to-unparsable"])
 def test_sync_redirect_to_private_address_refused(server: Server, path: str) -> None:
     resolver = RecordingResolver({"internal.example": ["10.1.2.3"]})
     with egress_sync_client(allow_loopback=True, resolver=resolver) as client, pytest.raises(EgressRefused):

@@ -273,8 +273,12 @@ def _parsed(url: str | httpx.URL) -> httpx.URL:
         parsed = httpx.URL(url)
         parsed.host  # noqa: B018 - decodes an IDNA A-label, which raises on a malformed one (xn--zz)
     except (httpx.InvalidURL, idna.IDNAError):
-        raise EgressRefused("refused: the URL or its host name cannot be parsed") from None
+        raise _unparsable() from None
     return parsed
+
+
+def _unparsable() -> EgressRefused:
+    return EgressRefused("refused: the URL or its host name cannot be parsed")
 
 
 @dataclass(frozen=True)
@@ -643,6 +647,8 @@ class _EgressAsyncClient(httpx.AsyncClient):
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
             return await super().send(request, **kwargs)
+        except idna.IDNAError:
+            raise _unparsable() from None  # a redirect to a malformed A-label (httpx decodes it to follow it)
         finally:
             _DEADLINE.reset(token)
 
@@ -661,6 +667,8 @@ class _EgressSyncClient(httpx.Client):
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
             return super().send(request, **kwargs)
+        except idna.IDNAError:
+            raise _unparsable() from None
         finally:
             _DEADLINE.reset(token)
 
