@@ -82,6 +82,7 @@ __all__ = [
     "egress_sync_client",
     "egress_transport",
     "loopback_allowed",
+    "numeric_host",
     "parse_json_bounded",
     "read_json",
     "read_json_sync",
@@ -153,9 +154,7 @@ def deadline(seconds: float) -> Iterator[None]:
     """
     if not seconds > 0:
         raise ValueError("seconds must be positive")
-    own = _Deadline.start(seconds)
-    outer = _DEADLINE.get()
-    token = _DEADLINE.set(outer if outer is not None and outer.at <= own.at else own)
+    token = _DEADLINE.set(_within_running(_Deadline.start(seconds)))
     try:
         yield
     finally:
@@ -170,8 +169,12 @@ def _bound(request: httpx.Request, default: float) -> float:
 
 
 def _deadline_for(request: httpx.Request, default: float) -> _Deadline:
-    """The running exchange's deadline, or a new one for ``request``; a nested exchange never outlives it."""
-    own = _Deadline.start(_bound(request, default))
+    """The deadline ``request`` is sent under: its own bound, within any deadline already running."""
+    return _within_running(_Deadline.start(_bound(request, default)))
+
+
+def _within_running(own: _Deadline) -> _Deadline:
+    """The earlier of ``own`` and the running deadline: a nested exchange or block never outlives its caller."""
     outer = _DEADLINE.get()
     return outer if outer is not None and outer.at <= own.at else own
 
@@ -393,7 +396,7 @@ class _SyncGuardBackend(httpcore.NetworkBackend):
         error: Exception = httpcore.ConnectError(f"could not connect to {name}")
         for ip in self._policy.validate(name, addresses):
             try:
-                with _capped(timeout, httpcore.ConnectTimeout) as capped:
+                with _DeadlineCap(timeout, httpcore.ConnectTimeout) as capped:
                     stream = self._inner.connect_tcp(
                         ip, port, timeout=capped, local_address=local_address, socket_options=socket_options
                     )
@@ -411,8 +414,8 @@ class _SyncGuardBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _capped:
-    """``with _capped(timeout, Timeout) as capped``: ``timeout`` cut to the running deadline's time left.
+class _DeadlineCap:
+    """``with _DeadlineCap(timeout, Timeout) as capped``: ``timeout`` cut to the running deadline's time left.
 
     Raises :class:`DeadlineExceeded` when no time is left, or when the operation timed out (``Timeout``) on
     the cut bound, so a blocking socket call never outlives the exchange's deadline.
@@ -445,11 +448,11 @@ class _DeadlineSyncStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with _capped(timeout, httpcore.ReadTimeout) as capped:
+        with _DeadlineCap(timeout, httpcore.ReadTimeout) as capped:
             return self._inner.read(max_bytes, capped)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        with _capped(timeout, httpcore.WriteTimeout) as capped:
+        with _DeadlineCap(timeout, httpcore.WriteTimeout) as capped:
             self._inner.write(buffer, capped)
 
     def close(self) -> None:
@@ -458,7 +461,7 @@ class _DeadlineSyncStream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        with _capped(timeout, httpcore.ConnectTimeout) as capped:
+        with _DeadlineCap(timeout, httpcore.ConnectTimeout) as capped:
             return _DeadlineSyncStream(self._inner.start_tls(ssl_context, server_hostname, capped))
 
     def get_extra_info(self, info: str) -> Any:
