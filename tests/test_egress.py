@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from engine import oauth
 from engine.egress import (
     LOOPBACK_ENV,
+    DeadlineExceeded,
     ResponseTooLarge,
     check_address,
+    deadline,
     egress_client,
     egress_sync_client,
+    egress_transport,
     parse_json_bounded,
     read_json,
     read_json_sync,
@@ -161,6 +166,8 @@ def server() -> Iterator[Server]:
         "/to-private": reply(302, headers={"Location": "http://10.1.2.3/latest"}),
         "/to-internal": reply(302, headers={"Location": "https://internal.example/x"}),
         "/to-metadata": reply(302, headers={"Location": "https://169.254.169.254/latest/meta-data"}),
+        "/to-numeric": reply(302, headers={"Location": "https://0x7f.0.0.1/admin"}),
+        "/to-unparsable": reply(302, headers={"Location": "https://xn--zz.example/admin"}),
         "/big": reply(200, BIG),
         "/big-unsized": reply(200, BIG, length=False),
         "/bomb": reply(200, BOMB, {"Content-Encoding": "gzip"}),
@@ -200,6 +207,47 @@ def test_loopback_names_refused_before_lookup(name: str) -> None:
     resolver = RecordingResolver({name.lower().rstrip("."): ["127.0.0.1"]})
     with pytest.raises(EgressRefused, match="loopback name"):
         run(async_get(f"https://{name}/", allow_loopback=False, resolver=resolver))
+    assert resolver.calls == []
+
+
+UNPARSABLE_HOSTS = ["0177.0.0.1", "0300.0250.0.1", "\u2460\u2461\u2466.0.0.1", "\u0661\u0662\u0667.0.0.1",
+                    "\uff41\uff43\uff4d\uff45.example", "xn--zz.example"]
+# What inet_aton (the system resolver) and browsers read as 127.0.0.1 or 10.0.0.1, but httpx passes on as a name.
+NUMERIC_HOSTS = ["2130706433", "0x7f.0.0.1", "127.1", "017700000001", "0x0a.1", "10.1", "1.2.3.4.5"]
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_a_host_httpx_cannot_parse_is_refused_not_raised(host: str) -> None:
+    """httpx raises InvalidURL (or idna's IDNAError) on these; callers saw a 500. They are refusals."""
+    resolver = RecordingResolver()
+    with pytest.raises(EgressRefused, match="cannot be parsed"):
+        egress_client(base_url=f"https://{host}", resolver=resolver)
+    with pytest.raises(EgressRefused, match="cannot be parsed"):
+        run(async_get(f"https://{host}/v1", resolver=resolver))
+    with egress_sync_client(resolver=resolver) as client, pytest.raises(EgressRefused, match="cannot be parsed"):
+        client.get(f"https://{host}/v1")
+    assert resolver.calls == []
+
+
+@pytest.mark.parametrize("host", NUMERIC_HOSTS)
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_numeric_hosts_that_are_not_dotted_quads_are_refused_before_lookup(host: str, allow_loopback: bool) -> None:
+    # The resolver would give a public address: the refusal must not depend on what the lookup says.
+    resolver = RecordingResolver({host: ["93.184.216.34"]})
+    with pytest.raises(EgressRefused, match="dotted-quad"):
+        run(async_get(f"https://{host}/", allow_loopback=allow_loopback, resolver=resolver))
+    with (
+        egress_sync_client(allow_loopback=allow_loopback, resolver=resolver) as client,
+        pytest.raises(EgressRefused, match="dotted-quad"),
+    ):
+        client.get(f"https://{host}/")
+    assert resolver.calls == []
+
+
+def test_a_trailing_dot_ip_literal_is_checked_as_the_literal() -> None:
+    resolver = RecordingResolver({"10.1.2.3": ["93.184.216.34"]})
+    with pytest.raises(EgressRefused, match="private"):
+        run(async_get("https://10.1.2.3./", resolver=resolver))
     assert resolver.calls == []
 
 
@@ -296,7 +344,7 @@ def test_sync_client_refuses_private_literal_and_name() -> None:
 # Redirects: every hop is checked
 
 
-@pytest.mark.parametrize("path", ["/to-private", "/to-internal", "/to-metadata"])
+@pytest.mark.parametrize("path", ["/to-private", "/to-internal", "/to-metadata", "/to-numeric", "/to-unparsable"])
 def test_redirect_to_private_address_refused(server: Server, path: str) -> None:
     resolver = RecordingResolver({"internal.example": ["10.1.2.3"]})
     with pytest.raises(EgressRefused):
@@ -304,7 +352,7 @@ def test_redirect_to_private_address_refused(server: Server, path: str) -> None:
     assert [p for p, _ in server.seen] == [path]
 
 
-@pytest.mark.parametrize("path", ["/to-private", "/to-internal"])
+@pytest.mark.parametrize("path", ["/to-private", "/to-internal", "/to-numeric", "/to-unparsable"])
 def test_sync_redirect_to_private_address_refused(server: Server, path: str) -> None:
     resolver = RecordingResolver({"internal.example": ["10.1.2.3"]})
     with egress_sync_client(allow_loopback=True, resolver=resolver) as client, pytest.raises(EgressRefused):
@@ -478,3 +526,219 @@ def test_parse_json_bounded() -> None:
     assert "secret-body" not in info.value.message
     with pytest.raises(ProviderError):
         parse_json_bounded(b"[" * 100_000 + b"]" * 100_000, limit=10**6)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Total deadline: httpx's timeouts bound each read, so a provider that sends a little at a time never trips
+# them. The bound here is 0.5 s and the slow answers below take seconds; each test asserts the deadline
+# error and that the server saw the client hang up before its answer was complete, never elapsed time.
+
+BOUND = 0.5
+TRICKLE_INTERVAL = 0.05  # well under the bound, so no per-read timeout ever fires
+TRICKLE_BYTES = 200  # 10 s at that pace: far past the bound
+
+
+@dataclass(frozen=True)
+class SlowAnswer:
+    """``head`` after ``delay`` seconds, then ``trickled`` one byte per ``TRICKLE_INTERVAL``."""
+
+    head: bytes
+    trickled: bytes = b""
+    delay: float = 0.0
+
+
+class TrickleServer:
+    """An asyncio HTTP/1.1 server on 127.0.0.1 (its own loop, in a thread) that answers slowly.
+
+    Records the paths requested, the paths whose answer was sent in full, and the paths whose client hung
+    up first (the connection closed by the client, seen as EOF on the socket)."""
+
+    def __init__(self, answers: dict[str, SlowAnswer]) -> None:
+        self.answers = answers
+        self.requested: list[str] = []
+        self.finished: list[str] = []
+        self.hung_up: dict[str, threading.Event] = {path: threading.Event() for path in answers}
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+
+    def _serve(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+        started.set()
+        self.loop.run_forever()
+        self.loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            path = head.split(b" ")[1].decode()
+            self.requested.append(path)
+            answer = self.answers[path]
+            eof = asyncio.ensure_future(reader.read(1))  # b"" once the client closes the connection
+            await asyncio.sleep(answer.delay)
+            writer.write(answer.head)
+            await writer.drain()
+            for byte in answer.trickled:
+                await asyncio.sleep(TRICKLE_INTERVAL)
+                if eof.done():
+                    self.hung_up[path].set()
+                    return
+                writer.write(bytes([byte]))
+                await writer.drain()
+            self.finished.append(path)
+            await eof
+            self.hung_up[path].set()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    async def _shutdown(self) -> None:
+        self.server.close()
+        handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await self.server.wait_closed()
+
+
+def _head(status: str, length: int, *extra: str) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {length}", "Content-Type: application/json", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+SLOW_BODY = b'{"token": "' + b"x" * (TRICKLE_BYTES - 14) + b'"}'
+SLOW_ANSWERS = {
+    # The status line and headers themselves arrive a byte at a time.
+    "/slow-head": SlowAnswer(b"", _head("200 OK", 2) + b"{}" + b" " * TRICKLE_BYTES),
+    # Headers at once, then the body a byte at a time.
+    "/slow-body": SlowAnswer(_head("200 OK", len(SLOW_BODY)), SLOW_BODY),
+    # Two hops, each within the bound on its own (0.4 s, then 9 bytes trickled over 0.45 s): the bound is
+    # for the whole exchange, so the second hop is cut off in the middle of its body.
+    "/late-hop": SlowAnswer(_head("302 Found", 0, "Location: /late", "Connection: close"), delay=0.4),
+    "/late": SlowAnswer(_head("200 OK", 9, "Connection: close"), b'"1234567"'),
+}
+
+
+@pytest.fixture
+def trickle() -> Iterator[TrickleServer]:
+    srv = TrickleServer(SLOW_ANSWERS)
+    yield srv
+    srv.close()
+
+
+def _assert_deadline_error(error: BaseException, bound: float = BOUND) -> None:
+    assert isinstance(error, DeadlineExceeded)
+    assert error.message == f"the provider did not answer within {bound:g} s"
+    assert error.code == "provider_unavailable" and error.status == 502 and error.retryable
+    # Still a transport error: code that retries or reports httpx timeouts keeps working.
+    assert isinstance(error, httpx.TimeoutException)
+
+
+@pytest.mark.parametrize("path", ["/slow-head", "/slow-body"])
+def test_a_trickling_answer_is_cut_off_at_the_total_deadline(trickle: TrickleServer, path: str) -> None:
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(async_get(trickle.url(path), allow_loopback=True, timeout=BOUND))
+    _assert_deadline_error(caught.value)
+    assert trickle.hung_up[path].wait(10) and path not in trickle.finished
+
+
+def test_the_deadline_covers_every_redirect_hop(trickle: TrickleServer) -> None:
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(async_get(trickle.url("/late-hop"), allow_loopback=True, timeout=BOUND))
+    _assert_deadline_error(caught.value)
+    assert trickle.requested == ["/late-hop", "/late"]
+    assert trickle.hung_up["/late"].wait(10) and "/late" not in trickle.finished
+
+
+def test_a_streamed_body_read_is_under_the_deadline(trickle: TrickleServer) -> None:
+    async def go() -> None:
+        async with (
+            egress_client(allow_loopback=True, timeout=BOUND) as client,
+            client.stream("GET", trickle.url("/slow-body")) as response,
+        ):
+            async for _ in response.aiter_bytes():
+                pass
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(go())
+    _assert_deadline_error(caught.value)
+    assert trickle.hung_up["/slow-body"].wait(10) and "/slow-body" not in trickle.finished
+
+
+def test_a_per_request_timeout_sets_that_requests_total(trickle: TrickleServer) -> None:
+    async def go() -> None:
+        async with egress_client(allow_loopback=True, timeout=60) as client:
+            await client.get(trickle.url("/slow-body"), timeout=BOUND)
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(go())
+    _assert_deadline_error(caught.value)
+
+
+def test_the_transport_alone_enforces_the_deadline(trickle: TrickleServer) -> None:
+    """authlib's OAuth client is its own AsyncClient and only takes the transport: the bound is its timeout."""
+
+    async def go() -> None:
+        transport = egress_transport(allow_loopback=True)
+        async with httpx.AsyncClient(transport=transport, timeout=BOUND, trust_env=False) as client:
+            await client.get(trickle.url("/slow-head"))
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(go())
+    _assert_deadline_error(caught.value)
+    assert trickle.hung_up["/slow-head"].wait(10)
+
+
+@pytest.mark.parametrize("path", ["/slow-head", "/slow-body", "/late-hop"])
+def test_sync_client_has_the_same_total_deadline(trickle: TrickleServer, path: str) -> None:
+    with (
+        egress_sync_client(allow_loopback=True, timeout=BOUND) as client,
+        pytest.raises(DeadlineExceeded) as caught,
+    ):
+        client.get(trickle.url(path))
+    _assert_deadline_error(caught.value)
+    last = "/late" if path == "/late-hop" else path
+    assert trickle.hung_up[last].wait(10) and last not in trickle.finished
+
+
+def test_a_token_exchange_past_its_deadline_is_provider_unavailable(
+    trickle: TrickleServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oauth, "TOKEN_TIMEOUT", BOUND)
+    client = oauth.OAuthClient("tether-client", "s3cret-client-value-123")
+    with pytest.raises(oauth.ProviderUnavailable) as caught:
+        run(oauth.client_credentials(trickle.url("/slow-body"), client, ["read"], loopback=True))
+    error = caught.value
+    assert error.message == f"the token endpoint did not answer within {BOUND:g} s"
+    assert error.code == "provider_unavailable" and error.retryable
+    assert trickle.hung_up["/slow-body"].wait(10)
+
+
+def test_a_deadline_block_bounds_every_exchange_inside_it(trickle: TrickleServer) -> None:
+    """A caller whose answer takes several exchanges (retries) bounds them together, below each client's own."""
+
+    async def go() -> None:
+        async with egress_client(allow_loopback=True, timeout=60) as client:
+            with deadline(BOUND):
+                await client.get(trickle.url("/slow-body"))
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        run(go())
+    _assert_deadline_error(caught.value)
+    assert trickle.hung_up["/slow-body"].wait(10)

@@ -28,6 +28,17 @@ How the guard works:
   (:class:`ResponseTooLarge`); a larger Content-Length is refused before reading. gzip and deflate are
   decoded here, with the bound applied to the decoded bytes, so a compression bomb is stopped too; such
   responses reach the caller without Content-Encoding / Content-Length headers. Other encodings are refused.
+* Time. httpx's timeouts bound each phase (connect, each read, each write), so a provider sending a byte at a
+  time never trips them. Every exchange also has a total deadline (:class:`DeadlineExceeded`): from the
+  request being sent to its body being read, redirect hops and auth requests (a token minted by an
+  ``httpx.Auth``) included. The bound is the request's timeout: the client's ``timeout`` or a per-call
+  ``timeout=`` (its largest phase when phases differ); a call with ``timeout=None`` keeps the client's bound,
+  there is no unbounded exchange. Async reads are cancelled when the deadline passes; the sync client caps
+  each socket operation at the time left. Either way the connection is closed, not returned to the pool.
+* URLs. A URL whose host httpx or IDNA cannot parse (``https://0177.0.0.1``, ``https://①②⑦.0.0.1``) is
+  refused as :class:`EgressRefused`, not raised as ``httpx.InvalidURL``; so is a numeric host that is not a
+  dotted-quad (``2130706433``, ``0x7f.0.0.1``, ``127.1``): URL parsers and resolvers disagree on what
+  address such a host means, and a provider never needs one.
 * Nothing here logs, and error messages name the scheme and host only, never paths, queries or bodies.
 
 Loopback is allowed only with ``allow_loopback=True`` or env ``TETHER_ALLOW_LOOPBACK_PROVIDERS=1`` (tests).
@@ -35,34 +46,44 @@ Loopback is allowed only with ``allow_loopback=True`` or env ``TETHER_ALLOW_LOOP
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ipaddress
 import json
+import math
 import os
 import socket
 import ssl
+import string
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import anyio
 import anyio.to_thread
 import certifi
 import httpcore
 import httpx
+import idna
 
 from engine.errors import EgressRefused, ProviderError, TetherError
 from engine.inputs import ascii_int
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
     "LOOPBACK_ENV",
+    "DeadlineExceeded",
     "ResponseTooLarge",
     "check_address",
+    "deadline",
     "egress_client",
     "egress_sync_client",
+    "egress_transport",
     "loopback_allowed",
+    "numeric_host",
     "parse_json_bounded",
     "read_json",
     "read_json_sync",
@@ -82,6 +103,81 @@ _STRIPPED_WHEN_DECODED = {b"content-encoding", b"content-length"}
 # True while a plain-http request is being sent: its connection must land on loopback. A context variable
 # because httpcore opens the connection in the task (or thread) that sends the request.
 _PLAINTEXT: contextvars.ContextVar[bool] = contextvars.ContextVar("tether_egress_plaintext", default=False)
+_HEX_DIGITS = frozenset(string.hexdigits)
+
+
+class DeadlineExceeded(TetherError, httpx.TimeoutException):
+    """An exchange went past its total deadline; it was cut off there and its connection closed.
+
+    A Tether error (``provider_unavailable``, 502, retryable) so the API and stored runs say the bound, and an
+    ``httpx.TimeoutException`` so code that handles httpx's transport errors and timeouts handles it too.
+    """
+
+    code = "provider_unavailable"
+    status = 502
+    retryable: ClassVar[bool] = True
+
+    def __init__(self, seconds: float, request: httpx.Request | None = None) -> None:
+        self.seconds = seconds
+        super().__init__(f"the provider did not answer within {seconds:g} s")
+        self._request = request
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """When one exchange must be over (``time.monotonic`` seconds) and the bound it came from."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def start(cls, seconds: float) -> _Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def exceeded(self, request: httpx.Request | None = None) -> DeadlineExceeded:
+        return DeadlineExceeded(self.seconds, request)
+
+
+# The deadline of the exchange being sent; set by the clients' ``send`` (so it spans redirects and auth
+# requests) or, for a transport used by another client (authlib), by the transport for each request.
+_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("tether_egress_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every exchange sent inside the block (any egress client or transport) ends within ``seconds`` from now.
+
+    For callers whose one answer takes several exchanges (a refresh retried after a 503): the block's bound
+    is shared by all of them, while each exchange keeps its own bound too; the earlier of the two wins.
+    """
+    if not seconds > 0:
+        raise ValueError("seconds must be positive")
+    token = _DEADLINE.set(_within_running(_Deadline.start(seconds)))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _bound(request: httpx.Request, default: float) -> float:
+    """The total bound of ``request``: the largest of its httpx timeouts, or ``default`` when none is set."""
+    phases = request.extensions.get("timeout")
+    values = [float(v) for v in phases.values() if v is not None] if isinstance(phases, dict) else []
+    return max(values) if values else default
+
+
+def _deadline_for(request: httpx.Request, default: float) -> _Deadline:
+    """The deadline ``request`` is sent under: its own bound, within any deadline already running."""
+    return _within_running(_Deadline.start(_bound(request, default)))
+
+
+def _within_running(own: _Deadline) -> _Deadline:
+    """The earlier of ``own`` and the running deadline: a nested exchange or block never outlives its caller."""
+    outer = _DEADLINE.get()
+    return outer if outer is not None and outer.at <= own.at else own
 
 
 class ResponseTooLarge(TetherError):
@@ -163,6 +259,32 @@ def _ip_literal(host: str) -> bool:
     return True
 
 
+def numeric_host(name: str) -> bool:
+    """Whether a host name ends in a number (WHATWG URL): a URL parser reads it as an IPv4 address.
+
+    ``2130706433``, ``0x7f.0.0.1``, ``0177.0.0.1`` and ``127.1`` all mean 127.0.0.1 to a browser or to
+    ``inet_aton``; only a plain dotted-quad is read the same way everywhere.
+    """
+    last = name.rstrip(".").rsplit(".", 1)[-1].lower()
+    if last.isascii() and last.isdigit():
+        return True
+    return last.startswith("0x") and all(c in _HEX_DIGITS for c in last[2:])
+
+
+def _parsed(url: str | httpx.URL) -> httpx.URL:
+    """``url`` parsed as httpx will send it; a URL or host httpx or IDNA cannot read is refused, not raised."""
+    try:
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 - decodes an IDNA A-label, which raises on a malformed one (xn--zz)
+    except (httpx.InvalidURL, idna.IDNAError):
+        raise _unparsable() from None
+    return parsed
+
+
+def _unparsable() -> EgressRefused:
+    return EgressRefused("refused: the URL or its host name cannot be parsed")
+
+
 @dataclass(frozen=True)
 class _Policy:
     """What one client allows; shared by the async and sync code paths."""
@@ -170,10 +292,12 @@ class _Policy:
     allow_loopback: bool
     resolver: Resolver
     max_response_bytes: int
+    #: The total bound of an exchange whose request carries no timeout.
+    deadline: float = DEFAULT_TIMEOUT
 
     def check_request(self, request: httpx.Request) -> bool:
-        """Scheme check for one request (every redirect hop); returns True when it is plain http."""
-        url = request.url
+        """Scheme and host check for one request (every redirect hop); returns True when it is plain http."""
+        url = _parsed(request.url)
         if url.scheme == "https":
             return False
         if url.scheme == "http" and self.allow_loopback:
@@ -186,6 +310,10 @@ class _Policy:
         if _ip_literal(host):
             return host, True
         name = host.rstrip(".").lower()
+        if _ip_literal(name):
+            return name, True
+        if numeric_host(name):
+            raise EgressRefused(f"refused {name}: a numeric host must be a dotted-quad IPv4 address")
         if (name == "localhost" or name.endswith(".localhost")) and not self.allow_loopback:
             raise EgressRefused(f"refused {name}: it is a loopback name")
         return name, False
@@ -269,9 +397,11 @@ class _SyncGuardBackend(httpcore.NetworkBackend):
         error: Exception = httpcore.ConnectError(f"could not connect to {name}")
         for ip in self._policy.validate(name, addresses):
             try:
-                return self._inner.connect_tcp(
-                    ip, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
+                with _DeadlineCap(timeout, httpcore.ConnectTimeout) as capped:
+                    stream = self._inner.connect_tcp(
+                        ip, port, timeout=capped, local_address=local_address, socket_options=socket_options
+                    )
+                return _DeadlineSyncStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
         raise error
@@ -283,6 +413,60 @@ class _SyncGuardBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+class _DeadlineCap:
+    """``with _DeadlineCap(timeout, Timeout) as capped``: ``timeout`` cut to the running deadline's time left.
+
+    Raises :class:`DeadlineExceeded` when no time is left, or when the operation timed out (``Timeout``) on
+    the cut bound, so a blocking socket call never outlives the exchange's deadline.
+    """
+
+    def __init__(self, timeout: float | None, timeout_error: type[Exception]) -> None:
+        self._deadline = _DEADLINE.get()
+        self._timeout_error = timeout_error
+        self._cut = False
+        self.timeout = timeout
+        if self._deadline is not None:
+            left = self._deadline.remaining()
+            if left <= 0:
+                raise self._deadline.exceeded()
+            self._cut = left < (math.inf if timeout is None else timeout)
+            self.timeout = min(left, math.inf if timeout is None else timeout)
+
+    def __enter__(self) -> float | None:
+        return self.timeout
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._deadline is not None and self._cut and isinstance(exc, self._timeout_error):
+            raise self._deadline.exceeded() from None
+
+
+class _DeadlineSyncStream(httpcore.NetworkStream):
+    """A socket stream whose every read, write and TLS handshake ends by the running exchange's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _DeadlineCap(timeout, httpcore.ReadTimeout) as capped:
+            return self._inner.read(max_bytes, capped)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        with _DeadlineCap(timeout, httpcore.WriteTimeout) as capped:
+            self._inner.write(buffer, capped)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        with _DeadlineCap(timeout, httpcore.ConnectTimeout) as capped:
+            return _DeadlineSyncStream(self._inner.start_tls(ssl_context, server_hostname, capped))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 class _Meter:
@@ -314,12 +498,23 @@ class _Meter:
 
 
 class _BoundedAsyncStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, meter: _Meter) -> None:
+    def __init__(self, inner: httpx.AsyncByteStream, meter: _Meter, deadline: _Deadline) -> None:
         self._inner = inner
         self._meter = meter
+        self._deadline = deadline
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
+        chunks = aiter(self._inner)
+        while True:
+            # One scope per read, never across a yield: the consumer's own awaits are not ours to cancel.
+            with anyio.move_on_after(self._deadline.remaining()) as scope:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+            if scope.cancelled_caught:
+                await self._inner.aclose()
+                raise self._deadline.exceeded()
             if data := self._meter.feed(chunk):
                 yield data
         if tail := self._meter.flush():
@@ -330,12 +525,23 @@ class _BoundedAsyncStream(httpx.AsyncByteStream):
 
 
 class _BoundedSyncStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, meter: _Meter) -> None:
+    def __init__(self, inner: httpx.SyncByteStream, meter: _Meter, deadline: _Deadline) -> None:
         self._inner = inner
         self._meter = meter
+        self._deadline = deadline
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
+        chunks = iter(self._inner)
+        while True:
+            # The socket reads under this next() are capped by the deadline (_DeadlineSyncStream); set only
+            # around it, never across a yield, since a generator shares its consumer's context.
+            token = _DEADLINE.set(self._deadline)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            finally:
+                _DEADLINE.reset(token)
             if data := self._meter.feed(chunk):
                 yield data
         if tail := self._meter.flush():
@@ -373,11 +579,15 @@ class _AsyncGuardTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = _deadline_for(request, self._policy.deadline)
         token = _PLAINTEXT.set(self._policy.check_request(request))
         try:
-            response = await super().handle_async_request(request)
+            with anyio.move_on_after(deadline.remaining()) as scope:
+                response = await super().handle_async_request(request)
         finally:
             _PLAINTEXT.reset(token)
+        if scope.cancelled_caught:
+            raise deadline.exceeded(request)
         stream = cast(httpx.AsyncByteStream, response.stream)
         try:
             meter, headers = _meter_for(request, response, self._policy.max_response_bytes)
@@ -387,7 +597,7 @@ class _AsyncGuardTransport(httpx.AsyncHTTPTransport):
         return httpx.Response(
             response.status_code,
             headers=headers,
-            stream=_BoundedAsyncStream(stream, meter),
+            stream=_BoundedAsyncStream(stream, meter, deadline),
             extensions=response.extensions,
         )
 
@@ -405,10 +615,13 @@ class _SyncGuardTransport(httpx.HTTPTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = _deadline_for(request, self._policy.deadline)
         token = _PLAINTEXT.set(self._policy.check_request(request))
+        running = _DEADLINE.set(deadline)
         try:
             response = super().handle_request(request)
         finally:
+            _DEADLINE.reset(running)
             _PLAINTEXT.reset(token)
         stream = cast(httpx.SyncByteStream, response.stream)
         try:
@@ -419,9 +632,50 @@ class _SyncGuardTransport(httpx.HTTPTransport):
         return httpx.Response(
             response.status_code,
             headers=headers,
-            stream=_BoundedSyncStream(stream, meter),
+            stream=_BoundedSyncStream(stream, meter, deadline),
             extensions=response.extensions,
         )
+
+
+class _EgressAsyncClient(httpx.AsyncClient):
+    """What only the client sees: one deadline across a whole ``send`` (every redirect hop, every request of
+    an auth flow) and request URLs httpx cannot parse (refused rather than ``httpx.InvalidURL``)."""
+
+    def __init__(self, *, deadline: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._deadline = deadline
+
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        return super().build_request(method, _parsed(url) if isinstance(url, str) else url, **kwargs)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        token = _DEADLINE.set(_deadline_for(request, self._deadline))
+        try:
+            return await super().send(request, **kwargs)
+        except idna.IDNAError:
+            raise _unparsable() from None  # a redirect to a malformed A-label (httpx decodes it to follow it)
+        finally:
+            _DEADLINE.reset(token)
+
+
+class _EgressSyncClient(httpx.Client):
+    """The sync twin of :class:`_EgressAsyncClient`."""
+
+    def __init__(self, *, deadline: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._deadline = deadline
+
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        return super().build_request(method, _parsed(url) if isinstance(url, str) else url, **kwargs)
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        token = _DEADLINE.set(_deadline_for(request, self._deadline))
+        try:
+            return super().send(request, **kwargs)
+        except idna.IDNAError:
+            raise _unparsable() from None
+        finally:
+            _DEADLINE.reset(token)
 
 
 def _client_kwargs(
@@ -436,10 +690,12 @@ def _client_kwargs(
 ) -> tuple[_Policy, ssl.SSLContext, dict[str, Any]]:
     if max_response_bytes < 1:
         raise ValueError("max_response_bytes must be positive")
-    policy = _Policy(loopback_allowed(allow_loopback), resolver or system_resolver, max_response_bytes)
+    if not timeout > 0:
+        raise ValueError("timeout must be positive: every exchange has a total deadline")
+    policy = _Policy(loopback_allowed(allow_loopback), resolver or system_resolver, max_response_bytes, timeout)
     if base_url:
         # Fail at construction on a misconfigured base URL rather than on its first request.
-        policy.check_request(httpx.Request("GET", base_url))
+        policy.check_request(httpx.Request("GET", _parsed(base_url)))
     merged = httpx.Headers({"Accept-Encoding": "gzip, deflate"})
     merged.update(headers or {})
     context = ssl_context or ssl.create_default_context(cafile=certifi.where())
@@ -463,8 +719,10 @@ def egress_client(
 ) -> httpx.AsyncClient:
     """An AsyncClient whose every request and redirect hop passes the egress guard (see module docstring).
 
-    ``resolver`` maps a hostname to IP strings (default: the system resolver); ``ssl_context`` replaces the
-    certifi trust store (a private CA, tests). Authorization headers are dropped on cross-origin redirects.
+    ``timeout`` (seconds) bounds each exchange as a whole and each phase of it; a call's own ``timeout=``
+    replaces it for that call. ``resolver`` maps a hostname to IP strings (default: the system resolver);
+    ``ssl_context`` replaces the certifi trust store (a private CA, tests). Authorization headers are dropped
+    on cross-origin redirects.
     """
     policy, context, kwargs = _client_kwargs(
         base_url=base_url,
@@ -476,7 +734,8 @@ def egress_client(
         ssl_context=ssl_context,
     )
     transport = _AsyncGuardTransport(policy, context, limits or httpx.Limits())
-    return httpx.AsyncClient(
+    return _EgressAsyncClient(
+        deadline=timeout,
         auth=auth,
         follow_redirects=follow_redirects,
         max_redirects=max_redirects,
@@ -510,7 +769,8 @@ def egress_sync_client(
         ssl_context=ssl_context,
     )
     transport = _SyncGuardTransport(policy, context, limits or httpx.Limits())
-    return httpx.Client(
+    return _EgressSyncClient(
+        deadline=timeout,
         auth=auth,
         follow_redirects=follow_redirects,
         max_redirects=max_redirects,
@@ -584,6 +844,8 @@ def egress_transport(
     Why: authlib's ``AsyncOAuth2Client`` *is* an AsyncClient, so it cannot be built by :func:`egress_client`;
     it takes this transport instead and gets the same per-request and per-connection checks. The caller must
     also pass ``trust_env=False`` and ``Accept-Encoding: gzip, deflate`` (what :func:`egress_client` sets).
+    The total deadline is then per request (each redirect hop its own): the request's timeout, else
+    ``DEFAULT_TIMEOUT``.
     """
     if max_response_bytes < 1:
         raise ValueError("max_response_bytes must be positive")

@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from engine.connections import OAuth2
-from engine.egress import egress_transport
+from engine.egress import DeadlineExceeded, egress_transport
 from engine.errors import ProviderError, TetherError
 from engine.inputs import ascii_int
 
@@ -325,7 +325,9 @@ class _MapErrors:
         return None
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, TetherError) or not isinstance(exc, Exception):
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, TetherError) and not isinstance(exc, DeadlineExceeded):
             return False  # the egress guard's own errors are already safe to show
         raise _translate(self.endpoint, exc) from None
 
@@ -335,6 +337,9 @@ def _translate(endpoint: str, exc: Exception) -> TetherError:
         return _answered_error(endpoint, getattr(exc, "error", None))
     if isinstance(exc, httpx.HTTPStatusError):
         return _status_error(endpoint, exc.response)
+    if isinstance(exc, DeadlineExceeded):
+        # Mapped like every other timeout, so callers that retry ProviderUnavailable retry this too.
+        return ProviderUnavailable(f"the {endpoint} did not answer within {exc.seconds:g} s")
     if isinstance(exc, httpx.TimeoutException):
         return ProviderUnavailable(f"the {endpoint} timed out")
     if isinstance(exc, httpx.TransportError):

@@ -158,6 +158,43 @@ def test_org_url_refuses_anything_but_a_public_https_origin(bad: str) -> None:
         OktaSettings(org_url=bad)
 
 
+@pytest.mark.parametrize("bad", [
+    # Every spelling of 127.0.0.1 a URL parser or inet_aton accepts (httpx raised InvalidURL on some: a 500).
+    "https://0177.0.0.1", "https://0x7f.0.0.1", "https://2130706433", "https://127.1", "https://017700000001",
+    "https://127.0.0.1.", "https://1.2.3.4.5", "https://8.8.8.8",
+    # Non-ASCII digits and letters that look like an address or a name.
+    "https://\u2460\u2461\u2466.0.0.1", "https://\u0661\u0662\u0667.0.0.1", "https://\uff41\uff43\uff4d\uff45.okta.com",
+    "https://\u00b9\u00b2\u2077.0.0.1", "https://acme\u200b.okta.com",
+    # Hosts that are not DNS names, and ports that are not ports.
+    "https://xn--zz.okta.com", "https://a..okta.com", "https://-acme.okta.com", "https://acme_1.okta.com",
+    "https://exa mple.com", "https://acme.okta.com\x00", "https://a.localhost", "https://acme.okta.com:99999",
+    "https://acme.okta.com:0",
+])
+def test_org_url_refuses_numeric_and_unparsable_hosts(bad: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        OktaSettings(org_url=bad)
+    [error] = caught.value.errors()
+    assert error["type"] == "value_error"  # a form error (422 invalid_input), never httpx.InvalidURL
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("https://acme.okta.com.", ORG),
+    ("https://ACME\u3002okta\u3002com", ORG),  # ideographic full stops, as httpx reads them
+    ("https://b\u00fccher.example", "https://xn--bcher-kva.example"),  # stored as it is sent: the A-label
+    ("https://acme.okta.com:443/", ORG),
+])
+def test_org_url_is_stored_as_the_host_httpx_sends(given: str, stored: str) -> None:
+    assert OktaSettings(org_url=given).org_url == stored
+
+
+@pytest.mark.parametrize("host", ["0177.0.0.1", "\u2460\u2461\u2467.0.0.1", "0x7f.0.0.1", "2130706433", "xn--zz.com"])
+def test_a_stored_org_url_httpx_cannot_parse_is_refused_not_a_crash(host: str) -> None:
+    """A URL stored before the form check was strict reaches the guard: refused (502), not InvalidURL (500)."""
+    stored = OktaSettings.model_construct(org_url=f"https://{host}")
+    with pytest.raises(EgressRefused):
+        run(HealthCheck().run(op_context(client(settings=stored))))
+
+
 def test_egress_guard_refuses_a_private_org_host_at_request_time() -> None:
     """The form check is a courtesy; the guard is what protects (a name may resolve to a private address)."""
     # No respx here: it would replace the transport's network backend, which is where the guard checks addresses.
