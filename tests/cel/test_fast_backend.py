@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -124,10 +123,10 @@ def test_qualified_names() -> None:
 
 def test_runaway_map_stops_with_an_error_not_a_hang() -> None:
     expression = compile_expression("payload.items.map(a, payload.items.map(b, payload.items.map(c, a + b + c)))")
-    started = time.perf_counter()
+    # The budget error is the proof (10^9 iterations would run for minutes; pytest's timeout catches a hang).
+    # No wall-clock assert: one failed CI under load (issue 16, item 10).
     with pytest.raises(CelError, match="budget"):
-        expression.evaluate({"payload": {"items": list(range(1000))}})  # 10^9 iterations if it ran
-    assert time.perf_counter() - started < 1.0
+        expression.evaluate({"payload": {"items": list(range(1000))}})
 
 
 def test_runaway_concatenation_stops() -> None:
