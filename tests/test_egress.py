@@ -29,9 +29,11 @@ from cryptography.x509.oid import NameOID
 
 from engine import oauth
 from engine.egress import (
+    DEFAULT_MAX_REDIRECTS,
     LOOPBACK_ENV,
     DeadlineExceeded,
     ResponseTooLarge,
+    TooManyRedirects,
     check_address,
     deadline,
     egress_client,
@@ -42,7 +44,7 @@ from engine.egress import (
     read_json_sync,
 )
 from engine.errors import EgressRefused, ProviderError
-from support.trickle import TRICKLE_BYTES, SlowAnswer, TrickleServer, http_head
+from support.trickle import TRICKLE_BYTES, SlowAnswer, TrickleServer, http_head, trickle_server
 
 # ----------------------------------------------------------------------------------------------------
 # Network guard and helpers
@@ -654,3 +656,21 @@ def test_a_deadline_block_bounds_every_exchange_inside_it(trickle: TrickleServer
         run(go())
     _assert_deadline_error(caught.value)
     assert trickle.hung_up["/slow-body"].wait(10)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_a_redirect_loop_is_a_provider_error_not_a_crash(sync: bool) -> None:
+    """httpx's TooManyRedirects is no transport error, so the handlers of provider trouble let it through as a 500."""
+    loop = SlowAnswer(http_head("302 Found", 0, "Location: /loop", "Connection: close"))
+    with trickle_server({"/loop": loop}) as server:
+        with pytest.raises(TooManyRedirects) as caught:
+            if sync:
+                with egress_sync_client(allow_loopback=True, timeout=5) as client:
+                    client.get(server.url("/loop"))
+            else:
+                run(async_get(server.url("/loop"), allow_loopback=True, timeout=5))
+        assert len(server.requested) == DEFAULT_MAX_REDIRECTS + 1
+    error = caught.value
+    assert (error.code, error.status) == ("provider_error", 502)
+    assert error.message == f"the provider redirected more than {DEFAULT_MAX_REDIRECTS} times"
+    assert isinstance(error, httpx.TooManyRedirects)
