@@ -18,7 +18,7 @@ import httpx
 
 from engine import ProviderError
 from engine.egress import read_json
-from engine.providerkit import CursorPages, Page, PageRequest, RateLimited
+from engine.providerkit import CursorPages, Page, PageRequest, RateLimited, retry_after_seconds
 from engine.providerkit import paginate as paginate_pages
 
 API_URL = "https://slack.com/api"
@@ -72,8 +72,7 @@ def raise_for_error(body: dict[str, Any], method: str, status: int = 200) -> Non
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    return retry_after_seconds(headers)
 
 
 async def paginate(client: httpx.AsyncClient, method: str, *, items: str,
