@@ -114,7 +114,9 @@ def compile_expression(text: str, backend: str | None = None) -> Expression:
             return Expression(text, ast, None, celfast.compile_tree(ast))
         literals = {pattern: compile_pattern(pattern) for pattern in literal_patterns(ast)}
     except PatternError as exc:
-        raise CelError(f"does not compile: matches pattern refused by RE2: {exc}") from None
+        # the pattern is the expression author's own text (a tenant's filter, a definition's mapping)
+        shown = exc.pattern if len(exc.pattern) <= 80 else exc.pattern[:77] + "..."
+        raise CelError(f"does not compile: matches pattern {shown!r} refused by RE2: {exc.reason}") from None
     functions = {**celpy_functions(), "matches": celpy_matches(literals)}
     return Expression(text, ast, _environment.program(ast, functions=functions))
 

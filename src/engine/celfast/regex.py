@@ -35,13 +35,21 @@ Regexp = Any  # re2._Regexp (private in google-re2)
 class PatternError(ValueError):
     """RE2 refuses the pattern; the message is RE2's reason (it quotes part of the pattern)."""
 
+    def __init__(self, pattern: str, reason: str) -> None:
+        super().__init__(reason)
+        self.pattern = pattern
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
 
 def compile_pattern(pattern: str) -> Regexp:
     """Compile with RE2 under ``MAX_MEM``; raises ``PatternError`` naming RE2's reason."""
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
-        raise PatternError(_reason(exc)) from None
+        raise PatternError(pattern, _reason(exc)) from None
 
 
 @lru_cache(maxsize=CACHE_SIZE)
