@@ -220,3 +220,15 @@ async def test_saving_a_filter_with_a_refused_pattern_is_a_422(app: httpx.AsyncC
         assert "refused by RE2" in error["message"]
     kept = await app.get(f"/v1/integrations/{iid}", headers=headers)
     assert kept.json()["filter_expr"] == saved
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_lone_surrogate_is_an_error_value_not_a_crash(backend: str) -> None:
+    # JSON can carry "\ud800"; RE2 reads UTF-8 and cannot encode it
+    expression = compile_expression('payload.s.matches("a")', backend=backend)
+    with pytest.raises(CelError, match="not valid Unicode"):
+        expression.evaluate({"payload": {"s": "a\ud800"}})
+    absorbed = compile_expression('payload.s.matches("a") || true', backend=backend)
+    assert absorbed.evaluate({"payload": {"s": "a\ud800"}}) is True
+    with pytest.raises(CelError, match="does not compile"):
+        compile_expression('payload.s.matches("\\ud800")', backend=backend)

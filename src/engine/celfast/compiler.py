@@ -24,7 +24,7 @@ from engine.celfast import operators as ops
 from engine.celfast.budget import charge
 from engine.celfast.errors import BudgetExceeded, EvalError, no_overload
 from engine.celfast.functions import resolve
-from engine.celfast.regex import PatternError, compile_pattern, dynamic_pattern, match_cost
+from engine.celfast.regex import PatternError, compile_pattern, dynamic_pattern, match_cost, search
 from engine.celfast.values import (
     INT64_MAX,
     INT64_MIN,
@@ -529,7 +529,7 @@ class Compiler:
                 if type(x) is not str:
                     raise no_overload("matches", x, source)
                 charge(a, match_cost(x, source))
-                return regexp.search(x) is not None
+                return search(regexp, x)
 
             return matches_literal
 
@@ -544,7 +544,7 @@ class Compiler:
             except PatternError:
                 # the pattern may be payload data: the error names the failure, never the pattern
                 raise EvalError("matches: invalid regular expression (RE2 refuses it)") from None
-            return regexp.search(x) is not None
+            return search(regexp, x)
 
         return matches_dynamic
 

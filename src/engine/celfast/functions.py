@@ -238,6 +238,9 @@ def celpy_matches(literals: dict[str, Regexp]) -> Callable[..., Any]:
                 regexp = dynamic_pattern(str(pattern))
             except PatternError:
                 return evaluation.CELEvalError("matches: invalid regular expression (RE2 refuses it)", ValueError, ())
-        return celtypes.BoolType(search(regexp, str(text)))
+        try:
+            return celtypes.BoolType(search(regexp, str(text)))
+        except EvalError as exc:
+            return evaluation.CELEvalError(exc.message, ValueError, ())
 
     return matches_

@@ -18,6 +18,8 @@ from typing import Any
 
 import re2
 
+from engine.celfast.errors import EvalError
+
 #: The memory RE2 may use for one compiled pattern (its program and DFA cache). A pattern over it is refused at
 #: compile time (``\pL{1000}`` is); matching stays linear because RE2 falls back to its NFA when the DFA cache fills.
 MAX_MEM = 2 * 1024 * 1024
@@ -50,6 +52,8 @@ def compile_pattern(pattern: str) -> Regexp:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         raise PatternError(pattern, _reason(exc)) from None
+    except UnicodeEncodeError:  # RE2 reads UTF-8; a lone surrogate is not encodable
+        raise PatternError(pattern, "the pattern is not valid Unicode text") from None
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -69,8 +73,13 @@ def dynamic_pattern(pattern: str) -> Regexp:
 
 
 def search(regexp: Regexp, text: str) -> bool:
-    """CEL ``matches``: whether the pattern matches any substring of ``text`` (RE2 semantics, unanchored)."""
-    return regexp.search(text) is not None
+    """CEL ``matches``: whether the pattern matches any substring of ``text`` (RE2 semantics, unanchored).
+
+    Raises ``EvalError`` for a string RE2 cannot read (a lone surrogate, which JSON can carry)."""
+    try:
+        return regexp.search(text) is not None
+    except UnicodeEncodeError:
+        raise EvalError("matches: the string is not valid Unicode text") from None
 
 
 def match_cost(text: str, pattern: str) -> int:
