@@ -128,7 +128,7 @@ def literal_patterns(tree: lark.Tree) -> list[str]:
         if node.data == "member_dot_arg":
             children = [c for c in node.children if c is not None]
             name, position = children[1], 0
-        elif node.data == "ident_arg":
+        elif node.data in ("ident_arg", "dot_ident_arg"):
             children = [c for c in node.children if c is not None]
             name, position = children[0], 1
         else:

@@ -57,7 +57,8 @@ def test_catastrophic_backtracking_pattern_is_linear(backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pattern", REFUSED)
 def test_refused_literal_pattern_is_a_compile_error(backend: str, pattern: str) -> None:
-    for text in (f'payload.s.matches("{pattern}")', f'matches(payload.s, "{pattern}")'):
+    forms = ("payload.s.matches({})", "matches(payload.s, {})", ".matches(payload.s, {})", "payload.s.matches(({}))")
+    for text in (form.format(f'"{pattern}"') for form in forms):
         with pytest.raises(CelError) as caught:
             compile_expression(text, backend=backend)
         assert "does not compile" in caught.value.message and "RE2" in caught.value.message
