@@ -18,15 +18,11 @@ import pytest
 from sqlmodel import select
 
 from definitions.azure_entra_id import definition as entra
-from engine.crypto import KeyRing, generate_master_key
 from engine.database import Database
 from engine.endpoints import endpoint_secret, ensure_endpoints
-from engine.masterkey import KeySource
-from engine.registry import Registry
 from engine.runtime import Runtime
-from engine.settings import Settings
 from engine.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
-from support.webhook_kit import drain, make_app
+from support.webhook_kit import drain, make_app, make_runtime
 
 NOTIFICATION = Path(__file__).parents[1] / "fixtures" / "azure_entra_id" / "notification_users.json"
 
@@ -44,15 +40,7 @@ class Graph:
 async def graph(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Graph]:
     monkeypatch.setenv("TETHER_AZURE_ENTRA_ID_CLIENT_ID", "tether-app")
     monkeypatch.setenv("TETHER_SECRET_AZURE_ENTRA_ID_CLIENT_SECRET", "tether-app-secret")
-    registry = Registry()
-    registry.register(entra)
-    runtime = Runtime(
-        Settings(database_url=database.url, public_url="https://tether.example"),
-        database,
-        registry,
-        KeySource(KeyRing.from_master_key(generate_master_key()), "env"),
-    )
-    runtime._load_operator_configs()
+    runtime = make_runtime(database, monkeypatch, entra)
     integration = Integration(tenant_id="t1", owner_id="o1", definition_id="azure_entra_id",
                               status=IntegrationStatus.connected)
     with runtime.db.session() as session:
