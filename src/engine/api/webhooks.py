@@ -127,19 +127,6 @@ def _in_background(runtime: Runtime, row_id: str) -> None:
     task.add_done_callback(_background.discard)
 
 
-def default_hand_off(runtime: Runtime, row_id: str) -> None:
-    """One delivery on its own: a queue message when ``TETHER_BROKER_URL`` is set, else an in-process task.
-
-    The endpoint itself sends one message per committed batch instead (``_queue_batch``, ``DeliverySender``).
-    """
-    if runtime.settings.broker_url:
-        from engine import worker
-
-        worker.enqueue_deliveries([row_id], settings=runtime.settings)
-    else:
-        _in_background(runtime, row_id)
-
-
 def _queue_batch(app: Any, sender: DeliverySender, row_ids: list[str]) -> None:
     """After a batch committed (in its worker thread): its row IDs go to the sender, one message per batch. Skipped
     when the app overrides the hand-off (``app.state.webhook_handoff``), which then gets each delivery on its own."""
