@@ -41,10 +41,10 @@ from definitions.scim.protocol import (
 )
 from definitions.scim.store import Store, now_text, version_of
 from engine.api.principal import Principal, current_principal
-from engine.deliveries import load_target
 from engine.errors import NotFoundError, TetherError
 from engine.inputs import ascii_int
 from engine.runtime import Runtime
+from engine.targets import load_target
 from engine.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
 
 log = logging.getLogger("tether.scim")
