@@ -16,8 +16,8 @@ from typing import cast
 import httpx
 
 from definitions.azure_entra_id.config import EntraConfig
-from definitions.azure_entra_id.graph import GRAPH_URL, raise_for_status
 from definitions.azure_entra_id.slots import EntraTenant
+from definitions.microsoft_graph import GRAPH_URL, raise_for_status
 from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client
 from engine.errors import ConfigurationError

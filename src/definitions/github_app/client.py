@@ -25,6 +25,7 @@ from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
+from engine.providerkit import BearerAuth
 
 API_URL = "https://api.github.com"
 HEADERS = {
@@ -48,7 +49,7 @@ class GitHubClient(Client):
     def build(self, ctx: ClientContext) -> httpx.AsyncClient:
         credential = ctx.credential
         if isinstance(credential, GitHubPersonalAccessToken):
-            return _http_client(TokenAuth(credential.token.get_secret_value()))
+            return _http_client(BearerAuth(credential.token.get_secret_value()))
         if not isinstance(credential, GitHubAppInstallation):
             raise TypeError(f"GitHubClient cannot be built from {type(credential).__name__}")
         if ctx.operator_config is None:
@@ -69,17 +70,6 @@ def installation_scoped(client: httpx.AsyncClient) -> bool:
 def _http_client(auth: httpx.Auth) -> httpx.AsyncClient:
     """Every request goes through the egress guard (https only, no private addresses, bounded bodies)."""
     return egress_client(base_url=API_URL, headers=HEADERS, auth=auth)
-
-
-class TokenAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
 
 
 class InstallationAuth(httpx.Auth):

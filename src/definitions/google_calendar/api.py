@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from definitions.custom_oauth2.http import retry_after
+from definitions import google_api
 from definitions.google_calendar.models import (
     CalendarEntry,
     Calendars,
@@ -30,10 +30,10 @@ from definitions.google_calendar.models import (
     UpdateEventRequest,
 )
 from engine import ProviderError
-from engine.egress import parse_json_bounded, read_json
+from engine.egress import read_json
+from engine.providerkit import raise_for_status
 
 API = "https://www.googleapis.com/calendar/v3"
-RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 
 
 class SyncTokenExpired(ProviderError):
@@ -45,26 +45,11 @@ def seg(value: str) -> str:
 
 
 async def check(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    status = response.status_code
-    where = f"{response.request.method} {response.request.url.path}"
-    if status == 401:
-        raise ProviderError(f"Google refused the credential ({where})", provider_status=status, code="unauthorized")
-    if status == 410:
-        raise SyncTokenExpired(f"Google expired the sync token ({where})", provider_status=status)
-    if status == 429 or (status == 403 and RATE_LIMIT_REASONS & _reasons(await response.aread())):
-        raise ProviderError(f"Google rate limit reached ({where})", provider_status=status,
-                            retry_after=retry_after(response.headers), code="rate_limited")
-    raise ProviderError(f"Google answered {status} to {where}", provider_status=status)
-
-
-def _reasons(body: bytes) -> set[str]:
-    try:
-        errors = parse_json_bounded(body, limit=64 * 1024).get("error", {}).get("errors", [])
-        return {str(e.get("reason")) for e in errors if isinstance(e, dict)}
-    except Exception:
-        return set()
+    """Google's conventions (``definitions.google_api``), and 410 Gone on a ``syncToken``: a full sync is due."""
+    if response.status_code == 410:
+        where = f"{response.request.method} {response.request.url.path}"
+        raise SyncTokenExpired(f"Google expired the sync token ({where})", provider_status=410)
+    raise_for_status(response, "Google", is_rate_limit=google_api.is_rate_limit)
 
 
 class GoogleCalendar:
