@@ -518,6 +518,39 @@ class MintedTokenAuth(httpx.Auth):
         raise TypeError(f"{type(self).__name__} mints tokens asynchronously; use it with httpx.AsyncClient")
 
 
+class ClientSecretAuth(MintedTokenAuth):
+    """Client-credentials tokens (RFC 6749 §4.4, the secret posted in the form) from one token endpoint.
+
+    A 400 or 401 from the endpoint is ``unauthorized`` with the ``refused`` message (a wrong or expired secret, no
+    consent, an unknown tenant: the provider's reason is never repeated); ``check`` maps any other error answer.
+    """
+
+    def __init__(self, *, token_url: str, client_id: str, client_secret: str, scope: str, provider: str,
+                 refused: str, check: Callable[[httpx.Response], Any], clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock=clock)
+        self.token_url = token_url
+        self.client_id = client_id
+        self.scope = scope
+        self.provider = provider
+        self.refused = refused
+        self._secret = client_secret
+        self._check = check
+
+    def mint_request(self) -> httpx.Request:
+        return httpx.Request("POST", self.token_url, data={
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+            "scope": self.scope,
+            "grant_type": "client_credentials",
+        })
+
+    async def read_token(self, response: httpx.Response) -> tuple[str, float]:
+        if response.status_code in (400, 401):
+            raise ProviderError(self.refused, provider_status=response.status_code, code="unauthorized")
+        self._check(response)
+        return await token_answer(response, provider=self.provider)
+
+
 async def token_answer(
     response: httpx.Response, *, provider: str, default_lifetime: float | None = None
 ) -> tuple[str, float]:

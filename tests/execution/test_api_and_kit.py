@@ -14,6 +14,7 @@ from engine.api.principal import create_api_key
 from engine.errors import ProviderError
 from engine.providerkit import (
     BearerAuth,
+    ClientSecretAuth,
     CursorPages,
     LinkPages,
     NextLinkPages,
@@ -288,3 +289,31 @@ def test_bearer_auth_sends_the_scheme_and_the_current_token() -> None:
     next(renewed.sync_auth_flow(request))
     assert request.headers["Authorization"] == "Bearer second"
     assert "t0k" not in repr(BearerAuth("t0k"))
+
+
+async def test_client_secret_auth_mints_once_and_maps_a_refusal() -> None:
+    minted: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            form = dict(httpx.QueryParams(request.content.decode()))
+            minted.append(form)
+            if form["client_secret"] != "s3cret":
+                return httpx.Response(401, json={"error": "invalid_client", "error_description": "AADSTS7000215"})
+            return httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600})
+        return httpx.Response(200, json={"auth": request.headers["Authorization"]})
+
+    def auth(secret: str) -> ClientSecretAuth:
+        return ClientSecretAuth(token_url="https://login.example/token", client_id="app", client_secret=secret,
+                                scope="api/.default", provider="P", refused="P refused the app", check=lambda r: None)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth("s3cret")) as client:
+        answers = [(await client.get("https://api.example/x")).json() for _ in range(2)]
+    assert answers == [{"auth": "Bearer at-1"}] * 2
+    assert minted == [{"client_id": "app", "client_secret": "s3cret", "scope": "api/.default",
+                       "grant_type": "client_credentials"}]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth("wrong")) as client:
+        with pytest.raises(ProviderError) as refused:
+            await client.get("https://api.example/x")
+    assert (refused.value.code, refused.value.provider_status) == ("unauthorized", 401)
+    assert "AADSTS" not in str(refused.value) and "wrong" not in str(refused.value)

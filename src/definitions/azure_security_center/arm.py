@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 
-from engine import ProviderError
+from engine import ProviderError, providerkit
 from engine.egress import parse_json_bounded, read_json
-from engine.providerkit import NextLinkPages, follow_links, items, raise_for_status, retry_after_or
 
 #: ARM's documented default wait when a 429 carries no ``Retry-After``.
 DEFAULT_RETRY_AFTER = 30.0
@@ -37,20 +36,25 @@ def _code(response: httpx.Response) -> str:
     return str(code) if isinstance(code, str) and code.isascii() and code.isalnum() else "no error code"
 
 
-_raise_for_status = partial(raise_for_status, provider="Azure", typed=True, transient=True, is_unauthorized=_refused,
-                            retry_after=retry_after_or(DEFAULT_RETRY_AFTER), detail=_code)
+#: 429 is ``RateLimited`` (``Retry-After``, else ARM's default wait), 401/403 ``unauthorized``, a 5xx
+#: ``TransientProviderError``; ARM's error code is named, its message never.
+raise_for_status = partial(providerkit.raise_for_status, provider="Azure", typed=True, transient=True,
+                           is_unauthorized=_refused, retry_after=providerkit.retry_after_or(DEFAULT_RETRY_AFTER),
+                           detail=_code)
 
 
 async def check(response: httpx.Response) -> Any:
     """The JSON body, or the typed error for an ARM error answer."""
-    _raise_for_status(response)
+    raise_for_status(response)
     return await read_json(response)
 
 
 async def paginate(client: httpx.AsyncClient, path: str, api_version: str) -> AsyncIterator[Any]:
     """Every ``value[]`` item, following ``nextLink`` on ARM's own origin until there is none."""
-    pages = follow_links(client, path, style=NextLinkPages(items_path="value", next_path="nextLink"),
-                         check=_raise_for_status, what=f"Azure pagination of {path}",
-                         params={"api-version": api_version}, max_pages=MAX_PAGES, max_seconds=None)
-    async for item in items(pages):
+    pages = providerkit.follow_links(
+        client, path, style=providerkit.NextLinkPages(items_path="value", next_path="nextLink"),
+        check=raise_for_status, what=f"Azure pagination of {path}", params={"api-version": api_version},
+        max_pages=MAX_PAGES, max_seconds=None,
+    )
+    async for item in providerkit.items(pages):
         yield item

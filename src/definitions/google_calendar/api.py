@@ -8,6 +8,7 @@ with ``Retry-After`` when sent. Provider bodies are read for that reason only, n
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -31,9 +32,11 @@ from definitions.google_calendar.models import (
 )
 from engine import ProviderError
 from engine.egress import read_json
-from engine.providerkit import raise_for_status
+from engine.providerkit import CursorPages, Page, PageRequest, paginate, raise_for_status
 
 API = "https://www.googleapis.com/calendar/v3"
+#: Calendar lists and event lists: ``items`` and ``nextPageToken``.
+PAGES = CursorPages(items_path="items", cursor_path="nextPageToken")
 
 
 class SyncTokenExpired(ProviderError):
@@ -71,12 +74,9 @@ class GoogleCalendar:
         request = request or ListCalendarsRequest()
         params = {"maxResults": "250", "showHidden": str(request.show_hidden).lower()}
         entries: list[CalendarEntry] = []
-        while True:
-            page = Calendars.model_validate(await self._json("GET", "/users/me/calendarList", params=params))
-            entries.extend(page.items)
-            if not page.next_page_token:
-                return Calendars(items=entries)
-            params = {**params, "pageToken": page.next_page_token}
+        async for page in self._pages("/users/me/calendarList", params):
+            entries.extend(Calendars.model_validate(page.raw).items)
+        return Calendars(items=entries)
 
     async def get_free_busy(self, request: FreeBusyRequest) -> FreeBusy:
         return FreeBusy.model_validate(await self._json("POST", "/freeBusy", json=request.body()))
@@ -109,13 +109,14 @@ class GoogleCalendar:
             params["syncToken"] = sync_token
         else:
             params["showDeleted"] = "false"
-        path = f"/calendars/{seg(calendar_id)}/events"
-        while True:
-            page = await self._json("GET", path, params=params)
-            if not isinstance(page, dict):
-                raise ProviderError(f"Google answered an unexpected page shape to GET {path}")
-            yield page
-            token = page.get("nextPageToken")
-            if not token:
-                return
-            params = {**params, "pageToken": token}
+        async for page in self._pages(f"/calendars/{seg(calendar_id)}/events", params):
+            yield page.raw
+
+    def _pages(self, path: str, params: dict[str, str]) -> AsyncIterator[Page]:
+        """The pages of a list, ``pageToken`` after ``pageToken`` (with the kit's loop guards)."""
+
+        async def fetch(request: PageRequest) -> Page:
+            token = {"pageToken": request.cursor} if request.cursor else {}
+            return PAGES.read(await self._json("GET", path, params={**params, **token}))
+
+        return paginate(fetch, style=PAGES, max_seconds=None, what=f"Google pagination of {path}")
