@@ -78,6 +78,10 @@ class InstallationAuth(httpx.Auth):
     ``/app/…`` endpoints (the installation itself, minting tokens, uninstalling) get a fresh app JWT; every
     other request gets the installation token, minted through the same client the first time it is needed and
     cached until ``REMINT_MARGIN`` before its ``expires_at``. A lock makes concurrent requests share one mint.
+
+    Not the kit's ``MintedTokenAuth``: ``/app/…`` requests carry the app JWT rather than the token, the mint goes to
+    the origin of the request being sent (the client's base URL, which a test or GitHub Enterprise changes), and
+    GitHub answers an absolute ``expires_at`` rather than ``expires_in``; the kit's mint sees none of that.
     """
 
     def __init__(self, *, app_id: str, private_key: str, installation_id: int,
