@@ -225,6 +225,10 @@ class Page:
 
 
 class PageStyle:
+    #: Whether a page without its items is an empty page (Google answers an empty list so). Off by default: a
+    #: body that lost its list must not read as "nothing there", which a reconciling sync would act on.
+    missing_ok: bool = False
+
     def first(self, limit: int, start: Any) -> PageRequest:
         raise NotImplementedError
 
@@ -242,19 +246,19 @@ class PageStyle:
 
 @dataclass
 class CursorPages(PageStyle):
-    """The body holds the items and the next cursor (``items_path`` and ``cursor_path`` are dotted keys).
-
-    A page without the items is an empty page (how Google answers an empty list); an empty cursor ends.
-    """
+    """The body holds the items and the next cursor (``items_path`` and ``cursor_path`` are dotted keys); an empty
+    cursor ends."""
 
     items_path: str = "items"
     cursor_path: str = "next_cursor"
+    missing_ok: bool = False
 
     def first(self, limit: int, start: Any) -> PageRequest:
         return PageRequest(number=1, cursor=start, limit=limit)
 
     def read(self, body: Any) -> Page:
-        return Page(_items(body, self.items_path), _dig(body, self.cursor_path) or None, body)
+        items = _items(body, self.items_path, missing_ok=self.missing_ok)
+        return Page(items, _dig(body, self.cursor_path) or None, body)
 
     def following(self, request: PageRequest, page: Page) -> PageRequest | None:
         if page.next is None:
@@ -269,6 +273,7 @@ class LinkPages(PageStyle):
 
     url: str = ""
     items_path: str = ""
+    missing_ok: bool = False
 
     def first(self, limit: int, start: Any) -> PageRequest:
         return PageRequest(number=1, url=start or self.url, limit=limit)
@@ -280,7 +285,7 @@ class LinkPages(PageStyle):
         return page
 
     def read(self, body: Any) -> Page:
-        return Page(_items(body, self.items_path), None, body)
+        return Page(_items(body, self.items_path, missing_ok=self.missing_ok), None, body)
 
     def following(self, request: PageRequest, page: Page) -> PageRequest | None:
         if not page.next:
@@ -301,7 +306,7 @@ class NextLinkPages(LinkPages):
 
     def read(self, body: Any) -> Page:
         link = _dig(body, self.next_path)
-        return Page(_items(body, self.items_path), str(link) if link else None, body)
+        return Page(_items(body, self.items_path, missing_ok=self.missing_ok), str(link) if link else None, body)
 
 
 @dataclass
@@ -310,12 +315,13 @@ class OffsetPages(PageStyle):
 
     items_path: str = "items"
     total_path: str = ""
+    missing_ok: bool = False
 
     def first(self, limit: int, start: Any) -> PageRequest:
         return PageRequest(number=1, offset=int(start or 0), limit=limit)
 
     def read(self, body: Any) -> Page:
-        items = _items(body, self.items_path)
+        items = _items(body, self.items_path, missing_ok=self.missing_ok)
         total = _dig(body, self.total_path) if self.total_path and isinstance(body, dict) else None
         return Page(items, total, body)
 
@@ -420,12 +426,13 @@ def _digest(items: list[Any]) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _items(body: Any, path: str) -> list[Any]:
-    """The list at ``path`` (the body itself for ``""``); missing is empty, anything but a list a provider error."""
+def _items(body: Any, path: str, *, missing_ok: bool) -> list[Any]:
+    """The list at ``path`` (the body itself for ``""``); anything but a list is a provider error, and so is no
+    list at all unless ``missing_ok``."""
     if path and not isinstance(body, dict):
         raise ProviderError("the provider answered an unexpected page shape (not an object)")
     items = _dig(body, path) if path else body
-    if items is None:
+    if items is None and missing_ok:
         return []
     if not isinstance(items, list):
         raise ProviderError("the provider answered an unexpected page shape (no list of items)")

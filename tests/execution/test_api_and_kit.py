@@ -216,6 +216,14 @@ async def test_next_link_pages_read_the_next_url_from_the_body() -> None:
         arm.read({"value": {"not": "a list"}})
     with pytest.raises(ProviderError, match="page shape"):
         arm.read([1, 2])
+    # A body that lost its list is an error unless the provider answers an empty list so (Google, ARM): a reconciling
+    # sync must not read "nothing there" from a broken answer.
+    with pytest.raises(ProviderError, match="page shape"):
+        arm.read({"nextLink": None})
+    assert NextLinkPages(missing_ok=True).read({}).items == []
+    assert CursorPages(items_path="users", cursor_path="nextPageToken", missing_ok=True).read({"kind": "x"}).items == []
+    with pytest.raises(ProviderError, match="page shape"):
+        CursorPages(items_path="members").read({"ok": True})
 
 
 async def test_follow_links_resolves_relative_links_and_guards_origin_and_loops() -> None:

@@ -52,7 +52,7 @@ async def check(response: httpx.Response) -> Any:
 async def paginate(client: httpx.AsyncClient, path: str, api_version: str) -> AsyncIterator[Any]:
     """Every ``value[]`` item, following ``nextLink`` on ARM's own origin until there is none."""
     pages = providerkit.follow_links(
-        client, path, style=providerkit.NextLinkPages(items_path="value", next_path="nextLink"),
+        client, path, style=providerkit.NextLinkPages(items_path="value", next_path="nextLink", missing_ok=True),
         check=raise_for_status, what=f"Azure pagination of {path}", params={"api-version": api_version},
         max_pages=MAX_PAGES, max_seconds=None,
     )

@@ -20,7 +20,7 @@ from engine.providerkit import CursorPages, Page, PageRequest, paginate
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000
 ACTIVE = 'state="ACTIVE"'
-FINDINGS = CursorPages(items_path="listFindingsResults", cursor_path="nextPageToken")
+FINDINGS = CursorPages(items_path="listFindingsResults", cursor_path="nextPageToken", missing_ok=True)
 
 
 class HealthCheck(Operation):

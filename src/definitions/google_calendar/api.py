@@ -36,7 +36,7 @@ from engine.providerkit import CursorPages, Page, PageRequest, paginate, raise_f
 
 API = "https://www.googleapis.com/calendar/v3"
 #: Calendar lists and event lists: ``items`` and ``nextPageToken``.
-PAGES = CursorPages(items_path="items", cursor_path="nextPageToken")
+PAGES = CursorPages(items_path="items", cursor_path="nextPageToken", missing_ok=True)
 
 
 class SyncTokenExpired(ProviderError):

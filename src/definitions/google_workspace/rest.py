@@ -44,7 +44,7 @@ async def paginate(client: httpx.AsyncClient, path: str, *, items: str, **params
         raise_for_status(response)
         return response
 
-    style = providerkit.CursorPages(items_path=items, cursor_path="nextPageToken")
+    style = providerkit.CursorPages(items_path=items, cursor_path="nextPageToken", missing_ok=True)
     pages = providerkit.paginate(fetch, style=style, limit=MAX_RESULTS, max_seconds=None,
                                  what=f"Google pagination of {path}")
     async for item in providerkit.items(pages):
