@@ -13,14 +13,11 @@ import httpx
 import pytest
 
 from definitions.aws_security_hub.aws import _seconds as aws_seconds
-from definitions.azure_entra_id.graph import _retry_after as entra_retry_after
-from definitions.custom_oauth2.http import retry_after as custom_retry_after
 from definitions.github_app.rest import _retry_after as github_retry_after
 from definitions.google_workspace.rest import DEFAULT_RETRY_AFTER as WORKSPACE_DEFAULT
 from definitions.google_workspace.rest import _retry_after as workspace_retry_after
-from definitions.microsoft_teams.graph import _retry_after as teams_retry_after
+from definitions.microsoft_graph import _retry_after as graph_retry_after
 from definitions.okta.api import retry_after as okta_retry_after
-from definitions.slack.api import _retry_after as slack_retry_after
 from engine.errors import ProviderError
 from engine.providerkit import RateLimited, retry_after_seconds
 
@@ -49,12 +46,9 @@ def test_shared_parser_reads_delta_seconds() -> None:
 
 ParsedFrom = Callable[[httpx.Headers], float | None]
 PARSERS: dict[str, tuple[ParsedFrom, float | None]] = {
-    "slack": (slack_retry_after, None),
-    "custom_oauth2": (custom_retry_after, None),
     "github_app": (github_retry_after, None),
-    "google_workspace": (workspace_retry_after, WORKSPACE_DEFAULT),
-    "microsoft_teams": (lambda h: teams_retry_after(httpx.Response(429, headers=h)), None),
-    "azure_entra_id": (lambda h: entra_retry_after(httpx.Response(429, headers=h)), None),
+    "google_workspace": (lambda h: workspace_retry_after(httpx.Response(429, headers=h)), WORKSPACE_DEFAULT),
+    "microsoft_graph": (lambda h: graph_retry_after(httpx.Response(429, headers=h)), None),
     "aws_security_hub": (lambda h: aws_seconds(h.get("retry-after")), None),
 }
 
