@@ -98,6 +98,13 @@ class AccountMismatch(SetupFailed):
         self.offered = offered
 
 
+class FilterNotAllowed(TetherError):
+    """Only the host app's server sets an integration's tenant filter (``filter_expr``)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class Setup:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -159,10 +166,16 @@ class Setup:
         name: str | None = None,
         filter_expr: str | None = None,
     ) -> Integration:
-        """Change user input, name or the tenant filter; a bad filter is refused before it is saved."""
+        """Change user input, name or the tenant filter; a bad filter is refused before it is saved.
+
+        The filter decides which records of the integration are kept for the whole tenant, and it runs on the
+        workers that run every tenant's operations: it is the host app's server's to set, never a user's.
+        """
         from ingest.pipeline import compile_integration_filter
 
         integration = self.get(principal, integration_id)
+        if filter_expr is not None and not principal.is_server:
+            raise FilterNotAllowed("filter_expr may only be set by the host app's server")
         definition = self.runtime.registry.get(integration.definition_id)
         values = self._user_input(definition, user_input)
         if filter_expr is not None:
