@@ -243,8 +243,8 @@ async def access_token(
     """A short-lived access token for the host app's server; never a refresh token."""
     row = _setup(request).get(principal, integration_id)
     principal.require_server()
-    connected_once = bool((row.provider_data or {}).get("connection"))
-    if row.status in (IntegrationStatus.pending, IntegrationStatus.disconnected) or not connected_once:
+    has_connection = bool((row.provider_data or {}).get("connection"))
+    if row.status in (IntegrationStatus.pending, IntegrationStatus.disconnected) or not has_connection:
         raise IntegrationNotConnected(f"this integration is {row.status}: it holds no token")
     token = await _runtime(request).custody.get_access_token(row.id)
     return AccessTokenView(
