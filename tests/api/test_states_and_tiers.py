@@ -318,9 +318,7 @@ def test_user_may_run_defaults_to_the_tier_and_can_be_set() -> None:
 
 async def test_only_a_server_principal_sets_the_tenant_filter(world: World) -> None:
     iid = await world.connect_api_key()
-    refused = await world.client.patch(
-        f"/v1/integrations/{iid}", json={"filter_expr": "true"}, headers=world.user()
-    )
+    refused = await world.client.patch(f"/v1/integrations/{iid}", json={"filter_expr": "true"}, headers=world.user())
     assert error(refused) == (403, "forbidden"), refused.text
     assert world.row(iid).filter_expr == ""
     renamed = await world.client.patch(f"/v1/integrations/{iid}", json={"name": "mine"}, headers=world.user())
