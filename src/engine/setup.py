@@ -3,8 +3,8 @@
 1 resolve or create the integration · 2 validate and persist user input · 3 resolve the connection · 4 run the
 auth flow (start, redirect, callback) · 5 validate the credential against its slot · 6 run the validation
 operation as a health check · 7 save the credential · 8 persist the active connection · 9 resolve and save the
-integration metadata · 10 on the first successful connection, create webhook endpoints and dispatch
-reconcile-eligible operations.
+integration metadata · 10 on the first successful connection (and the first after a disconnect, which retired the
+webhook endpoints and cleared the schedules), create webhook endpoints and dispatch reconcile-eligible operations.
 
 Direct input (``submit_credential``), the OAuth callback and the app-install callback (``callback``) all end in
 ``_complete``, which runs steps 5-10. Steps 6 and 9 talk to the provider *before* anything is written, and steps
@@ -442,7 +442,8 @@ class Setup:
             if row is None:
                 raise NotFoundError("the integration was deleted during setup")
             _check_same_account(row, metadata)
-            first = row.connected_at is None
+            # A disconnect retired the endpoints and the scheduler dropped the schedules: step 10 runs again.
+            first = row.connected_at is None or row.status == IntegrationStatus.disconnected
             self.runtime.keystore.save(row.id, slot, session=session)
             routing = _routing(connection, slot)
             row.provider_data = {"connection": connection.connection_id(), **routing}

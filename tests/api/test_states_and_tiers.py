@@ -198,6 +198,27 @@ async def test_a_due_schedule_of_a_disconnected_integration_is_skipped_quietly(
     assert slot.next_due_at is None
 
 
+async def test_connecting_again_after_a_disconnect_plans_the_schedule_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skipped slot is not lost for good: the first connection after a disconnect runs step 10 again."""
+    monkeypatch.setattr(sample.ItemSync, "policy", Policy.queued(reconcile=True, schedule=timedelta(hours=1)))
+    iid = await world.connect_api_key()
+    assert (await world.client.post(f"/v1/integrations/{iid}/disconnect", headers=world.server)).status_code == 200
+    with world.runtime.db.session() as session:
+        state = ensure_state(session, iid, "ItemSync")
+        state.next_due_at = utcnow() - timedelta(minutes=1)
+        session.add(state)
+    assert Scheduler(world.runtime).tick() == []  # skipped while disconnected; the slot is cleared
+    again = await world.client.post(
+        f"/v1/integrations/{iid}/credentials/ApiToken", json={"token": "sk-live-654321"}, headers=world.server
+    )
+    assert again.status_code == 200 and again.json()["status"] == "connected", again.text
+    with world.runtime.db.session() as session:
+        slot = session.exec(select(OperationState).where(OperationState.integration_id == iid)).one()
+    assert slot.next_due_at is not None
+
+
 # -- item 6: bodies refuse unknown fields --------------------------------------------------------------------------
 
 
