@@ -30,6 +30,10 @@ _STATUS_CODES = {
 class ErrorBody(BaseModel):
     code: str
     message: str
+    #: ``upgrade_required`` only: POST it (a connect body) to start the flow asking for the write scopes.
+    upgrade_url: str | None = None
+    #: ``upgrade_required`` only: the write tier's scopes the grant lacks.
+    missing_scopes: list[str] | None = None
 
 
 class ErrorEnvelope(BaseModel):
