@@ -127,6 +127,9 @@ async def test_an_operation_on_a_pending_integration_is_409_and_nothing_is_recor
     assert world.runs(iid) == 0 and world.sent == []
     token = await world.client.get(f"/v1/integrations/{iid}/access-token", headers=world.server)
     assert error(token) == (409, "integration_not_connected")
+    nothing = await world.client.post(f"/v1/integrations/{iid}/disconnect", headers=world.server)
+    assert error(nothing) == (409, "integration_not_connected")
+    assert world.row(iid).status == "pending"
 
 
 async def test_disconnect_then_every_state_answers_its_code(world: World) -> None:
