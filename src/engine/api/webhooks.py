@@ -22,7 +22,6 @@ import asyncio
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+import re2
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -65,8 +65,10 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("tether.webhooks")
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+# RE2: both match URL path segments anyone can send (ASCII-only patterns: callers check isascii() first, since
+# RE2 raises on a str it cannot encode as UTF-8)
+_TOKEN = re2.compile(r"[A-Za-z0-9_-]{16,64}")
+_NAME = re2.compile(r"[A-Za-z0-9_.:-]{1,200}")
 _background: set[asyncio.Task[Any]] = set()
 
 HandOff = Callable[[Runtime, str], Any]
@@ -289,7 +291,7 @@ async def _accept(
 async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> _Answer:
     """Verify, answer a handshake or record: everything ``POST /v1/webhooks/{token}`` does after reading."""
     runtime: Runtime = app.state.runtime
-    if not _TOKEN.fullmatch(token):
+    if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise NotFoundError("no webhook endpoint at this address")
     target = await resolve_target(runtime, token)
     verify_delivery(target.webhook, body, headers, target.secrets)
@@ -370,7 +372,11 @@ async def receive(token: str, request: Request) -> Response:
 async def receive_static(definition_id: str, webhook_name: str, request: Request) -> Response:
     runtime = _runtime(request)
     body = await _read_body(request)
-    webhook = webhook_class(runtime, definition_id, webhook_name) if _NAME.fullmatch(definition_id) else None
+    webhook = (
+        webhook_class(runtime, definition_id, webhook_name)
+        if definition_id.isascii() and _NAME.fullmatch(definition_id)
+        else None
+    )
     if webhook is None or not webhook.static or not runtime.enabled(definition_id):
         raise NotFoundError("no webhook endpoint at this address")
     headers = lower_headers(request.headers.items())
