@@ -53,19 +53,8 @@ from engine.tables import (
     new_id,
     utcnow,
 )
-from engine.verification import InvalidSignature, lower_headers, verify
-from engine.webhooks import (
-    CelValue,
-    EndpointSecret,
-    EventContext,
-    Header,
-    JsonField,
-    Locator,
-    OperatorSecret,
-    StandardWebhooks,
-    Webhook,
-    WebhookEvent,
-)
+from engine.verification import EndpointSecret, InvalidSignature, OperatorSecret, lower_headers, verify
+from engine.webhooks import CelValue, EventContext, Header, JsonField, Locator, Webhook, WebhookEvent
 
 log = logging.getLogger("tether.webhooks")
 
@@ -100,7 +89,7 @@ class Target:
 
 
 def _secrets_for(runtime: Runtime, webhook: type[Webhook], endpoint: WebhookEndpoint | None) -> tuple[str, ...]:
-    source = getattr(webhook.verifier, "secret", None)
+    source = webhook.verifier.secret
     if isinstance(source, OperatorSecret):
         definition_id = next(d.id for d in runtime.registry.definitions() if webhook in d.webhooks)
         config = runtime.operator_configs.get(definition_id)
@@ -303,8 +292,8 @@ def delivery_key(
     """The idempotency key: the provider's delivery ID, else a content hash within a time bucket."""
     webhook = target.webhook
     value = locate(runtime, target.definition_id, webhook, "delivery_id", webhook.delivery_id, payload, headers)
-    if value is None and isinstance(webhook.verifier, StandardWebhooks):
-        value = headers.get("webhook-id") or headers.get("svix-id") or None
+    if value is None:
+        value = webhook.verifier.delivery_id(headers)
     if value is not None and len(value) <= 200 and storable(value):
         return value
     if value is not None:  # too long for the column, or NUL / a lone surrogate the database cannot hold

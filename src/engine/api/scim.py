@@ -46,8 +46,7 @@ from engine.deliveries import load_target
 from engine.errors import NotFoundError, TetherError
 from engine.inputs import ascii_int
 from engine.runtime import Runtime
-from engine.verification import InvalidSignature, lower_headers, verify_bearer
-from engine.webhooks import BearerToken
+from engine.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
 
 log = logging.getLogger("tether.scim")
 

@@ -57,7 +57,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, WebhookDelivery
 from engine.verification import lower_headers
-from engine.webhooks import CelValue, JsonField, SlackSignature, Webhook
+from engine.webhooks import CelValue, JsonField, Webhook
 
 if TYPE_CHECKING:
     from engine.worker import DeliverySender
@@ -223,27 +223,21 @@ def _scope_headers(scope: Scope) -> dict[str, str]:
 
 
 async def _handshake(webhook: type[Webhook], payload: Any, headers: dict[str, str]) -> Any:
-    """The definition's own handshake answer, else Slack's ``url_verification`` challenge; ``None``: not one."""
+    """The definition's own handshake answer, else its verification scheme's (Slack's ``url_verification``
+    challenge); ``None``: not one."""
     answer = await webhook().handshake(payload, headers)
     if answer is not None:
         return answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
-    if (
-        isinstance(webhook.verifier, SlackSignature)
-        and isinstance(payload, dict)
-        and payload.get("type") == "url_verification"
-        and isinstance(payload.get("challenge"), str)
-    ):
-        return {"challenge": payload["challenge"]}
-    return None
+    return webhook.verifier.handshake(payload, headers)
 
 
 @functools.cache
 def _reads_payload(webhook: type[Webhook]) -> bool:
-    """Whether acknowledging this webhook's deliveries needs the parsed body: a handshake of its own or Slack's,
-    or a delivery ID read from the JSON (else the body is parsed only when the delivery is processed)."""
+    """Whether acknowledging this webhook's deliveries needs the parsed body: a handshake of its own or its
+    scheme's, or a delivery ID read from the JSON (else the body is parsed only when the delivery is processed)."""
     return (
         webhook.handshake is not Webhook.handshake
-        or isinstance(webhook.verifier, SlackSignature)
+        or webhook.verifier.reads_payload
         or isinstance(webhook.delivery_id, JsonField | CelValue)
     )
 

@@ -22,7 +22,7 @@ from celpy.evaluation import celbytes, celstr
 
 from engine.celfast import operators as ops
 from engine.celfast.budget import charge
-from engine.celfast.errors import BudgetExceeded, EvalError, no_overload
+from engine.celfast.errors import BudgetExceeded, EvalError
 from engine.celfast.functions import resolve
 from engine.celfast.regex import PatternError, compile_pattern, dynamic_pattern, match_cost, search
 from engine.celfast.values import (
@@ -36,6 +36,7 @@ from engine.celfast.values import (
     compare,
     equal,
     lookup,
+    no_overload,
 )
 
 Fn = Callable[[dict], Any]

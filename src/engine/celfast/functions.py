@@ -18,9 +18,9 @@ from typing import Any
 
 from celpy import celtypes, evaluation
 
-from engine.celfast.errors import EvalError, no_overload
+from engine.celfast.errors import EvalError
 from engine.celfast.regex import PatternError, Regexp, dynamic_pattern, search
-from engine.celfast.values import TYPES, Uint, from_celpy, to_celpy, to_plain, type_of
+from engine.celfast.values import TYPES, Uint, from_celpy, no_overload, to_celpy, to_plain, type_of
 
 Function = Callable[..., Any]
 
