@@ -40,6 +40,7 @@ from definitions.scim.protocol import (
     project,
 )
 from definitions.scim.store import Store, now_text, version_of
+from engine.api.bodies import RequestBody
 from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
 from engine.inputs import ascii_int
@@ -422,7 +423,7 @@ async def delete_resource(token: str, kind: str, resource_id: str, request: Requ
 connections_router = APIRouter(prefix="/v1/scim-connections", tags=["integrations"])
 
 
-class ScimConnectRequest(BaseModel):
+class ScimConnectRequest(RequestBody):
     owner_id: str = ""
     name: str = ""
 
