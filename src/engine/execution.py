@@ -52,12 +52,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from engine.batching import Coalescer
-from engine.connections import OAuth2
+from engine.connections import OAuth2, missing_write_scopes
 from engine.definition import Definition
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.heartbeat import Heartbeats
 from engine.lifecycle import require_connected
-from engine.operations import Operation, OperationContext, Payload, UpgradeRequired, missing_write_scopes
+from engine.operations import Operation, OperationContext, Payload, UpgradeRequired
 from engine.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
 from engine.tables import Credential, Integration, OperationState, Run, RunStatus, utcnow
 

@@ -47,6 +47,13 @@ class InvalidTransition(TetherError):
     status = 409
 
 
+class ReconnectRequired(TetherError):
+    """The provider no longer honours this connection's grant; only the user reconnecting fixes it."""
+
+    code = "reconnect_required"
+    status = 409
+
+
 class IntegrationNotConnected(TetherError):
     """An operation or an access token was asked of an integration that holds no usable connection."""
 
@@ -56,8 +63,6 @@ class IntegrationNotConnected(TetherError):
 
 def require_connected(integration: Integration) -> None:
     """Refuse work that needs the provider unless the integration is ``connected``."""
-    from engine.keystore import ReconnectRequired  # the keystore imports the lifecycle
-
     status = IntegrationStatus(integration.status)
     if status == Status.connected:
         return

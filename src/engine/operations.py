@@ -98,19 +98,6 @@ class OperationNotAllowed(TetherError):
     status = 403
 
 
-def missing_write_scopes(auth: object, granted: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """The write tier's scopes a grant lacks: empty when the connection has no separate write tier (an API key, an
-    OAuth connection without upgrade scopes beyond its initial ones) or the grant holds them all."""
-    from engine.connections import OAuth2
-
-    if not isinstance(auth, OAuth2) or not auth.upgrade_scopes:
-        return ()
-    if not set(auth.upgrade_scopes) - set(auth.scopes or ()):
-        return ()
-    have = set(granted)
-    return tuple(s for s in auth.upgrade_scopes if s not in have)
-
-
 @dataclass(frozen=True)
 class Emits:
     """One (schema, variant) an operation or webhook event hands to ingest."""
