@@ -19,6 +19,7 @@ from definitions.google_workspace.rest import _retry_after as workspace_retry_af
 from definitions.microsoft_graph import _retry_after as graph_retry_after
 from definitions.okta.api import retry_after as okta_retry_after
 from engine.errors import ProviderError
+from engine.execution import rate_limit_delay
 from engine.providerkit import RateLimited, retry_after_seconds
 
 HOSTILE = ["inf", "Infinity", "nan", "-inf", "1e400", "1_0", "٣", "²", "1²", "-5", "+5", "5.5", "9" * 5000, "junk"]
@@ -77,3 +78,13 @@ def test_a_wait_that_cannot_be_scheduled_is_dropped(wait: float) -> None:
     assert RateLimited(retry_after=wait).retry_after is None
     assert ProviderError("x", retry_after=wait).retry_after is None
     assert RateLimited(retry_after=12.5).retry_after == 12.5
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_a_rate_limit_answered_with_another_status_is_deferred_not_failed(status: int) -> None:
+    """GitHub's primary rate limit and Google's quota errors are 403s coded ``rate_limited``: they wait, they do not
+    fail the run (before, only a 429 or a ``RateLimited`` was deferred)."""
+    limited = ProviderError("rate limited", provider_status=status, code="rate_limited", retry_after=42)
+    assert rate_limit_delay(limited) == 42.0
+    assert rate_limit_delay(ProviderError("forbidden", provider_status=403, code="unauthorized")) is None
+    assert rate_limit_delay(ProviderError("slow", provider_status=429)) == 60.0
