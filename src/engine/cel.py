@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from engine import celfast
 from engine.celfast.functions import celpy_functions, celpy_matches
 from engine.celfast.regex import PatternError, compile_pattern
 from engine.errors import CelError
+from engine.settings import Settings
 
 #: The variables every mapping expression may use.
 MAPPING_VARIABLES = ("envelope", "variant", "resource", "action", "payload")
@@ -41,7 +41,7 @@ logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 BACKENDS = ("fast", "celpy")
 #: The back end ``compile_expression`` uses unless told otherwise (``TETHER_CEL_BACKEND``, read once).
-BACKEND = os.environ.get("TETHER_CEL_BACKEND", "fast").strip().lower() or "fast"
+BACKEND = Settings().cel_backend.strip().lower() or "fast"
 if BACKEND not in BACKENDS:
     raise ValueError(f"TETHER_CEL_BACKEND must be one of {', '.join(BACKENDS)}, not {BACKEND!r}")
 

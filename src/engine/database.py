@@ -6,7 +6,6 @@ migrations, so what the tests prove on one holds on the other.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+
+from engine.settings import Settings
 
 if TYPE_CHECKING:
     from engine.loopdb import LoopConnection
@@ -67,17 +68,14 @@ DEFAULT_MAX_OVERFLOW = 20
 
 def pool_size() -> int:
     """``TETHER_DATABASE_POOL_SIZE``, else ``DEFAULT_POOL_SIZE`` (PostgreSQL)."""
-    return _int_env("TETHER_DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE)
+    value = Settings().database_pool_size
+    return DEFAULT_POOL_SIZE if value is None else value
 
 
 def max_overflow() -> int:
     """``TETHER_DATABASE_MAX_OVERFLOW``, else ``DEFAULT_MAX_OVERFLOW`` (PostgreSQL)."""
-    return _int_env("TETHER_DATABASE_MAX_OVERFLOW", DEFAULT_MAX_OVERFLOW)
-
-
-def _int_env(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+    value = Settings().database_max_overflow
+    return DEFAULT_MAX_OVERFLOW if value is None else value
 
 
 class Database:

@@ -51,7 +51,6 @@ import contextvars
 import ipaddress
 import json
 import math
-import os
 import socket
 import ssl
 import string
@@ -70,6 +69,7 @@ import idna
 
 from engine.errors import EgressRefused, ProviderError, TetherError
 from engine.inputs import ascii_int
+from engine.settings import Settings
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -212,7 +212,7 @@ def loopback_allowed(explicit: bool | None = None) -> bool:
     """An explicit choice wins; otherwise only ``TETHER_ALLOW_LOOPBACK_PROVIDERS=1`` allows loopback."""
     if explicit is not None:
         return explicit
-    return os.environ.get(LOOPBACK_ENV) == "1"
+    return Settings().allow_loopback_providers
 
 
 def system_resolver(host: str) -> list[str]:

@@ -60,6 +60,7 @@ from engine.heartbeat import Heartbeats
 from engine.lifecycle import require_connected
 from engine.operations import Operation, OperationContext, Payload, UpgradeRequired
 from engine.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
+from engine.settings import Settings
 from engine.tables import Credential, Integration, OperationState, Run, RunStatus, utcnow
 
 if TYPE_CHECKING:
@@ -135,18 +136,12 @@ class ExecutorOptions:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> ExecutorOptions:
-        import os
-
-        def number(name: str, default: float) -> float:
-            value = os.environ.get(name, "").strip()
-            return float(value) if value else default
-
+    def from_settings(cls, settings: Settings) -> ExecutorOptions:
         return cls(
-            heartbeat_interval=number("TETHER_RUN_HEARTBEAT_SECONDS", 10.0),
-            stale_after=number("TETHER_RUN_STALE_SECONDS", 60.0),
-            retry_min_backoff=number("TETHER_RETRY_MIN_BACKOFF_SECONDS", 15.0),
-            retry_max_backoff=number("TETHER_RETRY_MAX_BACKOFF_SECONDS", 3600.0),
+            heartbeat_interval=settings.run_heartbeat_seconds,
+            stale_after=settings.run_stale_seconds,
+            retry_min_backoff=settings.retry_min_backoff_seconds,
+            retry_max_backoff=settings.retry_max_backoff_seconds,
         )
 
 
@@ -247,7 +242,7 @@ class Executor:
     ) -> None:
         self.context = context
         self.custody = custody
-        self.options = options or ExecutorOptions.from_env()
+        self.options = options or ExecutorOptions.from_settings(context.settings)
         self.enqueue = enqueue
         self._pipeline: Any = None
         db = context.db

@@ -8,7 +8,6 @@ stored credential.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def key_file(settings: Settings) -> Path:
 
 
 def load_keyring(settings: Settings) -> KeySource:
-    value = os.environ.get(ENV, "").strip()
+    value = settings.secret_master_key.get_secret_value().strip()
     if value:
         return KeySource(KeyRing.from_master_key(value), "env")
     path = key_file(settings)

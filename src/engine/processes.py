@@ -138,7 +138,7 @@ class Reaper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        sweep_every = _float_env("TETHER_DELIVERY_SWEEP_SECONDS", 60.0)
+        sweep_every = self.runtime.settings.delivery_sweep_seconds
         next_sweep = time.monotonic() + sweep_every
         while not self.stopped.wait(self.interval):
             try:
@@ -156,20 +156,11 @@ class Reaper(threading.Thread):
         self.stopped.set()
 
 
-def reap_interval() -> float:
-    return _float_env("TETHER_REAP_INTERVAL_SECONDS", 15.0)
-
-
-def _float_env(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
-
-
 def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
     """Queue deliveries still ``received`` ``TETHER_DELIVERY_SWEEP_AFTER_SECONDS`` (default 60) after they were
     recorded and not being processed (``engine.deliveries.pending_deliveries``): their hand-off failed or their
     process died. One message for all of them; processing them twice is harmless (the claim is fenced)."""
-    after = timedelta(seconds=_float_env("TETHER_DELIVERY_SWEEP_AFTER_SECONDS", 60.0))
+    after = timedelta(seconds=runtime.settings.delivery_sweep_after_seconds)
     row_ids = pending_deliveries(runtime.db, older_than=after, lease=PROCESSING_LEASE, limit=limit)
     if row_ids:
         log.info("delivery sweep: queueing %d deliveries left received", len(row_ids))
@@ -197,7 +188,7 @@ def start_worker(runtime: Runtime, *, threads: int = 8, reap: bool = True) -> Wo
     broker = get_broker(runtime.settings)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
     worker.start()
-    reaper = Reaper(runtime, reap_interval()) if reap else None
+    reaper = Reaper(runtime, runtime.settings.reap_interval_seconds) if reap else None
     if reaper is not None:
         reaper.start()
     return WorkerHandle(worker, reaper)
@@ -242,7 +233,7 @@ def run_worker(*, threads: int = 64, processes: int = 1) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     handle = start_worker(runtime, threads=threads)
     tune_gc()
-    log.info("tether worker started (%d threads, queue %s)", threads, queue_name())
+    log.info("tether worker started (%d threads, queue %s)", threads, queue_name(runtime.settings))
     print(f"tether worker ready pid={os.getpid()}", flush=True)
     stop.wait()
     handle.stop()

@@ -1,6 +1,8 @@
-"""Engine settings, read from ``TETHER_*`` environment variables.
+"""Engine settings, read from ``TETHER_*`` environment variables: every engine knob is a field here, and no other
+engine module reads the environment for one.
 
-Operator config of each definition is read separately (see ``engine.config``); this holds the engine's own knobs.
+Operator config of each definition is read separately (see ``engine.config``: ``TETHER_{DEFINITION}_{FIELD}`` and
+``TETHER_SECRET_{DEFINITION}_{FIELD}``, named by the definitions' own models); this holds the engine's own knobs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Settings(BaseSettings):
     #: Comma-separated module paths of extra definitions (each exposing ``definition``), for definitions
     #: developed outside the built-in catalog and not packaged with an entry point yet.
     definition_modules: str = ""
-    #: Tests only: allow http:// and loopback provider URLs.
+    #: Tests only: allow http:// and loopback provider URLs (read per outbound client, so tests may set it).
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
     state_dir: str = ".tether"
@@ -39,6 +41,29 @@ class Settings(BaseSettings):
     public_url: str = ""
     #: Comma-separated origins an auth flow may send the browser back to (besides ``public_url``'s own).
     allowed_return_origins_list: str = Field(default="", validation_alias="TETHER_ALLOWED_RETURN_ORIGINS")
+    #: The master key (base64 of 32 bytes); unset, the embedded default keeps a generated one in ``state_dir``.
+    secret_master_key: SecretStr = SecretStr("")
+    #: The page's development login (``None``: on only for the embedded default on loopback).
+    dev_login: bool | None = None
+    #: Dramatiq queue name, and the Redis key prefix of the broker.
+    queue: str = "tether"
+    broker_namespace: str = "tether"
+    #: Database connection pool (PostgreSQL): connections kept, and extra ones opened under load.
+    database_pool_size: int | None = None
+    database_max_overflow: int | None = None
+    #: Executor: seconds between run heartbeats, after which a silent run is stale, and the retry backoff bounds.
+    run_heartbeat_seconds: float = 10.0
+    run_stale_seconds: float = 60.0
+    retry_min_backoff_seconds: float = 15.0
+    retry_max_backoff_seconds: float = 3600.0
+    #: Worker processes: seconds between reaper passes and delivery sweeps, and a delivery's age before a sweep
+    #: queues it again.
+    reap_interval_seconds: float = 15.0
+    delivery_sweep_seconds: float = 60.0
+    delivery_sweep_after_seconds: float = 60.0
+    #: CEL: the back end (``fast`` or ``celpy``) and the fast back end's cost budget per evaluation.
+    cel_backend: str = "fast"
+    cel_cost_limit: int = 1_000_000
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:

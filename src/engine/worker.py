@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 import weakref
@@ -85,8 +84,8 @@ class _State:
 _state = _State()
 
 
-def queue_name() -> str:
-    return os.environ.get("TETHER_QUEUE", "tether").strip() or "tether"
+def queue_name(settings: Settings | None = None) -> str:
+    return (settings or Settings()).queue.strip() or "tether"
 
 
 #: Retries of a message whose actor raised something other than ``Retry``: the executor records every operation
@@ -112,7 +111,7 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
         ),
         AsyncIO(),
     ]
-    namespace = namespace or os.environ.get("TETHER_BROKER_NAMESPACE", "tether").strip() or "tether"
+    namespace = namespace or Settings().broker_namespace.strip() or "tether"
     if url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
@@ -130,16 +129,17 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
 
 def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
     """This process's broker, built once from ``TETHER_BROKER_URL``, with the run and delivery actors declared."""
-    url = (settings or Settings()).broker_url.strip() if _state.url is None else _state.url
+    settings = settings or Settings()
+    url = settings.broker_url.strip() if _state.url is None else _state.url
     with _state.lock:
         if _state.broker is None:
-            broker = build_broker(url)
+            broker = build_broker(url, namespace=settings.broker_namespace.strip() or None)
             dramatiq.set_broker(broker)
             _state.actor = dramatiq.Actor(
                 _execute_run,
                 broker=broker,
                 actor_name=ACTOR_NAME,
-                queue_name=queue_name(),
+                queue_name=queue_name(settings),
                 priority=0,
                 options={},
             )
@@ -147,7 +147,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 _process_deliveries,
                 broker=broker,
                 actor_name=DELIVERIES_ACTOR_NAME,
-                queue_name=queue_name(),
+                queue_name=queue_name(settings),
                 priority=0,
                 options={},
             )

@@ -8,16 +8,15 @@ with an error before doing the work instead of hanging.
 
 from __future__ import annotations
 
-import os
-
 from engine.celfast.errors import BudgetExceeded
+from engine.settings import Settings
 
 #: The activation key of the per-evaluation budget (a one-element list: the units left).
 BUDGET_KEY = "#budget"
 
 #: Units per evaluation: one per comprehension iteration and one per element (or character) built by a
 #: concatenation. A mapping over a record with lists of a few thousand items stays far below it.
-DEFAULT_LIMIT = int(os.environ.get("TETHER_CEL_COST_LIMIT", "1000000"))
+DEFAULT_LIMIT = Settings().cel_cost_limit
 
 
 def charge(activation: dict, units: int) -> None:

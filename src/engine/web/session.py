@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from urllib.parse import urlsplit
 
@@ -37,11 +36,10 @@ _PROCESS_KEY = secrets.token_urlsafe(32)
 
 
 def dev_login_enabled(settings: Settings) -> bool:
-    flag = os.environ.get("TETHER_DEV_LOGIN", "").strip().lower()
-    if flag in ("0", "false", "no", "off"):
-        return False
-    if flag in ("1", "true", "yes", "on"):
-        return True
+    # Read per call (a fresh ``Settings()``), not from the runtime's: switching it off takes effect at once.
+    flag = Settings().dev_login
+    if flag is not None:
+        return flag
     embedded = settings.database_url.startswith("sqlite")
     public_host = (urlsplit(settings.public_url).hostname or "").lower()
     return embedded and settings.host in _LOOPBACK and public_host in _LOOPBACK
