@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from engine.api.fields import DefinitionId, IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
 from engine.runtime import Runtime
 from engine.setup import Setup
@@ -58,14 +59,14 @@ class IntegrationView(BaseModel):
 
 
 class CreateIntegration(BaseModel):
-    definition_id: str
-    owner_id: str = Field(default="", description="Required for server principals: whose integration this is.")
-    name: str = ""
+    definition_id: DefinitionId
+    owner_id: OwnerId = Field(default="", description="Required for server principals: whose integration this is.")
+    name: IntegrationName = ""
     user_input: dict[str, Any] | None = None
 
 
 class UpdateIntegration(BaseModel):
-    name: str | None = None
+    name: IntegrationName | None = None
     user_input: dict[str, Any] | None = None
     filter_expr: str | None = Field(default=None, description="Tenant-level CEL filter applied before ingest.")
 
