@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from engine.database import normalize_url  # noqa: E402
-from support.hostile import Request, Response, RouteSpec, documented_codes, problem, probe, world  # noqa: E402
+from support.hostile import Request, Response, RouteSpec, documented_codes, probe, problem, world  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEFAULT_SEED = 16
@@ -72,7 +72,9 @@ def main() -> None:
     per_route: dict[str, int] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        database = contextmanager(lambda: iter([f"sqlite:///{scratch}/fuzz.db"]))() if args.sqlite else postgres_schema()
+        database = (
+            contextmanager(lambda: iter([f"sqlite:///{scratch}/fuzz.db"]))() if args.sqlite else postgres_schema()
+        )
         with database as url, world(url, Path(scratch)) as made:
             for spec in made.routes:
 

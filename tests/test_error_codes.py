@@ -68,9 +68,9 @@ def codes_in(tree: ast.AST) -> Iterator[tuple[str, str, int]]:
             for keyword in node.keywords:
                 if keyword.arg in ("code", "error_code") and (value := _str(keyword.value)):
                     yield "code", value, node.lineno
-                if keyword.arg == "error" and isinstance(keyword.value, ast.Tuple) and keyword.value.elts:
-                    if value := _str(keyword.value.elts[0]):
-                        yield "code", value, node.lineno
+                error = keyword.value if keyword.arg == "error" else None
+                if isinstance(error, ast.Tuple) and error.elts and (value := _str(error.elts[0])):
+                    yield "code", value, node.lineno
                 if keyword.arg == "scim_type" and (value := _str(keyword.value)):
                     yield "scim", value, node.lineno
             if name == "error_response" and len(node.args) >= 2 and (value := _str(node.args[1])):
@@ -80,8 +80,11 @@ def codes_in(tree: ast.AST) -> Iterator[tuple[str, str, int]]:
             if name == "ScimError" and len(node.args) >= 3 and (value := _str(node.args[2])):
                 yield "scim", value, node.lineno
             if (
-                name == "get" and isinstance(node.func, ast.Attribute) and _name(node.func.value) == "_STATUS_CODES"
-                and len(node.args) >= 2 and (value := _str(node.args[1]))
+                name == "get"
+                and isinstance(node.func, ast.Attribute)
+                and _name(node.func.value) == "_STATUS_CODES"
+                and len(node.args) >= 2
+                and (value := _str(node.args[1]))
             ):
                 yield "code", value, node.lineno
         elif isinstance(node, ast.Dict):
@@ -95,7 +98,8 @@ def codes_in(tree: ast.AST) -> Iterator[tuple[str, str, int]]:
             for target in node.targets:
                 pairs = (
                     zip(target.elts, node.value.elts, strict=False)
-                    if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) else [(target, node.value)]
+                    if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                    else [(target, node.value)]
                 )
                 for name, value in pairs:
                     if _name(name) == "code":
@@ -129,13 +133,28 @@ def test_the_scan_finds_each_way_a_code_is_raised() -> None:
         "executor._finish(r, s, error=('a_tuple', 'm'))\n"
         "send({'error': {'code': 'a_dict', 'message': 'm'}})\nerror_response(400, 'a_response', 'm')\n"
         "_STATUS_CODES = {400: 'a_status'}\n_STATUS_CODES.get(s, 'a_fallback')\n"
-        "x = b'{\"error\":{\"code\":\"a_bytes\"}}'\n"
+        'x = b\'{"error":{"code":"a_bytes"}}\'\n'
         "def f():\n    code, message = 'a_pair', 'm'\n    code = e.code if e else 'a_fallback_code'\n"
         "bad_request('d', 'scimA')\nScimError(409, 'd', 'scimB')\nd = {'scimType': 'scimC'}\n"
     )
     found = {(kind, value) for kind, value, _ in codes_in(sample)}
-    expected = {("code", c) for c in ("a_class", "an_annotated", "a_keyword", "an_outcome", "a_tuple", "a_dict", "a_response",
-                                      "a_status", "a_fallback", "a_bytes", "a_pair", "a_fallback_code")}
+    expected = {
+        ("code", c)
+        for c in (
+            "a_class",
+            "an_annotated",
+            "a_keyword",
+            "an_outcome",
+            "a_tuple",
+            "a_dict",
+            "a_response",
+            "a_status",
+            "a_fallback",
+            "a_bytes",
+            "a_pair",
+            "a_fallback_code",
+        )
+    }
     assert found == expected | {("scim", "scimA"), ("scim", "scimB"), ("scim", "scimC")}
 
 
@@ -143,8 +162,11 @@ def test_every_code_raised_in_src_is_documented() -> None:
     codes, scim_types = documented_codes()
     found = raised_codes()
     assert len({c for kind, c in found if kind == "code"}) >= 40, "the scan finds far fewer codes than exist"
-    missing = {f"{c} ({', '.join(where[:3])})" for (kind, c), where in found.items()
-               if c not in (codes if kind == "code" else scim_types) and c not in NOT_CODES}
+    missing = {
+        f"{c} ({', '.join(where[:3])})"
+        for (kind, c), where in found.items()
+        if c not in (codes if kind == "code" else scim_types) and c not in NOT_CODES
+    }
     assert not missing, f"raised in src/ but not listed in docs/errors.md: {sorted(missing)}"
 
 
@@ -164,7 +186,8 @@ def test_every_documented_code_is_raised_or_reserved() -> None:
     rows = list(_rows())
     assert len(rows) >= 40
     unraised = [
-        code for code, scim, description in rows
+        code
+        for code, scim, description in rows
         if ("scim" if scim else "code", code) not in found and not description.lower().startswith("reserved")
     ]
     assert not unraised, f"listed in docs/errors.md but raised nowhere in src/ (mark reserved or drop): {unraised}"

@@ -22,8 +22,8 @@ from support.hostile import (
     documented_codes,
     enumerate_routes,
     openapi_operations,
-    problem,
     probe,
+    problem,
     world,
 )
 

@@ -165,7 +165,10 @@ def openapi_operations(app: FastAPI) -> set[str]:
     """``METHOD /path`` of every operation in the app's ``/openapi.json``."""
     document = app.openapi()
     return {
-        f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item if method != "parameters"
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "parameters"
     }
 
 
@@ -219,7 +222,17 @@ hostile_text: st.SearchStrategy[str] = st.one_of(
     st.builds(lambda char, n: char * n, st.characters(), _long_lengths),
 )
 
-HUGE_NUMBERS: tuple[Any, ...] = (10**400, -(10**400), 2**63, -(2**63) - 1, 2**64, float("nan"), float("inf"), 1e308, -0.0)
+HUGE_NUMBERS: tuple[Any, ...] = (
+    10**400,
+    -(10**400),
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    float("nan"),
+    float("inf"),
+    1e308,
+    -0.0,
+)
 
 hostile_scalar: st.SearchStrategy[Any] = st.one_of(
     st.none(),
@@ -232,9 +245,7 @@ hostile_scalar: st.SearchStrategy[Any] = st.one_of(
 
 hostile_json: st.SearchStrategy[Any] = st.recursive(
     hostile_scalar,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(hostile_text, children, max_size=4)
-    ),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(hostile_text, children, max_size=4)),
     max_leaves=8,
 )
 
@@ -375,8 +386,10 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
     from engine.api import create_app
     from engine.api.principal import Principal, create_api_key
 
-    saved = {k: os.environ.get(k) for k in ("TETHER_SAMPLE_CLIENT_ID", "TETHER_SECRET_SAMPLE_CLIENT_SECRET",
-                                            "TETHER_SECRET_MASTER_KEY")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("TETHER_SAMPLE_CLIENT_ID", "TETHER_SECRET_SAMPLE_CLIENT_SECRET", "TETHER_SECRET_MASTER_KEY")
+    }
     os.environ.update(
         TETHER_SAMPLE_CLIENT_ID="sample-client",
         TETHER_SECRET_SAMPLE_CLIENT_SECRET="sample-secret",
@@ -413,13 +426,15 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
                 os.environ[key] = value
 
 
-def _json_call(made: World, method: str, path: str, body: Any = None, headers: list[tuple[bytes, bytes]] | None = None
-               ) -> Any:
+def _json_call(
+    made: World, method: str, path: str, body: Any = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> Any:
     given = dict(headers or [])
     given.setdefault(b"authorization", f"Bearer {made.api_key}".encode())
     given.setdefault(b"content-type", b"application/json")
-    request = Request(method, path.encode(), b"", list(given.items()),
-                      json.dumps(body).encode() if body is not None else b"")
+    request = Request(
+        method, path.encode(), b"", list(given.items()), json.dumps(body).encode() if body is not None else b""
+    )
     response = send(made, request)
     if response.status >= 300:
         raise RuntimeError(f"setting up the fuzz world: {method} {path} answered {response.status}: {response.body!r}")
@@ -435,8 +450,9 @@ def _setup_integration(made: World) -> str:
     made.run_id = done["run"]["id"]
     with made.runtime.db.session() as session:
         endpoint = session.exec(
-            select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration_id,
-                                          WebhookEndpoint.webhook == "sample.events")
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.integration_id == integration_id, WebhookEndpoint.webhook == "sample.events"
+            )
         ).one()
     made.webhook_token = endpoint.token
     made.webhook_secret = endpoint_secret(made.runtime, endpoint) or ""
@@ -445,15 +461,28 @@ def _setup_integration(made: World) -> str:
 
 def _scim_user(made: World) -> str:
     path = f"/v1/scim/{made.scim_token}/v2/Users"
-    created = _json_call(made, "POST", path, {"schemas": [USER_SCHEMA], "userName": "ada"},
-                         headers=[(b"authorization", f"Bearer {made.scim_bearer}".encode())])
+    created = _json_call(
+        made,
+        "POST",
+        path,
+        {"schemas": [USER_SCHEMA], "userName": "ada"},
+        headers=[(b"authorization", f"Bearer {made.scim_bearer}".encode())],
+    )
     return str(created["id"])
 
 
 def restore(made: World) -> None:
     """After a probe that may have deleted or disconnected the world's integration: make it connected again."""
-    status = send(made, Request("GET", f"/v1/integrations/{made.integration_id}".encode(), b"",
-                                [(b"authorization", f"Bearer {made.api_key}".encode())], b""))
+    status = send(
+        made,
+        Request(
+            "GET",
+            f"/v1/integrations/{made.integration_id}".encode(),
+            b"",
+            [(b"authorization", f"Bearer {made.api_key}".encode())],
+            b"",
+        ),
+    )
     if status.status == 200 and json.loads(status.body)["status"] == "connected":
         return
     if status.status == 404:
@@ -560,8 +589,11 @@ def _headers(draw: st.DrawFn, spec: RouteSpec, world: World, body: bytes) -> lis
     from engine.api.principal import sign_principal
 
     headers: list[tuple[bytes, bytes]] = []
-    auth = draw(st.sampled_from(["server", "server", "user", "none", "hostile-bearer", "hostile-principal",
-                                 "signed-principal", "scim"]))
+    auth = draw(
+        st.sampled_from(
+            ["server", "server", "user", "none", "hostile-bearer", "hostile-principal", "signed-principal", "scim"]
+        )
+    )
     if auth == "server":
         headers.append((b"authorization", f"Bearer {world.api_key}".encode()))
     elif auth == "user":
@@ -579,9 +611,23 @@ def _headers(draw: st.DrawFn, spec: RouteSpec, world: World, body: bytes) -> lis
         role = draw(st.sampled_from(["server", "user"]))
         value = sign_principal(PRINCIPAL_KEY, tenant=tenant, role=role, owner=owner)  # type: ignore[arg-type]
         headers.append((b"x-tether-principal", value.encode()))
-    headers.append((b"content-type", draw(st.sampled_from(
-        [b"application/json", b"application/json", b"application/scim+json", b"application/x-www-form-urlencoded",
-         b"text/plain", b"application/json; charset=\xff"]))))
+    headers.append(
+        (
+            b"content-type",
+            draw(
+                st.sampled_from(
+                    [
+                        b"application/json",
+                        b"application/json",
+                        b"application/scim+json",
+                        b"application/x-www-form-urlencoded",
+                        b"text/plain",
+                        b"application/json; charset=\xff",
+                    ]
+                )
+            ),
+        )
+    )
     if "webhooks" in spec.path and spec.method == "POST" and draw(st.booleans()):
         headers.extend(_sign(world, body))
         headers.append((b"x-sample-event", draw(st.sampled_from([b"item.changed", b"other"]))))
@@ -599,8 +645,10 @@ def request_for(draw: st.DrawFn, spec: RouteSpec, world: World) -> Request:
         value = draw(st.sampled_from(real)) if real and draw(st.integers(0, 2)) else draw(hostile_text)
         path = path.replace("{" + name + "}", _segment(value) if value else "x", 1)
     names = list(spec.query) + list(SCIM_QUERY if spec.scim else ()) + list(LOOSE_QUERY)
-    pairs = [(name, draw(hostile_text.filter(lambda t: len(t) < 20_000))) for name in
-             draw(st.lists(st.sampled_from(names), max_size=4))]
+    pairs = [
+        (name, draw(hostile_text.filter(lambda t: len(t) < 20_000)))
+        for name in draw(st.lists(st.sampled_from(names), max_size=4))
+    ]
     body = draw(_body(spec, world)) if spec.method in ("POST", "PUT", "PATCH") else b""
     headers = draw(_headers(spec, world, body))
     return Request(spec.method, path.encode("ascii"), _query_bytes(pairs), headers, body)
@@ -687,8 +735,10 @@ def problem(spec: RouteSpec, response: Response, codes: set[str], scim_types: se
             return f"{status} with an undocumented scimType {scim_type!r}"
         return None
     error = document.get("error") if isinstance(document, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("code"), str) or not isinstance(
-        error.get("message"), str
+    if (
+        not isinstance(error, dict)
+        or not isinstance(error.get("code"), str)
+        or not isinstance(error.get("message"), str)
     ):
         return f"{status} without the error envelope: {response.body[:200]!r}"
     if error["code"] not in codes:
