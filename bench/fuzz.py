@@ -7,7 +7,8 @@ an API key and without — on a scratch schema of the local PostgreSQL (``--sqli
 shrunk and the run does not stop at a failure: it counts. ``server_errors`` are 5xx answers (and requests that
 never answered within ``support.hostile.REQUEST_TIMEOUT``), ``envelope_errors`` 4xx answers that are not the
 documented envelope with a code of ``docs/errors.md``. The first few of each are printed, then the last line is one
-JSON object: ``{"examples", "server_errors", "envelope_errors", "routes", "database", "seconds", "seed"}``.
+JSON object: ``{"examples", "server_errors", "envelope_errors", "routes", "status_2xx", …, "database", "seconds",
+"seed"}`` (``status_Nxx``: how the answers spread, 2xx being probes that got past every check and were served).
 
 Options: ``--examples N`` per route (default 200), ``--seed S`` (default: a fixed one, so runs repeat),
 ``--sqlite``, ``--show N`` problems printed per kind (default 10).
@@ -70,6 +71,8 @@ def main() -> None:
     codes, scim_types = documented_codes()
     counts = {"examples": 0, "server_errors": 0, "envelope_errors": 0}
     per_route: dict[str, int] = {}
+    #: How far the probes got: 2xx answers mean a probe passed every look-up and check and was served.
+    statuses: dict[str, int] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         database = (
@@ -80,6 +83,8 @@ def main() -> None:
 
                 def record(request: Request, response: Response, spec: RouteSpec = spec) -> None:
                     counts["examples"] += 1
+                    answered = f"status_{response.status // 100}xx"
+                    statuses[answered] = statuses.get(answered, 0) + 1
                     wrong = problem(spec, response, codes, scim_types)
                     if wrong is None:
                         return
@@ -96,6 +101,7 @@ def main() -> None:
     result = {
         **counts,
         "routes": routes,
+        **dict(sorted(statuses.items())),
         "database": "sqlite" if args.sqlite else "postgresql",
         "seconds": round(time.perf_counter() - started, 1),
         "seed": args.seed,

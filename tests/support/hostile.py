@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -465,14 +466,27 @@ def _scim_user(made: World) -> str:
         made,
         "POST",
         path,
-        {"schemas": [USER_SCHEMA], "userName": "ada"},
+        {"schemas": [USER_SCHEMA], "userName": f"ada-{uuid.uuid4().hex[:8]}"},
         headers=[(b"authorization", f"Bearer {made.scim_bearer}".encode())],
     )
     return str(created["id"])
 
 
 def restore(made: World) -> None:
-    """After a probe that may have deleted or disconnected the world's integration: make it connected again."""
+    """After a probe that may have deleted or disconnected the world's integration (or its SCIM user): make it
+    connected again, so that later probes still reach past the look-ups."""
+    user = send(
+        made,
+        Request(
+            "GET",
+            f"/v1/scim/{made.scim_token}/v2/Users/{made.scim_user_id}".encode(),
+            b"",
+            [(b"authorization", f"Bearer {made.scim_bearer}".encode())],
+            b"",
+        ),
+    )
+    if user.status == 404:
+        made.scim_user_id = _scim_user(made)
     status = send(
         made,
         Request(
