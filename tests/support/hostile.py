@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -223,6 +223,8 @@ hostile_text: st.SearchStrategy[str] = st.one_of(
     st.builds(lambda char, n: char * n, st.characters(), _long_lengths),
 )
 
+_query_text = hostile_text.filter(lambda t: len(t) < 20_000)
+
 HUGE_NUMBERS: tuple[Any, ...] = (
     10**400,
     -(10**400),
@@ -349,6 +351,22 @@ class World:
     scim_bearer: str
     scim_user_id: str
     routes: list[RouteSpec] = field(default_factory=list)
+    #: ``flow`` and ``session`` of a started OAuth flow (the ``redirect_url`` of a connect call).
+    flow: dict[str, str] = field(default_factory=dict)
+    #: Whether the development login (browser session cookies) is on: on SQLite worlds, off on PostgreSQL ones.
+    dev_login: bool = False
+
+    def query_pool(self, name: str) -> list[str]:
+        """Real values for a query parameter of this name."""
+        return {
+            "flow": [self.flow.get("flow", "")],
+            "session": [self.flow.get("session", "")],
+            "status": ["received", "failed"],
+            "limit": ["1", "500"],
+            "count": ["1"],
+            "startIndex": ["1"],
+            "filter": ['userName eq "ada"', "userName pr"],
+        }.get(name, [])
 
     def pool(self, name: str) -> list[str]:
         """Real values for a path parameter of this name."""
@@ -387,14 +405,19 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
     from engine.api import create_app
     from engine.api.principal import Principal, create_api_key
 
-    saved = {
-        k: os.environ.get(k)
-        for k in ("TETHER_SAMPLE_CLIENT_ID", "TETHER_SECRET_SAMPLE_CLIENT_SECRET", "TETHER_SECRET_MASTER_KEY")
-    }
+    names = (
+        "TETHER_SAMPLE_CLIENT_ID",
+        "TETHER_SECRET_SAMPLE_CLIENT_SECRET",
+        "TETHER_SECRET_MASTER_KEY",
+        "TETHER_DEV_LOGIN",
+    )
+    saved = {k: os.environ.get(k) for k in names}
+    dev_login = database_url.startswith("sqlite")
     os.environ.update(
         TETHER_SAMPLE_CLIENT_ID="sample-client",
         TETHER_SECRET_SAMPLE_CLIENT_SECRET="sample-secret",
         TETHER_SECRET_MASTER_KEY=generate_master_key(),
+        TETHER_DEV_LOGIN="1" if dev_login else "0",
     )
     settings = Settings(
         database_url=database_url,
@@ -412,6 +435,9 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
         made = World(app, runtime, loop, api_key, user_key, "", "", "", "", scim.token, scim.bearer_token, "")
         made.integration_id = _setup_integration(made)
         made.scim_user_id = _scim_user(made)
+        made.dev_login = dev_login
+        redirect = _json_call(made, "POST", f"/v1/integrations/{made.integration_id}/connect", {"connection": "OAuth"})
+        made.flow = {k: v[0] for k, v in parse_qs(urlsplit(redirect["redirect_url"]).query).items()}
         made.routes = enumerate_routes(app)
         yield made
     finally:
@@ -605,7 +631,17 @@ def _headers(draw: st.DrawFn, spec: RouteSpec, world: World, body: bytes) -> lis
     headers: list[tuple[bytes, bytes]] = []
     auth = draw(
         st.sampled_from(
-            ["server", "server", "user", "none", "hostile-bearer", "hostile-principal", "signed-principal", "scim"]
+            [
+                "server",
+                "server",
+                "user",
+                "none",
+                "hostile-bearer",
+                "hostile-principal",
+                "signed-principal",
+                "scim",
+                "session-cookie",
+            ]
         )
     )
     if auth == "server":
@@ -618,6 +654,19 @@ def _headers(draw: st.DrawFn, spec: RouteSpec, world: World, body: bytes) -> lis
         headers.append((b"authorization", b"Bearer " + draw(hostile_header_value)))
     elif auth == "hostile-principal":
         headers.append((b"x-tether-principal", draw(hostile_header_value)))
+    elif auth == "session-cookie":
+        # The development login's cookie (what the page's browser sends), valid or not, with the CSRF header or not.
+        from engine.web.session import session_key
+
+        key = session_key(world.runtime)
+        if key and draw(st.booleans()):
+            owner = draw(st.one_of(st.just("o1"), hostile_text.filter(lambda t: len(t) < 2000)))
+            value = sign_principal(key, tenant="t1", role="user", owner=owner, session="s").encode()
+        else:
+            value = draw(hostile_header_value)
+        headers.append((b"cookie", b"tether_session=" + value))
+        if draw(st.booleans()):
+            headers.append((b"x-tether-csrf", b"1"))
     elif auth == "signed-principal":
         # A careless host app signs whatever its user typed: the header is authentic, its tenant and owner hostile.
         tenant = draw(st.one_of(st.just("t1"), hostile_text.filter(lambda t: len(t) < 2000)))
@@ -659,10 +708,11 @@ def request_for(draw: st.DrawFn, spec: RouteSpec, world: World) -> Request:
         value = draw(st.sampled_from(real)) if real and draw(st.integers(0, 2)) else draw(hostile_text)
         path = path.replace("{" + name + "}", _segment(value) if value else "x", 1)
     names = list(spec.query) + list(SCIM_QUERY if spec.scim else ()) + list(LOOSE_QUERY)
-    pairs = [
-        (name, draw(hostile_text.filter(lambda t: len(t) < 20_000)))
-        for name in draw(st.lists(st.sampled_from(names), max_size=4))
-    ]
+    pairs = []
+    for name in draw(st.lists(st.sampled_from(names), max_size=4)):
+        real = world.query_pool(name)
+        value = draw(st.sampled_from(real)) if real and draw(st.booleans()) else draw(_query_text)
+        pairs.append((name, value))
     body = draw(_body(spec, world)) if spec.method in ("POST", "PUT", "PATCH") else b""
     headers = draw(_headers(spec, world, body))
     return Request(spec.method, path.encode("ascii"), _query_bytes(pairs), headers, body)
