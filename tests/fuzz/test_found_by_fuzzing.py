@@ -184,3 +184,21 @@ def test_a_scim_search_attribute_list_that_is_not_strings_is_invalid_value(any_w
             auth=auth,
         )
         assert ok.status == 200, ok.body
+
+
+def test_a_cursor_that_decodes_to_nul_is_invalid_cursor(pg_world: World) -> None:
+    import base64
+
+    for run_id in ("\x00", "r\x00un"):
+        cursor = base64.urlsafe_b64encode(f"2024-01-01T00:00:00+00:00|{run_id}".encode()).decode().rstrip("=")
+        response = send(
+            pg_world,
+            Request(
+                "GET",
+                f"/v1/integrations/{pg_world.integration_id}/runs".encode(),
+                f"cursor={cursor}".encode(),
+                [(b"authorization", f"Bearer {pg_world.api_key}".encode())],
+                b"",
+            ),
+        )
+        assert error_code(response) == (422, "invalid_cursor"), response.body

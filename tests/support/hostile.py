@@ -21,6 +21,7 @@ bench fuzz``, the same probes for longer).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -711,7 +712,15 @@ def request_for(draw: st.DrawFn, spec: RouteSpec, world: World) -> Request:
     pairs = []
     for name in draw(st.lists(st.sampled_from(names), max_size=4)):
         real = world.query_pool(name)
-        value = draw(st.sampled_from(real)) if real and draw(st.booleans()) else draw(_query_text)
+        if name == "cursor" and draw(st.booleans()):
+            # A cursor is base64 of "<queued_at>|<run id>": what it decodes to is as hostile as any other text.
+            stamp = draw(st.sampled_from(["2024-01-01T00:00:00+00:00", "9999-12-31T23:59:59+14:00", "2024-01-01", "x"]))
+            text = f"{stamp}|{draw(_query_text)}".encode("utf-8", "surrogatepass")
+            value = base64.urlsafe_b64encode(text).decode().rstrip("=")
+        elif real and draw(st.booleans()):
+            value = draw(st.sampled_from(real))
+        else:
+            value = draw(_query_text)
         pairs.append((name, value))
     body = draw(_body(spec, world)) if spec.method in ("POST", "PUT", "PATCH") else b""
     headers = draw(_headers(spec, world, body))
