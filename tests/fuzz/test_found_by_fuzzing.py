@@ -120,6 +120,14 @@ def test_a_lone_surrogate_as_raw_bytes_is_invalid_input(any_world: World, body: 
     assert error_code(call(any_world, "POST", "/v1/integrations", body)) == (422, "invalid_input")
 
 
+def test_a_lone_surrogate_as_raw_bytes_in_a_connect_body_is_invalid_input(any_world: World) -> None:
+    # ``connection: str | None`` let the surrogate through to the flow's row (500 on both databases).
+    body = b'{"connection": "\xed\xa0\x80", "return_url": "\xed\xa0\x80"}'
+    for action in ("connect", "reconnect", "upgrade"):
+        response = call(any_world, "POST", f"/v1/integrations/{any_world.integration_id}/{action}", body)
+        assert error_code(response) == (422, "invalid_input"), (action, response.body)
+
+
 def test_a_lone_surrogate_as_raw_bytes_in_a_scim_body_is_invalid_value(any_world: World) -> None:
     body = b'{"schemas": ["' + USER_SCHEMA.encode() + b'"], "userName": "\xed\xa0\x80"}'
     response = call(
