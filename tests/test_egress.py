@@ -16,7 +16,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,11 @@ from cryptography.x509.oid import NameOID
 
 from engine import oauth
 from engine.egress import (
+    DEFAULT_MAX_REDIRECTS,
     LOOPBACK_ENV,
     DeadlineExceeded,
     ResponseTooLarge,
+    TooManyRedirects,
     check_address,
     deadline,
     egress_client,
@@ -43,6 +44,7 @@ from engine.egress import (
     read_json_sync,
 )
 from engine.errors import EgressRefused, ProviderError
+from support.trickle import TRICKLE_BYTES, SlowAnswer, TrickleServer, http_head, trickle_server
 
 # ----------------------------------------------------------------------------------------------------
 # Network guard and helpers
@@ -534,104 +536,16 @@ def test_parse_json_bounded() -> None:
 # error and that the server saw the client hang up before its answer was complete, never elapsed time.
 
 BOUND = 0.5
-TRICKLE_INTERVAL = 0.05  # well under the bound, so no per-read timeout ever fires
-TRICKLE_BYTES = 200  # 10 s at that pace: far past the bound
-
-
-@dataclass(frozen=True)
-class SlowAnswer:
-    """``head`` after ``delay`` seconds, then ``trickled`` one byte per ``TRICKLE_INTERVAL``."""
-
-    head: bytes
-    trickled: bytes = b""
-    delay: float = 0.0
-
-
-class TrickleServer:
-    """An asyncio HTTP/1.1 server on 127.0.0.1 (its own loop, in a thread) that answers slowly.
-
-    Records the paths requested, the paths whose answer was sent in full, and the paths whose client hung
-    up first (the connection closed by the client, seen as EOF on the socket)."""
-
-    def __init__(self, answers: dict[str, SlowAnswer]) -> None:
-        self.answers = answers
-        self.requested: list[str] = []
-        self.finished: list[str] = []
-        self.hung_up: dict[str, threading.Event] = {path: threading.Event() for path in answers}
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
-        self.thread.start()
-        assert started.wait(10)
-
-    def _serve(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
-        started.set()
-        self.loop.run_forever()
-        self.loop.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            await reader.readexactly(length)
-            path = head.split(b" ")[1].decode()
-            self.requested.append(path)
-            answer = self.answers[path]
-            eof = asyncio.ensure_future(reader.read(1))  # b"" once the client closes the connection
-            await asyncio.sleep(answer.delay)
-            writer.write(answer.head)
-            await writer.drain()
-            for byte in answer.trickled:
-                await asyncio.sleep(TRICKLE_INTERVAL)
-                if eof.done():
-                    self.hung_up[path].set()
-                    return
-                writer.write(bytes([byte]))
-                await writer.drain()
-            self.finished.append(path)
-            await eof
-            self.hung_up[path].set()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
-        finally:
-            writer.close()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    async def _shutdown(self) -> None:
-        self.server.close()
-        handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-        await self.server.wait_closed()
-
-
-def _head(status: str, length: int, *extra: str) -> bytes:
-    lines = [f"HTTP/1.1 {status}", f"Content-Length: {length}", "Content-Type: application/json", *extra]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 SLOW_BODY = b'{"token": "' + b"x" * (TRICKLE_BYTES - 14) + b'"}'
 SLOW_ANSWERS = {
     # The status line and headers themselves arrive a byte at a time.
-    "/slow-head": SlowAnswer(b"", _head("200 OK", 2) + b"{}" + b" " * TRICKLE_BYTES),
+    "/slow-head": SlowAnswer(b"", http_head("200 OK", 2) + b"{}" + b" " * TRICKLE_BYTES),
     # Headers at once, then the body a byte at a time.
-    "/slow-body": SlowAnswer(_head("200 OK", len(SLOW_BODY)), SLOW_BODY),
+    "/slow-body": SlowAnswer(http_head("200 OK", len(SLOW_BODY)), SLOW_BODY),
     # Two hops, each within the bound on its own (0.4 s, then 9 bytes trickled over 0.45 s): the bound is
     # for the whole exchange, so the second hop is cut off in the middle of its body.
-    "/late-hop": SlowAnswer(_head("302 Found", 0, "Location: /late", "Connection: close"), delay=0.4),
-    "/late": SlowAnswer(_head("200 OK", 9, "Connection: close"), b'"1234567"'),
+    "/late-hop": SlowAnswer(http_head("302 Found", 0, "Location: /late", "Connection: close"), delay=0.4),
+    "/late": SlowAnswer(http_head("200 OK", 9, "Connection: close"), b'"1234567"'),
 }
 
 
@@ -742,3 +656,21 @@ def test_a_deadline_block_bounds_every_exchange_inside_it(trickle: TrickleServer
         run(go())
     _assert_deadline_error(caught.value)
     assert trickle.hung_up["/slow-body"].wait(10)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_a_redirect_loop_is_a_provider_error_not_a_crash(sync: bool) -> None:
+    """httpx's TooManyRedirects is no transport error, so the handlers of provider trouble let it through as a 500."""
+    loop = SlowAnswer(http_head("302 Found", 0, "Location: /loop", "Connection: close"))
+    with trickle_server({"/loop": loop}) as server:
+        with pytest.raises(TooManyRedirects) as caught:
+            if sync:
+                with egress_sync_client(allow_loopback=True, timeout=5) as client:
+                    client.get(server.url("/loop"))
+            else:
+                run(async_get(server.url("/loop"), allow_loopback=True, timeout=5))
+        assert len(server.requested) == DEFAULT_MAX_REDIRECTS + 1
+    error = caught.value
+    assert (error.code, error.status) == ("provider_error", 502)
+    assert error.message == f"the provider redirected more than {DEFAULT_MAX_REDIRECTS} times"
+    assert isinstance(error, httpx.TooManyRedirects)

@@ -23,21 +23,20 @@ from engine.errors import DefinitionError, ProviderError, TetherError
 from engine.mappings import Mapping
 from engine.operations import Emits, NoConfig, Operation, OperationContext, Payload, Policy
 from engine.slots import CredentialSlot, OAuth2Token
-from engine.webhooks import (
+from engine.verification import (
     BearerToken,
-    CelValue,
     EndpointSecret,
-    EventContext,
-    Header,
     HmacSha256,
-    JsonField,
+    InvalidSignature,
     OperatorSecret,
+    SecretSource,
     SlackSignature,
+    StaleDelivery,
     StandardWebhooks,
     StripeSignature,
-    Webhook,
-    WebhookEvent,
+    Verifier,
 )
+from engine.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
 
 __all__ = [
     "AppInstall",
@@ -58,6 +57,7 @@ __all__ = [
     "Header",
     "HmacSha256",
     "IntegrationMetadata",
+    "InvalidSignature",
     "JsonField",
     "Mapping",
     "NoConfig",
@@ -72,11 +72,14 @@ __all__ = [
     "Policy",
     "ProviderError",
     "Revoke",
+    "SecretSource",
     "SlackSignature",
+    "StaleDelivery",
     "StandardWebhooks",
     "StripeSignature",
     "TetherError",
     "UserInput",
+    "Verifier",
     "Webhook",
     "WebhookEvent",
 ]

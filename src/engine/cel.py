@@ -7,6 +7,9 @@ JSON-shaped Python values and returns plain Python values.
 Two back ends evaluate, chosen once at import by ``TETHER_CEL_BACKEND``: ``fast`` (the default: ``engine.celfast``
 compiles celpy's parse tree to Python closures and evaluates the payload as it is, with a cost budget) and ``celpy``
 (celpy's own interpreted runner over ``json_to_cel``-converted values). celpy parses for both.
+
+``matches`` is RE2 in both (``engine.celfast.regex``; celpy's own binding is replaced by ours): a literal pattern RE2
+refuses (backreference, lookaround, bad syntax, too large) makes the expression not compile.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import celpy
 import lark
 from celpy import celtypes
 from celpy.adapter import json_to_cel
+from celpy.evaluation import celstr
 
 from engine import celfast
-from engine.celfast.functions import celpy_functions
+from engine.celfast.functions import celpy_functions, celpy_matches
+from engine.celfast.regex import PatternError, compile_pattern
 from engine.errors import CelError
 
 #: The variables every mapping expression may use.
@@ -104,9 +109,48 @@ def compile_expression(text: str, backend: str | None = None) -> Expression:
     except celpy.CELParseError as exc:
         where = f" at line {exc.line}, column {exc.column}" if getattr(exc, "line", None) else ""
         raise CelError(f"does not compile: syntax error{where}") from None
-    if backend == "fast":
-        return Expression(text, ast, None, celfast.compile_tree(ast))
-    return Expression(text, ast, _environment.program(ast, functions=celpy_functions() or None))
+    try:
+        if backend == "fast":
+            return Expression(text, ast, None, celfast.compile_tree(ast))
+        literals = {pattern: compile_pattern(pattern) for pattern in literal_patterns(ast)}
+    except PatternError as exc:
+        # the pattern is the expression author's own text (a tenant's filter, a definition's mapping)
+        shown = exc.pattern if len(exc.pattern) <= 80 else exc.pattern[:77] + "..."
+        raise CelError(f"does not compile: matches pattern {shown!r} refused by RE2: {exc.reason}") from None
+    functions = {**celpy_functions(), "matches": celpy_matches(literals)}
+    return Expression(text, ast, _environment.program(ast, functions=functions))
+
+
+def literal_patterns(tree: lark.Tree) -> list[str]:
+    """The string-literal patterns of every ``x.matches("…")`` and ``matches(x, "…")`` call in a parse tree."""
+    found: list[str] = []
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot_arg":
+            children = [c for c in node.children if c is not None]
+            name, position = children[1], 0
+        elif node.data in ("ident_arg", "dot_ident_arg"):
+            children = [c for c in node.children if c is not None]
+            name, position = children[0], 1
+        else:
+            continue
+        if str(name) != "matches":
+            continue
+        exprlist = children[-1] if isinstance(children[-1], lark.Tree) and children[-1].data == "exprlist" else None
+        args = [c for c in exprlist.children if c is not None] if exprlist is not None else []
+        if len(args) <= position:
+            continue
+        literal = _unwrap(args[position])
+        while literal is not None and literal.data == "paren_expr":  # ("…") is a literal for the fast compiler too
+            literal = _unwrap(literal.children[0])
+        if literal is None or literal.data != "literal":
+            continue
+        token = literal.children[0]
+        if isinstance(token, lark.Token) and token.type in ("STRING_LIT", "MLSTRING_LIT"):
+            try:
+                found.append(str(celstr(token)))
+            except (ValueError, UnicodeError):
+                continue  # an invalid string literal is its own evaluation error
+    return found
 
 
 def _reason(error: celpy.CELEvalError) -> str:

@@ -23,6 +23,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.keystore import ReconnectRequired, StoredCredential
 from engine.lifecycle import audit, transition
 from engine.oauth import OAuthClient, TokenSet, client_credentials, refresh, revoke
+from engine.reaching import reaching
 from engine.slots import CredentialSlot, OAuth2Token
 from engine.tables import Integration, IntegrationStatus
 
@@ -261,7 +262,7 @@ class Custody:
         ctx = ConnectionContext(
             integration.id, slot, make_client(), operator_config, self.runtime.user_input(integration)
         )
-        await connection().revoke(ctx)
+        await reaching("the provider's revocation", lambda: connection().revoke(ctx))
 
     # -- lookups -------------------------------------------------------------------------------------------------
 

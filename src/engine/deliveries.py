@@ -26,7 +26,6 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -53,19 +52,9 @@ from engine.tables import (
     new_id,
     utcnow,
 )
-from engine.verification import InvalidSignature, lower_headers, verify
-from engine.webhooks import (
-    CelValue,
-    EndpointSecret,
-    EventContext,
-    Header,
-    JsonField,
-    Locator,
-    OperatorSecret,
-    StandardWebhooks,
-    Webhook,
-    WebhookEvent,
-)
+from engine.verification import EndpointSecret, InvalidSignature, OperatorSecret, lower_headers, verify
+from engine.webhooks import CelValue, EventContext, Header, JsonField, Locator, Webhook, WebhookEvent
+from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter
 
 log = logging.getLogger("tether.webhooks")
 
@@ -100,7 +89,7 @@ class Target:
 
 
 def _secrets_for(runtime: Runtime, webhook: type[Webhook], endpoint: WebhookEndpoint | None) -> tuple[str, ...]:
-    source = getattr(webhook.verifier, "secret", None)
+    source = webhook.verifier.secret
     if isinstance(source, OperatorSecret):
         definition_id = next(d.id for d in runtime.registry.definitions() if webhook in d.webhooks)
         config = runtime.operator_configs.get(definition_id)
@@ -303,8 +292,8 @@ def delivery_key(
     """The idempotency key: the provider's delivery ID, else a content hash within a time bucket."""
     webhook = target.webhook
     value = locate(runtime, target.definition_id, webhook, "delivery_id", webhook.delivery_id, payload, headers)
-    if value is None and isinstance(webhook.verifier, StandardWebhooks):
-        value = headers.get("webhook-id") or headers.get("svix-id") or None
+    if value is None:
+        value = webhook.verifier.delivery_id(headers)
     if value is not None and len(value) <= 200 and storable(value):
         return value
     if value is not None:  # too long for the column, or NUL / a lone surrogate the database cannot hold
@@ -626,7 +615,7 @@ _FINISH_RUN = (
     update(_RUN)
     .where(_RUN.c.id == bindparam("run_id"))
     .values(
-        status=bindparam("final_status"),
+        status=bindparam("run_status"),
         finished_at=bindparam("finished_at", type_=_RUN.c.finished_at.type),
         error_code=bindparam("final_code"),
         error_message=bindparam("final_message"),
@@ -676,7 +665,8 @@ def _claim(db: Database, row_id: str, lease: timedelta) -> Claimed | None:
 def _claim_with_context(
     db: Database, row_id: str, lease: timedelta
 ) -> tuple[Claimed, tuple[_EndpointRef, _IntegrationRef] | None] | None:
-    """``_claim`` and ``_load_context`` in one transaction (one thread hop, one connection)."""
+    """``_claim`` and the endpoint's webhook and integration (``_CONTEXT``) in one transaction (one thread hop, one
+    connection)."""
     with db.engine.begin() as connection:
         row = _claim_on(connection, row_id, lease)
         if row is None:
@@ -685,8 +675,7 @@ def _claim_with_context(
     return row, ((_EndpointRef(found[0]), _IntegrationRef(*found[1:])) if found is not None else None)
 
 
-def _finish(
-    db: Database,
+def _finish_params(
     row: Claimed,
     status: DeliveryStatus,
     *,
@@ -695,31 +684,31 @@ def _finish(
     message: str = "",
     run_id: str | None = None,
     run_failed: bool = False,
-) -> bool:
-    """Write the final status, fenced by the attempt number this worker claimed (a stale worker writes nothing)."""
-    now = utcnow()
-    values = {"final_code": code[:100], "final_message": message[:1000], "finished_at": now}
+) -> dict[str, Any]:
+    """The parameters of the final write, for both statement sets (``_FINISH``/``_FINISH_RUN`` and ``_PG_FINISH``):
+    the delivery's status, fenced by the attempt number this worker claimed, and its run's (a ``None`` run ID
+    updates no run)."""
+    return {
+        "row_id": row.id,
+        "claimed_attempts": row.attempts,
+        "final_status": status.value,
+        "final_event_type": event_type[:200],
+        "final_code": code[:100],
+        "final_message": message[:1000],
+        "finished_at": utcnow(),
+        "run_id": run_id,
+        "run_status": (RunStatus.failed if run_failed else RunStatus.succeeded).value,
+    }
+
+
+def _finish(db: Database, params: dict[str, Any]) -> bool:
+    """The final write in one transaction; ``False`` when a newer claim holds the row (a stale worker writes
+    nothing)."""
     with db.engine.begin() as connection:
-        result = connection.execute(
-            _FINISH,
-            {
-                **values,
-                "row_id": row.id,
-                "claimed_attempts": row.attempts,
-                "final_status": status.value,
-                "final_event_type": event_type[:200],
-            },
-        )
-        if run_id is not None:
-            final = (RunStatus.failed if run_failed else RunStatus.succeeded).value
-            connection.execute(_FINISH_RUN, {**values, "run_id": run_id, "final_status": final})
+        result = connection.execute(_FINISH, params)
+        if params["run_id"] is not None:
+            connection.execute(_FINISH_RUN, params)
     return result.rowcount == 1
-
-
-def _load_context(db: Database, row: Claimed) -> tuple[_EndpointRef, _IntegrationRef] | None:
-    with db.engine.connect() as connection:
-        found = connection.execute(_CONTEXT, {"endpoint_id": row.endpoint_id}).first()
-    return (_EndpointRef(found[0]), _IntegrationRef(*found[1:])) if found is not None else None
 
 
 # On PostgreSQL the claim (with its context) and the finish (with its run's) are one statement each, run on the event
@@ -768,43 +757,12 @@ async def _claim_processing(
     return row, (_EndpointRef(found[6]), _IntegrationRef(*found[7:]))
 
 
-async def _finish_processing(
-    db: Database,
-    row: Claimed,
-    status: DeliveryStatus,
-    *,
-    event_type: str = "",
-    code: str = "",
-    message: str = "",
-    run_id: str | None = None,
-    run_failed: bool = False,
-) -> bool:
-    """``_finish``: on PostgreSQL in one statement on the loop's connection, elsewhere in a thread."""
+async def _finish_processing(db: Database, row: Claimed, status: DeliveryStatus, **outcome: Any) -> bool:
+    """``_finish`` with ``_finish_params(row, status, **outcome)``: on PostgreSQL in one statement on the loop's
+    connection, elsewhere in a thread."""
+    params = _finish_params(row, status, **outcome)
     if db.dialect != "postgresql":
-        return await anyio.to_thread.run_sync(
-            partial(
-                _finish,
-                db,
-                row,
-                status,
-                event_type=event_type,
-                code=code,
-                message=message,
-                run_id=run_id,
-                run_failed=run_failed,
-            )
-        )
-    params = {
-        "row_id": row.id,
-        "claimed_attempts": row.attempts,
-        "final_status": status.value,
-        "final_event_type": event_type[:200],
-        "final_code": code[:100],
-        "final_message": message[:1000],
-        "finished_at": utcnow(),
-        "run_id": run_id,
-        "run_status": (RunStatus.failed if run_failed else RunStatus.succeeded).value,
-    }
+        return await anyio.to_thread.run_sync(_finish, db, params)
     async with db.loop_connection.connection() as connection:
         cursor = await connection.execute(_PG_FINISH, params)
         return cursor.rowcount == 1
@@ -826,6 +784,116 @@ def _start_run(db: Database, integration: _IntegrationRef, event: type[WebhookEv
     return run.id
 
 
+def _refusal(
+    row: Claimed, loaded: tuple[_EndpointRef, _IntegrationRef] | None, webhook: type[Webhook] | None
+) -> tuple[str, str] | None:
+    """Why a claimed delivery is not processed at all (its code and message), or ``None`` when it is."""
+    if row.attempts > MAX_ATTEMPTS:
+        return "too_many_attempts", f"processing did not finish in {MAX_ATTEMPTS} attempts"
+    if loaded is None or webhook is None:
+        return "webhook_unknown", "the endpoint's webhook is no longer declared"
+    if loaded[1].status == IntegrationStatus.disconnected:
+        # Recorded in the moments after a disconnect (another process's endpoint cache): kept, not processed.
+        return "integration_disconnected", "the integration was disconnected before this delivery was processed"
+    return None
+
+
+def _event_type(
+    runtime: Runtime, integration: _IntegrationRef, webhook: type[Webhook], payload: Any, headers: Mapping[str, str]
+) -> str:
+    """The delivery's event type as its webhook locates it; escaped when the database could not store it."""
+    where = webhook.event_type
+    value = locate(runtime, integration.definition_id, webhook, "event_type", where, payload, headers) or ""
+    if not storable(value):  # no event matches NUL or a lone surrogate; keep it readable, and storable
+        value = value.encode("unicode_escape").decode("ascii")
+    return value
+
+
+@dataclass
+class _Handling:
+    """One routed delivery through its event's handler: operations it dispatches, payloads it ingests (a run is
+    started with the first batch), and the final write."""
+
+    runtime: Runtime
+    row: Claimed
+    integration: _IntegrationRef
+    event: type[WebhookEvent]
+    outcome: DeliveryOutcome
+    send: Dispatcher
+    run_id: str | None = None
+    pipeline: IngestPipeline | None = None
+
+    async def dispatch(self, operation: type[Operation], config: dict[str, Any]) -> str:
+        run = await self.send(self.runtime, self.integration.id, operation.operation_id(), dict(config))
+        self.outcome.runs.append(run)
+        return run
+
+    async def flush(self, batch: list[Payload]) -> None:
+        if not batch:
+            return
+        db, integration = self.runtime.db, self.integration
+        if self.run_id is None or self.pipeline is None:
+            self.run_id = await anyio.to_thread.run_sync(_start_run, db, integration, self.event, self.row)
+            self.pipeline = IngestPipeline(self.runtime.registry, db)
+        ctx = IngestContext(
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            definition_id=integration.definition_id,
+            emits=self.event.emits,
+            integration_filter=compile_integration_filter(integration.filter_expr),
+            run_id=self.run_id,
+            delivery_id=self.row.id,
+            source="webhook",
+            origin=self.event.event_id(),
+        )
+        result = await anyio.to_thread.run_sync(self.pipeline.process, ctx, list(batch), self.outcome.payloads)
+        self.outcome.payloads += result.received
+        self.outcome.persisted += result.persisted
+        self.outcome.filtered += result.filtered
+        self.outcome.rejected += result.rejected
+        batch.clear()
+
+    def context(self, payload: Any, headers: dict[str, str]) -> EventContext:
+        integration, event_type = self.integration, self.outcome.event_type
+        return EventContext(
+            integration_id=integration.id,
+            event_type=event_type,
+            delivery_id=self.row.delivery_id,
+            payload=payload,
+            headers=headers,
+            dispatch=self.dispatch,
+            extras={
+                "tenant_id": integration.tenant_id,
+                "delivery_row_id": self.row.id,
+                # For events that end the connection at the provider's side (a GitHub App uninstalled).
+                "cleanup": lambda: self.runtime.custody.release(
+                    integration.id, actor="provider", reason=f"the provider reported {event_type}"
+                ),
+            },
+        )
+
+    async def run(self, payload: Any, headers: dict[str, str]) -> DeliveryOutcome:
+        db, row, outcome = self.runtime.db, self.row, self.outcome
+        try:
+            batch: list[Payload] = []
+            async for item in self.event().handle(self.context(payload, headers)):
+                batch.append(item)
+                if len(batch) >= INGEST_PAGE:
+                    await self.flush(batch)
+            await self.flush(batch)
+        except Exception as exc:
+            code = exc.code if isinstance(exc, TetherError) else "handler_error"
+            # A TetherError's message is safe to show; anything else may carry anything, so only its type is kept.
+            message = exc.message if isinstance(exc, TetherError) else f"the handler raised {type(exc).__name__}"
+            log.warning("webhook delivery %s failed: %s", row.id, code)
+            await _finish_processing(db, row, DeliveryStatus.failed, event_type=outcome.event_type, code=code,
+                                     message=message, run_id=self.run_id, run_failed=True)
+            outcome.status, outcome.error_code = DeliveryStatus.failed, code
+            return outcome
+        await _finish_processing(db, row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id)
+        return outcome
+
+
 async def process_delivery(
     runtime: Runtime,
     delivery_row_id: str,
@@ -834,134 +902,29 @@ async def process_delivery(
     lease: timedelta = PROCESSING_LEASE,
 ) -> DeliveryOutcome | None:
     """Process one recorded delivery; ``None`` when another worker holds it or it is already final."""
-    from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter
-
-    db = runtime.db
-    claimed = await _claim_processing(db, delivery_row_id, lease)
+    claimed = await _claim_processing(runtime.db, delivery_row_id, lease)
     if claimed is None:
         return None
     row, loaded = claimed
-    if row.attempts > MAX_ATTEMPTS:
-        await _finish_processing(
-            db,
-            row,
-            DeliveryStatus.failed,
-            code="too_many_attempts",
-            message=f"processing did not finish in {MAX_ATTEMPTS} attempts",
-        )
-        return DeliveryOutcome(DeliveryStatus.failed, error_code="too_many_attempts")
     webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
-    if loaded is None or webhook is None:
-        await _finish_processing(
-            db,
-            row,
-            DeliveryStatus.failed,
-            code="webhook_unknown",
-            message="the endpoint's webhook is no longer declared",
-        )
-        return DeliveryOutcome(DeliveryStatus.failed, error_code="webhook_unknown")
-    if loaded[1].status == IntegrationStatus.disconnected:
-        # Recorded in the moments after a disconnect (another process's endpoint cache): kept, not processed.
-        await _finish_processing(
-            db,
-            row,
-            DeliveryStatus.failed,
-            code="integration_disconnected",
-            message="the integration was disconnected before this delivery was processed",
-        )
-        return DeliveryOutcome(DeliveryStatus.failed, error_code="integration_disconnected")
-    _endpoint, integration = loaded
+    refused = _refusal(row, loaded, webhook)
+    if refused is not None:
+        code, message = refused
+        await _finish_processing(runtime.db, row, DeliveryStatus.failed, code=code, message=message)
+        return DeliveryOutcome(DeliveryStatus.failed, error_code=code)
+    assert loaded is not None and webhook is not None  # refused above otherwise
+    integration = loaded[1]
     headers = lower_headers(row.headers)
     payload = parse_body(row.body, headers)
-    event_type = (
-        locate(runtime, integration.definition_id, webhook, "event_type", webhook.event_type, payload, headers) or ""
-    )
-    if not storable(event_type):  # no event matches NUL or a lone surrogate; keep it readable, and storable
-        event_type = event_type.encode("unicode_escape").decode("ascii")
+    event_type = _event_type(runtime, integration, webhook, payload, headers)
     event = next((e for e in webhook.events if e.match == event_type), None)
     if event is None:
-        await _finish_processing(db, row, DeliveryStatus.unrouted, event_type=event_type)
+        await _finish_processing(runtime.db, row, DeliveryStatus.unrouted, event_type=event_type)
         log.info("webhook delivery %s unrouted (event type %r)", row.id, event_type[:100])
         return DeliveryOutcome(DeliveryStatus.unrouted, event_type=event_type)
-
     outcome = DeliveryOutcome(DeliveryStatus.processed, event_type=event_type, event=event.event_id())
-    send = dispatcher or dispatch_operation
-    run_id: str | None = None
-    pipeline: IngestPipeline | None = None
-
-    async def dispatch(operation: type[Operation], config: dict[str, Any]) -> str:
-        run = await send(runtime, integration.id, operation.operation_id(), dict(config))
-        outcome.runs.append(run)
-        return run
-
-    async def flush(batch: list[Payload]) -> None:
-        nonlocal run_id, pipeline
-        if not batch:
-            return
-        if run_id is None:
-            run_id = await anyio.to_thread.run_sync(_start_run, db, integration, event, row)
-            pipeline = IngestPipeline(runtime.registry, db)
-        ctx = IngestContext(
-            tenant_id=integration.tenant_id,
-            integration_id=integration.id,
-            definition_id=integration.definition_id,
-            emits=event.emits,
-            integration_filter=compile_integration_filter(integration.filter_expr),
-            run_id=run_id,
-            delivery_id=row.id,
-            source="webhook",
-            origin=event.event_id(),
-        )
-        assert pipeline is not None
-        result = await anyio.to_thread.run_sync(pipeline.process, ctx, list(batch), outcome.payloads)
-        outcome.payloads += result.received
-        outcome.persisted += result.persisted
-        outcome.filtered += result.filtered
-        outcome.rejected += result.rejected
-        batch.clear()
-
-    context = EventContext(
-        integration_id=integration.id,
-        event_type=event_type,
-        delivery_id=row.delivery_id,
-        payload=payload,
-        headers=headers,
-        dispatch=dispatch,
-        extras={
-            "tenant_id": integration.tenant_id,
-            "delivery_row_id": row.id,
-            # For events that end the connection at the provider's side (a GitHub App uninstalled).
-            "cleanup": lambda: runtime.custody.release(
-                integration.id, actor="provider", reason=f"the provider reported {event_type}"
-            ),
-        },
-    )
-    try:
-        batch: list[Payload] = []
-        async for item in event().handle(context):
-            batch.append(item)
-            if len(batch) >= INGEST_PAGE:
-                await flush(batch)
-        await flush(batch)
-    except Exception as exc:
-        code = exc.code if isinstance(exc, TetherError) else "handler_error"
-        # A TetherError's message is safe to show; anything else may carry anything, so only its type is kept.
-        message = exc.message if isinstance(exc, TetherError) else f"the handler raised {type(exc).__name__}"
-        log.warning("webhook delivery %s failed: %s", row.id, code)
-        await _finish_processing(
-            db,
-            row,
-            DeliveryStatus.failed,
-            event_type=event_type,
-            code=code,
-            message=message,
-            run_id=run_id,
-            run_failed=True,
-        )
-        outcome.status, outcome.error_code = DeliveryStatus.failed, code
-        return outcome
-    await _finish_processing(db, row, DeliveryStatus.processed, event_type=event_type, run_id=run_id)
-    return outcome
+    handling = _Handling(runtime, row, integration, event, outcome, dispatcher or dispatch_operation)
+    return await handling.run(payload, headers)
 
 
 async def process_deliveries(

@@ -77,6 +77,7 @@ __all__ = [
     "LOOPBACK_ENV",
     "DeadlineExceeded",
     "ResponseTooLarge",
+    "TooManyRedirects",
     "check_address",
     "deadline",
     "egress_client",
@@ -120,6 +121,22 @@ class DeadlineExceeded(TetherError, httpx.TimeoutException):
     def __init__(self, seconds: float, request: httpx.Request | None = None) -> None:
         self.seconds = seconds
         super().__init__(f"the provider did not answer within {seconds:g} s")
+        self._request = request
+
+
+class TooManyRedirects(TetherError, httpx.TooManyRedirects):
+    """The provider redirected more times than the client follows (a loop, or a chain we will not walk).
+
+    A Tether error (``provider_error``, 502) so it is never an ``internal_error``: httpx's own is a
+    ``RequestError`` but no ``TransportError``, which the handlers of provider trouble catch. And still an httpx
+    ``TooManyRedirects``, for code that handles that.
+    """
+
+    code = "provider_error"
+    status = 502
+
+    def __init__(self, max_redirects: int, request: httpx.Request | None = None) -> None:
+        super().__init__(f"the provider redirected more than {max_redirects} times")
         self._request = request
 
 
@@ -652,6 +669,10 @@ class _EgressAsyncClient(httpx.AsyncClient):
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
             return await super().send(request, **kwargs)
+        except httpx.TooManyRedirects as exc:
+            if isinstance(exc, TooManyRedirects):
+                raise
+            raise TooManyRedirects(self.max_redirects) from None
         except idna.IDNAError:
             raise _unparsable() from None  # a redirect to a malformed A-label (httpx decodes it to follow it)
         finally:
@@ -672,6 +693,10 @@ class _EgressSyncClient(httpx.Client):
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
             return super().send(request, **kwargs)
+        except httpx.TooManyRedirects as exc:
+            if isinstance(exc, TooManyRedirects):
+                raise
+            raise TooManyRedirects(self.max_redirects) from None
         except idna.IDNAError:
             raise _unparsable() from None
         finally:

@@ -23,7 +23,8 @@ from engine.database import Database
 from engine.errors import TetherError
 from engine.runtime import Runtime
 from engine.tables import Integration, WebhookEndpoint, new_id, utcnow
-from engine.webhooks import EndpointSecret, StandardWebhooks, Webhook
+from engine.verification import EndpointSecret
+from engine.webhooks import Webhook
 
 log = logging.getLogger("tether.webhooks")
 
@@ -41,11 +42,7 @@ def webhook_class(runtime: Runtime, definition_id: str, name: str) -> type[Webho
 
 def generate_secret(webhook: type[Webhook]) -> str:
     """A new endpoint secret in the shape the scheme expects (``whsec_`` + base64 for Standard Webhooks)."""
-    if isinstance(webhook.verifier, StandardWebhooks):
-        import base64
-
-        return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    return secrets.token_urlsafe(32)
+    return webhook.verifier.new_secret()
 
 
 def endpoint_url(runtime: Runtime, endpoint: WebhookEndpoint) -> str:
@@ -129,7 +126,7 @@ def _ensure_row(runtime: Runtime, integration_id: str, webhook: type[Webhook]) -
         "registered_at": None,
         "created_at": utcnow(),
     }
-    if isinstance(getattr(webhook.verifier, "secret", None), EndpointSecret):
+    if isinstance(webhook.verifier.secret, EndpointSecret):
         sealed = runtime.keys.keyring.encrypt(generate_secret(webhook).encode(), aad=endpoint_aad(endpoint_id))
         values["key_id"], values["secret_ciphertext"] = sealed.key_id, sealed.blob
     statement = insert_for(runtime.db)(WebhookEndpoint).values(**values)

@@ -7,6 +7,7 @@ log them and return them as they are. The full table lives in ``docs/errors.md``
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 
@@ -87,7 +88,9 @@ class ProviderError(TetherError):
     ) -> None:
         super().__init__(message, code=code)
         self.provider_status = provider_status
-        self.retry_after = retry_after
+        # Whatever a definition parsed from a provider header: a wait that is not a finite, non-negative number of
+        # seconds (inf, nan, negative) is no wait we can schedule, so the default backoff applies instead.
+        self.retry_after = retry_after if retry_after is not None and 0.0 <= retry_after < math.inf else None
 
 
 class CelError(TetherError):

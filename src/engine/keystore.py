@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from sqlalchemy import Connection, delete, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from engine import egress, oauth
 from engine.crypto import KeyRing
 from engine.database import Database
 from engine.errors import NotFoundError, TetherError
@@ -62,12 +64,19 @@ def credential_aad(integration_id: str, slot_id: str) -> bytes:
 
 class Keystore:
     def __init__(
-        self, db: Database, keyring: KeyRing, *, refresh_attempts: int = 3, refresh_backoff: float = 0.25
+        self,
+        db: Database,
+        keyring: KeyRing,
+        *,
+        refresh_attempts: int = 3,
+        refresh_backoff: float = 0.25,
+        refresh_deadline: float | None = None,
     ) -> None:
         self.db = db
         self.keyring = keyring
         self.refresh_attempts = refresh_attempts
         self.refresh_backoff = refresh_backoff
+        self.refresh_deadline = refresh_deadline
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]] = (
             weakref.WeakKeyDictionary()
@@ -204,14 +213,24 @@ class Keystore:
     async def _with_retries(
         self, refresh: Callable[[StoredCredential], Awaitable[CredentialSlot]], current: StoredCredential
     ) -> CredentialSlot:
-        """Network errors and 5xx are retried a bounded number of times with backoff; nothing else is."""
-        for attempt in range(self.refresh_attempts):
-            try:
-                return await refresh(current)
-            except ProviderUnavailable:
-                if attempt + 1 == self.refresh_attempts:
-                    raise
-                await anyio.sleep(self.refresh_backoff * (2**attempt))
+        """Network errors and 5xx are retried a bounded number of times with backoff; nothing else is.
+
+        All attempts together end within one token timeout (``refresh_deadline``, by default
+        ``oauth.TOKEN_TIMEOUT`` read at call time): each exchange has that bound on its own, so without a shared
+        one a token endpoint that trickles its answer would hold the caller (``GET /access-token``, a run)
+        for every attempt's bound plus the backoff. A retry that cannot start within it is not tried.
+        """
+        seconds = self.refresh_deadline if self.refresh_deadline is not None else oauth.TOKEN_TIMEOUT
+        stop = time.monotonic() + seconds
+        with egress.deadline(seconds):
+            for attempt in range(self.refresh_attempts):
+                try:
+                    return await refresh(current)
+                except ProviderUnavailable:
+                    pause = self.refresh_backoff * (2**attempt)
+                    if attempt + 1 == self.refresh_attempts or time.monotonic() + pause >= stop:
+                        raise
+                    await anyio.sleep(pause)
         raise AssertionError("unreachable")
 
     def _mark_refused(self, connection: Connection, integration_id: str) -> None:

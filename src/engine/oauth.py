@@ -18,7 +18,6 @@ place nobody configured. Loopback follows the egress rule (``loopback=None`` →
 
 from __future__ import annotations
 
-import re
 import secrets
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
+import re2
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
@@ -66,7 +66,7 @@ MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 
 # RFC 6749 error codes are short ASCII words; anything else is not repeated back.
-_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_ERROR_CODE = re2.compile(r"[A-Za-z0-9_.\-]{1,64}")  # RE2: a provider's (or a callback URL's) text (ASCII-only)
 
 
 # -- errors ------------------------------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def _translate(endpoint: str, exc: Exception) -> TetherError:
 
 
 def _safe_code(error: object) -> str | None:
-    return error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else None
+    return error if isinstance(error, str) and error.isascii() and _ERROR_CODE.fullmatch(error) else None
 
 
 def _answered_error(endpoint: str, error: object) -> TetherError:

@@ -23,7 +23,6 @@ provider-specific rate-limit test is ``rate_limited`` with the provider's ``retr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -38,6 +37,7 @@ import httpx
 
 from engine.egress import read_json
 from engine.errors import ProviderError, TetherError
+from engine.inputs import ascii_int
 
 
 class RateLimited(ProviderError):
@@ -75,28 +75,30 @@ class PaginationLimit(TetherError):
 
 
 def retry_after_seconds(headers: httpx.Headers | dict[str, str], *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or ``X-RateLimit-Reset`` (epoch or delta)."""
+    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or ``X-RateLimit-Reset`` (epoch or delta).
+
+    Numbers are ASCII digits only (RFC 9110 ``delta-seconds``): ``float()`` also takes ``inf``, ``nan``, ``1e400``,
+    ``1_0`` and Arabic-Indic digits, and ``'²'.isdigit()`` is true while ``float('²')`` raises, so a hostile or broken
+    provider header could otherwise defer a run forever or crash the worker that reads it.
+    """
     headers = httpx.Headers(headers)
     value = headers.get("retry-after", "").strip()
     if value:
-        with contextlib.suppress(ValueError):  # not seconds: an HTTP date, read below
-            return max(0.0, float(value))
+        seconds = ascii_int(value)
+        if seconds is not None:
+            return float(seconds)
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             when = None
         if when is not None:
             when = when if when.tzinfo else when.replace(tzinfo=UTC)
             return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    reset = headers.get("x-ratelimit-reset", "").strip()
-    if reset:
-        try:
-            number = float(reset)
-        except ValueError:
-            return None
-        epoch_now = (now or datetime.now(UTC)).timestamp()
-        return max(0.0, number - epoch_now) if number > 1_000_000_000 else max(0.0, number)
-    return None
+    reset = ascii_int(headers.get("x-ratelimit-reset", "").strip())
+    if reset is None:
+        return None
+    epoch_now = (now or datetime.now(UTC)).timestamp()
+    return max(0.0, reset - epoch_now) if reset > 1_000_000_000 else float(reset)
 
 
 def check_response(response: httpx.Response, *, what: str = "the provider") -> httpx.Response:

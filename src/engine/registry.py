@@ -63,6 +63,7 @@ from engine.errors import CelError, DefinitionError
 from engine.mappings import Mapping
 from engine.operations import Emits, Operation
 from engine.slots import CredentialSlot, OAuth2Token
+from engine.verification import EndpointSecret, OperatorSecret, Verifier
 from engine.webhooks import CelValue, Webhook, WebhookEvent
 from ingest.catalog import ModelSpec
 from ingest.catalog import catalog as ingest_catalog
@@ -361,8 +362,16 @@ class _Checker:
         part = f"webhook {name or webhook.__name__}"
         if not name:
             raise self.fail(part, "has no name", "webhook_events")
-        if getattr(webhook, "verifier", None) is None:
+        verifier = getattr(webhook, "verifier", None)
+        if verifier is None:
             raise self.fail(part, "declares no verifier: an unverified webhook cannot be declared", "webhook_verifier")
+        if not isinstance(verifier, Verifier):
+            # Anything else would register and then refuse every delivery: say so at start-up instead.
+            what = f"declares verifier {type(verifier).__name__}, which is not an engine Verifier"
+            raise self.fail(part, what, "webhook_verifier")
+        if not isinstance(verifier.secret, OperatorSecret | EndpointSecret):
+            raise self.fail(part, "its verifier's secret is neither an OperatorSecret nor an EndpointSecret",
+                            "webhook_verifier")
         if getattr(webhook, "event_type", None) is None:
             raise self.fail(part, "declares no event_type locator", "webhook_events")
         if webhook.static and webhook.route is Webhook.route:

@@ -1,4 +1,10 @@
-"""Webhook signature schemes as pure functions: raw body + headers + secret(s) + now → accept or raise.
+"""How a webhook's deliveries prove they come from the provider: the ``Verifier`` base class and its schemes.
+
+A webhook declares one ``Verifier`` (data: which header, where the secret comes from); the engine calls its
+``verify`` on the raw body before anything is parsed or recorded. The five shipped schemes are subclasses here, each
+backed by a pure function (raw body + headers + secret(s) + now → accept or raise) that tests can call directly; a
+definition whose provider does something else (Graph's ``clientState`` inside the body) subclasses ``Verifier`` in
+its own module, and the registry refuses a verifier that is not one.
 
 Every check runs on the raw bytes before anything is parsed, compares in constant time (``hmac.compare_digest``) and
 accepts several secrets (a key rotation in progress: any one of them may have signed). Failures are typed:
@@ -16,16 +22,28 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets as _random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from engine.errors import TetherError
 from engine.inputs import ascii_int
-from engine.webhooks import BearerToken, HmacSha256, SlackSignature, StandardWebhooks, StripeSignature, Verifier
 
 __all__ = [
+    "BearerToken",
+    "EndpointSecret",
+    "HmacSha256",
     "InvalidSignature",
+    "OperatorSecret",
+    "SecretSource",
+    "SlackSignature",
     "StaleDelivery",
+    "StandardWebhooks",
+    "StripeSignature",
+    "Verifier",
     "lower_headers",
     "verify",
     "verify_bearer",
@@ -234,19 +252,121 @@ def verify(
     *,
     now: float | None = None,
 ) -> None:
-    """Check one delivery against a webhook's declared scheme; ``headers`` must have lower-case names."""
-    at = time.time() if now is None else now
-    if isinstance(verifier, HmacSha256):
-        verify_hmac_sha256(
-            body, headers, secrets, header=verifier.header, prefix=verifier.prefix, encoding=verifier.encoding
-        )
-    elif isinstance(verifier, SlackSignature):
-        verify_slack(body, headers, secrets, now=at, tolerance=verifier.tolerance_seconds)
-    elif isinstance(verifier, StandardWebhooks):
-        verify_standard_webhooks(body, headers, secrets, now=at, tolerance=verifier.tolerance_seconds)
-    elif isinstance(verifier, StripeSignature):
-        verify_stripe(body, headers, secrets, now=at, header=verifier.header, tolerance=verifier.tolerance_seconds)
-    elif isinstance(verifier, BearerToken):
+    """Check one delivery against a webhook's verifier at ``now`` (the current time when ``None``); ``headers``
+    must have lower-case names."""
+    verifier.verify(body, headers, secrets, now=time.time() if now is None else now)
+
+
+# -- where a verification secret comes from ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatorSecret:
+    """An operator config field (one secret for every integration, e.g. a GitHub App's webhook secret)."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class EndpointSecret:
+    """A secret Tether generates per endpoint row and stores encrypted."""
+
+
+SecretSource = OperatorSecret | EndpointSecret
+
+
+# -- verifiers -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verifier(ABC):
+    """How one webhook's deliveries are verified. Subclass it (a frozen keyword-only dataclass) for a scheme of
+    your own and implement ``verify``; the rest has defaults that fit most schemes."""
+
+    secret: SecretSource
+    #: Whether ``verify`` or ``handshake`` needs the parsed body, so the endpoint parses it before acknowledging.
+    reads_payload: ClassVar[bool] = False
+
+    @abstractmethod
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        """Accept the raw delivery or raise ``InvalidSignature`` / ``StaleDelivery``. Any one of ``secrets`` may
+        have signed (a rotation in progress); ``headers`` have lower-case names. Compare in constant time."""
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        """The scheme's own delivery ID, used when the webhook declares none (``None``: the scheme has none)."""
+        return None
+
+    def new_secret(self) -> str:
+        """A new endpoint secret (``EndpointSecret``), in the shape the scheme expects."""
+        return _random.token_urlsafe(32)
+
+    def handshake(self, payload: Any, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """The scheme's own handshake answer (Slack's ``url_verification``); ``None``: the delivery is not one."""
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HmacSha256(Verifier):
+    """HMAC-SHA256 of the raw body in one header, e.g. GitHub's ``X-Hub-Signature-256: sha256=<hex>``."""
+
+    header: str
+    prefix: str = ""
+    encoding: str = "hex"
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        verify_hmac_sha256(body, headers, secrets, header=self.header, prefix=self.prefix, encoding=self.encoding)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlackSignature(Verifier):
+    """Slack v0 signing: ``v0:{timestamp}:{body}`` with a replay window; answers Slack's ``url_verification``."""
+
+    tolerance_seconds: int = 300
+    reads_payload: ClassVar[bool] = True
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        verify_slack(body, headers, secrets, now=now, tolerance=self.tolerance_seconds)
+
+    def handshake(self, payload: Any, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        if (
+            isinstance(payload, dict)
+            and payload.get("type") == "url_verification"
+            and isinstance(payload.get("challenge"), str)
+        ):
+            return {"challenge": payload["challenge"]}
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StandardWebhooks(Verifier):
+    """Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``; several signatures)."""
+
+    tolerance_seconds: int = 300
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        verify_standard_webhooks(body, headers, secrets, now=now, tolerance=self.tolerance_seconds)
+
+    def delivery_id(self, headers: Mapping[str, str]) -> str | None:
+        return headers.get("webhook-id") or headers.get("svix-id") or None
+
+    def new_secret(self) -> str:
+        return "whsec_" + base64.b64encode(_random.token_bytes(32)).decode()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StripeSignature(Verifier):
+    """Stripe-style ``t=…,v1=…`` header."""
+
+    header: str = "Stripe-Signature"
+    tolerance_seconds: int = 300
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        verify_stripe(body, headers, secrets, now=now, header=self.header, tolerance=self.tolerance_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BearerToken(Verifier):
+    """A shared bearer token in ``Authorization`` (push endpoints such as SCIM), compared in constant time."""
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
         verify_bearer(headers, secrets)
-    else:  # the registry refuses a webhook without a known verifier; never accept one silently
-        raise InvalidSignature("this webhook's verification scheme is not supported")

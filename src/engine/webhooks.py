@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from engine.operations import Emits, Payload
+from engine.verification import Verifier
 
 if TYPE_CHECKING:
     from engine.operations import Operation
@@ -45,72 +46,6 @@ class CelValue:
 
 
 Locator = Header | JsonField | CelValue
-
-
-# -- where a verification secret comes from ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OperatorSecret:
-    """An operator config field (one secret for every integration, e.g. a GitHub App's webhook secret)."""
-
-    field: str
-
-
-@dataclass(frozen=True)
-class EndpointSecret:
-    """A secret Tether generates per endpoint row and stores encrypted."""
-
-
-SecretSource = OperatorSecret | EndpointSecret
-
-
-# -- verification schemes ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class HmacSha256:
-    """HMAC-SHA256 of the raw body in one header, e.g. GitHub's ``X-Hub-Signature-256: sha256=<hex>``."""
-
-    header: str
-    secret: SecretSource
-    prefix: str = ""
-    encoding: str = "hex"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SlackSignature:
-    """Slack v0 signing: ``v0:{timestamp}:{body}`` with a replay window."""
-
-    secret: SecretSource
-    tolerance_seconds: int = 300
-
-
-@dataclass(frozen=True, kw_only=True)
-class StandardWebhooks:
-    """Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``; several signatures)."""
-
-    secret: SecretSource
-    tolerance_seconds: int = 300
-
-
-@dataclass(frozen=True, kw_only=True)
-class StripeSignature:
-    """Stripe-style ``t=…,v1=…`` header."""
-
-    secret: SecretSource
-    header: str = "Stripe-Signature"
-    tolerance_seconds: int = 300
-
-
-@dataclass(frozen=True, kw_only=True)
-class BearerToken:
-    """A shared bearer token in ``Authorization`` (push endpoints such as SCIM), compared in constant time."""
-
-    secret: SecretSource
-
-
-Verifier = HmacSha256 | SlackSignature | StandardWebhooks | StripeSignature | BearerToken
 
 
 # -- events --------------------------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlmodel import select
 
-from engine import CredentialSlot, OAuth2Token
+from engine import CredentialSlot, OAuth2Token, oauth
 from engine.crypto import DecryptFailed, KeyRing, generate_master_key
 from engine.database import Database
 from engine.keystore import Keystore
 from engine.oauth import ProviderUnavailable
 from engine.tables import Credential, Integration
+from support.trickle import TRICKLE_BYTES, SlowAnswer, http_head, trickle_server
 
 TETHER = str(Path(sys.executable).with_name("tether"))
 
@@ -137,3 +138,30 @@ async def test_transient_refresh_failures_are_retried_a_bounded_number_of_times(
     assert store.require(iid, Grant).slot.access_token.get_secret_value() == "new-at"  # nothing was lost
     with database.session() as session:
         assert session.get(Integration, iid).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_all_refresh_attempts_together_end_within_one_token_timeout(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token endpoint trickling its answer is cut off once, not once per attempt: the retries share the bound."""
+    bound = 0.5
+    monkeypatch.setattr(oauth, "TOKEN_TIMEOUT", bound)
+    store = Keystore(database, KeyRing.from_master_key(generate_master_key()), refresh_attempts=3, refresh_backoff=0.01)
+    iid = integration(database)
+    store.save(iid, Grant(access_token=SecretStr("old-at"), refresh_token=SecretStr("rt")))
+    body = b'{"access_token": "' + b"x" * TRICKLE_BYTES + b'"}'
+    with trickle_server({"/token": SlowAnswer(http_head("200 OK", len(body)), body)}) as server:
+
+        async def refresh(current):  # type: ignore[no-untyped-def]
+            tokens = await oauth.refresh(
+                server.url("/token"), oauth.OAuthClient("c", "s"), "rt", loopback=True
+            )
+            return Grant(access_token=SecretStr(tokens.access_token), refresh_token=SecretStr("rt"))
+
+        with pytest.raises(ProviderUnavailable) as caught:
+            await store.refresh_if_due(iid, Grant, due=lambda s: True, refresh=refresh)
+        assert server.hung_up["/token"].wait(10)
+    assert caught.value.message == f"the token endpoint did not answer within {bound:g} s"
+    # The first attempt spent the whole bound, so no retry was started (before: one per attempt, 3 x the bound).
+    assert server.requested == ["/token"]
+    assert store.require(iid, Grant).slot.access_token.get_secret_value() == "old-at"

@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 from pydantic import SecretStr, ValidationError
 
-from definitions.aws_security_hub import definition
+from definitions.aws_security_hub import definition, transport
 from definitions.aws_security_hub.aws import DEFAULT_RETRY_AFTER
 from definitions.aws_security_hub.client import AwsApi, SecurityHubClient
 from definitions.aws_security_hub.config import AwsSecurityHubConfig
@@ -31,12 +31,14 @@ from definitions.aws_security_hub.connections import AwsKeysConnection, AwsRoleC
 from definitions.aws_security_hub.external_id import external_id_for
 from definitions.aws_security_hub.operations import FindingSync, HealthCheck, ResourceSync, WindowConfig
 from definitions.aws_security_hub.slots import AwsAccessKeys, AwsAssumeRole
-from engine import ClientContext, ConnectionContext, OperationContext, Payload, ProviderError
+from engine import ClientContext, ConnectionContext, OperationContext, Payload, ProviderError, TetherError
+from engine.egress import LOOPBACK_ENV
 from engine.registry import Registry
 from ingest.models.asset import Asset
 from ingest.models.finding import Finding
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.trickle import TRICKLE_BYTES, SlowAnswer, http_head, trickle_server
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "aws_security_hub"
 DEFAULT_ACCOUNT = "123456789012"  # moto's account for plain dummy keys
@@ -66,8 +68,9 @@ def moto_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def endpoint(moto_url: str) -> str:
+def endpoint(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     httpx.post(f"{moto_url}/moto-api/reset")  # every test starts with empty accounts
+    monkeypatch.setenv(LOOPBACK_ENV, "1")  # boto3 sends through the egress client, which refuses 127.0.0.1 else
     return moto_url
 
 
@@ -320,8 +323,31 @@ def test_security_hub_not_enabled_is_its_own_error(endpoint: str) -> None:
     assert caught.value.code == "not_enabled"
 
 
-def test_unreachable_endpoint_is_retryable() -> None:
+def test_unreachable_endpoint_is_retryable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LOOPBACK_ENV, "1")
     api = keys_client(f"http://127.0.0.1:{_free_port()}")
     with pytest.raises(ProviderError) as caught:
         run(HealthCheck().run(op_context(api)))
     assert caught.value.code == "provider_unavailable"
+
+
+def test_a_trickling_endpoint_is_cut_off_at_the_total_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own timeouts are per read; its requests go through egress, whose bound is for the whole exchange."""
+    monkeypatch.setenv(LOOPBACK_ENV, "1")
+    monkeypatch.setattr(transport, "TOTAL_SECONDS", 0.5)
+    body = b'{"HubArn": "' + b"x" * TRICKLE_BYTES + b'"}'  # the health check's DescribeHub, GET /accounts
+    with trickle_server({"/accounts": SlowAnswer(http_head("200 OK", len(body)), body)}) as server:
+        api = keys_client(server.url(""))
+        with pytest.raises(TetherError) as caught:
+            run(HealthCheck().run(op_context(api)))
+        assert server.hung_up["/accounts"].wait(10) and "/accounts" not in server.finished
+    error = caught.value
+    assert (error.code, error.message) == ("provider_unavailable", "the provider did not answer within 0.5 s")
+
+
+def test_aws_endpoints_are_checked_like_every_provider_address() -> None:
+    """Without the test switch, an endpoint on 127.0.0.1 is refused before anything is sent."""
+    api = keys_client("http://127.0.0.1:9")
+    with pytest.raises(TetherError) as caught:
+        run(HealthCheck().run(op_context(api)))
+    assert caught.value.code == "egress_refused"

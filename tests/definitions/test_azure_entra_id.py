@@ -23,6 +23,7 @@ from definitions.azure_entra_id.slots import EntraTenant
 from definitions.azure_entra_id.webhook import ChangeNotifications, GraphChangeNotifications, PlainText
 from engine import AppInstall, ClientContext, ConnectionContext, EventContext, NoConfig, OperationContext, ProviderError
 from engine.registry import Registry
+from engine.verification import InvalidSignature, verify
 
 GRAPH = "https://graph.microsoft.com"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -248,28 +249,43 @@ def test_validation_handshake_echoes_the_token_as_plain_text() -> None:
         run(webhook.handshake(None, {}, {"validationToken": "x" * 2000}))
 
 
-def notification_context(secret: str | None, dispatched: list[Any]) -> EventContext:
+def notification_context(dispatched: list[Any]) -> EventContext:
     async def dispatch(operation: Any, config: dict[str, Any]) -> str:
         dispatched.append((operation, config))
         return "run_1"
 
-    extras = {"endpoint_secret": secret} if secret is not None else {}
     return EventContext(integration_id="int_1", event_type="change_notifications", delivery_id=None,
-                        payload=recorded("notification_users")["body"], headers={}, dispatch=dispatch, extras=extras)
+                        payload=recorded("notification_users")["body"], headers={}, dispatch=dispatch)
 
 
-def test_notification_with_the_client_state_dispatches_the_delta_sync() -> None:
+def notification_body(**changes: Any) -> bytes:
+    body = recorded("notification_users")["body"]
+    body["value"] = [{**item, **changes} for item in body["value"]]
+    return json.dumps(body).encode()
+
+
+def test_notification_with_the_client_state_is_verified_and_dispatches_the_delta_sync() -> None:
+    verify(GraphChangeNotifications.verifier, notification_body(), {}, "secretClientValue", now=0.0)
+    verify(GraphChangeNotifications.verifier, notification_body(), {}, ["rotated-away", "secretClientValue"], now=0.0)
     dispatched: list[Any] = []
-    assert run(collect(ChangeNotifications().handle(notification_context("secretClientValue", dispatched)))) == []
+    assert run(collect(ChangeNotifications().handle(notification_context(dispatched)))) == []
     assert dispatched == [(DirectorySync, {})]
 
 
-@pytest.mark.parametrize("secret", [None, "", "anotherValue"])
-def test_notification_without_the_right_client_state_is_refused(secret: str | None) -> None:
-    dispatched: list[Any] = []
-    with pytest.raises(ProviderError) as caught:
-        run(collect(ChangeNotifications().handle(notification_context(secret, dispatched))))
-    assert caught.value.code == "webhook_unverified" and dispatched == []
+@pytest.mark.parametrize("secrets", [(), ("",), ("anotherValue",)])
+def test_notification_without_the_right_client_state_is_refused(secrets: tuple[str, ...]) -> None:
+    with pytest.raises(InvalidSignature):
+        verify(GraphChangeNotifications.verifier, notification_body(), {}, secrets, now=0.0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [notification_body(clientState=None), notification_body(clientState=["secretClientValue"]), b'{"value": []}',
+     b"[]", b"not json", b"[" * 50_000 + b"]" * 50_000],
+)
+def test_a_batch_that_does_not_carry_the_client_state_is_refused(body: bytes) -> None:
+    with pytest.raises(InvalidSignature):
+        verify(GraphChangeNotifications.verifier, body, {}, "secretClientValue", now=0.0)
 
 
 # -- mappings: payload in, typed object out ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,8 +19,10 @@ from engine import (
     CredentialSlot,
     Definition,
     Emits,
+    EndpointSecret,
     EventContext,
     Header,
+    InvalidSignature,
     Mapping,
     NoRevocation,
     OAuth2,
@@ -29,6 +31,7 @@ from engine import (
     Payload,
     Policy,
     Revoke,
+    Verifier,
     Webhook,
     WebhookEvent,
 )
@@ -451,6 +454,43 @@ def test_webhook_verifier() -> None:
         events = (s.ItemChanged,)
 
     assert rule_of(with_webhook(Unverified)) == "webhook_verifier"
+
+
+def test_a_verifier_must_be_an_engine_verifier() -> None:
+    """A look-alike registered before (Graph's clientState) and every delivery was refused; now start-up says so."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class LookAlike:
+        secret: EndpointSecret
+
+    class Foreign(Webhook):
+        name = "sample.events"
+        verifier = LookAlike(secret=EndpointSecret())  # type: ignore[assignment]
+        event_type = Header("X-Sample-Event")
+        events = (s.ItemChanged,)
+
+    assert rule_of(with_webhook(Foreign)) == "webhook_verifier"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Custom(Verifier):
+        def verify(self, body: bytes, headers: Any, secrets: Any, *, now: float) -> None:
+            raise InvalidSignature("never")
+
+    class Own(Webhook):
+        name = "sample.events"
+        verifier = Custom(secret=EndpointSecret())
+        event_type = Header("X-Sample-Event")
+        events = (s.ItemChanged,)
+
+    Registry().register(with_webhook(Own))
+
+    class NoSecretSource(Webhook):
+        name = "sample.events"
+        verifier = Custom(secret="inline-secret")  # type: ignore[arg-type]
+        event_type = Header("X-Sample-Event")
+        events = (s.ItemChanged,)
+
+    assert rule_of(with_webhook(NoSecretSource)) == "webhook_verifier"
 
 
 def test_webhook_event_needs_match() -> None:

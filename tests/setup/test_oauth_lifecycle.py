@@ -4,70 +4,27 @@ and an audit row for each step. Plus every callback error code, as a browser wou
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from engine.api import create_app
-from engine.api.principal import create_api_key
-from engine.crypto import generate_master_key
 from engine.database import Database
-from engine.runtime import Runtime
-from engine.settings import Settings
-from support.oracles import PanvaServer, panva_client
-from support.server import free_port, serve
+from support.live import RETURN_URL, LiveTether, live_tether, panva_env
 
-RETURN_URL = "https://app.example/settings/integrations"
-
-
-@dataclass
-class World:
-    base: str
-    panva: PanvaServer
-    runtime: Runtime
-    api: httpx.Client
-    key: str
+#: One name for the live Tether these tests drive.
+World = LiveTether
 
 
 @pytest.fixture
 def world(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    port = free_port()
-    callback = f"http://127.0.0.1:{port}/v1/oauth/callback"
-    with PanvaServer(clients=[panva_client(redirect_uris=[callback])], access_token_ttl=900) as panva:
-        env = {
-            "TETHER_SECRET_MASTER_KEY": generate_master_key(),
-            "TETHER_PANVA_CLIENT_ID": panva.client["client_id"],
-            "TETHER_SECRET_PANVA_CLIENT_SECRET": panva.client["client_secret"],
-            "TETHER_TEST_OAUTH_AUTHORIZE_URL": panva.authorize_url,
-            "TETHER_TEST_OAUTH_TOKEN_URL": panva.token_url,
-            "TETHER_TEST_OAUTH_REVOKE_URL": panva.revoke_url,
-        }
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        import support.panva_definition
-
-        importlib.reload(support.panva_definition)
-        settings = Settings(
-            database_url=database.url,
-            allow_loopback_providers=True,
-            definition_modules="support.panva_definition",
-            state_dir=str(tmp_path),
-            public_url=f"http://127.0.0.1:{port}",
-            allowed_return_origins_list="https://app.example",
-        )
-        runtime = Runtime.start(settings)
-        key, _ = create_api_key(runtime.db, tenant="acme", role="server", name="host app")
-        with (
-            serve(create_app(runtime), port) as base,
-            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api,
-        ):
-            yield World(base, panva, runtime, api, key)
-        runtime.close()
+    env = panva_env("PANVA", "OAUTH")
+    with live_tether(
+        database.url, str(tmp_path), monkeypatch, definition_module="support.panva_definition", env=env
+    ) as world:
+        yield world
 
 
 def browser_connect(world: World, redirect_url: str) -> httpx.Response:

@@ -1,6 +1,8 @@
 """Provider trouble is never ``internal_error`` (issue 16, item 4): a provider that closes the connection or never
 answers, while a credential is submitted or a flow completes, is 502 ``provider_unavailable`` with a
-``status_reason`` on the integration, and nothing is saved. Plus: a typed-in key of another account is refused.
+``status_reason`` on the integration, and nothing is saved; a disconnect whose provider-specific revocation cannot
+reach the provider is 502 ``revocation_failed`` and deletes nothing. Plus: a typed-in key of another account is
+refused.
 
 The providers are real sockets on 127.0.0.1 (:class:`Provider`), each path answering, closing, or staying silent.
 """
@@ -232,3 +234,28 @@ async def test_a_typed_in_key_of_another_account_is_refused(api: httpx.AsyncClie
     assert audit[-1]["detail"]["code"] == "account_mismatch" and audit[-1]["detail"]["grant_revoked"] is False
     # The same account's new key is fine.
     assert (await submit(api, iid, "key-alice")).status_code == 200
+
+
+@pytest.mark.parametrize("behaviour", ["close", "silent"])
+async def test_a_custom_revocation_that_cannot_reach_the_provider(
+    api: httpx.AsyncClient, provider: Provider, behaviour: Behaviour
+) -> None:
+    """The connection's own ``revoke()`` lets httpx's transport error out; it is the provider's trouble, not a 500."""
+    iid = await create(api)
+    assert (await submit(api, iid, "key-alice")).status_code == 200
+    provider.behaviour["/revoke-key"] = behaviour
+    refused = await api.post(f"/v1/integrations/{iid}/disconnect")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (502, "revocation_failed"), refused.text
+    assert "key-alice" not in refused.text
+    record = (await api.get(f"/v1/integrations/{iid}")).json()
+    assert record["status"] == "connected"  # nothing was deleted: the key still works and can be revoked later
+    audit = (await api.get(f"/v1/integrations/{iid}/audit")).json()
+    assert (audit[-1]["action"], audit[-1]["outcome"], audit[-1]["detail"]) == (
+        "disconnect",
+        "failed",
+        {"step": "revoke", "code": "provider_unavailable"},
+    )
+    provider.behaviour.clear()
+    done = await api.post(f"/v1/integrations/{iid}/disconnect")
+    assert done.status_code == 200, done.text
+    assert (await api.get(f"/v1/integrations/{iid}")).json()["status"] == "disconnected"

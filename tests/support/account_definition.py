@@ -2,8 +2,9 @@
 
 ``AccountOAuth`` is an authorization-code connection (point it at panva, or at a server that misbehaves); its
 ``resolve`` asks the userinfo endpoint who the token belongs to (panva answers the ``sub`` of whoever logged in).
-``AccountKey`` is a typed-in API key; its health check and ``resolve`` call a small API server (``/ping``,
-``/me``). Every URL comes from environment variables read at import time (reload the module after setting them):
+``AccountKey`` is a typed-in API key; its health check, ``resolve`` and ``revoke`` call a small API server
+(``/ping``, ``/me``, ``POST /revoke-key``: a provider-specific revocation, not RFC 7009). Every URL comes from
+environment variables read at import time (reload the module after setting them):
 
 * ``TETHER_TEST_ACCOUNTS_{AUTHORIZE,TOKEN,REVOKE,USERINFO}_URL`` for the OAuth connection,
 * ``TETHER_TEST_ACCOUNTS_API_URL`` for the API key's server.
@@ -116,10 +117,16 @@ class AccountApiKey(Connection):
     credential = AccountKey
     clients = (AccountsClient,)
     validate = Ping
-    disconnect = NoRevocation("delete the key in the provider's settings")
+    disconnect = Revoke(AccountKey)
 
     async def resolve(self, ctx: ConnectionContext) -> IntegrationMetadata:
         return await _who(ctx.client, f"{_url('API')}/me")
+
+    async def revoke(self, ctx: ConnectionContext) -> None:
+        # Raw httpx: a transport error here is the definition's to leave unhandled, and the engine's to type.
+        response = await ctx.client.post(f"{_url('API')}/revoke-key")
+        if response.status_code != 200:
+            raise ProviderError(f"revoke-key answered HTTP {response.status_code}")
 
 
 definition = Definition(

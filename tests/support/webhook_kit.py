@@ -20,6 +20,7 @@ from engine.api.errors import install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.crypto import KeyRing, generate_master_key
 from engine.database import Database
+from engine.definition import Definition
 from engine.endpoints import EndpointInfo, endpoint_secret, ensure_endpoints
 from engine.masterkey import KeySource
 from engine.registry import Registry
@@ -32,11 +33,12 @@ SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APP_SECRET = "It's a Secret to Everybody"
 
 
-def make_runtime(db: Database, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+def make_runtime(db: Database, monkeypatch: pytest.MonkeyPatch, definition: Definition = hooks.definition) -> Runtime:
+    """A runtime serving ``definition`` (by default the one with every scheme) at ``https://tether.example``."""
     monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
     monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     registry = Registry()
-    registry.register(hooks.definition)
+    registry.register(definition)
     runtime = Runtime(
         Settings(database_url=db.url, public_url="https://tether.example"),
         db,

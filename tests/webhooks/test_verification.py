@@ -6,14 +6,17 @@ import time
 
 import pytest
 
-from engine.verification import InvalidSignature, StaleDelivery, lower_headers, verify
-from engine.webhooks import (
+from engine.verification import (
     BearerToken,
     EndpointSecret,
     HmacSha256,
+    InvalidSignature,
     SlackSignature,
+    StaleDelivery,
     StandardWebhooks,
     StripeSignature,
+    lower_headers,
+    verify,
 )
 from support.webhook_kit import REQUIRED_HEADER, SCHEMES, TIMESTAMPED, event_body, sign, wrong_secret
 

@@ -22,6 +22,7 @@ from botocore.exceptions import (
 )
 
 from engine import ProviderError
+from engine.inputs import ascii_int
 from engine.providerkit import RateLimited, TransientProviderError
 
 T = TypeVar("T")
@@ -80,7 +81,4 @@ def translate(exc: Exception, operation: str) -> ProviderError:
 
 
 def _seconds(value: Any) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return float(seconds) if isinstance(value, str) and (seconds := ascii_int(value.strip())) is not None else None

@@ -5,10 +5,11 @@ chain) calls ``sts:AssumeRole`` with the role ARN and the external ID Tether der
 the temporary credentials are renewed by botocore shortly before they expire (``DeferredRefreshableCredentials``:
 nothing is called until the first request). Access keys (``AwsAccessKeys``) are used as they are.
 
-boto3 speaks to AWS with its own HTTP stack (urllib3), **not** through Tether's egress guard: the endpoints are
-AWS's regional ones, derived from a region that must match a strict pattern, and only the operator may point
-them elsewhere (``endpoint_url``, for tests against moto on 127.0.0.1). Retries are off (one attempt): a
-throttled run is deferred by the queue rather than slept on in a worker.
+boto3 signs the requests; they are sent through Tether's egress client (``transport.EgressSender``), with its
+total deadline, size cap and address checks. The endpoints are AWS's regional ones, derived from a region that
+must match a strict pattern, and only the operator may point them elsewhere (``endpoint_url``, for tests against
+moto on 127.0.0.1). Retries are off (one attempt): a throttled run is deferred by the queue rather than slept on
+in a worker.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from definitions.aws_security_hub.aws import call
 from definitions.aws_security_hub.config import AwsSecurityHubConfig
 from definitions.aws_security_hub.external_id import external_id_for
 from definitions.aws_security_hub.slots import AwsAccessKeys, AwsAssumeRole
+from definitions.aws_security_hub.transport import EgressSender
 from engine import Client, ClientContext
 from engine.errors import ConfigurationError
 
@@ -47,6 +49,12 @@ class AwsApi:
     region: str
     #: The external ID sent with ``AssumeRole`` (``None`` for access keys).
     external_id: str | None = None
+    #: What sends the clients' requests; closed with the clients.
+    sender: EgressSender | None = None
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
 
     async def account_id(self) -> str:
         """The customer's account, from ``sts:GetCallerIdentity`` as the connected identity."""
@@ -70,12 +78,14 @@ class SecurityHubClient(Client):
                 aws_secret_access_key=credential.secret_access_key.get_secret_value(),
                 region_name=credential.region,
             )
-            return _api(session, credential.region, config)
+            return _api(session, credential.region, config, EgressSender())
         if not isinstance(credential, AwsAssumeRole):
             raise TypeError(f"SecurityHubClient cannot be built from {type(credential).__name__}")
         external_id = external_id_for(ctx.integration_id, config.external_id_secret.get_secret_value())
-        session = assumed_session(config, credential, external_id, session_name=f"tether-{ctx.integration_id}")
-        return _api(session, credential.region, config, external_id)
+        sender = EgressSender()
+        session = assumed_session(config, credential, external_id, session_name=f"tether-{ctx.integration_id}",
+                                  sender=sender)
+        return _api(session, credential.region, config, sender, external_id)
 
 
 def tether_session(config: AwsSecurityHubConfig, region: str) -> boto3.Session:
@@ -87,10 +97,10 @@ def tether_session(config: AwsSecurityHubConfig, region: str) -> boto3.Session:
 
 
 def assumed_session(config: AwsSecurityHubConfig, role: AwsAssumeRole, external_id: str, *,
-                    session_name: str) -> boto3.Session:
+                    session_name: str, sender: EgressSender) -> boto3.Session:
     """A session whose credentials come from ``AssumeRole`` on first use and are renewed before they expire."""
-    sts = tether_session(config, role.region).client(
-        "sts", region_name=role.region, endpoint_url=config.endpoint_url, config=BOTO_CONFIG)
+    sts = sender.attach(tether_session(config, role.region).client(
+        "sts", region_name=role.region, endpoint_url=config.endpoint_url, config=BOTO_CONFIG))
 
     def refresh() -> dict[str, str]:
         answer = sts.assume_role(RoleArn=role.role_arn, RoleSessionName=session_name[:64],
@@ -108,8 +118,11 @@ def assumed_session(config: AwsSecurityHubConfig, role: AwsAssumeRole, external_
     return boto3.Session(botocore_session=core, region_name=role.region)
 
 
-def _api(session: boto3.Session, region: str, config: AwsSecurityHubConfig, external_id: str | None = None) -> AwsApi:
+def _api(session: boto3.Session, region: str, config: AwsSecurityHubConfig, sender: EgressSender,
+         external_id: str | None = None) -> AwsApi:
     def client(service: str) -> Any:
-        return session.client(service, region_name=region, endpoint_url=config.endpoint_url, config=BOTO_CONFIG)
+        return sender.attach(
+            session.client(service, region_name=region, endpoint_url=config.endpoint_url, config=BOTO_CONFIG))
 
-    return AwsApi(securityhub=client("securityhub"), sts=client("sts"), region=region, external_id=external_id)
+    return AwsApi(securityhub=client("securityhub"), sts=client("sts"), region=region, external_id=external_id,
+                  sender=sender)

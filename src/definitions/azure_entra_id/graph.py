@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from engine import ProviderError, providerkit
+from engine.providerkit import retry_after_seconds
 
 GRAPH_URL = "https://graph.microsoft.com"
 #: Graph throttling answers carry ``Retry-After``; when one does not, wait this long (Graph's own guidance).
@@ -34,8 +35,7 @@ def _is_throttled(response: httpx.Response) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else DEFAULT_RETRY_AFTER
+    return retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER
 
 
 #: ``GET`` one resource and return its JSON body.

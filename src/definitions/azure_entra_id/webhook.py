@@ -8,34 +8,66 @@ How Graph delivers (https://learn.microsoft.com/graph/change-notifications-deliv
   repeats the ``clientState`` secret given when subscribing. A delivery is genuine only if *every* notification
   carries it, compared in constant time.
 
-The engine's verifier set has no scheme for a secret inside the body, so ``GraphClientState`` declares the check
-here and ``ChangeNotifications`` performs it itself against the endpoint secret the engine hands it
-(``ctx.extras["endpoint_secret"]``), refusing the delivery when that is absent. Notifications carry only IDs,
-so the handler dispatches the delta sync, which reads exactly what changed.
+Graph's scheme is a secret inside the body, so ``GraphClientState`` is this definition's own ``Verifier``: the
+engine runs it on the raw body before the delivery is recorded, like any signature check, against the endpoint
+secret it generated (and handed Graph as ``clientState`` when subscribing). Notifications carry only IDs, so the
+handler dispatches the delta sync, which reads exactly what changed.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Mapping
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from definitions.azure_entra_id.operations import DirectorySync
-from engine import CelValue, EndpointSecret, EventContext, Payload, ProviderError, Webhook, WebhookEvent
+from engine import (
+    CelValue,
+    EndpointSecret,
+    EventContext,
+    InvalidSignature,
+    Payload,
+    ProviderError,
+    SecretSource,
+    Verifier,
+    Webhook,
+    WebhookEvent,
+)
 
 #: Graph's validation tokens are opaque and short; anything longer is not one.
 MAX_VALIDATION_TOKEN = 1024
 
 
 @dataclass(frozen=True, kw_only=True)
-class GraphClientState:
+class GraphClientState(Verifier):
     """Every item of ``value`` carries ``clientState`` equal to the endpoint's secret (set when subscribing)."""
 
-    secret: EndpointSecret
+    secret: SecretSource
     field: str = "clientState"
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        expected = [s.encode() for s in ([secrets] if isinstance(secrets, str) else secrets) if s]
+        if not expected:
+            raise InvalidSignature("no clientState secret is configured for this endpoint")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidSignature("the delivery is not a JSON batch of notifications") from None
+        items = payload.get("value") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not items:
+            raise InvalidSignature("the delivery holds no notifications")
+        for item in items:
+            state = item.get(self.field) if isinstance(item, dict) else None
+            given = state.encode("utf-8", "surrogateescape") if isinstance(state, str) else b""
+            matched = False
+            for value in expected:  # every secret is compared (no early exit), as the engine's own schemes do
+                matched |= hmac.compare_digest(given, value)
+            if not matched:
+                raise InvalidSignature(f"a notification's {self.field} does not match")
 
 
 class PlainText(BaseModel):
@@ -58,29 +90,15 @@ def validation_reply(query: Mapping[str, str]) -> PlainText | None:
     return PlainText(body=token)
 
 
-def verify_client_state(payload: Any, expected: str | None) -> list[dict[str, Any]]:
-    """The notifications of a delivery, once every one carries the expected ``clientState``."""
-    if not expected:
-        raise ProviderError("the endpoint has no clientState secret to check notifications against",
-                            code="webhook_unverified")
-    items = payload.get("value") if isinstance(payload, dict) else None
-    if not isinstance(items, list) or not items:
-        raise ProviderError("the delivery holds no notifications", code="webhook_unverified")
-    for item in items:
-        state = item.get("clientState") if isinstance(item, dict) else None
-        if not isinstance(state, str) or not hmac.compare_digest(state.encode(), expected.encode()):
-            raise ProviderError("a notification's clientState does not match", code="webhook_unverified")
-    return items
-
-
 class ChangeNotifications(WebhookEvent):
-    """A batch of user or group changes: verify it, then run the delta sync once for the whole batch."""
+    """A batch of user or group changes (verified by ``GraphClientState``): run the delta sync once for it."""
 
     match = "change_notifications"
 
     async def handle(self, ctx: EventContext) -> AsyncIterator[Payload]:
-        items = verify_client_state(ctx.payload, ctx.extras.get("endpoint_secret"))
-        if any(str(i.get("resource", "")).lower().startswith(("users", "groups")) for i in items):
+        items = ctx.payload.get("value", []) if isinstance(ctx.payload, dict) else []
+        resources = [str(i.get("resource", "")).lower() for i in items if isinstance(i, dict)]
+        if any(r.startswith(("users", "groups")) for r in resources):
             await ctx.dispatch(DirectorySync, {})
         return
         yield  # an async generator that yields nothing
@@ -90,7 +108,7 @@ class GraphChangeNotifications(Webhook):
     """One endpoint per integration, used as the ``notificationUrl`` of its Graph subscriptions."""
 
     name = "change_notifications"
-    verifier = GraphClientState(secret=EndpointSecret())  # type: ignore[assignment]
+    verifier = GraphClientState(secret=EndpointSecret())
     # Every delivery is the same kind of batch; the handler looks inside.
     event_type = CelValue('"change_notifications"')
     events = (ChangeNotifications,)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 
 from engine import providerkit
+from engine.providerkit import retry_after_seconds
 
 
 def raise_for_status(response: httpx.Response, provider: str) -> None:
@@ -18,5 +19,4 @@ def raise_for_status(response: httpx.Response, provider: str) -> None:
 
 def retry_after(headers: httpx.Headers) -> float | None:
     """``Retry-After`` in seconds (only the delta-seconds form; an HTTP date is treated as absent)."""
-    value = headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    return retry_after_seconds(headers)

@@ -20,7 +20,6 @@ first mint. Tests replace ``process_identity`` and ``tenant_of``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 
 import anyio
 import httpx
+import re2
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.gcp_scc.rest import check
@@ -52,7 +52,9 @@ STS_URL = "https://sts.googleapis.com/v1/token"
 IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
 SUBJECT_TOKEN_LIFETIME = 300
 #: A service account email goes into the generateAccessToken URL path: only this shape is accepted.
-SERVICE_ACCOUNT_EMAIL = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}@[a-z0-9][a-z0-9.-]{0,99}\.gserviceaccount\.com")
+# RE2: a tenant-entered credential field, and Google's answers below (ASCII-only patterns: isascii() first, since RE2
+# raises on a str it cannot encode as UTF-8)
+SERVICE_ACCOUNT_EMAIL = re2.compile(r"[a-z0-9][a-z0-9.-]{0,99}@[a-z0-9][a-z0-9.-]{0,99}\.gserviceaccount\.com")
 
 
 @dataclass
@@ -175,7 +177,9 @@ class WorkloadIdentityAuth(httpx.Auth):
 
     def __init__(self, *, integration_id: str, audience: str, service_account_email: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        if service_account_email is not None and not SERVICE_ACCOUNT_EMAIL.fullmatch(service_account_email):
+        if service_account_email is not None and not (
+            service_account_email.isascii() and SERVICE_ACCOUNT_EMAIL.fullmatch(service_account_email)
+        ):
             raise ConfigurationError("gcp_scc: service_account_email is not a Google service account email")
         self.integration_id = integration_id
         self.audience = audience
@@ -240,9 +244,12 @@ class WorkloadIdentityAuth(httpx.Auth):
         return token, self.clock() + (expires - time.time())
 
 
+_EXPIRE_TIME = re2.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
+
+
 def parse_expire_time(value: str) -> float:
     """An RFC 3339 timestamp (``Z``, up to nanoseconds) as epoch seconds."""
-    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})", value)
+    match = _EXPIRE_TIME.fullmatch(value) if value.isascii() else None
     if match is None:
         raise ValueError("not an RFC 3339 timestamp")
     zone = "+00:00" if match[3] == "Z" else match[3]

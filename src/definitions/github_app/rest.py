@@ -6,7 +6,6 @@ path and the status are.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,12 +36,8 @@ def _is_rate_limit(response: httpx.Response) -> bool:
 
 def _retry_after(headers: httpx.Headers) -> float | None:
     """Seconds until GitHub accepts requests again, or ``None`` when the response is no rate-limit answer."""
-    retry_after = headers.get("retry-after", "")
-    if retry_after.isdigit():
-        return float(retry_after)
-    reset = headers.get("x-ratelimit-reset", "")
-    if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
-        return max(0.0, int(reset) - time.time())
+    if headers.get("retry-after") or headers.get("x-ratelimit-remaining") == "0":
+        return providerkit.retry_after_seconds(headers)
     return None
 
 

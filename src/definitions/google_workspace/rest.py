@@ -14,6 +14,7 @@ import httpx
 
 from engine import ProviderError, providerkit
 from engine.egress import parse_json_bounded
+from engine.providerkit import retry_after_seconds
 
 #: The largest page the Directory API serves for users (groups and members allow 200; Google caps silently).
 MAX_RESULTS = 500
@@ -44,8 +45,7 @@ def _is_rate_limit(response: httpx.Response) -> bool:
 
 
 def _retry_after(headers: httpx.Headers) -> float:
-    value = headers.get("retry-after", "")
-    return float(value) if value.isdigit() else DEFAULT_RETRY_AFTER
+    return retry_after_seconds(headers) or DEFAULT_RETRY_AFTER
 
 
 #: ``GET`` one resource and return its JSON body.

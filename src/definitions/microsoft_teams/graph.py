@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from engine import providerkit
+from engine.providerkit import retry_after_seconds
 
 GRAPH_URL = "https://graph.microsoft.com"
 #: Graph throttling answers carry ``Retry-After``; when one does not, wait this long (Graph's own guidance).
@@ -21,8 +22,7 @@ def _is_throttled(response: httpx.Response) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else DEFAULT_RETRY_AFTER
+    return retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER
 
 
 get_json = providerkit.json_getter(raise_for_status)

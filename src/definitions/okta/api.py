@@ -16,6 +16,7 @@ import httpx
 
 from engine import ProviderError
 from engine.egress import read_json
+from engine.inputs import ascii_int
 from engine.providerkit import LinkPages, Page, PageRequest, RateLimited, json_getter
 from engine.providerkit import paginate as paginate_pages
 
@@ -41,10 +42,10 @@ def raise_for_status(response: httpx.Response) -> None:
 
 def retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
     """Seconds until ``X-Rate-Limit-Reset`` (epoch seconds), or ``None`` when Okta sent none."""
-    reset = headers.get("x-rate-limit-reset", "").strip()
-    if not reset.isdigit():
+    reset = ascii_int(headers.get("x-rate-limit-reset", "").strip())  # '²'.isdigit() is true; int('²') raises
+    if reset is None:
         return None
-    return max(0.0, int(reset) - (time.time() if now is None else now))
+    return max(0.0, reset - (time.time() if now is None else now))
 
 
 #: ``GET`` one resource and return its JSON body.

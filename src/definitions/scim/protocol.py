@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import re2
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -100,13 +101,19 @@ def values_at(resource: dict[str, Any], path: str) -> list[Any]:
 
 Predicate = Callable[[dict[str, Any]], bool]
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<lparen>\() | (?P<rparen>\)) | (?P<lbracket>\[) | (?P<rbracket>\]) |
-        (?P<string>"(?:[^"\\]|\\.)*") |
-        (?P<word>[A-Za-z0-9_$:.\-+]+)
-    )""",
-    re.VERBOSE,
+# RE2: filters and PATCH paths are the identity provider's input. RE2 has no VERBOSE flag, so the alternatives are
+# joined here; whitespace between tokens is skipped by ``_tokens``.
+_TOKEN = re2.compile(
+    "|".join(
+        (
+            r"(?P<lparen>\()",
+            r"(?P<rparen>\))",
+            r"(?P<lbracket>\[)",
+            r"(?P<rbracket>\])",
+            r'(?P<string>"(?:[^"\\]|\\.)*")',
+            r"(?P<word>[A-Za-z0-9_$:.\-+]+)",
+        )
+    )
 )
 _OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 
@@ -121,15 +128,21 @@ def _tokens(text: str) -> list[_Tok]:
     out: list[_Tok] = []
     pos = 0
     text = text.strip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise bad_request(f"cannot parse the filter near position {pos}", "invalidFilter")
-        kind = match.lastgroup or ""
-        out.append(_Tok(kind, match.group(kind)))
-        pos = match.end()
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
+    try:
+        # One finditer pass: RE2 encodes the text once (a match call per token would re-encode it each time).
+        # Tokens must follow each other with only whitespace between: a match further on means garbage at ``pos``.
+        for match in _TOKEN.finditer(text):
+            if match.start() != pos:
+                break
+            kind = match.lastgroup or ""
+            out.append(_Tok(kind, match.group(kind)))
+            pos = match.end()
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+    except UnicodeEncodeError:  # a lone surrogate: not text RE2 (or SCIM) can read
+        raise bad_request("the filter is not valid Unicode text", "invalidFilter") from None
+    if pos < len(text):
+        raise bad_request(f"cannot parse the filter near position {pos}", "invalidFilter")
     return out
 
 
@@ -257,7 +270,7 @@ def parse_filter(text: str) -> Predicate:
 
 # -- PATCH -----------------------------------------------------------------------------------------------------
 
-_PATH = re.compile(r"^(?P<attr>[A-Za-z0-9_$\-]+)(?:\[(?P<filter>.*)\])?(?:\.(?P<sub>[A-Za-z0-9_$\-]+))?$")
+_PATH = re2.compile(r"^(?P<attr>[A-Za-z0-9_$\-]+)(?:\[(?P<filter>.*)\])?(?:\.(?P<sub>[A-Za-z0-9_$\-]+))?$")
 
 
 @dataclass(frozen=True)
@@ -269,7 +282,10 @@ class Path:
 
 def parse_path(text: str, schemas: tuple[str, ...]) -> Path:
     raw = strip_urn(text.strip(), schemas)
-    match = _PATH.match(raw)
+    try:
+        match = _PATH.match(raw)
+    except UnicodeEncodeError:  # a lone surrogate
+        match = None
     if match is None:
         raise bad_request(f"invalid PATCH path {text!r}", "invalidPath")
     flt = match.group("filter")

@@ -10,15 +10,15 @@ really is such a token; the rest of a body never does.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import re2
 
 from engine import ProviderError
 from engine.egress import read_json
-from engine.providerkit import CursorPages, Page, PageRequest, RateLimited
+from engine.providerkit import CursorPages, Page, PageRequest, RateLimited, retry_after_seconds
 from engine.providerkit import paginate as paginate_pages
 
 API_URL = "https://slack.com/api"
@@ -26,7 +26,7 @@ API_URL = "https://slack.com/api"
 PAGE_LIMIT = 200
 #: Error codes that mean the token no longer works: the integration must be reconnected.
 UNAUTHORIZED = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired"})
-_ERROR_CODE = re.compile(r"^[a-z0-9_]{1,64}$")
+_ERROR_CODE = re2.compile(r"^[a-z0-9_]{1,64}$")  # RE2: Slack's answer; $ is the end of text
 
 
 async def call(client: httpx.AsyncClient, method: str, *, form: dict[str, Any] | None = None,
@@ -62,7 +62,7 @@ def raise_for_error(body: dict[str, Any], method: str, status: int = 200) -> Non
     if body.get("ok") is True:
         return
     error = body.get("error")
-    code = error if isinstance(error, str) and _ERROR_CODE.match(error) else "unknown_error"
+    code = error if isinstance(error, str) and error.isascii() and _ERROR_CODE.match(error) else "unknown_error"
     if code in UNAUTHORIZED:
         raise ProviderError(f"Slack refused the token: {code} ({method})", provider_status=status,
                             code="unauthorized")
@@ -72,8 +72,7 @@ def raise_for_error(body: dict[str, Any], method: str, status: int = 200) -> Non
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    return retry_after_seconds(headers)
 
 
 async def paginate(client: httpx.AsyncClient, method: str, *, items: str,

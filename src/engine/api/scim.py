@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio.to_thread
+import re2
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -46,15 +46,14 @@ from engine.deliveries import load_target
 from engine.errors import NotFoundError, TetherError
 from engine.inputs import ascii_int
 from engine.runtime import Runtime
-from engine.verification import InvalidSignature, lower_headers, verify_bearer
-from engine.webhooks import BearerToken
+from engine.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
 
 log = logging.getLogger("tether.scim")
 
 MEDIA_TYPE = "application/scim+json"
 PREFIX = "/v1/scim/{token}/v2"
 DEFAULT_COUNT = 100
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_TOKEN = re2.compile(r"[A-Za-z0-9_-]{16,64}")  # RE2: the token any caller sends (ASCII-only)
 
 
 class ScimResponse(Response):
@@ -109,7 +108,7 @@ router = APIRouter(
 
 async def _store(request: Request, token: str) -> Store:
     runtime: Runtime = request.app.state.runtime
-    if not _TOKEN.fullmatch(token):
+    if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise ScimError(401, "unknown endpoint or wrong bearer token")
     try:
         target = await anyio.to_thread.run_sync(load_target, runtime, token)

@@ -22,7 +22,6 @@ import asyncio
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+import re2
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -57,7 +57,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, WebhookDelivery
 from engine.verification import lower_headers
-from engine.webhooks import CelValue, JsonField, SlackSignature, Webhook
+from engine.webhooks import CelValue, JsonField, Webhook
 
 if TYPE_CHECKING:
     from engine.worker import DeliverySender
@@ -65,8 +65,10 @@ if TYPE_CHECKING:
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("tether.webhooks")
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+# RE2: both match URL path segments anyone can send (ASCII-only patterns: callers check isascii() first, since
+# RE2 raises on a str it cannot encode as UTF-8)
+_TOKEN = re2.compile(r"[A-Za-z0-9_-]{16,64}")
+_NAME = re2.compile(r"[A-Za-z0-9_.:-]{1,200}")
 _background: set[asyncio.Task[Any]] = set()
 
 HandOff = Callable[[Runtime, str], Any]
@@ -123,19 +125,6 @@ def _in_background(runtime: Runtime, row_id: str) -> None:
     task = asyncio.get_running_loop().create_task(_process_in_background(runtime, row_id))
     _background.add(task)
     task.add_done_callback(_background.discard)
-
-
-def default_hand_off(runtime: Runtime, row_id: str) -> None:
-    """One delivery on its own: a queue message when ``TETHER_BROKER_URL`` is set, else an in-process task.
-
-    The endpoint itself sends one message per committed batch instead (``_queue_batch``, ``DeliverySender``).
-    """
-    if runtime.settings.broker_url:
-        from engine import worker
-
-        worker.enqueue_deliveries([row_id], settings=runtime.settings)
-    else:
-        _in_background(runtime, row_id)
 
 
 def _queue_batch(app: Any, sender: DeliverySender, row_ids: list[str]) -> None:
@@ -221,27 +210,21 @@ def _scope_headers(scope: Scope) -> dict[str, str]:
 
 
 async def _handshake(webhook: type[Webhook], payload: Any, headers: dict[str, str]) -> Any:
-    """The definition's own handshake answer, else Slack's ``url_verification`` challenge; ``None``: not one."""
+    """The definition's own handshake answer, else its verification scheme's (Slack's ``url_verification``
+    challenge); ``None``: not one."""
     answer = await webhook().handshake(payload, headers)
     if answer is not None:
         return answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
-    if (
-        isinstance(webhook.verifier, SlackSignature)
-        and isinstance(payload, dict)
-        and payload.get("type") == "url_verification"
-        and isinstance(payload.get("challenge"), str)
-    ):
-        return {"challenge": payload["challenge"]}
-    return None
+    return webhook.verifier.handshake(payload, headers)
 
 
 @functools.cache
 def _reads_payload(webhook: type[Webhook]) -> bool:
-    """Whether acknowledging this webhook's deliveries needs the parsed body: a handshake of its own or Slack's,
-    or a delivery ID read from the JSON (else the body is parsed only when the delivery is processed)."""
+    """Whether acknowledging this webhook's deliveries needs the parsed body: a handshake of its own or its
+    scheme's, or a delivery ID read from the JSON (else the body is parsed only when the delivery is processed)."""
     return (
         webhook.handshake is not Webhook.handshake
-        or isinstance(webhook.verifier, SlackSignature)
+        or webhook.verifier.reads_payload
         or isinstance(webhook.delivery_id, JsonField | CelValue)
     )
 
@@ -289,7 +272,7 @@ async def _accept(
 async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> _Answer:
     """Verify, answer a handshake or record: everything ``POST /v1/webhooks/{token}`` does after reading."""
     runtime: Runtime = app.state.runtime
-    if not _TOKEN.fullmatch(token):
+    if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise NotFoundError("no webhook endpoint at this address")
     target = await resolve_target(runtime, token)
     verify_delivery(target.webhook, body, headers, target.secrets)
@@ -370,7 +353,11 @@ async def receive(token: str, request: Request) -> Response:
 async def receive_static(definition_id: str, webhook_name: str, request: Request) -> Response:
     runtime = _runtime(request)
     body = await _read_body(request)
-    webhook = webhook_class(runtime, definition_id, webhook_name) if _NAME.fullmatch(definition_id) else None
+    webhook = (
+        webhook_class(runtime, definition_id, webhook_name)
+        if definition_id.isascii() and _NAME.fullmatch(definition_id)
+        else None
+    )
     if webhook is None or not webhook.static or not runtime.enabled(definition_id):
         raise NotFoundError("no webhook endpoint at this address")
     headers = lower_headers(request.headers.items())

@@ -4,7 +4,9 @@
 it over JSON-shaped Python values with a cost budget and returns plain Python values, raising ``EvalError`` for a
 CEL error value. Modules: ``values`` (the value model, equality, ordering), ``operators`` (arithmetic with overflow
 checks), ``functions`` (standard and custom functions), ``compiler`` (tree to closures, macros), ``budget`` (the cost
-budget), ``errors``.
+budget), ``regex`` (RE2 for ``matches``: compiled once, memory-capped, charged), ``errors``.
+
+``compile_tree`` raises ``PatternError`` for a literal ``matches`` pattern RE2 refuses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from engine.celfast.budget import BUDGET_KEY, DEFAULT_LIMIT
 from engine.celfast.compiler import Compiler
 from engine.celfast.errors import BudgetExceeded, EvalError
 from engine.celfast.functions import register_function, unregister_function
+from engine.celfast.regex import PatternError
 from engine.celfast.values import to_plain
 
 _UNEXPECTED = (TypeError, ValueError, ArithmeticError, KeyError, IndexError, AttributeError, RecursionError)
@@ -65,6 +68,7 @@ def compile_tree(tree: lark.Tree) -> Program:
 __all__ = [
     "BudgetExceeded",
     "EvalError",
+    "PatternError",
     "Program",
     "compile_tree",
     "register_function",

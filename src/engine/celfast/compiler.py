@@ -22,8 +22,9 @@ from celpy.evaluation import celbytes, celstr
 
 from engine.celfast import operators as ops
 from engine.celfast.budget import charge
-from engine.celfast.errors import BudgetExceeded, EvalError, no_overload
+from engine.celfast.errors import BudgetExceeded, EvalError
 from engine.celfast.functions import resolve
+from engine.celfast.regex import PatternError, compile_pattern, dynamic_pattern, match_cost, search
 from engine.celfast.values import (
     INT64_MAX,
     INT64_MIN,
@@ -35,6 +36,7 @@ from engine.celfast.values import (
     compare,
     equal,
     lookup,
+    no_overload,
 )
 
 Fn = Callable[[dict], Any]
@@ -491,6 +493,8 @@ class Compiler:
         return self._call(name, [self.compile(target_tree), *(self.compile(arg) for arg in args)])
 
     def _call(self, name: str, args: list[Fn]) -> Fn:
+        if name == "matches" and len(args) == 2:
+            return self._matches(*args)
         function = resolve(name)
         if function is None:
             return _fail(f"undeclared reference to '{name}'")
@@ -513,6 +517,37 @@ class Compiler:
             return function(*(arg(a) for arg in args))
 
         return call
+
+    def _matches(self, text: Fn, pattern: Fn) -> Fn:
+        """``text.matches(pattern)`` with RE2, charged to the budget. A literal pattern is compiled here, once: RE2's
+        refusal (backreference, lookaround, bad syntax, over ``MAX_MEM``) raises ``PatternError`` at compile time."""
+        if self._is_constant(pattern) and type(self._constants[pattern]) is str:
+            source: str = self._constants[pattern]
+            regexp = compile_pattern(source)  # PatternError propagates: the expression does not compile
+
+            def matches_literal(a: dict) -> bool:
+                x = text(a)
+                if type(x) is not str:
+                    raise no_overload("matches", x, source)
+                charge(a, match_cost(x, source))
+                return search(regexp, x)
+
+            return matches_literal
+
+        def matches_dynamic(a: dict) -> bool:
+            x = text(a)
+            p = pattern(a)
+            if type(x) is not str or type(p) is not str:
+                raise no_overload("matches", x, p)
+            charge(a, match_cost(x, p))
+            try:
+                regexp = dynamic_pattern(p)
+            except PatternError:
+                # the pattern may be payload data: the error names the failure, never the pattern
+                raise EvalError("matches: invalid regular expression (RE2 refuses it)") from None
+            return search(regexp, x)
+
+        return matches_dynamic
 
     def _has(self, args: list[Any]) -> Fn:
         node = args[0] if len(args) == 1 else None

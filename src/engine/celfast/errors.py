@@ -17,12 +17,5 @@ class EvalError(Exception):
         return str(self.args[0]) if self.args else "error"
 
 
-def no_overload(operation: str, *operands: object) -> EvalError:
-    """``no such overload`` for an operation applied to operands of these CEL types (types, not values)."""
-    from engine.celfast.values import type_name
-
-    return EvalError(f"no such overload: {operation}({', '.join(type_name(v) for v in operands)})")
-
-
 class BudgetExceeded(EvalError):
     """The evaluation spent more than its cost budget (a runaway comprehension or concatenation)."""

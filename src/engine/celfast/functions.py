@@ -13,18 +13,18 @@ ends see the registered functions (``celpy_functions()`` adapts them for celpy).
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Callable
 from typing import Any
 
 from celpy import celtypes, evaluation
 
-from engine.celfast.errors import EvalError, no_overload
-from engine.celfast.values import TYPES, Uint, from_celpy, to_celpy, to_plain, type_of
+from engine.celfast.errors import EvalError
+from engine.celfast.regex import PatternError, Regexp, dynamic_pattern, search
+from engine.celfast.values import TYPES, Uint, from_celpy, no_overload, to_celpy, to_plain, type_of
 
 Function = Callable[..., Any]
 
-_ERRORS = (TypeError, ValueError, ArithmeticError, KeyError, IndexError, AttributeError, re.error)
+_ERRORS = (TypeError, ValueError, ArithmeticError, KeyError, IndexError, AttributeError)
 
 
 def _via_celpy(name: str, reference: Callable[..., Any]) -> Function:
@@ -69,11 +69,15 @@ def ends_with(a: Any, b: Any) -> bool:
 
 
 def matches(a: Any, b: Any) -> bool:
+    """``a.matches(b)`` with RE2 (``engine.celfast.regex``). The compiler binds a literal pattern at compile time and
+    charges the budget; this is the general path for a pattern computed at run time."""
     _strings("matches", a, b)
     try:
-        return re.search(b, a) is not None
-    except re.error:
-        raise EvalError("matches: invalid regular expression") from None
+        regexp = dynamic_pattern(b)
+    except PatternError:
+        # the pattern may be payload data: the error names the failure, not the pattern
+        raise EvalError("matches: invalid regular expression (RE2 refuses it)") from None
+    return search(regexp, a)
 
 
 _int_reference = _via_celpy("int", celtypes.IntType)
@@ -174,7 +178,7 @@ _CUSTOM: dict[str, Function] = {}
 
 def register_function(name: str, impl: Callable[..., Any]) -> None:
     """Offer ``impl`` to CEL expressions as ``name(...)`` and ``x.name(...)`` (plain values in and out)."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    if not (name.isascii() and name.isidentifier()):  # [A-Za-z_][A-Za-z0-9_]*, without a regex
         raise ValueError(f"not a CEL identifier: {name!r}")
     if name in STANDARD or name in TYPES or name in _MACROS:
         raise ValueError(f"{name!r} is a standard CEL function")
@@ -219,3 +223,24 @@ def celpy_functions() -> dict[str, Callable[..., Any]]:
         return call
 
     return {name: adapt(name, impl) for name, impl in _CUSTOM.items()}
+
+
+def celpy_matches(literals: dict[str, Regexp]) -> Callable[..., Any]:
+    """``matches`` for celpy's runner, replacing celpy's own binding so both back ends run the same RE2 (with its
+    memory cap and cache). ``literals`` are the expression's literal patterns, compiled when it was compiled."""
+
+    def matches_(text: Any, pattern: Any) -> Any:
+        if not isinstance(text, celtypes.StringType) or not isinstance(pattern, celtypes.StringType):
+            return evaluation.CELEvalError("no such overload: matches", TypeError, ())
+        regexp = literals.get(str(pattern))
+        if regexp is None:
+            try:
+                regexp = dynamic_pattern(str(pattern))
+            except PatternError:
+                return evaluation.CELEvalError("matches: invalid regular expression (RE2 refuses it)", ValueError, ())
+        try:
+            return celtypes.BoolType(search(regexp, str(text)))
+        except EvalError as exc:
+            return evaluation.CELEvalError(exc.message, ValueError, ())
+
+    return matches_

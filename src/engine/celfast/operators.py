@@ -12,8 +12,8 @@ from typing import Any
 
 from celpy import celtypes
 
-from engine.celfast.errors import EvalError, no_overload
-from engine.celfast.values import INT64_MAX, INT64_MIN, UINT64_MAX, Uint, check_uint, contains_key, equal
+from engine.celfast.errors import EvalError
+from engine.celfast.values import INT64_MAX, INT64_MIN, UINT64_MAX, Uint, check_uint, contains_key, equal, no_overload
 
 
 def _temporal(value: Any) -> Any:

@@ -175,8 +175,6 @@ def compare(op: str, a: Any, b: Any) -> int:
         )
     )
     if not ordered:
-        from engine.celfast.errors import no_overload
-
         raise no_overload(op, a, b)
     if (ta is float) is not (tb is float) and ta in NUMBERS and tb in NUMBERS:
         a, b = float(a), float(b)
@@ -291,3 +289,8 @@ def from_celpy(value: Any) -> Any:
     if isinstance(value, celtypes.MapType):
         return {from_celpy(k): from_celpy(v) for k, v in value.items()}
     return value
+
+
+def no_overload(operation: str, *operands: object) -> EvalError:
+    """``no such overload`` for an operation applied to operands of these CEL types (types, not values)."""
+    return EvalError(f"no such overload: {operation}({', '.join(type_name(v) for v in operands)})")

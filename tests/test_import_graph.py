@@ -1,0 +1,151 @@
+"""The import graph of ``src/``: no cycle, the engine never imports a definition, definitions use the public face.
+
+Every import counts, at module level, inside functions and under ``TYPE_CHECKING`` alike: a function-level import
+that holds a cycle together is still a cycle a reader has to follow. The graph is read with ``ast``; nothing is
+imported.
+
+Issue 17 is moving the engine into packages that make these rules hold outright. Until it is done, what breaks them
+today is listed below, each entry to be deleted as it is fixed; a new violation fails, and so does an entry that no
+longer occurs (so the lists only shrink).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+#: Import cycles that remain (each a set of modules). The seven are held together by ``Runtime`` being handed to,
+#: and looked up by, every service; issue 17 replaces that with constructor injection from one composition root.
+KNOWN_CYCLES: set[frozenset[str]] = {
+    frozenset({
+        "engine.custody", "engine.deliveries", "engine.endpoints", "engine.execution", "engine.runtime",
+        "engine.scheduler", "engine.worker",
+    }),
+}
+#: Engine modules that import a definition: the SCIM server is engine code still filed under ``definitions/scim``
+#: (issue 17 moves it to ``engine/scim``), and the catalog imports the built-in package to discover it.
+ENGINE_INTO_DEFINITIONS: set[tuple[str, str]] = {
+    ("engine.api.scim", "definitions.scim.connect"),
+    ("engine.api.scim", "definitions.scim.discovery"),
+    ("engine.api.scim", "definitions.scim.protocol"),
+    ("engine.api.scim", "definitions.scim.store"),
+    ("engine.catalog", "definitions"),
+}
+#: What a definition may import of the engine: its public face.
+DEFINITION_MAY_IMPORT = ("engine", "engine.kit")
+#: Engine internals definitions still import; they become ``engine`` or ``engine.kit`` exports (issue 17).
+DEFINITIONS_INTO_INTERNALS: set[str] = {
+    "engine.api.principal", "engine.database", "engine.egress", "engine.endpoints", "engine.errors", "engine.inputs",
+    "engine.jwt", "engine.lifecycle", "engine.masterkey", "engine.oidc", "engine.operations", "engine.providerkit",
+    "engine.runtime", "engine.settings", "engine.setup", "engine.tables",
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in SRC.rglob("*.py"):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def imported_names(path: Path) -> Iterator[str]:
+    """Every name an import statement in ``path`` brings in, as a dotted path (``from a import b`` yields ``a.b``:
+    the module ``a.b`` if there is one, else a name in ``a``)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    edges: dict[str, set[str]] = {}
+    for name, path in known.items():
+        targets = set()
+        for imported in imported_names(path):
+            # ``from engine import egress`` names the module engine.egress; ``from engine import Webhook`` the package.
+            target = imported
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            # A module's own packages are initialised before it whatever it imports: no edge anyone follows.
+            if target and target != name and not name.startswith(target + "."):
+                targets.add(target)
+        edges[name] = targets
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> set[frozenset[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: set[frozenset[str]] = set()
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.add(frozenset(component))
+    return found
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert cycles(edges) == {frozenset({"a", "b", "c"})}
+
+
+def test_no_import_cycle_beyond_those_being_removed() -> None:
+    found = cycles(graph())
+    assert found - KNOWN_CYCLES == set(), "new import cycle(s)"
+    assert KNOWN_CYCLES - found == set(), "a known cycle is gone: delete it from KNOWN_CYCLES"
+
+
+def test_the_engine_does_not_import_definitions() -> None:
+    found = {(m, t) for m, targets in graph().items() if m.startswith("engine") for t in targets
+             if t == "definitions" or t.startswith("definitions.")}
+    assert found - ENGINE_INTO_DEFINITIONS == set()
+    assert ENGINE_INTO_DEFINITIONS - found == set(), "fixed: delete it from ENGINE_INTO_DEFINITIONS"
+
+
+def test_definitions_import_only_the_public_face_of_the_engine() -> None:
+    found = {t for m, targets in graph().items() if m.startswith("definitions") for t in targets
+             if t.startswith("engine") and not t.startswith(DEFINITION_MAY_IMPORT[1]) and t != "engine"}
+    assert found - DEFINITIONS_INTO_INTERNALS == set(), "a definition imports an engine internal"
+    assert DEFINITIONS_INTO_INTERNALS - found == set(), "fixed: delete it from DEFINITIONS_INTO_INTERNALS"
