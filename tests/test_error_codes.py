@@ -4,7 +4,8 @@ The codes are found with ``ast``, in each of the ways the code base raises or st
 
 - a class-level ``code = "..."`` (``TetherError`` subclasses, ``engine/errors.py`` and the routers' own);
 - a ``code="..."`` or ``error_code="..."`` keyword (``TetherError(..., code=...)``, ``RunOutcome(error_code=...)``),
-  and an ``error=("code", "message")`` keyword (a run finished with that error);
+  an ``error=("code", "message")`` keyword (a run finished with that error), and a ``(code, message)`` pair
+  returned by a function annotated ``tuple[str, str]`` (why a delivery is refused);
 - a ``{"code": "..."}`` dict (envelopes written by hand, ``engine/api/limits.py``) or the same in a bytes literal
   (the webhook fast lane's canned 500);
 - ``error_response(status, "code", ...)`` and the status → code table of ``engine/api/errors.py``
@@ -49,6 +50,11 @@ def _assigns_code(target: ast.AST) -> bool:
     return _name(target) == "code" or (isinstance(target, ast.Tuple) and any(_name(t) == "code" for t in target.elts))
 
 
+def _returns_code_pairs(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A function that answers ``(code, message)``: annotated ``tuple[str, str]`` (or optional)."""
+    return function.returns is not None and "tuple[str, str]" in ast.unparse(function.returns)
+
+
 def _literals(value: ast.AST) -> Iterator[str]:
     if text := _str(value):
         yield text
@@ -60,6 +66,12 @@ def _literals(value: ast.AST) -> Iterator[str]:
 def codes_in(tree: ast.AST) -> Iterator[tuple[str, str, int]]:
     """(kind, value, line) for every code in one module: kind ``code`` or ``scim``."""
     for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _returns_code_pairs(node):
+            # ``def _refusal(…) -> tuple[str, str] | None: return "code", "message"``
+            for inner in ast.walk(node):
+                pair = inner.value if isinstance(inner, ast.Return) else None
+                if isinstance(pair, ast.Tuple) and len(pair.elts) == 2 and (value := _str(pair.elts[0])):
+                    yield "code", value, inner.lineno
         if isinstance(node, ast.AnnAssign):  # ``code: ClassVar[str] = "x"`` (a plain ``code = "x"`` is below)
             if _name(node.target) == "code" and (value := _str(node.value)):
                 yield "code", value, node.lineno
@@ -134,6 +146,7 @@ def test_the_scan_finds_each_way_a_code_is_raised() -> None:
         "send({'error': {'code': 'a_dict', 'message': 'm'}})\nerror_response(400, 'a_response', 'm')\n"
         "_STATUS_CODES = {400: 'a_status'}\n_STATUS_CODES.get(s, 'a_fallback')\n"
         'x = b\'{"error":{"code":"a_bytes"}}\'\n'
+        "def g() -> tuple[str, str] | None:\n    return 'a_returned_pair', 'm'\n"
         "def f():\n    code, message = 'a_pair', 'm'\n    code = e.code if e else 'a_fallback_code'\n"
         "bad_request('d', 'scimA')\nScimError(409, 'd', 'scimB')\nd = {'scimType': 'scimC'}\n"
     )
@@ -152,6 +165,7 @@ def test_the_scan_finds_each_way_a_code_is_raised() -> None:
             "a_fallback",
             "a_bytes",
             "a_pair",
+            "a_returned_pair",
             "a_fallback_code",
         )
     }
