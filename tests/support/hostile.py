@@ -377,8 +377,8 @@ class World:
             "slot": ["ApiToken", "OAuthGrant"],
             "operation": ["HealthCheck", "ItemSync"],
             "token": [self.webhook_token, self.scim_token],
-            "definition_id": ["sample", "scim"],
-            "webhook_name": ["sample.events", "scim"],
+            "definition_id": ["sample", "scim", "github_app", "slack"],
+            "webhook_name": ["sample.events", "scim", "app", "events"],
             "kind": ["Users", "Groups"],
             "resource_id": [self.scim_user_id],
             "type_id": ["User", "Group"],
@@ -388,13 +388,32 @@ class World:
 
 
 def _registry() -> Registry:
+    from definitions.github_app import definition as github_definition
     from definitions.scim import definition as scim_definition
+    from definitions.slack import definition as slack_definition
     from support import sample_definition
 
     registry = Registry()
-    registry.register(sample_definition.definition)
-    registry.register(scim_definition)
+    for definition in (sample_definition.definition, scim_definition, github_definition, slack_definition):
+        registry.register(definition)
     return registry
+
+
+#: (definition, webhook) of the app-wide webhooks the world serves.
+STATIC_WEBHOOKS = (("github_app", "app"), ("slack", "events"))
+#: Operator config of the definitions whose app-wide (static) webhooks the probes sign.
+STATIC_WEBHOOK_SECRET = "static-webhook-secret"
+_OPERATOR_ENV = {
+    "TETHER_SAMPLE_CLIENT_ID": "sample-client",
+    "TETHER_SECRET_SAMPLE_CLIENT_SECRET": "sample-secret",
+    "TETHER_GITHUB_APP_APP_ID": "12345",
+    "TETHER_GITHUB_APP_APP_SLUG": "tether-fuzz",
+    "TETHER_SECRET_GITHUB_APP_PRIVATE_KEY": "unused by webhooks",
+    "TETHER_SECRET_GITHUB_APP_WEBHOOK_SECRET": STATIC_WEBHOOK_SECRET,
+    "TETHER_SLACK_CLIENT_ID": "slack-client",
+    "TETHER_SECRET_SLACK_CLIENT_SECRET": "slack-secret",
+    "TETHER_SECRET_SLACK_SIGNING_SECRET": STATIC_WEBHOOK_SECRET,
+}
 
 
 @contextmanager
@@ -406,17 +425,11 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
     from engine.api import create_app
     from engine.api.principal import Principal, create_api_key
 
-    names = (
-        "TETHER_SAMPLE_CLIENT_ID",
-        "TETHER_SECRET_SAMPLE_CLIENT_SECRET",
-        "TETHER_SECRET_MASTER_KEY",
-        "TETHER_DEV_LOGIN",
-    )
+    names = (*_OPERATOR_ENV, "TETHER_SECRET_MASTER_KEY", "TETHER_DEV_LOGIN")
     saved = {k: os.environ.get(k) for k in names}
     dev_login = database_url.startswith("sqlite")
     os.environ.update(
-        TETHER_SAMPLE_CLIENT_ID="sample-client",
-        TETHER_SECRET_SAMPLE_CLIENT_SECRET="sample-secret",
+        _OPERATOR_ENV,
         TETHER_SECRET_MASTER_KEY=generate_master_key(),
         TETHER_DEV_LOGIN="1" if dev_login else "0",
     )
@@ -592,6 +605,19 @@ def _body(draw: st.DrawFn, spec: RouteSpec, world: World) -> bytes:
     if choice == "raw":
         return draw(st.sampled_from(RAW_BODIES))
     ensure_ascii = draw(st.booleans())
+    if spec.path.startswith("/v1/webhooks/") and choice == "fields":
+        # Shaped like what the webhooks read (Slack's envelope, GitHub's installation), with hostile values.
+        shaped = draw(
+            st.sampled_from(
+                [
+                    lambda v: {"type": "event_callback", "team_id": v, "event_id": v, "event": {"type": v, "user": v}},
+                    lambda v: {"type": "url_verification", "challenge": v},
+                    lambda v: {"installation": {"id": v}, "action": v, "repository": v},
+                    lambda v: {"kind": "item", "id": v, "name": v},
+                ]
+            )
+        )
+        return _encode_json(shaped(draw(hostile_json)), ensure_ascii)
     if choice == "json":
         return _encode_json(draw(hostile_json), ensure_ascii)
     names = SCIM_FIELDS if spec.scim else spec.body or ("name", "owner_id", "token")
@@ -621,8 +647,20 @@ def _body(draw: st.DrawFn, spec: RouteSpec, world: World) -> bytes:
 
 
 def _sign(world: World, body: bytes) -> list[tuple[bytes, bytes]]:
+    """Valid signatures of ``body`` for every webhook the world has: the sample's per-integration endpoint, the
+    GitHub App's and Slack's app-wide ones, so a hostile body gets past verification."""
+    import time
+
     digest = hmac.new(world.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-    return [(b"x-sample-signature", f"sha256={digest}".encode())]
+    static = hmac.new(STATIC_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    stamp = str(int(time.time()))
+    slack = hmac.new(STATIC_WEBHOOK_SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return [
+        (b"x-sample-signature", f"sha256={digest}".encode()),
+        (b"x-hub-signature-256", f"sha256={static}".encode()),
+        (b"x-slack-request-timestamp", stamp.encode()),
+        (b"x-slack-signature", f"v0={slack}".encode()),
+    ]
 
 
 @st.composite
@@ -695,6 +733,7 @@ def _headers(draw: st.DrawFn, spec: RouteSpec, world: World, body: bytes) -> lis
     if "webhooks" in spec.path and spec.method == "POST" and draw(st.booleans()):
         headers.extend(_sign(world, body))
         headers.append((b"x-sample-event", draw(st.sampled_from([b"item.changed", b"other"]))))
+        headers.append((b"x-github-event", draw(st.sampled_from([b"installation", b"ping", b"dependabot_alert"]))))
     for name in draw(st.lists(st.sampled_from(SENSITIVE_HEADERS), max_size=3, unique=True)):
         headers.append((name, draw(hostile_header_value)))
     return headers
@@ -704,9 +743,16 @@ def _headers(draw: st.DrawFn, spec: RouteSpec, world: World, body: bytes) -> lis
 def request_for(draw: st.DrawFn, spec: RouteSpec, world: World) -> Request:
     """One request for ``spec``: real or hostile path parameters, a hostile query, headers and body."""
     path = spec.path
+    chosen: dict[str, str] = {}
+    if {"definition_id", "webhook_name"} <= set(spec.params) and draw(st.booleans()):
+        # An app-wide webhook that exists, so the probe reaches its verification and routing.
+        chosen = dict(zip(("definition_id", "webhook_name"), draw(st.sampled_from(STATIC_WEBHOOKS)), strict=True))
     for name in spec.params:
         real = world.pool(name)
-        value = draw(st.sampled_from(real)) if real and draw(st.integers(0, 2)) else draw(hostile_text)
+        if name in chosen:
+            value = chosen[name]
+        else:
+            value = draw(st.sampled_from(real)) if real and draw(st.integers(0, 2)) else draw(hostile_text)
         path = path.replace("{" + name + "}", _segment(value) if value else "x", 1)
     names = list(spec.query) + list(SCIM_QUERY if spec.scim else ()) + list(LOOSE_QUERY)
     pairs = []
