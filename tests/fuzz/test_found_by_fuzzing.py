@@ -210,3 +210,16 @@ def test_a_cursor_that_decodes_to_nul_is_invalid_cursor(pg_world: World) -> None
             ),
         )
         assert error_code(response) == (422, "invalid_cursor"), response.body
+
+
+def test_a_dev_login_for_a_tenant_the_store_cannot_hold_is_invalid_input(tmp_path: Path) -> None:
+    # SQLite worlds have the development login on. The cookie it signed was refused on every request after.
+    with world(f"sqlite:///{tmp_path / 'login.db'}", tmp_path) as made:
+        assert made.dev_login
+        for form in (b"tenant=" + b"t" * 201 + b"&owner=o", b"tenant=t&owner=" + b"o" * 201):
+            request = Request(
+                "POST", b"/dev/login", b"", [(b"content-type", b"application/x-www-form-urlencoded")], form
+            )
+            assert error_code(send(made, request)) == (422, "invalid_input")
+        ok = Request("POST", b"/dev/login", b"", [(b"content-type", b"application/x-www-form-urlencoded")], b"tenant=t")
+        assert send(made, ok).status == 303
