@@ -356,11 +356,12 @@ def main() -> None:
 
     from engine.crypto import generate_master_key
     from engine.database import Database, normalize_url
-    from engine.endpoints import endpoint_secret, ensure_endpoints
+    from engine.endpoints import ensure_endpoints
     from engine.registry import Registry
     from engine.runtime import Runtime
     from engine.settings import Settings
     from engine.tables import Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
+    from engine.targets import endpoint_secret
 
     os.environ["TETHER_SECRET_MASTER_KEY"] = generate_master_key()
     tmp = tempfile.mkdtemp(prefix="bench-webhooks-")

@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({
         "engine.custody", "engine.deliveries", "engine.endpoints", "engine.execution", "engine.runtime",
-        "engine.scheduler", "engine.worker",
+        "engine.scheduler", "engine.targets", "engine.worker",
     }),
 }
 #: Engine modules that import a definition: the SCIM server is engine code still filed under ``definitions/scim``
@@ -40,7 +40,7 @@ DEFINITION_MAY_IMPORT = ("engine", "engine.kit")
 DEFINITIONS_INTO_INTERNALS: set[str] = {
     "engine.api.principal", "engine.database", "engine.egress", "engine.endpoints", "engine.errors", "engine.inputs",
     "engine.jwt", "engine.lifecycle", "engine.masterkey", "engine.oidc", "engine.operations", "engine.providerkit",
-    "engine.runtime", "engine.settings", "engine.setup", "engine.tables",
+    "engine.runtime", "engine.settings", "engine.setup", "engine.tables", "engine.targets",
 }
 
 

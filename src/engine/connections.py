@@ -185,3 +185,14 @@ class Connection:
     async def revoke(self, ctx: ConnectionContext) -> None:
         """Provider-side teardown for ``Revoke``; OAuth2 connections with a ``revoke_url`` need not override it."""
         raise NotImplementedError(f"{type(self).__name__} declares Revoke but implements no revoke()")
+
+
+def missing_write_scopes(auth: object, granted: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The write tier's scopes a grant lacks: empty when the connection has no separate write tier (an API key, an
+    OAuth connection without upgrade scopes beyond its initial ones) or the grant holds them all."""
+    if not isinstance(auth, OAuth2) or not auth.upgrade_scopes:
+        return ()
+    if not set(auth.upgrade_scopes) - set(auth.scopes or ()):
+        return ()
+    have = set(granted)
+    return tuple(s for s in auth.upgrade_scopes if s not in have)

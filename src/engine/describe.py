@@ -51,6 +51,8 @@ class OperationView(BaseModel):
     reconcile: bool
     schedule_seconds: int | None
     access: Literal["read", "write"]
+    #: Whether a ``user`` principal may start it (``Policy.user_may_run``; reads by default, writes not).
+    user_may_run: bool
     client: str | None
     emits: list[EmitView]
     config_schema: dict[str, Any]
@@ -243,6 +245,7 @@ def _operation(d: Definition, o: type[Operation]) -> OperationView:
         reconcile=o.policy.reconcile,
         schedule_seconds=int(schedule.total_seconds()) if schedule else None,
         access=o.policy.access,
+        user_may_run=o.policy.users_may_run,
         client=o.client.client_id() if o.client else None,
         emits=[EmitView(schema_name=e.schema, variant=e.variant) for e in o.emits],
         config_schema=o.config.model_json_schema(),

@@ -23,21 +23,11 @@ from engine.database import Database
 from engine.errors import TetherError
 from engine.runtime import Runtime
 from engine.tables import Integration, WebhookEndpoint, new_id, utcnow
+from engine.targets import endpoint_aad, endpoint_secret, forget_targets, webhook_class
 from engine.verification import EndpointSecret
 from engine.webhooks import Webhook
 
 log = logging.getLogger("tether.webhooks")
-
-
-def endpoint_aad(endpoint_id: str) -> bytes:
-    """The AAD sealing an endpoint's secret (the same as ``Keystore.rewrap_all``)."""
-    return f"webhook:{endpoint_id}".encode()
-
-
-def webhook_class(runtime: Runtime, definition_id: str, name: str) -> type[Webhook] | None:
-    if definition_id not in runtime.registry:
-        return None
-    return next((w for w in runtime.registry.get(definition_id).webhooks if w.name == name), None)
 
 
 def generate_secret(webhook: type[Webhook]) -> str:
@@ -83,14 +73,6 @@ class EndpointInfo:
 
 def insert_for(db: Database) -> Any:
     return pg_insert if db.dialect == "postgresql" else sqlite_insert
-
-
-def endpoint_secret(runtime: Runtime, endpoint: WebhookEndpoint) -> str | None:
-    if endpoint.secret_ciphertext is None:
-        return None
-    return runtime.keys.keyring.decrypt(
-        endpoint.key_id, endpoint.secret_ciphertext, aad=endpoint_aad(endpoint.id)
-    ).decode()
 
 
 async def ensure_endpoints(runtime: Runtime, integration: Integration) -> list[EndpointInfo]:
@@ -188,7 +170,5 @@ async def remove_endpoints(runtime: Runtime, integration: Integration) -> int:
             if stored is not None:
                 stored.token, stored.registered_at, stored.provider_ref = secrets.token_urlsafe(32), None, ""
                 session.add(stored)
-    from engine.deliveries import forget_targets  # deliveries imports this module
-
     forget_targets(integration.id)
     return len(rows)

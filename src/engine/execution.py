@@ -17,6 +17,13 @@ finds the run no longer ``running`` (cancelled), the operation is cancelled. The
 whose heartbeat stopped (a worker killed mid-run) and retries or fails them with a reason. Claims, finishes and run
 creation of concurrent runs are batched into shared statements (``engine.runstore``, ``engine.batching``).
 
+Before a run is recorded, ``dispatch`` and ``run_inline`` (so every trigger) refuse an integration that is not
+``connected`` (``integration_not_connected``, or ``reconnect_required``: 409) and a ``write`` operation whose grant
+lacks the write tier's scopes (``upgrade_required``, 403, with the URL that starts the upgrade): nothing is queued
+and the provider is never called. A run queued while the integration was connected and claimed after it was
+disconnected fails with the same code. Unknown fields of an operation's config are refused (``invalid_input``,
+naming the field) unless its config model allows extra fields.
+
 Errors are classified once here: rate limited (a 429 with ``Retry-After``) → *defer* (back to ``queued``, the
 worker re-enqueues the message with that delay); transient (``ProviderUnavailable``, a retryable provider error,
 5xx, network errors) → *retry* with exponential backoff while the operation's ``max_retries`` allows; anything else
@@ -45,13 +52,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from engine.batching import Coalescer
-from engine.connections import OAuth2
+from engine.connections import OAuth2, missing_write_scopes
 from engine.definition import Definition
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.heartbeat import Heartbeats
-from engine.operations import Operation, OperationContext, Payload
+from engine.lifecycle import require_connected
+from engine.operations import Operation, OperationContext, Payload, UpgradeRequired
 from engine.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
-from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
+from engine.tables import Credential, Integration, OperationState, Run, RunStatus, utcnow
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -200,14 +208,18 @@ class InlineResult:
 
 
 def rate_limit_delay(exc: BaseException) -> float | None:
-    """Seconds to defer for a provider 429 (``RateLimited`` or a ``ProviderError`` with status 429), else None."""
+    """Seconds to defer for a provider rate limit, else None: a ``RateLimited``, a ``ProviderError`` with status
+    429, or one coded ``rate_limited`` whatever its status (GitHub's primary limit and Google's quota errors are
+    403s, Graph's throttling can be a 503 with ``Retry-After``)."""
     from engine.providerkit import RateLimited
 
-    if isinstance(exc, RateLimited):
-        return max(0.0, exc.retry_after if exc.retry_after is not None else 60.0)
-    if isinstance(exc, ProviderError) and exc.provider_status == 429:
-        return max(0.0, exc.retry_after if exc.retry_after is not None else 60.0)
-    return None
+    limited = isinstance(exc, RateLimited) or (
+        isinstance(exc, ProviderError) and (exc.provider_status == 429 or exc.code == "rate_limited")
+    )
+    if not limited:
+        return None
+    assert isinstance(exc, ProviderError)
+    return max(0.0, exc.retry_after if exc.retry_after is not None else 60.0)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -322,6 +334,7 @@ class Executor:
         try:
             if loaded is None:
                 raise NotFoundError(f"no integration {run.integration_id}")
+            require_connected(loaded)  # disconnected after the run was queued: fail it with the state's code
             definition = self.runtime.definition(loaded.definition_id)
             operation = definition.operation(run.operation)
             if operation is None:
@@ -394,12 +407,6 @@ class Executor:
         connection = definition.connection(name)
         if connection is None:
             raise NotFoundError(f"integration {integration.id} has no active connection")
-        if integration.status != IntegrationStatus.connected:
-            raise TetherError(
-                f"integration {integration.id} is {integration.status}, not connected",
-                code="integration_not_connected",
-                status=409,
-            )
         if isinstance(connection.auth, OAuth2):
             await self.runtime.custody.get_access_token(integration.id)  # refreshes through the Keystore if due
             stored = self.runtime.keystore.require(integration.id, connection.auth.slot)
@@ -593,6 +600,9 @@ class Executor:
                 raise NotFoundError(f"{definition.id} has no operation {operation_id}")
             if trigger not in TRIGGERS:
                 raise InvalidTrigger(f"unknown trigger {trigger!r}")
+            require_connected(integration)
+            if operation.policy.access == "write":
+                self._require_write_tier(integration, definition)
             chosen.append(operation)
             return new_run(
                 integration_id=integration.id,
@@ -605,6 +615,27 @@ class Executor:
 
         run = await self._creates.submit(NewRun(integration_id, build, after))
         return run, chosen[0]
+
+    def _require_write_tier(self, integration: Integration, definition: Definition) -> None:
+        """``upgrade_required`` unless the stored grant holds the connection's write scopes. Only write operations
+        pay this read (the granted scopes are stored in clear beside the encrypted credential)."""
+        connection = definition.connection((integration.provider_data or {}).get("connection", "") or "")
+        if connection is None:
+            return  # no active connection: ``require_connected`` already refused anything that is not connected
+        with self.runtime.db.session() as session:
+            granted = session.exec(
+                select(Credential.scopes).where(
+                    Credential.integration_id == integration.id, Credential.slot == connection.credential.slot_id()
+                )
+            ).first()
+        missing = missing_write_scopes(connection.auth, tuple(granted or ()))
+        if missing:
+            base = self.runtime.settings.public_url.rstrip("/")
+            raise UpgradeRequired(
+                "this operation changes provider data and the grant has read access only; upgrade the access first",
+                upgrade_url=f"{base}/v1/integrations/{integration.id}/upgrade",
+                missing_scopes=missing,
+            )
 
     def _create_batch(self, items: list[NewRun]) -> list[Run | BaseException]:
         answers = create_runs(self.runtime.db, items)
@@ -739,6 +770,9 @@ def _secret_values(slot: Any) -> list[str]:
 
 
 def _validate(operation: type[Operation], config: dict[str, Any] | None) -> BaseModel:
+    unknown = _unknown_fields(operation.config, config or {})
+    if unknown:
+        raise ValidationFailed(f"invalid config for {operation.operation_id()}: unknown field {unknown[0]}")
     try:
         return operation.config.model_validate(config or {})
     except ValidationError as exc:
@@ -747,6 +781,22 @@ def _validate(operation: type[Operation], config: dict[str, Any] | None) -> Base
         raise ValidationFailed(
             f"invalid config for {operation.operation_id()} at {where}: {first.get('msg', '')}"
         ) from None
+
+
+def _unknown_fields(model: type[BaseModel], config: dict[str, Any]) -> list[str]:
+    """Top-level keys the config model does not declare (by name or alias), unless it accepts extra fields: a typo
+    such as ``lookback_hourz`` would otherwise be dropped and the run would use the default without a word."""
+    if model.model_config.get("extra") == "allow" or not isinstance(config, dict):
+        return []
+    known: set[str] = set()
+    for name, info in model.model_fields.items():
+        known.add(name)
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                known.add(alias)
+            elif alias is not None:
+                known.update(str(c) for c in getattr(alias, "choices", ()) if isinstance(c, str))
+    return sorted(str(key) for key in config if key not in known)
 
 
 def _aware(value: datetime | None) -> datetime | None:

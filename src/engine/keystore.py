@@ -40,8 +40,8 @@ from sqlmodel import Session, select
 from engine import egress, oauth
 from engine.crypto import KeyRing
 from engine.database import Database
-from engine.errors import NotFoundError, TetherError
-from engine.lifecycle import mark_reconnect_required
+from engine.errors import NotFoundError
+from engine.lifecycle import ReconnectRequired, mark_reconnect_required
 from engine.oauth import InvalidGrant, ProviderUnavailable
 from engine.slots import CredentialSlot, OAuth2Token
 from engine.tables import AuthFlow, Credential, Integration, IntegrationStatus, WebhookEndpoint
@@ -344,13 +344,6 @@ class Keystore:
                 )
                 moved += int(result.rowcount or 0)
         return moved
-
-
-class ReconnectRequired(TetherError):
-    """The provider no longer honours this connection's grant; only the user reconnecting fixes it."""
-
-    code = "reconnect_required"
-    status = 409
 
 
 def _integration_status(connection: Connection, integration_id: str) -> str | None:

@@ -8,7 +8,13 @@
 
 Only the transitions below are allowed, so nothing can downgrade a healthy connection by mistake: a health check
 that fails marks ``health`` invalid but leaves ``status`` alone; only a refused credential (``invalid_grant``, a
-401 on validation) moves a connection to ``reconnect_required``.
+401 on validation) moves a connection to ``reconnect_required``. A disconnected integration cannot be disconnected
+again (``invalid_transition``), and disconnecting leaves ``health`` at ``unknown``: there is no credential left
+whose health could be known.
+
+Operations run only on a ``connected`` integration (``require_connected``): every other state answers 409 before a
+run is recorded, ``reconnect_required`` with its own code (the user must reconnect), the rest with
+``integration_not_connected``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from sqlalchemy import update as sa_update
 from sqlmodel import Session
 
 from engine.errors import TetherError
-from engine.tables import AuditEvent, Integration, IntegrationStatus, new_id
+from engine.tables import AuditEvent, Health, Integration, IntegrationStatus, new_id
 
 Status = IntegrationStatus
 
@@ -32,13 +38,37 @@ ALLOWED: dict[str, frozenset[str]] = {
     Status.connected: frozenset({Status.connected, Status.reconnect_required, Status.error, Status.disconnected}),
     Status.reconnect_required: frozenset({Status.connected, Status.reconnect_required, Status.disconnected}),
     Status.error: frozenset({Status.connected, Status.error, Status.reconnect_required, Status.disconnected}),
-    Status.disconnected: frozenset({Status.pending, Status.connected, Status.disconnected}),
+    Status.disconnected: frozenset({Status.pending, Status.connected}),
 }
 
 
 class InvalidTransition(TetherError):
     code = "invalid_transition"
     status = 409
+
+
+class ReconnectRequired(TetherError):
+    """The provider no longer honours this connection's grant; only the user reconnecting fixes it."""
+
+    code = "reconnect_required"
+    status = 409
+
+
+class IntegrationNotConnected(TetherError):
+    """An operation or an access token was asked of an integration that holds no usable connection."""
+
+    code = "integration_not_connected"
+    status = 409
+
+
+def require_connected(integration: Integration) -> None:
+    """Refuse work that needs the provider unless the integration is ``connected``."""
+    status = IntegrationStatus(integration.status)
+    if status == Status.connected:
+        return
+    if status == Status.reconnect_required:
+        raise ReconnectRequired("this integration needs to be reconnected")
+    raise IntegrationNotConnected(f"this integration is {status}, not connected")
 
 
 def transition(
@@ -67,6 +97,8 @@ def transition(
     integration.updated_at = now
     if to == Status.connected and changed:
         integration.connected_at = now
+    if to == Status.disconnected:
+        integration.health = Health.unknown
     session.add(integration)
     audit(session, integration, actor=actor, action=action, detail={"from": current, "to": to, **(detail or {})})
     return changed

@@ -4,6 +4,10 @@ An operation's class name is its stable ID and its topic is ``"{definition_id}.{
 config model, a client (or none), a policy, and exactly one execution path: ``run`` returns a raw result, or
 ``ingest`` yields provider-shaped payloads that the shared ingest path maps into internal models. An ingest
 operation declares every (schema, variant) it emits in ``emits``.
+
+Access tiers are checked before anything is queued or the provider is called: a ``write`` operation on a grant
+that lacks the connection's upgrade scopes is ``upgrade_required`` (403), and a ``user`` principal may run only
+the operations whose policy allows it (``Policy.user_may_run``; reads by default, writes not).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from engine.config import OperatorConfig, UserInput
+from engine.errors import TetherError
 
 if TYPE_CHECKING:
     from engine.clients import Client
@@ -33,6 +38,9 @@ class Policy:
 
     ``inline`` runs in the caller and returns its result; ``queued`` runs on a worker. ``reconcile`` operations
     are dispatched after the first successful connection, and ``schedule`` repeats them at that interval.
+    ``user_may_run`` says whether a ``user`` principal (a signed-in person, the browser) may start it through the
+    API; ``None`` means the default of its tier: reads yes, writes no (the host app's server decides when to
+    change provider data for a person).
     """
 
     mode: Literal["inline", "queued"] = "queued"
@@ -42,10 +50,16 @@ class Policy:
     max_retries: int = 5
     #: ``write`` operations change provider data and need the write access tier.
     access: Literal["read", "write"] = "read"
+    user_may_run: bool | None = None
+
+    @property
+    def users_may_run(self) -> bool:
+        """Whether a ``user`` principal may start this operation (the tier's default unless set)."""
+        return self.access == "read" if self.user_may_run is None else self.user_may_run
 
     @classmethod
-    def inline(cls, *, access: Literal["read", "write"] = "read") -> Policy:
-        return cls(mode="inline", access=access)
+    def inline(cls, *, access: Literal["read", "write"] = "read", user_may_run: bool | None = None) -> Policy:
+        return cls(mode="inline", access=access, user_may_run=user_may_run)
 
     @classmethod
     def queued(
@@ -56,8 +70,32 @@ class Policy:
         time_limit: timedelta = timedelta(minutes=15),
         max_retries: int = 5,
         access: Literal["read", "write"] = "read",
+        user_may_run: bool | None = None,
     ) -> Policy:
-        return cls("queued", reconcile, schedule, time_limit, max_retries, access)
+        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run)
+
+
+class UpgradeRequired(TetherError):
+    """A ``write`` operation on a grant without the write tier's scopes; ``upgrade_url`` starts the upgrade."""
+
+    code = "upgrade_required"
+    status = 403
+
+    def __init__(self, message: str, *, upgrade_url: str, missing_scopes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.upgrade_url = upgrade_url
+        self.missing_scopes = missing_scopes
+
+    def details(self) -> dict[str, object]:
+        """Fields the API adds to the error envelope (scope names are public, declared by the definition)."""
+        return {"upgrade_url": self.upgrade_url, "missing_scopes": list(self.missing_scopes)}
+
+
+class OperationNotAllowed(TetherError):
+    """The principal's role may not start this operation (``Policy.user_may_run``)."""
+
+    code = "operation_not_allowed"
+    status = 403
 
 
 @dataclass(frozen=True)

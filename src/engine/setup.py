@@ -3,8 +3,8 @@
 1 resolve or create the integration · 2 validate and persist user input · 3 resolve the connection · 4 run the
 auth flow (start, redirect, callback) · 5 validate the credential against its slot · 6 run the validation
 operation as a health check · 7 save the credential · 8 persist the active connection · 9 resolve and save the
-integration metadata · 10 on the first successful connection, create webhook endpoints and dispatch
-reconcile-eligible operations.
+integration metadata · 10 on the first successful connection (and the first after a disconnect, which retired the
+webhook endpoints and cleared the schedules), create webhook endpoints and dispatch reconcile-eligible operations.
 
 Direct input (``submit_credential``), the OAuth callback and the app-install callback (``callback``) all end in
 ``_complete``, which runs steps 5-10. Steps 6 and 9 talk to the provider *before* anything is written, and steps
@@ -98,6 +98,13 @@ class AccountMismatch(SetupFailed):
         self.offered = offered
 
 
+class FilterNotAllowed(TetherError):
+    """Only the host app's server sets an integration's tenant filter (``filter_expr``)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class Setup:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -159,10 +166,16 @@ class Setup:
         name: str | None = None,
         filter_expr: str | None = None,
     ) -> Integration:
-        """Change user input, name or the tenant filter; a bad filter is refused before it is saved."""
+        """Change user input, name or the tenant filter; a bad filter is refused before it is saved.
+
+        The filter decides which records of the integration are kept for the whole tenant, and it runs on the
+        workers that run every tenant's operations: it is the host app's server's to set, never a user's.
+        """
         from ingest.pipeline import compile_integration_filter
 
         integration = self.get(principal, integration_id)
+        if filter_expr is not None and not principal.is_server:
+            raise FilterNotAllowed("filter_expr may only be set by the host app's server")
         definition = self.runtime.registry.get(integration.definition_id)
         values = self._user_input(definition, user_input)
         if filter_expr is not None:
@@ -429,7 +442,8 @@ class Setup:
             if row is None:
                 raise NotFoundError("the integration was deleted during setup")
             _check_same_account(row, metadata)
-            first = row.connected_at is None
+            # A disconnect retired the endpoints and the scheduler dropped the schedules: step 10 runs again.
+            first = row.connected_at is None or row.status == IntegrationStatus.disconnected
             self.runtime.keystore.save(row.id, slot, session=session)
             routing = _routing(connection, slot)
             row.provider_data = {"connection": connection.connection_id(), **routing}

@@ -44,7 +44,7 @@ async def test_list_definitions(client: httpx.AsyncClient) -> None:
     [sample] = response.json()
     assert sample["id"] == "sample" and sample["enabled"] is True
     assert sample["connections"] == ["ApiKey", "OAuth"]
-    assert sample["operations"] == ["HealthCheck", "ItemSync"]
+    assert sample["operations"] == ["HealthCheck", "ItemSync", "ItemUpdate"]
     assert sample["webhooks"] == ["sample.events"]
     assert sample["schemas"] == [{"schema_name": "asset", "variant": "item"}]
 

@@ -11,9 +11,13 @@ from fastapi.testclient import TestClient
 from engine.api import create_app
 from engine.api import runs as runs_api
 from engine.api.principal import create_api_key
+from engine.errors import ProviderError
 from engine.providerkit import (
+    BearerAuth,
+    ClientSecretAuth,
     CursorPages,
     LinkPages,
+    NextLinkPages,
     OffsetPages,
     Page,
     PageRequest,
@@ -22,7 +26,10 @@ from engine.providerkit import (
     RateLimited,
     TransientProviderError,
     check_response,
+    follow_links,
     paginate,
+    raise_for_status,
+    retry_after_or,
     retry_after_seconds,
 )
 
@@ -186,3 +193,135 @@ async def test_rate_limits_become_typed_errors() -> None:
     assert retry_after_seconds({"Retry-After": later}, now=now) == 30
     assert retry_after_seconds({"X-RateLimit-Reset": str(int(now.timestamp()) + 12)}, now=now) == 12
     assert retry_after_seconds({}) is None
+
+
+async def test_next_link_pages_read_the_next_url_from_the_body() -> None:
+    # Graph's key holds a dot: it is read as it stands, not as the dotted path "@odata" -> "nextLink".
+    bodies = {
+        "https://graph.example/v1/users": {"value": [1, 2], "@odata.nextLink": "https://graph.example/v1/users?p=2"},
+        "https://graph.example/v1/users?p=2": {"value": [3], "@odata.deltaLink": "https://graph.example/delta"},
+    }
+
+    async def fetch(request: PageRequest) -> httpx.Response:
+        return _json_response(bodies[str(request.url)])
+
+    pages = [p async for p in paginate(fetch, style=NextLinkPages(url="https://graph.example/v1/users"))]
+    assert [p.items for p in pages] == [[1, 2], [3]]
+    assert pages[-1].next is None and pages[-1].raw["@odata.deltaLink"] == "https://graph.example/delta"
+
+    arm = NextLinkPages(next_path="nextLink")
+    assert arm.read({"value": [], "nextLink": "https://arm.example/x?$skipToken=1"}).next == (
+        "https://arm.example/x?$skipToken=1")
+    with pytest.raises(ProviderError, match="page shape"):
+        arm.read({"value": {"not": "a list"}})
+    with pytest.raises(ProviderError, match="page shape"):
+        arm.read([1, 2])
+    # A body that lost its list is an error unless the provider answers an empty list so (Google, ARM): a reconciling
+    # sync must not read "nothing there" from a broken answer.
+    with pytest.raises(ProviderError, match="page shape"):
+        arm.read({"nextLink": None})
+    assert NextLinkPages(missing_ok=True).read({}).items == []
+    assert CursorPages(items_path="users", cursor_path="nextPageToken", missing_ok=True).read({"kind": "x"}).items == []
+    with pytest.raises(ProviderError, match="page shape"):
+        CursorPages(items_path="members").read({"ok": True})
+
+
+async def test_follow_links_resolves_relative_links_and_guards_origin_and_loops() -> None:
+    links = {
+        "/items": '</items?page=2>; rel="next"',  # relative: resolved against the answer's URL
+        "/items?page=2": '<https://p.example/items?limit=5>; rel="next"',  # back to the first page, query included
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = request.url.raw_path.decode().replace("limit=5&", "").replace("?limit=5", "")
+        link = links.get(key)
+        return httpx.Response(200, json=[key], headers={"Link": link} if link else {})
+
+    checked: list[int] = []
+    async with httpx.AsyncClient(base_url="https://p.example", transport=httpx.MockTransport(handler)) as client:
+        pages = follow_links(client, "/items", style=LinkPages(), check=lambda r: checked.append(r.status_code),
+                             what="P pagination of /items", params={"limit": 5})
+        seen = []
+        with pytest.raises(PaginationLoop, match="P pagination of /items loops back"):
+            async for page in pages:
+                seen.extend(page.items)
+        assert seen == ["/items", "/items?page=2"] and checked == [200, 200]
+
+        links["/items"] = '<https://evil.example/items?page=2>; rel="next"'
+        with pytest.raises(ProviderError, match="points to another origin"):
+            async for _ in follow_links(client, "/items", style=LinkPages(), check=lambda r: None, what="P"):
+                pass
+
+
+def _answer(status: int, body: object = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers, request=httpx.Request("GET", "https://p.example/x"))
+
+
+def test_raise_for_status_describes_a_provider_conventions() -> None:
+    raise_for_status(_answer(200, {}), "P")
+    with pytest.raises(ProviderError) as plain:
+        raise_for_status(_answer(429, headers={"Retry-After": "9"}), "P")
+    assert (type(plain.value), plain.value.code, plain.value.provider_status, plain.value.retry_after) == (
+        ProviderError, "rate_limited", 429, 9.0)
+    with pytest.raises(RateLimited) as typed:
+        raise_for_status(_answer(429), "P", typed=True, retry_after=retry_after_or(30.0))
+    assert typed.value.retry_after == 30.0 and typed.value.status == 429
+    with pytest.raises(TransientProviderError):
+        raise_for_status(_answer(503), "P", transient=True)
+    with pytest.raises(ProviderError) as untyped:
+        raise_for_status(_answer(503), "P")
+    assert type(untyped.value) is ProviderError and untyped.value.provider_status == 503
+
+    # An envelope failing with HTTP 200, a 403 meaning "refused", and a documented code named in the message.
+    envelope = _answer(200, {"success": False, "errors": [{"code": 10000, "message": "token abc is bad"}]})
+    with pytest.raises(ProviderError) as refused:
+        raise_for_status(envelope, "P", is_error=lambda r: r.json()["success"] is False,
+                         is_unauthorized=lambda r: r.json()["errors"][0]["code"] == 10000,
+                         detail=lambda r: f"code {r.json()['errors'][0]['code']}")
+    assert refused.value.code == "unauthorized" and "code 10000" in str(refused.value)
+    assert "abc" not in str(refused.value)
+    with pytest.raises(ProviderError) as forbidden:
+        raise_for_status(_answer(403), "P", is_unauthorized=lambda r: r.status_code in (401, 403))
+    assert forbidden.value.code == "unauthorized"
+
+
+def test_bearer_auth_sends_the_scheme_and_the_current_token() -> None:
+    request = httpx.Request("GET", "https://p.example/x")
+    next(BearerAuth("t0k").sync_auth_flow(request))
+    assert request.headers["Authorization"] == "Bearer t0k"
+    next(BearerAuth("t0k", scheme="SSWS").sync_auth_flow(request))
+    assert request.headers["Authorization"] == "SSWS t0k"
+    tokens = iter(["first", "second"])
+    renewed = BearerAuth(lambda: next(tokens))
+    next(renewed.sync_auth_flow(request))
+    next(renewed.sync_auth_flow(request))
+    assert request.headers["Authorization"] == "Bearer second"
+    assert "t0k" not in repr(BearerAuth("t0k"))
+
+
+async def test_client_secret_auth_mints_once_and_maps_a_refusal() -> None:
+    minted: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            form = dict(httpx.QueryParams(request.content.decode()))
+            minted.append(form)
+            if form["client_secret"] != "s3cret":
+                return httpx.Response(401, json={"error": "invalid_client", "error_description": "AADSTS7000215"})
+            return httpx.Response(200, json={"access_token": "at-1", "expires_in": 3600})
+        return httpx.Response(200, json={"auth": request.headers["Authorization"]})
+
+    def auth(secret: str) -> ClientSecretAuth:
+        return ClientSecretAuth(token_url="https://login.example/token", client_id="app", client_secret=secret,
+                                scope="api/.default", provider="P", refused="P refused the app", check=lambda r: None)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth("s3cret")) as client:
+        answers = [(await client.get("https://api.example/x")).json() for _ in range(2)]
+    assert answers == [{"auth": "Bearer at-1"}] * 2
+    assert minted == [{"client_id": "app", "client_secret": "s3cret", "scope": "api/.default",
+                       "grant_type": "client_credentials"}]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth("wrong")) as client:
+        with pytest.raises(ProviderError) as refused:
+            await client.get("https://api.example/x")
+    assert (refused.value.code, refused.value.provider_status) == ("unauthorized", 401)
+    assert "AADSTS" not in str(refused.value) and "wrong" not in str(refused.value)

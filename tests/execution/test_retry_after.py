@@ -13,15 +13,13 @@ import httpx
 import pytest
 
 from definitions.aws_security_hub.aws import _seconds as aws_seconds
-from definitions.azure_entra_id.graph import _retry_after as entra_retry_after
-from definitions.custom_oauth2.http import retry_after as custom_retry_after
 from definitions.github_app.rest import _retry_after as github_retry_after
 from definitions.google_workspace.rest import DEFAULT_RETRY_AFTER as WORKSPACE_DEFAULT
 from definitions.google_workspace.rest import _retry_after as workspace_retry_after
-from definitions.microsoft_teams.graph import _retry_after as teams_retry_after
+from definitions.microsoft_graph import _retry_after as graph_retry_after
 from definitions.okta.api import retry_after as okta_retry_after
-from definitions.slack.api import _retry_after as slack_retry_after
 from engine.errors import ProviderError
+from engine.execution import rate_limit_delay
 from engine.providerkit import RateLimited, retry_after_seconds
 
 HOSTILE = ["inf", "Infinity", "nan", "-inf", "1e400", "1_0", "٣", "²", "1²", "-5", "+5", "5.5", "9" * 5000, "junk"]
@@ -49,12 +47,9 @@ def test_shared_parser_reads_delta_seconds() -> None:
 
 ParsedFrom = Callable[[httpx.Headers], float | None]
 PARSERS: dict[str, tuple[ParsedFrom, float | None]] = {
-    "slack": (slack_retry_after, None),
-    "custom_oauth2": (custom_retry_after, None),
     "github_app": (github_retry_after, None),
-    "google_workspace": (workspace_retry_after, WORKSPACE_DEFAULT),
-    "microsoft_teams": (lambda h: teams_retry_after(httpx.Response(429, headers=h)), None),
-    "azure_entra_id": (lambda h: entra_retry_after(httpx.Response(429, headers=h)), None),
+    "google_workspace": (lambda h: workspace_retry_after(httpx.Response(429, headers=h)), WORKSPACE_DEFAULT),
+    "microsoft_graph": (lambda h: graph_retry_after(httpx.Response(429, headers=h)), None),
     "aws_security_hub": (lambda h: aws_seconds(h.get("retry-after")), None),
 }
 
@@ -83,3 +78,13 @@ def test_a_wait_that_cannot_be_scheduled_is_dropped(wait: float) -> None:
     assert RateLimited(retry_after=wait).retry_after is None
     assert ProviderError("x", retry_after=wait).retry_after is None
     assert RateLimited(retry_after=12.5).retry_after == 12.5
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_a_rate_limit_answered_with_another_status_is_deferred_not_failed(status: int) -> None:
+    """GitHub's primary rate limit and Google's quota errors are 403s coded ``rate_limited``: they wait, they do not
+    fail the run (before, only a 429 or a ``RateLimited`` was deferred)."""
+    limited = ProviderError("rate limited", provider_status=status, code="rate_limited", retry_after=42)
+    assert rate_limit_delay(limited) == 42.0
+    assert rate_limit_delay(ProviderError("forbidden", provider_status=403, code="unauthorized")) is None
+    assert rate_limit_delay(ProviderError("slow", provider_status=429)) == 60.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from engine import (
     Client,
@@ -79,6 +79,28 @@ class ItemSync(Operation):
         yield Payload("asset", {"id": "1", "name": "one"}, variant="item")
 
 
+#: Every ``ItemUpdate`` that reached the "provider": the tier tests assert a refused call never got here.
+UPDATES: list[str] = []
+
+
+class ItemUpdateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+class ItemUpdate(Operation):
+    """Rename an item (changes provider data: the write tier)."""
+
+    config = ItemUpdateConfig
+    client = SampleClient
+    policy = Policy.inline(access="write")
+
+    async def run(self, ctx: OperationContext) -> dict[str, str]:
+        UPDATES.append(ctx.config.name)  # type: ignore[attr-defined]
+        return {"renamed": ctx.config.name}  # type: ignore[attr-defined]
+
+
 class ApiKey(Connection):
     credential = ApiToken
     clients = (SampleClient,)
@@ -133,7 +155,7 @@ definition = Definition(
     slots=(ApiToken, OAuthGrant),
     clients=(SampleClient,),
     connections=(ApiKey, OAuth),
-    operations=(HealthCheck, ItemSync),
+    operations=(HealthCheck, ItemSync, ItemUpdate),
     webhooks=(SampleHooks,),
     mappings=(ITEM_MAPPING,),
 )

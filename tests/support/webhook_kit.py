@@ -21,12 +21,13 @@ from engine.api.limits import BodyLimit
 from engine.crypto import KeyRing, generate_master_key
 from engine.database import Database
 from engine.definition import Definition
-from engine.endpoints import EndpointInfo, endpoint_secret, ensure_endpoints
+from engine.endpoints import EndpointInfo, ensure_endpoints
 from engine.masterkey import KeySource
 from engine.registry import Registry
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.tables import Integration, IntegrationStatus, WebhookEndpoint
+from engine.targets import endpoint_secret
 from support import webhook_definition as hooks
 
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -19,9 +19,10 @@ from sqlmodel import select
 
 from definitions.azure_entra_id import definition as entra
 from engine.database import Database
-from engine.endpoints import endpoint_secret, ensure_endpoints
+from engine.endpoints import ensure_endpoints
 from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
+from engine.targets import endpoint_secret
 from support.webhook_kit import drain, make_app, make_runtime
 
 NOTIFICATION = Path(__file__).parents[1] / "fixtures" / "azure_entra_id" / "notification_users.json"

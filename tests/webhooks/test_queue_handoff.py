@@ -22,8 +22,9 @@ from sqlmodel import select
 from engine import worker as worker_module
 from engine.crypto import generate_master_key
 from engine.database import Database
-from engine.deliveries import load_target, record_delivery, redeliver_pending
+from engine.deliveries import record_delivery, redeliver_pending
 from engine.tables import DeliveryStatus, Run, WebhookDelivery
+from engine.targets import load_target
 from support import webhook_definition as hooks
 from support.webhook_kit import Setup, build_setup, event_body, sign
 from support.workers import REDIS_URL, start_worker

@@ -14,12 +14,12 @@ from engine.deliveries import (
     DeliveryRecorder,
     NewDelivery,
     Recorded,
-    load_target,
     process_deliveries,
     record_deliveries,
     record_delivery,
 )
 from engine.tables import DeliveryStatus, WebhookDelivery
+from engine.targets import load_target
 from support import webhook_definition as hooks
 from support.webhook_kit import Setup, build_setup, event_body
 
@@ -190,26 +190,26 @@ async def test_concurrent_misses_of_the_endpoint_cache_share_one_load(
     """When a busy endpoint's cache entry expires, every delivery in flight misses it at once: one load serves all."""
     import time
 
-    from engine import deliveries
+    from engine import targets as targeting
     from engine.errors import NotFoundError
 
     loads: list[str] = []
-    real = deliveries.load_target
+    real = targeting.load_target
 
     def counted(runtime: Any, token: str) -> Any:
         loads.append(token)
         time.sleep(0.05)  # long enough for every caller to arrive while it runs
         return real(runtime, token)
 
-    monkeypatch.setattr(deliveries, "load_target", counted)
+    monkeypatch.setattr(targeting, "load_target", counted)
     token = setup.token("github")
-    targets = await asyncio.gather(*(deliveries.resolve_target(setup.runtime, token) for _ in range(20)))
+    targets = await asyncio.gather(*(targeting.resolve_target(setup.runtime, token) for _ in range(20)))
     assert loads == [token] and all(t is targets[0] for t in targets)
-    assert await deliveries.resolve_target(setup.runtime, token) is targets[0] and loads == [token]  # cached
+    assert await targeting.resolve_target(setup.runtime, token) is targets[0] and loads == [token]  # cached
 
     unknown = "u" * 43
     misses = await asyncio.gather(
-        *(deliveries.resolve_target(setup.runtime, unknown) for _ in range(10)), return_exceptions=True
+        *(targeting.resolve_target(setup.runtime, unknown) for _ in range(10)), return_exceptions=True
     )
     assert all(isinstance(m, NotFoundError) for m in misses) and loads == [token, unknown]
 

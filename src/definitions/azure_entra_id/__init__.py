@@ -1,8 +1,9 @@
 """Microsoft Entra ID: users, groups and memberships from Microsoft Graph delta queries. Start at
 ``definition.py``.
 
-Modules, one concept each: ``config`` (the multi-tenant app), ``slots`` (what is stored), ``graph`` (Graph's
-errors and ``@odata.nextLink`` / ``@odata.deltaLink`` paging), ``client`` (app-only tokens per tenant),
+Modules, one concept each: ``config`` (the multi-tenant app), ``slots`` (what is stored), ``graph`` (delta
+paging: ``@odata.deltaLink``; Graph's errors and ``@odata.nextLink`` paging are ``definitions.microsoft_graph``,
+shared with Teams), ``client`` (app-only tokens per tenant),
 ``operations``, ``connections``, ``webhook`` (change notifications) and ``mappings``.
 """
 

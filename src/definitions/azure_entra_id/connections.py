@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import cast
 
 from definitions.azure_entra_id.client import EntraClient
-from definitions.azure_entra_id.graph import get_json
 from definitions.azure_entra_id.operations import HealthCheck
 from definitions.azure_entra_id.slots import EntraTenant
+from definitions.microsoft_graph import get_json
 from engine import (
     AppInstall,
     Connection,

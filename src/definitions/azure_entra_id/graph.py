@@ -1,8 +1,7 @@
-"""Microsoft Graph conventions shared by every call: error responses and ``@odata.nextLink`` paging.
-
-Graph answers errors as ``{"error": {"code", "message", "innerError"}}``; the message can echo request data, so
-only the method, the path and the status reach an error message. Paging and delta links are absolute URLs that
-carry our bearer token when followed, so they must stay on Graph's origin.
+"""Microsoft Graph for Entra ID: delta-query paging. Errors, rate limits and ``@odata.nextLink`` paging are Graph's
+conventions shared with Teams (``definitions.microsoft_graph``); a delta query adds ``@odata.deltaLink`` on its last
+page, the link to read the next round's changes from. It is followed with our token too, so it must stay on Graph's
+origin.
 """
 
 from __future__ import annotations
@@ -13,33 +12,8 @@ from typing import Any
 
 import httpx
 
-from engine import ProviderError, providerkit
-from engine.providerkit import retry_after_seconds
-
-GRAPH_URL = "https://graph.microsoft.com"
-#: Graph throttling answers carry ``Retry-After``; when one does not, wait this long (Graph's own guidance).
-DEFAULT_RETRY_AFTER = 10.0
-
-
-def raise_for_status(response: httpx.Response) -> None:
-    """Turn a Graph error response into a ``ProviderError`` with a stable code.
-
-    401 is ``unauthorized``. 429, and a 503 that carries ``Retry-After`` (Graph throttles with both), is
-    ``rate_limited`` with ``retry_after`` so the queue defers the run instead of failing it.
-    """
-    providerkit.raise_for_status(response, "Microsoft Graph", is_rate_limit=_is_throttled, retry_after=_retry_after)
-
-
-def _is_throttled(response: httpx.Response) -> bool:
-    return response.status_code == 429 or (response.status_code == 503 and bool(response.headers.get("retry-after")))
-
-
-def _retry_after(response: httpx.Response) -> float:
-    return retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER
-
-
-#: ``GET`` one resource and return its JSON body.
-get_json = providerkit.json_getter(raise_for_status)
+from definitions.microsoft_graph import pages
+from engine import ProviderError
 
 
 @dataclass
@@ -52,26 +26,14 @@ class Pages:
     delta_link: str | None = None
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        seen: set[str] = set()
-        url = self.url
-        while True:
-            _check_origin(url)
-            seen.add(url)
-            body = await get_json(self.client, url)
-            page = body.get("value") if isinstance(body, dict) else None
-            if not isinstance(page, list):
-                raise ProviderError("Microsoft Graph answered an unexpected page shape")
-            for item in page:
+        async for page in pages(self.client, self.url):
+            for item in page.items:
                 yield item
-            next_link = body.get("@odata.nextLink")
-            if not next_link:
-                self.delta_link = body.get("@odata.deltaLink")
-                if self.delta_link is not None:
-                    _check_origin(self.delta_link)
-                return
-            if next_link in seen:
-                raise ProviderError("Microsoft Graph paging loops back to a page already read")
-            url = next_link
+            if page.next is None:
+                delta_link = page.raw.get("@odata.deltaLink") if isinstance(page.raw, dict) else None
+                if delta_link is not None:
+                    _check_origin(str(delta_link))
+                self.delta_link = delta_link
 
 
 def _check_origin(url: str) -> None:

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from definitions.azure_entra_id.client import EntraClient
-from definitions.azure_entra_id.graph import Pages, get_json
+from definitions.azure_entra_id.graph import Pages
+from definitions.microsoft_graph import get_json
 from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
 
 USERS_DELTA = ("/v1.0/users/delta?$select=id,displayName,givenName,surname,mail,userPrincipalName,userType,"

@@ -9,13 +9,14 @@ endpoints that use cursors.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from engine import ProviderError
 from engine.egress import read_json
-from engine.providerkit import RateLimited, TransientProviderError, retry_after_seconds
+from engine.providerkit import CursorPages, Page, PageRequest, items, raise_for_status, retry_after_or
+from engine.providerkit import paginate as providerkit_paginate
 
 #: Cloudflare's codes for a missing, invalid, expired or under-privileged token.
 UNAUTHORIZED_CODES = frozenset({9103, 9106, 9109, 10000, 10001, 1000})
@@ -34,24 +35,21 @@ def envelope_codes(body: Any) -> list[int]:
 
 
 async def check(response: httpx.Response) -> Any:
-    """The envelope's body, or the typed error for an unsuccessful answer."""
-    where = f"{response.request.method} {response.request.url.path}"
-    status = response.status_code
+    """The envelope's body, or the typed error for an unsuccessful answer (HTTP status or envelope codes)."""
     try:
         body = await read_json(response)
     except ValueError:
         body = None
     codes = envelope_codes(body)
-    if status == 429 or RATE_LIMIT_CODES & set(codes):
-        raise RateLimited(f"Cloudflare rate limit reached ({where})",
-                          retry_after=retry_after_seconds(response.headers) or DEFAULT_RETRY_AFTER)
-    if status in (401, 403) or UNAUTHORIZED_CODES & set(codes):
-        raise ProviderError(f"Cloudflare refused the API token ({where}, codes {codes})", provider_status=status,
-                            code="unauthorized")
-    if status >= 500:
-        raise TransientProviderError(f"Cloudflare answered {status} to {where}", provider_status=status)
-    if status >= 400 or not isinstance(body, dict) or body.get("success") is False:
-        raise ProviderError(f"Cloudflare answered {status} to {where} (codes {codes})", provider_status=status)
+    found = set(codes)
+    raise_for_status(
+        response, "Cloudflare", typed=True, transient=True,
+        is_error=lambda r: (r.status_code >= 400 or not isinstance(body, dict) or body.get("success") is False
+                            or bool(found & (RATE_LIMIT_CODES | UNAUTHORIZED_CODES))),
+        is_rate_limit=lambda r: r.status_code == 429 or bool(found & RATE_LIMIT_CODES),
+        is_unauthorized=lambda r: r.status_code in (401, 403) or bool(found & UNAUTHORIZED_CODES),
+        retry_after=retry_after_or(DEFAULT_RETRY_AFTER), detail=lambda _: f"codes {codes}",
+    )
     return body
 
 
@@ -60,27 +58,38 @@ async def get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     return (await check(await client.get(path, params=params or None))).get("result")
 
 
+@dataclass
+class ResultPages(CursorPages):
+    """``result`` items; the next page by ``result_info.cursors.after`` on the endpoints that page by cursor, else
+    by ``result_info.page`` / ``total_pages``. The position is the page request's cursor, ``{"cursor": after}`` or
+    ``{"page": n}``, so a repeated one is a loop either way."""
+
+    items_path: str = "result"
+    cursor_path: str = "result_info.cursors.after"
+
+    def first(self, limit: int, start: Any) -> PageRequest:
+        return PageRequest(number=1, cursor={"page": 1}, limit=limit)
+
+    def read(self, body: Any) -> Page:
+        page = super().read(body)
+        info = body.get("result_info") or {}
+        number, total = info.get("page"), info.get("total_pages")
+        if page.next:
+            page.next = {"cursor": page.next}
+        elif page.items and isinstance(number, int) and isinstance(total, int) and number < total:
+            page.next = {"page": number + 1}
+        return page
+
+
 async def paginate(client: httpx.AsyncClient, path: str, *, per_page: int = 50, **params: Any) -> AsyncIterator[Any]:
     """Every item of a list endpoint, by ``result_info.cursors.after`` when present, else by page number."""
-    query: dict[str, Any] = {**params, "per_page": per_page, "page": 1}
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        body = await check(await client.get(path, params=query))
-        result = body.get("result")
-        if not isinstance(result, list):
-            raise ProviderError(f"Cloudflare answered an unexpected page shape to GET {path}")
-        for item in result:
-            yield item
-        info = body.get("result_info") or {}
-        after = (info.get("cursors") or {}).get("after")
-        if after:
-            if after in seen:
-                raise ProviderError(f"Cloudflare pagination of {path} repeated a cursor")
-            seen.add(after)
-            query = {**params, "per_page": per_page, "cursor": after}
-            continue
-        page, total = info.get("page"), info.get("total_pages")
-        if not result or not isinstance(page, int) or not isinstance(total, int) or page >= total:
-            return
-        query = {**params, "per_page": per_page, "page": page + 1}
-    raise ProviderError(f"Cloudflare pagination of {path} stopped after {MAX_PAGES} pages")
+    style = ResultPages()
+
+    async def fetch(request: PageRequest) -> Page:
+        response = await client.get(path, params={**params, "per_page": per_page, **request.cursor})
+        return style.read(await check(response))
+
+    pages = providerkit_paginate(fetch, style=style, max_pages=MAX_PAGES, max_seconds=None,
+                                 what=f"Cloudflare pagination of {path}")
+    async for item in items(pages):
+        yield item

@@ -14,6 +14,7 @@ import httpx
 from definitions.cloudflare.slots import CloudflareApiToken
 from engine import Client, ClientContext
 from engine.egress import egress_client
+from engine.providerkit import BearerAuth
 
 API_URL = "https://api.cloudflare.com/client/v4"
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (cloudflare)"}
@@ -45,5 +46,5 @@ class CloudflareClient(Client):
         credential = ctx.credential
         if not isinstance(credential, CloudflareApiToken):
             raise TypeError(f"CloudflareClient cannot be built from {type(credential).__name__}")
-        headers = {**HEADERS, "Authorization": f"Bearer {credential.api_token.get_secret_value()}"}
-        return CloudflareApi(egress_client(base_url=API_URL, headers=headers), credential.account_id)
+        auth = BearerAuth(credential.api_token.get_secret_value())
+        return CloudflareApi(egress_client(base_url=API_URL, headers=HEADERS, auth=auth), credential.account_id)

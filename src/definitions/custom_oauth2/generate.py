@@ -17,7 +17,6 @@ from typing import Any, cast
 import httpx
 from pydantic import SecretStr, create_model, field_validator
 
-from definitions.custom_oauth2.http import raise_for_status
 from definitions.custom_oauth2.spec import ProviderSpec, read_path
 from engine import (
     Client,
@@ -38,6 +37,7 @@ from engine import (
     Revoke,
 )
 from engine.egress import egress_client, read_json
+from engine.providerkit import BearerAuth, raise_for_status
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,8 +129,7 @@ def generate(spec: ProviderSpec) -> Generated:
         credential = ctx.credential
         if not isinstance(credential, OAuth2Token):
             raise TypeError(f"{type(self).__name__} is built from an OAuth2 token")
-        bearer = {"Authorization": f"Bearer {credential.access_token.get_secret_value()}"}
-        return egress_client(headers={**headers, **bearer})
+        return egress_client(headers=headers, auth=BearerAuth(credential.access_token.get_secret_value()))
 
     client = cast(type[Client], type(f"{stem}Client", (Client,), {
         "__doc__": f"An egress-guarded HTTP client sending {spec.name}'s bearer token.",

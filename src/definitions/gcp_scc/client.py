@@ -173,7 +173,11 @@ def tenant_of(integration_id: str) -> str:
 
 
 class WorkloadIdentityAuth(httpx.Auth):
-    """Bearer tokens from Tether's OIDC subject token, exchanged at Google STS (then impersonation, if set)."""
+    """Bearer tokens from Tether's OIDC subject token, exchanged at Google STS (then impersonation, if set).
+
+    Not the kit's ``MintedTokenAuth``: a mint here is two requests (STS, then IAM credentials with the federated
+    token), and the kit's flow sends one.
+    """
 
     def __init__(self, *, integration_id: str, audience: str, service_account_email: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:

@@ -14,11 +14,13 @@ from typing import Any, cast
 
 from definitions.gcp_scc.client import SccApi, SccClient
 from definitions.gcp_scc.rest import check
-from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
+from engine import Emits, Operation, OperationContext, Payload, Policy
+from engine.providerkit import CursorPages, Page, PageRequest, paginate
 
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000
 ACTIVE = 'state="ACTIVE"'
+FINDINGS = CursorPages(items_path="listFindingsResults", cursor_path="nextPageToken", missing_ok=True)
 
 
 class HealthCheck(Operation):
@@ -42,20 +44,18 @@ class FindingsSync(Operation):
 
     async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
         api = cast(SccApi, ctx.client)
-        params: dict[str, Any] = {"filter": ACTIVE, "pageSize": PAGE_SIZE}
-        tokens: set[str] = set()
-        for _ in range(MAX_PAGES):
-            body = await check(await api.http.get(f"/v1/{api.parent}/sources/-/findings", params=params))
-            for result in body.get("listFindingsResults") or []:
+        path = f"/v1/{api.parent}/sources/-/findings"
+
+        async def fetch(request: PageRequest) -> Page:
+            token = {"pageToken": request.cursor} if request.cursor else {}
+            body = await check(await api.http.get(path, params={"filter": ACTIVE, "pageSize": request.limit, **token}))
+            return FINDINGS.read(body)
+
+        pages = paginate(fetch, style=FINDINGS, limit=PAGE_SIZE, max_pages=MAX_PAGES, max_seconds=None,
+                         what="Security Command Center pagination")
+        async for page in pages:
+            for result in page.items:
                 yield classify(result)
-            token = body.get("nextPageToken")
-            if not token:
-                return
-            if token in tokens:
-                raise ProviderError("Security Command Center pagination repeated a page token")
-            tokens.add(token)
-            params = {**params, "pageToken": token}
-        raise ProviderError(f"Security Command Center pagination stopped after {MAX_PAGES} pages")
 
 
 def classify(result: dict[str, Any]) -> Payload:

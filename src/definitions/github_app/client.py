@@ -25,6 +25,7 @@ from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client, read_json
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
+from engine.providerkit import BearerAuth
 
 API_URL = "https://api.github.com"
 HEADERS = {
@@ -48,7 +49,7 @@ class GitHubClient(Client):
     def build(self, ctx: ClientContext) -> httpx.AsyncClient:
         credential = ctx.credential
         if isinstance(credential, GitHubPersonalAccessToken):
-            return _http_client(TokenAuth(credential.token.get_secret_value()))
+            return _http_client(BearerAuth(credential.token.get_secret_value()))
         if not isinstance(credential, GitHubAppInstallation):
             raise TypeError(f"GitHubClient cannot be built from {type(credential).__name__}")
         if ctx.operator_config is None:
@@ -71,23 +72,16 @@ def _http_client(auth: httpx.Auth) -> httpx.AsyncClient:
     return egress_client(base_url=API_URL, headers=HEADERS, auth=auth)
 
 
-class TokenAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
-
-
 class InstallationAuth(httpx.Auth):
     """Authenticates as one installation of the app.
 
     ``/app/…`` endpoints (the installation itself, minting tokens, uninstalling) get a fresh app JWT; every
     other request gets the installation token, minted through the same client the first time it is needed and
     cached until ``REMINT_MARGIN`` before its ``expires_at``. A lock makes concurrent requests share one mint.
+
+    Not the kit's ``MintedTokenAuth``: ``/app/…`` requests carry the app JWT rather than the token, the mint goes to
+    the origin of the request being sent (the client's base URL, which a test or GitHub Enterprise changes), and
+    GitHub answers an absolute ``expires_at`` rather than ``expires_in``; the kit's mint sees none of that.
     """
 
     def __init__(self, *, app_id: str, private_key: str, installation_id: int,

@@ -8,12 +8,13 @@ with ``Retry-After`` when sent. Provider bodies are read for that reason only, n
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from definitions.custom_oauth2.http import retry_after
+from definitions import google_api
 from definitions.google_calendar.models import (
     CalendarEntry,
     Calendars,
@@ -30,10 +31,12 @@ from definitions.google_calendar.models import (
     UpdateEventRequest,
 )
 from engine import ProviderError
-from engine.egress import parse_json_bounded, read_json
+from engine.egress import read_json
+from engine.providerkit import CursorPages, Page, PageRequest, paginate, raise_for_status
 
 API = "https://www.googleapis.com/calendar/v3"
-RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+#: Calendar lists and event lists: ``items`` and ``nextPageToken``.
+PAGES = CursorPages(items_path="items", cursor_path="nextPageToken", missing_ok=True)
 
 
 class SyncTokenExpired(ProviderError):
@@ -45,26 +48,11 @@ def seg(value: str) -> str:
 
 
 async def check(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    status = response.status_code
-    where = f"{response.request.method} {response.request.url.path}"
-    if status == 401:
-        raise ProviderError(f"Google refused the credential ({where})", provider_status=status, code="unauthorized")
-    if status == 410:
-        raise SyncTokenExpired(f"Google expired the sync token ({where})", provider_status=status)
-    if status == 429 or (status == 403 and RATE_LIMIT_REASONS & _reasons(await response.aread())):
-        raise ProviderError(f"Google rate limit reached ({where})", provider_status=status,
-                            retry_after=retry_after(response.headers), code="rate_limited")
-    raise ProviderError(f"Google answered {status} to {where}", provider_status=status)
-
-
-def _reasons(body: bytes) -> set[str]:
-    try:
-        errors = parse_json_bounded(body, limit=64 * 1024).get("error", {}).get("errors", [])
-        return {str(e.get("reason")) for e in errors if isinstance(e, dict)}
-    except Exception:
-        return set()
+    """Google's conventions (``definitions.google_api``), and 410 Gone on a ``syncToken``: a full sync is due."""
+    if response.status_code == 410:
+        where = f"{response.request.method} {response.request.url.path}"
+        raise SyncTokenExpired(f"Google expired the sync token ({where})", provider_status=410)
+    raise_for_status(response, "Google", is_rate_limit=google_api.is_rate_limit)
 
 
 class GoogleCalendar:
@@ -86,12 +74,9 @@ class GoogleCalendar:
         request = request or ListCalendarsRequest()
         params = {"maxResults": "250", "showHidden": str(request.show_hidden).lower()}
         entries: list[CalendarEntry] = []
-        while True:
-            page = Calendars.model_validate(await self._json("GET", "/users/me/calendarList", params=params))
-            entries.extend(page.items)
-            if not page.next_page_token:
-                return Calendars(items=entries)
-            params = {**params, "pageToken": page.next_page_token}
+        async for page in self._pages("/users/me/calendarList", params):
+            entries.extend(Calendars.model_validate(page.raw).items)
+        return Calendars(items=entries)
 
     async def get_free_busy(self, request: FreeBusyRequest) -> FreeBusy:
         return FreeBusy.model_validate(await self._json("POST", "/freeBusy", json=request.body()))
@@ -124,13 +109,14 @@ class GoogleCalendar:
             params["syncToken"] = sync_token
         else:
             params["showDeleted"] = "false"
-        path = f"/calendars/{seg(calendar_id)}/events"
-        while True:
-            page = await self._json("GET", path, params=params)
-            if not isinstance(page, dict):
-                raise ProviderError(f"Google answered an unexpected page shape to GET {path}")
-            yield page
-            token = page.get("nextPageToken")
-            if not token:
-                return
-            params = {**params, "pageToken": token}
+        async for page in self._pages(f"/calendars/{seg(calendar_id)}/events", params):
+            yield page.raw
+
+    def _pages(self, path: str, params: dict[str, str]) -> AsyncIterator[Page]:
+        """The pages of a list, ``pageToken`` after ``pageToken`` (with the kit's loop guards)."""
+
+        async def fetch(request: PageRequest) -> Page:
+            token = {"pageToken": request.cursor} if request.cursor else {}
+            return PAGES.read(await self._json("GET", path, params={**params, **token}))
+
+        return paginate(fetch, style=PAGES, max_seconds=None, what=f"Google pagination of {path}")

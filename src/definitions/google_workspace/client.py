@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import cast
 
 import httpx
@@ -24,7 +24,7 @@ from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
-from engine.providerkit import MintedTokenAuth, token_answer
+from engine.providerkit import BearerAuth, MintedTokenAuth, token_answer
 
 API_URL = "https://admin.googleapis.com"
 #: The only place an assertion is sent. The key file's own ``token_uri`` is ignored: a pasted key must not be
@@ -64,17 +64,6 @@ class GoogleWorkspaceClient(Client):
 def _http_client(auth: httpx.Auth) -> httpx.AsyncClient:
     """Every request goes through the egress guard (https only, no private addresses, bounded bodies)."""
     return egress_client(base_url=API_URL, headers=HEADERS, auth=auth)
-
-
-class BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
 
 
 def parse_service_account_key(text: str) -> dict[str, str]:

@@ -6,14 +6,13 @@ client), so the client never sees the refresh token.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 import httpx
 
-from definitions.microsoft_teams.graph import GRAPH_URL
+from definitions.microsoft_graph import GRAPH_URL
 from definitions.microsoft_teams.slots import TeamsOAuthToken
 from engine import Client, ClientContext
 from engine.egress import egress_client
+from engine.providerkit import BearerAuth
 
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (microsoft_teams)"}
 
@@ -29,14 +28,3 @@ class TeamsClient(Client):
             raise TypeError(f"TeamsClient cannot be built from {type(credential).__name__}")
         return egress_client(base_url=GRAPH_URL, headers=HEADERS,
                              auth=BearerAuth(credential.access_token.get_secret_value()))
-
-
-class BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request

@@ -5,8 +5,8 @@ Connection class names are stable IDs (``provider_data.connection``).
 
 from __future__ import annotations
 
+from definitions.microsoft_graph import get_json
 from definitions.microsoft_teams.client import TeamsClient
-from definitions.microsoft_teams.graph import get_json
 from definitions.microsoft_teams.operations import HealthCheck
 from definitions.microsoft_teams.slots import TeamsOAuthToken
 from engine import Connection, ConnectionContext, IntegrationMetadata, NoRevocation, OAuth2

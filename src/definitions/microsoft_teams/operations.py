@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from definitions.microsoft_graph import get_json, post_json
 from definitions.microsoft_teams.client import TeamsClient
-from definitions.microsoft_teams.graph import get_json, post_json
 from engine import Operation, OperationContext, Policy
 
 #: A team's ID is its Microsoft 365 group's GUID.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,7 +23,7 @@ from engine import Client, ClientContext, ProviderError
 from engine.egress import egress_client
 from engine.errors import ConfigurationError
 from engine.jwt import load_rsa_private_key, sign_rs256
-from engine.providerkit import MintedTokenAuth, token_answer
+from engine.providerkit import BearerAuth, MintedTokenAuth, token_answer
 
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (okta)"}
 #: Read-only management scopes granted to the service app (Okta API Scopes tab).
@@ -44,24 +44,13 @@ class OktaClient(Client):
         credential = ctx.credential
         auth: httpx.Auth
         if isinstance(credential, OktaApiToken):
-            auth = SswsAuth(credential.api_token.get_secret_value())
+            auth = BearerAuth(credential.api_token.get_secret_value(), scheme="SSWS")
         elif isinstance(credential, OktaServiceApp):
             auth = ServiceAppAuth(client_id=credential.client_id, private_key=credential.private_key.get_secret_value(),
                                   key_id=credential.key_id, token_url=f"{org_url}/oauth2/v1/token")
         else:
             raise TypeError(f"OktaClient cannot be built from {type(credential).__name__}")
         return egress_client(base_url=org_url, headers=HEADERS, auth=auth)
-
-
-class SswsAuth(httpx.Auth):
-    """``Authorization: SSWS <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"SSWS {self._token}"
-        yield request
 
 
 class ServiceAppAuth(MintedTokenAuth):

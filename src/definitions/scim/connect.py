@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.endpoints import endpoint_secret, ensure_endpoints
+from engine.endpoints import ensure_endpoints
 from engine.lifecycle import transition
 from engine.setup import Setup
 from engine.tables import Health, Integration, IntegrationStatus, WebhookEndpoint
+from engine.targets import endpoint_secret
 
 if TYPE_CHECKING:
     from engine.api.principal import Principal

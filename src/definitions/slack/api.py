@@ -18,7 +18,8 @@ import re2
 
 from engine import ProviderError
 from engine.egress import read_json
-from engine.providerkit import CursorPages, Page, PageRequest, RateLimited, retry_after_seconds
+from engine.providerkit import CursorPages, Page, PageRequest, RateLimited, raise_for_status
+from engine.providerkit import items as each_item
 from engine.providerkit import paginate as paginate_pages
 
 API_URL = "https://slack.com/api"
@@ -36,24 +37,13 @@ async def call(client: httpx.AsyncClient, method: str, *, form: dict[str, Any] |
         response = await client.post(f"/{method}", json=json)
     else:
         response = await client.post(f"/{method}", data=form or {})
-    raise_for_status(response, method)
+    # HTTP-level failures: 429 is ``RateLimited`` with ``Retry-After`` seconds; 401 is ``unauthorized``.
+    raise_for_status(response, "Slack", typed=True)
     body = await read_json(response)
     if not isinstance(body, dict):
         raise ProviderError(f"Slack answered an unexpected shape to {method}")
     raise_for_error(body, method, response.status_code)
     return body
-
-
-def raise_for_status(response: httpx.Response, method: str) -> None:
-    """HTTP-level failures: 429 is ``rate_limited`` with ``Retry-After`` seconds; 401 is ``unauthorized``."""
-    if response.is_success:
-        return
-    status = response.status_code
-    if status == 429:
-        raise RateLimited(f"Slack rate limit reached ({method})", retry_after=_retry_after(response.headers))
-    if status == 401:
-        raise ProviderError(f"Slack refused the token ({method})", provider_status=status, code="unauthorized")
-    raise ProviderError(f"Slack answered HTTP {status} to {method}", provider_status=status)
 
 
 def raise_for_error(body: dict[str, Any], method: str, status: int = 200) -> None:
@@ -71,10 +61,6 @@ def raise_for_error(body: dict[str, Any], method: str, status: int = 200) -> Non
     raise ProviderError(f"Slack answered {code} to {method}", provider_status=status)
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    return retry_after_seconds(headers)
-
-
 async def paginate(client: httpx.AsyncClient, method: str, *, items: str,
                    form: dict[str, Any] | None = None) -> AsyncIterator[Any]:
     """Every item of a cursor-paginated method, following ``response_metadata.next_cursor`` until it is empty.
@@ -82,16 +68,12 @@ async def paginate(client: httpx.AsyncClient, method: str, *, items: str,
     ``items`` names the list in each page (``members`` for ``users.list``). Each page goes through ``call`` so
     the ``ok`` envelope is checked; a cursor Slack already handed out raises ``PaginationLoop``.
     """
+    style = CursorPages(items_path=items, cursor_path="response_metadata.next_cursor")
 
     async def fetch(request: PageRequest) -> Page:
         args = {**(form or {}), "limit": request.limit, **({"cursor": request.cursor} if request.cursor else {})}
-        body = await call(client, method, form=args)
-        page = body.get(items)
-        if not isinstance(page, list):
-            raise ProviderError(f"Slack answered an unexpected page shape to {method}")
-        cursor = (body.get("response_metadata") or {}).get("next_cursor")
-        return Page(page, str(cursor) if cursor else None)
+        return style.read(await call(client, method, form=args))
 
-    async for page in paginate_pages(fetch, style=CursorPages(), limit=PAGE_LIMIT):
-        for item in page.items:
-            yield item
+    pages = paginate_pages(fetch, style=style, limit=PAGE_LIMIT, what=f"Slack pagination of {method}")
+    async for item in each_item(pages):
+        yield item

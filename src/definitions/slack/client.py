@@ -6,14 +6,13 @@ OAuth answer named (Slack says ``bot``, which is not an HTTP scheme).
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 import httpx
 
 from definitions.slack.api import API_URL
 from definitions.slack.slots import SlackBotToken, SlackOAuthToken
 from engine import Client, ClientContext
 from engine.egress import egress_client
+from engine.providerkit import BearerAuth
 
 HEADERS = {"User-Agent": "Tether (slack)"}
 
@@ -32,14 +31,3 @@ class SlackClient(Client):
         else:
             raise TypeError(f"SlackClient cannot be built from {type(credential).__name__}")
         return egress_client(base_url=API_URL, headers=HEADERS, auth=BearerAuth(token))
-
-
-class BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request

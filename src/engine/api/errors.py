@@ -33,6 +33,10 @@ _STATUS_CODES = {
 class ErrorBody(BaseModel):
     code: str
     message: str
+    #: ``upgrade_required`` only: POST it (a connect body) to start the flow asking for the write scopes.
+    upgrade_url: str | None = None
+    #: ``upgrade_required`` only: the write tier's scopes the grant lacks.
+    missing_scopes: list[str] | None = None
 
 
 class ErrorEnvelope(BaseModel):
@@ -46,7 +50,12 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TetherError)
     async def _tether(_: Request, exc: TetherError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        details = getattr(exc, "details", None)
+        if callable(details):  # fields an error adds beside code and message (``upgrade_required``'s upgrade_url)
+            body = {"error": {**details(), "code": exc.code, "message": exc.message}}
+            response = JSONResponse(body, status_code=exc.status)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -72,6 +81,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(400, "invalid_json", "the request body is not valid JSON")
         if first.get("type") == "missing":
             return error_response(400, "missing_field", f"missing field: {where}")
+        if first.get("type") == "extra_forbidden":
+            return error_response(422, "invalid_input", f"unknown field: {where}")
         return error_response(422, "invalid_input", f"invalid value at {where or 'body'}: {first.get('msg', '')}")
 
     @app.exception_handler(Exception)

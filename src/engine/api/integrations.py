@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from engine.api.bodies import RequestBody
 from engine.api.fields import DefinitionId, IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
+from engine.lifecycle import IntegrationNotConnected, InvalidTransition
 from engine.runtime import Runtime
 from engine.setup import Setup
-from engine.tables import AuditEvent, Integration
+from engine.tables import AuditEvent, Integration, IntegrationStatus
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 
@@ -58,20 +60,22 @@ class IntegrationView(BaseModel):
         )
 
 
-class CreateIntegration(BaseModel):
+class CreateIntegration(RequestBody):
     definition_id: DefinitionId
     owner_id: OwnerId = Field(default="", description="Required for server principals: whose integration this is.")
     name: IntegrationName = ""
     user_input: dict[str, Any] | None = None
 
 
-class UpdateIntegration(BaseModel):
+class UpdateIntegration(RequestBody):
     name: IntegrationName | None = None
     user_input: dict[str, Any] | None = None
-    filter_expr: str | None = Field(default=None, description="Tenant-level CEL filter applied before ingest.")
+    filter_expr: str | None = Field(
+        default=None, description="Tenant-level CEL filter applied before ingest; server principals only."
+    )
 
 
-class ConnectRequest(BaseModel):
+class ConnectRequest(RequestBody):
     connection: str | None = None
     return_url: str = ""
 
@@ -176,6 +180,10 @@ async def disconnect_integration(
     """Disconnect but keep the record (and its history): it can be connected again later."""
     setup = _setup(request)
     row = setup.get(principal, integration_id)
+    if row.status == IntegrationStatus.disconnected:
+        raise InvalidTransition("this integration is already disconnected")
+    if not (row.provider_data or {}).get("connection"):
+        raise IntegrationNotConnected(f"this integration is {row.status}: there is no connection to disconnect")
     note = await _runtime(request).custody.disconnect(row.id, actor=_actor(principal))
     return DisconnectResult(integration=IntegrationView.of(setup.get(principal, integration_id)), note=note)
 
@@ -236,6 +244,9 @@ async def access_token(
     """A short-lived access token for the host app's server; never a refresh token."""
     row = _setup(request).get(principal, integration_id)
     principal.require_server()
+    has_connection = bool((row.provider_data or {}).get("connection"))
+    if row.status in (IntegrationStatus.pending, IntegrationStatus.disconnected) or not has_connection:
+        raise IntegrationNotConnected(f"this integration is {row.status}: it holds no token")
     token = await _runtime(request).custody.get_access_token(row.id)
     return AccessTokenView(
         access_token=token.token, token_type=token.token_type, expires_at=token.expires_at, scopes=list(token.scopes)

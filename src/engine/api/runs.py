@@ -2,6 +2,12 @@
 
 Every route is scoped by the caller's tenant and owner; a run or integration the principal may not see is reported
 as ``not_found`` (404), never as forbidden, so existence does not leak.
+
+Starting an operation takes ``{"config": {...}}`` (the operation's inputs, all under ``config``; the body may be
+omitted for none). A ``user`` principal may start only operations whose policy allows it (``Policy.user_may_run``:
+reads by default, writes not), else 403 ``operation_not_allowed`` before anything is recorded. The state and tier
+checks (``integration_not_connected``, ``upgrade_required``) are the execution path's, so schedules, webhooks and
+Python callers get them too.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from engine.api.bodies import RequestBody
 from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
 from engine.execution import RunView
 from engine.inputs import storable
+from engine.operations import OperationNotAllowed
 from engine.runtime import Runtime
 from engine.tables import Integration, Run, RunStatus
 
@@ -51,6 +59,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     if queued_at.tzinfo is None or not storable(run_id):  # base64 carries any bytes: NUL would reach the query
         raise InvalidCursor("cursor is not one this API returned")
     return queued_at, run_id
+
+
+class RunRequest(RequestBody):
+    """The body of ``POST .../operations/{operation}``: the operation's inputs go under ``config``."""
+
+    config: dict[str, Any] | None = None
 
 
 class InlineResponse(BaseModel):
@@ -127,7 +141,7 @@ async def start_operation(
     operation: str,
     request: Request,
     principal: Principal = Depends(current_principal),
-    config: dict[str, Any] | None = Body(None, embed=True),
+    body: RunRequest | None = Body(None),
 ) -> JSONResponse:
     """Inline operations run now (200 with the result and the run); queued ones return 202 with the run ID."""
     runtime = _runtime(request)
@@ -136,6 +150,9 @@ async def start_operation(
     op = definition.operation(operation)
     if op is None:
         raise NotFoundError(f"{definition.id} has no operation {operation}")
+    if not principal.is_server and not op.policy.users_may_run:
+        raise OperationNotAllowed(f"{operation} may only be started by the host app's server, not by a user")
+    config = body.config if body is not None else None
     executor = runtime.executor
     if op.policy.mode == "inline":
         done = await executor.run_inline(integration_id, operation, trigger="api", config=config)

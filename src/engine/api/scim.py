@@ -40,12 +40,13 @@ from definitions.scim.protocol import (
     project,
 )
 from definitions.scim.store import Store, now_text, version_of
+from engine.api.bodies import RequestBody
 from engine.api.fields import IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
-from engine.deliveries import load_target
 from engine.errors import NotFoundError, TetherError
 from engine.inputs import ascii_int
 from engine.runtime import Runtime
+from engine.targets import load_target
 from engine.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
 
 log = logging.getLogger("tether.scim")
@@ -430,7 +431,7 @@ async def delete_resource(token: str, kind: str, resource_id: str, request: Requ
 connections_router = APIRouter(prefix="/v1/scim-connections", tags=["integrations"])
 
 
-class ScimConnectRequest(BaseModel):
+class ScimConnectRequest(RequestBody):
     owner_id: OwnerId = ""
     name: IntegrationName = ""
 

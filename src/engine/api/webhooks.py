@@ -40,22 +40,18 @@ from starlette.types import Receive, Scope, Send
 
 from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
-from engine.deliveries import (
-    DeliveryRecorder,
-    NewDelivery,
-    Target,
-    delivery_key,
-    find_static_target,
-    parse_body,
-    process_delivery,
-    resolve_target,
-    static_secrets,
-    verify_delivery,
-)
-from engine.endpoints import webhook_class
+from engine.deliveries import DeliveryRecorder, NewDelivery, delivery_key, parse_body, process_delivery
 from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
 from engine.tables import DeliveryStatus, Integration, WebhookDelivery
+from engine.targets import (
+    Target,
+    find_static_target,
+    resolve_target,
+    static_secrets,
+    verify_delivery,
+    webhook_class,
+)
 from engine.verification import lower_headers
 from engine.webhooks import CelValue, JsonField, Webhook
 
