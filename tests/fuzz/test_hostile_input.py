@@ -65,11 +65,14 @@ def test_hostile_input_gets_no_server_error_and_the_documented_envelope(fuzz_wor
     codes, scim_types = documented_codes()
     assert "invalid_input" in codes and "invalidValue" in scim_types
     covered: dict[str, int] = {}
+    credentials = {"api key": 0, "no api key": 0}
+    server_key = f"Bearer {fuzz_world.api_key}".encode()
 
     for spec in fuzz_world.routes:
 
         def check(request: Request, response: Response, spec: RouteSpec = spec) -> None:
             covered[spec.key] = covered.get(spec.key, 0) + 1
+            credentials["api key" if (b"authorization", server_key) in request.headers else "no api key"] += 1
             wrong = problem(spec, response, codes, scim_types)
             assert wrong is None, f"{spec.key}: {wrong}\n{request.describe()}"
 
@@ -77,3 +80,6 @@ def test_hostile_input_gets_no_server_error_and_the_documented_envelope(fuzz_wor
 
     assert set(covered) == {spec.key for spec in enumerate_routes(fuzz_world.app)}
     assert all(n >= 1 for n in covered.values())
+    # With the server's API key, and without it (nothing, a user key, the SCIM bearer, a signed principal, a
+    # session cookie, or hostile bytes in their place).
+    assert credentials["api key"] > 150 and credentials["no api key"] > 150, credentials
