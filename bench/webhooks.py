@@ -140,7 +140,7 @@ def serve() -> None:
         app = _servertrace.install(app)
     app = LaneNoop(app)
     if os.environ.get("BENCH_GC_TUNING") == "1":
-        from engine.process import tune_gc
+        from engine.processes import tune_gc
 
         tune_gc()  # as ``tether serve`` does
     uvicorn.run(

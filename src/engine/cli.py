@@ -56,7 +56,7 @@ def serve(
     import uvicorn
 
     from engine.api import create_app
-    from engine.process import tune_gc, uvicorn_log_config
+    from engine.processes import tune_gc, uvicorn_log_config
 
     settings = serve_settings(host, port)
     runtime = _runtime(settings)
@@ -67,7 +67,7 @@ def serve(
         typer.echo(f"definition {definition_id} disabled: set {', '.join(missing)} to enable it")
     embedded = None
     if not settings.broker_url:
-        from engine.worker import start_embedded
+        from engine.processes import start_embedded
 
         embedded = start_embedded(runtime)  # the embedded default: worker, reaper and scheduler in this process
     queue = settings.broker_url.split("://")[0] if settings.broker_url else "in-process"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from engine.errors import ConfigurationError, DefinitionError
-from engine.process import configure_worker_logging
+from engine.processes import configure_worker_logging
 
 
 def worker(
@@ -17,7 +17,7 @@ def worker(
     processes: int = typer.Option(1, help="Worker processes to start."),
 ) -> None:
     """Execute queued runs from TETHER_BROKER_URL (redis:// or amqp://) until interrupted."""
-    from engine.worker import run_worker
+    from engine.processes import run_worker
 
     configure_worker_logging()
     try:
@@ -32,7 +32,7 @@ def scheduler(
     iterations: int = typer.Option(0, help="Stop after this many passes (0: run until interrupted)."),
 ) -> None:
     """Enqueue due scheduled runs (exactly once across scheduler processes) and recover runs of dead workers."""
-    from engine.scheduler import run_scheduler
+    from engine.processes import run_scheduler
 
     configure_worker_logging()
     try:

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.config import OperatorConfig
 from engine.connections import ClientCredentials, ConnectionContext, NoRevocation, OAuth2
 from engine.connections import Connection as ConnectionBase
+from engine.context import EngineContext
 from engine.definition import Definition
+from engine.endpoints import remove_endpoints
 from engine.errors import NotFoundError, TetherError
 from engine.keystore import ReconnectRequired, StoredCredential
 from engine.lifecycle import audit, transition
@@ -26,9 +28,6 @@ from engine.oauth import OAuthClient, TokenSet, client_credentials, refresh, rev
 from engine.reaching import reaching
 from engine.slots import CredentialSlot, OAuth2Token
 from engine.tables import Integration, IntegrationStatus
-
-if TYPE_CHECKING:
-    from engine.runtime import Runtime
 
 
 class NoAccessToken(TetherError):
@@ -54,12 +53,12 @@ class AccessToken:
 class Custody:
     def __init__(
         self,
-        runtime: Runtime,
+        context: EngineContext,
         *,
         refresh_margin: timedelta = timedelta(minutes=2),
         cache_seconds: float = 30.0,
     ) -> None:
-        self.runtime = runtime
+        self.context = context
         self.refresh_margin = refresh_margin
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, AccessToken]] = {}
@@ -87,8 +86,8 @@ class Custody:
         return token
 
     async def _oauth_token(self, integration: Integration, definition: Definition, auth: OAuth2) -> AccessToken:
-        client = oauth_client(definition, auth, self.runtime.operator_config(definition.id))
-        loopback = self.runtime.settings.allow_loopback_providers
+        client = oauth_client(definition, auth, self.context.operator_config(definition.id))
+        loopback = self.context.settings.allow_loopback_providers
 
         def due(stored: StoredCredential) -> bool:
             return not self._comfortable(stored.expires_at)
@@ -101,13 +100,13 @@ class Custody:
             granted = await refresh(auth.token_url, client, current.refresh_token.get_secret_value(), loopback=loopback)
             return token_slot(type(current), granted, previous=current)
 
-        stored = await self.runtime.keystore.refresh_if_due(integration.id, auth.slot, due=due, refresh=do_refresh)
+        stored = await self.context.keystore.refresh_if_due(integration.id, auth.slot, due=due, refresh=do_refresh)
         slot = stored.slot
         assert isinstance(slot, OAuth2Token)
         return AccessToken(slot.access_token.get_secret_value(), slot.token_type, slot.expires_at, tuple(slot.scopes))
 
     async def _client_credentials_token(self, integration: Integration, auth: ClientCredentials) -> AccessToken:
-        stored = self.runtime.keystore.require(integration.id, auth.slot)
+        stored = self.context.keystore.require(integration.id, auth.slot)
         key = (integration.id, stored.version)
         minted = self._minted.get(key)
         if minted is not None and self._comfortable(minted.expires_at):
@@ -115,7 +114,7 @@ class Custody:
         values: dict[str, Any] = stored.slot.reveal()
         client = OAuthClient(values["client_id"], values["client_secret"])
         granted = await client_credentials(
-            auth.token_url, client, auth.scopes, loopback=self.runtime.settings.allow_loopback_providers
+            auth.token_url, client, auth.scopes, loopback=self.context.settings.allow_loopback_providers
         )
         token = AccessToken(granted.access_token, granted.token_type, granted.expires_at, granted.scopes)
         with self._mint_lock:
@@ -145,7 +144,7 @@ class Custody:
             try:
                 await self._revoke(integration, definition, connection)
             except TetherError as exc:
-                with self.runtime.db.session() as session:
+                with self.context.db.session() as session:
                     audit(
                         session,
                         integration,
@@ -168,7 +167,7 @@ class Custody:
 
     async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
         """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             integration = session.get(Integration, integration_id)
         if integration is None or integration.status == IntegrationStatus.disconnected:
             return
@@ -181,14 +180,12 @@ class Custody:
     ) -> None:
         """The local half of every disconnect: retire webhook endpoints (while the credential still exists, since
         unregistering at the provider may need it), delete credentials, mark disconnected, audit, drop caches."""
-        from engine.endpoints import remove_endpoints
-
-        await remove_endpoints(self.runtime, integration)
-        with self.runtime.db.session() as session:
+        await remove_endpoints(self.context, integration)
+        with self.context.db.session() as session:
             fresh = session.get(Integration, integration.id)
             if fresh is None:
                 raise NotFoundError(f"no integration {integration.id}")
-            self.runtime.keystore.delete(integration.id, session=session)
+            self.context.keystore.delete(integration.id, session=session)
             fresh.provider_data = {}
             transition(
                 session,
@@ -200,11 +197,11 @@ class Custody:
                 detail=detail,
             )
         self.forget(integration.id)
-        self.runtime.clients.drop(integration.id)
+        self.context.clients.drop(integration.id)
 
     async def _revoke(self, integration: Integration, definition: Definition, connection: type[ConnectionBase]) -> None:
         slot_type = connection.disconnect.slot  # type: ignore[union-attr]
-        stored = self.runtime.keystore.load(integration.id, slot_type)
+        stored = self.context.keystore.load(integration.id, slot_type)
         if stored is None:
             return  # nothing held, nothing to revoke
         await self._revoke_slot(
@@ -212,7 +209,7 @@ class Custody:
             definition,
             connection,
             stored.slot,
-            lambda: self.runtime.build_client(integration, connection, stored),
+            lambda: self.context.build_client(integration, connection, stored),
         )
 
     async def discard_grant(
@@ -244,8 +241,8 @@ class Custody:
     ) -> None:
         """RFC 7009 at the OAuth2 ``revoke_url``, or the connection's own ``revoke`` with a client for ``slot``."""
         auth = connection.auth
-        operator_config = self.runtime.operator_config(definition.id)
-        loopback = self.runtime.settings.allow_loopback_providers
+        operator_config = self.context.operator_config(definition.id)
+        loopback = self.context.settings.allow_loopback_providers
         if isinstance(auth, OAuth2) and auth.revoke_url and not connection.overrides("revoke"):
             assert isinstance(slot, OAuth2Token)
             client = oauth_client(definition, auth, operator_config)
@@ -260,18 +257,18 @@ class Custody:
             )
             return
         ctx = ConnectionContext(
-            integration.id, slot, make_client(), operator_config, self.runtime.user_input(integration)
+            integration.id, slot, make_client(), operator_config, self.context.user_input(integration)
         )
         await reaching("the provider's revocation", lambda: connection().revoke(ctx))
 
     # -- lookups -------------------------------------------------------------------------------------------------
 
     def _active(self, integration_id: str) -> tuple[Integration, Definition, type[ConnectionBase]]:
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             integration = session.get(Integration, integration_id)
         if integration is None:
             raise NotFoundError(f"no integration {integration_id}")
-        definition = self.runtime.definition(integration.definition_id)
+        definition = self.context.definition(integration.definition_id)
         name = (integration.provider_data or {}).get("connection", "")
         connection = definition.connection(name)
         if connection is None:

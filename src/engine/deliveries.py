@@ -36,7 +36,7 @@ from engine.database import Database
 from engine.errors import TetherError
 from engine.inputs import storable
 from engine.operations import Operation, Payload
-from engine.runtime import Runtime
+from engine.services import Services
 from engine.tables import (
     DeliveryStatus,
     Integration,
@@ -66,7 +66,7 @@ INGEST_PAGE = 500
 #: Headers never stored with a delivery.
 _UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
-Dispatcher = Callable[[Runtime, str, str, dict[str, Any]], Awaitable[str]]
+Dispatcher = Callable[[Services, str, str, dict[str, Any]], Awaitable[str]]
 
 
 # -- receiving -------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def json_path(payload: Any, path: str) -> Any:
 
 
 def locate(
-    runtime: Runtime,
+    runtime: Services,
     definition_id: str,
     webhook: type[Webhook],
     attr: str,
@@ -128,7 +128,12 @@ def locate(
 
 
 def delivery_key(
-    runtime: Runtime, target: Target, payload: Any, headers: Mapping[str, str], body: bytes, now: datetime | None = None
+    runtime: Services,
+    target: Target,
+    payload: Any,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime | None = None,
 ) -> str:
     """The idempotency key: the provider's delivery ID, else a content hash within a time bucket."""
     webhook = target.webhook
@@ -396,7 +401,7 @@ class DeliveryOutcome:
     error_code: str = ""
 
 
-async def dispatch_operation(runtime: Runtime, integration_id: str, operation_id: str, config: dict[str, Any]) -> str:
+async def dispatch_operation(runtime: Services, integration_id: str, operation_id: str, config: dict[str, Any]) -> str:
     """The one way a webhook hands an operation to the execution layer (trigger ``webhook``)."""
     return await runtime.executor.dispatch(integration_id, operation_id, trigger="webhook", config=config)
 
@@ -640,7 +645,7 @@ def _refusal(
 
 
 def _event_type(
-    runtime: Runtime, integration: _IntegrationRef, webhook: type[Webhook], payload: Any, headers: Mapping[str, str]
+    runtime: Services, integration: _IntegrationRef, webhook: type[Webhook], payload: Any, headers: Mapping[str, str]
 ) -> str:
     """The delivery's event type as its webhook locates it; escaped when the database could not store it."""
     where = webhook.event_type
@@ -655,7 +660,7 @@ class _Handling:
     """One routed delivery through its event's handler: operations it dispatches, payloads it ingests (a run is
     started with the first batch), and the final write."""
 
-    runtime: Runtime
+    runtime: Services
     row: Claimed
     integration: _IntegrationRef
     event: type[WebhookEvent]
@@ -736,7 +741,7 @@ class _Handling:
 
 
 async def process_delivery(
-    runtime: Runtime,
+    runtime: Services,
     delivery_row_id: str,
     *,
     dispatcher: Dispatcher | None = None,
@@ -769,7 +774,7 @@ async def process_delivery(
 
 
 async def process_deliveries(
-    runtime: Runtime,
+    runtime: Services,
     row_ids: Sequence[str],
     *,
     concurrency: int = 8,
@@ -839,7 +844,7 @@ def pending_deliveries(
 
 
 async def redeliver_pending(
-    runtime: Runtime,
+    runtime: Services,
     *,
     older_than: timedelta = timedelta(minutes=1),
     lease: timedelta = PROCESSING_LEASE,

@@ -19,9 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
+from engine.context import EngineContext
 from engine.database import Database
 from engine.errors import TetherError
-from engine.runtime import Runtime
 from engine.tables import Integration, WebhookEndpoint, new_id, utcnow
 from engine.targets import endpoint_aad, endpoint_secret, forget_targets, webhook_class
 from engine.verification import EndpointSecret
@@ -35,11 +35,11 @@ def generate_secret(webhook: type[Webhook]) -> str:
     return webhook.verifier.new_secret()
 
 
-def endpoint_url(runtime: Runtime, endpoint: WebhookEndpoint) -> str:
+def endpoint_url(runtime: EngineContext, endpoint: WebhookEndpoint) -> str:
     return f"{runtime.settings.public_url.rstrip('/')}/v1/webhooks/{endpoint.token}"
 
 
-def static_url(runtime: Runtime, definition_id: str, webhook: str) -> str:
+def static_url(runtime: EngineContext, definition_id: str, webhook: str) -> str:
     return f"{runtime.settings.public_url.rstrip('/')}/v1/webhooks/static/{definition_id}/{webhook}"
 
 
@@ -50,7 +50,7 @@ def static_url(runtime: Runtime, definition_id: str, webhook: str) -> str:
 class EndpointContext:
     """What a webhook's ``register`` / ``unregister`` hook receives."""
 
-    runtime: Runtime
+    runtime: EngineContext
     integration: Integration
     endpoint_id: str
     webhook: str
@@ -75,7 +75,7 @@ def insert_for(db: Database) -> Any:
     return pg_insert if db.dialect == "postgresql" else sqlite_insert
 
 
-async def ensure_endpoints(runtime: Runtime, integration: Integration) -> list[EndpointInfo]:
+async def ensure_endpoints(runtime: EngineContext, integration: Integration) -> list[EndpointInfo]:
     """Create (idempotently) one endpoint row per webhook of the integration's definition and register the
     per-integration ones at the provider when the webhook declares a ``register`` hook."""
     definition = runtime.registry.get(integration.definition_id)
@@ -95,7 +95,7 @@ async def ensure_endpoints(runtime: Runtime, integration: Integration) -> list[E
     return out
 
 
-def _ensure_row(runtime: Runtime, integration_id: str, webhook: type[Webhook]) -> WebhookEndpoint:
+def _ensure_row(runtime: EngineContext, integration_id: str, webhook: type[Webhook]) -> WebhookEndpoint:
     endpoint_id = new_id()
     values: dict[str, Any] = {
         "id": endpoint_id,
@@ -130,7 +130,7 @@ def _mark_registered(db: Database, endpoint_id: str, ref: str) -> WebhookEndpoin
         return row
 
 
-async def _endpoint_context(runtime: Runtime, integration: Integration, row: WebhookEndpoint) -> EndpointContext:
+async def _endpoint_context(runtime: EngineContext, integration: Integration, row: WebhookEndpoint) -> EndpointContext:
     client = None
     try:
         definition = runtime.registry.get(integration.definition_id)
@@ -147,7 +147,7 @@ async def _endpoint_context(runtime: Runtime, integration: Integration, row: Web
     )
 
 
-async def remove_endpoints(runtime: Runtime, integration: Integration) -> int:
+async def remove_endpoints(runtime: EngineContext, integration: Integration) -> int:
     """Disconnect: unregister each registered endpoint at the provider (best effort), then retire the rows.
 
     A retired row gets a new random token, so its old public URL answers 404 from now on, while the row and its

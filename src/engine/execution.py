@@ -53,6 +53,7 @@ from sqlmodel import Session, col, select
 
 from engine.batching import Coalescer
 from engine.connections import OAuth2, missing_write_scopes
+from engine.context import EngineContext
 from engine.definition import Definition
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.heartbeat import Heartbeats
@@ -62,8 +63,10 @@ from engine.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, cre
 from engine.tables import Credential, Integration, OperationState, Run, RunStatus, utcnow
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime
+    from engine.custody import Custody
 
+#: Hands a queued run to the queue: ``enqueue(run_id, delay_seconds, time_limit_seconds)`` (``engine.worker``'s).
+Enqueue = Callable[[str, float | None, float | None], None]
 log = logging.getLogger("tether.execution")
 
 TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
@@ -236,13 +239,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Executor:
-    def __init__(self, runtime: Runtime, options: ExecutorOptions | None = None) -> None:
-        self.runtime = runtime
+    """The one execution path of operations. It reads the engine context, asks custody for fresh tokens, and hands
+    queued runs to ``enqueue``; the composition root (``engine.runtime``) builds it with all three."""
+
+    def __init__(
+        self, context: EngineContext, custody: Custody, options: ExecutorOptions | None = None, *, enqueue: Enqueue
+    ) -> None:
+        self.context = context
+        self.custody = custody
         self.options = options or ExecutorOptions.from_env()
-        #: ``enqueue(run_id, delay_seconds, time_limit_seconds)``; defaults to the Dramatiq worker's.
-        self.enqueue: Callable[[str, float | None, float | None], None] = self._default_enqueue
+        self.enqueue = enqueue
         self._pipeline: Any = None
-        db = runtime.db
+        db = context.db
         # Concurrent runs share their database round trips (engine.batching): one INSERT for the runs dispatched
         # together, one claim and one finish for the runs a worker executes together, one heartbeat for all.
         self._creates: Coalescer[NewRun, Run] = Coalescer("create-runs", self._create_batch)
@@ -298,7 +306,7 @@ class Executor:
     def cancel(self, run_id: str) -> RunView:
         """Cancel a queued or running run (a running one stops at its next heartbeat); finished runs are kept."""
         now = utcnow()
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             session.execute(
                 update(Run)
                 .where(col(Run.id) == run_id, col(Run.status).in_([RunStatus.queued, RunStatus.running]))
@@ -312,7 +320,7 @@ class Executor:
         return self.view(run_id)
 
     def view(self, run_id: str) -> RunView:
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             run = session.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"no run {run_id}")
@@ -335,7 +343,7 @@ class Executor:
             if loaded is None:
                 raise NotFoundError(f"no integration {run.integration_id}")
             require_connected(loaded)  # disconnected after the run was queued: fail it with the state's code
-            definition = self.runtime.definition(loaded.definition_id)
+            definition = self.context.definition(loaded.definition_id)
             operation = definition.operation(run.operation)
             if operation is None:
                 raise NotFoundError(f"{definition.id} has no operation {run.operation}")
@@ -389,8 +397,8 @@ class Executor:
             tenant_id=integration.tenant_id,
             config=config,
             client=client,
-            operator_config=self.runtime.operator_config(definition.id),
-            user_input=self.runtime.user_input(integration),
+            operator_config=self.context.operator_config(definition.id),
+            user_input=self.context.user_input(integration),
             cursor=state.cursor if state is not None else None,
             last_success_at=_aware(state.last_success_at) if state is not None else None,
             extras={"run_id": run.id, "attempt": run.attempts, "trigger": run.trigger},
@@ -408,12 +416,12 @@ class Executor:
         if connection is None:
             raise NotFoundError(f"integration {integration.id} has no active connection")
         if isinstance(connection.auth, OAuth2):
-            await self.runtime.custody.get_access_token(integration.id)  # refreshes through the Keystore if due
-            stored = self.runtime.keystore.require(integration.id, connection.auth.slot)
+            await self.custody.get_access_token(integration.id)  # refreshes through the Keystore if due
+            stored = self.context.keystore.require(integration.id, connection.auth.slot)
         else:
-            stored = self.runtime.keystore.require(integration.id, connection.credential)
+            stored = self.context.keystore.require(integration.id, connection.credential)
         secrets.extend(_secret_values(stored.slot))
-        return self.runtime.build_client(integration, connection, stored)
+        return self.context.build_client(integration, connection, stored)
 
     async def _ingest(
         self,
@@ -461,7 +469,7 @@ class Executor:
         if self._pipeline is None:
             from ingest.pipeline import IngestPipeline
 
-            self._pipeline = IngestPipeline(self.runtime.registry, self.runtime.db)
+            self._pipeline = IngestPipeline(self.context.registry, self.context.db)
         return self._pipeline
 
     # -- recovery ----------------------------------------------------------------------------------------------
@@ -473,7 +481,7 @@ class Executor:
         that stopped (or crashed) have no message any more. A run that still has one is harmless to send twice:
         only one claim succeeds. Deferred runs go out at once and are deferred again if the provider still says so.
         """
-        with self.runtime.db.engine.connect() as connection:
+        with self.context.db.engine.connect() as connection:
             queued = connection.execute(
                 sa_select(Run.id, Integration.definition_id, Run.operation)  # type: ignore[call-overload]
                 .join(Integration, col(Integration.id) == col(Run.integration_id))
@@ -483,7 +491,7 @@ class Executor:
         sent: list[str] = []
         for run_id, definition_id, operation_id in queued:
             try:
-                operation = self.runtime.definition(definition_id).operation(operation_id)
+                operation = self.context.definition(definition_id).operation(operation_id)
             except TetherError:
                 operation = None
             if operation is None:
@@ -511,7 +519,7 @@ class Executor:
         transition is a conditional UPDATE on the stale heartbeat, so one of them wins."""
         cutoff = utcnow() - timedelta(seconds=self.options.stale_after if stale_after is None else stale_after)
         outcomes: list[RunOutcome] = []
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             stale = session.exec(
                 select(Run).where(
                     col(Run.status) == RunStatus.running,
@@ -529,7 +537,7 @@ class Executor:
             else:
                 values.update(status=RunStatus.failed, finished_at=utcnow())
                 values["error_message"] = message + "; no retries left"
-            with self.runtime.db.session() as session:
+            with self.context.db.session() as session:
                 changed = session.execute(
                     update(Run)
                     .where(
@@ -557,11 +565,11 @@ class Executor:
 
     def _max_retries(self, run: Run) -> int | None:
         try:
-            with self.runtime.db.session() as session:
+            with self.context.db.session() as session:
                 integration = session.get(Integration, run.integration_id)
             if integration is None:
                 return None
-            operation = self.runtime.registry.get(integration.definition_id).operation(run.operation)
+            operation = self.context.registry.get(integration.definition_id).operation(run.operation)
             return operation.policy.max_retries if operation is not None else None
         except TetherError:
             return None
@@ -594,7 +602,7 @@ class Executor:
                 self.submit(run.id, time_limit=policy.time_limit.total_seconds())
 
         def build(integration: Integration) -> Run:
-            definition = self.runtime.definition(integration.definition_id)
+            definition = self.context.definition(integration.definition_id)
             operation = definition.operation(operation_id)
             if operation is None:
                 raise NotFoundError(f"{definition.id} has no operation {operation_id}")
@@ -622,7 +630,7 @@ class Executor:
         connection = definition.connection((integration.provider_data or {}).get("connection", "") or "")
         if connection is None:
             return  # no active connection: ``require_connected`` already refused anything that is not connected
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             granted = session.exec(
                 select(Credential.scopes).where(
                     Credential.integration_id == integration.id, Credential.slot == connection.credential.slot_id()
@@ -630,7 +638,7 @@ class Executor:
             ).first()
         missing = missing_write_scopes(connection.auth, tuple(granted or ()))
         if missing:
-            base = self.runtime.settings.public_url.rstrip("/")
+            base = self.context.settings.public_url.rstrip("/")
             raise UpgradeRequired(
                 "this operation changes provider data and the grant has read access only; upgrade the access first",
                 upgrade_url=f"{base}/v1/integrations/{integration.id}/upgrade",
@@ -638,7 +646,7 @@ class Executor:
             )
 
     def _create_batch(self, items: list[NewRun]) -> list[Run | BaseException]:
-        answers = create_runs(self.runtime.db, items)
+        answers = create_runs(self.context.db, items)
         for index, (item, answer) in enumerate(zip(items, answers, strict=True)):
             if item.after is not None and isinstance(answer, Run):
                 try:
@@ -648,7 +656,7 @@ class Executor:
         return answers
 
     def _get_run(self, run_id: str) -> Run | None:
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             return session.get(Run, run_id)
 
     def _failed(
@@ -667,7 +675,7 @@ class Executor:
         else:
             status = RunStatus.failed
             values = {"status": status, "error_code": code, "error_message": message, "finished_at": utcnow()}
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             changed = session.execute(
                 update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running).values(**values)
             ).rowcount
@@ -685,17 +693,12 @@ class Executor:
         )
 
     def _finish(self, run_id: str, status: RunStatus, *, error: tuple[str, str], only_from: str) -> None:
-        with self.runtime.db.session() as session:
+        with self.context.db.session() as session:
             session.execute(
                 update(Run)
                 .where(col(Run.id) == run_id, col(Run.status) == only_from)
                 .values(status=status, error_code=error[0], error_message=error[1], finished_at=utcnow())
             )
-
-    def _default_enqueue(self, run_id: str, delay: float | None, time_limit: float | None) -> None:
-        from engine import worker
-
-        worker.enqueue(run_id, delay=delay, time_limit=time_limit, settings=self.runtime.settings)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

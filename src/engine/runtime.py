@@ -1,141 +1,32 @@
-"""The runtime: the long-lived objects one engine process holds (settings, database, registry, operator config).
+"""The runtime: the composition root of one engine process.
 
-Built once at start-up by ``Runtime.start``; everything that serves requests or runs operations receives it.
+``Runtime.start`` loads the engine context (``engine.context``: settings, database, registry, operator config, key
+ring) and the runtime builds each service once on top of it, handing each its collaborators: custody gets the
+context, the executor gets the context, custody and the queue's ``enqueue``. Only the surfaces (the API, the page,
+the CLI and the process runners) hold a runtime; the services below them are handed what they use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
-from engine.catalog import load_registry
-from engine.clientcache import ClientCache
-from engine.clients import ClientContext
-from engine.config import OperatorConfig, UserInput, load_operator_config, missing_operator_variables
-from engine.connections import Connection
-from engine.database import Database
-from engine.definition import Definition
-from engine.describe import unoffered_connections
-from engine.errors import ConfigurationError, NotFoundError, ProviderNotEnabled
-from engine.keymaker import Keymaker
-from engine.keystore import Keystore, StoredCredential
-from engine.masterkey import KeySource, load_keyring
-from engine.registry import Registry
-from engine.settings import Settings, get_settings
-from engine.tables import Integration
-
-if TYPE_CHECKING:
-    from engine.custody import Custody
-    from engine.execution import Executor
+from engine import worker
+from engine.custody import Custody
+from engine.execution import Executor
+from engine.services import Services
 
 
-@dataclass
-class Runtime:
-    settings: Settings
-    db: Database
-    registry: Registry
-    keys: KeySource
-    #: Operator config per enabled definition (``None`` for definitions that declare none).
-    operator_configs: dict[str, OperatorConfig | None] = field(default_factory=dict)
-    #: Definitions left disabled, with the variables they lack.
-    disabled: dict[str, list[str]] = field(default_factory=dict)
-    #: Per definition, the connections its operator config cannot serve, with the variables they lack.
-    unoffered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-
-    @classmethod
-    def start(
-        cls, settings: Settings | None = None, *, registry: Registry | None = None, migrate: bool = False
-    ) -> Runtime:
-        """Load definitions and operator config, open the database; fail fast on a bad configuration."""
-        settings = settings or get_settings()
-        registry = registry or load_registry(settings)
-        runtime = cls(settings, Database(settings.database_url), registry, load_keyring(settings))
-        runtime._load_operator_configs()
-        if migrate:
-            runtime.db.upgrade()
-        return runtime
-
-    def _load_operator_configs(self) -> None:
-        required = self.settings.required_definitions()
-        for name in required:
-            if name not in self.registry:
-                raise ConfigurationError(f"TETHER_ENABLED_DEFINITIONS names unknown definition {name!r}")
-        for definition in self.registry.definitions():
-            model = definition.operator_config
-            if model is None:
-                self.operator_configs[definition.id] = None
-                continue
-            missing = missing_operator_variables(definition.id, model)
-            self.unoffered[definition.id] = unoffered = unoffered_connections(definition)
-            if definition.connections and len(unoffered) == len(definition.connections):
-                # No connection can start (an OAuth client secret is unset): the definition is not offered.
-                missing = list(dict.fromkeys([*missing, *(name for names in unoffered.values() for name in names)]))
-                if definition.id in required:
-                    raise ConfigurationError(f"{definition.id}: missing environment variable(s): {', '.join(missing)}")
-            if missing and definition.id not in required:
-                self.disabled[definition.id] = missing
-                continue
-            # Explicitly required definitions fail start-up here, naming the variable.
-            self.operator_configs[definition.id] = load_operator_config(definition.id, model)
-
-    def enabled(self, definition_id: str) -> bool:
-        return definition_id in self.operator_configs
-
-    def definition(self, definition_id: str) -> Definition:
-        """An enabled definition; ``not_found`` when unknown, ``provider_not_enabled`` without operator config."""
-        if definition_id not in self.registry:
-            raise NotFoundError(f"no definition {definition_id!r}")
-        definition = self.registry.get(definition_id)
-        if not self.enabled(definition_id):
-            raise ProviderNotEnabled(f"{definition_id} is not enabled on this server")
-        return definition
-
-    def operator_config(self, definition_id: str) -> OperatorConfig | None:
-        self.definition(definition_id)
-        return self.operator_configs[definition_id]
-
-    def user_input(self, integration: Integration) -> UserInput | None:
-        model = self.registry.get(integration.definition_id).user_input
-        return model.model_validate(integration.user_input or {}) if model is not None else None
-
-    @cached_property
-    def keystore(self) -> Keystore:
-        return Keystore(self.db, self.keys.keyring)
-
-    @cached_property
-    def keymaker(self) -> Keymaker:
-        return Keymaker(self.db, self.keys.keyring)
+class Runtime(Services):
+    """The engine context plus the services built on it, each built once (on first use)."""
 
     @cached_property
     def custody(self) -> Custody:
-        from engine.custody import Custody
-
         return Custody(self)
 
     @cached_property
     def executor(self) -> Executor:
         """The one execution path of operations (``engine.execution``)."""
-        from engine.execution import Executor
+        return Executor(self, self.custody, enqueue=self._enqueue)
 
-        return Executor(self)
-
-    @cached_property
-    def clients(self) -> ClientCache:
-        return ClientCache()
-
-    def build_client(self, integration: Integration, connection: type[Connection], stored: StoredCredential) -> Any:
-        """The connection's client for this credential version, built once and reused."""
-        if not connection.clients:
-            return None
-        shape = type(stored.slot)
-        client_type = next((c for c in connection.clients if shape in c.slots), None)
-        if client_type is None:
-            raise NotFoundError(f"connection {connection.connection_id()} has no client for {shape.slot_id()}")
-        ctx = ClientContext(
-            integration.id, stored.slot, self.operator_config(integration.definition_id), self.user_input(integration)
-        )
-        return self.clients.get(integration.id, shape.slot_id(), stored.version, lambda: client_type().build(ctx))
-
-    def close(self) -> None:
-        self.db.dispose()
+    def _enqueue(self, run_id: str, delay: float | None, time_limit: float | None) -> None:
+        worker.enqueue(run_id, delay=delay, time_limit=time_limit, settings=self.settings)

@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from engine.errors import TetherError
 from engine.execution import ensure_state
+from engine.services import Services
 from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
-
-if TYPE_CHECKING:
-    from engine.runtime import Runtime
 
 log = logging.getLogger("tether.scheduler")
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime, *, batch: int = 100) -> None:
+    def __init__(self, runtime: Services, *, batch: int = 100) -> None:
         self.runtime = runtime
         self.batch = batch
 
@@ -156,7 +153,7 @@ class Scheduler:
 class SchedulerThread(threading.Thread):
     """The scheduler loop (and a reaper pass) every ``interval`` seconds, in a thread."""
 
-    def __init__(self, runtime: Runtime, *, interval: float = 5.0, reap: bool = False) -> None:
+    def __init__(self, runtime: Services, *, interval: float = 5.0, reap: bool = False) -> None:
         super().__init__(name="tether-scheduler", daemon=True)
         self.scheduler = Scheduler(runtime)
         self.runtime = runtime
@@ -178,31 +175,6 @@ class SchedulerThread(threading.Thread):
         self.stopped.set()
 
 
-async def reconcile(runtime: Runtime, integration_id: str, *, force: bool = False) -> list[str]:
+async def reconcile(runtime: Services, integration_id: str, *, force: bool = False) -> list[str]:
     """The hook setup calls after an integration's first successful connection."""
     return await Scheduler(runtime).reconcile(integration_id, force=force)
-
-
-def run_scheduler(*, interval: float = 5.0, iterations: int | None = None) -> int:
-    """``tether scheduler``: tick until SIGINT/SIGTERM (or ``iterations`` passes); returns runs enqueued."""
-    import signal
-
-    from engine.runtime import Runtime
-
-    runtime = Runtime.start()
-    scheduler = Scheduler(runtime)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    total = 0
-    passes = 0
-    while not stop.is_set() and (iterations is None or passes < iterations):
-        try:
-            total += len(scheduler.tick())
-            runtime.executor.reap_stale()
-        except Exception as exc:
-            log.warning("scheduler pass failed: %s", type(exc).__name__)
-        passes += 1
-        stop.wait(interval)
-    runtime.close()
-    return total

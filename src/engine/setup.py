@@ -42,12 +42,12 @@ from engine.keystore import ReconnectRequired, StoredCredential
 from engine.lifecycle import audit, transition
 from engine.oauth import ProviderUnavailable, authorization_url, exchange_code
 from engine.operations import OperationContext
+from engine.services import Services
 from engine.slots import CredentialSlot
 from engine.tables import Health, Integration, IntegrationStatus
 
 if TYPE_CHECKING:
     from engine.api.principal import Principal
-    from engine.runtime import Runtime
 
 CALLBACK_PATH = "/v1/oauth/callback"
 START_PATH = "/v1/oauth/start"
@@ -106,7 +106,7 @@ class FilterNotAllowed(TetherError):
 
 
 class Setup:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Services) -> None:
         self.runtime = runtime
 
     # -- steps 1 and 2: the integration and its user input -----------------------------------------------------
@@ -615,7 +615,7 @@ class Setup:
             )
 
 
-def first_connection_hooks(runtime: Runtime) -> list[tuple[str, Any]]:
+def first_connection_hooks(runtime: Services) -> list[tuple[str, Any]]:
     """What step 10 runs: webhook endpoint reconciliation, then reconcile-eligible operations."""
     from engine.endpoints import ensure_endpoints
     from engine.scheduler import reconcile

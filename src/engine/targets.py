@@ -18,8 +18,8 @@ import anyio.to_thread
 from pydantic import SecretStr
 from sqlmodel import col, select
 
+from engine.context import EngineContext
 from engine.errors import NotFoundError
-from engine.runtime import Runtime
 from engine.tables import Integration, IntegrationStatus, WebhookEndpoint
 from engine.verification import EndpointSecret, InvalidSignature, OperatorSecret, verify
 from engine.webhooks import Webhook
@@ -30,13 +30,13 @@ def endpoint_aad(endpoint_id: str) -> bytes:
     return f"webhook:{endpoint_id}".encode()
 
 
-def webhook_class(runtime: Runtime, definition_id: str, name: str) -> type[Webhook] | None:
+def webhook_class(runtime: EngineContext, definition_id: str, name: str) -> type[Webhook] | None:
     if definition_id not in runtime.registry:
         return None
     return next((w for w in runtime.registry.get(definition_id).webhooks if w.name == name), None)
 
 
-def endpoint_secret(runtime: Runtime, endpoint: WebhookEndpoint) -> str | None:
+def endpoint_secret(runtime: EngineContext, endpoint: WebhookEndpoint) -> str | None:
     if endpoint.secret_ciphertext is None:
         return None
     return runtime.keys.keyring.decrypt(
@@ -57,7 +57,7 @@ class Target:
     secrets: tuple[str, ...] = field(repr=False)
 
 
-def _secrets_for(runtime: Runtime, webhook: type[Webhook], endpoint: WebhookEndpoint | None) -> tuple[str, ...]:
+def _secrets_for(runtime: EngineContext, webhook: type[Webhook], endpoint: WebhookEndpoint | None) -> tuple[str, ...]:
     source = webhook.verifier.secret
     if isinstance(source, OperatorSecret):
         definition_id = next(d.id for d in runtime.registry.definitions() if webhook in d.webhooks)
@@ -72,7 +72,7 @@ def _secrets_for(runtime: Runtime, webhook: type[Webhook], endpoint: WebhookEndp
     return ()
 
 
-def load_target(runtime: Runtime, token: str) -> Target:
+def load_target(runtime: EngineContext, token: str) -> Target:
     """The endpoint a public token names; ``NotFoundError`` when there is none (or its integration is gone)."""
     with runtime.db.session() as session:
         found = session.exec(
@@ -103,7 +103,7 @@ _targets: dict[tuple[int, str], tuple[float, Target]] = {}
 _targets_lock = threading.Lock()
 
 
-def cached_target(runtime: Runtime, token: str) -> Target | None:
+def cached_target(runtime: EngineContext, token: str) -> Target | None:
     """A recently resolved endpoint, if any: the hot path of a busy endpoint skips a database read and a decrypt.
 
     At most ``TARGET_TTL_SECONDS`` old, and dropped at once by ``forget_targets`` when this process retires an
@@ -115,7 +115,7 @@ def cached_target(runtime: Runtime, token: str) -> Target | None:
     return found[1]
 
 
-def remember_target(runtime: Runtime, token: str, target: Target) -> None:
+def remember_target(runtime: EngineContext, token: str, target: Target) -> None:
     with _targets_lock:
         if len(_targets) >= _TARGET_CACHE_MAX:
             _targets.clear()
@@ -125,7 +125,7 @@ def remember_target(runtime: Runtime, token: str, target: Target) -> None:
 _loading: dict[tuple[int, str], asyncio.Future[Target]] = {}
 
 
-async def resolve_target(runtime: Runtime, token: str) -> Target:
+async def resolve_target(runtime: EngineContext, token: str) -> Target:
     """The endpoint ``token`` names: from the cache (``cached_target``), else loaded in a thread and remembered.
 
     Concurrent misses for one token share one load. When a busy endpoint's entry expires, every delivery in flight
@@ -145,7 +145,7 @@ async def resolve_target(runtime: Runtime, token: str) -> Target:
     return await asyncio.shield(pending)
 
 
-async def _load_and_remember(runtime: Runtime, token: str) -> Target:
+async def _load_and_remember(runtime: EngineContext, token: str) -> Target:
     target = await anyio.to_thread.run_sync(load_target, runtime, token)
     remember_target(runtime, token, target)
     return target
@@ -157,7 +157,7 @@ def forget_targets(integration_id: str) -> None:
             del _targets[key]
 
 
-def static_secrets(runtime: Runtime, webhook: type[Webhook]) -> tuple[str, ...]:
+def static_secrets(runtime: EngineContext, webhook: type[Webhook]) -> tuple[str, ...]:
     return _secrets_for(runtime, webhook, None)
 
 
@@ -170,7 +170,7 @@ def verify_delivery(
 
 
 def find_static_target(
-    runtime: Runtime, definition_id: str, webhook: type[Webhook], match: Mapping[str, str]
+    runtime: EngineContext, definition_id: str, webhook: type[Webhook], match: Mapping[str, str]
 ) -> Target | None:
     """The integration whose ``provider_data`` has every key of ``match`` (compared as text), and its endpoint."""
     with runtime.db.session() as session:

@@ -9,8 +9,8 @@ broker comes from ``TETHER_BROKER_URL``:
 - ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
 - ``amqp://…`` → ``RabbitmqBroker`` (pika);
 - empty → the embedded default: Dramatiq's ``StubBroker`` with a ``dramatiq.Worker`` running in threads of the
-  server process (``start_embedded``). Same actor, same middleware, same retry and deferral behaviour, no extra
-  service; messages live in memory, so queued runs are sent again when the server starts
+  server process (``engine.processes.start_embedded``). Same actor, same middleware, same retry and deferral
+  behaviour, no extra service; messages live in memory, so queued runs are sent again when the server starts
   (``Executor.resubmit_queued``) and the reaper recovers the running ones.
 
 Middleware: ``AsyncIO`` runs the async actor on one event loop per process; ``Retries`` re-enqueues on
@@ -22,10 +22,11 @@ claimed) retries the message, ``INFRASTRUCTURE_RETRIES`` times with backoff. ``T
 ``Policy.time_limit`` plus a grace period per message, as a backstop: the executor enforces the limit itself and
 records ``time_limit_exceeded``.
 
-Worker processes also run the reaper (``Executor.reap_stale``) every few seconds: a run left ``running`` by a
+Worker processes (``engine.processes``, which binds the actors to the process's runtime) also run the reaper
+(``Executor.reap_stale``) every few seconds: a run left ``running`` by a
 worker that died (its heartbeat stopped) is retried or failed with ``worker_lost``. Every minute it also sweeps
 webhook deliveries left ``received`` (a hand-off that failed, a process that died) back onto the queue
-(``sweep_deliveries``).
+(``engine.processes.sweep_deliveries``).
 
 Environment knobs: ``TETHER_BROKER_NAMESPACE`` (Redis key prefix, default ``tether``), ``TETHER_QUEUE`` (default
 ``tether``), ``TETHER_REAP_INTERVAL_SECONDS`` (default 15), ``TETHER_DELIVERY_SWEEP_SECONDS`` (default 60) and
@@ -37,26 +38,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dramatiq
 from dramatiq import Retry
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
+from engine.deliveries import process_deliveries
 from engine.errors import ConfigurationError
+from engine.services import Services
 from engine.settings import Settings
-
-if TYPE_CHECKING:
-    from engine.runtime import Runtime
 
 log = logging.getLogger("tether.worker")
 
@@ -80,7 +78,7 @@ class _State:
     actor: dramatiq.Actor | None = None
     deliveries_actor: dramatiq.Actor | None = None
     url: str | None = None
-    runtime: Runtime | None = None
+    runtime: Services | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -167,18 +165,15 @@ def reset() -> None:
         _state.runtime = None
 
 
-def set_runtime(runtime: Runtime) -> None:
+def set_runtime(runtime: Services) -> None:
     """The runtime the actor executes runs with (the server's, for the embedded worker)."""
     _state.runtime = runtime
 
 
-def _runtime() -> Runtime:
+def _runtime() -> Services:
     if _state.runtime is None:
-        from engine.runtime import Runtime
-
-        with _state.lock:
-            if _state.runtime is None:
-                _state.runtime = Runtime.start()
+        # Bound by whoever starts this process's worker (``engine.processes.start_worker``).
+        raise ConfigurationError("no runtime is bound to this process's queue actors; start them with start_worker")
     return _state.runtime
 
 
@@ -298,143 +293,9 @@ class DeliverySender:
 
 
 async def _process_deliveries(row_ids: list[str]) -> None:
-    from engine.deliveries import process_deliveries
-
     loop = asyncio.get_running_loop()  # the AsyncIO middleware runs every actor of the process on one loop
     gate = _delivery_gates.get(loop)
     if gate is None:
         gate = _delivery_gates[loop] = asyncio.Semaphore(DELIVERY_CONCURRENCY)
     # One at a time within a message (no task per ID), at most DELIVERY_CONCURRENCY across the messages in flight.
     await process_deliveries(_runtime(), row_ids, concurrency=1, gate=gate)
-
-
-# -- worker processes and the embedded default -------------------------------------------------------------------
-
-
-class Reaper(threading.Thread):
-    """Every ``interval`` seconds, recover runs whose worker died; every ``TETHER_DELIVERY_SWEEP_SECONDS`` (default
-    60), queue webhook deliveries left ``received`` (``sweep_deliveries``)."""
-
-    def __init__(self, runtime: Runtime, interval: float) -> None:
-        super().__init__(name="tether-reaper", daemon=True)
-        self.runtime = runtime
-        self.interval = interval
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        sweep_every = _float_env("TETHER_DELIVERY_SWEEP_SECONDS", 60.0)
-        next_sweep = time.monotonic() + sweep_every
-        while not self.stopped.wait(self.interval):
-            try:
-                self.runtime.executor.reap_stale()
-            except Exception as exc:  # keep reaping; the next pass retries
-                log.warning("reaper pass failed: %s", type(exc).__name__)
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + sweep_every
-                try:
-                    sweep_deliveries(self.runtime)
-                except Exception as exc:  # the next sweep retries
-                    log.warning("delivery sweep failed: %s", type(exc).__name__)
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-
-def reap_interval() -> float:
-    return _float_env("TETHER_REAP_INTERVAL_SECONDS", 15.0)
-
-
-def _float_env(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
-
-
-def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
-    """Queue deliveries still ``received`` ``TETHER_DELIVERY_SWEEP_AFTER_SECONDS`` (default 60) after they were
-    recorded and not being processed (``engine.deliveries.pending_deliveries``): their hand-off failed or their
-    process died. One message for all of them; processing them twice is harmless (the claim is fenced)."""
-    from engine.deliveries import PROCESSING_LEASE, pending_deliveries
-
-    after = timedelta(seconds=_float_env("TETHER_DELIVERY_SWEEP_AFTER_SECONDS", 60.0))
-    row_ids = pending_deliveries(runtime.db, older_than=after, lease=PROCESSING_LEASE, limit=limit)
-    if row_ids:
-        log.info("delivery sweep: queueing %d deliveries left received", len(row_ids))
-        enqueue_deliveries(row_ids, settings=runtime.settings)
-    return len(row_ids)
-
-
-@dataclass
-class WorkerHandle:
-    worker: dramatiq.Worker
-    reaper: Reaper | None
-    extra: list[Any] = field(default_factory=list)
-
-    def stop(self, timeout_ms: int = 10_000) -> None:
-        for item in self.extra:
-            item.stop()
-        if self.reaper is not None:
-            self.reaper.stop()
-        self.worker.stop(timeout=timeout_ms)
-
-
-def start_worker(runtime: Runtime, *, threads: int = 8, reap: bool = True) -> WorkerHandle:
-    """Start a Dramatiq worker (threads of this process) executing runs with ``runtime``."""
-    set_runtime(runtime)
-    broker = get_broker(runtime.settings)
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
-    worker.start()
-    reaper = Reaper(runtime, reap_interval()) if reap else None
-    if reaper is not None:
-        reaper.start()
-    return WorkerHandle(worker, reaper)
-
-
-def start_embedded(runtime: Runtime, *, threads: int = 4, schedule_interval: float = 5.0) -> WorkerHandle:
-    """The embedded default (``TETHER_BROKER_URL`` empty): an in-process worker, reaper and scheduler."""
-    from engine.scheduler import SchedulerThread
-
-    handle = start_worker(runtime, threads=threads)
-    runtime.executor.resubmit_queued()  # their messages were in the memory of the process that stopped
-    scheduler = SchedulerThread(runtime, interval=schedule_interval)
-    scheduler.start()
-    handle.extra.append(scheduler)
-    return handle
-
-
-def run_worker(*, threads: int = 64, processes: int = 1) -> None:
-    """``tether worker``: run worker processes until SIGINT/SIGTERM."""
-    if processes > 1:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        children = [context.Process(target=run_worker, kwargs={"threads": threads}) for _ in range(processes)]
-        for child in children:
-            child.start()
-
-        def forward(signum: int, _frame: Any) -> None:
-            for child in children:
-                if child.pid is not None:
-                    os.kill(child.pid, signum)
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        for child in children:
-            child.join()
-        return
-    from engine.process import configure_worker_logging, tune_gc
-    from engine.runtime import Runtime
-
-    configure_worker_logging()  # again in a spawned child, which inherits no logging set-up
-    runtime = Runtime.start()
-    if not runtime.settings.broker_url:
-        raise ConfigurationError("tether worker needs TETHER_BROKER_URL (the embedded default runs in `tether serve`)")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    handle = start_worker(runtime, threads=threads)
-    tune_gc()
-    log.info("tether worker started (%d threads, queue %s)", threads, queue_name())
-    print(f"tether worker ready pid={os.getpid()}", flush=True)
-    stop.wait()
-    handle.stop()
-    runtime.close()

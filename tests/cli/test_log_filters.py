@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from engine.api.app import TetherApp
 from engine.api.errors import install_error_handlers
 from engine.database import Database
-from engine.process import RedactQuery, TypeOnly, redact_query
+from engine.processes import RedactQuery, TypeOnly, redact_query
 
 SECRET = "hunter2-SECRET-0b9"
 
@@ -113,7 +113,7 @@ def test_worker_logging_drops_tracebacks(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import logging
-        from engine.process import configure_worker_logging
+        from engine.processes import configure_worker_logging
         configure_worker_logging()
         try:
             raise KeyError("{SECRET}")

@@ -149,7 +149,7 @@ FAILING_SERVER = textwrap.dedent(
     import uvicorn
     from sqlalchemy import text
     from engine.api import create_app
-    from engine.process import uvicorn_log_config
+    from engine.processes import uvicorn_log_config
     from engine.runtime import Runtime
     from engine.settings import Settings
 

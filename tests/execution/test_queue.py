@@ -175,6 +175,7 @@ async def test_a_message_whose_claim_hit_a_database_error_is_retried(ops) -> Non
     the message is retried with backoff instead of being dropped with the run left queued."""
     from sqlalchemy.exc import OperationalError
 
+    from engine import processes
     from engine import worker as worker_module
 
     integration = ops.connect()
@@ -189,7 +190,7 @@ async def test_a_message_whose_claim_hit_a_database_error_is_retried(ops) -> Non
         return real_claim(ids)
 
     executor._claims.handle = flaky_claim
-    handle = worker_module.start_worker(ops.runtime, threads=2, reap=False)  # in this process, so the patch holds
+    handle = processes.start_worker(ops.runtime, threads=2, reap=False)  # in this process, so the patch holds
     try:
         run_id = await executor.dispatch(integration, "Echo", trigger="api", config={"value": "again"})
         run = await ops.wait(run_id)

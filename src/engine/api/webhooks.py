@@ -10,7 +10,7 @@ set, one Dramatiq message per committed batch carrying only row IDs, sent from a
 acknowledgement never waits on the broker (``engine.worker.DeliverySender``; ``tether worker`` processes them);
 without a broker, an in-process background task per delivery. ``app.state.webhook_handoff`` overrides both (called
 per delivery). A hand-off that fails never loses a delivery: it stays ``received``, and the sweep queues it again
-(``engine.worker.sweep_deliveries`` in every worker's reaper; ``engine.deliveries.redeliver_pending`` in-process).
+(``engine.processes.sweep_deliveries`` in every worker's reaper; ``engine.deliveries.redeliver_pending`` in-process).
 
 Static webhooks (one URL per app, such as a GitHub App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}``
 and are routed by the webhook's ``route()``.

@@ -1,0 +1,29 @@
+"""What the services below the surfaces are given: the engine context and the two services they hand work to.
+
+Webhook processing dispatches operations to the executor and ends a connection through custody; setup asks custody
+for tokens; the scheduler and the queue actors drive the executor. Each receives a ``Services``, which the
+composition root (``engine.runtime.Runtime``) implements by building custody and the executor once, so none of them
+imports the runtime and the import graph has no cycle through it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from engine.context import EngineContext
+from engine.custody import Custody
+from engine.execution import Executor
+
+
+class Services(EngineContext, ABC):
+    """The engine context, with custody and the executor built on it."""
+
+    @property
+    @abstractmethod
+    def custody(self) -> Custody:
+        """Tokens, refresh and disconnect (``engine.custody``)."""
+
+    @property
+    @abstractmethod
+    def executor(self) -> Executor:
+        """The one execution path of operations (``engine.execution``)."""
