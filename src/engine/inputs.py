@@ -38,6 +38,11 @@ def storable(text: str) -> bool:
     return True
 
 
+def fits(text: str, max_length: int) -> bool:
+    """Whether ``text`` is ``storable`` and at most ``max_length`` characters (a ``VARCHAR(max_length)`` column)."""
+    return len(text) <= max_length and storable(text)
+
+
 def unstorable_string(value: Any) -> bool:
     """Whether any string in a decoded JSON value (keys included) is not ``storable``.
 

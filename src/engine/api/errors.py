@@ -18,6 +18,9 @@ from engine.errors import TetherError
 
 log = logging.getLogger("tether.api")
 
+SCIM_PREFIX = "/v1/scim/"
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+_UNPARSABLE_BODY = "There was an error parsing the body"
 _STATUS_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -55,9 +58,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            # FastAPI's answer when decoding a JSON body raised something other than a JSON syntax error: nesting
+            # past the recursion limit, bytes that are neither UTF-8 nor UTF-16/32. Still a body that is not JSON.
+            return error_response(400, "invalid_json", "the request body is not valid JSON")
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if request.scope.get("path", "").startswith(SCIM_PREFIX):
+            # No SCIM route matched (an unknown resource path, a method it does not serve): an identity provider
+            # still reads a SCIM Error body, as from every SCIM route.
+            document = {"schemas": [SCIM_ERROR], "status": str(exc.status_code), "detail": message}
+            return JSONResponse(document, status_code=exc.status_code, media_type="application/scim+json")
         return error_response(exc.status_code, code, message)
 
     @app.exception_handler(RequestValidationError)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from engine.api.bodies import RequestBody
+from engine.api.fields import DefinitionId, IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
 from engine.lifecycle import IntegrationNotConnected, InvalidTransition
 from engine.runtime import Runtime
@@ -60,14 +61,14 @@ class IntegrationView(BaseModel):
 
 
 class CreateIntegration(RequestBody):
-    definition_id: str
-    owner_id: str = Field(default="", description="Required for server principals: whose integration this is.")
-    name: str = ""
+    definition_id: DefinitionId
+    owner_id: OwnerId = Field(default="", description="Required for server principals: whose integration this is.")
+    name: IntegrationName = ""
     user_input: dict[str, Any] | None = None
 
 
 class UpdateIntegration(RequestBody):
-    name: str | None = None
+    name: IntegrationName | None = None
     user_input: dict[str, Any] | None = None
     filter_expr: str | None = Field(
         default=None, description="Tenant-level CEL filter applied before ingest; server principals only."

@@ -39,7 +39,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         if declared_too_large(headers.get(b"content-length"), self.max_bytes):
-            await _too_large(send)
+            await _too_large(send, scope["path"])
             return
         path: str = scope["path"]
         if not storable(path) or not _query_storable(scope.get("query_string", b"")):
@@ -48,7 +48,7 @@ class BodyLimit:
         try:
             body = await _read(receive, self.max_bytes)
         except BodyTooLarge:
-            await _too_large(send)
+            await _too_large(send, path)
             return
         if body is None:  # the client went away before the body was complete: nobody to answer
             return
@@ -118,16 +118,28 @@ def _body_storable(body: bytes, content_type: bytes) -> bool:
     if b"application/x-www-form-urlencoded" in content_type.lower():
         text = body.decode("utf-8", "replace")
         return all(storable(k) and storable(v) for k, v in parse_qsl(text, keep_blank_values=True))
-    # JSON can only carry NUL or a surrogate as a ``\u`` escape (raw control characters are invalid JSON), so a
-    # body without one is decoded once, by its route. Any body that is JSON is checked, whatever its content
-    # type says: SCIM parses ``application/scim+json`` and some routes parse whatever they get.
-    if b"\\u" not in body:
+    # JSON can only carry NUL or a surrogate as a ``\u`` escape (raw control characters are invalid JSON) or, as
+    # ``json.loads`` decodes bytes with ``surrogatepass`` (and guesses UTF-16/32), as bytes that are not strict
+    # UTF-8 (``\xed\xa0\x80`` is a lone surrogate). A strict UTF-8 body without an escape is decoded once, by its
+    # route. Any body that is JSON is checked, whatever its content type says: SCIM parses
+    # ``application/scim+json`` and some routes parse whatever they get.
+    if b"\\u" not in body and _strict_utf8(body):
         return True
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):
         return True  # not JSON: the route answers ``invalid_json`` (or its own format's error)
     return not unstorable_string(value)
+
+
+def _strict_utf8(body: bytes) -> bool:
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _unstorable(send: Send, path: str, message: str) -> None:
@@ -138,7 +150,11 @@ async def _unstorable(send: Send, path: str, message: str) -> None:
     await _answer(send, 422, {"error": {"code": "invalid_input", "message": message}})
 
 
-async def _too_large(send: Send) -> None:
+async def _too_large(send: Send, path: str) -> None:
+    if path.startswith(_SCIM):
+        document = {"schemas": [_SCIM_ERROR], "status": "413", "detail": "request body over 1 MB"}
+        await _answer(send, 413, document, b"application/scim+json")
+        return
     await _answer(send, 413, {"error": {"code": "body_too_large", "message": "request body over 1 MB"}})
 
 

@@ -27,8 +27,10 @@ from typing import Literal
 from fastapi import Request
 from sqlmodel import select
 
+from engine.api.fields import OWNER_ID_MAX, TENANT_ID_MAX
 from engine.database import Database
 from engine.errors import TetherError
+from engine.inputs import fits, storable
 from engine.tables import ApiKey, Integration
 
 HEADER = "X-Tether-Principal"
@@ -159,6 +161,10 @@ def current_principal(request: Request) -> Principal:
 def _principal(tenant: str, role: str, owner: str, session: str) -> Principal:
     if not tenant or role not in ("server", "user") or (role == "user" and not owner):
         raise Unauthenticated("a principal needs a tenant, a role, and an owner for user principals")
+    # A host app may sign whatever its user typed: a tenant or owner the store cannot hold (NUL, a lone surrogate,
+    # longer than its column) would reach the database as a 500 on the first query.
+    if not (fits(tenant, TENANT_ID_MAX) and fits(owner, OWNER_ID_MAX) and storable(session)):
+        raise Unauthenticated("the principal's tenant, owner or session is not storable text of a sane length")
     return Principal(tenant_id=tenant, role=role, owner_id=owner if role == "user" else "", session_id=session)  # type: ignore[arg-type]
 
 

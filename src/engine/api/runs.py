@@ -25,6 +25,7 @@ from engine.api.bodies import RequestBody
 from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
 from engine.execution import RunView
+from engine.inputs import storable
 from engine.operations import OperationNotAllowed
 from engine.runtime import Runtime
 from engine.tables import Integration, Run, RunStatus
@@ -55,7 +56,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         queued_at = datetime.fromisoformat(stamp)
     except (ValueError, UnicodeDecodeError):
         raise InvalidCursor("cursor is not one this API returned") from None
-    if queued_at.tzinfo is None:
+    if queued_at.tzinfo is None or not storable(run_id):  # base64 carries any bytes: NUL would reach the query
         raise InvalidCursor("cursor is not one this API returned")
     return queued_at, run_id
 

@@ -41,6 +41,7 @@ from definitions.scim.protocol import (
 )
 from definitions.scim.store import Store, now_text, version_of
 from engine.api.bodies import RequestBody
+from engine.api.fields import IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
 from engine.inputs import ascii_int
@@ -237,11 +238,8 @@ def _list(store: Store, kind: str, params: dict[str, Any], base: str) -> dict[st
     count = min(max(_int(params.get("count"), "count", DEFAULT_COUNT), 0), discovery.MAX_RESULTS)
     matched = [r for r in _all(store, kind) if predicate is None or predicate(r)]
     page = matched[start - 1 : start - 1 + count]
-    attributes, excluded = params.get("attributes"), params.get("excludedAttributes")
-    if isinstance(attributes, list):
-        attributes = ",".join(attributes)
-    if isinstance(excluded, list):
-        excluded = ",".join(excluded)
+    attributes = _attribute_names(params.get("attributes"), "attributes")
+    excluded = _attribute_names(params.get("excludedAttributes"), "excludedAttributes")
     return {
         "schemas": [LIST_SCHEMA],
         "totalResults": len(matched),
@@ -249,6 +247,16 @@ def _list(store: Store, kind: str, params: dict[str, Any], base: str) -> dict[st
         "itemsPerPage": len(page),
         "Resources": [_out(r, kind, base, attributes, excluded) for r in page],
     }
+
+
+def _attribute_names(value: Any, name: str) -> str | None:
+    """``attributes``/``excludedAttributes``: a comma-separated string (query) or a list of strings (``.search``
+    body); a JSON number, object or a list holding one is refused, not joined."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    raise bad_request(f"{name} must be a string or a list of strings")
 
 
 def _check_kind(kind: str) -> None:
@@ -424,8 +432,8 @@ connections_router = APIRouter(prefix="/v1/scim-connections", tags=["integration
 
 
 class ScimConnectRequest(RequestBody):
-    owner_id: str = ""
-    name: str = ""
+    owner_id: OwnerId = ""
+    name: IntegrationName = ""
 
 
 class ScimConnectionView(BaseModel):

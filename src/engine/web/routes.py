@@ -17,9 +17,11 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlmodel import select
 
+from engine.api.fields import OWNER_ID_MAX, TENANT_ID_MAX
 from engine.api.principal import Principal, Unauthenticated, current_principal, sign_principal
 from engine.connections import OAuth2
-from engine.errors import TetherError
+from engine.errors import TetherError, ValidationFailed
+from engine.inputs import fits
 from engine.setup import Setup
 from engine.tables import Credential
 from engine.web.session import SESSION_COOKIE, SESSION_TTL_SECONDS, dev_login_enabled, session_key
@@ -128,6 +130,8 @@ async def dev_login(request: Request) -> Response:
         raise Unauthenticated("the development login only accepts forms from this server's own pages")
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
     tenant, owner = form.get("tenant", "").strip() or "dev", form.get("owner", "").strip() or "developer"
+    if not (fits(tenant, TENANT_ID_MAX) and fits(owner, OWNER_ID_MAX)):  # else every request after is refused
+        raise ValidationFailed(f"tenant and owner are at most {TENANT_ID_MAX} and {OWNER_ID_MAX} characters")
     value = sign_principal(
         session_key(request.app.state.runtime),
         tenant=tenant,
