@@ -4,7 +4,7 @@ The load generator sees one latency per request; this splits it up inside the se
 
 - ``request``: from the ASGI call to the answer's last byte, for deliveries (what the server itself adds; the rest
   of wrk's figure is the event loop's queue before the call and the network);
-- ``batch``: each group commit (``engine.batching.Coalescer``), from start to commit, and its size;
+- ``batch``: each group commit (``engine.store.batching.Coalescer``), from start to commit, and its size;
 - ``lag``: how late a 1 ms sleep on the server's loop wakes up (the loop's own queue);
 - ``gc``: each garbage collection's pause.
 
@@ -20,7 +20,7 @@ import json
 import time
 from typing import Any
 
-from engine import batching
+from engine.store import batching
 
 _events: dict[str, list[tuple[float, float]]] = {"request": [], "batch": [], "lag": [], "gc": []}
 _batch_sizes: list[int] = []

@@ -28,11 +28,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine import Connection, Definition, OAuth2, OAuth2Token, OperatorConfig, Revoke
-from engine.crypto import generate_master_key
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import Integration, IntegrationStatus
+from engine.store.tables import Integration, IntegrationStatus
 
 CALLERS = 50
 CACHED_CALLS = 20_000

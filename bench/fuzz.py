@@ -36,7 +36,7 @@ for _path in (ROOT / "src", ROOT / "tests", ROOT):
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from engine.database import normalize_url  # noqa: E402
+from engine.store.database import normalize_url  # noqa: E402
 from support.hostile import Request, Response, RouteSpec, documented_codes, probe, problem, world  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -29,8 +29,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from engine import Definition, Emits, Mapping, Operation, OperationContext, Payload
-from engine.database import Database, normalize_url
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.store.database import Database, normalize_url
 from ingest.catalog import catalog
 from ingest.persistence.stock import PersistBatch, Record, stock_upsert
 from ingest.pipeline import IngestContext, IngestPipeline, python_mapping

@@ -123,11 +123,11 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
 def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, list[float]]:
     from sqlmodel import func, select
 
-    from engine import worker as worker_module
-    from engine.crypto import generate_master_key
+    from engine.custody.crypto import generate_master_key
+    from engine.queue import worker as worker_module
     from engine.runtime import Runtime
     from engine.settings import Settings
-    from engine.tables import Integration, IntegrationStatus, Run, RunStatus
+    from engine.store.tables import Integration, IntegrationStatus, Run, RunStatus
 
     env = {
         "TETHER_DATABASE_URL": database_url,
@@ -223,7 +223,7 @@ def one_round() -> tuple[float, float, list[float]]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from engine.database import normalize_url
+    from engine.store.database import normalize_url
 
     namespace = f"bench_{uuid.uuid4().hex[:10]}"
     schema = f"bench_queue_{uuid.uuid4().hex[:10]}"

@@ -85,7 +85,7 @@ def build_app(database_url: str) -> FastAPI:
     """The engine's own app (``create_app``: every router and middleware ``tether serve`` has) plus the no-op
     route, placed first so that routing costs it as little as possible: the highest ceiling."""
     from engine.api import create_app
-    from engine.registry import Registry
+    from engine.catalog.registry import Registry
     from engine.runtime import Runtime
     from engine.settings import Settings
 
@@ -272,8 +272,8 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
     from sqlalchemy import func
     from sqlmodel import select
 
-    from engine.database import Database
-    from engine.tables import DeliveryStatus, WebhookDelivery
+    from engine.store.database import Database
+    from engine.store.tables import DeliveryStatus, WebhookDelivery
 
     db = Database(url)
     worker = subprocess.Popen(
@@ -354,14 +354,14 @@ def main() -> None:
     from sqlalchemy.engine import make_url
     from sqlmodel import select
 
-    from engine.crypto import generate_master_key
-    from engine.database import Database, normalize_url
-    from engine.endpoints import ensure_endpoints
-    from engine.registry import Registry
+    from engine.catalog.registry import Registry
+    from engine.custody.crypto import generate_master_key
     from engine.runtime import Runtime
     from engine.settings import Settings
-    from engine.tables import Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
-    from engine.targets import endpoint_secret
+    from engine.store.database import Database, normalize_url
+    from engine.store.tables import Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
+    from engine.webhooks.endpoints import ensure_endpoints
+    from engine.webhooks.targets import endpoint_secret
 
     os.environ["TETHER_SECRET_MASTER_KEY"] = generate_master_key()
     tmp = tempfile.mkdtemp(prefix="bench-webhooks-")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.crypto import (
+from engine.custody.crypto import (
     DecryptFailed,
     KeyRing,
     Sealed,

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from engine import oauth
-from engine.egress import (
+from engine.custody import oauth
+from engine.errors import EgressRefused, ProviderError
+from engine.kit.egress import (
     DEFAULT_MAX_REDIRECTS,
     LOOPBACK_ENV,
     DeadlineExceeded,
@@ -43,7 +44,6 @@ from engine.egress import (
     read_json,
     read_json_sync,
 )
-from engine.errors import EgressRefused, ProviderError
 from support.trickle import TRICKLE_BYTES, SlowAnswer, TrickleServer, http_head, trickle_server
 
 # ----------------------------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import env_name, load_operator_config, missing_operator_variables
+from engine.authoring.config import env_name, load_operator_config, missing_operator_variables
+from engine.catalog.registry import Registry
 from engine.errors import ConfigurationError
-from engine.registry import Registry
 from engine.runtime import Runtime
 from engine.settings import Settings
 from support import sample_definition as s

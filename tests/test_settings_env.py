@@ -1,8 +1,8 @@
 """Every engine knob is a ``Settings`` field: no other engine module reads a ``TETHER_*`` variable itself.
 
-Operator config is the exception by design (``engine.config`` reads ``TETHER_{DEFINITION}_{FIELD}`` names that the
-definitions' own models declare, and ``engine.describe`` reports which are missing); the CLI only writes
-``--host``/``--port`` into the environment so every ``Settings()`` of the process agrees.
+Operator config is the exception by design (``engine.authoring.config`` reads ``TETHER_{DEFINITION}_{FIELD}`` names
+that the definitions' own models declare, and ``engine.catalog.describe`` reports which are missing); the CLI only
+writes ``--host``/``--port`` into the environment so every ``Settings()`` of the process agrees.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ ENGINE = Path(__file__).resolve().parents[1] / "src" / "engine"
 #: Modules that may touch ``os.environ``, and why.
 ALLOWED = {
     "settings.py": "the one reader of engine knobs",
-    "config.py": "operator config, named by each definition's model",
-    "describe.py": "which operator variables are missing",
+    "authoring/config.py": "operator config, named by each definition's model",
+    "catalog/describe.py": "which operator variables are missing",
     "cli.py": "writes --host/--port for the process's later Settings()",
 }
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from engine import ProviderError
-from engine.egress import parse_json_bounded
+from engine.kit.egress import parse_json_bounded
 
 #: The ``reason`` codes of a 403 that is a rate or quota limit, not a permission problem.
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})

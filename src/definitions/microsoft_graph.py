@@ -14,7 +14,7 @@ from functools import partial
 
 import httpx
 
-from engine import providerkit
+from engine.kit import providerkit
 
 GRAPH_URL = "https://graph.microsoft.com"
 #: Graph throttling answers carry ``Retry-After``; when one does not, wait this long (Graph's own guidance).

@@ -5,9 +5,9 @@ A definition module imports what it needs from here and nothing deeper::
     from engine import Connection, CredentialSlot, Definition, Operation, Policy, ...
 """
 
-from engine.clients import Client, ClientContext
-from engine.config import OperatorConfig, UserInput
-from engine.connections import (
+from engine.authoring.clients import Client, ClientContext
+from engine.authoring.config import OperatorConfig, UserInput
+from engine.authoring.connections import (
     AppInstall,
     Auth,
     ClientCredentials,
@@ -18,12 +18,13 @@ from engine.connections import (
     OAuth2,
     Revoke,
 )
-from engine.definition import Definition
-from engine.errors import DefinitionError, ProviderError, TetherError
-from engine.mappings import Mapping
-from engine.operations import Emits, NoConfig, Operation, OperationContext, Payload, Policy
-from engine.slots import CredentialSlot, OAuth2Token
-from engine.verification import (
+from engine.authoring.definition import Definition
+from engine.authoring.mappings import Mapping
+from engine.authoring.operations import Emits, NoConfig, Operation, OperationContext, Payload, Policy
+from engine.authoring.slots import CredentialSlot, OAuth2Token
+from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
+from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
+from engine.webhooks.verification import (
     BearerToken,
     EndpointSecret,
     HmacSha256,
@@ -36,7 +37,6 @@ from engine.verification import (
     StripeSignature,
     Verifier,
 )
-from engine.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
 
 __all__ = [
     "AppInstall",
@@ -46,6 +46,7 @@ __all__ = [
     "Client",
     "ClientContext",
     "ClientCredentials",
+    "ConfigurationError",
     "Connection",
     "ConnectionContext",
     "CredentialSlot",

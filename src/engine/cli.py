@@ -104,7 +104,7 @@ def serve_settings(host: str | None, port: int | None) -> Settings:
 @definitions_app.command("list")
 def definitions_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """IDs, connections, operations, webhooks and the schemas each emits."""
-    from engine.describe import summarize
+    from engine.catalog.describe import summarize
 
     runtime = _runtime()
     views = [summarize(d, enabled=runtime.enabled(d.id)) for d in runtime.registry.definitions()]
@@ -124,7 +124,7 @@ def definitions_list(as_json: bool = typer.Option(False, "--json", help="Print J
 @definitions_app.command("show")
 def definitions_show(definition_id: str) -> None:
     """Everything the catalog knows about one definition, as JSON."""
-    from engine.describe import detail
+    from engine.catalog.describe import detail
 
     runtime = _runtime()
     if definition_id not in runtime.registry:
@@ -141,7 +141,7 @@ def definitions_show(definition_id: str) -> None:
 @definitions_app.command("check")
 def definitions_check() -> None:
     """Register every definition; exit non-zero with the broken rule if one is inconsistent."""
-    from engine.catalog import load_registry
+    from engine.catalog.loading import load_registry
 
     try:
         registry = load_registry(Settings())
@@ -155,7 +155,7 @@ def definitions_check() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations (default: to the latest)."""
-    from engine.database import Database
+    from engine.store.database import Database
 
     settings = Settings()
     db = Database(settings.database_url)
@@ -171,8 +171,8 @@ def keys_rotate() -> None:
     With TETHER_SECRET_MASTER_KEY, put the new key first yourself on every process, then run this. Retired keys
     stay until `tether keys prune`: a process started before the rotation may still seal with the old key.
     """
-    from engine.crypto import KeyRing, generate_master_key
-    from engine.masterkey import load_keyring
+    from engine.custody.crypto import KeyRing, generate_master_key
+    from engine.custody.masterkey import load_keyring
 
     settings = Settings()
     source = load_keyring(settings)
@@ -191,7 +191,7 @@ def keys_rotate() -> None:
 @keys_app.command("prune")
 def keys_prune() -> None:
     """Re-wrap stragglers, then drop retired keys that no stored secret uses (key file only)."""
-    from engine.masterkey import load_keyring
+    from engine.custody.masterkey import load_keyring
 
     settings = Settings()
     source = load_keyring(settings)
@@ -221,7 +221,7 @@ def api_keys_create(
 ) -> None:
     """Create an API key; it is printed once and stored only as a digest."""
     from engine.api.principal import Unauthenticated, create_api_key
-    from engine.database import Database
+    from engine.store.database import Database
 
     if role not in ("server", "user"):
         _fail("error: --role must be server or user")
@@ -235,8 +235,8 @@ def api_keys_create(
 
 
 def _keystore(settings: Settings, keyring):  # type: ignore[no-untyped-def]
-    from engine.database import Database
-    from engine.keystore import Keystore
+    from engine.custody.keystore import Keystore
+    from engine.store.database import Database
 
     return Keystore(Database(settings.database_url), keyring)
 
@@ -244,7 +244,7 @@ def _keystore(settings: Settings, keyring):  # type: ignore[no-untyped-def]
 @keys_app.command("new")
 def keys_new() -> None:
     """Print a new master key (for TETHER_SECRET_MASTER_KEY)."""
-    from engine.crypto import generate_master_key
+    from engine.custody.crypto import generate_master_key
 
     typer.echo(generate_master_key())
 

@@ -12,21 +12,21 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Self
 
-from engine.catalog import load_registry
-from engine.clientcache import ClientCache
-from engine.clients import ClientContext
-from engine.config import OperatorConfig, UserInput, load_operator_config, missing_operator_variables
-from engine.connections import Connection
-from engine.database import Database
-from engine.definition import Definition
-from engine.describe import unoffered_connections
+from engine.authoring.clients import ClientContext
+from engine.authoring.config import OperatorConfig, UserInput, load_operator_config, missing_operator_variables
+from engine.authoring.connections import Connection
+from engine.authoring.definition import Definition
+from engine.catalog.describe import unoffered_connections
+from engine.catalog.loading import load_registry
+from engine.catalog.registry import Registry
+from engine.custody.clientcache import ClientCache
+from engine.custody.keymaker import Keymaker
+from engine.custody.keystore import Keystore, StoredCredential
+from engine.custody.masterkey import KeySource, load_keyring
 from engine.errors import ConfigurationError, NotFoundError, ProviderNotEnabled
-from engine.keymaker import Keymaker
-from engine.keystore import Keystore, StoredCredential
-from engine.masterkey import KeySource, load_keyring
-from engine.registry import Registry
 from engine.settings import Settings, get_settings
-from engine.tables import Integration
+from engine.store.database import Database
+from engine.store.tables import Integration
 
 
 @dataclass

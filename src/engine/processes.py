@@ -2,7 +2,7 @@
 what they share: garbage collection and logging (no credential in an access log line, exceptions by type only).
 
 With the CLI and the API these are the surfaces that hold a runtime (``engine.runtime``); the queue actors
-(``engine.worker``) are bound to it here, when a process starts its worker.
+(``engine.queue.worker``) are bound to it here, when a process starts its worker.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
-import dramatiq
-
-from engine.deliveries import PROCESSING_LEASE, pending_deliveries
 from engine.errors import ConfigurationError
+from engine.queue.worker import Consumer, enqueue_deliveries, queue_name, start_consumer
+from engine.runs.scheduler import Scheduler, SchedulerThread
 from engine.runtime import Runtime
-from engine.scheduler import Scheduler, SchedulerThread
-from engine.worker import enqueue_deliveries, get_broker, queue_name, set_runtime
+from engine.webhooks.deliveries import PROCESSING_LEASE, pending_deliveries
 
 log = logging.getLogger("tether.worker")
 
@@ -158,7 +156,7 @@ class Reaper(threading.Thread):
 
 def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
     """Queue deliveries still ``received`` ``TETHER_DELIVERY_SWEEP_AFTER_SECONDS`` (default 60) after they were
-    recorded and not being processed (``engine.deliveries.pending_deliveries``): their hand-off failed or their
+    recorded and not being processed (``engine.webhooks.deliveries.pending_deliveries``): their hand-off failed or their
     process died. One message for all of them; processing them twice is harmless (the claim is fenced)."""
     after = timedelta(seconds=runtime.settings.delivery_sweep_after_seconds)
     row_ids = pending_deliveries(runtime.db, older_than=after, lease=PROCESSING_LEASE, limit=limit)
@@ -170,7 +168,7 @@ def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
 
 @dataclass
 class WorkerHandle:
-    worker: dramatiq.Worker
+    worker: Consumer
     reaper: Reaper | None
     extra: list[Any] = field(default_factory=list)
 
@@ -184,10 +182,7 @@ class WorkerHandle:
 
 def start_worker(runtime: Runtime, *, threads: int = 8, reap: bool = True) -> WorkerHandle:
     """Start a Dramatiq worker (threads of this process) executing runs with ``runtime``."""
-    set_runtime(runtime)
-    broker = get_broker(runtime.settings)
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
-    worker.start()
+    worker = start_consumer(runtime, threads=threads)
     reaper = Reaper(runtime, runtime.settings.reap_interval_seconds) if reap else None
     if reaper is not None:
         reaper.start()

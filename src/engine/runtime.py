@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from engine import worker
-from engine.custody import Custody
-from engine.execution import Executor
+from engine.custody.tokens import Custody
+from engine.queue import worker
+from engine.runs.execution import Executor
 from engine.services import Services
 
 
@@ -25,7 +25,7 @@ class Runtime(Services):
 
     @cached_property
     def executor(self) -> Executor:
-        """The one execution path of operations (``engine.execution``)."""
+        """The one execution path of operations (``engine.runs.execution``)."""
         return Executor(self, self.custody, enqueue=self._enqueue)
 
     def _enqueue(self, run_id: str, delay: float | None, time_limit: float | None) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from engine.context import EngineContext
-from engine.custody import Custody
-from engine.execution import Executor
+from engine.custody.tokens import Custody
+from engine.runs.execution import Executor
 
 
 class Services(EngineContext, ABC):
@@ -21,9 +21,9 @@ class Services(EngineContext, ABC):
     @property
     @abstractmethod
     def custody(self) -> Custody:
-        """Tokens, refresh and disconnect (``engine.custody``)."""
+        """Tokens, refresh and disconnect (``engine.custody.tokens``)."""
 
     @property
     @abstractmethod
     def executor(self) -> Executor:
-        """The one execution path of operations (``engine.execution``)."""
+        """The one execution path of operations (``engine.runs.execution``)."""

@@ -1,8 +1,8 @@
 """Engine settings, read from ``TETHER_*`` environment variables: every engine knob is a field here, and no other
 engine module reads the environment for one.
 
-Operator config of each definition is read separately (see ``engine.config``: ``TETHER_{DEFINITION}_{FIELD}`` and
-``TETHER_SECRET_{DEFINITION}_{FIELD}``, named by the definitions' own models); this holds the engine's own knobs.
+Operator config of each definition is read separately (see ``engine.authoring.config``: ``TETHER_{DEFINITION}_{FIELD}``
+and ``TETHER_SECRET_{DEFINITION}_{FIELD}``, named by the definitions' own models); this holds the engine's own knobs.
 """
 
 from __future__ import annotations

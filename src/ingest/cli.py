@@ -21,9 +21,9 @@ def dry_run(
     integration_filter: str = typer.Option("", "--integration-filter", help="An integration-level CEL filter."),
 ) -> None:
     """Print, per record: filtered out, the mapped typed object, or the reject reason. Writes nothing."""
-    from engine.catalog import load_registry
+    from engine.authoring.operations import Payload
+    from engine.catalog.loading import load_registry
     from engine.errors import ConfigurationError, DefinitionError
-    from engine.operations import Payload
     from engine.settings import Settings
     from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter, declared_emits
 

@@ -31,13 +31,13 @@ import celpy
 from pydantic import ValidationError
 from sqlalchemy import Connection, insert, update
 
+from engine.authoring.definition import Definition
+from engine.authoring.mappings import Mapping as MappingSpec
+from engine.authoring.operations import Emits, Payload
+from engine.catalog.registry import CompiledMapping, Registry
 from engine.cel import Expression, compile_expression
-from engine.definition import Definition
 from engine.errors import CelError, TetherError
-from engine.mappings import Mapping as MappingSpec
-from engine.operations import Emits, Payload
-from engine.registry import CompiledMapping, Registry
-from engine.tables import IngestReject, Run, new_id, utcnow
+from engine.store.tables import IngestReject, Run, new_id, utcnow
 from ingest.catalog import ModelSpec, catalog
 from ingest.fields import IngestInput
 from ingest.persistence.stock import PersistBatch, PersistRejection, Record
@@ -193,7 +193,7 @@ class IngestPipeline:
         types: Mapping[str, type[IngestInput]] | None = None,
         models: Mapping[str, ModelSpec] | None = None,
     ) -> None:
-        """``db`` is an ``engine.database.Database`` (only ``process`` needs it). ``mappings`` overrides the
+        """``db`` is an ``engine.store.database.Database`` (only ``process`` needs it). ``mappings`` overrides the
         registry's mapping for ``(definition_id, schema, variant)``; ``routes``, ``types`` and ``models`` default to
         the generated routing, the generated ingest types and the ingest catalog."""
         if routes is None or types is None:

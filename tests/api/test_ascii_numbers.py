@@ -6,10 +6,11 @@ import httpx
 import pytest
 
 from definitions.scim.protocol import ScimError
-from engine import egress, oauth
 from engine.api.limits import declared_too_large
 from engine.api.scim import _int as scim_int
-from engine.inputs import ascii_digits, ascii_int, storable, unstorable_string
+from engine.custody import oauth
+from engine.kit import egress
+from engine.kit.inputs import ascii_digits, ascii_int, storable, unstorable_string
 
 UNICODE_DIGITS = ["²", "①", "٣", "\uff11\uff12", "1²", "⁵"]
 #: The ones a header can carry: HTTP header bytes are decoded as Latin-1.

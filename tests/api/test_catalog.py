@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from engine.api import create_app
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from engine.runtime import Runtime
 from engine.settings import Settings
 from support import sample_definition as s

@@ -17,11 +17,11 @@ import pytest
 
 from engine.api import create_app
 from engine.api.principal import create_api_key, sign_principal
-from engine.crypto import generate_master_key
-from engine.database import Database
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.database import Database
 from support import sample_definition as s
 from support.server import free_port, serve
 

@@ -22,15 +22,15 @@ from sqlmodel import func, select
 
 from engine.api import create_app
 from engine.api.principal import create_api_key, sign_principal
-from engine.crypto import generate_master_key
-from engine.database import Database
-from engine.execution import ensure_state
-from engine.lifecycle import IntegrationNotConnected
-from engine.operations import Policy
+from engine.authoring.operations import Policy
+from engine.custody.crypto import generate_master_key
+from engine.integrations.lifecycle import IntegrationNotConnected
+from engine.runs.execution import ensure_state
+from engine.runs.scheduler import Scheduler
 from engine.runtime import Runtime
-from engine.scheduler import Scheduler
 from engine.settings import Settings
-from engine.tables import Integration, IntegrationStatus, OperationState, Run, utcnow
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, utcnow
 from support import sample_definition as sample
 
 PRINCIPAL_SECRET = "principal-signing-secret-for-tier-tests"

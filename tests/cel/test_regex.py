@@ -16,14 +16,14 @@ import pytest
 from engine import celfast
 from engine.api import create_app
 from engine.api.principal import create_api_key
+from engine.catalog.registry import Registry
 from engine.cel import compile_expression
 from engine.celfast import regex
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
 from engine.errors import CelError, DefinitionError
-from engine.registry import Registry
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.database import Database
 from support import sample_definition as s
 
 BACKENDS = ("fast", "celpy")

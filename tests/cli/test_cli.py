@@ -15,7 +15,7 @@ import httpx
 import pytest
 from alembic.script import ScriptDirectory
 
-from engine.database import alembic_config
+from engine.store.database import alembic_config
 
 TETHER = str(Path(sys.executable).with_name("tether"))
 TESTS = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def test_api_keys_create_prints_the_key_once(tmp_path: Path) -> None:
     key = result.stdout.strip()
     assert key.startswith("tk_") and "acme" in result.stderr and key not in result.stderr
     from engine.api.principal import authenticate_api_key
-    from engine.database import Database
+    from engine.store.database import Database
 
     principal = authenticate_api_key(Database(f"sqlite:///{tmp_path / 'tether.db'}"), key)
     assert (principal.tenant_id, principal.role) == ("acme", "server")

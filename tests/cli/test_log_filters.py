@@ -18,8 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.api.app import TetherApp
 from engine.api.errors import install_error_handlers
-from engine.database import Database
 from engine.processes import RedactQuery, TypeOnly, redact_query
+from engine.store.database import Database
 
 SECRET = "hunter2-SECRET-0b9"
 

@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from engine.crypto import generate_master_key
-from engine.custody import oauth_client, token_slot
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
+from engine.custody.keymaker import FlowRequest
+from engine.custody.oauth import authorization_url, exchange_code, revoke
+from engine.custody.tokens import oauth_client, token_slot
 from engine.errors import TetherError
-from engine.keymaker import FlowRequest
-from engine.oauth import authorization_url, exchange_code, revoke
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import AuditEvent, Credential, Integration, IntegrationStatus
+from engine.store.database import Database
+from engine.store.tables import AuditEvent, Credential, Integration, IntegrationStatus
 from support.oracles import REDIRECT_URI, PanvaServer, callback_params, panva_client
 
 TESTS = Path(__file__).resolve().parents[1]

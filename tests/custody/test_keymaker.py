@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from engine.crypto import KeyRing, generate_master_key
-from engine.database import Database
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.keymaker import FlowRequest, Keymaker, digest
 from engine.errors import TetherError
-from engine.keymaker import FlowRequest, Keymaker, digest
-from engine.tables import AuthFlow, Integration
+from engine.store.database import Database
+from engine.store.tables import AuthFlow, Integration
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlmodel import select
 
-from engine import CredentialSlot, OAuth2Token, oauth
-from engine.crypto import DecryptFailed, KeyRing, generate_master_key
-from engine.database import Database
-from engine.keystore import Keystore
-from engine.oauth import ProviderUnavailable
-from engine.tables import Credential, Integration
+from engine import CredentialSlot, OAuth2Token
+from engine.custody import oauth
+from engine.custody.crypto import DecryptFailed, KeyRing, generate_master_key
+from engine.custody.keystore import Keystore
+from engine.custody.oauth import ProviderUnavailable
+from engine.store.database import Database
+from engine.store.tables import Credential, Integration
 from support.trickle import TRICKLE_BYTES, SlowAnswer, http_head, trickle_server
 
 TETHER = str(Path(sys.executable).with_name("tether"))
@@ -84,7 +85,7 @@ def test_cli_rotate_and_prune_with_the_embedded_key_file(sqlite_database: Databa
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env.update({"TETHER_DATABASE_URL": sqlite_database.url, "TETHER_STATE_DIR": str(state)})
-    from engine.masterkey import load_keyring
+    from engine.custody.masterkey import load_keyring
     from engine.settings import Settings
 
     source = load_keyring(Settings(state_dir=str(state)))

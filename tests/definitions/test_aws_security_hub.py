@@ -32,8 +32,8 @@ from definitions.aws_security_hub.external_id import external_id_for
 from definitions.aws_security_hub.operations import FindingSync, HealthCheck, ResourceSync, WindowConfig
 from definitions.aws_security_hub.slots import AwsAccessKeys, AwsAssumeRole
 from engine import ClientContext, ConnectionContext, OperationContext, Payload, ProviderError, TetherError
-from engine.egress import LOOPBACK_ENV
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.kit.egress import LOOPBACK_ENV
 from ingest.models.asset import Asset
 from ingest.models.finding import Finding
 from ingest.models.vulnerability import Vulnerability

@@ -25,13 +25,13 @@ from tests.definitions import test_aws_security_hub as hub_tests
 
 from definitions.aws_security_hub.aws import DEFAULT_RETRY_AFTER
 from definitions.aws_security_hub.slots import AwsAccessKeys
-from engine import worker as worker_module
-from engine.crypto import generate_master_key
-from engine.database import Database
-from engine.execution import RunOutcome
+from engine.custody.crypto import generate_master_key
+from engine.queue import worker as worker_module
+from engine.runs.execution import RunOutcome
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus
 from ingest.models.finding import Finding
 
 # The definition's own moto fixtures: one server per module (`moto_url`), reset before each test (`endpoint`).

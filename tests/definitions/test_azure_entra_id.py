@@ -22,8 +22,8 @@ from definitions.azure_entra_id.operations import DirectorySync, HealthCheck
 from definitions.azure_entra_id.slots import EntraTenant
 from definitions.azure_entra_id.webhook import ChangeNotifications, GraphChangeNotifications, PlainText
 from engine import AppInstall, ClientContext, ConnectionContext, EventContext, NoConfig, OperationContext, ProviderError
-from engine.registry import Registry
-from engine.verification import InvalidSignature, verify
+from engine.catalog.registry import Registry
+from engine.webhooks.verification import InvalidSignature, verify
 
 GRAPH = "https://graph.microsoft.com"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -20,7 +20,7 @@ from definitions.azure_security_center.connections import ServicePrincipalConnec
 from definitions.azure_security_center.operations import AssessmentsCollect, HealthCheck, SubAssessmentsCollect
 from definitions.azure_security_center.slots import AzureServicePrincipal
 from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, Payload, ProviderError
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
 

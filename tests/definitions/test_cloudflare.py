@@ -20,7 +20,7 @@ from definitions.cloudflare.connections import CloudflareTokenConnection
 from definitions.cloudflare.operations import EventsConfig, HealthCheck, SecurityEventSync, ZoneSync
 from definitions.cloudflare.slots import CloudflareApiToken
 from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, Payload, ProviderError
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from ingest.models.asset import Asset
 from ingest.models.finding import Finding
 from ingest.pipeline import IngestContext, IngestPipeline

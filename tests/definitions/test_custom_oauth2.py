@@ -25,13 +25,13 @@ from definitions.custom_oauth2.generate import DataOAuth2
 from engine import ConnectionContext, NoConfig, NoRevocation, OperationContext, ProviderError, Revoke
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.config import load_operator_config, missing_operator_variables
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.authoring.config import load_operator_config, missing_operator_variables
+from engine.catalog.registry import Registry
+from engine.custody.crypto import generate_master_key
 from engine.errors import ConfigurationError, DefinitionError
-from engine.registry import Registry
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.database import Database
 from support.oracles import PanvaServer, panva_client
 from support.server import free_port, serve
 

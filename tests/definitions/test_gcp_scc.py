@@ -24,8 +24,8 @@ from definitions.gcp_scc.connections import ServiceAccountKeyConnection
 from definitions.gcp_scc.operations import FindingsSync, HealthCheck
 from definitions.gcp_scc.slots import GcpServiceAccountKey, GcpWorkloadIdentity
 from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, Payload, ProviderError
+from engine.catalog.registry import Registry
 from engine.errors import ConfigurationError
-from engine.registry import Registry
 from ingest.models.finding import Finding
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline

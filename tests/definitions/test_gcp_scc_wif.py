@@ -1,7 +1,7 @@
 """Security Command Center by workload identity federation: Tether's OIDC token, Google STS and impersonation.
 
 STS and iamcredentials answers are replayed by respx in Google's documented shapes; the subject token sent to STS
-is verified against the JWKS the ``engine.oidc`` router serves.
+is verified against the JWKS the ``engine.custody.oidc`` router serves.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from definitions.gcp_scc.client import ProcessIdentity, SccApi, SccClient, parse
 from definitions.gcp_scc.connections import WorkloadIdentityConnection
 from definitions.gcp_scc.operations import FindingsSync, HealthCheck
 from definitions.gcp_scc.slots import GcpWorkloadIdentity
-from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, Payload, ProviderError, oidc
-from engine.crypto import KeyRing, generate_master_key
-from engine.masterkey import KeySource
-from engine.registry import Registry
+from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, Payload, ProviderError
+from engine.catalog.registry import Registry
+from engine.custody import oidc
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.masterkey import KeySource
 from engine.settings import Settings
 from ingest.models.finding import Finding
 from ingest.models.vulnerability import Vulnerability

@@ -35,8 +35,8 @@ from engine import (
     Payload,
     ProviderError,
 )
+from engine.catalog.registry import Registry
 from engine.errors import ConfigurationError
-from engine.registry import Registry
 from ingest.models.asset import Asset
 
 API = "https://api.github.com"

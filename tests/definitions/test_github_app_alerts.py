@@ -25,7 +25,7 @@ from definitions.github_app.config import GitHubAppConfig
 from definitions.github_app.directory import DirectorySync
 from definitions.github_app.slots import GitHubAppInstallation, GitHubPersonalAccessToken
 from engine import ClientContext, NoConfig, OperationContext, Payload, ProviderError
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from ingest.pipeline import IngestContext, IngestPipeline
 
 API = "https://api.github.com"

@@ -22,14 +22,14 @@ from sqlmodel import select
 from definitions.github_app import definition
 from definitions.github_app.webhook import GitHubAppWebhook
 from engine import EventContext, Payload
-from engine.crypto import KeyRing, generate_master_key
-from engine.database import Database
-from engine.endpoints import ensure_endpoints
-from engine.masterkey import KeySource
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.masterkey import KeySource
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import DeliveryStatus, Integration, IntegrationStatus, Run, WebhookDelivery
+from engine.store.database import Database
+from engine.store.tables import DeliveryStatus, Integration, IntegrationStatus, Run, WebhookDelivery
+from engine.webhooks.endpoints import ensure_endpoints
 from ingest.models.asset import Asset
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline

@@ -36,7 +36,7 @@ from definitions.google_calendar.operations import (
     UpdateEvent,
 )
 from engine import ClientContext, NoConfig, OperationContext, ProviderError, Revoke
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from ingest.models.calendar_event import CalendarEvent
 
 API = "https://www.googleapis.com/calendar/v3"

@@ -24,8 +24,8 @@ from definitions.google_workspace.connections import GoogleServiceAccountConnect
 from definitions.google_workspace.operations import DirectorySync, HealthCheck
 from definitions.google_workspace.slots import GoogleServiceAccountKey, GoogleWorkspaceOAuthToken
 from engine import ClientContext, ConnectionContext, NoConfig, OAuth2, OperationContext, Payload, ProviderError, Revoke
+from engine.catalog.registry import Registry
 from engine.errors import ConfigurationError
-from engine.registry import Registry
 
 API = "https://admin.googleapis.com"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "google_workspace"

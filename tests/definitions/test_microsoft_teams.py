@@ -20,7 +20,7 @@ from definitions.microsoft_teams.connections import TeamsOAuthConnection
 from definitions.microsoft_teams.operations import HealthCheck, PostChannelMessage, PostChannelMessageConfig
 from definitions.microsoft_teams.slots import TeamsOAuthToken
 from engine import ClientContext, ConnectionContext, NoConfig, NoRevocation, OAuth2, OperationContext, ProviderError
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 
 GRAPH = "https://graph.microsoft.com"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJub25jZSI6ImRlbGVnYXRlZCJ9.user.sig"

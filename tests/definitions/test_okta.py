@@ -36,10 +36,10 @@ from engine import (
     OperationContext,
     ProviderError,
 )
+from engine.catalog.registry import Registry
 from engine.errors import EgressRefused
-from engine.providerkit import RateLimited
-from engine.registry import Registry
-from engine.verification import InvalidSignature, lower_headers, verify
+from engine.kit.providerkit import RateLimited
+from engine.webhooks.verification import InvalidSignature, lower_headers, verify
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership

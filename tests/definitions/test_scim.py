@@ -16,12 +16,12 @@ from engine.api import scim as scim_api
 from engine.api.errors import install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.api.principal import Principal
-from engine.crypto import KeyRing, generate_master_key
-from engine.database import Database
-from engine.masterkey import KeySource
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.masterkey import KeySource
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.database import Database
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership

@@ -1,7 +1,7 @@
 """SCIM conformance: scim2-tester (python-scim's checker) against Tether's SCIM endpoints served on 127.0.0.1.
 
 scim2-tester pulls scim2-client, which pulls ``httpx2``; with httpx2 installed authlib switches to it and
-``engine.oauth`` breaks, so the checker lives in its own venv under ``.cache/scim-venv`` (git-ignored), created
+``engine.custody.oauth`` breaks, so the checker lives in its own venv under ``.cache/scim-venv`` (git-ignored), created
 on first use (``python -m venv`` + ``pip install scim2-tester==0.5.2 scim2-cli==0.6.0``) or named by
 ``TETHER_SCIM_TESTER`` (a path to a ``scim2`` executable). The test runs
 ``scim2 --url <base> -h "Authorization: Bearer <token>" test`` against a uvicorn server, counts the results,
@@ -21,7 +21,7 @@ import pytest
 
 from definitions.scim.connect import connect
 from engine.api.principal import Principal
-from engine.database import Database
+from engine.store.database import Database
 from support.server import free_port, serve
 
 from .test_scim import make_app, make_runtime

@@ -40,9 +40,9 @@ from engine import (
     ProviderError,
     SlackSignature,
 )
-from engine.providerkit import PaginationLoop, RateLimited
-from engine.registry import Registry
-from engine.verification import InvalidSignature, StaleDelivery, lower_headers, verify
+from engine.catalog.registry import Registry
+from engine.kit.providerkit import PaginationLoop, RateLimited
+from engine.webhooks.verification import InvalidSignature, StaleDelivery, lower_headers, verify
 from ingest.models.directory_account import DirectoryAccount
 
 API = "https://slack.com/api"

@@ -17,7 +17,7 @@ from definitions.todoist import definition
 from definitions.todoist.oauth import OAUTH
 from definitions.todoist.operations import CompleteTask, CompleteTaskConfig, TaskSync
 from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, ProviderError, Revoke
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 
 API = "https://api.todoist.com/api/v1"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "todoist"

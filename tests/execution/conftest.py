@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine import worker as worker_module
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
+from engine.queue import worker as worker_module
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import Integration, IntegrationStatus, Run, RunStatus
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus, Run, RunStatus
 from support.workers import REDIS_URL, start_worker
 
 TESTS = Path(__file__).resolve().parents[1]

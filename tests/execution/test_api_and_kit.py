@@ -12,7 +12,7 @@ from engine.api import create_app
 from engine.api import runs as runs_api
 from engine.api.principal import create_api_key
 from engine.errors import ProviderError
-from engine.providerkit import (
+from engine.kit.providerkit import (
     BearerAuth,
     ClientSecretAuth,
     CursorPages,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from engine.batching import Coalescer
-from engine.database import Database
 from engine.errors import NotFoundError
-from engine.runstore import NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
-from engine.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus
+from engine.runs.runstore import NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
+from engine.store.batching import Coalescer
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus
 
 # -- Coalescer ---------------------------------------------------------------------------------------------------
 

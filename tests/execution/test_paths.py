@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
-from engine.execution import RunView
-from engine.scheduler import Scheduler, reconcile
-from engine.tables import OperationState, Run, RunStatus, utcnow
+from engine.runs.execution import RunView
+from engine.runs.scheduler import Scheduler, reconcile
+from engine.store.tables import OperationState, Run, RunStatus, utcnow
 from ingest.models.asset import Asset
 
 

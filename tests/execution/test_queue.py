@@ -8,7 +8,7 @@ import signal
 
 from sqlmodel import select
 
-from engine.tables import Run, RunStatus
+from engine.store.tables import Run, RunStatus
 
 
 async def test_enqueue_run_succeeds(ops) -> None:
@@ -176,7 +176,7 @@ async def test_a_message_whose_claim_hit_a_database_error_is_retried(ops) -> Non
     from sqlalchemy.exc import OperationalError
 
     from engine import processes
-    from engine import worker as worker_module
+    from engine.queue import worker as worker_module
 
     integration = ops.connect()
     executor = ops.runtime.executor

@@ -15,11 +15,11 @@ import pytest
 import redis
 
 from conftest import service_unavailable
-from engine import worker as worker_module
-from engine.database import Database
+from engine.queue import worker as worker_module
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import RunStatus
+from engine.store.database import Database
+from engine.store.tables import RunStatus
 from execution.conftest import Env, _make_env, _teardown
 from support.workers import REDIS_URL
 

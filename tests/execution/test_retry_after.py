@@ -19,8 +19,8 @@ from definitions.google_workspace.rest import _retry_after as workspace_retry_af
 from definitions.microsoft_graph import _retry_after as graph_retry_after
 from definitions.okta.api import retry_after as okta_retry_after
 from engine.errors import ProviderError
-from engine.execution import rate_limit_delay
-from engine.providerkit import RateLimited, retry_after_seconds
+from engine.kit.providerkit import RateLimited, retry_after_seconds
+from engine.runs.execution import rate_limit_delay
 
 HOSTILE = ["inf", "Infinity", "nan", "-inf", "1e400", "1_0", "٣", "²", "1²", "-5", "+5", "5.5", "9" * 5000, "junk"]
 

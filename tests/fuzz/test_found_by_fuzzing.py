@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.api.principal import sign_principal
-from engine.database import Database
+from engine.store.database import Database
 from support.hostile import DEPTH, PRINCIPAL_KEY, SCIM_ERROR, USER_SCHEMA, Request, Response, World, send, world
 
 

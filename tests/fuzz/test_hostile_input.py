@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.database import Database
+from engine.store.database import Database
 from support.hostile import (
     Request,
     Response,

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.crypto import generate_master_key
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
 from support.server import free_port, serve

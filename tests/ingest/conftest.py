@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from definitions.github_app import definition as github_definition
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from ingest.pipeline import IngestPipeline
 from support.directory import DIRECTORY
 

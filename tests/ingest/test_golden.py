@@ -11,7 +11,7 @@ import pytest
 from generated.ingest_types import AssetInput, DirectoryAccountInput, DirectoryGroupInput, DirectoryMembershipInput
 
 from engine import Emits, Payload
-from engine.registry import Registry
+from engine.catalog.registry import Registry
 from ingest.pipeline import IngestContext, IngestPipeline
 from support.directory import directory_context, user
 

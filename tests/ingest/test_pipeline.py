@@ -8,10 +8,10 @@ import pytest
 from sqlmodel import select
 
 from engine import Emits, Payload
-from engine.database import Database
+from engine.catalog.registry import Registry
 from engine.errors import CelError
-from engine.registry import Registry
-from engine.tables import IngestReject, Integration, Run
+from engine.store.database import Database
+from engine.store.tables import IngestReject, Integration, Run
 from ingest.models import DirectoryAccount, DirectoryGroup, DirectoryMembership
 from ingest.pipeline import (
     IngestContext,

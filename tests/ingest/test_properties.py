@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Emits, Payload
-from engine.database import Database
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.store.database import Database
 from ingest.pipeline import IngestContext, IngestPipeline
 from support.directory import DIRECTORY_EMITS, user
 

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from engine import Mapping
+from engine.catalog.registry import Registry
 from engine.errors import DefinitionError
-from engine.registry import Registry
 from ingest.catalog import catalog
 from support.directory import DIRECTORY
 

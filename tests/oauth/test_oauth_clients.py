@@ -21,10 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.connections import OAuth2
-from engine.egress import LOOPBACK_ENV
-from engine.errors import EgressRefused
-from engine.oauth import (
+from engine.authoring.connections import OAuth2
+from engine.authoring.slots import OAuth2Token
+from engine.custody.oauth import (
     InvalidGrant,
     OAuthClient,
     OAuthFailed,
@@ -38,7 +37,8 @@ from engine.oauth import (
     refresh,
     revoke,
 )
-from engine.slots import OAuth2Token
+from engine.errors import EgressRefused
+from engine.kit.egress import LOOPBACK_ENV
 from support.oracles import CanailleOracle, PanvaServer, callback_params, free_port, panva_client
 
 pytestmark = pytest.mark.timeout(60)

@@ -35,8 +35,8 @@ from engine import (
     Webhook,
     WebhookEvent,
 )
+from engine.catalog.registry import Registry
 from engine.errors import DefinitionError
-from engine.registry import Registry
 from support import sample_definition as s
 
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from engine.database import Database
+from engine.store.database import Database
 from support.live import RETURN_URL, LiveTether, live_tether, panva_env
 
 #: One name for the live Tether these tests drive.

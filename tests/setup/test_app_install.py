@@ -13,11 +13,11 @@ from sqlmodel import select
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import Integration, Run
+from engine.store.database import Database
+from engine.store.tables import Integration, Run
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 
 from engine.api import create_app
 from engine.api.principal import create_api_key, sign_principal
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import ApiKey
+from engine.store.database import Database
+from engine.store.tables import ApiKey
 
 PRINCIPAL_SECRET = "principal-signing-secret-for-tests"
 

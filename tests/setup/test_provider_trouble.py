@@ -21,13 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-import engine.oauth
+import engine.custody.oauth
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.database import Database
 
 RETURN_URL = "https://app.example/settings"
 #: Seconds the test clients wait for an answer; the silent provider never sends one.
@@ -121,7 +121,7 @@ async def api(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     # The token endpoint's read timeout, shortened so the silent provider fails the exchange quickly.
-    monkeypatch.setattr(engine.oauth, "TOKEN_TIMEOUT", float(CLIENT_TIMEOUT))
+    monkeypatch.setattr(engine.custody.oauth, "TOKEN_TIMEOUT", float(CLIENT_TIMEOUT))
     import support.account_definition
 
     importlib.reload(support.account_definition)

@@ -16,11 +16,11 @@ import pytest
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.crypto import generate_master_key
-from engine.database import Database
+from engine.custody.crypto import generate_master_key
 from engine.errors import ConfigurationError
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.database import Database
 
 CLIENT_ID = "TETHER_GOOGLE_WORKSPACE_CLIENT_ID"
 CLIENT_SECRET = "TETHER_SECRET_GOOGLE_WORKSPACE_CLIENT_SECRET"

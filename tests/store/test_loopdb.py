@@ -1,4 +1,4 @@
-"""``engine.loopdb.LoopConnection``: one autocommit connection per event loop, on the real PostgreSQL."""
+"""``engine.store.loopdb.LoopConnection``: one autocommit connection per event loop, on the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from engine.database import Database
-from engine.loopdb import LoopConnection
+from engine.store.database import Database
+from engine.store.loopdb import LoopConnection
 
 
 async def backend_pid(loop_connection: LoopConnection) -> int:

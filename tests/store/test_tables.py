@@ -12,8 +12,8 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
-from engine.database import Database
-from engine.tables import (
+from engine.store.database import Database
+from engine.store.tables import (
     AuditEvent,
     AuthFlow,
     Credential,

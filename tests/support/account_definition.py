@@ -39,7 +39,7 @@ from engine import (
     ProviderError,
     Revoke,
 )
-from engine.egress import egress_client
+from engine.kit.egress import egress_client
 
 
 class AccountsConfig(OperatorConfig):

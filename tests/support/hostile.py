@@ -43,12 +43,12 @@ from pydantic import BaseModel
 from sqlmodel import select
 from starlette.routing import Mount, Route
 
-from engine.crypto import generate_master_key
-from engine.endpoints import endpoint_secret
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import WebhookEndpoint
+from engine.store.tables import WebhookEndpoint
+from engine.webhooks.endpoints import endpoint_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS_MD = ROOT / "docs" / "errors.md"

@@ -16,7 +16,7 @@ import pytest
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.crypto import generate_master_key
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
 from support.oracles import PanvaServer, panva_client

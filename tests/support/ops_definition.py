@@ -26,7 +26,7 @@ from engine import (
     Policy,
 )
 from engine.errors import ProviderError
-from engine.providerkit import RateLimited, TransientProviderError
+from engine.kit.providerkit import RateLimited, TransientProviderError
 
 
 class OpsToken(CredentialSlot):

@@ -18,16 +18,16 @@ from engine.api import webhooks as webhooks_api
 from engine.api.app import TetherApp
 from engine.api.errors import install_error_handlers
 from engine.api.limits import BodyLimit
-from engine.crypto import KeyRing, generate_master_key
-from engine.database import Database
-from engine.definition import Definition
-from engine.endpoints import EndpointInfo, ensure_endpoints
-from engine.masterkey import KeySource
-from engine.registry import Registry
+from engine.authoring.definition import Definition
+from engine.catalog.registry import Registry
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.masterkey import KeySource
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import Integration, IntegrationStatus, WebhookEndpoint
-from engine.targets import endpoint_secret
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus, WebhookEndpoint
+from engine.webhooks.endpoints import EndpointInfo, ensure_endpoints
+from engine.webhooks.targets import endpoint_secret
 from support import webhook_definition as hooks
 
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -99,7 +99,7 @@ async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch) -> Setup:
         return f"run-{len(dispatched)}"
 
     # The execution layer is a stand-in here: the suite proves the hand-over, not the executor.
-    monkeypatch.setattr("engine.deliveries.dispatch_operation", fake_dispatch)
+    monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
     return Setup(runtime, integration, endpoints, dispatched)
 
 

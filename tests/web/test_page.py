@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 
 from engine import IntegrationMetadata
 from engine.api import create_app
-from engine.crypto import generate_master_key
-from engine.database import Database
-from engine.registry import Registry
+from engine.catalog.registry import Registry
+from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.tables import Integration
+from engine.store.database import Database
+from engine.store.tables import Integration
 from engine.web import SESSION_COOKIE, STATIC_DIR, dev_login_enabled, router
 from support.oracles import PanvaServer, panva_client
 from support.server import free_port, serve

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from engine.database import Database
 from engine.runtime import Runtime
+from engine.store.database import Database
 from support.webhook_kit import Setup, build_setup, make_app
 
 

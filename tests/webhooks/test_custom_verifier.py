@@ -18,11 +18,11 @@ import pytest
 from sqlmodel import select
 
 from definitions.azure_entra_id import definition as entra
-from engine.database import Database
-from engine.endpoints import ensure_endpoints
 from engine.runtime import Runtime
-from engine.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
-from engine.targets import endpoint_secret
+from engine.store.database import Database
+from engine.store.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
+from engine.webhooks.endpoints import ensure_endpoints
+from engine.webhooks.targets import endpoint_secret
 from support.webhook_kit import drain, make_app, make_runtime
 
 NOTIFICATION = Path(__file__).parents[1] / "fixtures" / "azure_entra_id" / "notification_users.json"
@@ -57,7 +57,7 @@ async def graph(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         return "run-1"
 
     # The executor is not under test: the delivery's hand-over to it is.
-    monkeypatch.setattr("engine.deliveries.dispatch_operation", fake_dispatch)
+    monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(runtime)),
                                  base_url="http://tether.test") as client:
         yield Graph(runtime, client, endpoint.url.removeprefix("https://tether.example"), secret, dispatched)

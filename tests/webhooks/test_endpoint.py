@@ -11,9 +11,9 @@ import pytest
 from sqlmodel import select
 
 from engine.api.principal import create_api_key
-from engine.deliveries import redeliver_pending
-from engine.endpoints import ensure_endpoints, remove_endpoints
-from engine.tables import DeliveryStatus, Run, WebhookDelivery, WebhookEndpoint
+from engine.store.tables import DeliveryStatus, Run, WebhookDelivery, WebhookEndpoint
+from engine.webhooks.deliveries import redeliver_pending
+from engine.webhooks.endpoints import ensure_endpoints, remove_endpoints
 from support import webhook_definition as hooks
 from support.webhook_kit import (
     REQUIRED_HEADER,
@@ -135,7 +135,7 @@ async def test_claimed_delivery_of_a_dead_worker_is_reclaimed_after_its_lease(
 ) -> None:
     from datetime import timedelta
 
-    from engine.deliveries import _claim
+    from engine.webhooks.deliveries import _claim
 
     app, client = app_for(setup.runtime)
     app.state.webhook_handoff = lambda runtime, row_id: None
@@ -304,7 +304,7 @@ async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_process
     """A delivery recorded just before (or, through another process's endpoint cache, just after) a disconnect."""
     from datetime import timedelta
 
-    from engine.tables import Integration, IntegrationStatus
+    from engine.store.tables import Integration, IntegrationStatus
 
     app, client = app_for(setup.runtime)
     app.state.webhook_handoff = lambda runtime, row_id: None  # processing happens after the disconnect

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.database import Database
+from engine.store.database import Database
 from support.webhook_kit import build_setup, drain, event_body, make_app, sign
 
 HEADER_NAMES = st.sampled_from(

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from engine.tables import DeliveryStatus, WebhookDelivery
-from engine.verification import InvalidSignature, verify_slack, verify_standard_webhooks, verify_stripe
+from engine.store.tables import DeliveryStatus, WebhookDelivery
+from engine.webhooks.verification import InvalidSignature, verify_slack, verify_standard_webhooks, verify_stripe
 from support.webhook_kit import Setup, drain, sign
 
 

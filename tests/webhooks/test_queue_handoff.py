@@ -19,12 +19,12 @@ import pytest
 import redis
 from sqlmodel import select
 
-from engine import worker as worker_module
-from engine.crypto import generate_master_key
-from engine.database import Database
-from engine.deliveries import record_delivery, redeliver_pending
-from engine.tables import DeliveryStatus, Run, WebhookDelivery
-from engine.targets import load_target
+from engine.custody.crypto import generate_master_key
+from engine.queue import worker as worker_module
+from engine.store.database import Database
+from engine.store.tables import DeliveryStatus, Run, WebhookDelivery
+from engine.webhooks.deliveries import record_delivery, redeliver_pending
+from engine.webhooks.targets import load_target
 from support import webhook_definition as hooks
 from support.webhook_kit import Setup, build_setup, event_body, sign
 from support.workers import REDIS_URL, start_worker

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from engine.database import Database
-from engine.deliveries import (
+from engine.store.database import Database
+from engine.store.tables import DeliveryStatus, WebhookDelivery
+from engine.webhooks.deliveries import (
     DeliveryRecorder,
     NewDelivery,
     Recorded,
@@ -18,8 +19,7 @@ from engine.deliveries import (
     record_deliveries,
     record_delivery,
 )
-from engine.tables import DeliveryStatus, WebhookDelivery
-from engine.targets import load_target
+from engine.webhooks.targets import load_target
 from support import webhook_definition as hooks
 from support.webhook_kit import Setup, build_setup, event_body
 
@@ -135,7 +135,7 @@ def test_the_sender_never_blocks_the_batch_and_drops_beyond_its_bound(caplog: py
     for the sweep); a failed send is counted and logged."""
     import threading
 
-    from engine.worker import DeliverySender
+    from engine.queue.worker import DeliverySender
 
     release, started = threading.Event(), threading.Event()
     sent: list[list[str]] = []
@@ -190,8 +190,8 @@ async def test_concurrent_misses_of_the_endpoint_cache_share_one_load(
     """When a busy endpoint's cache entry expires, every delivery in flight misses it at once: one load serves all."""
     import time
 
-    from engine import targets as targeting
     from engine.errors import NotFoundError
+    from engine.webhooks import targets as targeting
 
     loads: list[str] = []
     real = targeting.load_target
@@ -220,8 +220,8 @@ async def test_a_claim_fences_the_finish_and_the_run_finishes_with_it(setup: Set
     the loop's connection, SQLite a transaction in a thread)."""
     from datetime import timedelta
 
-    from engine.deliveries import _claim_processing, _finish_processing
-    from engine.tables import Run, RunStatus
+    from engine.store.tables import Run, RunStatus
+    from engine.webhooks.deliveries import _claim_processing, _finish_processing
 
     [recorded] = record_deliveries(setup.runtime.db, [item(setup, "fence-1")])
     first = await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(minutes=5))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from engine.verification import (
+from engine.webhooks.verification import (
     BearerToken,
     EndpointSecret,
     HmacSha256,

@@ -22,8 +22,8 @@ from botocore.exceptions import (
 )
 
 from engine import ProviderError
-from engine.inputs import ascii_int
-from engine.providerkit import RateLimited, TransientProviderError
+from engine.kit.inputs import ascii_int
+from engine.kit.providerkit import RateLimited, TransientProviderError
 
 T = TypeVar("T")
 

@@ -27,8 +27,7 @@ from definitions.aws_security_hub.config import AwsSecurityHubConfig
 from definitions.aws_security_hub.external_id import external_id_for
 from definitions.aws_security_hub.slots import AwsAccessKeys, AwsAssumeRole
 from definitions.aws_security_hub.transport import EgressSender
-from engine import Client, ClientContext
-from engine.errors import ConfigurationError
+from engine import Client, ClientContext, ConfigurationError
 
 #: One hour: the default maximum session of a role, so no role needs a longer ``MaxSessionDuration``.
 SESSION_SECONDS = 3600

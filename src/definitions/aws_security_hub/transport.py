@@ -16,7 +16,7 @@ import httpx
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
-from engine.egress import DeadlineExceeded, egress_sync_client
+from engine.kit.egress import DeadlineExceeded, egress_sync_client
 
 #: The total bound of one AWS exchange, connect to last byte (botocore's read timeout was 30 s per read).
 TOTAL_SECONDS = 30.0

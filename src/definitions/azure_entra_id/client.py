@@ -16,10 +16,9 @@ import httpx
 from definitions.azure_entra_id.config import EntraConfig
 from definitions.azure_entra_id.slots import EntraTenant
 from definitions.microsoft_graph import GRAPH_URL, raise_for_status
-from engine import Client, ClientContext
-from engine.egress import egress_client
-from engine.errors import ConfigurationError
-from engine.providerkit import ClientSecretAuth
+from engine import Client, ClientContext, ConfigurationError
+from engine.kit.egress import egress_client
+from engine.kit.providerkit import ClientSecretAuth
 
 TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 SCOPE = "https://graph.microsoft.com/.default"

@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 
-from engine import ProviderError, providerkit
-from engine.egress import parse_json_bounded, read_json
+from engine import ProviderError
+from engine.kit import providerkit
+from engine.kit.egress import parse_json_bounded, read_json
 
 #: ARM's documented default wait when a 429 carries no ``Retry-After``.
 DEFAULT_RETRY_AFTER = 30.0

@@ -16,8 +16,8 @@ import httpx
 from definitions.azure_security_center.arm import raise_for_status
 from definitions.azure_security_center.slots import AzureServicePrincipal
 from engine import Client, ClientContext
-from engine.egress import egress_client
-from engine.providerkit import ClientSecretAuth
+from engine.kit.egress import egress_client
+from engine.kit.providerkit import ClientSecretAuth
 
 ARM_URL = "https://management.azure.com"
 TOKEN_URL = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from engine.egress import read_json
-from engine.providerkit import CursorPages, Page, PageRequest, items, raise_for_status, retry_after_or
-from engine.providerkit import paginate as providerkit_paginate
+from engine.kit.egress import read_json
+from engine.kit.providerkit import CursorPages, Page, PageRequest, items, raise_for_status, retry_after_or
+from engine.kit.providerkit import paginate as providerkit_paginate
 
 #: Cloudflare's codes for a missing, invalid, expired or under-privileged token.
 UNAUTHORIZED_CODES = frozenset({9103, 9106, 9109, 10000, 10001, 1000})

@@ -13,8 +13,8 @@ import httpx
 
 from definitions.cloudflare.slots import CloudflareApiToken
 from engine import Client, ClientContext
-from engine.egress import egress_client
-from engine.providerkit import BearerAuth
+from engine.kit.egress import egress_client
+from engine.kit.providerkit import BearerAuth
 
 API_URL = "https://api.cloudflare.com/client/v4"
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (cloudflare)"}

@@ -36,8 +36,8 @@ from engine import (
     ProviderError,
     Revoke,
 )
-from engine.egress import egress_client, read_json
-from engine.providerkit import BearerAuth, raise_for_status
+from engine.kit.egress import egress_client, read_json
+from engine.kit.providerkit import BearerAuth, raise_for_status
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ flow, reuses the token and signs a new assertion shortly before it expires. The 
 ignored: a pasted key must not choose where its assertion is sent.
 
 Workload identity federation (``WorkloadIdentityAuth``) stores no secret: Tether is the OIDC issuer the
-customer's pool trusts. It signs a five-minute subject token (``engine.oidc.issue_token``, ``sub`` =
+customer's pool trusts. It signs a five-minute subject token (``engine.custody.oidc.issue_token``, ``sub`` =
 ``tether:{tenant}:{integration}``, ``aud`` = the pool provider's resource name), exchanges it at Google STS (RFC
 8693) for a federated token and, when a service account is named, exchanges that for the service account's access
 token (``generateAccessToken``). The token is reused until shortly before it expires, like the key's.
@@ -34,12 +34,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.gcp_scc.rest import check
 from definitions.gcp_scc.slots import GcpServiceAccountKey, GcpWorkloadIdentity
-from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client, read_json
-from engine.errors import ConfigurationError
-from engine.jwt import load_rsa_private_key, sign_rs256
-from engine.masterkey import KeySource, load_keyring
-from engine.providerkit import MintedTokenAuth, token_answer
+from engine import Client, ClientContext, ConfigurationError, ProviderError
+from engine.custody.masterkey import KeySource, load_keyring
+from engine.kit.egress import egress_client, read_json
+from engine.kit.jwt import load_rsa_private_key, sign_rs256
+from engine.kit.providerkit import MintedTokenAuth, token_answer
 from engine.settings import Settings, get_settings
 
 API_URL = "https://securitycenter.googleapis.com"
@@ -143,7 +142,7 @@ def pool_audience(credential: GcpWorkloadIdentity) -> str:
 
 @dataclass(frozen=True)
 class ProcessIdentity:
-    """The runtime parts ``engine.oidc.issue_token`` needs: settings (the issuer) and the key source."""
+    """The runtime parts ``engine.custody.oidc.issue_token`` needs: settings (the issuer) and the key source."""
 
     settings: Settings
     keys: KeySource
@@ -157,8 +156,8 @@ def process_identity() -> ProcessIdentity:
 
 def tenant_of(integration_id: str) -> str:
     """The integration's tenant, read from its row (``ClientContext`` carries only the integration ID)."""
-    from engine.database import Database
-    from engine.tables import Integration
+    from engine.store.database import Database
+    from engine.store.tables import Integration
 
     db = Database(get_settings().database_url)
     try:
@@ -194,7 +193,7 @@ class WorkloadIdentityAuth(httpx.Auth):
         self._lock = anyio.Lock()
 
     def subject_token(self) -> str:
-        from engine.oidc import issue_token
+        from engine.custody.oidc import issue_token
 
         subject = f"tether:{tenant_of(self.integration_id)}:{self.integration_id}"
         return issue_token(process_identity(), subject=subject, audience=self.audience, ttl=SUBJECT_TOKEN_LIFETIME)

@@ -15,7 +15,7 @@ from typing import Any, cast
 from definitions.gcp_scc.client import SccApi, SccClient
 from definitions.gcp_scc.rest import check
 from engine import Emits, Operation, OperationContext, Payload, Policy
-from engine.providerkit import CursorPages, Page, PageRequest, paginate
+from engine.kit.providerkit import CursorPages, Page, PageRequest, paginate
 
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000

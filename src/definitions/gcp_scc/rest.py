@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from definitions import google_api
-from engine.egress import read_json
-from engine.providerkit import raise_for_status, retry_after_or
+from engine.kit.egress import read_json
+from engine.kit.providerkit import raise_for_status, retry_after_or
 
 #: Google sends no ``Retry-After`` on most quota errors; its per-minute quotas refill within a minute.
 DEFAULT_RETRY_AFTER = 30.0

@@ -21,11 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from definitions.github_app.config import GitHubAppConfig
 from definitions.github_app.rest import raise_for_status
 from definitions.github_app.slots import GitHubAppInstallation, GitHubPersonalAccessToken
-from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client, read_json
-from engine.errors import ConfigurationError
-from engine.jwt import load_rsa_private_key, sign_rs256
-from engine.providerkit import BearerAuth
+from engine import Client, ClientContext, ConfigurationError, ProviderError
+from engine.kit.egress import egress_client, read_json
+from engine.kit.jwt import load_rsa_private_key, sign_rs256
+from engine.kit.providerkit import BearerAuth
 
 API_URL = "https://api.github.com"
 HEADERS = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from engine import providerkit
+from engine.kit import providerkit
 
 #: The largest page GitHub serves; fewer pages means fewer requests against the rate limit.
 PER_PAGE = 100

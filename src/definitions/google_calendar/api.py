@@ -31,8 +31,8 @@ from definitions.google_calendar.models import (
     UpdateEventRequest,
 )
 from engine import ProviderError
-from engine.egress import read_json
-from engine.providerkit import CursorPages, Page, PageRequest, paginate, raise_for_status
+from engine.kit.egress import read_json
+from engine.kit.providerkit import CursorPages, Page, PageRequest, paginate, raise_for_status
 
 API = "https://www.googleapis.com/calendar/v3"
 #: Calendar lists and event lists: ``items`` and ``nextPageToken``.

@@ -20,11 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from definitions.google_workspace.config import GoogleWorkspaceInput
 from definitions.google_workspace.rest import raise_for_status
 from definitions.google_workspace.slots import GoogleServiceAccountKey, GoogleWorkspaceOAuthToken
-from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client
-from engine.errors import ConfigurationError
-from engine.jwt import load_rsa_private_key, sign_rs256
-from engine.providerkit import BearerAuth, MintedTokenAuth, token_answer
+from engine import Client, ClientContext, ConfigurationError, ProviderError
+from engine.kit.egress import egress_client
+from engine.kit.jwt import load_rsa_private_key, sign_rs256
+from engine.kit.providerkit import BearerAuth, MintedTokenAuth, token_answer
 
 API_URL = "https://admin.googleapis.com"
 #: The only place an assertion is sent. The key file's own ``token_uri`` is ignored: a pasted key must not be

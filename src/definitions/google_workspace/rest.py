@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from definitions import google_api
-from engine import providerkit
+from engine.kit import providerkit
 
 #: The largest page the Directory API serves for users (groups and members allow 200; Google caps silently).
 MAX_RESULTS = 500

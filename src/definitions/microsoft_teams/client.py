@@ -11,8 +11,8 @@ import httpx
 from definitions.microsoft_graph import GRAPH_URL
 from definitions.microsoft_teams.slots import TeamsOAuthToken
 from engine import Client, ClientContext
-from engine.egress import egress_client
-from engine.providerkit import BearerAuth
+from engine.kit.egress import egress_client
+from engine.kit.providerkit import BearerAuth
 
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (microsoft_teams)"}
 

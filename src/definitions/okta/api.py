@@ -3,7 +3,7 @@
 Okta error bodies (``errorCode``, ``errorSummary``, ``errorCauses``) can echo request data, so they never enter
 a message; only the method, the path and the status do. Okta reports its rate limits in ``X-Rate-Limit-Limit``,
 ``X-Rate-Limit-Remaining`` and ``X-Rate-Limit-Reset`` (epoch seconds): a 429 raises
-``engine.providerkit.RateLimited`` with the seconds until that reset, and the worker defers the run.
+``engine.kit.providerkit.RateLimited`` with the seconds until that reset, and the worker defers the run.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from engine import providerkit
-from engine.inputs import ascii_int
+from engine.kit import providerkit
+from engine.kit.inputs import ascii_int
 
 #: Okta's largest page for users and group members (groups allow more; 200 keeps every list alike).
 PAGE_LIMIT = 200

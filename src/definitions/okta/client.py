@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from definitions.okta.api import raise_for_status
 from definitions.okta.config import OktaSettings
 from definitions.okta.slots import OktaApiToken, OktaServiceApp
-from engine import Client, ClientContext, ProviderError
-from engine.egress import egress_client
-from engine.errors import ConfigurationError
-from engine.jwt import load_rsa_private_key, sign_rs256
-from engine.providerkit import BearerAuth, MintedTokenAuth, token_answer
+from engine import Client, ClientContext, ConfigurationError, ProviderError
+from engine.kit.egress import egress_client
+from engine.kit.jwt import load_rsa_private_key, sign_rs256
+from engine.kit.providerkit import BearerAuth, MintedTokenAuth, token_answer
 
 HEADERS = {"Accept": "application/json", "User-Agent": "Tether (okta)"}
 #: Read-only management scopes granted to the service app (Okta API Scopes tab).

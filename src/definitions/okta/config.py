@@ -20,7 +20,7 @@ import idna
 from pydantic import field_validator
 
 from engine import UserInput
-from engine.egress import numeric_host
+from engine.kit.egress import numeric_host
 
 _LABEL_CHARACTERS = frozenset(string.ascii_lowercase + string.digits + "-")
 _PUBLIC_HOST = "the org URL must use the org's public host name"

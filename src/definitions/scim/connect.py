@@ -2,7 +2,7 @@
 
 ``connect(runtime, principal, owner_id=…)`` finds or creates the principal's ``scim`` integration (``Setup.configure``),
 marks it CONNECTED (audited, ``provider_data.connection = "push"``), creates its endpoint row (a public token and a
-sealed bearer secret, ``engine.endpoints.ensure_endpoints``) and returns what the identity provider needs: the
+sealed bearer secret, ``engine.webhooks.endpoints.ensure_endpoints``) and returns what the identity provider needs: the
 SCIM base URL and the bearer token. Calling it again returns the same URL and token.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.endpoints import ensure_endpoints
-from engine.lifecycle import transition
-from engine.setup import Setup
-from engine.tables import Health, Integration, IntegrationStatus, WebhookEndpoint
-from engine.targets import endpoint_secret
+from engine.integrations.lifecycle import transition
+from engine.integrations.setup import Setup
+from engine.store.tables import Health, Integration, IntegrationStatus, WebhookEndpoint
+from engine.webhooks.endpoints import ensure_endpoints
+from engine.webhooks.targets import endpoint_secret
 
 if TYPE_CHECKING:
     from engine.api.principal import Principal

@@ -2,8 +2,8 @@
 
 The row's public token is the path segment of ``/v1/scim/{token}/v2`` and its generated secret (sealed by the key
 ring) is the bearer token the identity provider sends; ``engine.api.scim`` compares it in constant time
-(``engine.verification.verify_bearer``). The SCIM routes call the store directly (synchronously, as SCIM clients
-expect the result in the response); the events below exist so the (schema, variant) pairs the store ingests are
+(``engine.webhooks.verification.verify_bearer``). The SCIM routes call the store directly (synchronously, as SCIM
+clients expect the result in the response); the events below exist so the (schema, variant) pairs the store ingests are
 declared, and so a resource posted to the generic webhook URL with ``X-Tether-Scim-Resource: User|Group`` lands the
 same way.
 """
@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from definitions.scim.mappings import group_payloads, user_payloads
-from engine import BearerToken, EndpointSecret, EventContext, Header, Payload, Webhook, WebhookEvent
-from engine.operations import Emits
+from engine import BearerToken, Emits, EndpointSecret, EventContext, Header, Payload, Webhook, WebhookEvent
 
 USER_EMITS = (Emits("directory_account", "user"),)
 GROUP_EMITS = (Emits("directory_group", "group"), Emits("directory_membership", "member"))

@@ -2,8 +2,8 @@
 
 Slack answers most failures with HTTP 200 and ``{"ok": false, "error": "<code>"}``, so the status alone says
 little: every body is checked. Rate limits (HTTP 429 with ``Retry-After``, or ``ratelimited`` in a body) raise
-``engine.providerkit.RateLimited``, which the worker defers through the queue; the loop guards of cursor
-pagination come from ``engine.providerkit.paginate``. The error code is a short documented token (``invalid_auth``,
+``engine.kit.providerkit.RateLimited``, which the worker defers through the queue; the loop guards of cursor
+pagination come from ``engine.kit.providerkit.paginate``. The error code is a short documented token (``invalid_auth``,
 ``channel_not_found``) and is the only part of a body that may appear in a message, after checking that it
 really is such a token; the rest of a body never does.
 """
@@ -17,10 +17,10 @@ import httpx
 import re2
 
 from engine import ProviderError
-from engine.egress import read_json
-from engine.providerkit import CursorPages, Page, PageRequest, RateLimited, raise_for_status
-from engine.providerkit import items as each_item
-from engine.providerkit import paginate as paginate_pages
+from engine.kit.egress import read_json
+from engine.kit.providerkit import CursorPages, Page, PageRequest, RateLimited, raise_for_status
+from engine.kit.providerkit import items as each_item
+from engine.kit.providerkit import paginate as paginate_pages
 
 API_URL = "https://slack.com/api"
 #: The page size Slack recommends (it may return fewer); fewer pages means fewer Tier 2 calls.

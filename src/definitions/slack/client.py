@@ -11,8 +11,8 @@ import httpx
 from definitions.slack.api import API_URL
 from definitions.slack.slots import SlackBotToken, SlackOAuthToken
 from engine import Client, ClientContext
-from engine.egress import egress_client
-from engine.providerkit import BearerAuth
+from engine.kit.egress import egress_client
+from engine.kit.providerkit import BearerAuth
 
 HEADERS = {"User-Agent": "Tether (slack)"}
 

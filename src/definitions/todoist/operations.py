@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from definitions.todoist.oauth import TodoistClient
 from engine import Operation, OperationContext, Policy, ProviderError
-from engine.egress import read_json
-from engine.providerkit import raise_for_status
+from engine.kit.egress import read_json
+from engine.kit.providerkit import raise_for_status
 
 API = "https://api.todoist.com/api/v1"
 #: ``*`` asks the Sync API for a full sync.

@@ -10,10 +10,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
-from engine import oidc, web
+from engine import web
 from engine.api import catalog, integrations, oauth, runs, scim, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
+from engine.custody import oidc
 from engine.runtime import Runtime
 
 log = logging.getLogger("tether.api")

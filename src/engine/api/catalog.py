@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from engine.describe import DefinitionDetail, DefinitionSummary, detail, summarize
+from engine.catalog.describe import DefinitionDetail, DefinitionSummary, detail, summarize
 from engine.errors import NotFoundError
 from engine.runtime import Runtime
 

@@ -3,7 +3,7 @@
 PostgreSQL refuses a value longer than its ``VARCHAR(N)`` column (``StringDataRightTruncation``), which came back as
 a 500 (a 201-character ``owner_id``); SQLite stores it silently, so the two databases disagreed. A request model
 field that lands in such a column uses one of these types: an over-long value is a 422 ``invalid_input`` naming
-the field, before anything is looked up. The bounds are read from ``engine.tables``, so a column widened by a
+the field, before anything is looked up. The bounds are read from ``engine.store.tables``, so a column widened by a
 migration widens its field with it.
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field
 from sqlmodel import SQLModel
 
-from engine.tables import Integration
+from engine.store.tables import Integration
 
 
 def column_length(table: type[SQLModel], column: str) -> int:

@@ -12,10 +12,10 @@ from sqlmodel import col, select
 from engine.api.bodies import RequestBody
 from engine.api.fields import DefinitionId, IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
-from engine.lifecycle import IntegrationNotConnected, InvalidTransition
+from engine.integrations.lifecycle import IntegrationNotConnected, InvalidTransition
+from engine.integrations.setup import Setup
 from engine.runtime import Runtime
-from engine.setup import Setup
-from engine.tables import AuditEvent, Integration, IntegrationStatus
+from engine.store.tables import AuditEvent, Integration, IntegrationStatus
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.inputs import storable, unstorable_string
+from engine.kit.inputs import storable, unstorable_string
 
 MAX_BODY_BYTES = 1024 * 1024
 _WEBHOOKS = "/v1/webhooks/"

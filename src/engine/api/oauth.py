@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from engine.errors import TetherError
-from engine.setup import CALLBACK_PATH, Setup
+from engine.integrations.setup import CALLBACK_PATH, Setup
 
 router = APIRouter(tags=["oauth"])
 COOKIE = "tether_flow"

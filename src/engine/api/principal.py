@@ -28,10 +28,10 @@ from fastapi import Request
 from sqlmodel import select
 
 from engine.api.fields import OWNER_ID_MAX, TENANT_ID_MAX
-from engine.database import Database
 from engine.errors import TetherError
-from engine.inputs import fits, storable
-from engine.tables import ApiKey, Integration
+from engine.kit.inputs import fits, storable
+from engine.store.database import Database
+from engine.store.tables import ApiKey, Integration
 
 HEADER = "X-Tether-Principal"
 KEY_PREFIX = "tk_"

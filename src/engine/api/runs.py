@@ -23,12 +23,12 @@ from sqlmodel import col, select
 
 from engine.api.bodies import RequestBody
 from engine.api.principal import Principal, current_principal
+from engine.authoring.operations import OperationNotAllowed
 from engine.errors import NotFoundError, TetherError
-from engine.execution import RunView
-from engine.inputs import storable
-from engine.operations import OperationNotAllowed
+from engine.kit.inputs import storable
+from engine.runs.execution import RunView
 from engine.runtime import Runtime
-from engine.tables import Integration, Run, RunStatus
+from engine.store.tables import Integration, Run, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 

@@ -1,9 +1,9 @@
 """SCIM 2.0 service provider endpoints (RFC 7644), one base URL per integration: ``/v1/scim/{token}/v2``.
 
 ``{token}`` is the public token of the integration's ``scim`` endpoint row; ``Authorization: Bearer <secret>`` must
-equal the row's sealed secret (constant-time, ``engine.verification.verify_bearer``). An unknown token and a wrong
-bearer both answer 401, so a token's existence does not leak. Every answer is ``application/scim+json``; errors are
-SCIM Error bodies. Resources are stored by ``definitions.scim.store`` (directory models, through ingest).
+equal the row's sealed secret (constant-time, ``engine.webhooks.verification.verify_bearer``). An unknown token and a
+wrong bearer both answer 401, so a token's existence does not leak. Every answer is ``application/scim+json``; errors
+are SCIM Error bodies. Resources are stored by ``definitions.scim.store`` (directory models, through ingest).
 
 Routes: ``/Users`` and ``/Groups`` (GET list with ``filter``/``startIndex``/``count``/``attributes``/
 ``excludedAttributes``, POST create, ``POST /.search``), ``/{Users,Groups}/{id}`` (GET, PUT, PATCH, DELETE), and
@@ -44,10 +44,10 @@ from engine.api.bodies import RequestBody
 from engine.api.fields import IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
-from engine.inputs import ascii_int
+from engine.kit.inputs import ascii_int
 from engine.runtime import Runtime
-from engine.targets import load_target
-from engine.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
+from engine.webhooks.targets import load_target
+from engine.webhooks.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
 
 log = logging.getLogger("tether.scim")
 

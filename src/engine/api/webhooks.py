@@ -4,13 +4,14 @@
 provider handshakes, records the delivery (an outbox row, de-duplicated on the delivery ID) and acknowledges once it is
 committed. ``TetherApp`` (``create_app``) serves it on a fast lane, ``serve_delivery``, past the framework; the FastAPI
 route below answers alike and is what the OpenAPI document describes. Concurrent deliveries are recorded together
-(group commit, ``engine.deliveries.DeliveryRecorder``: one multi-row INSERT per batch, on PostgreSQL on the event
-loop's own connection). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
+(group commit, ``engine.webhooks.deliveries.DeliveryRecorder``: one multi-row INSERT per batch, on PostgreSQL on the
+event loop's own connection). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
 set, one Dramatiq message per committed batch carrying only row IDs, sent from a background thread so the
-acknowledgement never waits on the broker (``engine.worker.DeliverySender``; ``tether worker`` processes them);
+acknowledgement never waits on the broker (``engine.queue.worker.DeliverySender``; ``tether worker`` processes them);
 without a broker, an in-process background task per delivery. ``app.state.webhook_handoff`` overrides both (called
 per delivery). A hand-off that fails never loses a delivery: it stays ``received``, and the sweep queues it again
-(``engine.processes.sweep_deliveries`` in every worker's reaper; ``engine.deliveries.redeliver_pending`` in-process).
+(``engine.processes.sweep_deliveries`` in every worker's reaper; ``engine.webhooks.deliveries.redeliver_pending``
+in-process).
 
 Static webhooks (one URL per app, such as a GitHub App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}``
 and are routed by the webhook's ``route()``.
@@ -40,11 +41,12 @@ from starlette.types import Receive, Scope, Send
 
 from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
-from engine.deliveries import DeliveryRecorder, NewDelivery, delivery_key, parse_body, process_delivery
+from engine.authoring.webhooks import CelValue, JsonField, Webhook
 from engine.errors import NotFoundError, TetherError
 from engine.runtime import Runtime
-from engine.tables import DeliveryStatus, Integration, WebhookDelivery
-from engine.targets import (
+from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery
+from engine.webhooks.deliveries import DeliveryRecorder, NewDelivery, delivery_key, parse_body, process_delivery
+from engine.webhooks.targets import (
     Target,
     find_static_target,
     resolve_target,
@@ -52,11 +54,10 @@ from engine.targets import (
     verify_delivery,
     webhook_class,
 )
-from engine.verification import lower_headers
-from engine.webhooks import CelValue, JsonField, Webhook
+from engine.webhooks.verification import lower_headers
 
 if TYPE_CHECKING:
-    from engine.worker import DeliverySender
+    from engine.queue.worker import DeliverySender
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("tether.webhooks")
@@ -137,7 +138,7 @@ def _recorder(app: Any, runtime: Runtime) -> DeliveryRecorder:
     if recorder is None or recorder.db is not runtime.db:
         after = None
         if runtime.settings.broker_url:
-            from engine.worker import DeliverySender
+            from engine.queue.worker import DeliverySender
 
             state.webhook_sender = DeliverySender(runtime.settings)
             after = partial(_queue_batch, app, state.webhook_sender)

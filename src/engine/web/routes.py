@@ -19,11 +19,11 @@ from sqlmodel import select
 
 from engine.api.fields import OWNER_ID_MAX, TENANT_ID_MAX
 from engine.api.principal import Principal, Unauthenticated, current_principal, sign_principal
-from engine.connections import OAuth2
+from engine.authoring.connections import OAuth2
 from engine.errors import TetherError, ValidationFailed
-from engine.inputs import fits
-from engine.setup import Setup
-from engine.tables import Credential
+from engine.integrations.setup import Setup
+from engine.kit.inputs import fits
+from engine.store.tables import Credential
 from engine.web.session import SESSION_COOKIE, SESSION_TTL_SECONDS, dev_login_enabled, session_key
 
 HERE = Path(__file__).resolve().parent

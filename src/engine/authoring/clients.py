@@ -1,0 +1,40 @@
+"""Client registrations: factories that turn one resolved credential into an API client.
+
+A client lists the credential slots it can be built from. A connection that enables a client must hold exactly
+one of those slots, so the credential shape a build receives is never ambiguous. Built clients are cached by the
+runtime per (integration, slot, credential version); client classes are in-process only and need no stable ID.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from engine.authoring.config import OperatorConfig, UserInput
+from engine.authoring.slots import CredentialSlot
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """What a client build receives: the one credential it resolved, plus the definition's configs."""
+
+    integration_id: str
+    credential: CredentialSlot
+    operator_config: OperatorConfig | None
+    user_input: UserInput | None
+
+
+class Client(ABC):
+    """Base class for client registrations. Subclass it and implement ``build``."""
+
+    #: The slots this client can be built from.
+    slots: ClassVar[tuple[type[CredentialSlot], ...]] = ()
+
+    @classmethod
+    def client_id(cls) -> str:
+        return cls.__name__
+
+    @abstractmethod
+    def build(self, ctx: ClientContext) -> Any:
+        """Return a ready client (usually an ``httpx.AsyncClient`` from ``engine.kit.egress``)."""

@@ -1,0 +1,63 @@
+"""Loading definitions: the built-in catalog plus the ``tether.definitions`` entry-point group.
+
+An entry point names either a ``Definition`` object or a module exposing ``definition``, e.g.::
+
+    [project.entry-points."tether.definitions"]
+    acme = "acme_tether.definition:definition"
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from engine.authoring.definition import Definition
+from engine.catalog.registry import Registry
+from engine.errors import ConfigurationError
+from engine.settings import Settings
+
+ENTRY_POINT_GROUP = "tether.definitions"
+
+
+def builtin_definitions() -> list[Definition]:
+    from definitions import CATALOG
+
+    return module_definitions(CATALOG)
+
+
+def module_definitions(paths: Iterable[str]) -> list[Definition]:
+    """``package.module`` (exposing ``definition``) or ``package.module:attribute`` (a data-declared one)."""
+    found = []
+    for path in paths:
+        module_path, _, attribute = path.partition(":")
+        module = importlib.import_module(module_path)
+        found.append(_as_definition(getattr(module, attribute) if attribute else module, path))
+    return found
+
+
+def plugin_definitions() -> list[Definition]:
+    return [_as_definition(ep.load(), f"entry point {ep.name}") for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def load_registry(settings: Settings) -> Registry:
+    """Register every built-in, plug-in and extra-module definition; the first inconsistent one stops start-up."""
+    registry = Registry(allow_loopback=settings.allow_loopback_providers)
+    registry.register_all(
+        [
+            *builtin_definitions(),
+            *plugin_definitions(),
+            *module_definitions(settings.extra_definition_modules()),
+        ]
+    )
+    return registry
+
+
+def _as_definition(obj: object, origin: str) -> Definition:
+    """Accept a ``Definition`` or a module exposing one as ``definition``."""
+    if isinstance(obj, ModuleType):
+        obj = getattr(obj, "definition", None)
+    if not isinstance(obj, Definition):
+        raise ConfigurationError(f"{origin} does not provide a Definition")
+    return obj

@@ -1,0 +1,314 @@
+"""Queued runs on Dramatiq (DESIGN.md §6).
+
+A queued run is one message for one actor, ``tether.execute_run``, whose only argument is the run ID: never a
+credential, a config or a payload (those stay in the database). Recorded webhook deliveries go the same way on a
+second actor, ``tether.process_deliveries``: one message per batch the endpoint committed, carrying only delivery
+row IDs (``enqueue_deliveries``); a worker processes each through ``engine.webhooks.deliveries.process_delivery``. The
+broker comes from ``TETHER_BROKER_URL``:
+
+- ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
+- ``amqp://…`` → ``RabbitmqBroker`` (pika);
+- empty → the embedded default: Dramatiq's ``StubBroker`` with a ``dramatiq.Worker`` running in threads of the
+  server process (``engine.processes.start_embedded``). Same actor, same middleware, same retry and deferral
+  behaviour, no extra service; messages live in memory, so queued runs are sent again when the server starts
+  (``Executor.resubmit_queued``) and the reaper recovers the running ones.
+
+Middleware: ``AsyncIO`` runs the async actor on one event loop per process; ``Retries`` re-enqueues on
+``dramatiq.Retry``, which the actor raises when the executor asked for another attempt. The delay is the executor's
+decision: exponential backoff for transient errors, ``Retry-After`` for a provider 429 (the message is deferred
+through the broker's delay queue, the worker thread never sleeps). Every other outcome is final in the run row and
+the message is acknowledged; only an exception escaping the executor (the database unreachable before the run was
+claimed) retries the message, ``INFRASTRUCTURE_RETRIES`` times with backoff. ``TimeLimit`` gets
+``Policy.time_limit`` plus a grace period per message, as a backstop: the executor enforces the limit itself and
+records ``time_limit_exceeded``.
+
+Worker processes (``engine.processes``, which binds the actors to the process's runtime) also run the reaper
+(``Executor.reap_stale``) every few seconds: a run left ``running`` by a
+worker that died (its heartbeat stopped) is retried or failed with ``worker_lost``. Every minute it also sweeps
+webhook deliveries left ``received`` (a hand-off that failed, a process that died) back onto the queue
+(``engine.processes.sweep_deliveries``).
+
+Environment knobs: ``TETHER_BROKER_NAMESPACE`` (Redis key prefix, default ``tether``), ``TETHER_QUEUE`` (default
+``tether``), ``TETHER_REAP_INTERVAL_SECONDS`` (default 15), ``TETHER_DELIVERY_SWEEP_SECONDS`` (default 60) and
+``TETHER_DELIVERY_SWEEP_AFTER_SECONDS`` (default 60), plus the executor's (``engine.runs.execution``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+from dramatiq import Retry
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+
+from engine.errors import ConfigurationError
+from engine.services import Services
+from engine.settings import Settings
+from engine.webhooks.deliveries import process_deliveries
+
+log = logging.getLogger("tether.worker")
+
+ACTOR_NAME = "tether.execute_run"
+#: Processes recorded webhook deliveries; its one argument is a list of delivery row IDs.
+DELIVERIES_ACTOR_NAME = "tether.process_deliveries"
+#: Deliveries processed at the same time in one worker process, whatever the number of threads (messages in
+#: flight). Processing is mostly CPU in one process, so more does not go faster; it only takes more database
+#: connections at once than the pool keeps (measured with 64 threads: unbounded, 677 connections opened for 8,600
+#: deliveries and 150-170 deliveries/s; bounded at 8, 2 connections and ~640/s).
+DELIVERY_CONCURRENCY = 8
+_delivery_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+#: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
+TIME_LIMIT_GRACE_SECONDS = 30.0
+DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
+
+
+@dataclass
+class _State:
+    broker: dramatiq.Broker | None = None
+    actor: dramatiq.Actor | None = None
+    deliveries_actor: dramatiq.Actor | None = None
+    url: str | None = None
+    runtime: Services | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_state = _State()
+
+
+def queue_name(settings: Settings | None = None) -> str:
+    return (settings or Settings()).queue.strip() or "tether"
+
+
+#: Retries of a message whose actor raised something other than ``Retry``: the executor records every operation
+#: failure on the run itself, so such an exception is the infrastructure's (the database unreachable mid-claim).
+#: The message is tried again with Dramatiq's exponential backoff (1 s doubling, at most 5 min between tries).
+INFRASTRUCTURE_RETRIES = 12
+
+
+def _retry_when(retries: int, exception: BaseException) -> bool:
+    return isinstance(exception, Retry) or retries < INFRASTRUCTURE_RETRIES
+
+
+def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
+    """A broker for ``url`` with Tether's middleware stack (see the module docstring)."""
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=int((DEFAULT_TIME_LIMIT_SECONDS + TIME_LIMIT_GRACE_SECONDS) * 1000)),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(  # type: ignore[arg-type]
+            max_retries=None, retry_when=_retry_when, min_backoff=1_000, max_backoff=300_000
+        ),
+        AsyncIO(),
+    ]
+    namespace = namespace or Settings().broker_namespace.strip() or "tether"
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, namespace=namespace, middleware=middleware)
+    if url.startswith(("amqp://", "amqps://")):
+        try:
+            from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        except ImportError:
+            raise ConfigurationError("TETHER_BROKER_URL is amqp:// but pika is not installed") from None
+        return RabbitmqBroker(url=url, middleware=middleware)
+    if url == "":
+        return StubBroker(middleware=middleware)
+    raise ConfigurationError("TETHER_BROKER_URL must be redis://, amqp:// or empty (embedded worker)")
+
+
+def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """This process's broker, built once from ``TETHER_BROKER_URL``, with the run and delivery actors declared."""
+    settings = settings or Settings()
+    url = settings.broker_url.strip() if _state.url is None else _state.url
+    with _state.lock:
+        if _state.broker is None:
+            broker = build_broker(url, namespace=settings.broker_namespace.strip() or None)
+            dramatiq.set_broker(broker)
+            _state.actor = dramatiq.Actor(
+                _execute_run,
+                broker=broker,
+                actor_name=ACTOR_NAME,
+                queue_name=queue_name(settings),
+                priority=0,
+                options={},
+            )
+            _state.deliveries_actor = dramatiq.Actor(
+                _process_deliveries,
+                broker=broker,
+                actor_name=DELIVERIES_ACTOR_NAME,
+                queue_name=queue_name(settings),
+                priority=0,
+                options={},
+            )
+            _state.broker, _state.url = broker, url
+        return _state.broker
+
+
+def reset() -> None:
+    """Forget this process's broker (tests)."""
+    with _state.lock:
+        if _state.broker is not None:
+            _state.broker.close()
+        _state.broker = _state.actor = _state.deliveries_actor = None
+        _state.url = None
+        _state.runtime = None
+
+
+#: A running Dramatiq worker: its threads consume this process's queue (``stop(timeout=ms)`` ends them).
+Consumer = dramatiq.Worker
+
+
+def start_consumer(runtime: Services, *, threads: int) -> Consumer:
+    """Bind the actors to ``runtime`` and start ``threads`` worker threads consuming the broker's queue."""
+    set_runtime(runtime)
+    consumer = dramatiq.Worker(get_broker(runtime.settings), worker_threads=threads, worker_timeout=200)
+    consumer.start()
+    return consumer
+
+
+def set_runtime(runtime: Services) -> None:
+    """The runtime the actor executes runs with (the server's, for the embedded worker)."""
+    _state.runtime = runtime
+
+
+def _runtime() -> Services:
+    if _state.runtime is None:
+        # Bound by whoever starts this process's worker (``engine.processes.start_worker``).
+        raise ConfigurationError("no runtime is bound to this process's queue actors; start them with start_worker")
+    return _state.runtime
+
+
+def enqueue(
+    run_id: str, *, delay: float | None = None, time_limit: float | None = None, settings: Settings | None = None
+) -> None:
+    """Send the message of one queued run (only its ID)."""
+    get_broker(settings)
+    assert _state.actor is not None
+    limit = (time_limit or DEFAULT_TIME_LIMIT_SECONDS) + TIME_LIMIT_GRACE_SECONDS
+    options: dict[str, Any] = {"time_limit": int(limit * 1000)}
+    if delay is not None and delay > 0:
+        options["delay"] = int(delay * 1000)
+    _state.actor.send_with_options(args=(run_id,), **options)
+
+
+async def _execute_run(run_id: str) -> None:
+    outcome = await _runtime().executor.execute(run_id)
+    if outcome.retry_in is not None:
+        why = "deferred (rate limited)" if outcome.deferred else "retried"
+        raise Retry(f"run {run_id} {why}", delay=max(0, int(outcome.retry_in * 1000)))
+
+
+def enqueue_deliveries(row_ids: list[str], *, settings: Settings | None = None) -> None:
+    """Send one message carrying recorded deliveries' row IDs (never a body, a header or a secret): the webhook
+    endpoint sends one per committed batch (through ``DeliverySender``), so the broker round trip is shared by the
+    whole batch; the sweep sends one per pass.
+
+    A failure here loses nothing: the deliveries are already committed as ``received``, and the sweep
+    (``engine.webhooks.deliveries.redeliver_pending``) processes them.
+    """
+    if not row_ids:
+        return
+    get_broker(settings)
+    assert _state.deliveries_actor is not None
+    _state.deliveries_actor.send(list(row_ids))
+
+
+class DeliverySender:
+    """Sends committed batches of delivery row IDs to the broker from one background thread: one message per batch,
+    or per few batches when they arrive together (``LINGER``, ``MAX_MESSAGE``).
+
+    The endpoint's batch only puts its row IDs here, so an acknowledgement never waits on the broker, and a slow or
+    unreachable broker never holds up recording. A batch that cannot be sent (the broker refuses it, the process
+    stops first, or more than ``MAX_PENDING`` IDs are already waiting) is logged and dropped: its deliveries are
+    committed as ``received``, and the sweep (``Reaper``, ``engine.webhooks.deliveries.redeliver_pending``) queues them
+    again.
+    """
+
+    MAX_PENDING = 100_000
+    #: Row IDs per message at most: batches waiting together are merged up to this.
+    MAX_MESSAGE = 500
+    #: Seconds the thread waits after a batch arrives so the next few join its message: fewer, larger messages and
+    #: fewer thread wake-ups competing with the server for the GIL (measured: +5-8% deliveries/s, half the context
+    #: switches). Processing starts this much later; acknowledgements do not wait for it.
+    LINGER = 0.02
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        send: Callable[[list[str]], None] | None = None,
+        *,
+        linger: float = LINGER,
+    ) -> None:
+        self._send = send or (lambda row_ids: enqueue_deliveries(row_ids, settings=settings))
+        self.linger = linger
+        self._cond = threading.Condition()
+        self._pending: deque[list[str]] = deque()
+        self._waiting = 0
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        #: Messages sent, batches that failed, batches dropped for want of room.
+        self.sent = self.failed = self.dropped = 0
+
+    def put(self, row_ids: list[str]) -> None:
+        with self._cond:
+            if self._waiting + len(row_ids) > self.MAX_PENDING:
+                self.dropped += 1
+                log.warning("%d deliveries not queued (the broker is behind); left for the sweep", len(row_ids))
+                return
+            self._pending.append(list(row_ids))
+            self._waiting += len(row_ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="tether-delivery-sender", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._busy = False
+                    self._cond.notify_all()
+                    self._cond.wait()
+                self._busy = True
+            if self.linger > 0:
+                time.sleep(self.linger)  # let the batches committed meanwhile join this message
+            with self._cond:
+                row_ids = self._pending.popleft()
+                while self._pending and len(row_ids) + len(self._pending[0]) <= self.MAX_MESSAGE:
+                    row_ids += self._pending.popleft()
+                self._waiting -= len(row_ids)
+            try:
+                self._send(row_ids)
+                self.sent += 1
+            except Exception as exc:
+                self.failed += 1
+                log.warning(
+                    "handing off %d recorded deliveries failed (%s); left for the sweep",
+                    len(row_ids),
+                    type(exc).__name__,
+                )
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every batch put so far was sent or given up (tests, shutdown); ``False`` on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+
+async def _process_deliveries(row_ids: list[str]) -> None:
+    loop = asyncio.get_running_loop()  # the AsyncIO middleware runs every actor of the process on one loop
+    gate = _delivery_gates.get(loop)
+    if gate is None:
+        gate = _delivery_gates[loop] = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    # One at a time within a message (no task per ID), at most DELIVERY_CONCURRENCY across the messages in flight.
+    await process_deliveries(_runtime(), row_ids, concurrency=1, gate=gate)

@@ -1,0 +1,145 @@
+"""The database: one SQLAlchemy engine per URL, sessions, and Alembic migrations.
+
+SQLite is the embedded default; PostgreSQL is production. Both go through the same tables and the same
+migrations, so what the tests prove on one holds on the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.store.loopdb import LoopConnection
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations"  # engine/migrations, where Alembic's script location is
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_db_engine(url: str) -> Engine:
+    """``hide_parameters``: a statement's bound values (tokens, credentials, a user's input) never reach the text of
+    an exception, which may be logged or shown; the statement itself still is."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size(), max_overflow=max_overflow(), hide_parameters=True
+    )
+
+
+#: Connections a process keeps open between uses. Blocking database calls run in anyio's worker threads (40 at most
+#: by default), so 20 kept plus 20 overflow means a busy process never waits for a connection; keeping 20 (not 10)
+#: matters under sustained concurrency: every overflow connection is closed when it is returned and opened again on
+#: the next burst (a PostgreSQL backend start each time).
+DEFAULT_POOL_SIZE = 20
+DEFAULT_MAX_OVERFLOW = 20
+
+
+def pool_size() -> int:
+    """``TETHER_DATABASE_POOL_SIZE``, else ``DEFAULT_POOL_SIZE`` (PostgreSQL)."""
+    value = Settings().database_pool_size
+    return DEFAULT_POOL_SIZE if value is None else value
+
+
+def max_overflow() -> int:
+    """``TETHER_DATABASE_MAX_OVERFLOW``, else ``DEFAULT_MAX_OVERFLOW`` (PostgreSQL)."""
+    value = Settings().database_max_overflow
+    return DEFAULT_MAX_OVERFLOW if value is None else value
+
+
+class Database:
+    """An engine plus a session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine = create_db_engine(self.url)
+        self._loop_connection: LoopConnection | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def loop_connection(self) -> LoopConnection:
+        """PostgreSQL only: a connection per event loop for statements the loop runs itself
+        (``engine.store.loopdb``)."""
+        if self._loop_connection is None:
+            from engine.store.loopdb import LoopConnection
+
+            self._loop_connection = LoopConnection(self.engine)
+        return self._loop_connection
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to ``revision``."""
+        with self.engine.begin() as connection:
+            config = alembic_config(self.url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def downgrade(self, revision: str) -> None:
+        with self.engine.begin() as connection:
+            config = alembic_config(self.url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def is_up_to_date(self) -> bool:
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        return self.current_revision() == head
+
+    def dispose(self) -> None:
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
