@@ -18,23 +18,17 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: Engine modules that import a definition: the SCIM server is engine code still filed under ``definitions/scim``
-#: (issue 17 moves it to ``engine/scim``), and the catalog imports the built-in package to discover it.
+#: Engine modules that import a definition: only the catalog, which imports the built-in package to list it.
 ENGINE_INTO_DEFINITIONS: set[tuple[str, str]] = {
-    ("engine.api.scim", "definitions.scim.connect"),
-    ("engine.api.scim", "definitions.scim.discovery"),
-    ("engine.api.scim", "definitions.scim.protocol"),
-    ("engine.api.scim", "definitions.scim.store"),
     ("engine.catalog.loading", "definitions"),
 }
 #: What a definition may import of the engine: its public face.
 DEFINITION_MAY_IMPORT = ("engine", "engine.kit")
-#: Engine internals definitions still import (issue 17): the SCIM server filed under ``definitions/scim`` (API,
-#: setup, store, endpoints) and GCP's workload identity (Tether's own OIDC key); both are to move or be exported.
+#: Engine internals definitions still import (issue 17): GCP's workload identity signs with Tether's own OIDC key and
+#: reads the integration's tenant itself, for want of both in ``ClientContext``.
 DEFINITIONS_INTO_INTERNALS: set[str] = {
-    "engine.api.principal", "engine.custody.masterkey", "engine.custody.oidc", "engine.integrations.lifecycle",
-    "engine.integrations.setup", "engine.runtime", "engine.settings", "engine.store.database", "engine.store.tables",
-    "engine.webhooks.endpoints", "engine.webhooks.targets",
+    "engine.custody.masterkey", "engine.custody.oidc", "engine.settings", "engine.store.database",
+    "engine.store.tables",
 }
 
 

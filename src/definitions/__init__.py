@@ -12,7 +12,6 @@ CATALOG: tuple[str, ...] = (
     "definitions.google_workspace",
     "definitions.azure_entra_id",
     "definitions.microsoft_teams",
-    "definitions.scim",
     "definitions.aws_security_hub",
     "definitions.cloudflare",
     "definitions.azure_security_center",

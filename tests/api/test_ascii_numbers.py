@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from definitions.scim.protocol import ScimError
 from engine.api.limits import declared_too_large
 from engine.api.scim import _int as scim_int
 from engine.custody import oauth
 from engine.kit import egress
 from engine.kit.inputs import ascii_digits, ascii_int, storable, unstorable_string
+from engine.scim.protocol import ScimError
 
 UNICODE_DIGITS = ["²", "①", "٣", "\uff11\uff12", "1²", "⁵"]
 #: The ones a header can carry: HTTP header bytes are decoded as Latin-1.

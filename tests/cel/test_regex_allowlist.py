@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from definitions.gcp_scc.client import WorkloadIdentityAuth, parse_expire_time
-from definitions.scim.protocol import ScimError, parse_filter, parse_path
 from definitions.slack.api import raise_for_error
 from engine.custody.oauth import _safe_code
 from engine.errors import ConfigurationError, ProviderError
+from engine.scim.protocol import ScimError, parse_filter, parse_path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -489,7 +489,7 @@ def test_mapping_filter_drops_deleted_repositories() -> None:
 # -- webhook -------------------------------------------------------------------------------------------------
 
 
-def event_context(name: str, extras: dict[str, Any] | None = None) -> EventContext:
+def event_context(name: str, cleanup: Any = None) -> EventContext:
     delivery = recorded(name)
 
     async def dispatch(operation: Any, config: dict[str, Any]) -> str:
@@ -498,7 +498,7 @@ def event_context(name: str, extras: dict[str, Any] | None = None) -> EventConte
     return EventContext(
         integration_id="int_1", event_type=delivery["headers"]["X-GitHub-Event"],
         delivery_id=delivery["headers"]["X-GitHub-Delivery"], payload=delivery["body"],
-        headers=delivery["headers"], dispatch=dispatch, extras=extras or {},
+        headers=delivery["headers"], dispatch=dispatch, cleanup=cleanup,
     )
 
 
@@ -527,10 +527,9 @@ def test_installation_deleted_runs_the_cleanup() -> None:
         calls.append("async")
 
     for cleanup in (lambda: calls.append("sync"), async_cleanup):
-        assert run(collect(Installation().handle(event_context("webhook_installation_deleted",
-                                                               {"cleanup": cleanup})))) == []
+        assert run(collect(Installation().handle(event_context("webhook_installation_deleted", cleanup)))) == []
     assert calls == ["sync", "async"]
-    created = event_context("webhook_installation_deleted", {"cleanup": lambda: calls.append("created")})
+    created = event_context("webhook_installation_deleted", lambda: calls.append("created"))
     created.payload = {**created.payload, "action": "created"}
     run(collect(Installation().handle(created)))
     run(collect(Installation().handle(event_context("webhook_installation_deleted"))))  # no cleanup yet: fine

@@ -71,7 +71,7 @@ async def emitted(event_type: str, example: dict[str, Any]) -> list[Payload]:
         raise AssertionError("no GitHub event dispatches an operation")
 
     ctx = EventContext(integration_id="i", event_type=event_type, delivery_id="d", payload=example,
-                       headers={}, dispatch=dispatch, extras={"cleanup": lambda: None})
+                       headers={}, dispatch=dispatch, cleanup=lambda: None)
     return [p async for p in event().handle(ctx)]
 
 

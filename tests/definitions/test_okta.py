@@ -88,7 +88,7 @@ def client(credential: Any = None, settings: OktaSettings = SETTINGS) -> httpx.A
 
 def op_context(http: httpx.AsyncClient, run_id: str | None = "run_2") -> OperationContext:
     return OperationContext(integration_id="int_1", tenant_id="tenant_1", config=NoConfig(), client=http,
-                            operator_config=None, user_input=SETTINGS, extras={"run_id": run_id})
+                            operator_config=None, user_input=SETTINGS, run_id=run_id)
 
 
 def conn_context(http: httpx.AsyncClient, credential: Any) -> ConnectionContext:
@@ -255,14 +255,14 @@ def test_other_errors_are_plain_provider_errors() -> None:
 
 
 def test_directory_sync_reads_every_page_in_order_and_leaves_a_complete_snapshot() -> None:
-    async def scenario() -> tuple[list[Any], OperationContext]:
+    async def scenario() -> tuple[list[Any], DirectorySync]:
         async with client() as http:
-            ctx = op_context(http)
-            return await collect(DirectorySync().ingest(ctx)), ctx
+            sync = DirectorySync()
+            return await collect(sync.ingest(op_context(http))), sync
 
     with respx.mock(base_url=ORG) as api:
         routes = mock_directory(api)
-        payloads, ctx = run(scenario())
+        payloads, sync = run(scenario())
     kinds = [(p.schema, p.variant) for p in payloads]
     assert kinds == [("directory_account", "user")] * 3 + [("directory_group", "group")] * 2 + \
         [("directory_membership", "member")] * 5
@@ -272,21 +272,21 @@ def test_directory_sync_reads_every_page_in_order_and_leaves_a_complete_snapshot
     assert routes["everyone"].call_count == 2
     confirmed = {(ISAAC, ENGINEERING), (FOX, ENGINEERING), (ISAAC, EVERYONE), (DANA, EVERYONE), (FOX, EVERYONE)}
     assert {(p.data["user"]["id"], p.data["groupId"]) for p in payloads[5:]} == confirmed
-    assert ctx.extras["membership_snapshot"] == MembershipSnapshot("run_2", frozenset(confirmed), complete=True)
+    assert sync.snapshot == MembershipSnapshot("run_2", frozenset(confirmed), complete=True)
 
 
 def test_a_failed_member_list_leaves_no_snapshot() -> None:
-    async def scenario(ctx_box: list[OperationContext]) -> None:
-        async with client() as http:
-            ctx_box.append(op_context(http))
-            await collect(DirectorySync().ingest(ctx_box[0]))
+    sync = DirectorySync()
 
-    box: list[OperationContext] = []
+    async def scenario() -> None:
+        async with client() as http:
+            await collect(sync.ingest(op_context(http)))
+
     with respx.mock(base_url=ORG) as api:
         mock_directory(api)["everyone"].mock(side_effect=reply("error_429"))
         with pytest.raises(RateLimited):
-            run(scenario(box))
-    assert "membership_snapshot" not in box[0].extras
+            run(scenario())
+    assert sync.snapshot is None
 
 
 def test_pagination_refuses_a_next_link_to_another_origin() -> None:

@@ -10,8 +10,6 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import select
 
-from definitions.scim import definition as scim_definition
-from definitions.scim.connect import ScimConnection, connect
 from engine.api import scim as scim_api
 from engine.api.errors import install_error_handlers
 from engine.api.limits import BodyLimit
@@ -20,6 +18,8 @@ from engine.catalog.registry import Registry
 from engine.custody.crypto import KeyRing, generate_master_key
 from engine.custody.masterkey import KeySource
 from engine.runtime import Runtime
+from engine.scim import definition as scim_definition
+from engine.scim.connect import ScimConnection, connect
 from engine.settings import Settings
 from engine.store.database import Database
 from ingest.models.directory_account import DirectoryAccount

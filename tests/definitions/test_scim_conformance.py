@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from definitions.scim.connect import connect
 from engine.api.principal import Principal
+from engine.scim.connect import connect
 from engine.store.database import Database
 from support.server import free_port, serve
 

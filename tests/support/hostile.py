@@ -389,8 +389,8 @@ class World:
 
 def _registry() -> Registry:
     from definitions.github_app import definition as github_definition
-    from definitions.scim import definition as scim_definition
     from definitions.slack import definition as slack_definition
+    from engine.scim import definition as scim_definition
     from support import sample_definition
 
     registry = Registry()
@@ -421,9 +421,9 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
     """Start the app on ``database_url`` (migrated) and make the things real path parameters point at."""
     import os
 
-    from definitions.scim.connect import connect
     from engine.api import create_app
     from engine.api.principal import Principal, create_api_key
+    from engine.scim.connect import connect
 
     names = (*_OPERATOR_ENV, "TETHER_SECRET_MASTER_KEY", "TETHER_DEV_LOGIN")
     saved = {k: os.environ.get(k) for k in names}

@@ -1,5 +1,5 @@
 """A definition whose operations the execution tests control through their config: fail N times, return 429 with
-a Retry-After, sleep, ingest a page of assets from a cursor. ``ctx.extras["attempt"]`` is the run's attempt number,
+a Retry-After, sleep, ingest a page of assets from a cursor. ``ctx.attempt`` is the run's attempt number,
 so "fail the first N attempts" needs no shared state between worker processes."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Flaky(Operation):
     policy = Policy.queued(max_retries=3)
 
     async def run(self, ctx: OperationContext) -> dict[str, int]:
-        attempt = int(ctx.extras["attempt"])
+        attempt = ctx.attempt
         if attempt <= ctx.config.fail_times:  # type: ignore[attr-defined]
             raise TransientProviderError("the provider answered HTTP 503", provider_status=503)
         return {"attempt": attempt}
@@ -103,7 +103,7 @@ class Limited(Operation):
     policy = Policy.queued(max_retries=0)
 
     async def run(self, ctx: OperationContext) -> dict[str, int]:
-        attempt = int(ctx.extras["attempt"])
+        attempt = ctx.attempt
         if attempt <= ctx.config.limited_times:  # type: ignore[attr-defined]
             raise RateLimited(retry_after=ctx.config.retry_after)  # type: ignore[attr-defined]
         return {"attempt": attempt}
@@ -121,7 +121,7 @@ class Slow(Operation):
     policy = Policy.queued(max_retries=1)
 
     async def run(self, ctx: OperationContext) -> dict[str, int]:
-        attempt = int(ctx.extras["attempt"])
+        attempt = ctx.attempt
         if attempt == 1 or not ctx.config.first_attempt_only:  # type: ignore[attr-defined]
             await asyncio.sleep(ctx.config.seconds)  # type: ignore[attr-defined]
         return {"attempt": attempt}

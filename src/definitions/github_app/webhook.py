@@ -38,7 +38,7 @@ class Installation(WebhookEvent):
     """The app was installed, uninstalled, suspended or had its permissions changed.
 
     On ``deleted`` the installation's tokens no longer work, so the integration's local state is cleaned up
-    through ``ctx.extras["cleanup"]``, which the delivery processor provides: it releases the integration
+    through ``ctx.cleanup``, which the delivery processor provides: it releases the integration
     (credentials forgotten, endpoint retired, status ``disconnected``) without calling GitHub, since the
     installation is already gone. ``created`` needs nothing: the install callback binds the installation to its
     integration, and the first connection runs the reconcile operations.
@@ -47,9 +47,8 @@ class Installation(WebhookEvent):
     match = "installation"
 
     async def handle(self, ctx: EventContext) -> AsyncIterator[Payload]:
-        cleanup = ctx.extras.get("cleanup")
-        if ctx.payload.get("action") == "deleted" and cleanup is not None:
-            result = cleanup()
+        if ctx.payload.get("action") == "deleted" and ctx.cleanup is not None:
+            result = ctx.cleanup()
             if inspect.isawaitable(result):
                 await result
         return

@@ -33,9 +33,9 @@ class DirectorySync(Operation):
     membership is persisted (memberships link them by their lookup keys). Okta's user list leaves out
     deprovisioned users, whose accounts then keep their last state until the user is deleted.
 
-    When every member list has been read to its last page, the sync leaves a complete ``MembershipSnapshot``
-    in ``ctx.extras["membership_snapshot"]`` for ``snapshot.memberships_to_remove``; if anything fails before
-    that, no snapshot is left and nothing can be removed.
+    When every member list has been read to its last page, the sync keeps a complete ``MembershipSnapshot`` in
+    ``self.snapshot`` for ``snapshot.memberships_to_remove``; if anything fails before that, there is none and
+    nothing can be removed. (Nothing applies it yet: the engine has no hook for removals, see the README.)
     """
 
     client = OktaClient
@@ -45,6 +45,9 @@ class DirectorySync(Operation):
         Emits("directory_group", "group"),
         Emits("directory_membership", "member"),
     )
+
+    #: The complete snapshot of the last fully read sync of this instance (``None`` until then).
+    snapshot: MembershipSnapshot | None = None
 
     async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
         async for user in paginate(ctx.client, "/api/v1/users"):
@@ -59,5 +62,4 @@ class DirectorySync(Operation):
                 confirmed.add((str(member["id"]), group_id))
                 yield Payload(schema="directory_membership", variant="member", resource="membership",
                               data={"groupId": group_id, "user": member})
-        ctx.extras["membership_snapshot"] = MembershipSnapshot(
-            run_id=ctx.extras.get("run_id"), confirmed=frozenset(confirmed), complete=True)
+        self.snapshot = MembershipSnapshot(run_id=ctx.run_id, confirmed=frozenset(confirmed), complete=True)

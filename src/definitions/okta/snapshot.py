@@ -8,7 +8,7 @@ rejected on the way in (a rejected record was seen but not stored), and the run 
 (an older run finishing late must not undo a newer one).
 
 The ingest layer has no hook for this yet: ``DirectorySync`` leaves its ``MembershipSnapshot`` in
-``ctx.extras["membership_snapshot"]``, and whoever finalises the run applies ``memberships_to_remove`` to the
+``DirectorySync.snapshot``, and whoever finalises the run applies ``memberships_to_remove`` to the
 active membership keys and stamps those rows removed.
 """
 

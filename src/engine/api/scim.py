@@ -3,7 +3,7 @@
 ``{token}`` is the public token of the integration's ``scim`` endpoint row; ``Authorization: Bearer <secret>`` must
 equal the row's sealed secret (constant-time, ``engine.webhooks.verification.verify_bearer``). An unknown token and a
 wrong bearer both answer 401, so a token's existence does not leak. Every answer is ``application/scim+json``; errors
-are SCIM Error bodies. Resources are stored by ``definitions.scim.store`` (directory models, through ingest).
+are SCIM Error bodies. Resources are stored by ``engine.scim.store`` (directory models, through ingest).
 
 Routes: ``/Users`` and ``/Groups`` (GET list with ``filter``/``startIndex``/``count``/``attributes``/
 ``excludedAttributes``, POST create, ``POST /.search``), ``/{Users,Groups}/{id}`` (GET, PUT, PATCH, DELETE), and
@@ -24,8 +24,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from definitions.scim import discovery
-from definitions.scim.protocol import (
+from engine.api.bodies import RequestBody
+from engine.api.fields import IntegrationName, OwnerId
+from engine.api.principal import Principal, current_principal
+from engine.errors import NotFoundError, TetherError
+from engine.kit.inputs import ascii_int
+from engine.runtime import Runtime
+from engine.scim import discovery
+from engine.scim.protocol import (
     GROUP_SCHEMA,
     LIST_SCHEMA,
     PATCH_SCHEMA,
@@ -39,13 +45,7 @@ from definitions.scim.protocol import (
     parse_filter,
     project,
 )
-from definitions.scim.store import Store, now_text, version_of
-from engine.api.bodies import RequestBody
-from engine.api.fields import IntegrationName, OwnerId
-from engine.api.principal import Principal, current_principal
-from engine.errors import NotFoundError, TetherError
-from engine.kit.inputs import ascii_int
-from engine.runtime import Runtime
+from engine.scim.store import Store, now_text, version_of
 from engine.webhooks.targets import load_target
 from engine.webhooks.verification import BearerToken, InvalidSignature, lower_headers, verify_bearer
 
@@ -452,7 +452,7 @@ async def connect_scim(
     token, it goes to the host app's server and from there to the administrator setting up provisioning.
     """
     principal.require_server()
-    from definitions.scim.connect import connect
+    from engine.scim.connect import connect
 
     made = await connect(request.app.state.runtime, principal, owner_id=body.owner_id, name=body.name)
     return ScimConnectionView(

@@ -13,7 +13,7 @@ the operations whose policy allows it (``Policy.user_may_run``; reads by default
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -132,7 +132,11 @@ class OperationContext:
     last_success_at: datetime | None = None
     #: Set by an ingest operation to the cursor the next run should start from; saved only if this run succeeds.
     next_cursor: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The run this is (``None`` outside the executor), its attempt number (1 for the first) and its trigger
+    #: (``api``, ``schedule``, ``reconcile``, ``webhook``, …).
+    run_id: str | None = None
+    attempt: int = 1
+    trigger: str = ""
 
 
 class Operation:

@@ -9,7 +9,7 @@ dispatches operations. Webhook names are explicit and unique within a definition
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
@@ -62,7 +62,12 @@ class EventContext:
     headers: dict[str, str]
     #: Hand an operation to the one execution path: ``await ctx.dispatch(OperationClass, {...})``.
     dispatch: Callable[[type[Operation], dict[str, Any]], Awaitable[str]]
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The integration's tenant, and the recorded delivery's row (``GET /v1/deliveries`` shows it).
+    tenant_id: str = ""
+    delivery_row_id: str = ""
+    #: For events that end the connection at the provider's side (a GitHub App uninstalled): forgets the
+    #: integration's credentials and endpoints without calling the provider. ``None`` outside the processor.
+    cleanup: Callable[[], Awaitable[None] | None] | None = None
 
 
 class WebhookEvent:

@@ -19,12 +19,14 @@ from engine.errors import ConfigurationError
 from engine.settings import Settings
 
 ENTRY_POINT_GROUP = "tether.definitions"
+#: Definitions the engine itself provides: SCIM push, whose server is engine code (``engine.scim``).
+ENGINE_DEFINITIONS: tuple[str, ...] = ("engine.scim",)
 
 
 def builtin_definitions() -> list[Definition]:
     from definitions import CATALOG
 
-    return module_definitions(CATALOG)
+    return module_definitions([*CATALOG, *ENGINE_DEFINITIONS])
 
 
 def module_definitions(paths: Iterable[str]) -> list[Definition]:

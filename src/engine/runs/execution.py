@@ -39,7 +39,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +133,6 @@ class ExecutorOptions:
     ingest_batch: int = 500
     #: Upper bound of a single deferral (a provider asking for a day is capped here and asked again).
     max_defer: float = 3600.0
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutorOptions:
@@ -396,7 +395,9 @@ class Executor:
             user_input=self.context.user_input(integration),
             cursor=state.cursor if state is not None else None,
             last_success_at=_aware(state.last_success_at) if state is not None else None,
-            extras={"run_id": run.id, "attempt": run.attempts, "trigger": run.trigger},
+            run_id=run.id,
+            attempt=run.attempts,
+            trigger=run.trigger,
         )
         instance = operation()
         if "ingest" in operation.execution_paths():

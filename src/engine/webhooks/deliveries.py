@@ -709,14 +709,11 @@ class _Handling:
             payload=payload,
             headers=headers,
             dispatch=self.dispatch,
-            extras={
-                "tenant_id": integration.tenant_id,
-                "delivery_row_id": self.row.id,
-                # For events that end the connection at the provider's side (a GitHub App uninstalled).
-                "cleanup": lambda: self.runtime.custody.release(
-                    integration.id, actor="provider", reason=f"the provider reported {event_type}"
-                ),
-            },
+            tenant_id=integration.tenant_id,
+            delivery_row_id=self.row.id,
+            cleanup=lambda: self.runtime.custody.release(
+                integration.id, actor="provider", reason=f"the provider reported {event_type}"
+            ),
         )
 
     async def run(self, payload: Any, headers: dict[str, str]) -> DeliveryOutcome:

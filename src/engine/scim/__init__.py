@@ -7,6 +7,6 @@ Schemas), ``connect`` (marking a credential-less integration connected). The HTT
 ``engine.api.scim``. ``README.md`` tells operators how to set it up.
 """
 
-from definitions.scim.definition import definition
+from engine.scim.definition import definition
 
 __all__ = ["definition"]

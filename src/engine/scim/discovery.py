@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from definitions.scim.protocol import GROUP_SCHEMA, USER_SCHEMA
+from engine.scim.protocol import GROUP_SCHEMA, USER_SCHEMA
 
 MAX_RESULTS = 200
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import delete
 from sqlmodel import col, select
 
-from definitions.scim.mappings import group_payloads, user_payloads
-from definitions.scim.protocol import ScimError
-from definitions.scim.webhook import GROUP_EMITS, USER_EMITS
 from engine.runtime import Runtime
+from engine.scim.mappings import group_payloads, user_payloads
+from engine.scim.protocol import ScimError
+from engine.scim.webhook import GROUP_EMITS, USER_EMITS
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership

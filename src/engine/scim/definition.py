@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from definitions.scim.mappings import GROUP, MEMBERSHIP, USER
-from definitions.scim.webhook import ScimEndpoint
 from engine import Definition
+from engine.scim.mappings import GROUP, MEMBERSHIP, USER
+from engine.scim.webhook import ScimEndpoint
 
 definition = Definition(
     id="scim",

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from definitions.scim.mappings import group_payloads, user_payloads
 from engine import BearerToken, Emits, EndpointSecret, EventContext, Header, Payload, Webhook, WebhookEvent
+from engine.scim.mappings import group_payloads, user_payloads
 
 USER_EMITS = (Emits("directory_account", "user"),)
 GROUP_EMITS = (Emits("directory_group", "group"), Emits("directory_membership", "member"))
