@@ -5,7 +5,7 @@ A definition module imports what it needs from here and nothing deeper::
     from engine import Connection, CredentialSlot, Definition, Operation, Policy, ...
 """
 
-from engine.authoring.clients import Client, ClientContext
+from engine.authoring.clients import Client, ClientContext, IdentityToken
 from engine.authoring.config import OperatorConfig, UserInput
 from engine.authoring.connections import (
     AppInstall,
@@ -57,6 +57,7 @@ __all__ = [
     "EventContext",
     "Header",
     "HmacSha256",
+    "IdentityToken",
     "IntegrationMetadata",
     "InvalidSignature",
     "JsonField",

@@ -16,6 +16,7 @@ from engine.authoring.clients import ClientContext
 from engine.authoring.config import OperatorConfig, UserInput, load_operator_config, missing_operator_variables
 from engine.authoring.connections import Connection
 from engine.authoring.definition import Definition
+from engine.authoring.slots import CredentialSlot
 from engine.catalog.describe import unoffered_connections
 from engine.catalog.loading import load_registry
 from engine.catalog.registry import Registry
@@ -23,6 +24,7 @@ from engine.custody.clientcache import ClientCache
 from engine.custody.keymaker import Keymaker
 from engine.custody.keystore import Keystore, StoredCredential
 from engine.custody.masterkey import KeySource, load_keyring
+from engine.custody.oidc import identity_tokens
 from engine.errors import ConfigurationError, NotFoundError, ProviderNotEnabled
 from engine.settings import Settings, get_settings
 from engine.store.database import Database
@@ -118,10 +120,19 @@ class EngineContext:
         client_type = next((c for c in connection.clients if shape in c.slots), None)
         if client_type is None:
             raise NotFoundError(f"connection {connection.connection_id()} has no client for {shape.slot_id()}")
-        ctx = ClientContext(
-            integration.id, stored.slot, self.operator_config(integration.definition_id), self.user_input(integration)
-        )
+        ctx = self.client_context(integration, stored.slot)
         return self.clients.get(integration.id, shape.slot_id(), stored.version, lambda: client_type().build(ctx))
+
+    def client_context(self, integration: Integration, slot: CredentialSlot) -> ClientContext:
+        """What a client build of ``integration`` gets: the credential, the configs, and Tether's identity."""
+        return ClientContext(
+            integration.id,
+            slot,
+            self.operator_config(integration.definition_id),
+            self.user_input(integration),
+            tenant_id=integration.tenant_id,
+            identity_token=identity_tokens(self, integration.tenant_id, integration.id),
+        )
 
     def close(self) -> None:
         self.db.dispose()

@@ -201,5 +201,7 @@ def test_bad_key_and_workload_identity() -> None:
         SccClient().build(ClientContext("int", bad, None, None))
     wif = GcpWorkloadIdentity(project_number="1029384756", pool_id="tether-pool", provider_id="tether-oidc",
                               service_account_email="not-an-email", parent=PARENT)
-    with pytest.raises(ConfigurationError):  # the token flow itself: tests/definitions/test_gcp_scc_wif.py
+    with pytest.raises(ConfigurationError, match="service account email"):  # the flow: test_gcp_scc_wif.py
+        SccClient().build(ClientContext("int", wif, None, None, identity_token=lambda audience, ttl: "unused"))
+    with pytest.raises(ConfigurationError, match="Tether's identity"):
         SccClient().build(ClientContext("int", wif, None, None))

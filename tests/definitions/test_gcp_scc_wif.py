@@ -11,6 +11,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi import FastAPI
 
-import definitions.gcp_scc.client as scc_client
 from definitions.gcp_scc import definition
-from definitions.gcp_scc.client import ProcessIdentity, SccApi, SccClient, parse_expire_time
+from definitions.gcp_scc.client import SccApi, SccClient, parse_expire_time
 from definitions.gcp_scc.connections import WorkloadIdentityConnection
 from definitions.gcp_scc.operations import FindingsSync, HealthCheck
 from definitions.gcp_scc.slots import GcpWorkloadIdentity
@@ -84,13 +84,18 @@ def b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """What ``engine.custody.oidc`` signs with: a runtime's settings (the issuer) and its key source."""
+
+    settings: Settings
+    keys: KeySource
+
+
 @pytest.fixture
-def identity(monkeypatch: pytest.MonkeyPatch) -> ProcessIdentity:
-    ident = ProcessIdentity(Settings(public_url=PUBLIC_URL + "/"),
-                            KeySource(KeyRing.from_master_key(generate_master_key()), "env"))
-    monkeypatch.setattr(scc_client, "process_identity", lambda: ident)
-    monkeypatch.setattr(scc_client, "tenant_of", lambda integration_id: "tenant_1")
-    return ident
+def identity() -> ProcessIdentity:
+    return ProcessIdentity(Settings(public_url=PUBLIC_URL + "/"),
+                           KeySource(KeyRing.from_master_key(generate_master_key()), "env"))
 
 
 def credential(email: str | None = EMAIL) -> GcpWorkloadIdentity:
@@ -98,8 +103,10 @@ def credential(email: str | None = EMAIL) -> GcpWorkloadIdentity:
                                service_account_email=email, parent=PARENT)
 
 
-def api(cred: GcpWorkloadIdentity) -> SccApi:
-    return SccClient().build(ClientContext("int_gcp", cred, None, None))
+def api(cred: GcpWorkloadIdentity, identity: ProcessIdentity) -> SccApi:
+    """The client as the engine builds it: with Tether's identity for integration ``int_gcp`` of ``tenant_1``."""
+    tokens = oidc.identity_tokens(identity, "tenant_1", "int_gcp")
+    return SccClient().build(ClientContext("int_gcp", cred, None, None, tenant_id="tenant_1", identity_token=tokens))
 
 
 def op_context(client: SccApi) -> OperationContext:
@@ -164,7 +171,7 @@ def test_jwks_keeps_retired_master_keys_during_rotation() -> None:
 
 def test_subject_token_exchange_and_impersonation(identity: ProcessIdentity) -> None:
     async def scenario() -> Any:
-        async with api(credential()) as client:
+        async with api(credential(), identity) as client:
             first = await HealthCheck().run(op_context(client))
             await HealthCheck().run(op_context(client))  # the cached token: no second exchange
             ctx = ConnectionContext("int_gcp", credential(), client, None, None)
@@ -201,7 +208,7 @@ def test_federated_token_without_impersonation_is_reminted_before_expiry(identit
     now = [1_000_000.0]
 
     async def scenario() -> None:
-        async with api(credential(None)) as client:
+        async with api(credential(None), identity) as client:
             client.http.auth.clock = lambda: now[0]  # type: ignore[union-attr]
             await HealthCheck().run(op_context(client))
             now[0] += 3599 - 5 * 60 - 1  # still fresh
@@ -219,7 +226,7 @@ def test_federated_token_without_impersonation_is_reminted_before_expiry(identit
 
 def test_sts_invalid_grant_is_unauthorized_without_the_body(identity: ProcessIdentity) -> None:
     async def scenario() -> None:
-        async with api(credential()) as client:
+        async with api(credential(), identity) as client:
             await HealthCheck().run(op_context(client))
 
     with respx.mock(assert_all_called=False) as router:
@@ -235,7 +242,7 @@ def test_sts_invalid_grant_is_unauthorized_without_the_body(identity: ProcessIde
 
 def test_impersonation_refused_is_unauthorized(identity: ProcessIdentity) -> None:
     async def scenario() -> None:
-        async with api(credential()) as client:
+        async with api(credential(), identity) as client:
             await HealthCheck().run(op_context(client))
 
     denied = {"error": {"code": 403, "message": "Permission 'iam.serviceAccounts.getAccessToken' denied on "
@@ -258,7 +265,7 @@ def test_findings_sync_end_to_end(identity: ProcessIdentity) -> None:
         return [item async for item in items]
 
     async def scenario() -> list[Payload]:
-        async with api(credential()) as client:
+        async with api(credential(), identity) as client:
             return await collect(FindingsSync().ingest(op_context(client)))
 
     with respx.mock() as router:

@@ -6,15 +6,11 @@ flow, reuses the token and signs a new assertion shortly before it expires. The 
 ignored: a pasted key must not choose where its assertion is sent.
 
 Workload identity federation (``WorkloadIdentityAuth``) stores no secret: Tether is the OIDC issuer the
-customer's pool trusts. It signs a five-minute subject token (``engine.custody.oidc.issue_token``, ``sub`` =
-``tether:{tenant}:{integration}``, ``aud`` = the pool provider's resource name), exchanges it at Google STS (RFC
-8693) for a federated token and, when a service account is named, exchanges that for the service account's access
-token (``generateAccessToken``). The token is reused until shortly before it expires, like the key's.
-
-The client build receives no runtime, so the signing identity is the process's own: ``get_settings()`` (the
-issuer, ``public_url``) and ``load_keyring`` (the master key the signing key derives from), resolved at the first
-mint, not at build. The tenant is not in ``ClientContext`` either: it is read from the integration's row at the
-first mint. Tests replace ``process_identity`` and ``tenant_of``.
+customer's pool trusts. The engine hands the client build Tether's identity for the integration
+(``ClientContext.identity_token``: ``sub`` = ``tether:{tenant}:{integration}``); the auth asks it for a five-minute
+subject token whose ``aud`` is the pool provider's resource name, exchanges it at Google STS (RFC 8693) for a
+federated token and, when a service account is named, exchanges that for the service account's access token
+(``generateAccessToken``). The token is reused until shortly before it expires, like the key's.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import anyio
@@ -34,12 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from definitions.gcp_scc.rest import check
 from definitions.gcp_scc.slots import GcpServiceAccountKey, GcpWorkloadIdentity
-from engine import Client, ClientContext, ConfigurationError, ProviderError
-from engine.custody.masterkey import KeySource, load_keyring
+from engine import Client, ClientContext, ConfigurationError, IdentityToken, ProviderError
 from engine.kit.egress import egress_client, read_json
 from engine.kit.jwt import load_rsa_private_key, sign_rs256
 from engine.kit.providerkit import MintedTokenAuth, token_answer
-from engine.settings import Settings, get_settings
 
 API_URL = "https://securitycenter.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -81,7 +74,10 @@ class SccClient(Client):
     def build(self, ctx: ClientContext) -> SccApi:
         credential = ctx.credential
         if isinstance(credential, GcpWorkloadIdentity):
-            wif = WorkloadIdentityAuth(integration_id=ctx.integration_id, audience=pool_audience(credential),
+            if ctx.identity_token is None:
+                raise ConfigurationError("gcp_scc: workload identity federation needs Tether's identity, which this "
+                                         "client build was not given")
+            wif = WorkloadIdentityAuth(identity_token=ctx.identity_token, audience=pool_audience(credential),
                                        service_account_email=credential.service_account_email)
             return SccApi(egress_client(base_url=API_URL, headers=HEADERS, auth=wif), credential.parent)
         if not isinstance(credential, GcpServiceAccountKey):
@@ -140,37 +136,6 @@ def pool_audience(credential: GcpWorkloadIdentity) -> str:
             f"workloadIdentityPools/{credential.pool_id}/providers/{credential.provider_id}")
 
 
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """The runtime parts ``engine.custody.oidc.issue_token`` needs: settings (the issuer) and the key source."""
-
-    settings: Settings
-    keys: KeySource
-
-
-@cache
-def process_identity() -> ProcessIdentity:
-    settings = get_settings()
-    return ProcessIdentity(settings, load_keyring(settings))
-
-
-def tenant_of(integration_id: str) -> str:
-    """The integration's tenant, read from its row (``ClientContext`` carries only the integration ID)."""
-    from engine.store.database import Database
-    from engine.store.tables import Integration
-
-    db = Database(get_settings().database_url)
-    try:
-        with db.session() as session:
-            row = session.get(Integration, integration_id)
-            tenant = row.tenant_id if row is not None else None
-    finally:
-        db.dispose()
-    if tenant is None:
-        raise ConfigurationError(f"gcp_scc: integration {integration_id} not found for workload identity federation")
-    return tenant
-
-
 class WorkloadIdentityAuth(httpx.Auth):
     """Bearer tokens from Tether's OIDC subject token, exchanged at Google STS (then impersonation, if set).
 
@@ -178,13 +143,13 @@ class WorkloadIdentityAuth(httpx.Auth):
     token), and the kit's flow sends one.
     """
 
-    def __init__(self, *, integration_id: str, audience: str, service_account_email: str | None = None,
+    def __init__(self, *, identity_token: IdentityToken, audience: str, service_account_email: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         if service_account_email is not None and not (
             service_account_email.isascii() and SERVICE_ACCOUNT_EMAIL.fullmatch(service_account_email)
         ):
             raise ConfigurationError("gcp_scc: service_account_email is not a Google service account email")
-        self.integration_id = integration_id
+        self.identity_token = identity_token
         self.audience = audience
         self.client_email = service_account_email
         self.clock = clock
@@ -193,10 +158,7 @@ class WorkloadIdentityAuth(httpx.Auth):
         self._lock = anyio.Lock()
 
     def subject_token(self) -> str:
-        from engine.custody.oidc import issue_token
-
-        subject = f"tether:{tenant_of(self.integration_id)}:{self.integration_id}"
-        return issue_token(process_identity(), subject=subject, audience=self.audience, ttl=SUBJECT_TOKEN_LIFETIME)
+        return self.identity_token(self.audience, SUBJECT_TOKEN_LIFETIME)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         async with self._lock:

@@ -8,11 +8,16 @@ runtime per (integration, slot, credential version); client classes are in-proce
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from engine.authoring.config import OperatorConfig, UserInput
 from engine.authoring.slots import CredentialSlot
+
+#: ``identity_token(audience, ttl_seconds)``: a JWT signed by Tether's own OIDC key (``/v1/oidc/jwks``), whose
+#: subject is ``tether:{tenant}:{integration}``; for workload identity federation (a provider trusting Tether).
+IdentityToken = Callable[[str, int], str]
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,9 @@ class ClientContext:
     credential: CredentialSlot
     operator_config: OperatorConfig | None
     user_input: UserInput | None
+    tenant_id: str = ""
+    #: Tether's identity for this integration (``None`` where the engine has none to give, e.g. in unit tests).
+    identity_token: IdentityToken | None = None
 
 
 class Client(ABC):

@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -99,6 +100,12 @@ def issue_token(runtime: IdentityRuntime, *, subject: str, audience: str, ttl: i
     signing_input = f"{b64url_json(header)}.{b64url_json(claims)}".encode()
     r, s = decode_dss_signature(key.private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
     return f"{signing_input.decode()}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def identity_tokens(runtime: IdentityRuntime, tenant_id: str, integration_id: str) -> Callable[[str, int], str]:
+    """``ClientContext.identity_token`` for one integration: tokens whose subject is ``tether:{tenant}:{id}``."""
+    subject = f"tether:{tenant_id}:{integration_id}"
+    return lambda audience, ttl: issue_token(runtime, subject=subject, audience=audience, ttl=ttl)
 
 
 def jwks(runtime: IdentityRuntime) -> dict[str, Any]:

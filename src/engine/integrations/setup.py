@@ -31,7 +31,6 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from engine.authoring.clients import ClientContext
 from engine.authoring.connections import AppInstall, ClientCredentials, ConnectionContext, IntegrationMetadata, OAuth2
 from engine.authoring.connections import Connection as ConnectionBase
 from engine.authoring.definition import Definition
@@ -518,13 +517,7 @@ class Setup:
         client_type = next((c for c in connection.clients if type(slot) in c.slots), None)
         if client_type is None:
             return None
-        ctx = ClientContext(
-            integration.id,
-            slot,
-            self.runtime.operator_config(integration.definition_id),
-            self.runtime.user_input(integration),
-        )
-        return client_type().build(ctx)
+        return client_type().build(self.runtime.client_context(integration, slot))
 
     async def _first_connection(self, integration: Integration, *, actor: str) -> None:
         """Step 10: webhook endpoints and reconcile-eligible operations, once per integration."""
