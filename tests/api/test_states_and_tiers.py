@@ -23,15 +23,14 @@ from sqlmodel import func, select
 from engine.api import create_app
 from engine.api.principal import create_api_key, sign_principal
 from engine.authoring.operations import Policy
-from engine.custody.crypto import generate_master_key
 from engine.integrations.lifecycle import IntegrationNotConnected
 from engine.runs.execution import ensure_state
 from engine.runs.scheduler import Scheduler
 from engine.runtime import Runtime
-from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, utcnow
 from support import sample_definition as sample
+from support.sample_runtime import start_sample_runtime
 
 PRINCIPAL_SECRET = "principal-signing-secret-for-tier-tests"
 PUBLIC_URL = "http://tether.test"
@@ -94,17 +93,9 @@ class World:
 
 @pytest.fixture
 async def world(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
-    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
-    monkeypatch.setenv("TETHER_SAMPLE_CLIENT_ID", "sample")
-    monkeypatch.setenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET", "sample-secret")
-    settings = Settings(
-        database_url=database.url,
-        definition_modules="support.sample_definition",
-        state_dir=str(tmp_path),
-        secret_principal_key=PRINCIPAL_SECRET,
-        public_url=PUBLIC_URL,
+    runtime = start_sample_runtime(
+        monkeypatch, database.url, str(tmp_path), secret_principal_key=PRINCIPAL_SECRET, public_url=PUBLIC_URL
     )
-    runtime = Runtime.start(settings)
     sample.UPDATES.clear()
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:

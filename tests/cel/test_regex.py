@@ -19,12 +19,10 @@ from engine.api.principal import create_api_key
 from engine.catalog.registry import Registry
 from engine.cel import compile_expression
 from engine.celfast import regex
-from engine.custody.crypto import generate_master_key
 from engine.errors import CelError, DefinitionError
-from engine.runtime import Runtime
-from engine.settings import Settings
 from engine.store.database import Database
 from support import sample_definition as s
+from support.sample_runtime import start_sample_runtime
 
 BACKENDS = ("fast", "celpy")
 
@@ -188,13 +186,7 @@ async def app(
     sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
     # the filter is refused before anything is written, so one database kind is enough here
-    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
-    monkeypatch.setenv("TETHER_SAMPLE_CLIENT_ID", "sample")
-    monkeypatch.setenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET", "sample-secret")
-    settings = Settings(
-        database_url=sqlite_database.url, definition_modules="support.sample_definition", state_dir=str(tmp_path)
-    )
-    runtime = Runtime.start(settings)
+    runtime = start_sample_runtime(monkeypatch, sqlite_database.url, str(tmp_path))
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://tether.test") as client:
         client.runtime = runtime  # type: ignore[attr-defined]

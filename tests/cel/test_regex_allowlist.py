@@ -93,10 +93,13 @@ def test_gcp_expire_time_and_service_account_email() -> None:
     for hostile in ("\uff12\uff10\uff12\uff16-12-03T11:00:00Z", "2026-12-03T11:00:00Z\n", "2026-12-03T11:00:00\ud800"):
         with pytest.raises(ValueError):
             parse_expire_time(hostile)
-    WorkloadIdentityAuth(integration_id="i", audience="a", service_account_email="sa@p-1.iam.gserviceaccount.com")
+    def unused(audience: str, ttl: int) -> str:
+        raise AssertionError("no token is minted here")
+
+    WorkloadIdentityAuth(identity_token=unused, audience="a", service_account_email="sa@p-1.iam.gserviceaccount.com")
     for hostile in ("sa@p.gserviceaccount.com.evil", "sa\ud800@p.gserviceaccount.com", "SA@p.gserviceaccount.com"):
         with pytest.raises(ConfigurationError):
-            WorkloadIdentityAuth(integration_id="i", audience="a", service_account_email=hostile)
+            WorkloadIdentityAuth(identity_token=unused, audience="a", service_account_email=hostile)
 
 
 def test_scim_filter_tokens() -> None:

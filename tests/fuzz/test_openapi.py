@@ -24,9 +24,8 @@ from schemathesis.specs.openapi.checks import (
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
-from engine.settings import Settings
+from support.sample_runtime import start_sample_runtime
 from support.server import free_port, serve
 
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance)
@@ -35,15 +34,7 @@ EXAMPLES = 8
 
 @pytest.fixture
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
-    monkeypatch.setenv("TETHER_SAMPLE_CLIENT_ID", "sample")
-    monkeypatch.setenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET", "sample-secret")
-    settings_ = Settings(
-        database_url=f"sqlite:///{tmp_path / 'fuzz.db'}",
-        definition_modules="support.sample_definition",
-        state_dir=str(tmp_path),
-    )
-    rt = Runtime.start(settings_, migrate=True)
+    rt = start_sample_runtime(monkeypatch, f"sqlite:///{tmp_path / 'fuzz.db'}", str(tmp_path), migrate=True)
     yield rt
     rt.close()
 

@@ -11,27 +11,16 @@ import pytest
 
 from engine.api import create_app
 from engine.api.principal import create_api_key, sign_principal
-from engine.custody.crypto import generate_master_key
-from engine.runtime import Runtime
-from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import ApiKey
+from support.sample_runtime import start_sample_runtime
 
 PRINCIPAL_SECRET = "principal-signing-secret-for-tests"
 
 
 @pytest.fixture
 async def app(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
-    monkeypatch.setenv("TETHER_SAMPLE_CLIENT_ID", "sample")
-    monkeypatch.setenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET", "sample-secret")
-    settings = Settings(
-        database_url=database.url,
-        definition_modules="support.sample_definition",
-        state_dir=str(tmp_path),
-        secret_principal_key=PRINCIPAL_SECRET,
-    )
-    runtime = Runtime.start(settings)
+    runtime = start_sample_runtime(monkeypatch, database.url, str(tmp_path), secret_principal_key=PRINCIPAL_SECRET)
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://tether.test") as client:
         client.runtime = runtime  # type: ignore[attr-defined]
