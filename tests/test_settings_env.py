@@ -65,3 +65,10 @@ def test_the_knobs_formerly_read_elsewhere_are_settings(
     assert getattr(Settings(), field) == expected
     monkeypatch.delenv(variable)
     assert getattr(Settings(), field) != expected
+
+
+@pytest.mark.parametrize("variable", ["TETHER_DEV_LOGIN", "TETHER_DATABASE_POOL_SIZE", "TETHER_QUEUE", "TETHER_PORT"])
+def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "")
+    field = variable.removeprefix("TETHER_").lower()
+    assert getattr(Settings(), field) == Settings.model_fields[field].default

@@ -14,7 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore", populate_by_name=True)
+    # An empty variable (``TETHER_DEV_LOGIN=``, as shells and compose files leave them) means the default.
+    model_config = SettingsConfigDict(
+        env_prefix="TETHER_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     #: SQLAlchemy URL; the embedded default is a SQLite file in the working directory.
     database_url: str = "sqlite:///tether.db"
