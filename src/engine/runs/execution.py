@@ -205,17 +205,11 @@ class InlineResult:
 
 
 def rate_limit_delay(exc: BaseException) -> float | None:
-    """Seconds to defer for a provider rate limit, else None: a ``RateLimited``, a ``ProviderError`` with status
-    429, or one coded ``rate_limited`` whatever its status (GitHub's primary limit and Google's quota errors are
+    """Seconds to defer for a provider rate limit, else None: a ``ProviderError`` with status 429 or coded
+    ``rate_limited`` whatever its status (``RateLimited`` is; GitHub's primary limit and Google's quota errors are
     403s, Graph's throttling can be a 503 with ``Retry-After``)."""
-    from engine.kit.providerkit import RateLimited
-
-    limited = isinstance(exc, RateLimited) or (
-        isinstance(exc, ProviderError) and (exc.provider_status == 429 or exc.code == "rate_limited")
-    )
-    if not limited:
+    if not isinstance(exc, ProviderError) or (exc.provider_status != 429 and exc.code != "rate_limited"):
         return None
-    assert isinstance(exc, ProviderError)
     return max(0.0, exc.retry_after if exc.retry_after is not None else 60.0)
 
 
