@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
-from definitions.aws_security_hub.aws import _seconds as aws_seconds
+from definitions.aws_security_hub.aws import DEFAULT_RETRY_AFTER as AWS_DEFAULT
+from definitions.aws_security_hub.aws import translate as aws_translate
 from definitions.github_app.rest import _retry_after as github_retry_after
 from definitions.google_workspace.rest import DEFAULT_RETRY_AFTER as WORKSPACE_DEFAULT
 from definitions.google_workspace.rest import _retry_after as workspace_retry_after
@@ -45,12 +47,18 @@ def test_shared_parser_reads_delta_seconds() -> None:
     assert retry_after_seconds({"Retry-After": "0"}) == 0.0
 
 
+def aws_throttled(headers: httpx.Headers) -> ProviderError:
+    """botocore's ClientError for a throttled call, as AWS answers it, through the definition's translation."""
+    meta = {"HTTPStatusCode": 400, "HTTPHeaders": dict(headers.items())}
+    return aws_translate(ClientError({"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": meta}, "Op"), "op")
+
+
 ParsedFrom = Callable[[httpx.Headers], float | None]
 PARSERS: dict[str, tuple[ParsedFrom, float | None]] = {
     "github_app": (github_retry_after, None),
     "google_workspace": (lambda h: workspace_retry_after(httpx.Response(429, headers=h)), WORKSPACE_DEFAULT),
     "microsoft_graph": (lambda h: graph_retry_after(httpx.Response(429, headers=h)), None),
-    "aws_security_hub": (lambda h: aws_seconds(h.get("retry-after")), None),
+    "aws_security_hub": (lambda h: aws_throttled(h).retry_after, AWS_DEFAULT),
 }
 
 

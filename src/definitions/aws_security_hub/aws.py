@@ -22,8 +22,7 @@ from botocore.exceptions import (
 )
 
 from engine import ProviderError
-from engine.kit.inputs import ascii_int
-from engine.kit.providerkit import RateLimited, TransientProviderError
+from engine.kit.providerkit import RateLimited, TransientProviderError, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -59,8 +58,7 @@ def translate(exc: Exception, operation: str) -> ProviderError:
         meta = exc.response.get("ResponseMetadata", {})
         status = meta.get("HTTPStatusCode")
         if code in THROTTLING or status == 429:
-            headers = {k.lower(): v for k, v in (meta.get("HTTPHeaders") or {}).items()}
-            retry_after = _seconds(headers.get("retry-after")) or DEFAULT_RETRY_AFTER
+            retry_after = retry_after_seconds(meta.get("HTTPHeaders") or {}) or DEFAULT_RETRY_AFTER
             return RateLimited(f"AWS is throttling {operation} ({code or status})", retry_after=retry_after)
         if code == "InvalidAccessException":
             # Security Hub answers this (HTTP 401) when it is not enabled in the account and region: the
@@ -78,7 +76,3 @@ def translate(exc: Exception, operation: str) -> ProviderError:
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return TransientProviderError(f"AWS could not be reached for {operation}")
     return ProviderError(f"the AWS SDK failed on {operation} ({type(exc).__name__})")
-
-
-def _seconds(value: Any) -> float | None:
-    return float(seconds) if isinstance(value, str) and (seconds := ascii_int(value.strip())) is not None else None

@@ -22,11 +22,9 @@ integration, never an ``internal_error``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -42,6 +40,7 @@ from engine.custody.oauth import ProviderUnavailable, authorization_url, exchang
 from engine.custody.tokens import oauth_client, token_slot
 from engine.errors import NotFoundError, ProviderError, ProviderNotEnabled, TetherError, ValidationFailed
 from engine.integrations.lifecycle import audit, transition
+from engine.kit.reaching import reaching
 from engine.services import Services
 from engine.store.tables import Health, Integration, IntegrationStatus
 
@@ -50,12 +49,6 @@ if TYPE_CHECKING:
 
 CALLBACK_PATH = "/v1/oauth/callback"
 START_PATH = "/v1/oauth/start"
-
-#: What a call to a provider raises when the provider could not be reached or did not answer in time (httpx's
-#: transport errors, and the built-in ones a deadline or a socket raises); each becomes ``provider_unavailable``.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, TimeoutError, ConnectionError)
-
-T = TypeVar("T")
 
 
 class SetupFailed(TetherError):
@@ -352,7 +345,7 @@ class Setup:
             if isinstance(auth, OAuth2):
                 if not params.get("code"):
                     raise SetupFailed("the provider sent no authorization code", code="oauth_failed")
-                tokens = await _reaching(
+                tokens = await reaching(
                     "the token endpoint",
                     lambda: exchange_code(
                         auth,
@@ -405,9 +398,9 @@ class Setup:
         )
         try:
             if isinstance(connection.auth, AppInstall):
-                await _reaching("the provider", lambda: connection().verify_install(ctx))
-            await _reaching("the provider", lambda: self._health_check(integration, connection, unsaved, client))
-            metadata = await _reaching("the provider", lambda: connection().resolve(ctx)) or IntegrationMetadata()
+                await reaching("the provider", lambda: connection().verify_install(ctx))
+            await reaching("the provider", lambda: self._health_check(integration, connection, unsaved, client))
+            metadata = await reaching("the provider", lambda: connection().resolve(ctx)) or IntegrationMetadata()
         except TetherError as exc:
             self._audit_failure(integration, None, exc.code, step=6, actor=actor, reason=_reason(exc))
             if isinstance(exc, ProviderError) and exc.code in ("unauthorized", "provider_error"):
@@ -471,7 +464,7 @@ class Setup:
         """Undo what the refused flow created at the provider (its OAuth grant), and record the refusal."""
         revoked, revoke_code = False, ""
         try:
-            revoked = await _reaching(
+            revoked = await reaching(
                 "the revocation endpoint",
                 lambda: self.runtime.custody.discard_grant(
                     integration, definition, connection, slot, lambda: self._client(integration, connection, slot)
@@ -540,10 +533,10 @@ class Setup:
         health, code, reconnect, trouble = Health.valid, "", False, ""
         try:
             if isinstance(connection.auth, OAuth2):
-                await _reaching("the token endpoint", lambda: self.runtime.custody.get_access_token(integration.id))
+                await reaching("the token endpoint", lambda: self.runtime.custody.get_access_token(integration.id))
             stored = self.runtime.keystore.require(integration.id, connection.credential)
             client = self.runtime.build_client(integration, connection, stored)
-            await _reaching("the provider", lambda: self._health_check(integration, connection, stored, client))
+            await reaching("the provider", lambda: self._health_check(integration, connection, stored, client))
         except ProviderUnavailable as exc:
             health, code, trouble = Health.unknown, exc.code, _reason(exc)
         except ReconnectRequired as exc:
@@ -617,21 +610,6 @@ def first_connection_hooks(runtime: Services) -> list[tuple[str, Any]]:
         ("webhooks_reconciled", lambda integration: ensure_endpoints(runtime, integration)),
         ("reconcile_dispatched", lambda integration: reconcile(runtime, integration.id)),
     ]
-
-
-async def _reaching(what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Await a provider call, turning "could not reach it / no answer in time" into ``provider_unavailable``.
-
-    The original exception is dropped (``from None``): httpx's carry the request, which may name a secret.
-    """
-    try:
-        return await call()
-    except httpx.TimeoutException:
-        raise ProviderUnavailable(f"{what} did not answer in time") from None
-    except TimeoutError:
-        raise ProviderUnavailable(f"{what} did not answer in time") from None
-    except TRANSPORT_ERRORS:
-        raise ProviderUnavailable(f"{what} could not be reached") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -76,7 +76,6 @@ class _State:
     broker: dramatiq.Broker | None = None
     actor: dramatiq.Actor | None = None
     deliveries_actor: dramatiq.Actor | None = None
-    url: str | None = None
     runtime: Services | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -129,11 +128,10 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
 
 def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
     """This process's broker, built once from ``TETHER_BROKER_URL``, with the run and delivery actors declared."""
-    settings = settings or Settings()
-    url = settings.broker_url.strip() if _state.url is None else _state.url
     with _state.lock:
         if _state.broker is None:
-            broker = build_broker(url, namespace=settings.broker_namespace.strip() or None)
+            settings = settings or Settings()
+            broker = build_broker(settings.broker_url.strip(), namespace=settings.broker_namespace.strip() or None)
             dramatiq.set_broker(broker)
             _state.actor = dramatiq.Actor(
                 _execute_run,
@@ -151,7 +149,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 priority=0,
                 options={},
             )
-            _state.broker, _state.url = broker, url
+            _state.broker = broker
         return _state.broker
 
 
@@ -161,7 +159,6 @@ def reset() -> None:
         if _state.broker is not None:
             _state.broker.close()
         _state.broker = _state.actor = _state.deliveries_actor = None
-        _state.url = None
         _state.runtime = None
 
 

@@ -44,7 +44,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import httpx
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select as sa_select
 from sqlalchemy import update
@@ -57,6 +56,7 @@ from engine.authoring.operations import Operation, OperationContext, Payload, Up
 from engine.context import EngineContext
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.integrations.lifecycle import require_connected
+from engine.kit.reaching import TRANSPORT_ERRORS
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
 from engine.settings import Settings
@@ -205,17 +205,11 @@ class InlineResult:
 
 
 def rate_limit_delay(exc: BaseException) -> float | None:
-    """Seconds to defer for a provider rate limit, else None: a ``RateLimited``, a ``ProviderError`` with status
-    429, or one coded ``rate_limited`` whatever its status (GitHub's primary limit and Google's quota errors are
+    """Seconds to defer for a provider rate limit, else None: a ``ProviderError`` with status 429 or coded
+    ``rate_limited`` whatever its status (``RateLimited`` is; GitHub's primary limit and Google's quota errors are
     403s, Graph's throttling can be a 503 with ``Retry-After``)."""
-    from engine.kit.providerkit import RateLimited
-
-    limited = isinstance(exc, RateLimited) or (
-        isinstance(exc, ProviderError) and (exc.provider_status == 429 or exc.code == "rate_limited")
-    )
-    if not limited:
+    if not isinstance(exc, ProviderError) or (exc.provider_status != 429 and exc.code != "rate_limited"):
         return None
-    assert isinstance(exc, ProviderError)
     return max(0.0, exc.retry_after if exc.retry_after is not None else 60.0)
 
 
@@ -226,7 +220,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         status = getattr(exc, "provider_status", None)
         return isinstance(exc, ProviderError) and status is not None and (status >= 500 or status in (408, 425))
-    return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
+    return isinstance(exc, TRANSPORT_ERRORS)
 
 
 # -- the executor -----------------------------------------------------------------------------------------------
@@ -737,7 +731,7 @@ def describe_error(exc: BaseException, secrets: Sequence[str] = ()) -> tuple[str
     credential values); anything else is named by type only, since its text may hold anything."""
     if isinstance(exc, TetherError):
         code, message = exc.code, exc.message
-    elif isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
+    elif isinstance(exc, TRANSPORT_ERRORS):
         code, message = "network_error", f"the provider could not be reached ({type(exc).__name__})"
     else:
         code, message = UnexpectedError.code, f"the operation raised {type(exc).__name__}"
