@@ -1,5 +1,10 @@
 """The stock persistence: a batched ``INSERT … ON CONFLICT (context, upsert keys) DO UPDATE``.
 
+When the batch records changes (``PersistBatch.changes`` is a list), the update applies only to a row some value of
+which differs (``WHERE old IS DISTINCT FROM new``, JSON compared as ``jsonb`` on PostgreSQL) and the statement
+returns the rows it inserted or changed: those, with their full new state, become the batch's ``upsert`` changes.
+A no-op upsert therefore writes nothing (its ``updated_at`` stays) and adds nothing to the change feed.
+
 One statement per batch (an executemany of one cached, compiled statement), inside a savepoint. Rows are scoped by
 the context fields, which lead every unique constraint, so two integrations never touch each other's rows.
 References (lookup keys of other models) are resolved with one query per batch per target model. When the batch
@@ -10,16 +15,18 @@ only the rows the database refuses are rejected.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, cast, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import JSON
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.catalog import ModelSpec, catalog
+from ingest.changes import Change, upserted
 
 #: Rows per statement (well under both databases' bound-parameter limits for these tables).
 CHUNK = 1000
@@ -50,6 +57,8 @@ class PersistBatch:
     integration_id: str
     definition_id: str
     records: Sequence[Record]
+    #: Where the batch's writes are reported for the change feed; ``None``: the pipeline records no changes.
+    changes: list[Change] | None = field(default=None)
 
 
 def stock_upsert(batch: PersistBatch) -> list[PersistRejection]:
@@ -60,7 +69,8 @@ def stock_upsert(batch: PersistBatch) -> list[PersistRejection]:
         records, rejections = resolve_references(batch, records)
     if not records:
         return rejections
-    statement = upsert_statement(batch.connection.dialect.name, batch.spec.schema)
+    recording = batch.changes is not None
+    statement = upsert_statement(batch.connection.dialect.name, batch.spec.schema, recording)
     now = datetime.now(UTC)
     keyed: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
     key_columns = ["tenant_id", "integration_id", *batch.spec.upsert]
@@ -74,23 +84,30 @@ def stock_upsert(batch: PersistBatch) -> list[PersistRejection]:
         chunk = rows[start : start + CHUNK]
         try:
             with batch.connection.begin_nested():
-                batch.connection.execute(statement, [row for _, row in chunk])
+                result = batch.connection.execute(statement, [row for _, row in chunk])
+                written = result.mappings().all() if recording else []
         except SQLAlchemyError:
-            rejections.extend(_one_by_one(batch.connection, statement, chunk))
+            refused, written = _one_by_one(batch.connection, statement, chunk, recording)
+            rejections.extend(refused)
+        if batch.changes is not None:
+            batch.changes.extend(upserted(batch.spec.schema, batch.integration_id, written))
     return rejections
 
 
 def _one_by_one(
-    connection: Connection, statement: Any, rows: list[tuple[int, dict[str, Any]]]
-) -> list[PersistRejection]:
+    connection: Connection, statement: Any, rows: list[tuple[int, dict[str, Any]]], recording: bool
+) -> tuple[list[PersistRejection], list[Any]]:
     refused: list[PersistRejection] = []
+    written: list[Any] = []
     for position, row in rows:
         try:
             with connection.begin_nested():
-                connection.execute(statement, [row])
+                result = connection.execute(statement, [row])
+                if recording:
+                    written.extend(result.mappings().all())
         except SQLAlchemyError as exc:
             refused.append(PersistRejection(position, "persist_failed", _database_reason(exc)))
-    return refused
+    return refused, written
 
 
 def _database_reason(exc: SQLAlchemyError) -> str:
@@ -101,8 +118,10 @@ def _database_reason(exc: SQLAlchemyError) -> str:
 
 
 @cache
-def upsert_statement(dialect: str, schema: str) -> Any:
-    """``INSERT … ON CONFLICT (tenant_id, integration_id, upsert keys) DO UPDATE`` for one model, built once."""
+def upsert_statement(dialect: str, schema: str, returning: bool = False) -> Any:
+    """``INSERT … ON CONFLICT (tenant_id, integration_id, upsert keys) DO UPDATE`` for one model, built once.
+
+    ``returning``: update only rows that differ, and return every row inserted or updated (the change feed)."""
     spec = catalog()[schema]
     table: Table = spec.model.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -110,7 +129,19 @@ def upsert_statement(dialect: str, schema: str) -> Any:
     conflict = ["tenant_id", "integration_id", *spec.upsert]
     keep = {"id", "created_at", *conflict}
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keep}
-    return statement.on_conflict_do_update(index_elements=conflict, set_=updates)
+    if not returning:
+        return statement.on_conflict_do_update(index_elements=conflict, set_=updates)
+    differs = or_(*(_distinct(dialect, table.c[name], statement.excluded[name]) for name in updates if name != "updated_at"))
+    return statement.on_conflict_do_update(index_elements=conflict, set_=updates, where=differs).returning(
+        *table.columns
+    )
+
+
+def _distinct(dialect: str, old: Any, new: Any) -> Any:
+    # PostgreSQL's json type has no equality operator; jsonb compares by value.
+    if dialect == "postgresql" and isinstance(old.type, JSON):
+        return cast(old, postgresql.JSONB).is_distinct_from(cast(new, postgresql.JSONB))
+    return old.is_distinct_from(new)
 
 
 def resolve_references(batch: PersistBatch, records: list[Record]) -> tuple[list[Record], list[PersistRejection]]:
