@@ -121,11 +121,9 @@ def remove_ids(
     for dependent, into in _dependents(schema):
         dependent_table = table_of(dependent)
         for start in range(0, len(ids), _CHUNK):
-            changes.extend(
-                remove_records(
-                    connection, dependent, tenant_id, integration_id, dependent_table.c[into].in_(ids[start : start + _CHUNK])
-                )
-            )
+            chunk = ids[start : start + _CHUNK]
+            where = dependent_table.c[into].in_(chunk)
+            changes.extend(remove_records(connection, dependent, tenant_id, integration_id, where))
     table = table_of(schema)
     for start in range(0, len(ids), _CHUNK):
         statement = (

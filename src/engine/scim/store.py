@@ -21,10 +21,10 @@ from engine.runtime import Runtime
 from engine.scim.mappings import group_payloads, user_payloads
 from engine.scim.protocol import ScimError
 from engine.scim.webhook import GROUP_EMITS, USER_EMITS
+from ingest.changes import record_changes, remove_records, table_of
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership
-from ingest.changes import record_changes, remove_records, table_of
 from ingest.pipeline import IngestContext, IngestPipeline
 
 

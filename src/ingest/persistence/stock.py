@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, cast, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.types import JSON
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import JSON
 
 from ingest.catalog import ModelSpec, catalog
 from ingest.changes import Change, upserted
@@ -131,7 +131,8 @@ def upsert_statement(dialect: str, schema: str, returning: bool = False) -> Any:
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keep}
     if not returning:
         return statement.on_conflict_do_update(index_elements=conflict, set_=updates)
-    differs = or_(*(_distinct(dialect, table.c[name], statement.excluded[name]) for name in updates if name != "updated_at"))
+    compared = [name for name in updates if name != "updated_at"]
+    differs = or_(*(_distinct(dialect, table.c[name], statement.excluded[name]) for name in compared))
     return statement.on_conflict_do_update(index_elements=conflict, set_=updates, where=differs).returning(
         *table.columns
     )
