@@ -1,15 +1,17 @@
 """The stock persistence: a batched ``INSERT … ON CONFLICT (context, upsert keys) DO UPDATE``.
 
-When the batch records changes (``PersistBatch.changes`` is a list), the update applies only to a row some value of
-which differs (``WHERE old IS DISTINCT FROM new``, JSON compared as ``jsonb`` on PostgreSQL) and the statement
-returns the rows it inserted or changed: those, with their full new state, become the batch's ``upsert`` changes.
-A no-op upsert therefore writes nothing (its ``updated_at`` stays) and adds nothing to the change feed.
-
 One statement per batch (an executemany of one cached, compiled statement), inside a savepoint. Rows are scoped by
 the context fields, which lead every unique constraint, so two integrations never touch each other's rows.
 References (lookup keys of other models) are resolved with one query per batch per target model. When the batch
 statement fails (a value the database refuses), the batch is retried row by row, each in its own savepoint, and
 only the rows the database refuses are rejected.
+
+When the batch records changes (``PersistBatch.changes`` is a list), the update applies only to a row some value of
+which differs (``WHERE old IS DISTINCT FROM new``, JSON compared as ``jsonb`` on PostgreSQL), so a no-op upsert
+writes nothing and keeps its ``updated_at``. Every row the statement did write (inserted or changed) carries the
+batch's ``updated_at``; one ``SELECT`` per chunk by the chunk's keys and that timestamp reads them back with their
+full new state, and those become the batch's ``upsert`` changes. (``RETURNING`` would say the same, but turns the
+pipelined executemany into SQLAlchemy's insertmanyvalues, measured far slower: docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, cast, or_, select
+from sqlalchemy import Connection, Table, cast, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import JSON
@@ -70,7 +72,7 @@ def stock_upsert(batch: PersistBatch) -> list[PersistRejection]:
     if not records:
         return rejections
     recording = batch.changes is not None
-    statement = upsert_statement(batch.connection.dialect.name, batch.spec.schema, recording)
+    statement = upsert_statement(batch.connection.dialect.name, batch.spec.schema, only_changes=recording)
     now = datetime.now(UTC)
     keyed: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
     key_columns = ["tenant_id", "integration_id", *batch.spec.upsert]
@@ -84,30 +86,43 @@ def stock_upsert(batch: PersistBatch) -> list[PersistRejection]:
         chunk = rows[start : start + CHUNK]
         try:
             with batch.connection.begin_nested():
-                result = batch.connection.execute(statement, [row for _, row in chunk])
-                written = result.mappings().all() if recording else []
+                batch.connection.execute(statement, [row for _, row in chunk])
         except SQLAlchemyError:
-            refused, written = _one_by_one(batch.connection, statement, chunk, recording)
-            rejections.extend(refused)
+            rejections.extend(_one_by_one(batch.connection, statement, chunk))
         if batch.changes is not None:
+            written = _written(batch, [row for _, row in chunk], now)
             batch.changes.extend(upserted(batch.spec.schema, batch.integration_id, written))
     return rejections
 
 
+def _written(batch: PersistBatch, rows: list[dict[str, Any]], now: datetime) -> list[Any]:
+    """The chunk's rows this upsert inserted or changed: those of its keys whose ``updated_at`` is the batch's."""
+    table: Table = batch.spec.model.__table__  # type: ignore[attr-defined]
+    keys = list(batch.spec.upsert)
+    if len(keys) == 1:
+        match = table.c[keys[0]].in_([row[keys[0]] for row in rows])
+    else:
+        match = tuple_(*(table.c[k] for k in keys)).in_([tuple(row[k] for k in keys) for row in rows])
+    query = select(table).where(
+        table.c.tenant_id == batch.tenant_id,
+        table.c.integration_id == batch.integration_id,
+        table.c.updated_at == now,
+        match,
+    )
+    return list(batch.connection.execute(query.order_by(table.c.id)).mappings())
+
+
 def _one_by_one(
-    connection: Connection, statement: Any, rows: list[tuple[int, dict[str, Any]]], recording: bool
-) -> tuple[list[PersistRejection], list[Any]]:
+    connection: Connection, statement: Any, rows: list[tuple[int, dict[str, Any]]]
+) -> list[PersistRejection]:
     refused: list[PersistRejection] = []
-    written: list[Any] = []
     for position, row in rows:
         try:
             with connection.begin_nested():
-                result = connection.execute(statement, [row])
-                if recording:
-                    written.extend(result.mappings().all())
+                connection.execute(statement, [row])
         except SQLAlchemyError as exc:
             refused.append(PersistRejection(position, "persist_failed", _database_reason(exc)))
-    return refused, written
+    return refused
 
 
 def _database_reason(exc: SQLAlchemyError) -> str:
@@ -118,10 +133,10 @@ def _database_reason(exc: SQLAlchemyError) -> str:
 
 
 @cache
-def upsert_statement(dialect: str, schema: str, returning: bool = False) -> Any:
+def upsert_statement(dialect: str, schema: str, only_changes: bool = False) -> Any:
     """``INSERT … ON CONFLICT (tenant_id, integration_id, upsert keys) DO UPDATE`` for one model, built once.
 
-    ``returning``: update only rows that differ, and return every row inserted or updated (the change feed)."""
+    ``only_changes``: the update applies only to a row some value of which (``updated_at`` aside) differs."""
     spec = catalog()[schema]
     table: Table = spec.model.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -129,13 +144,11 @@ def upsert_statement(dialect: str, schema: str, returning: bool = False) -> Any:
     conflict = ["tenant_id", "integration_id", *spec.upsert]
     keep = {"id", "created_at", *conflict}
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keep}
-    if not returning:
+    if not only_changes:
         return statement.on_conflict_do_update(index_elements=conflict, set_=updates)
     compared = [name for name in updates if name != "updated_at"]
     differs = or_(*(_distinct(dialect, table.c[name], statement.excluded[name]) for name in compared))
-    return statement.on_conflict_do_update(index_elements=conflict, set_=updates, where=differs).returning(
-        *table.columns
-    )
+    return statement.on_conflict_do_update(index_elements=conflict, set_=updates, where=differs)
 
 
 def _distinct(dialect: str, old: Any, new: Any) -> Any:
