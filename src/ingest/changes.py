@@ -43,16 +43,18 @@ class Change:
 
 def record_state(columns: Mapping[str, Any]) -> dict[str, Any]:
     """A record as the API shows it: every column of its row, datetimes as ISO 8601 text (UTC), JSON as stored."""
-    return {name: _json_value(value) for name, value in columns.items()}
+    state = dict(columns)
+    for name, value in state.items():
+        if isinstance(value, date):
+            state[name] = _date_text(value)
+    return state
 
 
-def _json_value(value: Any) -> Any:
+def _date_text(value: date) -> str:
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+    return value.isoformat()
 
 
 def upserted(schema: str, integration_id: str, rows: Iterable[Mapping[str, Any]]) -> list[Change]:

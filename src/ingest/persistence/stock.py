@@ -9,8 +9,9 @@ only the rows the database refuses are rejected.
 When the batch records changes (``PersistBatch.changes`` is a list), the update applies only to a row some value of
 which differs (``WHERE old IS DISTINCT FROM new``, JSON compared as ``jsonb`` on PostgreSQL), so a no-op upsert
 writes nothing and keeps its ``updated_at``. Every row the statement did write (inserted or changed) carries the
-batch's ``updated_at``; one ``SELECT`` per chunk by the chunk's keys and that timestamp reads them back with their
-full new state, and those become the batch's ``upsert`` changes. (``RETURNING`` would say the same, but turns the
+batch's ``updated_at``; one ``SELECT`` per chunk by the chunk's keys and that timestamp reads back their ``id`` and
+``created_at``, the rest of their new state is the values just written, and those become the batch's ``upsert``
+changes. (``RETURNING`` would say the same, but turns the
 pipelined executemany into SQLAlchemy's insertmanyvalues, measured far slower: docs/benchmarks.md.)
 """
 
@@ -95,21 +96,28 @@ def stock_upsert(batch: PersistBatch) -> list[PersistRejection]:
     return rejections
 
 
-def _written(batch: PersistBatch, rows: list[dict[str, Any]], now: datetime) -> list[Any]:
-    """The chunk's rows this upsert inserted or changed: those of its keys whose ``updated_at`` is the batch's."""
+def _written(batch: PersistBatch, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The chunk's rows this upsert inserted or changed (those of its keys whose ``updated_at`` is the batch's),
+    each as the full row: the values written, with the ``id`` and ``created_at`` the database holds."""
     table: Table = batch.spec.model.__table__  # type: ignore[attr-defined]
     keys = list(batch.spec.upsert)
-    if len(keys) == 1:
-        match = table.c[keys[0]].in_([row[keys[0]] for row in rows])
-    else:
-        match = tuple_(*(table.c[k] for k in keys)).in_([tuple(row[k] for k in keys) for row in rows])
-    query = select(table).where(
+    columns = [table.c[k] for k in keys]
+    match = columns[0].in_([r[keys[0]] for r in rows]) if len(keys) == 1 else tuple_(*columns).in_(
+        [tuple(r[k] for k in keys) for r in rows]
+    )
+    query = select(table.c.id, table.c.created_at, *columns).where(
         table.c.tenant_id == batch.tenant_id,
         table.c.integration_id == batch.integration_id,
         table.c.updated_at == now,
         match,
     )
-    return list(batch.connection.execute(query.order_by(table.c.id)).mappings())
+    by_key = {tuple(r[k] for k in keys): r for r in rows}
+    names = [c.name for c in table.columns]
+    written = []
+    for found in batch.connection.execute(query.order_by(table.c.id)):
+        row = {**by_key[tuple(found[2:])], "id": found[0], "created_at": found[1]}
+        written.append({name: row.get(name) for name in names})
+    return written
 
 
 def _one_by_one(
