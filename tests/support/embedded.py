@@ -21,10 +21,12 @@ class EmbeddedWorker:
         self.runtime: Runtime | None = None
         self.apps: list[Any] = []
 
-    def start(self, app: Any, *, threads: int = 2) -> EmbeddedWorker:
+    def start(self, app: Any, *, threads: int = 2, keep_queued: bool = False) -> EmbeddedWorker:
+        """``keep_queued``: the messages already in this process's in-memory broker stay, for this worker to take."""
         runtime: Runtime = app.state.runtime
         if self.consumer is None:
-            worker_module.reset()  # a broker of an earlier test, its messages and its runtime binding are gone
+            if not keep_queued:
+                worker_module.reset()  # a broker of an earlier test, its messages and its runtime binding are gone
             assert not runtime.settings.broker_url, "the embedded worker runs on the StubBroker only"
             self.runtime = runtime
             self.consumer = worker_module.start_consumer(runtime, threads=threads)
