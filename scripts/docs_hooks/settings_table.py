@@ -17,7 +17,7 @@ from typing import Any
 from mkdocs.exceptions import PluginError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engine import ROOT, use_checkout  # noqa: E402
+from _engine import ROOT, use_checkout
 
 MARKER = "<!-- tether:settings-table -->"
 PAGE = "configuration.md"

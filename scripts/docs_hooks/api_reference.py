@@ -18,7 +18,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engine import use_checkout  # noqa: E402
+from _engine import use_checkout
 
 MARKER = "<!-- tether:api-reference -->"
 PAGE = "api.md"
@@ -133,9 +133,8 @@ def render_schema(name: str, schema: dict[str, Any]) -> list[str]:
     required = set(schema.get("required", []))
     lines += ["| field | type | required | description |", "|---|---|---|---|"]
     for field, prop in properties.items():
-        lines.append(
-            f"| `{field}` | {type_of(prop)} | {'yes' if field in required else 'no'} | {_cell(prop.get('description'))} |"
-        )
+        needed = "yes" if field in required else "no"
+        lines.append(f"| `{field}` | {type_of(prop)} | {needed} | {_cell(prop.get('description'))} |")
     return [*lines, ""]
 
 
