@@ -23,6 +23,8 @@ from _engine import use_checkout
 MARKER = "<!-- tether:api-reference -->"
 PAGE = "api.md"
 METHODS = ("get", "post", "put", "patch", "delete")
+#: How route tags read as section titles (others are capitalised).
+TAG_TITLES = {"oauth": "OAuth", "oidc": "OIDC", "scim": "SCIM"}
 
 _document: dict[str, Any] | None = None
 
@@ -147,7 +149,7 @@ def render(document: dict[str, Any]) -> str:
                 by_tag.setdefault(tag, []).append((path, method, item[method]))
     lines: list[str] = []
     for tag, operations in by_tag.items():
-        lines += [f"## {tag}", ""]
+        lines += [f"## {TAG_TITLES.get(tag, tag.capitalize())}", ""]
         for path, method, operation in operations:
             lines += render_operation(path, method, operation)
     lines += ["## Schemas", ""]
