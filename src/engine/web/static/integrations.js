@@ -94,6 +94,11 @@
     };
   }
 
+  function canConnect(item) {
+    var conns = connectionsOf(item);
+    return item.connected || conns.flows.length > 0 || conns.typed.length > 0;
+  }
+
   function activeConnection(item) {
     var id = item.integration && item.integration.connection;
     return connectionsOf(item).all.filter(function (c) { return c.id === id; })[0] || null;
@@ -433,7 +438,7 @@
       el("p", { className: "description", text: d.description }),
       el("p", { className: "meta" }, [
         el("span", { className: "chip", text: MODES[d.mode] || d.mode }),
-        el("span", { className: "muted", text: " " + (HINTS[d.onboarding] || "") }),
+        canConnect(item) ? el("span", { className: "muted", text: " " + (HINTS[d.onboarding] || "") }) : null,
       ]),
     ];
   }
