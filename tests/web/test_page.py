@@ -176,6 +176,16 @@ def test_cookie_requests_that_change_state_need_the_csrf_header(client: TestClie
     assert client.get("/v1/integrations").status_code == 401
 
 
+def test_stored_records_are_counted_for_the_owner_only(client: TestClient) -> None:
+    login(client)
+    created = client.post("/v1/integrations", json={"definition_id": "panva"}, headers={"X-Tether-CSRF": "1"})
+    records = client.get(f"/web/integrations/{created.json()['id']}/records")
+    assert records.json() == {"counts": []}  # panva emits no schema
+    login(client, owner="bob")
+    other = client.get(f"/web/integrations/{created.json()['id']}/records")
+    assert (other.status_code, other.json()["error"]["code"]) == (404, "not_found")
+
+
 def test_dev_login_refuses_foreign_origins_and_open_redirects(client: TestClient) -> None:
     foreign = client.post(
         "/dev/login",
@@ -453,7 +463,7 @@ def _cards_at_phone_width(page: Any, base: str, runtime: Runtime, shots: Path) -
     shot("01-cards-not-connected")
 
     # The API's 422 errors land beside their fields.
-    submit = crm.get_by_role("button", name="Connect Demo CRM with API key")
+    submit = crm.get_by_role("button", name="Connect Demo CRM: API key")
     workspace.fill("Acme Corp")
     submit.click()
     expect(form.locator('[data-field-error="api_key"]')).to_have_text("Field required.")
@@ -487,6 +497,7 @@ def _cards_at_phone_width(page: Any, base: str, runtime: Runtime, shots: Path) -
     page.get_by_role("button", name="Run Sync on Demo CRM (acme)", exact=True).click()
     expect(crm.get_by_test_id("last-run")).to_contain_text("Sync succeeded")
     expect(crm.get_by_test_id("last-run-counts")).to_contain_text("3 asset records ingested · 0 filtered · 0 rejected")
+    expect(crm.get_by_test_id("records")).to_have_text("Records stored: asset 3")
     with runtime.db.session() as session:
         stored = session.exec(__import__("sqlmodel").text("select count(*) from asset")).one()
     assert stored[0] == 3

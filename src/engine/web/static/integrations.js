@@ -114,6 +114,11 @@
 
   // -- the typed-in credential form, from the slot's JSON Schema ---------------------------------------------
 
+  /** Slot and field descriptions are docstrings: drop reStructuredText's ``literal`` markers for a person. */
+  function prose(text) {
+    return String(text || "").replace(/``/g, "");
+  }
+
   function fieldType(spec) {
     if (spec.anyOf) {
       var real = spec.anyOf.filter(function (s) { return s.type !== "null"; })[0] || {};
@@ -155,7 +160,7 @@
     ]);
     var hint = null;
     if (spec.description) {
-      hint = el("p", { className: "hint muted", id: id + "-hint", text: spec.description });
+      hint = el("p", { className: "hint muted", id: id + "-hint", text: prose(spec.description) });
       describedBy.unshift(id + "-hint");
     }
     input.setAttribute("aria-describedby", describedBy.join(" "));
@@ -175,7 +180,7 @@
       "data-slot": connection.credential_slot,
       "aria-label": connection.title + " for " + item.definition.name,
     });
-    if (schema.description) form.appendChild(el("p", { className: "muted small", text: schema.description }));
+    if (schema.description) form.appendChild(el("p", { className: "muted small", text: prose(schema.description) }));
     Object.keys(props).forEach(function (name) {
       form.appendChild(field(name, props[name], required.indexOf(name) >= 0, formId));
     });
@@ -187,7 +192,7 @@
       type: "submit",
       className: "primary",
       text: item.connected ? "Save" : "Connect",
-      "aria-label": (item.connected ? "Save " : "Connect ") + cardName(item) + " with " + connection.title,
+      "aria-label": (item.connected ? "Save " : "Connect ") + cardName(item) + ": " + connection.title,
     })]));
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -259,14 +264,14 @@
     var buttons = el("div", { className: "actions" });
     conns.flows.forEach(function (c) {
       var several = conns.flows.length > 1;
-      buttons.appendChild(button(several ? "Connect with " + c.title : "Connect", "connect", "primary",
-        "Connect " + name + (several ? " with " + c.title : ""), { connection: c.id }));
+      buttons.appendChild(button(several ? c.title : "Connect", "connect", "primary",
+        "Connect " + name + (several ? ": " + c.title : ""), { connection: c.id }));
     });
     if (conns.flows.length) area.appendChild(buttons);
     conns.typed.forEach(function (c, i) {
       var open = !conns.flows.length && i === 0;
       var box = el("details", { className: "typed", "data-testid": "typed-" + c.id }, [
-        el("summary", { text: (conns.flows.length || i ? "Or connect with: " : "Connect with: ") + c.title }),
+        el("summary", { text: (conns.flows.length ? "Or: " : "") + c.title }),
         credentialForm(item, c),
       ]);
       if (open) box.setAttribute("open", "");
@@ -365,6 +370,23 @@
     counts.appendChild(document.createTextNode(" · " + run.records_filtered + " filtered · " +
       run.records_rejected + " rejected"));
     line.appendChild(counts);
+    return line;
+  }
+
+  /** What is stored now for this integration, per schema (the run record keeps no per-schema split). */
+  function recordsLine(item) {
+    var line = el("p", { className: "records", "data-testid": "records" }, [el("strong", { text: "Records stored: " })]);
+    var body = el("span", { className: "muted", text: "…" });
+    line.appendChild(body);
+    T.getStoredRecords(item.integrationId).then(function (data) {
+      var counts = data.counts || [];
+      if (!counts.length) { line.hidden = true; return; }
+      body.replaceWith(el("span", {}, counts.map(function (c, i) {
+        return el("span", { className: "count", "data-schema": c.schema_name }, [
+          i ? " · " : "", c.schema_name + " ", el("strong", { text: String(c.count) }),
+        ]);
+      })));
+    }).catch(function (e) { body.textContent = "could not load (" + e.code + ")"; });
     return line;
   }
 
@@ -470,6 +492,7 @@
       node.appendChild(connectArea(item));
     }
     if (item.integrationId) {
+      node.appendChild(recordsLine(item));
       runsSection(item).forEach(function (part) { node.appendChild(part); });
       node.appendChild(deliveriesSection(item.integrationId));
     }

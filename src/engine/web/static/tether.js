@@ -274,6 +274,10 @@
   function getIntegration(integrationId) {
     return request("GET", "/v1/integrations/" + enc(integrationId));
   }
+  /** Rows stored per schema the definition emits, for this integration: {counts: [{schema_name, count}]}. */
+  function getStoredRecords(integrationId) {
+    return request("GET", "/web/integrations/" + enc(integrationId) + "/records");
+  }
   function getAccess(integrationId) {
     return request("GET", "/web/integrations/" + enc(integrationId) + "/access");
   }
@@ -291,6 +295,7 @@
     listDeliveries: listDeliveries,
     getIntegration: getIntegration,
     getAccess: getAccess,
+    getStoredRecords: getStoredRecords,
     getDefinition: getDefinition,
     submitCredential: submitCredential,
     runOperation: runOperation,
