@@ -147,6 +147,23 @@ def test_tether_js_and_css_are_served(client: TestClient) -> None:
     assert client.get("/static/integrations.js").status_code == 200
 
 
+#: Codes only an API caller or an operator meets (a malformed request, start-up, signature checks): not worded.
+UNWORDED = {
+    "invalid_json", "missing_field", "method_not_allowed", "body_too_large", "invalid_definition",
+    "configuration_error", "cel_error", "invalid_signature", "stale_delivery", "invalid_cursor", "invalid_trigger",
+    "bad_request", "unsupported_media_type", "http_error", "invalid_handshake",
+}  # fmt: skip
+
+
+def test_every_error_a_person_meets_is_worded_and_every_worded_code_exists() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text().split("## SCIM")[0]
+    codes = {line.split("`")[1] for line in docs.splitlines() if line.startswith("| `")}
+    table = (STATIC_DIR / "tether.js").read_text().split("var ERROR_TEXT = {")[1].split("\n  };")[0]
+    worded = {key for key in (line.strip().split(":")[0] for line in table.splitlines()) if key.isidentifier()}
+    assert worded - codes == set(), "sentences for codes docs/errors.md does not have"
+    assert codes - worded - UNWORDED == set(), "codes in docs/errors.md the page cannot put in words"
+
+
 def test_page_needs_a_session_and_dev_login_sets_a_strict_httponly_cookie(client: TestClient) -> None:
     anonymous = client.get("/integrations")
     assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/dev/login?next=/integrations")
