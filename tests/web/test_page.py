@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +37,9 @@ from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import Integration
 from engine.web import SESSION_COOKIE, STATIC_DIR, dev_login_enabled, router
+from support.browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, shooter
 from support.oracles import PanvaServer, panva_client
 from support.server import free_port, serve
-
-CHROMIUM = Path(os.environ.get("TETHER_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-KEPT_SHOTS = Path(__file__).resolve().parents[2] / ".cache" / "screenshots" / "page"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def web_app(runtime: Runtime) -> FastAPI:
@@ -147,8 +134,10 @@ def test_tether_js_and_css_are_served(client: TestClient) -> None:
     assert client.get("/static/integrations.js").status_code == 200
 
 
-#: Codes only an API caller or an operator meets (a malformed request, start-up, signature checks): not worded.
+#: Codes only an API caller or an operator meets (a malformed request, start-up, signature checks, the server-only
+#: access-token route): not worded.
 UNWORDED = {
+    "no_access_token",
     "invalid_json", "missing_field", "method_not_allowed", "body_too_large", "invalid_definition",
     "configuration_error", "cel_error", "invalid_signature", "stale_delivery", "invalid_cursor", "invalid_trigger",
     "bad_request", "unsupported_media_type", "http_error", "invalid_handshake",
@@ -250,48 +239,11 @@ def test_callback_page_has_the_three_phases(client: TestClient) -> None:
 # -- slow: a real browser against a running Tether and the real panva OAuth server ---------------------------------
 
 
-def _browser_or_skip() -> Any:
-    reasons = []
-    if not CHROMIUM.exists():
-        reasons.append(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-        reasons.append("the Python playwright package is not installed")
-    if reasons:
-        message = "headless Chromium is not available: " + "; ".join(reasons)
-        if IN_CI:
-            pytest.fail(message + " (CI=true: the browser test must run)", pytrace=False)
-        pytest.skip(message)
-    return sync_playwright
-
-
-@pytest.fixture
-def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """The test's screenshot folder (printed); afterwards the set is also kept under ``.cache/screenshots/page``."""
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    print(f"screenshots: {folder}")
-    yield folder
-    kept = KEPT_SHOTS / request.node.name
-    shutil.rmtree(kept, ignore_errors=True)
-    shutil.copytree(folder, kept)
-    print(f"screenshots kept in {kept}")
-
-
-def _shooter(page: Any, folder: Path) -> Callable[[str], None]:
-    def shot(name: str) -> None:
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-    return shot
-
-
 @pytest.mark.timeout(120)
 def test_connect_validate_disconnect_in_a_real_browser(
     sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shots: Path
 ) -> None:
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     port = free_port()
     callback = f"http://127.0.0.1:{port}/v1/oauth/callback"
     with PanvaServer(clients=[panva_client(redirect_uris=[callback])], access_token_ttl=900) as panva:
@@ -313,7 +265,7 @@ def _walk_through(page: Any, base: str, runtime: Runtime, shots: Path) -> None:
 
     page.set_default_timeout(15_000)
     expect.set_options(timeout=15_000)
-    shot = _shooter(page, shots)
+    shot = shooter(page, shots)
 
     # Dev login, then the list.
     page.goto(f"{base}/integrations")
@@ -415,7 +367,7 @@ def page_registry() -> Registry:
 def test_typed_in_form_disabled_cards_and_run_errors_at_390px(
     sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shots: Path
 ) -> None:
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
     unset = ("TETHER_DEV_LOGIN", "TETHER_CRM_CLIENT_ID", "TETHER_SECRET_CRM_CLIENT_SECRET", "TETHER_LEDGER_API_BASE")
     for name in unset:
@@ -438,7 +390,7 @@ def _cards_at_phone_width(page: Any, base: str, runtime: Runtime, shots: Path) -
 
     page.set_default_timeout(15_000)
     expect.set_options(timeout=15_000)
-    snap = _shooter(page, shots)
+    snap = shooter(page, shots)
 
     def shot(name: str) -> None:
         width = page.evaluate("document.documentElement.scrollWidth")

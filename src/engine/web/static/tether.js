@@ -60,7 +60,6 @@
     handler_error: "Processing this webhook event failed in the integration's code. The server log has details.",
     too_many_attempts: "Processing this webhook event kept failing, so Tether gave up after 5 attempts.",
     webhook_unknown: "The integration no longer handles this kind of webhook event.",
-    no_access_token: "This connection uses a static key, so there is no short-lived access token to hand out.",
     upgrade_required: "This needs write access. Use Upgrade access first.",
     operation_not_allowed: "Only the host app's server may start this operation.",
     pagination_loop: "The provider's paging went in a loop, so the run stopped.",
