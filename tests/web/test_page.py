@@ -316,6 +316,7 @@ def _walk_through(page: Any, base: str, runtime: Runtime, shots: Path) -> None:
     card.get_by_role("button", name=f"Disconnect {named}").click()
     dialog = page.locator("dialog#confirm-disconnect")
     expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name=f"Confirm: disconnect {named}")).to_be_visible()
     shot("08-confirm-disconnect")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()

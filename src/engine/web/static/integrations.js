@@ -542,6 +542,7 @@
     return new Promise(function (resolve) {
       dialog.querySelector("[data-name]").textContent = name;
       dialog.querySelector("[data-note]").textContent = note || "";
+      dialog.querySelector("[data-testid=confirm-disconnect]").setAttribute("aria-label", "Confirm: disconnect " + name);
       dialog.returnValue = "";
       dialog.addEventListener("close", function onClose() {
         dialog.removeEventListener("close", onClose);
@@ -589,7 +590,7 @@
           result.isValid ? "ok" : "bad");
         await load();
       } else if (action === "disconnect") {
-        if (!(await confirmDisconnect(name))) return;
+        if (!(await confirmDisconnect(node.getAttribute("data-name") || name))) return;
         var done = await T.disconnectIntegration(id);
         toast(name + " disconnected." + (done.note ? " " + done.note : ""), "ok");
         await load();
