@@ -332,10 +332,12 @@
   function replaceForm(item) {
     var active = activeConnection(item);
     if (!active || !active.manual_slot_schema || !active.enabled) return null;
-    return el("details", { className: "typed", "data-testid": "replace-" + active.id }, [
+    var box = el("details", { className: "typed", "data-testid": "replace-" + active.id }, [
       el("summary", { text: "Replace: " + active.title }),
       credentialForm(item, active),
     ]);
+    if (item.status === "reconnect_required") box.setAttribute("open", "");  // the only way back for a typed-in key
+    return box;
   }
 
   function schemasOf(item, operation) {
