@@ -7,7 +7,15 @@ A record is every column its model declares except ``tenant_id`` (the scope), so
 """
 
 from ingest.records.cursor import InvalidCursor, decode_cursor, encode_cursor
-from ingest.records.query import MAX_LIMIT, RecordFilters, RecordPage, Scope, get_record, list_records
+from ingest.records.query import (
+    MAX_LIMIT,
+    RecordFilters,
+    RecordPage,
+    Scope,
+    get_record,
+    list_records,
+    model_spec,
+)
 from ingest.records.timestamps import parse_rfc3339
 
 __all__ = [
@@ -20,5 +28,6 @@ __all__ = [
     "encode_cursor",
     "get_record",
     "list_records",
+    "model_spec",
     "parse_rfc3339",
 ]
