@@ -19,8 +19,9 @@ from engine.api.principal import create_api_key, sign_principal
 from engine.authoring.operations import Payload
 from engine.runtime import Runtime
 from engine.store.database import Database
+from engine.store.tables import Integration
 from ingest.catalog import catalog
-from ingest.pipeline import IngestContext
+from ingest.pipeline import IngestContext, IngestPipeline, python_mapping
 from support import sample_definition as sample
 from support.sample_runtime import start_sample_runtime
 
@@ -64,13 +65,15 @@ class World:
     async def get(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> httpx.Response:
         return await self.client.get(path, params=params, headers=self.server if headers is None else headers)
 
-    async def walk(self, limit: int, between: Any = None, **params: Any) -> list[dict[str, Any]]:
+    async def walk(
+        self, limit: int, between: Any = None, headers: dict[str, str] | None = None, **params: Any
+    ) -> list[dict[str, Any]]:
         """Every page of ``asset`` records; ``between(n)`` runs after the n-th page."""
         seen: list[dict[str, Any]] = []
         cursor = None
         for page_number in range(1, 1000):
             extra = {"cursor": cursor} if cursor else {}
-            page = await self.get("/v1/records/asset", limit=limit, **params, **extra)
+            page = await self.get("/v1/records/asset", headers, limit=limit, **params, **extra)
             assert page.status_code == 200, page.text
             body = page.json()
             assert len(body["data"]) <= limit
@@ -179,6 +182,53 @@ async def test_scope_tenant_and_owner(world: World) -> None:
     assert error(await world.get(f"/v1/records/asset/{others}")) == (404, "not_found")
     assert (await world.get(f"/v1/records/asset/{bobs}")).status_code == 200
     assert error(await world.get("/v1/records/asset", headers={})) == (401, "unauthenticated")
+
+
+async def test_an_owner_with_several_integrations_pages_across_them_in_id_order(world: World) -> None:
+    # A second integration of alice's (another definition: one per owner and definition), fed through the same
+    # pipeline with a Python mapping standing in for github_app's own.
+    sample_one = await world.integration("alice")
+    row = Integration(tenant_id="t1", owner_id="alice", definition_id="github_app")
+    with world.runtime.db.session() as session:
+        session.add(row)
+        session.flush()
+        github_one = row.id
+    mapping = python_mapping("asset", "item", map=lambda a: {**a["payload"], "source_identifier": a["payload"]["id"]})
+    pipeline = IngestPipeline(
+        world.runtime.registry, world.runtime.db, mappings={("github_app", "asset", "item"): mapping}
+    )
+
+    def github(start: int, count: int) -> None:
+        ctx = IngestContext(
+            tenant_id="t1", integration_id=github_one, definition_id="github_app", emits=[("asset", "item")]
+        )
+        payloads = [
+            Payload("asset", {"id": f"g-{i}", "name": "g", "asset_type": "repo"}, variant="item")
+            for i in range(start, start + count)
+        ]
+        assert pipeline.process(ctx, payloads).persisted == count
+
+    for start in range(0, 12, 3):  # interleaved ids
+        world.ingest(sample_one, items(start, 3))
+        github(start, 3)
+    world.ingest(await world.integration("bob"), items(100, 5))
+    added = iter(range(200, 1000, 2))
+
+    def meanwhile(_: int) -> None:
+        n = next(added)
+        world.ingest(sample_one, items(n, 2))
+        github(n, 2)
+
+    as_alice = {"headers": world.user("alice")}
+    seen = await world.walk(5, between=meanwhile, **as_alice)
+    returned = ids(seen)
+    assert len(returned) == len(set(returned))
+    assert {f"{p}-{i}" for p in "ag" for i in range(12)} <= set(returned)
+    assert not {f"a-{i}" for i in range(100, 105)} & set(returned)
+    assert [r["id"] for r in seen] == sorted(r["id"] for r in seen)
+    assert {r["definition_id"] for r in seen} == {"sample", "github_app"}
+    only_github = await world.walk(4, definition_id="github_app", owner_id="alice")
+    assert {r["integration_id"] for r in only_github} == {github_one}
 
 
 def _b64(text: str) -> str:
