@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli_records import records_app
 from engine.cli_workers import scheduler as scheduler_cmd
 from engine.cli_workers import worker as worker_cmd
 from engine.errors import ConfigurationError, DefinitionError
@@ -27,6 +28,7 @@ app.add_typer(api_keys_app, name="api-keys")
 app.command("worker")(worker_cmd)
 app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
+app.add_typer(records_app, name="records")
 
 
 def _fail(message: str, code: int = 1) -> None:
