@@ -13,6 +13,7 @@ import pytest
 import standardwebhooks
 from sqlmodel import col, select
 
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.sender import sign
 from engine.sandbox.tables import SandboxWebhook
 from engine.store.tables import WebhookDelivery, WebhookEndpoint
@@ -85,7 +86,7 @@ def test_a_change_arrives_verified_and_a_duplicate_is_recorded_once(hooks: LiveS
     assert again.status_code == 200 and again.json()["event_id"] == sent["event_id"]
     assert all(200 <= d["status"] < 300 for d in again.json()["deliveries"] if d["subscription"] == subscription)
     assert len(deliveries(hooks, endpoint_id)) == 1
-    with hooks.runtime.db.session() as session:
+    with sandbox_db(hooks.runtime.db).session() as session:
         recorded = session.get_one(SandboxWebhook, subscription)
     assert recorded.last_status is not None and 200 <= recorded.last_status < 300
     assert hooks.control("acme/reset").status_code == 200
@@ -94,7 +95,7 @@ def test_a_change_arrives_verified_and_a_duplicate_is_recorded_once(hooks: LiveS
 
 def test_a_refused_delivery_is_recorded_on_the_subscription(hooks: LiveSandbox) -> None:
     subscription, endpoint_id, _ = subscribe(hooks)
-    with hooks.runtime.db.session() as session:  # a URL of this origin the sender is not admitted to
+    with sandbox_db(hooks.runtime.db).session() as session:  # a URL of this origin the sender is not admitted to
         row = session.get_one(SandboxWebhook, subscription)
         row.url = f"{hooks.base}/v1/integrations"
         session.add(row)
@@ -102,7 +103,7 @@ def test_a_refused_delivery_is_recorded_on_the_subscription(hooks: LiveSandbox) 
     assert changed.status_code == 201
     [outcome] = [d for d in changed.json()["deliveries"] if d["subscription"] == subscription]
     assert outcome == {"subscription": subscription, "status": 0, "error": "egress_refused"}
-    with hooks.runtime.db.session() as session:
+    with sandbox_db(hooks.runtime.db).session() as session:
         recorded = session.get_one(SandboxWebhook, subscription)
     assert (recorded.last_status, recorded.last_error) == (0, "egress_refused")
     assert deliveries(hooks, endpoint_id) == []

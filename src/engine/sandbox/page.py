@@ -16,9 +16,10 @@ from fastapi.responses import HTMLResponse
 
 from engine.runtime import Runtime
 from engine.sandbox import grants
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.oauth import CLIENT_ID, CLIENT_SECRET, templates
 from engine.sandbox.seed import ACCOUNTS, SeedAccount
-from engine.sandbox.store import counts, ensure_seeded
+from engine.sandbox.store import counts
 from engine.sandbox.subscriptions import of_account
 
 router = APIRouter(include_in_schema=False)
@@ -58,13 +59,13 @@ class AccountView:
 
 
 def _views(runtime: Runtime) -> list[AccountView]:
-    ensure_seeded(runtime.db)
+    db = sandbox_db(runtime.db)
     return [
         AccountView(
             a,
-            counts(runtime.db, a.id),
-            grants.active_grants(runtime.db, a.id),
-            [(w.id, w.last_status) for w in of_account(runtime.db, a.id)],
+            counts(db, a.id),
+            grants.active_grants(db, a.id),
+            [(w.id, w.last_status) for w in of_account(db, a.id)],
         )
         for a in ACCOUNTS
     ]
