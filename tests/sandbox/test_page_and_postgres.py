@@ -9,11 +9,17 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 
+from engine.api import create_app
 from engine.api.principal import create_api_key
+from engine.custody.crypto import generate_master_key
+from engine.runtime import Runtime
 from engine.sandbox.seed import ACCOUNTS
+from engine.settings import Settings
 from sandbox.conftest import LiveSandbox, start
+from support.server import free_port, serve
 
 
 class Buttons(HTMLParser):
@@ -38,8 +44,8 @@ def test_the_page_lists_accounts_and_every_button_works(live: LiveSandbox) -> No
         assert account.name in page.text and account.api_key in page.text
     parsed = Buttons()
     parsed.feed(page.text)
-    assert parsed.scripts == [f"{live.sandbox}/page.js"]
-    assert live.http.get(parsed.scripts[0]).headers["content-type"].startswith("text/javascript")
+    assert parsed.scripts == ["/sandbox/page.js"]
+    assert live.http.get(live.base + parsed.scripts[0]).headers["content-type"].startswith("text/javascript")
     for account in ACCOUNTS:
         mine = [b for b in parsed.buttons if account.name in b.get("aria-label", "")]
         assert len(mine) == 7, [b.get("aria-label") for b in mine]
@@ -49,7 +55,8 @@ def test_the_page_lists_accounts_and_every_button_works(live: LiveSandbox) -> No
     order = {"/duplicate": 1, "/reset": 2}
     for button in sorted(parsed.buttons, key=lambda b: order.get(b["data-control"][b["data-control"].rfind("/") :], 0)):
         body = json.loads(button["data-body"]) if "data-body" in button else None
-        answer = live.http.post(button["data-control"], json=body)
+        assert button["data-control"].startswith("/sandbox/control/accounts/")
+        answer = live.http.post(live.base + button["data-control"], json=body)
         assert answer.status_code in (200, 201), (button["aria-label"], answer.text)
     for account in ACCOUNTS:
         assert live.control(f"{account.id}/reset").status_code == 200
@@ -84,3 +91,22 @@ def test_on_postgres_the_api_pages_and_the_controls_need_a_server_key(postgres_l
     allowed = live.control("acme/fail", json={"status": 429}, headers={"Authorization": f"Bearer {server}"})
     assert allowed.status_code == 200
     assert live.http.get(f"{live.sandbox}/api/v1/me", headers={"X-Api-Key": "sbx_key_acme"}).status_code == 429
+
+
+def test_the_sandbox_is_not_in_the_openapi_document(live: LiveSandbox) -> None:
+    paths = live.http.get(f"{live.base}/openapi.json").json()["paths"]
+    assert paths and not [p for p in paths if p.startswith("/sandbox")]
+
+
+def test_with_the_sandbox_off_nothing_is_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
+    runtime = Runtime.start(
+        Settings(database_url=f"sqlite:///{tmp_path / 'off.db'}", state_dir=str(tmp_path), sandbox=False), migrate=True
+    )
+    try:
+        with serve(create_app(runtime), free_port()) as base, httpx.Client() as http:
+            for path in ("/sandbox/", "/sandbox/api/v1/me", "/sandbox/oauth/authorize"):
+                assert http.get(base + path, headers={"X-Api-Key": "sbx_key_acme"}).status_code == 404
+            assert http.post(base + "/sandbox/control/accounts/acme/reset").status_code == 404
+    finally:
+        runtime.close()

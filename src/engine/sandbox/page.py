@@ -9,6 +9,7 @@ reader, or a test, can tell the cards apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
@@ -77,7 +78,10 @@ async def page(request: Request) -> HTMLResponse:
     views = await anyio.to_thread.run_sync(_views, runtime)
     html = templates.get_template("page.html").render(
         views=views,
-        base=runtime.settings.public_url.rstrip("/") + "/sandbox",
+        # Links by path: the page may be opened at another name of this server (localhost for 127.0.0.1), and its
+        # script and calls must stay same-origin (the page's Content-Security-Policy allows only 'self').
+        base=urlsplit(runtime.settings.public_url).path.rstrip("/") + "/sandbox",
+        api_base=runtime.settings.public_url.rstrip("/") + "/sandbox/api/v1",
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
         open_controls=runtime.settings.embedded_default(),
