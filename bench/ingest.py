@@ -5,7 +5,9 @@
 
 The same pipeline runs twice per database: with the mapping in CEL (celpy, the reference evaluator) and with the
 mapping written as a plain Python function. A third figure per database, the stock upsert alone on the already
-validated rows, is the database's own limit for this path. The last line is one JSON object.
+validated rows, is the database's own limit for this path. Then the change feed's cost, side by side: the Python
+mapping with change recording (the default) and without (``IngestPipeline(changes=False)``), on a first ingest
+(every record new) and on a re-ingest of the same records (every upsert a no-op). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import json
 import os
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -236,11 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     payloads = users(args.records)
     figures: dict[str, Any] = {"records": args.records}
+    plain = IngestPipeline(registry, batch_size=args.page, mappings=python.overrides, changes=False)
     for name, database in (("postgres", postgres), ("sqlite", sqlite)):
         if args.only and args.only != name:
             continue
         with database() as db:
-            cel.db = python.db = db
+            cel.db = python.db = plain.db = db
             if args.profile:
                 chosen = cel if args.profile == "cel" else python
                 profile(f"{args.profile} on {name}", lambda p=chosen: run_pipeline(p, payloads, args.page, "prof"))
@@ -256,9 +260,38 @@ def main(argv: list[str] | None = None) -> None:
             )
             figures[f"cel_{name}_per_s"] = round(n / t_cel, 1)
             figures[f"python_{name}_per_s"] = round(n / t_python, 1)
+            figures.update(change_feed_cost(name, python, plain, payloads, args.page))
     if not args.profile:
         keys = ["records", "cel_postgres_per_s", "python_postgres_per_s", "cel_sqlite_per_s", "python_sqlite_per_s"]
+        keys += [k for k in figures if k.startswith("changes_")]
         print(json.dumps({k: figures.get(k) for k in keys}))
+
+
+def change_feed_cost(
+    name: str, recording: IngestPipeline, plain: IngestPipeline, payloads: list[Payload], page: int, rounds: int = 3
+) -> dict[str, float]:
+    """Records/s with and without the change feed, on new records and on a re-ingest of the same (unchanged) ones.
+
+    Each round ingests into fresh integrations, alternating the two pipelines, so load from elsewhere on the
+    machine falls on both alike; the figures are the medians of the rounds."""
+    n = len(payloads)
+    times: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(rounds):
+        for label, pipeline in (("without", plain), ("with", recording)):
+            integration = f"changes_{label}_{round_}"
+            times.setdefault(("new", label), []).append(run_pipeline(pipeline, payloads, page, integration))
+            times.setdefault(("unchanged", label), []).append(run_pipeline(pipeline, payloads, page, integration))
+    out: dict[str, float] = {}
+    for phase in ("new", "unchanged"):
+        for label in ("without", "with"):
+            out[f"changes_{name}_{phase}_{label}_per_s"] = round(n / statistics.median(times[(phase, label)]), 1)
+        ratio = out[f"changes_{name}_{phase}_with_per_s"] / out[f"changes_{name}_{phase}_without_per_s"]
+        out[f"changes_{name}_{phase}_ratio"] = round(ratio, 3)
+        print(
+            f"{name}: {phase} records, change feed on {out[f'changes_{name}_{phase}_with_per_s']:,.0f}/s, "
+            f"off {out[f'changes_{name}_{phase}_without_per_s']:,.0f}/s (ratio {ratio:.3f}, median of {rounds})"
+        )
+    return out
 
 
 def t_floor_share(floor: float, total: float) -> str:

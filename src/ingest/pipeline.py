@@ -8,7 +8,12 @@ persistence (batched, per schema, through ``generated.routing``). CEL sees ``env
 A record that cannot be ingested (an undeclared schema, an evaluation error, a filter that is not boolean, a
 validation error, a lookup that matches nothing, a row the database refuses) becomes an ``ingest_reject`` row with
 a reason code, a reason and its position: it never crashes the run and is never dropped silently. A call is one
-transaction: its rows, its rejects and the run's counters commit together.
+transaction: its rows, its rejects, the run's counters and the change-feed rows of what it inserted or changed
+(``ingest.changes``; last, so the tenant's sequence lock is held only until the commit) commit together.
+
+For the schemas ``IngestContext.snapshot`` names, the result carries the upsert keys of every record persisted
+(``IngestResult.seen``), so a run that listed a schema completely can remove what it did not see
+(``remove_unseen``).
 
 The execution layer calls, per page of payloads::
 
@@ -29,7 +34,7 @@ from typing import Any, Literal
 
 import celpy
 from pydantic import ValidationError
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, select, update
 
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping as MappingSpec
@@ -39,6 +44,7 @@ from engine.cel import Expression, compile_expression
 from engine.errors import CelError, TetherError
 from engine.store.tables import IngestReject, Run, new_id, utcnow
 from ingest.catalog import ModelSpec, catalog
+from ingest.changes import Change, record_changes, remove_ids, table_of
 from ingest.fields import IngestInput
 from ingest.persistence.stock import PersistBatch, PersistRejection, Record
 
@@ -110,6 +116,8 @@ class IngestContext:
     source: Literal["operation", "webhook", "workflow", "direct"] = "operation"
     #: The operation ID or webhook event that produced the payloads (visible to CEL as ``envelope.origin``).
     origin: str = ""
+    #: Schemas this source lists completely (``Operation.complete_snapshots``): their persisted keys are collected.
+    snapshot: frozenset[str] = frozenset()
     declared: frozenset[tuple[str, str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -148,6 +156,10 @@ class IngestResult:
     persisted: int = 0
     rejected: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    #: Per schema of ``IngestContext.snapshot``: the upsert keys of the records persisted.
+    seen: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
+    #: The change-feed sequences this call wrote, ``(first, last)``; ``None`` if it changed nothing.
+    changes: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,10 +204,12 @@ class IngestPipeline:
         routes: Mapping[str, Persist] | None = None,
         types: Mapping[str, type[IngestInput]] | None = None,
         models: Mapping[str, ModelSpec] | None = None,
+        changes: bool = True,
     ) -> None:
         """``db`` is an ``engine.store.database.Database`` (only ``process`` needs it). ``mappings`` overrides the
         registry's mapping for ``(definition_id, schema, variant)``; ``routes``, ``types`` and ``models`` default to
-        the generated routing, the generated ingest types and the ingest catalog."""
+        the generated routing, the generated ingest types and the ingest catalog. ``changes=False`` writes no
+        change feed (benchmarks measure its cost with it)."""
         if routes is None or types is None:
             from generated.ingest_types import INPUT_TYPES
             from generated.routing import ROUTES
@@ -209,6 +223,7 @@ class IngestPipeline:
         self.routes = routes
         self.types = types
         self.models = models if models is not None else catalog()
+        self.changes = changes
 
     # -- evaluation (no database) ----------------------------------------------------------------------------
 
@@ -301,6 +316,7 @@ class IngestPipeline:
         pending: dict[str, list[Record]] = {}
         context = {"tenant_id": ctx.tenant_id, "integration_id": ctx.integration_id, "definition_id": ctx.definition_id}
         variants: dict[int, tuple[str, str, Any]] = {}
+        changes: list[Change] | None = [] if self.changes else None
         with self.db.engine.begin() as connection:
             for index, payload in enumerate(payloads):
                 position = start_position + index
@@ -320,9 +336,9 @@ class IngestPipeline:
                     batch.append(Record(position, values))
                     variants[position] = (outcome.schema, outcome.variant, payload.data)
                     if len(batch) >= self.batch_size:
-                        self._flush(connection, ctx, pending, outcome.schema, result)
+                        self._flush(connection, ctx, pending, outcome.schema, result, changes)
             for schema in self._flush_order(pending):
-                self._flush(connection, ctx, pending, schema, result)
+                self._flush(connection, ctx, pending, schema, result, changes)
             self._write_rejects(connection, ctx, result, variants)
             if ctx.run_id:
                 connection.execute(
@@ -335,7 +351,28 @@ class IngestPipeline:
                         records_rejected=Run.records_rejected + result.rejected,
                     )
                 )
+            if changes:
+                result.changes = record_changes(connection, ctx.tenant_id, changes)
         return result
+
+    def remove_unseen(self, ctx: IngestContext, schema: str, seen: set[tuple[Any, ...]]) -> int:
+        """Remove the integration's records of ``schema`` whose upsert keys are not in ``seen`` (a complete
+        listing's), with those referencing them, and their ``remove`` changes, in one transaction; returns how
+        many records of ``schema`` went. The caller decides whether the listing may be trusted."""
+        if self.db is None:
+            raise RuntimeError("IngestPipeline.remove_unseen needs a database")
+        spec = self.models[schema]
+        table = table_of(schema)
+        keys = [table.c[k] for k in spec.upsert]
+        query = select(table.c.id, *keys).where(
+            table.c.tenant_id == ctx.tenant_id, table.c.integration_id == ctx.integration_id
+        )
+        with self.db.engine.begin() as connection:
+            unseen = [row[0] for row in connection.execute(query) if tuple(row[1:]) not in seen]
+            removed = remove_ids(connection, schema, ctx.tenant_id, ctx.integration_id, unseen)
+            if self.changes:
+                record_changes(connection, ctx.tenant_id, removed)
+        return sum(1 for change in removed if change.schema == schema)
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -359,18 +396,25 @@ class IngestPipeline:
         pending: dict[str, list[Record]],
         schema: str,
         result: IngestResult,
+        changes: list[Change] | None,
     ) -> None:
         records = pending.pop(schema, None)
         if not records:
             return
         spec = self.models[schema]
         for ref in spec.references:
-            self._flush(connection, ctx, pending, ref.target, result)
-        batch = PersistBatch(connection, spec, ctx.tenant_id, ctx.integration_id, ctx.definition_id, records)
+            self._flush(connection, ctx, pending, ref.target, result, changes)
+        batch = PersistBatch(
+            connection, spec, ctx.tenant_id, ctx.integration_id, ctx.definition_id, records, changes=changes
+        )
         refused = self.routes[schema](batch)
         result.persisted += len(records) - len(refused)
         for r in refused:
             self._reject(result, schema, None, r.position, r)
+        if schema in ctx.snapshot:
+            lost = {r.position for r in refused}
+            seen = result.seen.setdefault(schema, set())
+            seen.update(tuple(r.values[k] for k in spec.upsert) for r in records if r.position not in lost)
 
     def _reject(
         self, result: IngestResult, schema: str, variant: str | None, position: int, why: RecordOutcome | Any

@@ -283,3 +283,36 @@ async def test_connect_over_http_for_server_principals_only(database: Database) 
         assert listed.status_code == 200 and listed.json()["totalResults"] == 0
         refused = await client.post("/v1/scim-connections", json={}, headers={"Authorization": f"Bearer {user_key}"})
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+
+
+async def test_scim_writes_and_deletes_are_in_the_change_feed(scim: Scim) -> None:
+    """Every SCIM write that changes a row and every delete (a user, a group, a dropped member) is a change; a
+    mirror built from the changes alone equals the directory tables."""
+    from engine.store.tables import RecordChange
+    from ingest.changes import record_state, table_of
+
+    ids = [(await scim.call("POST", "/Users", json=user_body(name))).json()["id"] for name in ("ann", "bob")]
+    body = {"schemas": [GROUP], "displayName": "Eng", "members": [{"value": i} for i in ids]}
+    group = (await scim.call("POST", "/Groups", json=body)).json()
+    remove = {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{ids[0]}"]'}]}
+    assert (await scim.call("PATCH", f"/Groups/{group['id']}", json=remove)).status_code == 200
+    assert (await scim.call("DELETE", f"/Users/{ids[1]}")).status_code == 204
+
+    with scim.runtime.db.session() as session:
+        feed = session.exec(select(RecordChange).where(RecordChange.tenant_id == "t1").order_by(RecordChange.seq)).all()
+    assert [c.seq for c in feed] == list(range(1, len(feed) + 1))
+    removed = [(c.schema_name, c.record_id) for c in feed if c.op == "remove"]
+    assert sorted(s for s, _ in removed) == ["directory_account", "directory_membership", "directory_membership"]
+    built: dict[tuple[str, int], object] = {}
+    for change in feed:
+        if change.op == "remove":
+            built.pop((change.schema_name, change.record_id))
+        else:
+            built[(change.schema_name, change.record_id)] = change.record
+    tables = {}
+    with scim.runtime.db.engine.connect() as connection:
+        for schema in ("directory_account", "directory_group", "directory_membership"):
+            table = table_of(schema)
+            for row in connection.execute(select(table).where(table.c.tenant_id == "t1")).mappings():
+                tables[(schema, row["id"])] = record_state(row)
+    assert built == tables and len(tables) == 2  # ann and the group; no membership left

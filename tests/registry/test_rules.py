@@ -365,6 +365,18 @@ def test_known_schema_for_emits() -> None:
     assert rule_of(with_operation(EmitsUnknown)) == "known_schema"
 
 
+def test_a_complete_snapshot_is_of_an_emitted_schema() -> None:
+    class SnapshotsUnemitted(s.ItemSync):
+        complete_snapshots = ("contact",)
+
+    assert rule_of(with_operation(SnapshotsUnemitted)) == "snapshot_schemas"
+
+    class SnapshotsEmitted(s.ItemSync):
+        complete_snapshots = tuple(e.schema for e in s.ItemSync.emits)
+
+    Registry().register(with_operation(SnapshotsEmitted))
+
+
 def test_known_schema_for_mappings() -> None:
     class EmitsItem2(s.ItemSync):
         emits = (Emits("asset", "item2"),)

@@ -35,7 +35,9 @@ class DirectorySync(Operation):
 
     When every member list has been read to its last page, the sync keeps a complete ``MembershipSnapshot`` in
     ``self.snapshot`` for ``snapshot.memberships_to_remove``; if anything fails before that, there is none and
-    nothing can be removed. (Nothing applies it yet: the engine has no hook for removals, see the README.)
+    nothing can be removed. The engine applies the same rule itself (``complete_snapshots``): after a run that
+    read every member list, the memberships it did not see are removed, with their change-feed tombstones. Users
+    are not declared complete: Okta's user list leaves out deprovisioned users, whose accounts stay.
     """
 
     client = OktaClient
@@ -45,6 +47,7 @@ class DirectorySync(Operation):
         Emits("directory_group", "group"),
         Emits("directory_membership", "member"),
     )
+    complete_snapshots = ("directory_membership",)
 
     #: The complete snapshot of the last fully read sync of this instance (``None`` until then).
     snapshot: MembershipSnapshot | None = None

@@ -7,9 +7,10 @@ hold: the snapshot is complete (every page of every group was read), the run suc
 rejected on the way in (a rejected record was seen but not stored), and the run is still the integration's latest
 (an older run finishing late must not undo a newer one).
 
-The ingest layer has no hook for this yet: ``DirectorySync`` leaves its ``MembershipSnapshot`` in
-``DirectorySync.snapshot``, and whoever finalises the run applies ``memberships_to_remove`` to the
-active membership keys and stamps those rows removed.
+The engine applies this rule itself for operations declaring ``complete_snapshots`` (``engine.runs.snapshots``);
+``DirectorySync`` declares its memberships complete, so the engine removes the unconfirmed ones. This module stays
+as Okta's rule written out and tested on its own; ``DirectorySync`` still leaves its ``MembershipSnapshot`` in
+``DirectorySync.snapshot``.
 """
 
 from __future__ import annotations

@@ -146,6 +146,10 @@ class Operation:
     client: ClassVar[type[Client] | None] = None
     policy: ClassVar[Policy] = Policy()
     emits: ClassVar[tuple[Emits, ...]] = ()
+    #: Schemas each successful run of this operation lists completely (every record the provider has, every
+    #: page): after such a run, the integration's records of these schemas it did not see are removed, with
+    #: their ``remove`` changes (``engine.runs.snapshots``). Leave out a schema a run may list only in part.
+    complete_snapshots: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def operation_id(cls) -> str:

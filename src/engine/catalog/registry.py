@@ -29,6 +29,7 @@ Rules (the ``rule`` of each ``DefinitionError``):
 ``ingest_schemas``   ingest operations and emitting events declare their schemas; raw operations declare none
 ``policy``           reconcile and schedules are for queued operations; a schedule is at least a minute
 ``known_schema``     emitted schemas and mappings target internal models in the ingest catalog
+``snapshot_schemas`` an operation's complete snapshots are schemas it emits
 ``mapping_coverage`` each emitted (schema, variant) has a mapping
 ``mapping_unused``   each mapping is for a (schema, variant) something emits
 ``cel_compile``      every CEL expression compiles
@@ -351,6 +352,11 @@ class _Checker:
         if policy.schedule is not None and policy.schedule < timedelta(minutes=1):
             raise self.fail(part, "a schedule must be at least one minute", "policy")
         self.check_emits(part, op.emits)
+        emitted = {e.schema for e in op.emits}
+        for schema in op.complete_snapshots:
+            if schema not in emitted:
+                why = f"declares a complete snapshot of {schema!r}, which it does not emit"
+                raise self.fail(part, why, "snapshot_schemas")
 
     def check_emits(self, part: str, emits: Iterable[Emits]) -> None:
         for emitted in emits:

@@ -59,6 +59,7 @@ from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
+from engine.runs.snapshots import remove_unconfirmed
 from engine.settings import Settings
 from engine.store.batching import Coalescer
 from engine.store.tables import Credential, Integration, OperationState, Run, RunStatus, utcnow
@@ -434,9 +435,12 @@ class Executor:
             run_id=run.id,
             source="operation",
             origin=operation.operation_id(),
+            snapshot=frozenset(operation.complete_snapshots),
         )
         totals = {"received": 0, "persisted": 0, "filtered": 0, "rejected": 0}
         batch: list[Payload] = []
+        seen: dict[str, set[Any]] = {}
+        rejected: set[str] = set()
 
         async def flush() -> None:
             page = list(batch)
@@ -446,6 +450,9 @@ class Executor:
             )
             for key in totals:
                 totals[key] += getattr(result, key)
+            for schema, keys in result.seen.items():
+                seen.setdefault(schema, set()).update(keys)
+            rejected.update(reject.schema for reject in result.rejects)
 
         async for payload in instance.ingest(ctx):
             batch.append(payload)
@@ -453,6 +460,11 @@ class Executor:
                 await flush()
         if batch:
             await flush()
+        if ingest_ctx.snapshot:
+            removed = await anyio.to_thread.run_sync(
+                lambda: remove_unconfirmed(pipeline, self.context.db, ingest_ctx, run, seen, rejected)
+            )
+            totals["removed"] = sum(removed.values())
         return totals
 
     def pipeline(self) -> Any:

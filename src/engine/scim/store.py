@@ -1,8 +1,9 @@
 """SCIM resources in the directory tables, one integration at a time.
 
 Writes go through the ingest pipeline (the definition's mappings → ``directory_account``, ``directory_group``,
-``directory_membership``, upserted on the SCIM id); deletions, and memberships a replace or PATCH drops, are direct
-deletes on the models. Every query is scoped by (tenant, integration), so one integration's token never reaches
+``directory_membership``, upserted on the SCIM id); deletions, and memberships a replace or PATCH drops, are
+``ingest.changes.remove_records`` (deletes that write their ``remove`` changes to the change feed in the same
+transaction). Every query is scoped by (tenant, integration), so one integration's token never reaches
 another's rows. Functions are synchronous: the router runs them in a worker thread.
 """
 
@@ -14,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete
 from sqlmodel import col, select
 
 from engine.runtime import Runtime
 from engine.scim.mappings import group_payloads, user_payloads
 from engine.scim.protocol import ScimError
 from engine.scim.webhook import GROUP_EMITS, USER_EMITS
+from ingest.changes import record_changes, remove_records, table_of
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership
@@ -109,23 +110,16 @@ class Store:
         self._ingest(USER_EMITS, user_payloads(stored))
 
     def delete_user(self, user_id: str) -> None:
-        with self.runtime.db.session() as session:
-            session.execute(
-                delete(DirectoryMembership).where(
-                    col(DirectoryMembership.tenant_id) == self.tenant_id,
-                    col(DirectoryMembership.integration_id) == self.integration_id,
-                    col(DirectoryMembership.account_external_id) == user_id,
-                )
+        self._remove("directory_account", "User", user_id)  # its memberships go with it (references)
+
+    def _remove(self, schema: str, kind: str, external_id: str) -> None:
+        with self.runtime.db.engine.begin() as connection:
+            changes = remove_records(
+                connection, schema, self.tenant_id, self.integration_id, table_of(schema).c.external_id == external_id
             )
-            result = session.execute(
-                delete(DirectoryAccount).where(
-                    col(DirectoryAccount.tenant_id) == self.tenant_id,
-                    col(DirectoryAccount.integration_id) == self.integration_id,
-                    col(DirectoryAccount.external_id) == user_id,
-                )
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise ScimError(404, f"no User {user_id}")
+            if not any(change.schema == schema for change in changes):
+                raise ScimError(404, f"no {kind} {external_id}")  # rolls back: nothing else was removed
+            record_changes(connection, self.tenant_id, changes)
 
     # -- groups ----------------------------------------------------------------------------------------------
 
@@ -189,34 +183,20 @@ class Store:
         if unknown:
             raise ScimError(400, f"members {', '.join(unknown[:5])} are not Users of this endpoint", "invalidValue")
         self._ingest(GROUP_EMITS, group_payloads(resource, members))
-        with self.runtime.db.session() as session:
-            session.execute(
-                delete(DirectoryMembership).where(
-                    col(DirectoryMembership.tenant_id) == self.tenant_id,
-                    col(DirectoryMembership.integration_id) == self.integration_id,
-                    col(DirectoryMembership.group_external_id) == resource["id"],
-                    col(DirectoryMembership.account_external_id).not_in(members),
-                )
+        memberships = table_of("directory_membership")
+        with self.runtime.db.engine.begin() as connection:
+            changes = remove_records(
+                connection,
+                "directory_membership",
+                self.tenant_id,
+                self.integration_id,
+                memberships.c.group_external_id == resource["id"],
+                memberships.c.account_external_id.not_in(members),
             )
+            record_changes(connection, self.tenant_id, changes)
 
     def delete_group(self, group_id: str) -> None:
-        with self.runtime.db.session() as session:
-            session.execute(
-                delete(DirectoryMembership).where(
-                    col(DirectoryMembership.tenant_id) == self.tenant_id,
-                    col(DirectoryMembership.integration_id) == self.integration_id,
-                    col(DirectoryMembership.group_external_id) == group_id,
-                )
-            )
-            result = session.execute(
-                delete(DirectoryGroup).where(
-                    col(DirectoryGroup.tenant_id) == self.tenant_id,
-                    col(DirectoryGroup.integration_id) == self.integration_id,
-                    col(DirectoryGroup.external_id) == group_id,
-                )
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise ScimError(404, f"no Group {group_id}")
+        self._remove("directory_group", "Group", group_id)  # its memberships go with it (references)
 
     # -- ingest ----------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -268,3 +268,36 @@ class OperationState(SQLModel, table=True):
     #: Fencing token: bumped by each scheduler claim, so a stale scheduler's write is refused.
     fence: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ChangeCounter(SQLModel, table=True):
+    """Per tenant: the last change-feed sequence handed out (``engine.store.changes``).
+
+    Updated as the last statement before a write transaction commits, so it also serialises the commits of one
+    tenant's change-recording writers: sequences become visible in order, with no gap that fills later.
+    """
+
+    __tablename__ = "change_counter"
+
+    tenant_id: str = Field(primary_key=True, max_length=200)
+    last_seq: int = Field(default=0, sa_type=BigInteger)
+
+
+class RecordChange(SQLModel, table=True):
+    """One upsert or removal of an ingest record, in the tenant's change feed (``GET /v1/changes``)."""
+
+    __tablename__ = "record_change"
+    __table_args__ = (Index("ix_record_change_tenant_integration_seq", "tenant_id", "integration_id", "seq"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=200)
+    #: Strictly increasing per tenant, committed in order.
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    schema_name: str = Field(max_length=100)
+    #: The record's ``id`` in its model's table.
+    record_id: int = Field(sa_type=BigInteger)
+    integration_id: str = Field(max_length=32)
+    #: ``upsert`` or ``remove``.
+    op: str = Field(max_length=8)
+    #: The record's state after the change (``record_state``); ``None`` for a removal (a tombstone).
+    record: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    changed_at: datetime = Field(default_factory=utcnow)
