@@ -16,6 +16,7 @@ from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
 from engine.runtime import Runtime
+from engine.sandbox.routes import sandbox_router
 
 log = logging.getLogger("tether.api")
 
@@ -77,6 +78,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(scim.connections_router)
     app.include_router(web.router)
     app.include_router(oidc.router)
+    if runtime.settings.sandbox_enabled():
+        app.include_router(sandbox_router())
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", response_model=Health, tags=["health"])

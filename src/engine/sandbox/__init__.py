@@ -1,0 +1,11 @@
+"""The sandbox provider: a provider API Tether itself serves under ``/sandbox``, so that the engine's real code paths
+(OAuth with PKCE, refresh rotation, revocation, egress, pagination, 429 deferral, webhook verification, ingest) run
+end to end on the embedded default. Think Plaid Sandbox or Stripe test mode, not a mock.
+
+On only while ``Settings.sandbox_enabled()`` (the embedded default, or ``TETHER_SANDBOX=1``). The contract with
+its definition (``definitions.sandbox``) is ``docs/sandbox.md``. Modules, one concept each: ``tables`` (state, in
+the database so workers see it), ``seed`` (the deterministic accounts and records), ``store`` (reading and
+changing records), ``auth`` (who calls the API: token or key), ``oauth`` (the authorization server), ``api`` (the
+REST API), ``controls`` (scenario controls), ``sender`` (Standard Webhooks deliveries), ``page`` (``GET
+/sandbox/``), ``routes`` (the router the API app mounts).
+"""
