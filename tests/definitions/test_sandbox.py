@@ -1,0 +1,211 @@
+"""The sandbox definition against the REAL sandbox server (``engine.sandbox``) on a live Tether on 127.0.0.1.
+
+Everything goes the way a host app and a browser would: the API key typed in, OAuth through Keymaker (the test
+plays the browser: Tether's start URL, the sandbox's consent form, the redirect back to Tether's callback), runs
+through the one executor, webhook deliveries through the real endpoint, verifier and processor. And the issue's
+scenarios: expiry (one refresh, the rotated refresh token persisted), revoke (``reconnect_required``, then a
+reconnect restores it), a 429 storm (deferred, never failed) and a change event (ingested in one processing cycle,
+its duplicate processed once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from definitions.sandbox.slots import SandboxToken
+from engine.api.principal import create_api_key
+from engine.runs.execution import RunOutcome
+from engine.store.tables import AuditEvent, Run, WebhookDelivery
+from engine.webhooks.deliveries import pending_deliveries, process_deliveries
+from ingest.models.asset import Asset
+from ingest.models.calendar_event import CalendarEvent
+from ingest.models.directory_account import DirectoryAccount
+from ingest.models.directory_group import DirectoryGroup
+from ingest.models.directory_membership import DirectoryMembership
+from ingest.models.finding import Finding
+from sandbox.conftest import LiveSandbox, start
+
+RETURN_URL = "https://app.example/settings/integrations"
+#: The acme seed (the sandbox's published counts).
+ACME = {DirectoryAccount: 12, DirectoryGroup: 4, DirectoryMembership: 12, Asset: 6, Finding: 8, CalendarEvent: 10}
+
+
+@dataclass
+class World:
+    live: LiveSandbox
+    api: httpx.Client
+
+    @property
+    def runtime(self) -> Any:
+        return self.live.runtime
+
+    def control(self, path: str, method: str = "POST", **kwargs: Any) -> dict[str, Any]:
+        answer = self.live.control(path, method, **kwargs)
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One live Tether per module; each test uses its own owner (so its own integration) and resets its account."""
+    path = tmp_path_factory.mktemp("sandbox-definition")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for live in start(f"sqlite:///{path / 'tether.db'}", str(path), monkeypatch,
+                          allowed_return_origins_list="https://app.example"):
+            key, _ = create_api_key(live.runtime.db, tenant="acme", role="server", name="host app")
+            with httpx.Client(base_url=live.base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
+                yield World(live, api)
+
+
+def create(world: World, owner: str) -> str:
+    created = world.api.post("/v1/integrations", json={"definition_id": "sandbox", "owner_id": owner})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def connect_key(world: World, owner: str, key: str) -> str:
+    iid = create(world, owner)
+    answer = world.api.post(f"/v1/integrations/{iid}/credentials/SandboxApiKey", json={"api_key": key})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["connection"]) == ("connected", "SandboxKey")
+    return iid
+
+
+def browser_flow(world: World, redirect_url: str, account: str) -> httpx.Response:
+    """Play the browser: Tether's start URL → the sandbox's consent page → pick ``account`` and approve → Tether's
+    callback, which answers with the redirect to the host app."""
+    with httpx.Client(follow_redirects=False, timeout=30) as browser:
+        start_answer = browser.get(redirect_url)
+        assert start_answer.status_code == 302, start_answer.text
+        authorize = start_answer.headers["location"]
+        assert authorize.startswith(f"{world.live.sandbox}/oauth/authorize?")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+        assert query["code_challenge_method"] == "S256" and query["code_challenge"]
+        page = browser.get(authorize)
+        assert page.status_code == 200 and ">Approve access<" in page.text, page.text
+        approved = browser.post(authorize.split("?")[0], data={**query, "account": account, "decision": "approve"})
+        assert approved.status_code == 302, approved.text
+        callback = approved.headers["location"]
+        assert callback.startswith(f"{world.live.base}/v1/oauth/callback?")
+        return browser.get(callback)
+
+
+def connect_oauth(world: World, iid: str, account: str, *, path: str = "connect") -> None:
+    body = {"connection": "SandboxOAuth", "return_url": RETURN_URL}
+    started = world.api.post(f"/v1/integrations/{iid}/{path}", json=body)
+    assert started.status_code == 200, started.text
+    back = browser_flow(world, started.json()["redirect_url"], account)
+    assert back.status_code == 302, back.text
+    assert parse_qs(urlsplit(back.headers["location"]).query)["tether_result"] == ["connected"]
+
+
+def queued_runs(world: World, iid: str) -> list[str]:
+    with world.runtime.db.session() as session:
+        runs = session.exec(select(Run).where(Run.integration_id == iid, Run.status == "queued")).all()
+        return [r.id for r in runs]
+
+
+async def drain(world: World, iid: str) -> list[RunOutcome]:
+    """Execute the integration's queued runs (what the worker would do with their messages), once each."""
+    return [await world.runtime.executor.execute(run_id) for run_id in queued_runs(world, iid)]
+
+
+async def sync(world: World, iid: str) -> RunOutcome:
+    """Start ``Sync`` through the API and execute it (with any reconcile run still queued)."""
+    started = world.api.post(f"/v1/integrations/{iid}/operations/Sync")
+    assert started.status_code == 202, started.text
+    outcomes = await drain(world, iid)
+    mine = [o for o in outcomes if o.run_id == started.json()["run_id"]]
+    assert mine, outcomes
+    return mine[0]
+
+
+def rows(world: World, model: type, iid: str) -> list[Any]:
+    with world.runtime.db.session() as session:
+        return list(session.exec(select(model).where(model.integration_id == iid)).all())  # type: ignore[attr-defined]
+
+
+def counts(world: World, iid: str) -> dict[type, int]:
+    return {model: len(rows(world, model, iid)) for model in ACME}
+
+
+def integration(world: World, iid: str) -> dict[str, Any]:
+    return dict(world.api.get(f"/v1/integrations/{iid}").json())
+
+
+def refreshes(world: World, iid: str) -> int:
+    """Token refreshes the Keystore recorded for the integration (its audit trail)."""
+    with world.runtime.db.session() as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.integration_id == iid)).all()
+        return sum(1 for e in events if e.action == "token_refresh" and e.outcome == "ok")
+
+
+# -- connect and sync ------------------------------------------------------------------------------------------
+
+
+async def test_typed_in_key_connects_and_sync_fills_every_table(world: World) -> None:
+    world.control("acme/reset")
+    iid = connect_key(world, "key-user", "sbx_key_acme")
+    account = integration(world, iid)["account"]
+    assert (account["account_id"], account["account_name"]) == ("acme", "Acme Corp")
+    outcome = await sync(world, iid)
+    assert outcome.status == "succeeded", outcome
+    assert counts(world, iid) == ACME
+    users = rows(world, DirectoryAccount, iid)
+    assert all(u.email.endswith("@acme.example") and u.status in ("active", "suspended") for u in users)
+    members = rows(world, DirectoryMembership, iid)
+    assert {m.account_id for m in members} <= {u.id for u in users}  # references resolved to real rows
+    with world.runtime.db.session() as session:
+        state_cursor = session.exec(select(Run).where(Run.id == outcome.run_id)).one()
+    assert state_cursor.records_rejected == 0 and state_cursor.records_ingested == sum(ACME.values())
+
+
+async def test_a_wrong_key_is_refused_with_a_form_error(world: World) -> None:
+    iid = create(world, "wrong-key")
+    refused = world.api.post(f"/v1/integrations/{iid}/credentials/SandboxApiKey", json={"api_key": "sbx_key_nobody"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "credential_rejected"
+    assert "sbx_key_nobody" not in refused.text
+    missing = world.api.post(f"/v1/integrations/{iid}/credentials/SandboxApiKey", json={})
+    assert missing.status_code == 422 and "api_key" in missing.text
+
+
+async def test_incremental_sync_reads_only_changes_and_keeps_deletions_as_tombstones(world: World) -> None:
+    world.control("initech/reset")
+    iid = connect_key(world, "incremental", "sbx_key_initech")
+    assert (await sync(world, iid)).status == "succeeded"
+    users = sorted(rows(world, DirectoryAccount, iid), key=lambda u: u.external_id)
+    changed, gone = users[0].external_id, users[1].external_id
+    world.control(f"initech/records/users/{changed}", "PATCH", json={"title": "Chief Sandbox Officer"})
+    world.control(f"initech/records/users/{gone}", "DELETE")
+    before = {u.external_id: u.updated_at for u in users}
+    outcome = await sync(world, iid)
+    assert outcome.status == "succeeded"
+    assert outcome.result["received"] == 2  # the update and the deletion: nothing else was read again
+    after = {u.external_id: u for u in rows(world, DirectoryAccount, iid)}
+    assert after[changed].attributes["title"] == "Chief Sandbox Officer"
+    assert (after[gone].status, after[gone].attributes["deleted"]) == ("deleted", True)
+    untouched = [e for e in before if e not in (changed, gone)]
+    assert all(after[e].updated_at == before[e] for e in untouched)
+    assert (await sync(world, iid)).result["received"] == 0
+
+
+async def test_oauth_connects_through_keymaker_and_syncs(world: World) -> None:
+    world.control("globex/reset")
+    iid = create(world, "oauth-user")
+    connect_oauth(world, iid, "globex")
+    record = integration(world, iid)
+    assert (record["status"], record["connection"], record["account"]["account_id"]) == (
+        "connected", "SandboxOAuth", "globex")
+    grant = world.runtime.keystore.require(iid, SandboxToken).slot
+    assert grant.refresh_token is not None and set(grant.scopes) >= {"directory:read", "assets:read", "events:read"}
+    outcome = await sync(world, iid)
+    assert outcome.status == "succeeded", outcome
+    assert sum(counts(world, iid).values()) > 0
+    assert {u.email.split("@")[1] for u in rows(world, DirectoryAccount, iid)} == {"globex.example"}
