@@ -10,8 +10,10 @@ its duplicate processed once).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +25,6 @@ from definitions.sandbox.slots import SandboxToken
 from engine.api.principal import create_api_key
 from engine.runs.execution import RunOutcome
 from engine.store.tables import AuditEvent, Run, WebhookDelivery
-from engine.webhooks.deliveries import pending_deliveries, process_deliveries
 from ingest.models.asset import Asset
 from ingest.models.calendar_event import CalendarEvent
 from ingest.models.directory_account import DirectoryAccount
@@ -47,7 +48,8 @@ class World:
         return self.live.runtime
 
     def control(self, path: str, method: str = "POST", **kwargs: Any) -> dict[str, Any]:
-        answer = self.live.control(path, method, **kwargs)
+        # With the server's API key: the controls take one wherever the sandbox is on outside the embedded default.
+        answer = self.api.request(method, f"/sandbox/control/accounts/{path}", **kwargs)
         assert answer.status_code in (200, 201), answer.text
         return answer.json()
 
@@ -57,11 +59,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One live Tether per module; each test uses its own owner (so its own integration) and resets its account."""
     path = tmp_path_factory.mktemp("sandbox-definition")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for live in start(f"sqlite:///{path / 'tether.db'}", str(path), monkeypatch,
-                          allowed_return_origins_list="https://app.example"):
-            key, _ = create_api_key(live.runtime.db, tenant="acme", role="server", name="host app")
-            with httpx.Client(base_url=live.base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
-                yield World(live, api)
+        yield from _world(f"sqlite:///{path / 'tether.db'}", str(path), monkeypatch)
+
+
+@pytest.fixture
+def pg_world(postgres_database: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The same on the machine's PostgreSQL (a fresh schema), as a deployment with separate workers runs it."""
+    yield from _world(postgres_database.url, str(tmp_path), monkeypatch)
+
+
+def _world(database_url: str, state_dir: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for live in start(database_url, state_dir, monkeypatch, allowed_return_origins_list="https://app.example"):
+        key, _ = create_api_key(live.runtime.db, tenant="acme", role="server", name="host app")
+        with httpx.Client(base_url=live.base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
+            yield World(live, api)
 
 
 def create(world: World, owner: str) -> str:
@@ -155,16 +166,18 @@ async def test_typed_in_key_connects_and_sync_fills_every_table(world: World) ->
     iid = connect_key(world, "key-user", "sbx_key_acme")
     account = integration(world, iid)["account"]
     assert (account["account_id"], account["account_name"]) == ("acme", "Acme Corp")
-    outcome = await sync(world, iid)
-    assert outcome.status == "succeeded", outcome
+    reconciled = await drain(world, iid)  # connecting queued the reconcile Sync
+    assert [o.status for o in reconciled] == ["succeeded"], reconciled
     assert counts(world, iid) == ACME
     users = rows(world, DirectoryAccount, iid)
     assert all(u.email.endswith("@acme.example") and u.status in ("active", "suspended") for u in users)
     members = rows(world, DirectoryMembership, iid)
     assert {m.account_id for m in members} <= {u.id for u in users}  # references resolved to real rows
     with world.runtime.db.session() as session:
-        state_cursor = session.exec(select(Run).where(Run.id == outcome.run_id)).one()
-    assert state_cursor.records_rejected == 0 and state_cursor.records_ingested == sum(ACME.values())
+        run = session.exec(select(Run).where(Run.id == reconciled[0].run_id)).one()
+    assert (run.records_rejected, run.records_ingested) == (0, sum(ACME.values()))
+    again = await sync(world, iid)  # incremental now: nothing changed, nothing read
+    assert again.status == "succeeded" and again.result["received"] == 0
 
 
 async def test_a_wrong_key_is_refused_with_a_form_error(world: World) -> None:
@@ -209,3 +222,108 @@ async def test_oauth_connects_through_keymaker_and_syncs(world: World) -> None:
     assert outcome.status == "succeeded", outcome
     assert sum(counts(world, iid).values()) > 0
     assert {u.email.split("@")[1] for u in rows(world, DirectoryAccount, iid)} == {"globex.example"}
+
+
+# -- the issue's scenarios -------------------------------------------------------------------------------------
+
+
+async def oauth_synced(world: World, owner: str, account: str) -> str:
+    """An OAuth-connected integration of ``account`` whose reconcile sync ran."""
+    world.control(f"{account}/reset")
+    iid = create(world, owner)
+    connect_oauth(world, iid, account)
+    reconciled = await drain(world, iid)
+    assert [o.status for o in reconciled] == ["succeeded"], reconciled  # the first connection's reconcile
+    return iid
+
+
+async def test_expiry_refreshes_once_and_persists_the_rotated_refresh_token(pg_world: World) -> None:
+    world = pg_world
+    iid = await oauth_synced(world, "expiry", "acme")
+    before = world.runtime.keystore.require(iid, SandboxToken)
+    assert world.control("acme/expire-tokens")["expired_tokens"] >= 1
+    outcome = await sync(world, iid)
+    assert outcome.status == "succeeded", outcome
+    after = world.runtime.keystore.require(iid, SandboxToken)
+    assert after.version == before.version + 1  # exactly one refresh was written
+    assert after.slot.refresh_token.get_secret_value() != before.slot.refresh_token.get_secret_value()
+    assert after.slot.access_token.get_secret_value() != before.slot.access_token.get_secret_value()
+    # The persisted (rotated) refresh token is the live one: the next refresh uses it, and the old one is dead.
+    again = await sync(world, iid)
+    assert again.status == "succeeded" and world.runtime.keystore.require(iid, SandboxToken).version == after.version
+    assert integration(world, iid)["status"] == "connected"
+    await world.runtime.custody.renew(iid, after.slot.access_token.get_secret_value())
+    assert world.runtime.keystore.require(iid, SandboxToken).version == after.version + 1
+    assert integration(world, iid)["status"] == "connected"
+
+
+async def test_revoked_grant_needs_a_reconnect_which_restores_it(pg_world: World) -> None:
+    world = pg_world
+    iid = await oauth_synced(world, "revoke", "globex")
+    assert world.control("globex/revoke-grants")["revoked_grants"] >= 1
+    outcome = await sync(world, iid)
+    assert (outcome.status, outcome.error_code) == ("failed", "reconnect_required")
+    assert integration(world, iid)["status"] == "reconnect_required"
+    refused = world.api.post(f"/v1/integrations/{iid}/operations/Sync")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "reconnect_required"
+    connect_oauth(world, iid, "globex", path="reconnect")
+    assert integration(world, iid)["status"] == "connected"
+    assert (await sync(world, iid)).status == "succeeded"
+
+
+async def test_429_storm_defers_the_run_and_never_fails_it(world: World) -> None:
+    world.control("initech/reset")
+    iid = connect_key(world, "storm", "sbx_key_initech")
+    await drain(world, iid)  # the reconcile sync
+    world.control("initech/fail", json={"status": 429, "count": 3, "retry_after": 7})
+    started = world.api.post(f"/v1/integrations/{iid}/operations/Sync")
+    run_id = started.json()["run_id"]
+    outcomes = []
+    for _ in range(10):  # what the broker does with each deferred message once its delay is over
+        outcome = await world.runtime.executor.execute(run_id)
+        outcomes.append(outcome)
+        if outcome.status != "queued":
+            break
+    assert [(o.status, o.deferred, o.retry_in) for o in outcomes[:3]] == [("queued", True, 7.0)] * 3
+    assert outcomes[3].status == "succeeded" and len(outcomes) == 4
+    with world.runtime.db.session() as session:
+        runs = session.exec(select(Run).where(Run.integration_id == iid)).all()
+    assert all(r.status != "failed" for r in runs)
+
+
+async def test_a_change_event_is_ingested_in_one_cycle_and_its_duplicate_once(world: World) -> None:
+    world.control("acme/reset")
+    iid = connect_key(world, "webhooks", "sbx_key_acme")
+    await drain(world, iid)
+    endpoints = world.api.get(f"/v1/integrations/{iid}")  # the subscription was made when it connected
+    assert endpoints.status_code == 200
+    asset = rows(world, Asset, iid)[0]
+    changed = world.control(f"acme/records/assets/{asset.source_identifier}", "PATCH",
+                            json={"hostname": "renamed.acme.example"})
+    # Delivered to every acme subscription (other tests' integrations too), each accepted by its endpoint.
+    assert changed["deliveries"] and {d["status"] for d in changed["deliveries"]} == {202}, changed["deliveries"]
+    assert [d.status for d in await settled(world, iid)] == ["processed"]  # the server's own processing cycle
+    assert next(a for a in rows(world, Asset, iid) if a.source_identifier == asset.source_identifier).name == (
+        "renamed.acme.example")
+    again = world.control("acme/duplicate")
+    assert again["event_id"] == changed["event_id"]
+    assert {d["status"] for d in again["deliveries"]} == {200}  # acknowledged as the duplicate it is
+    deliveries = await settled(world, iid)
+    assert [(d.delivery_id, d.status) for d in deliveries] == [(changed["event_id"], "processed")]
+    deleted = world.control(f"acme/records/findings/{rows(world, Finding, iid)[0].external_id}", "DELETE")
+    assert [d.status for d in await settled(world, iid)] == ["processed", "processed"]
+    gone = next(f for f in rows(world, Finding, iid) if f.external_id == deleted["record"]["id"])
+    assert (gone.status, gone.attributes["deleted"]) == ("deleted", True)
+
+
+async def settled(world: World, iid: str) -> list[WebhookDelivery]:
+    """The integration's deliveries once the server has finished processing them in-process (the embedded
+    default's hand-off: a task on the server's loop right after the acknowledgement), oldest first."""
+    for _ in range(200):
+        with world.runtime.db.session() as session:
+            found = list(session.exec(select(WebhookDelivery).where(WebhookDelivery.integration_id == iid)
+                                      .order_by(WebhookDelivery.received_at)).all())
+        if found and all(d.status != "received" for d in found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"deliveries still unprocessed: {[(d.status, d.attempts) for d in found]}")
