@@ -237,8 +237,7 @@ async def oauth_synced(world: World, owner: str, account: str) -> str:
     return iid
 
 
-async def test_expiry_refreshes_once_and_persists_the_rotated_refresh_token(pg_world: World) -> None:
-    world = pg_world
+async def test_expiry_refreshes_once_and_persists_the_rotated_refresh_token(world: World) -> None:
     iid = await oauth_synced(world, "expiry", "acme")
     before = world.runtime.keystore.require(iid, SandboxToken)
     assert world.control("acme/expire-tokens")["expired_tokens"] >= 1
@@ -257,8 +256,7 @@ async def test_expiry_refreshes_once_and_persists_the_rotated_refresh_token(pg_w
     assert integration(world, iid)["status"] == "connected"
 
 
-async def test_revoked_grant_needs_a_reconnect_which_restores_it(pg_world: World) -> None:
-    world = pg_world
+async def test_revoked_grant_needs_a_reconnect_which_restores_it(world: World) -> None:
     iid = await oauth_synced(world, "revoke", "globex")
     assert world.control("globex/revoke-grants")["revoked_grants"] >= 1
     outcome = await sync(world, iid)

@@ -6,14 +6,17 @@ own authorization URL with PKCE S256. Codes are single use, refresh tokens rotat
 from __future__ import annotations
 
 import base64
+import sqlite3
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from sqlalchemy.engine import make_url
 
 from engine.custody import oauth as custody
+from engine.sandbox.database import side_url
 from engine.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 from sandbox.conftest import LiveSandbox
 
@@ -293,3 +296,20 @@ def test_malformed_token_and_revoke_requests_are_4xx(
         answer = live.http.post(f"{live.sandbox}/oauth/{path}", content=content, headers=headers)
         assert 400 <= answer.status_code < 500, answer.text
         assert isinstance(answer.json()["error"], str)
+
+
+async def test_a_refresh_answers_while_tethers_sqlite_file_is_write_locked(live: LiveSandbox) -> None:
+    """The Keystore refreshes under SQLite's write lock (``BEGIN IMMEDIATE``); the sandbox's token endpoint, which
+    must write to rotate, keeps its tables in a file of its own, so it answers instead of waiting for that lock."""
+    tokens = await exchange(live, approve(live))
+    assert tokens.refresh_token
+    main = make_url(live.runtime.db.url).database
+    assert main and side_url(live.runtime.db.url) != live.runtime.db.url
+    lock = sqlite3.connect(main, timeout=1, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        renewed = await custody.refresh(endpoints(live).token_url, BASIC, tokens.refresh_token, loopback=False)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert me(live, renewed.access_token).status_code == 200

@@ -21,6 +21,7 @@ from engine.kit.inputs import ascii_int
 from engine.sandbox import subscriptions
 from engine.sandbox.answers import Answer, ProviderRoute, bad_request
 from engine.sandbox.auth import KIND_SCOPES, authenticate, fail_if_armed, require_scope
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.grants import Caller
 from engine.sandbox.seed import BY_ID, KINDS
 from engine.sandbox.store import BadCursor, list_page
@@ -37,7 +38,7 @@ class WebhookBody(RequestBody):
 
 
 def _db(request: Request) -> Database:
-    return request.app.state.runtime.db
+    return sandbox_db(request.app.state.runtime.db)
 
 
 async def _caller(request: Request) -> Caller:

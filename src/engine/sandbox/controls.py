@@ -23,6 +23,7 @@ from engine.api.principal import current_principal
 from engine.errors import NotFoundError
 from engine.runtime import Runtime
 from engine.sandbox import grants, records, sender
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.seed import BY_ID, KINDS
 from engine.sandbox.store import ensure_seeded, reset_account
 from engine.sandbox.tables import SandboxAccount
@@ -53,7 +54,7 @@ def _runtime(request: Request) -> Runtime:
 async def _account(request: Request, account: str) -> str:
     if account not in BY_ID:
         raise NotFoundError(f"no sandbox account {account!r}; one of: {', '.join(BY_ID)}")
-    await anyio.to_thread.run_sync(ensure_seeded, _runtime(request).db)
+    await anyio.to_thread.run_sync(ensure_seeded, sandbox_db(_runtime(request).db))
     return account
 
 
@@ -66,14 +67,14 @@ def _kind(kind: str) -> str:
 @router.post("/expire-tokens")
 async def expire_tokens(request: Request, account: str) -> dict[str, Any]:
     account = await _account(request, account)
-    expired = await anyio.to_thread.run_sync(grants.expire_tokens, _runtime(request).db, account)
+    expired = await anyio.to_thread.run_sync(grants.expire_tokens, sandbox_db(_runtime(request).db), account)
     return {"account": account, "expired_tokens": expired}
 
 
 @router.post("/revoke-grants")
 async def revoke_grants(request: Request, account: str) -> dict[str, Any]:
     account = await _account(request, account)
-    revoked = await anyio.to_thread.run_sync(grants.revoke_grants, _runtime(request).db, account)
+    revoked = await anyio.to_thread.run_sync(grants.revoke_grants, sandbox_db(_runtime(request).db), account)
     return {"account": account, "revoked_grants": revoked}
 
 
@@ -85,7 +86,7 @@ async def fail(request: Request, account: str, body: FailBody) -> dict[str, Any]
 
 
 def _arm(runtime: Runtime, account: str, body: FailBody) -> None:
-    with runtime.db.session() as session:
+    with sandbox_db(runtime.db).session() as session:
         row = session.get_one(SandboxAccount, account)
         row.fail_status, row.fail_remaining, row.fail_retry_after = body.status, body.count, body.retry_after
         session.add(row)
@@ -94,7 +95,7 @@ def _arm(runtime: Runtime, account: str, body: FailBody) -> None:
 @router.post("/reset")
 async def reset(request: Request, account: str) -> dict[str, Any]:
     account = await _account(request, account)
-    await anyio.to_thread.run_sync(reset_account, _runtime(request).db, account)
+    await anyio.to_thread.run_sync(reset_account, sandbox_db(_runtime(request).db), account)
     return {"account": account, "reset": True}
 
 
@@ -103,7 +104,7 @@ async def create_record(
     request: Request, account: str, kind: str, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     account, kind = await _account(request, account), _kind(kind)
-    made = await anyio.to_thread.run_sync(records.create, _runtime(request).db, account, kind, body)
+    made = await anyio.to_thread.run_sync(records.create, sandbox_db(_runtime(request).db), account, kind, body)
     return await _changed(request, account, "record.created", kind, made)
 
 
@@ -112,14 +113,16 @@ async def update_record(
     request: Request, account: str, kind: str, record_id: str, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     account, kind = await _account(request, account), _kind(kind)
-    changed = await anyio.to_thread.run_sync(records.update, _runtime(request).db, account, kind, record_id, body)
+    changed = await anyio.to_thread.run_sync(
+        records.update, sandbox_db(_runtime(request).db), account, kind, record_id, body
+    )
     return await _changed(request, account, "record.updated", kind, changed)
 
 
 @router.delete("/records/{kind}/{record_id}")
 async def delete_record(request: Request, account: str, kind: str, record_id: str) -> dict[str, Any]:
     account, kind = await _account(request, account), _kind(kind)
-    removed = await anyio.to_thread.run_sync(records.remove, _runtime(request).db, account, kind, record_id)
+    removed = await anyio.to_thread.run_sync(records.remove, sandbox_db(_runtime(request).db), account, kind, record_id)
     return await _changed(request, account, "record.deleted", kind, removed)
 
 

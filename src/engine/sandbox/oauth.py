@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from engine.sandbox.answers import NO_STORE, Answer, ProviderRoute, bad_request
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.grants import READ_SCOPES, SCOPES, GrantError, exchange_code, new_code, refresh, revoke_token
 from engine.sandbox.seed import ACCOUNTS, BY_ID
 from engine.sandbox.store import ensure_seeded
@@ -114,7 +115,7 @@ async def authorize(request: Request) -> Response:
     checked = _authorize_request(params, redirect_uri)
     if isinstance(checked, RedirectResponse):
         return checked
-    await anyio.to_thread.run_sync(ensure_seeded, request.app.state.runtime.db)
+    await anyio.to_thread.run_sync(ensure_seeded, sandbox_db(request.app.state.runtime.db))
     hidden = {
         k: params.get(k, "")
         for k in (
@@ -148,7 +149,7 @@ async def consent(request: Request) -> Response:
         return _page("oauth_error.html", 400, message="pick one of the sandbox's accounts")
     code = await anyio.to_thread.run_sync(
         lambda: new_code(
-            request.app.state.runtime.db,
+            sandbox_db(request.app.state.runtime.db),
             account_id=account,
             redirect_uri=redirect_uri,
             scopes=checked.scopes,
@@ -171,12 +172,14 @@ async def token(request: Request) -> Response:
             redirect_uri = _required(params, "redirect_uri")
             issued = await anyio.to_thread.run_sync(
                 lambda: exchange_code(
-                    runtime.db, code, redirect_uri=redirect_uri, verifier=verifier, token_seconds=seconds
+                    sandbox_db(runtime.db), code, redirect_uri=redirect_uri, verifier=verifier, token_seconds=seconds
                 )
             )
         elif grant_type == "refresh_token":
             presented = _required(params, "refresh_token")
-            issued = await anyio.to_thread.run_sync(lambda: refresh(runtime.db, presented, token_seconds=seconds))
+            issued = await anyio.to_thread.run_sync(
+                lambda: refresh(sandbox_db(runtime.db), presented, token_seconds=seconds)
+            )
         else:
             raise Answer(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
     except GrantError as exc:
@@ -196,7 +199,7 @@ async def revoke(request: Request) -> Response:
     params = await _form(request)
     _authenticate_client(request, params)
     presented = _required(params, "token")
-    await anyio.to_thread.run_sync(revoke_token, request.app.state.runtime.db, presented)
+    await anyio.to_thread.run_sync(revoke_token, sandbox_db(request.app.state.runtime.db), presented)
     return Response(status_code=200, headers=NO_STORE)
 
 

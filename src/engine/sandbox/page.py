@@ -9,6 +9,7 @@ reader, or a test, can tell the cards apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
@@ -16,9 +17,10 @@ from fastapi.responses import HTMLResponse
 
 from engine.runtime import Runtime
 from engine.sandbox import grants
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.oauth import CLIENT_ID, CLIENT_SECRET, templates
 from engine.sandbox.seed import ACCOUNTS, SeedAccount
-from engine.sandbox.store import counts, ensure_seeded
+from engine.sandbox.store import counts
 from engine.sandbox.subscriptions import of_account
 
 router = APIRouter(include_in_schema=False)
@@ -58,13 +60,13 @@ class AccountView:
 
 
 def _views(runtime: Runtime) -> list[AccountView]:
-    ensure_seeded(runtime.db)
+    db = sandbox_db(runtime.db)
     return [
         AccountView(
             a,
-            counts(runtime.db, a.id),
-            grants.active_grants(runtime.db, a.id),
-            [(w.id, w.last_status) for w in of_account(runtime.db, a.id)],
+            counts(db, a.id),
+            grants.active_grants(db, a.id),
+            [(w.id, w.last_status) for w in of_account(db, a.id)],
         )
         for a in ACCOUNTS
     ]
@@ -76,7 +78,10 @@ async def page(request: Request) -> HTMLResponse:
     views = await anyio.to_thread.run_sync(_views, runtime)
     html = templates.get_template("page.html").render(
         views=views,
-        base=runtime.settings.public_url.rstrip("/") + "/sandbox",
+        # Links by path: the page may be opened at another name of this server (localhost for 127.0.0.1), and its
+        # script and calls must stay same-origin (the page's Content-Security-Policy allows only 'self').
+        base=urlsplit(runtime.settings.public_url).path.rstrip("/") + "/sandbox",
+        api_base=runtime.settings.public_url.rstrip("/") + "/sandbox/api/v1",
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
         open_controls=runtime.settings.embedded_default(),

@@ -114,7 +114,11 @@ def record_id(account: str, kind: str, index: int) -> str:
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, with the microseconds when there are any: exactly the stored instant, so a client that
+    sends back the newest ``updated_at`` it saw as ``updated_since`` gets nothing it already has."""
+    utc = moment.astimezone(UTC)
+    fraction = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def seed_records(account: SeedAccount) -> list[tuple[str, str, dict[str, Any], datetime]]:

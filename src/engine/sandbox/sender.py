@@ -30,6 +30,7 @@ from sqlmodel import col, select
 
 from engine.errors import TetherError
 from engine.kit.egress import egress_client
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.subscriptions import of_account, secret_of
 from engine.sandbox.tables import SandboxEvent, SandboxWebhook
 from engine.webhooks.verification import standard_webhooks_key
@@ -62,13 +63,13 @@ def record_event(runtime: EngineContext, account_id: str, event_type: str, kind:
     """Store the event of one change; returns its ``webhook-id``."""
     event_id = "msg_" + uuid.uuid4().hex
     body = json.dumps({"type": event_type, "kind": kind, "data": data}, separators=(",", ":")).encode()
-    with runtime.db.session() as session:
+    with sandbox_db(runtime.db).session() as session:
         session.add(SandboxEvent(id=event_id, account_id=account_id, body=body))
     return event_id
 
 
 def last_event(runtime: EngineContext, account_id: str) -> SandboxEvent | None:
-    with runtime.db.session() as session:
+    with sandbox_db(runtime.db).session() as session:
         return session.exec(
             select(SandboxEvent)
             .where(SandboxEvent.account_id == account_id)
@@ -80,9 +81,9 @@ async def deliver(runtime: EngineContext, account_id: str, event_id: str) -> lis
     """Send the stored event to every subscription of the account; each outcome is recorded on it."""
 
     def load() -> tuple[bytes, list[tuple[SandboxWebhook, str]]]:
-        with runtime.db.session() as session:
+        with sandbox_db(runtime.db).session() as session:
             event = session.get_one(SandboxEvent, event_id)
-        return event.body, [(row, secret_of(runtime, row)) for row in of_account(runtime.db, account_id)]
+        return event.body, [(row, secret_of(runtime, row)) for row in of_account(sandbox_db(runtime.db), account_id)]
 
     body, targets = await anyio.to_thread.run_sync(load)
     results = []
@@ -116,7 +117,7 @@ async def _send(client: httpx.AsyncClient, row: SandboxWebhook, secret: str, eve
 
 def _record(runtime: EngineContext, results: list[Sent]) -> None:
     now = datetime.now(UTC)
-    with runtime.db.session() as session:
+    with sandbox_db(runtime.db).session() as session:
         for sent in results:
             row = session.get(SandboxWebhook, sent.subscription_id)
             if row is None:  # unsubscribed while the delivery was under way

@@ -39,9 +39,7 @@ def ensure_seeded(db: Database) -> None:
     """Seed the accounts on first use (once per database per process; a concurrent seeder's rows win)."""
     if db.url in _SEEDED:
         return
-    with db.session() as session:
-        present = session.exec(select(func.count()).select_from(SandboxAccount)).one()
-    if not present:
+    if not _accounts(db):
         try:
             with db.session() as session:
                 for account in ACCOUNTS:
@@ -56,8 +54,15 @@ def ensure_seeded(db: Database) -> None:
                     session.flush()
                     _add_seed_records(session, account)
         except IntegrityError:
-            pass  # another process seeded the same rows first: theirs are identical
+            # Another process seeded first (its rows are the same seed); anything else is a real failure.
+            if _accounts(db) < len(ACCOUNTS):
+                raise
     _SEEDED.add(db.url)
+
+
+def _accounts(db: Database) -> int:
+    with db.session() as session:
+        return int(session.exec(select(func.count()).select_from(SandboxAccount)).one())
 
 
 def forget_seeded(db: Database) -> None:

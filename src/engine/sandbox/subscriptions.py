@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import select
 
 from engine.sandbox.answers import bad_request
+from engine.sandbox.database import sandbox_db
 from engine.sandbox.tables import SandboxWebhook
 from engine.store.database import Database
 from engine.store.tables import new_id
@@ -49,7 +50,7 @@ def subscribe(runtime: EngineContext, account_id: str, url: str, secret: str) ->
     row = SandboxWebhook(
         id=subscription_id, account_id=account_id, url=url, key_id=sealed.key_id, secret_ciphertext=sealed.blob
     )
-    with runtime.db.session() as session:
+    with sandbox_db(runtime.db).session() as session:
         session.add(row)
     return subscription_id
 
