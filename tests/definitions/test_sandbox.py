@@ -238,6 +238,15 @@ async def oauth_synced(world: World, owner: str, account: str) -> str:
 
 
 async def test_expiry_refreshes_once_and_persists_the_rotated_refresh_token(world: World) -> None:
+    await expiry(world)
+
+
+async def test_expiry_on_postgresql_too(pg_world: World) -> None:
+    """Where the Keystore's single flight is a row lock and the sandbox shares Tether's database."""
+    await expiry(pg_world)
+
+
+async def expiry(world: World) -> None:
     iid = await oauth_synced(world, "expiry", "acme")
     before = world.runtime.keystore.require(iid, SandboxToken)
     assert world.control("acme/expire-tokens")["expired_tokens"] >= 1

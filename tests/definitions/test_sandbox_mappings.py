@@ -135,3 +135,17 @@ def test_the_registry_accepts_public_url_endpoints_but_not_other_http() -> None:
     with pytest.raises(DefinitionError) as refused:
         Registry().register(replace(definition, connections=(plain, SandboxKey)))
     assert refused.value.rule == "https_only"
+
+
+@pytest.mark.parametrize("account", ["acme", "globex", "initech"])
+def test_every_seeded_record_of_the_real_sandbox_maps(pipeline: IngestPipeline, account: str) -> None:
+    """The sandbox's own seed (what its API serves, shaped as ``engine.sandbox.store.shape`` does), whole: every record
+    of every account maps, live and as a deletion."""
+    from engine.sandbox.seed import BY_ID, rfc3339, seed_records
+
+    seeded = seed_records(BY_ID[account])
+    assert {kind for kind, *_ in seeded} == {k.name for k in KINDS}
+    for kind, record_id, fields, updated_at in seeded:
+        record = {"id": record_id, **fields, "updated_at": rfc3339(updated_at), "deleted": False}
+        assert mapped(pipeline, kind, record)["attributes"]["deleted"] is False
+        assert mapped(pipeline, kind, {**record, "deleted": True})["attributes"]["deleted"] is True
