@@ -149,3 +149,42 @@ def test_every_seeded_record_of_the_real_sandbox_maps(pipeline: IngestPipeline, 
         record = {"id": record_id, **fields, "updated_at": rfc3339(updated_at), "deleted": False}
         assert mapped(pipeline, kind, record)["attributes"]["deleted"] is False
         assert mapped(pipeline, kind, {**record, "deleted": True})["attributes"]["deleted"] is True
+
+
+def test_off_the_definition_is_disabled_naming_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.context import EngineContext
+    from engine.custody.crypto import generate_master_key
+    from engine.errors import ConfigurationError
+    from engine.settings import Settings
+
+    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
+    url = f"sqlite:///{tmp_path / 'tether.db'}"
+    off = EngineContext.start(Settings(database_url=url, state_dir=str(tmp_path), sandbox=False))
+    try:
+        assert off.disabled["sandbox"] == ["TETHER_SANDBOX=1"] and not off.enabled("sandbox")
+    finally:
+        off.close()
+    on = EngineContext.start(Settings(database_url=url, state_dir=str(tmp_path)))  # the embedded default
+    try:
+        assert on.enabled("sandbox") and "sandbox" not in on.disabled
+    finally:
+        on.close()
+    with pytest.raises(ConfigurationError, match="TETHER_SANDBOX=1"):
+        EngineContext.start(Settings(database_url=url, state_dir=str(tmp_path), sandbox=False,
+                                     enabled_definitions="sandbox"))
+
+
+def test_an_unknown_switch_fails_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from engine.context import EngineContext
+    from engine.custody.crypto import generate_master_key
+    from engine.errors import ConfigurationError
+    from engine.settings import Settings
+
+    monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
+    registry = Registry()
+    registry.register(replace(definition, requires_settings=("no_such_switch",)))
+    with pytest.raises(ConfigurationError, match="no_such_switch"):
+        EngineContext.start(Settings(database_url=f"sqlite:///{tmp_path / 'tether.db'}", state_dir=str(tmp_path)),
+                            registry=registry)
