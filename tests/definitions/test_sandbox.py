@@ -24,7 +24,7 @@ from sqlmodel import select
 from definitions.sandbox.slots import SandboxToken
 from engine.api.principal import create_api_key
 from engine.runs.execution import RunOutcome
-from engine.store.tables import AuditEvent, Run, WebhookDelivery
+from engine.store.tables import AuditEvent, Run, WebhookDelivery, WebhookEndpoint
 from ingest.models.asset import Asset
 from ingest.models.calendar_event import CalendarEvent
 from ingest.models.directory_account import DirectoryAccount
@@ -334,3 +334,20 @@ async def settled(world: World, iid: str) -> list[WebhookDelivery]:
             return found
         await asyncio.sleep(0.05)
     raise AssertionError(f"deliveries still unprocessed: {[(d.status, d.attempts) for d in found]}")
+
+
+async def test_disconnect_revokes_the_grant_and_unsubscribes_the_webhook(world: World) -> None:
+    iid = await oauth_synced(world, "disconnect", "initech")
+    token = world.runtime.keystore.require(iid, SandboxToken).slot.access_token.get_secret_value()
+    with world.runtime.db.session() as session:
+        endpoint = session.exec(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == iid)).one()
+    subscription = endpoint.provider_ref
+    assert subscription and endpoint.registered_at is not None  # subscribed at the sandbox when it connected
+    me = f"{world.live.sandbox}/api/v1/me"
+    assert world.live.http.get(me, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    done = world.api.post(f"/v1/integrations/{iid}/disconnect")
+    assert done.status_code == 200 and done.json()["integration"]["status"] == "disconnected", done.text
+    assert world.live.http.get(me, headers={"Authorization": f"Bearer {token}"}).status_code == 401  # RFC 7009
+    user = rows(world, DirectoryAccount, iid)[0].external_id
+    changed = world.control(f"initech/records/users/{user}", "PATCH", json={"title": "After the disconnect"})
+    assert subscription not in {d["subscription"] for d in changed["deliveries"]}

@@ -27,7 +27,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.integrations.lifecycle import audit, transition
 from engine.kit.reaching import reaching
 from engine.store.tables import Integration, IntegrationStatus
-from engine.webhooks.endpoints import remove_endpoints
+from engine.webhooks.endpoints import ensure_endpoints, remove_endpoints, unregister_endpoints
 
 
 class NoAccessToken(TetherError):
@@ -171,9 +171,12 @@ class Custody:
         if isinstance(connection.disconnect, NoRevocation):
             note = connection.disconnect.reason
         else:
+            # Unsubscribe first: the provider may need the very credential the revocation ends to accept it.
+            await unregister_endpoints(self.context, integration)
             try:
                 await self._revoke(integration, definition, connection)
             except TetherError as exc:
+                await self._resubscribe(integration)
                 with self.context.db.session() as session:
                     audit(
                         session,
@@ -194,6 +197,15 @@ class Custody:
             },
         )
         return note
+
+    async def _resubscribe(self, integration: Integration) -> None:
+        """The revocation failed, so the integration stays connected: register its webhooks again (best effort)."""
+        try:
+            await ensure_endpoints(self.context, integration)
+        except TetherError as exc:
+            with self.context.db.session() as session:
+                audit(session, integration, actor="tether", action="webhooks_reconciled", outcome="failed",
+                      detail={"code": exc.code})
 
     async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
         """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
