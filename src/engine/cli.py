@@ -69,7 +69,7 @@ def serve(
     if not settings.broker_url:
         from engine.processes import start_embedded
 
-        embedded = start_embedded(runtime)  # the embedded default: worker, reaper and scheduler in this process
+        embedded = start_embedded(runtime)  # the embedded default: runs and deliveries processed in this process
     queue = settings.broker_url.split("://")[0] if settings.broker_url else "in-process"
     typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect}, queue: {queue})")
     app = create_app(runtime)

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL; the embedded default is a SQLite file in the working directory.
     database_url: str = "sqlite:///tether.db"
+    #: Where ``tether serve`` binds (``--host`` and ``--port`` override them).
     host: str = "127.0.0.1"
     port: int = 8000
     #: ``redis://…`` or ``amqp://…`` in production; empty means the in-process worker.
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
     state_dir: str = ".tether"
+    #: Log level of ``tether serve`` (Python logging level names).
     log_level: str = Field(default="INFO")
     #: Shared secret for the signed principal header (``X-Tether-Principal``); empty disables that header.
     secret_principal_key: SecretStr = SecretStr("")

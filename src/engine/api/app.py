@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -36,11 +35,6 @@ class TetherApp(FastAPI):
     CPU as verifying and recording a delivery. The lane answers exactly as the FastAPI route of the same path,
     which stays for the OpenAPI document and for apps that include the router on their own.
     """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Set, so the lane's look-up of an override does not raise AttributeError inside ``State`` per delivery.
-        self.state.webhook_handoff = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = webhooks.delivery_token(scope)

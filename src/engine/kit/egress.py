@@ -182,17 +182,19 @@ _DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("te
 
 
 @contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
+def deadline(seconds: float) -> Iterator[_Deadline]:
     """Every exchange sent inside the block (any egress client or transport) ends within ``seconds`` from now.
 
     For callers whose one answer takes several exchanges (a refresh retried after a 503): the block's bound
-    is shared by all of them, while each exchange keeps its own bound too; the earlier of the two wins.
+    is shared by all of them, while each exchange keeps its own bound too; the earlier of the two wins. The block
+    gets the bound in force (``remaining()``: seconds left), so it need not track the time itself.
     """
     if not seconds > 0:
         raise ValueError("seconds must be positive")
-    token = _DEADLINE.set(_within_running(_Deadline.start(seconds)))
+    bound = _within_running(_Deadline.start(seconds))
+    token = _DEADLINE.set(bound)
     try:
-        yield
+        yield bound
     finally:
         _DEADLINE.reset(token)
 
