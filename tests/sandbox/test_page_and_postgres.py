@@ -14,11 +14,13 @@ import pytest
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
+from engine.custody import oauth as custody
 from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.sandbox.seed import ACCOUNTS
 from engine.settings import Settings
 from sandbox.conftest import LiveSandbox, start
+from sandbox.test_oauth import BASIC, approve, endpoints, exchange, me
 from support.server import free_port, serve
 
 
@@ -110,3 +112,20 @@ def test_with_the_sandbox_off_nothing_is_served(tmp_path: Path, monkeypatch: pyt
             assert http.post(base + "/sandbox/control/accounts/acme/reset").status_code == 404
     finally:
         runtime.close()
+
+
+async def test_on_postgres_codes_and_refresh_tokens_are_single_use(postgres_live: LiveSandbox) -> None:
+    live = postgres_live
+    approved = approve(live, account="globex")
+    tokens = await exchange(live, approved)
+    assert tokens.refresh_token
+    with pytest.raises(custody.InvalidGrant):
+        await exchange(live, approved)
+    approved = approve(live, account="globex")
+    tokens = await exchange(live, approved)
+    assert tokens.refresh_token
+    renewed = await custody.refresh(endpoints(live).token_url, BASIC, tokens.refresh_token, loopback=False)
+    assert me(live, renewed.access_token).json()["account"] == "globex"
+    with pytest.raises(custody.InvalidGrant):
+        await custody.refresh(endpoints(live).token_url, BASIC, tokens.refresh_token, loopback=False)
+    assert me(live, renewed.access_token).status_code == 401

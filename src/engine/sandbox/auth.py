@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from engine.sandbox.answers import Answer
 from engine.sandbox.database import sandbox_db
 from engine.sandbox.grants import SCOPES, Caller, caller_for_token
-from engine.sandbox.store import digest, ensure_seeded
+from engine.sandbox.store import digest
 from engine.sandbox.tables import SandboxAccount
 from engine.store.database import Database
 
@@ -37,7 +37,6 @@ def invalid_token(message: str) -> Answer:
 
 def authenticate(request: Request) -> Caller:
     db: Database = sandbox_db(request.app.state.runtime.db)
-    ensure_seeded(db)
     key = request.headers.get("x-api-key")
     authorization = request.headers.get("authorization", "")
     if key is not None:

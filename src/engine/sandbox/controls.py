@@ -25,7 +25,7 @@ from engine.runtime import Runtime
 from engine.sandbox import grants, records, sender
 from engine.sandbox.database import sandbox_db
 from engine.sandbox.seed import BY_ID, KINDS
-from engine.sandbox.store import ensure_seeded, reset_account
+from engine.sandbox.store import reset_account
 from engine.sandbox.tables import SandboxAccount
 
 
@@ -54,7 +54,7 @@ def _runtime(request: Request) -> Runtime:
 async def _account(request: Request, account: str) -> str:
     if account not in BY_ID:
         raise NotFoundError(f"no sandbox account {account!r}; one of: {', '.join(BY_ID)}")
-    await anyio.to_thread.run_sync(ensure_seeded, sandbox_db(_runtime(request).db))
+    await anyio.to_thread.run_sync(sandbox_db, _runtime(request).db)  # first use: tables and seed, off the loop
     return account
 
 

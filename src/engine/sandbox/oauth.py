@@ -29,7 +29,6 @@ from engine.sandbox.answers import NO_STORE, Answer, ProviderRoute, bad_request
 from engine.sandbox.database import sandbox_db
 from engine.sandbox.grants import READ_SCOPES, SCOPES, GrantError, exchange_code, new_code, refresh, revoke_token
 from engine.sandbox.seed import ACCOUNTS, BY_ID
-from engine.sandbox.store import ensure_seeded
 from engine.settings import Settings
 
 CLIENT_ID = "tether-sandbox"
@@ -115,7 +114,7 @@ async def authorize(request: Request) -> Response:
     checked = _authorize_request(params, redirect_uri)
     if isinstance(checked, RedirectResponse):
         return checked
-    await anyio.to_thread.run_sync(ensure_seeded, sandbox_db(request.app.state.runtime.db))
+    await anyio.to_thread.run_sync(sandbox_db, request.app.state.runtime.db)  # first use: tables and seed
     hidden = {
         k: params.get(k, "")
         for k in (
