@@ -1,7 +1,12 @@
-"""Built clients, reused per (integration, slot, credential version).
+"""Built clients, reused per (integration, slot, credential version) within one event loop.
 
 A rotation or refresh bumps the credential's version, so the next lookup builds a fresh client; the superseded
 one is closed. Building is cheap to repeat but not free (connection pools, minted app tokens), hence the cache.
+
+An async client's pool and locks belong to the event loop that first used them, and one process runs several loops
+(the API server's, each embedded worker thread's): a client built in the API's loop (registering a webhook at
+connect time) and reused by a worker fails with ``RuntimeError``. So each loop gets its own client; a closed loop's
+clients are forgotten at the next lookup.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from typing import Any
 
 class ClientCache:
     def __init__(self) -> None:
-        self._clients: dict[tuple[str, str], tuple[int, Any]] = {}
+        #: (integration, slot, loop) → (version, client); ``loop`` is ``None`` outside a running loop.
+        self._clients: dict[tuple[str, str, asyncio.AbstractEventLoop | None], tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
     def get(self, integration_id: str, slot_id: str, version: int, build: Callable[[], Any]) -> Any:
-        key = (integration_id, slot_id)
+        key = (integration_id, slot_id, _running_loop())
         with self._lock:
+            self._forget_closed_loops()
             held = self._clients.get(key)
             if held is not None and held[0] == version:
                 return held[1]
@@ -37,8 +44,20 @@ class ClientCache:
         for client in closing:
             _close_later(client)
 
+    def _forget_closed_loops(self) -> None:
+        """Drop the clients of loops that have ended (their pools can never be used again)."""
+        for key in [k for k in self._clients if k[2] is not None and k[2].is_closed()]:
+            del self._clients[key]
+
     def __len__(self) -> int:
         return len(self._clients)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _close_later(client: Any) -> None:
