@@ -14,14 +14,14 @@ import pytest
 from engine.custody.oauth import new_pkce
 from engine.sandbox.oauth import CLIENT_ID
 from sandbox.conftest import LiveSandbox
-from web.test_page import CHROMIUM, CHROMIUM_ARGS, _browser_or_skip
+from support.browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "sandbox"
 
 
 @pytest.mark.timeout(120)
 def test_consent_and_sandbox_page_at_390px(live: LiveSandbox) -> None:
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     from playwright.sync_api import expect
 
     shutil.rmtree(SHOTS, ignore_errors=True)
