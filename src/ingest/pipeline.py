@@ -148,6 +148,8 @@ class IngestResult:
     persisted: int = 0
     rejected: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    #: Records persisted per schema (``records.changed`` events carry them).
+    persisted_by_schema: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -369,6 +371,7 @@ class IngestPipeline:
         batch = PersistBatch(connection, spec, ctx.tenant_id, ctx.integration_id, ctx.definition_id, records)
         refused = self.routes[schema](batch)
         result.persisted += len(records) - len(refused)
+        result.persisted_by_schema[schema] = result.persisted_by_schema.get(schema, 0) + len(records) - len(refused)
         for r in refused:
             self._reject(result, schema, None, r.position, r)
 

@@ -1,0 +1,225 @@
+"""Sending deliveries: a claim with a lease, one attempt through the egress guard, then delivered, retried or dead.
+
+Every step is a conditional UPDATE, so a duplicate message, a second worker or a sweep racing a worker cannot send a
+delivery twice at once or make it go backwards:
+
+- **claim** ``pending`` (due) or ``sending`` with an expired lease (its worker died mid-delivery) → ``sending``,
+  ``attempts + 1``, ``lease_until = now + lease``;
+- **attempt**: POST the stored body, signed now (``engine.events.signing``), through ``egress_client`` with a total
+  deadline and no redirects; a 2xx answer is delivered, anything else (another status, a refused address, a
+  timeout) is a failure recorded on the row by status or stable code, never by the receiver's body;
+- **finish**, fenced on the claim's attempt number: ``delivered``; or ``pending`` again at the next point of the
+  retry schedule (with jitter); or ``dead`` when that point falls outside the retry window;
+- the **sweep** (``due``) marks what is due (new deliveries, due retries, expired leases) as queued and returns their
+  IDs for one message; a delivery queued but never claimed (a lost message) is queued again after
+  ``TETHER_EVENT_REQUEUE_AFTER_SECONDS``.
+
+A receiver may see a delivery twice (a worker killed after the receiver answered, before the finish committed);
+Standard Webhooks receivers de-duplicate on ``webhook-id``, which is the event ID on every attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from sqlalchemy import and_, or_, select, update
+
+from engine.context import EngineContext
+from engine.errors import TetherError
+from engine.events.endpoints import signing_secrets
+from engine.events.signing import encode_body, headers
+from engine.kit.egress import egress_client
+from engine.settings import Settings
+from engine.store.database import Database
+from engine.store.tables import EventDelivery, EventDeliveryStatus, EventEndpoint, EventOutbox, utcnow
+
+log = logging.getLogger("tether.events")
+
+_DELIVERY = EventDelivery.__table__  # type: ignore[attr-defined]
+_ENDPOINT = EventEndpoint.__table__  # type: ignore[attr-defined]
+_OUTBOX = EventOutbox.__table__  # type: ignore[attr-defined]
+Status = EventDeliveryStatus
+#: Bytes of a receiver's answer read at most (the body is never stored; only the status matters).
+MAX_RESPONSE_BYTES = 64 * 1024
+JITTER = (0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: str
+    attempts: int
+    event_id: str
+    payload: dict[str, Any]
+    window_start: datetime
+    endpoint: EventEndpoint
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivered: bool
+    status_code: int | None = None
+    error: str = ""
+
+
+def retry_schedule(settings: Settings) -> list[float]:
+    """``TETHER_EVENT_RETRY_SCHEDULE`` as seconds (an unreadable entry is a configuration mistake: 60 s stands in)."""
+    out: list[float] = []
+    for part in settings.event_retry_schedule.split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            value = 60.0
+        out.append(max(0.0, value))
+    return out or [60.0]
+
+
+def next_delay(settings: Settings, attempts: int) -> float:
+    """Seconds before the retry that follows attempt number ``attempts`` (1-based), with jitter."""
+    schedule = retry_schedule(settings)
+    return schedule[min(max(attempts, 1), len(schedule)) - 1] * random.uniform(*JITTER)
+
+
+def lease_seconds(settings: Settings) -> float:
+    """A lease always outlasts one attempt's deadline, so a live worker's claim never expires under it."""
+    return max(settings.event_lease_seconds, settings.event_delivery_timeout_seconds + 1.0)
+
+
+def _due(now: datetime, requeue_before: datetime | None = None) -> Any:
+    c = _DELIVERY.c
+    due = or_(
+        and_(c.status == Status.pending, c.next_attempt_at <= now),
+        and_(c.status == Status.sending, c.lease_until < now),
+    )
+    if requeue_before is None:
+        return due
+    return and_(due, or_(c.enqueued_at.is_(None), c.enqueued_at < requeue_before))
+
+
+def due(db: Database, settings: Settings, *, limit: int = 500) -> list[str]:
+    """Mark up to ``limit`` due deliveries as queued now and return their IDs (the sweep sends them)."""
+    now = utcnow()
+    condition = _due(now, now - timedelta(seconds=settings.event_requeue_after_seconds))
+    chosen = select(_DELIVERY.c.id).where(condition).order_by(_DELIVERY.c.next_attempt_at).limit(limit)
+    statement = (
+        update(_DELIVERY)
+        .where(_DELIVERY.c.id.in_(chosen.scalar_subquery()), condition)
+        .values(enqueued_at=now)
+        .returning(_DELIVERY.c.id)
+    )
+    with db.engine.begin() as connection:
+        return [row.id for row in connection.execute(statement)]
+
+
+def claim(db: Database, settings: Settings, delivery_id: str) -> Claim | None:
+    """Take ``delivery_id`` for one attempt, with its event and endpoint; ``None`` if it is not due (any more)."""
+    now = utcnow()
+    c = _DELIVERY.c
+    statement = (
+        update(_DELIVERY)
+        .where(c.id == delivery_id, _due(now))
+        .values(
+            status=Status.sending,
+            attempts=c.attempts + 1,
+            lease_until=now + timedelta(seconds=lease_seconds(settings)),
+            enqueued_at=None,
+        )
+        .returning(c.attempts, c.event_id, c.endpoint_id, c.window_start)
+    )
+    with db.engine.begin() as connection:
+        row = connection.execute(statement).first()
+        if row is None:
+            return None
+        payload = connection.execute(select(_OUTBOX.c.payload).where(_OUTBOX.c.id == row.event_id)).scalar_one()
+        endpoint = connection.execute(select(_ENDPOINT).where(_ENDPOINT.c.id == row.endpoint_id)).one()
+    endpoint_row = EventEndpoint.model_construct(**endpoint._mapping)
+    return Claim(delivery_id, row.attempts, row.event_id, payload, row.window_start, endpoint_row)
+
+
+async def attempt(context: EngineContext, claimed: Claim, client: httpx.AsyncClient) -> Attempt:
+    """One POST of the claimed delivery; never raises for the receiver's or the network's failure."""
+    endpoint = claimed.endpoint
+    if not endpoint.enabled:
+        return Attempt(False, error="endpoint_disabled: the endpoint was disabled")
+    now = utcnow()
+    body = encode_body(claimed.payload)
+    signed = headers(claimed.event_id, body, signing_secrets(context.keys.keyring, endpoint, now), now)
+    try:
+        response = await client.post(endpoint.url, content=body.encode(), headers=signed)
+    except TetherError as exc:  # egress_refused, deadline_exceeded, response_too_large: their messages hold no secret
+        return Attempt(False, error=f"{exc.code}: {exc.message}"[:500])
+    except httpx.HTTPError as exc:
+        return Attempt(False, error=f"network_error: {type(exc).__name__}")
+    if 200 <= response.status_code < 300:
+        return Attempt(True, response.status_code)
+    return Attempt(False, response.status_code, f"http_status: the receiver answered HTTP {response.status_code}")
+
+
+def finish(db: Database, settings: Settings, claimed: Claim, outcome: Attempt) -> Status | None:
+    """Record the attempt (fenced on the claim); returns the delivery's new status, ``None`` if the claim was lost."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error[:500],
+    }
+    if outcome.delivered:
+        values.update(status=Status.delivered, delivered_at=now)
+    else:
+        retry_at = now + timedelta(seconds=next_delay(settings, claimed.attempts))
+        window_end = claimed.window_start + timedelta(seconds=settings.event_retry_window_seconds)
+        if retry_at > window_end or outcome.error.startswith("endpoint_disabled"):
+            values.update(status=Status.dead)
+        else:
+            values.update(status=Status.pending, next_attempt_at=retry_at)
+    c = _DELIVERY.c
+    statement = (
+        update(_DELIVERY)
+        .where(c.id == claimed.delivery_id, c.status == Status.sending, c.attempts == claimed.attempts)
+        .values(**values)
+    )
+    with db.engine.begin() as connection:
+        changed = connection.execute(statement).rowcount
+    return Status(values["status"]) if changed else None
+
+
+async def deliver(context: EngineContext, delivery_ids: Sequence[str]) -> dict[str, Status | None]:
+    """Claim, attempt and finish each delivery (one client for the batch); returns each one's new status."""
+    settings, db = context.settings, context.db
+    results: dict[str, Status | None] = {}
+    timeout = settings.event_delivery_timeout_seconds
+    async with egress_client(timeout=timeout, follow_redirects=False, max_response_bytes=MAX_RESPONSE_BYTES) as client:
+        for delivery_id in delivery_ids:
+            claimed = await anyio.to_thread.run_sync(claim, db, settings, delivery_id)
+            if claimed is None:
+                results[delivery_id] = None  # delivered, dead, not due or being sent elsewhere
+                continue
+            outcome = await attempt(context, claimed, client)
+            results[delivery_id] = await anyio.to_thread.run_sync(finish, db, settings, claimed, outcome)
+            if not outcome.delivered:
+                log.info("event delivery %s failed (attempt %d): %s", delivery_id, claimed.attempts, outcome.error)
+    return results
+
+
+def redeliver(db: Database, tenant_id: str, delivery_id: str) -> bool:
+    """Make a delivery due again now (delivered, dead or waiting for a retry), with a fresh retry window; ``False``
+    if it is not the tenant's or a worker is sending it right now."""
+    now = utcnow()
+    c = _DELIVERY.c
+    statement = (
+        update(_DELIVERY)
+        .where(
+            c.id == delivery_id,
+            c.tenant_id == tenant_id,
+            c.status != Status.sending,
+        )
+        .values(status=Status.pending, next_attempt_at=now, window_start=now, enqueued_at=None, lease_until=None)
+    )
+    with db.engine.begin() as connection:
+        return bool(connection.execute(statement).rowcount)
