@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = "0004_events"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
