@@ -65,7 +65,13 @@ class Claim:
 class Attempt:
     delivered: bool
     status_code: int | None = None
-    error: str = ""
+    #: Why it failed: a stable code (docs/errors.md) and a message naming no secret and no receiver body.
+    code: str = ""
+    message: str = ""
+
+    @property
+    def error(self) -> str:
+        return f"{self.code}: {self.message}"[:500] if self.code else ""
 
 
 def retry_schedule(settings: Settings) -> list[float]:
@@ -146,19 +152,19 @@ async def attempt(context: EngineContext, claimed: Claim, client: httpx.AsyncCli
     """One POST of the claimed delivery; never raises for the receiver's or the network's failure."""
     endpoint = claimed.endpoint
     if not endpoint.enabled:
-        return Attempt(False, error="endpoint_disabled: the endpoint was disabled")
+        return Attempt(False, code="endpoint_disabled", message="the endpoint was disabled")
     now = utcnow()
     body = encode_body(claimed.payload)
     signed = headers(claimed.event_id, body, signing_secrets(context.keys.keyring, endpoint, now), now)
     try:
         response = await client.post(endpoint.url, content=body.encode(), headers=signed)
     except TetherError as exc:  # egress_refused, deadline_exceeded, response_too_large: their messages hold no secret
-        return Attempt(False, error=f"{exc.code}: {exc.message}"[:500])
+        return Attempt(False, code=exc.code, message=exc.message)
     except httpx.HTTPError as exc:
-        return Attempt(False, error=f"network_error: {type(exc).__name__}")
+        return Attempt(False, code="network_error", message=type(exc).__name__)
     if 200 <= response.status_code < 300:
         return Attempt(True, response.status_code)
-    return Attempt(False, response.status_code, f"http_status: the receiver answered HTTP {response.status_code}")
+    return Attempt(False, response.status_code, code="http_status", message=f"HTTP {response.status_code}")
 
 
 def finish(db: Database, settings: Settings, claimed: Claim, outcome: Attempt) -> Status | None:
@@ -167,14 +173,14 @@ def finish(db: Database, settings: Settings, claimed: Claim, outcome: Attempt) -
     values: dict[str, Any] = {
         "lease_until": None,
         "last_status_code": outcome.status_code,
-        "last_error": outcome.error[:500],
+        "last_error": outcome.error,
     }
     if outcome.delivered:
         values.update(status=Status.delivered, delivered_at=now)
     else:
         retry_at = now + timedelta(seconds=next_delay(settings, claimed.attempts))
         window_end = claimed.window_start + timedelta(seconds=settings.event_retry_window_seconds)
-        if retry_at > window_end or outcome.error.startswith("endpoint_disabled"):
+        if retry_at > window_end or outcome.code == "endpoint_disabled":
             values.update(status=Status.dead)
         else:
             values.update(status=Status.pending, next_attempt_at=retry_at)

@@ -118,8 +118,13 @@ def emit(connection: Connection, events: Sequence[NewEvent]) -> list[str]:
         event_id = new_event_id()
         payload = {"type": event.event_type, "timestamp": now.isoformat(), "data": event.data}
         outbox.append(
-            {"id": event_id, "tenant_id": event.tenant_id, "event_type": event.event_type, "payload": payload,
-             "created_at": now}
+            {
+                "id": event_id,
+                "tenant_id": event.tenant_id,
+                "event_type": event.event_type,
+                "payload": payload,
+                "created_at": now,
+            }
         )
         deliveries.extend(_delivery(event, event_id, endpoint, now) for endpoint in targets)
     if outbox:
