@@ -256,19 +256,19 @@ async def test_both_secrets_verify_during_the_rotation_overlap(
 ) -> None:
     env = ops_any_db
     tune(env, monkeypatch)
-    row = subscribe(env, receiver, ["run.succeeded"], name="old")
+    row = subscribe(env, receiver, ["run.failed"], name="old")
     iid = await connect(env)
     _, new_secret = endpoints.rotate(env.runtime.db, env.runtime.keys.keyring, "t1", row.id, overlap=timedelta(hours=1))
     receiver.secrets["new"] = new_secret
     handle = in_process_worker(env)
     try:
-        first = await env.runtime.executor.dispatch(iid, "Echo", trigger="api")
+        first = await env.runtime.executor.dispatch(iid, "Broken", trigger="api")
         await env.wait(first)
         wait_deliveries(env, EventDeliveryStatus.delivered, 1)
         # A rotation with no overlap: the secret two generations old stops signing at once.
         _, newest = endpoints.rotate(env.runtime.db, env.runtime.keys.keyring, "t1", row.id, overlap=timedelta(0))
         receiver.secrets["newest"] = newest
-        second = await env.runtime.executor.dispatch(iid, "Echo", trigger="api")
+        second = await env.runtime.executor.dispatch(iid, "Broken", trigger="api")
         await env.wait(second)
         wait_deliveries(env, EventDeliveryStatus.delivered, 2)
     finally:
