@@ -3,13 +3,13 @@
 Every step is a conditional UPDATE, so a duplicate message, a second worker or a sweep racing a worker cannot send a
 delivery twice at once or make it go backwards:
 
-- **claim** ``pending`` (due) or ``sending`` with an expired lease (its worker died mid-delivery) → ``sending``,
-  ``attempts + 1``, ``lease_until = now + lease``;
-- **attempt**: POST the stored body, signed now (``engine.events.signing``), through ``egress_client`` with a total
-  deadline and no redirects; a 2xx answer is delivered, anything else (another status, a refused address, a
-  timeout) is a failure recorded on the row by status or stable code, never by the receiver's body;
-- **finish**, fenced on the claim's attempt number: ``delivered``; or ``pending`` again at the next point of the
-  retry schedule (with jitter); or ``dead`` when that point falls outside the retry window;
+- **claim** a message's deliveries together, in one transaction: ``pending`` (due) or ``sending`` with an expired
+  lease (its worker died mid-delivery) → ``sending``, ``attempts + 1``, ``lease_until = now + lease``;
+- **attempt** them concurrently: POST the stored body, signed now (``engine.events.signing``), through
+  ``egress_client`` with a total deadline and no redirects; a 2xx answer is delivered, anything else (another
+  status, a refused address, a timeout) is a failure recorded by status or stable code, never by the receiver's body;
+- **finish** the outcomes in one transaction, each fenced on its claim's attempt number: ``delivered``; or
+  ``pending`` again at the next point of the retry schedule (with jitter); or ``dead`` past the retry window;
 - the **sweep** (``due``) marks what is due (new deliveries, due retries, expired leases) as queued and returns their
   IDs for one message; a delivery queued but never claimed (a lost message) is queued again after
   ``TETHER_EVENT_REQUEUE_AFTER_SECONDS``.
@@ -20,6 +20,7 @@ Standard Webhooks receivers de-duplicate on ``webhook-id``, which is the event I
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Sequence
@@ -123,29 +124,39 @@ def due(db: Database, settings: Settings, *, limit: int = 500) -> list[str]:
         return [row.id for row in connection.execute(statement)]
 
 
-def claim(db: Database, settings: Settings, delivery_id: str) -> Claim | None:
-    """Take ``delivery_id`` for one attempt, with its event and endpoint; ``None`` if it is not due (any more)."""
+def claim(db: Database, settings: Settings, delivery_ids: Sequence[str]) -> list[Claim]:
+    """Take the due ones of ``delivery_ids`` for one attempt each, with their events and endpoints, in one
+    transaction; a delivery not due (any more: delivered, dead, being sent elsewhere) is left out."""
+    if not delivery_ids:
+        return []
     now = utcnow()
     c = _DELIVERY.c
     statement = (
         update(_DELIVERY)
-        .where(c.id == delivery_id, _due(now))
+        .where(c.id.in_(list(delivery_ids)), _due(now))
         .values(
             status=Status.sending,
             attempts=c.attempts + 1,
             lease_until=now + timedelta(seconds=lease_seconds(settings)),
             enqueued_at=None,
         )
-        .returning(c.attempts, c.event_id, c.endpoint_id, c.window_start)
+        .returning(c.id, c.attempts, c.event_id, c.endpoint_id, c.window_start)
     )
     with db.engine.begin() as connection:
-        row = connection.execute(statement).first()
-        if row is None:
-            return None
-        payload = connection.execute(select(_OUTBOX.c.payload).where(_OUTBOX.c.id == row.event_id)).scalar_one()
-        endpoint = connection.execute(select(_ENDPOINT).where(_ENDPOINT.c.id == row.endpoint_id)).one()
-    endpoint_row = EventEndpoint.model_construct(**endpoint._mapping)
-    return Claim(delivery_id, row.attempts, row.event_id, payload, row.window_start, endpoint_row)
+        rows = connection.execute(statement).all()
+        if not rows:
+            return []
+        event_ids = sorted({row.event_id for row in rows})
+        endpoint_ids = sorted({row.endpoint_id for row in rows})
+        payloads = dict(
+            connection.execute(select(_OUTBOX.c.id, _OUTBOX.c.payload).where(_OUTBOX.c.id.in_(event_ids))).all()
+        )
+        found = connection.execute(select(_ENDPOINT).where(_ENDPOINT.c.id.in_(endpoint_ids))).all()
+    targets = {row.id: EventEndpoint.model_construct(**row._mapping) for row in found}
+    return [
+        Claim(row.id, row.attempts, row.event_id, payloads[row.event_id], row.window_start, targets[row.endpoint_id])
+        for row in rows
+    ]
 
 
 async def attempt(context: EngineContext, claimed: Claim, client: httpx.AsyncClient) -> Attempt:
@@ -167,49 +178,55 @@ async def attempt(context: EngineContext, claimed: Claim, client: httpx.AsyncCli
     return Attempt(False, response.status_code, code="http_status", message=f"HTTP {response.status_code}")
 
 
-def finish(db: Database, settings: Settings, claimed: Claim, outcome: Attempt) -> Status | None:
-    """Record the attempt (fenced on the claim); returns the delivery's new status, ``None`` if the claim was lost."""
+def finish(db: Database, settings: Settings, done: Sequence[tuple[Claim, Attempt]]) -> dict[str, Status | None]:
+    """Record each attempt, fenced on its claim, in one transaction; returns each delivery's new status (``None``
+    for one whose claim was lost: its lease expired and another worker took it)."""
     now = utcnow()
-    values: dict[str, Any] = {
-        "lease_until": None,
-        "last_status_code": outcome.status_code,
-        "last_error": outcome.error,
-    }
+    c = _DELIVERY.c
+    results: dict[str, Status | None] = {}
+    with db.engine.begin() as connection:
+        for claimed, outcome in done:
+            values = _outcome_values(settings, claimed, outcome, now)
+            statement = (
+                update(_DELIVERY)
+                .where(c.id == claimed.delivery_id, c.status == Status.sending, c.attempts == claimed.attempts)
+                .values(**values)
+            )
+            changed = connection.execute(statement).rowcount
+            results[claimed.delivery_id] = Status(values["status"]) if changed else None
+    return results
+
+
+def _outcome_values(settings: Settings, claimed: Claim, outcome: Attempt, now: datetime) -> dict[str, Any]:
+    """Delivered; or pending until the next point of the retry schedule; or dead past the retry window."""
+    values: dict[str, Any] = {"lease_until": None, "last_status_code": outcome.status_code, "last_error": outcome.error}
     if outcome.delivered:
         values.update(status=Status.delivered, delivered_at=now)
+        return values
+    retry_at = now + timedelta(seconds=next_delay(settings, claimed.attempts))
+    window_end = claimed.window_start + timedelta(seconds=settings.event_retry_window_seconds)
+    if retry_at > window_end or outcome.code == "endpoint_disabled":
+        values.update(status=Status.dead)
     else:
-        retry_at = now + timedelta(seconds=next_delay(settings, claimed.attempts))
-        window_end = claimed.window_start + timedelta(seconds=settings.event_retry_window_seconds)
-        if retry_at > window_end or outcome.code == "endpoint_disabled":
-            values.update(status=Status.dead)
-        else:
-            values.update(status=Status.pending, next_attempt_at=retry_at)
-    c = _DELIVERY.c
-    statement = (
-        update(_DELIVERY)
-        .where(c.id == claimed.delivery_id, c.status == Status.sending, c.attempts == claimed.attempts)
-        .values(**values)
-    )
-    with db.engine.begin() as connection:
-        changed = connection.execute(statement).rowcount
-    return Status(values["status"]) if changed else None
+        values.update(status=Status.pending, next_attempt_at=retry_at)
+    return values
 
 
 async def deliver(context: EngineContext, delivery_ids: Sequence[str]) -> dict[str, Status | None]:
-    """Claim, attempt and finish each delivery (one client for the batch); returns each one's new status."""
+    """Claim the batch, attempt its deliveries concurrently (one client), record the outcomes: two transactions per
+    batch whatever its size. Returns each delivery's new status (``None``: not claimed, or the claim was lost)."""
     settings, db = context.settings, context.db
-    results: dict[str, Status | None] = {}
+    claims = await anyio.to_thread.run_sync(claim, db, settings, list(delivery_ids))
+    results: dict[str, Status | None] = dict.fromkeys(delivery_ids)
+    if not claims:
+        return results
     timeout = settings.event_delivery_timeout_seconds
     async with egress_client(timeout=timeout, follow_redirects=False, max_response_bytes=MAX_RESPONSE_BYTES) as client:
-        for delivery_id in delivery_ids:
-            claimed = await anyio.to_thread.run_sync(claim, db, settings, delivery_id)
-            if claimed is None:
-                results[delivery_id] = None  # delivered, dead, not due or being sent elsewhere
-                continue
-            outcome = await attempt(context, claimed, client)
-            results[delivery_id] = await anyio.to_thread.run_sync(finish, db, settings, claimed, outcome)
-            if not outcome.delivered:
-                log.info("event delivery %s failed (attempt %d): %s", delivery_id, claimed.attempts, outcome.error)
+        outcomes = await asyncio.gather(*(attempt(context, claimed, client) for claimed in claims))
+    for claimed, outcome in zip(claims, outcomes, strict=True):
+        if not outcome.delivered:
+            log.info("event delivery %s failed (attempt %d): %s", claimed.delivery_id, claimed.attempts, outcome.error)
+    results.update(await anyio.to_thread.run_sync(finish, db, settings, list(zip(claims, outcomes, strict=True))))
     return results
 
 
