@@ -13,7 +13,9 @@ its own delivery ID, the bodies pre-signed), every answer must be 2xx, and every
 Hand-off: the server has ``TETHER_BROKER_URL`` set to the local Redis (a private namespace, deleted afterwards), so
 every committed batch is one Dramatiq message of row IDs. After the load phase one ``tether worker`` process drains
 the queue, and the bench checks that every accepted delivery reached ``processed`` (``processed_per_s``: the drain
-rate). ``--process`` runs without a broker instead (the embedded default: processed in the server's own loop).
+rate). ``--process`` runs without a broker instead (the embedded default, as ``tether serve`` starts it: the same
+actor on Dramatiq's in-memory ``StubBroker`` and an in-process worker), and checks, once the load phase is over, that
+every accepted delivery reached ``processed`` (``processed_after_s``: how long the server took to finish them).
 Database: a scratch schema of the local PostgreSQL (``--sqlite`` for a SQLite file). The last line is one JSON
 object. Other sessions may bench on the same machine: run it as ``flock /tmp/bench.lock python -m bench webhooks``.
 Needs ``wrk`` (Debian: ``apt-get install wrk``).
@@ -134,6 +136,11 @@ def serve() -> None:
     import uvicorn
 
     app: Any = build_app(os.environ["BENCH_DATABASE_URL"])
+    runtime = app.state.runtime
+    if not runtime.settings.broker_url:
+        from engine.processes import start_embedded
+
+        start_embedded(runtime)  # as ``tether serve`` does without a broker: deliveries are processed in-process
     if os.environ.get("BENCH_TRACE") == "1":
         from bench import _servertrace
 
@@ -314,6 +321,26 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
     return final / elapsed, {str(k): int(v) for k, v in counts.items()}
 
 
+def _statuses(runtime: Any) -> dict[str, int]:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from engine.store.tables import WebhookDelivery
+
+    with runtime.db.session() as session:
+        rows = session.exec(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+def _wait_processed(runtime: Any, bound: float = 300.0) -> float:
+    """Seconds until no delivery is left ``received`` (the embedded worker finishing what the load phase recorded);
+    the bound guards against a hang."""
+    start = time.monotonic()
+    while _statuses(runtime).get("received", 0) and time.monotonic() - start < bound:
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
 def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -> dict[str, float]:
     """One wrk phase; its rate, request count, latencies and the server's CPU per request (µs)."""
     cpu = _cpu_seconds(server.pid)
@@ -332,7 +359,7 @@ def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench webhooks")
     parser.add_argument("--sqlite", action="store_true")
-    parser.add_argument("--process", action="store_true", help="no broker: process in the server's event loop")
+    parser.add_argument("--process", action="store_true", help="no broker: the server's embedded worker processes")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each phase")
     parser.add_argument("--no-drain", action="store_true", help="skip the worker phase")
     parser.add_argument(
@@ -451,6 +478,7 @@ def main() -> None:
             print("server trace:", json.dumps(httpx.get(base + "/bench-trace").json()), file=sys.stderr)
         after = httpx.get(base + "/bench-stats").json()
         batches = max(1, after["batches"] - before["batches"])
+        processed_after = _wait_processed(runtime) if args.process else None
         server.terminate()  # after the requests wrk left in flight (answered to nobody, but recorded)
         server.wait(timeout=30)
         server = None
@@ -481,6 +509,11 @@ def main() -> None:
             },
             "accepted": accepted,
         }
+        if processed_after is not None:
+            result["processed_after_s"] = round(processed_after, 2)
+            result["statuses"] = _statuses(runtime)
+            if set(result["statuses"]) != {"processed"}:
+                raise RuntimeError(f"not every accepted delivery was processed: {result['statuses']}")
         if not args.process:
             queued = client.llen(f"{namespace}:tether")
             print(f"{accepted} deliveries recorded; {queued} messages queued", file=sys.stderr)
@@ -493,7 +526,7 @@ def main() -> None:
                 raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {accepted}")
         print(
             f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
-            f"{'in the server loop' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "
+            f"{'the embedded worker' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "
             f"server: uvicorn http={args.http} loop={args.loop}, gc tuning: {'yes' if args.gc_tuning else 'no'}; "
             f"load: wrk -t2 -c{CONCURRENCY}, {args.seconds} s per phase",
             file=sys.stderr,

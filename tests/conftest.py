@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from engine.store.database import Database, normalize_url
+from support.embedded import EmbeddedWorker
 
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -82,3 +83,12 @@ def redis_client() -> Iterator[redis.Redis]:
         service_unavailable("Redis", type(exc).__name__)
     yield client
     client.close()
+
+
+@pytest.fixture
+def embedded() -> Iterator[EmbeddedWorker]:
+    """The embedded worker of ``tether serve`` (``support.embedded``): ``embedded.start(app)``, then
+    ``await embedded.drain()`` once the test has posted what it wants processed."""
+    worker = EmbeddedWorker()
+    yield worker
+    worker.stop()

@@ -56,6 +56,8 @@ def test_only_settings_reads_the_engines_environment() -> None:
         ("TETHER_DELIVERY_SWEEP_AFTER_SECONDS", "5", "delivery_sweep_after_seconds", 5.0),
         ("TETHER_CEL_COST_LIMIT", "10", "cel_cost_limit", 10),
         ("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1", "allow_loopback_providers", True),
+        ("TETHER_SANDBOX", "1", "sandbox", True),
+        ("TETHER_SANDBOX_TOKEN_SECONDS", "30", "sandbox_token_seconds", 30),
         ("TETHER_EVENT_RETRY_SCHEDULE", "1,2", "event_retry_schedule", "1,2"),
         ("TETHER_EVENT_RETRY_WINDOW_SECONDS", "60", "event_retry_window_seconds", 60.0),
         ("TETHER_EVENT_DELIVERY_TIMEOUT_SECONDS", "2", "event_delivery_timeout_seconds", 2.0),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli_records import records_app
 from engine.cli_workers import scheduler as scheduler_cmd
 from engine.cli_workers import worker as worker_cmd
 from engine.errors import ConfigurationError, DefinitionError
@@ -27,6 +28,7 @@ app.add_typer(api_keys_app, name="api-keys")
 app.command("worker")(worker_cmd)
 app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
+app.add_typer(records_app, name="records")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -69,7 +71,7 @@ def serve(
     if not settings.broker_url:
         from engine.processes import start_embedded
 
-        embedded = start_embedded(runtime)  # the embedded default: worker, reaper and scheduler in this process
+        embedded = start_embedded(runtime)  # the embedded default: runs and deliveries processed in this process
     queue = settings.broker_url.split("://")[0] if settings.broker_url else "in-process"
     typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect}, queue: {queue})")
     app = create_app(runtime)

@@ -230,7 +230,8 @@ def start_worker(runtime: Runtime, *, threads: int = 8, reap: bool = True) -> Wo
 
 
 def start_embedded(runtime: Runtime, *, threads: int = 4, schedule_interval: float = 5.0) -> WorkerHandle:
-    """The embedded default (``TETHER_BROKER_URL`` empty): an in-process worker, reaper and scheduler."""
+    """The embedded default (``TETHER_BROKER_URL`` empty): an in-process worker (queued runs and webhook deliveries,
+    through the same actors as ``tether worker``), reaper (with its delivery sweep) and scheduler."""
     handle = start_worker(runtime, threads=threads)
     runtime.executor.resubmit_queued()  # their messages were in the memory of the process that stopped
     scheduler = SchedulerThread(runtime, interval=schedule_interval)

@@ -8,9 +8,12 @@ and ``TETHER_SECRET_{DEFINITION}_{FIELD}``, named by the definitions' own models
 from __future__ import annotations
 
 from functools import cache
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class Settings(BaseSettings):
@@ -21,6 +24,7 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL; the embedded default is a SQLite file in the working directory.
     database_url: str = "sqlite:///tether.db"
+    #: Where ``tether serve`` binds (``--host`` and ``--port`` override them).
     host: str = "127.0.0.1"
     port: int = 8000
     #: ``redis://…`` or ``amqp://…`` in production; empty means the in-process worker.
@@ -35,6 +39,7 @@ class Settings(BaseSettings):
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
     state_dir: str = ".tether"
+    #: Log level of ``tether serve`` (Python logging level names).
     log_level: str = Field(default="INFO")
     #: Shared secret for the signed principal header (``X-Tether-Principal``); empty disables that header.
     secret_principal_key: SecretStr = SecretStr("")
@@ -48,6 +53,10 @@ class Settings(BaseSettings):
     secret_master_key: SecretStr = SecretStr("")
     #: The page's development login (``None``: on only for the embedded default on loopback).
     dev_login: bool | None = None
+    #: The sandbox provider under ``/sandbox`` (``engine.sandbox``); ``None``: on only for the embedded default.
+    sandbox: bool | None = None
+    #: Lifetime of the sandbox's OAuth access tokens: short, so a demo sees the Keystore refresh them.
+    sandbox_token_seconds: int = Field(default=300, ge=1)
     #: Dramatiq queue name, and the Redis key prefix of the broker.
     queue: str = "tether"
     broker_namespace: str = "tether"
@@ -87,6 +96,19 @@ class Settings(BaseSettings):
         if not self.public_url.strip():
             self.public_url = listening_url(self.host, self.port)
         return self
+
+    def embedded_default(self) -> bool:
+        """The embedded default: a SQLite database, listening on and published at a loopback address.
+
+        What turns on, unless told otherwise, the things only a developer's own machine should have (the dev login,
+        the sandbox provider).
+        """
+        public_host = (urlsplit(self.public_url).hostname or "").lower()
+        return self.database_url.startswith("sqlite") and self.host in _LOOPBACK and public_host in _LOOPBACK
+
+    def sandbox_enabled(self) -> bool:
+        """``TETHER_SANDBOX`` when set, else on exactly for the embedded default."""
+        return self.embedded_default() if self.sandbox is None else self.sandbox
 
     def allowed_return_origins(self) -> list[str]:
         extra = [o.strip() for o in self.allowed_return_origins_list.split(",") if o.strip()]

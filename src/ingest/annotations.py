@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import Index
 from sqlmodel import Field
 
 ContextSource = Literal["tenant_id", "integration_id", "definition_id"]
@@ -77,3 +78,15 @@ def _field(marker: FieldMarker, default: Any, **kwargs: Any) -> Any:
     column_kwargs = dict(kwargs.pop("sa_column_kwargs", None) or {})
     column_kwargs["info"] = {**(column_kwargs.get("info") or {}), _KEY: marker}
     return Field(default=default, sa_column_kwargs=column_kwargs, **kwargs)
+
+
+def record_indexes(table: str) -> tuple[Index, Index]:
+    """The indexes the records API (``ingest.records``) pages by: ``(tenant_id, id)`` and ``(integration_id, id)``.
+
+    Pages are keyset pages in ``id`` order within a tenant or an integration; each serves one in O(page). Put both in
+    every model's ``__table_args__`` (they replace single-column indexes on ``tenant_id`` and ``integration_id``).
+    """
+    return (
+        Index(f"ix_{table}_tenant_id_id", "tenant_id", "id"),
+        Index(f"ix_{table}_integration_id_id", "integration_id", "id"),
+    )

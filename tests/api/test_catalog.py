@@ -47,6 +47,23 @@ async def test_list_definitions(client: httpx.AsyncClient) -> None:
     assert sample["operations"] == ["HealthCheck", "ItemSync", "ItemUpdate"]
     assert sample["webhooks"] == ["sample.events"]
     assert sample["schemas"] == [{"schema_name": "asset", "variant": "item"}]
+    assert sample["missing_config"] == []
+
+
+async def test_a_disabled_definition_lists_the_variables_that_enable_it(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET")
+    registry = Registry()
+    registry.register(s.definition)
+    rt = Runtime.start(runtime.settings, registry=registry)
+    try:
+        transport = httpx.ASGITransport(app=create_app(rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://tether.test") as http:
+            [sample] = (await http.get("/v1/definitions")).json()
+    finally:
+        rt.close()
+    assert (sample["enabled"], sample["missing_config"]) == (False, ["TETHER_SECRET_SAMPLE_CLIENT_SECRET"])
 
 
 async def test_definition_detail_has_schemas_and_hints(client: httpx.AsyncClient) -> None:

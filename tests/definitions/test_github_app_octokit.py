@@ -33,7 +33,8 @@ from engine.webhooks.endpoints import ensure_endpoints
 from ingest.models.asset import Asset
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
-from support.webhook_kit import drain, make_app
+from support.embedded import EmbeddedWorker
+from support.webhook_kit import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / ".cache" / "octokit-webhooks-examples" / "index.json"
@@ -140,12 +141,16 @@ def signed(body: bytes, event_type: str, delivery: str, secret: str = SECRET) ->
 
 
 @pytest.mark.parametrize("event_type", HANDLED)
-async def test_every_signed_example_is_accepted_and_processed(runtime: Runtime, event_type: str) -> None:
+async def test_every_signed_example_is_accepted_and_processed(
+    runtime: Runtime, event_type: str, embedded: EmbeddedWorker
+) -> None:
     found = examples(event_type)
     installations = {i for i in map(installation_id, found) if i is not None}
     for installation in sorted(installations):
         await connect(runtime, installation)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(runtime)), base_url="http://tether.test")
+    app = make_app(runtime)
+    embedded.start(app)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test")
     expected: dict[str, str] = {}
     async with client:
         for index, example in enumerate(found):
@@ -161,13 +166,13 @@ async def test_every_signed_example_is_accepted_and_processed(runtime: Runtime, 
                 expected[delivery] = installation_id(example) or ""
             if event_type == "installation" and example.get("action") == "deleted" and status == "received":
                 # An uninstall ends the connection: the integration is released (nothing to revoke) ...
-                await drain()
+                await embedded.drain()
                 assert await status_of(runtime, installation_id(example)) == IntegrationStatus.disconnected
                 await reinstate(runtime, installation_id(example))  # ... and the next example installs it again
         forged = json.dumps(found[0]).encode()
         response = await client.post(URL, content=forged, headers=signed(forged, event_type, "forged", "wrong"))
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
-    await drain()
+    await embedded.drain()
 
     with runtime.db.session() as session:
         rows = session.exec(select(WebhookDelivery)).all()

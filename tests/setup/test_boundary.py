@@ -88,6 +88,10 @@ async def test_direct_input_connects_and_never_echoes_the_secret(app: httpx.Asyn
         f"/v1/integrations/{iid}/credentials/ApiToken", json={"tokn": "sk-oops-secret"}, headers=headers
     )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "credential_invalid"
+    assert bad.json()["error"]["fields"] == [  # what a form shows beside each field; never a value
+        {"field": "token", "message": "Field required."},
+        {"field": "tokn", "message": "Extra inputs are not permitted."},
+    ]
     assert "sk-oops-secret" not in bad.text
     not_manual = await app.post(f"/v1/integrations/{iid}/credentials/OAuthGrant", json={}, headers=headers)
     assert not_manual.json()["error"]["code"] == "connection_required"

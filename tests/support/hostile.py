@@ -367,6 +367,10 @@ class World:
             "count": ["1"],
             "startIndex": ["1"],
             "filter": ['userName eq "ada"', "userName pr"],
+            "integration_id": [self.integration_id],
+            "owner_id": ["o1"],
+            "definition_id": ["sample", "scim"],
+            "updated_since": ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.5+05:30"],
         }.get(name, [])
 
     def pool(self, name: str) -> list[str]:
@@ -384,6 +388,8 @@ class World:
             "type_id": ["User", "Group"],
             "schema_id": [USER_SCHEMA],
             "path": ["tether.js"],
+            "schema": ["asset", "directory_account", "directory_group"],
+            "record_id": ["1", "2"],
         }.get(name, [])
 
 
@@ -759,9 +765,11 @@ def request_for(draw: st.DrawFn, spec: RouteSpec, world: World) -> Request:
     for name in draw(st.lists(st.sampled_from(names), max_size=4)):
         real = world.query_pool(name)
         if name == "cursor" and draw(st.booleans()):
-            # A cursor is base64 of "<queued_at>|<run id>": what it decodes to is as hostile as any other text.
+            # A cursor is base64 of "<queued_at>|<run id>" (runs) or "r1:<schema>:<id>" (records): what it decodes
+            # to is as hostile as any other text.
             stamp = draw(st.sampled_from(["2024-01-01T00:00:00+00:00", "9999-12-31T23:59:59+14:00", "2024-01-01", "x"]))
-            text = f"{stamp}|{draw(_query_text)}".encode("utf-8", "surrogatepass")
+            text = draw(st.sampled_from([f"{stamp}|", "r1:asset:", "r1:directory_account:1"]))
+            text = f"{text}{draw(_query_text)}".encode("utf-8", "surrogatepass")
             value = base64.urlsafe_b64encode(text).decode().rstrip("=")
         elif real and draw(st.booleans()):
             value = draw(st.sampled_from(real))

@@ -3,7 +3,6 @@ requests signed by each provider's reference signer."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -111,12 +110,6 @@ def make_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(webhooks_api.router)
     return app
-
-
-async def drain() -> None:
-    """Wait for in-process processing tasks the endpoint started."""
-    while tasks := webhooks_api.background_tasks():
-        await asyncio.gather(*tasks)
 
 
 # -- requests signed by the providers' reference signers -----------------------------------------------------------

@@ -23,7 +23,8 @@ from engine.store.database import Database
 from engine.store.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
 from engine.webhooks.endpoints import ensure_endpoints
 from engine.webhooks.targets import endpoint_secret
-from support.webhook_kit import drain, make_app, make_runtime
+from support.embedded import EmbeddedWorker
+from support.webhook_kit import make_app, make_runtime
 
 NOTIFICATION = Path(__file__).parents[1] / "fixtures" / "azure_entra_id" / "notification_users.json"
 
@@ -35,10 +36,13 @@ class Graph:
     url: str
     secret: str
     dispatched: list[tuple[str, str]]
+    worker: EmbeddedWorker
 
 
 @pytest.fixture
-async def graph(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Graph]:
+async def graph(
+    database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker
+) -> AsyncIterator[Graph]:
     monkeypatch.setenv("TETHER_AZURE_ENTRA_ID_CLIENT_ID", "tether-app")
     monkeypatch.setenv("TETHER_SECRET_AZURE_ENTRA_ID_CLIENT_SECRET", "tether-app-secret")
     runtime = make_runtime(database, monkeypatch, entra)
@@ -58,9 +62,10 @@ async def graph(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 
     # The executor is not under test: the delivery's hand-over to it is.
     monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(runtime)),
-                                 base_url="http://tether.test") as client:
-        yield Graph(runtime, client, endpoint.url.removeprefix("https://tether.example"), secret, dispatched)
+    app = make_app(runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test") as client:
+        yield Graph(runtime, client, endpoint.url.removeprefix("https://tether.example"), secret, dispatched,
+                    embedded.start(app))
 
 
 def batch(client_state: str) -> bytes:
@@ -78,7 +83,7 @@ async def test_a_batch_carrying_the_endpoint_secret_is_taken_and_dispatches_the_
     response = await graph.client.post(graph.url, content=batch(graph.secret),
                                        headers={"Content-Type": "application/json"})
     assert response.status_code == 202, response.text
-    await drain()
+    await graph.worker.drain()
     [row] = recorded(graph.runtime)
     assert row.status == DeliveryStatus.processed and row.event_type == "change_notifications"
     assert [operation for _, operation in graph.dispatched] == ["DirectorySync"]

@@ -15,13 +15,13 @@ from engine.store.tables import DeliveryStatus, Run, WebhookDelivery, WebhookEnd
 from engine.webhooks.deliveries import redeliver_pending
 from engine.webhooks.endpoints import ensure_endpoints, remove_endpoints
 from support import webhook_definition as hooks
+from support.embedded import EmbeddedWorker, die_after_acknowledging
 from support.webhook_kit import (
     REQUIRED_HEADER,
     SCHEMES,
     TIMESTAMPED,
     Setup,
     add_integration,
-    drain,
     event_body,
     make_app,
     make_runtime,
@@ -40,13 +40,16 @@ async def post(client: Any, setup: Setup, scheme: str, body: bytes, headers: dic
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-async def test_signed_delivery_is_acknowledged_then_processed(sqlite_setup: Setup, app_for: Any, scheme: str) -> None:
-    _, client = app_for(sqlite_setup.runtime)
+async def test_signed_delivery_is_acknowledged_then_processed(
+    sqlite_setup: Setup, app_for: Any, scheme: str, embedded: EmbeddedWorker
+) -> None:
+    app, client = app_for(sqlite_setup.runtime)
+    embedded.start(app)
     body = event_body(scheme, "item.changed", f"{scheme}-1")
     response = await post(client, sqlite_setup, scheme, body, sign(scheme, body, sqlite_setup.secret(scheme)))
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "received"
-    await drain()
+    await embedded.drain()
     [row] = deliveries(sqlite_setup)
     assert row.status == DeliveryStatus.processed and row.event_type == "item.changed" and row.attempts == 1
     assert row.body == body and "authorization" not in row.headers
@@ -92,8 +95,11 @@ async def test_unknown_token_and_oversized_body(sqlite_setup: Setup, app_for: An
     assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
 
 
-async def test_fifty_concurrent_duplicates_are_processed_once(setup: Setup, app_for: Any) -> None:
+async def test_fifty_concurrent_duplicates_are_processed_once(
+    setup: Setup, app_for: Any, embedded: EmbeddedWorker
+) -> None:
     app, client = app_for(setup.runtime)
+    embedded.start(app)
     body = event_body("github", "item.changed", "dup-1")
     headers = sign("github", body, setup.secret("github"), delivery="dup-1")
     responses = await asyncio.gather(*(post(client, setup, "github", body, headers) for _ in range(50)))
@@ -101,7 +107,7 @@ async def test_fifty_concurrent_duplicates_are_processed_once(setup: Setup, app_
     assert statuses == ["duplicate"] * 49 + ["received"], statuses
     recorder = app.state.webhook_recorder  # group commit: the duplicates shared batches (and their commits)
     assert recorder.items == 50 and recorder.batches < 50
-    await drain()
+    await embedded.drain()
     await redeliver_pending(setup.runtime, older_than=__import__("datetime").timedelta(0))
     [row] = deliveries(setup)
     assert row.status == DeliveryStatus.processed and row.attempts == 1
@@ -114,10 +120,10 @@ async def test_delivery_recorded_but_not_processed_is_processed_after_restart(
     from datetime import timedelta
 
     app, client = app_for(setup.runtime)
-    app.state.webhook_handoff = lambda runtime, row_id: None  # the process dies right after acknowledging
     body = event_body("stripe", "item.changed", "evt_crash")
     response = await post(client, setup, "stripe", body, sign("stripe", body, setup.secret("stripe")))
     assert response.status_code == 202
+    die_after_acknowledging(app)
     [row] = deliveries(setup)
     assert row.status == DeliveryStatus.received and hooks.SEEN == []
 
@@ -138,11 +144,11 @@ async def test_claimed_delivery_of_a_dead_worker_is_reclaimed_after_its_lease(
     from engine.webhooks.deliveries import _claim
 
     app, client = app_for(setup.runtime)
-    app.state.webhook_handoff = lambda runtime, row_id: None
     body = event_body("github", "item.changed", "lease-1")
     await post(
         client, setup, "github", body, sign("github", body, setup.secret("github"), delivery="lease-1")
     )
+    die_after_acknowledging(app)
     [row] = deliveries(setup)
     assert _claim(setup.runtime.db, row.id, timedelta(minutes=5)) is not None  # a worker claims, then dies
     assert await redeliver_pending(setup.runtime, older_than=timedelta(0)) == []  # its lease still holds
@@ -151,15 +157,16 @@ async def test_claimed_delivery_of_a_dead_worker_is_reclaimed_after_its_lease(
     assert deliveries(setup)[0].attempts == 2
 
 
-async def test_unrouted_event_is_kept_and_counted(setup: Setup, app_for: Any) -> None:
-    _, client = app_for(setup.runtime)
+async def test_unrouted_event_is_kept_and_counted(setup: Setup, app_for: Any, embedded: EmbeddedWorker) -> None:
+    app, client = app_for(setup.runtime)
+    embedded.start(app)
     key, _ = create_api_key(setup.runtime.db, tenant="t1", role="server")
     body = event_body("standard", "item.unknown", "msg_unrouted")
     response = await post(
         client, setup, "standard", body, sign("standard", body, setup.secret("standard"), delivery="msg_unrouted")
     )
     assert response.status_code == 202
-    await drain()
+    await embedded.drain()
     [row] = deliveries(setup)
     assert row.status == DeliveryStatus.unrouted and row.event_type == "item.unknown" and row.body == body
     listing = await client.get(
@@ -170,8 +177,9 @@ async def test_unrouted_event_is_kept_and_counted(setup: Setup, app_for: Any) ->
     assert listing.json()["deliveries"][0]["delivery_id"] == "msg_unrouted"
 
 
-async def test_dispatching_event_and_failing_handler(setup: Setup, app_for: Any) -> None:
-    _, client = app_for(setup.runtime)
+async def test_dispatching_event_and_failing_handler(setup: Setup, app_for: Any, embedded: EmbeddedWorker) -> None:
+    app, client = app_for(setup.runtime)
+    embedded.start(app)
     body = event_body("github", "item.deleted", "del-1")
     await post(
         client,
@@ -188,7 +196,7 @@ async def test_dispatching_event_and_failing_handler(setup: Setup, app_for: Any)
         body2,
         sign("github", body2, setup.secret("github"), event="item.explodes", delivery="boom-1"),
     )
-    await drain()
+    await embedded.drain()
     assert setup.dispatched == [(setup.integration.id, "Refresh", {"id": None})]
     by_id = {r.delivery_id: r for r in deliveries(setup)}
     assert by_id["del-1"].status == DeliveryStatus.processed
@@ -197,8 +205,11 @@ async def test_dispatching_event_and_failing_handler(setup: Setup, app_for: Any)
     assert "secret-ish" not in failed.error_message and "RuntimeError" in failed.error_message
 
 
-async def test_bearer_without_delivery_id_is_deduplicated_by_content(sqlite_setup: Setup, app_for: Any) -> None:
-    _, client = app_for(sqlite_setup.runtime)
+async def test_bearer_without_delivery_id_is_deduplicated_by_content(
+    sqlite_setup: Setup, app_for: Any, embedded: EmbeddedWorker
+) -> None:
+    app, client = app_for(sqlite_setup.runtime)
+    embedded.start(app)
     body = event_body("bearer", "item.changed", "")
     headers = sign("bearer", body, sqlite_setup.secret("bearer"))
     first = await post(client, sqlite_setup, "bearer", body, headers)
@@ -210,7 +221,7 @@ async def test_bearer_without_delivery_id_is_deduplicated_by_content(sqlite_setu
         "received",
     ]
     assert first.json()["delivery_id"].startswith("body:")
-    await drain()
+    await embedded.drain()
 
 
 async def test_slack_url_verification_is_answered(sqlite_setup: Setup, app_for: Any) -> None:
@@ -225,8 +236,11 @@ async def test_slack_url_verification_is_answered(sqlite_setup: Setup, app_for: 
     assert deliveries(sqlite_setup) == []
 
 
-async def test_static_webhook_routes_by_provider_data(sqlite_setup: Setup, app_for: Any) -> None:
-    _, client = app_for(sqlite_setup.runtime)
+async def test_static_webhook_routes_by_provider_data(
+    sqlite_setup: Setup, app_for: Any, embedded: EmbeddedWorker
+) -> None:
+    app, client = app_for(sqlite_setup.runtime)
+    embedded.start(app)
     secret = sqlite_setup.secret("app")
     url = "/v1/webhooks/static/hooks/app"
     ping = b'{"zen": "Keep it logically awesome.", "hook_id": 1}'
@@ -241,7 +255,7 @@ async def test_static_webhook_routes_by_provider_data(sqlite_setup: Setup, app_f
     bad = await client.post(url, content=body, headers=sign("app", body, "wrong", delivery="s-3"))
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_signature"
     assert (await client.post("/v1/webhooks/static/hooks/github", content=body)).status_code == 404
-    await drain()
+    await embedded.drain()
     [row] = deliveries(sqlite_setup)
     assert row.integration_id == sqlite_setup.integration.id and row.status == DeliveryStatus.processed
 
@@ -261,7 +275,9 @@ async def test_delivery_log_is_scoped_to_the_principal(sqlite_setup: Setup, app_
     assert response.status_code == 200 and response.json() == {"deliveries": [], "counts": {}}
 
 
-async def test_endpoints_are_idempotent_sealed_registered_and_removed(sqlite_setup: Setup, app_for: Any) -> None:
+async def test_endpoints_are_idempotent_sealed_registered_and_removed(
+    sqlite_setup: Setup, app_for: Any, embedded: EmbeddedWorker
+) -> None:
     runtime = sqlite_setup.runtime
     again = {e.webhook: e for e in await ensure_endpoints(runtime, sqlite_setup.integration)}
     assert again == sqlite_setup.endpoints
@@ -278,12 +294,13 @@ async def test_endpoints_are_idempotent_sealed_registered_and_removed(sqlite_set
     # Key rotation re-seals endpoint secrets with the same AAD: they still open.
     runtime.keys.keyring.add_key("rotated", b"r" * 32)
     assert runtime.keystore.rewrap_all() >= 4
-    _, client = app_for(runtime)
+    app, client = app_for(runtime)
+    embedded.start(app)
     body = event_body("github", "item.changed", "after-rotate")
     assert (
         await post(client, sqlite_setup, "github", body, sign("github", body, sqlite_setup.secret("github")))
     ).status_code == 202
-    await drain()
+    await embedded.drain()
     token = sqlite_setup.token("github")
     assert await remove_endpoints(runtime, sqlite_setup.integration) == 6
     assert "hook-123" in hooks.UNREGISTERED
@@ -307,10 +324,10 @@ async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_process
     from engine.store.tables import Integration, IntegrationStatus
 
     app, client = app_for(setup.runtime)
-    app.state.webhook_handoff = lambda runtime, row_id: None  # processing happens after the disconnect
     body = event_body("stripe", "item.changed", "evt_late")
     response = await post(client, setup, "stripe", body, sign("stripe", body, setup.secret("stripe")))
     assert response.status_code == 202
+    die_after_acknowledging(app)  # processing happens after the disconnect
     with setup.runtime.db.session() as session:
         row = session.get(Integration, setup.integration.id)
         assert row is not None
@@ -322,7 +339,9 @@ async def test_a_delivery_for_a_disconnected_integration_is_kept_but_not_process
     assert kept.status == DeliveryStatus.failed and kept.body == body and hooks.SEEN == []
 
 
-async def test_the_documented_route_and_the_fast_lane_answer_alike(sqlite_setup: Setup) -> None:
+async def test_the_documented_route_and_the_fast_lane_answer_alike(
+    sqlite_setup: Setup, embedded: EmbeddedWorker
+) -> None:
     """``TetherApp``'s fast lane serves ``POST /v1/webhooks/{token}``; the FastAPI route of the same path is what the
     OpenAPI document describes, and behaves the same where it serves (a plain FastAPI app with the router)."""
     import httpx
@@ -333,6 +352,7 @@ async def test_the_documented_route_and_the_fast_lane_answer_alike(sqlite_setup:
     from engine.api.limits import BodyLimit
 
     app = make_app(sqlite_setup.runtime)
+    embedded.start(app)
     post_doc = app.openapi()["paths"]["/v1/webhooks/{token}"]["post"]
     assert {"200", "202"} <= set(post_doc["responses"])
     stacked: list[str] = []
@@ -347,6 +367,7 @@ async def test_the_documented_route_and_the_fast_lane_answer_alike(sqlite_setup:
     install_error_handlers(slow)
     slow.add_middleware(BodyLimit)
     slow.include_router(webhooks_api.router)
+    embedded.start(slow)
     answers = []
     for target in (app, slow):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target), base_url="http://t") as client:
@@ -377,7 +398,7 @@ async def test_the_documented_route_and_the_fast_lane_answer_alike(sqlite_setup:
         ]
     )
     assert stacked == []
-    await drain()
+    await embedded.drain()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.store.database import Database
-from support.webhook_kit import build_setup, drain, event_body, make_app, sign
+from support.embedded import EmbeddedWorker
+from support.webhook_kit import build_setup, event_body, make_app, sign
 
 HEADER_NAMES = st.sampled_from(
     [
@@ -53,12 +54,16 @@ BODIES = st.one_of(
 
 
 @pytest.mark.parametrize("scheme", ["github", "slack", "standard", "stripe", "bearer", "app"])
-def test_fuzzed_requests_never_fail_with_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
+def test_fuzzed_requests_never_fail_with_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str, embedded: EmbeddedWorker
+) -> None:
     db = Database(f"sqlite:///{tmp_path / 'fuzz.db'}")
     db.upgrade()
     loop = asyncio.new_event_loop()
     setup = loop.run_until_complete(build_setup(db, monkeypatch))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(setup.runtime)), base_url="http://t")
+    app = make_app(setup.runtime)
+    embedded.start(app)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     url = "/v1/webhooks/static/hooks/app" if scheme == "app" else f"/v1/webhooks/{setup.token(scheme)}"
     secret = setup.secret(scheme)
 
@@ -82,7 +87,7 @@ def test_fuzzed_requests_never_fail_with_500(tmp_path: Path, monkeypatch: pytest
 
         async def go() -> int:
             response = await client.post(target[path], content=body, headers=headers)
-            await drain()
+            await embedded.drain()
             return response.status_code
 
         status = loop.run_until_complete(go())

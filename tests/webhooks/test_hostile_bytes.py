@@ -15,7 +15,8 @@ from sqlmodel import select
 
 from engine.store.tables import DeliveryStatus, WebhookDelivery
 from engine.webhooks.verification import InvalidSignature, verify_slack, verify_standard_webhooks, verify_stripe
-from support.webhook_kit import Setup, drain, sign
+from support.embedded import EmbeddedWorker
+from support.webhook_kit import Setup, sign
 
 
 def rows(setup: Setup) -> list[WebhookDelivery]:
@@ -26,9 +27,10 @@ def rows(setup: Setup) -> list[WebhookDelivery]:
 @pytest.mark.parametrize("delivery", ["ev\x00nt", "\ud800", "x" * 150 + "\udfff" * 100])
 @pytest.mark.parametrize("scheme", ["slack", "stripe"])
 async def test_a_delivery_id_the_store_cannot_hold_is_recorded_by_its_hash(
-    setup: Setup, app_for: Any, scheme: str, delivery: str
+    setup: Setup, app_for: Any, scheme: str, delivery: str, embedded: EmbeddedWorker
 ) -> None:
-    _, client = app_for(setup.runtime)
+    app, client = app_for(setup.runtime)
+    embedded.start(app)
     if scheme == "slack":
         data: dict[str, Any] = {"type": "event_callback", "event_id": delivery, "event": {"type": "item.changed"}}
     else:
@@ -44,34 +46,38 @@ async def test_a_delivery_id_the_store_cannot_hold_is_recorded_by_its_hash(
         f"/v1/webhooks/{setup.token(scheme)}", content=body, headers=sign(scheme, body, setup.secret(scheme))
     )
     assert again.json() == {"status": "duplicate", "delivery_id": key}
-    await drain()
+    await embedded.drain()
     [row] = rows(setup)
     assert row.body == body and row.delivery_id == key
 
 
 @pytest.mark.parametrize("event", ["item\x00changed", "\ud83d"])
-async def test_an_event_type_the_store_cannot_hold_is_unrouted(setup: Setup, app_for: Any, event: str) -> None:
-    _, client = app_for(setup.runtime)
+async def test_an_event_type_the_store_cannot_hold_is_unrouted(
+    setup: Setup, app_for: Any, event: str, embedded: EmbeddedWorker
+) -> None:
+    app, client = app_for(setup.runtime)
+    embedded.start(app)
     body = json.dumps({"id": "evt-1", "type": event}).encode()
     response = await client.post(
         f"/v1/webhooks/{setup.token('stripe')}", content=body, headers=sign("stripe", body, setup.secret("stripe"))
     )
     assert response.status_code == 202, response.text
-    await drain()
+    await embedded.drain()
     [row] = rows(setup)
     assert row.status == DeliveryStatus.unrouted
     assert row.event_type == event.encode("unicode_escape").decode("ascii")
 
 
-async def test_non_ascii_header_bytes_are_recorded(setup: Setup, app_for: Any) -> None:
-    _, client = app_for(setup.runtime)
+async def test_non_ascii_header_bytes_are_recorded(setup: Setup, app_for: Any, embedded: EmbeddedWorker) -> None:
+    app, client = app_for(setup.runtime)
+    embedded.start(app)
     body = b'{"type": "item.changed", "item": {"id": "i-1"}}'
     headers: dict[str, Any] = sign("github", body, setup.secret("github"), delivery="d-\xe9")
     headers["X-GitHub-Delivery"] = "d-é".encode()
     headers["X-Trace"] = b"\xff\xfe\x80 bytes"
     response = await client.post(f"/v1/webhooks/{setup.token('github')}", content=body, headers=headers)
     assert response.status_code == 202, response.text
-    await drain()
+    await embedded.drain()
     [row] = rows(setup)
     assert row.headers["x-trace"] == b"\xff\xfe\x80 bytes".decode("latin-1")
     assert row.delivery_id == "d-é".encode().decode("latin-1")

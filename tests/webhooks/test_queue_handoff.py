@@ -144,16 +144,6 @@ async def test_batches_are_queued_as_row_ids_and_processed_by_a_worker(queued: Q
     assert again.json()["status"] == "duplicate" and queued.messages() == []
 
 
-async def test_the_override_hook_still_sees_each_delivery_and_nothing_is_queued(queued: Queued, app_for: Any) -> None:
-    app, client = app_for(queued.setup.runtime)
-    handed: list[str] = []
-    app.state.webhook_handoff = lambda runtime, row_id: handed.append(row_id)
-    responses = await post_many(client, queued.setup, ["o-1", "o-2", "o-3"])
-    assert [r.status_code for r in responses] == [202] * 3
-    assert sorted(handed) == sorted(r.id for r in deliveries(queued.setup))
-    assert queued.messages() == []
-
-
 async def test_an_unreachable_broker_leaves_the_delivery_for_the_sweep(
     database: Database, app_for: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

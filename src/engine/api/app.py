@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -11,11 +10,12 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from engine import web
-from engine.api import catalog, events, integrations, oauth, runs, scim, webhooks
+from engine.api import catalog, events, integrations, oauth, records, runs, scim, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
 from engine.runtime import Runtime
+from engine.sandbox.routes import sandbox_router
 
 log = logging.getLogger("tether.api")
 
@@ -35,11 +35,6 @@ class TetherApp(FastAPI):
     CPU as verifying and recording a delivery. The lane answers exactly as the FastAPI route of the same path,
     which stays for the OpenAPI document and for apps that include the router on their own.
     """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Set, so the lane's look-up of an override does not raise AttributeError inside ``State`` per delivery.
-        self.state.webhook_handoff = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = webhooks.delivery_token(scope)
@@ -73,11 +68,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(webhooks.router)
     app.include_router(runs.router)
+    app.include_router(records.router)
     app.include_router(events.router)
     app.include_router(scim.router)
     app.include_router(scim.connections_router)
     app.include_router(web.router)
     app.include_router(oidc.router)
+    if runtime.settings.sandbox_enabled():
+        app.include_router(sandbox_router())
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -18,7 +18,10 @@ def _runtime(request: Request) -> Runtime:
 @router.get("", response_model=list[DefinitionSummary])
 def list_definitions(request: Request) -> list[DefinitionSummary]:
     runtime = _runtime(request)
-    return [summarize(d, enabled=runtime.enabled(d.id)) for d in runtime.registry.definitions()]
+    return [
+        summarize(d, enabled=runtime.enabled(d.id), missing_config=runtime.disabled.get(d.id, []))
+        for d in runtime.registry.definitions()
+    ]
 
 
 @router.get("/{definition_id}", response_model=DefinitionDetail)

@@ -5,13 +5,13 @@ provider handshakes, records the delivery (an outbox row, de-duplicated on the d
 committed. ``TetherApp`` (``create_app``) serves it on a fast lane, ``serve_delivery``, past the framework; the FastAPI
 route below answers alike and is what the OpenAPI document describes. Concurrent deliveries are recorded together
 (group commit, ``engine.webhooks.deliveries.DeliveryRecorder``: one multi-row INSERT per batch, on PostgreSQL on the
-event loop's own connection). Processing is handed off after the commit: with ``TETHER_BROKER_URL``
-set, one Dramatiq message per committed batch carrying only row IDs, sent from a background thread so the
-acknowledgement never waits on the broker (``engine.queue.worker.DeliverySender``; ``tether worker`` processes them);
-without a broker, an in-process background task per delivery. ``app.state.webhook_handoff`` overrides both (called
-per delivery). A hand-off that fails never loses a delivery: it stays ``received``, and the sweep queues it again
-(``engine.processes.sweep_deliveries`` in every worker's reaper; ``engine.webhooks.deliveries.redeliver_pending``
-in-process).
+event loop's own connection). Processing is handed off after the commit, one Dramatiq message per committed batch
+carrying only row IDs, sent from a background thread so the acknowledgement never waits on the broker
+(``engine.queue.worker.DeliverySender``). The delivery actor processes them as it processes queued runs: in
+``tether worker`` with ``TETHER_BROKER_URL`` set, else in the embedded worker of ``tether serve`` (the in-memory
+``StubBroker``, ``engine.processes.start_embedded``). A hand-off that fails never loses a delivery: it stays
+``received``, and the sweep queues it again (``engine.processes.sweep_deliveries`` in every worker's reaper, the
+embedded one's included).
 
 Static webhooks (one URL per app, such as a GitHub App's) post to ``/v1/webhooks/static/{definition_id}/{webhook}``
 and are routed by the webhook's ``route()``.
@@ -19,15 +19,13 @@ and are routed by the webhook's ``route()``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
 import re2
@@ -43,9 +41,10 @@ from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
 from engine.authoring.webhooks import CelValue, JsonField, Webhook
 from engine.errors import NotFoundError, TetherError
+from engine.queue.worker import DeliverySender
 from engine.runtime import Runtime
 from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery
-from engine.webhooks.deliveries import DeliveryRecorder, NewDelivery, delivery_key, parse_body, process_delivery
+from engine.webhooks.deliveries import DeliveryRecorder, NewDelivery, delivery_key, parse_body
 from engine.webhooks.targets import (
     Target,
     find_static_target,
@@ -56,9 +55,6 @@ from engine.webhooks.targets import (
 )
 from engine.webhooks.verification import lower_headers
 
-if TYPE_CHECKING:
-    from engine.queue.worker import DeliverySender
-
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("tether.webhooks")
 
@@ -66,9 +62,6 @@ log = logging.getLogger("tether.webhooks")
 # RE2 raises on a str it cannot encode as UTF-8)
 _TOKEN = re2.compile(r"[A-Za-z0-9_-]{16,64}")
 _NAME = re2.compile(r"[A-Za-z0-9_.:-]{1,200}")
-_background: set[asyncio.Task[Any]] = set()
-
-HandOff = Callable[[Runtime, str], Any]
 
 
 class BodyTooLarge(TetherError):
@@ -106,56 +99,15 @@ def _runtime(request: Request) -> Runtime:
 # -- hand-off ----------------------------------------------------------------------------------------------------
 
 
-def background_tasks() -> list[asyncio.Task[Any]]:
-    """In-process processing tasks still running (tests await them)."""
-    return list(_background)
-
-
-async def _process_in_background(runtime: Runtime, row_id: str) -> None:
-    try:
-        await process_delivery(runtime, row_id)
-    except Exception as exc:  # the row stays ``received``: the sweep picks it up again
-        log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
-
-
-def _in_background(runtime: Runtime, row_id: str) -> None:
-    task = asyncio.get_running_loop().create_task(_process_in_background(runtime, row_id))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-def _queue_batch(app: Any, sender: DeliverySender, row_ids: list[str]) -> None:
-    """After a batch committed (in its worker thread): its row IDs go to the sender, one message per batch. Skipped
-    when the app overrides the hand-off (``app.state.webhook_handoff``), which then gets each delivery on its own."""
-    if getattr(app.state, "webhook_handoff", None) is None:
-        sender.put(row_ids)
-
-
 def _recorder(app: Any, runtime: Runtime) -> DeliveryRecorder:
-    """The app's group-commit recorder (built on first use), handing each batch to the queue when there is one."""
+    """The app's group-commit recorder (built on first use), handing each committed batch's row IDs to the app's
+    sender: one message for the delivery actor per batch (or per few batches), with or without a broker."""
     state = app.state
     recorder: DeliveryRecorder | None = getattr(state, "webhook_recorder", None)
     if recorder is None or recorder.db is not runtime.db:
-        after = None
-        if runtime.settings.broker_url:
-            from engine.queue.worker import DeliverySender
-
-            state.webhook_sender = DeliverySender(runtime.settings)
-            after = partial(_queue_batch, app, state.webhook_sender)
-        recorder = state.webhook_recorder = DeliveryRecorder(runtime.db, after_commit=after)
+        state.webhook_sender = DeliverySender(runtime.settings)
+        recorder = state.webhook_recorder = DeliveryRecorder(runtime.db, after_commit=state.webhook_sender.put)
     return recorder
-
-
-async def hand_off(app: Any, runtime: Runtime, row_id: str) -> None:
-    """Per-delivery hand-off after the commit: the app's override when set, else the in-process task without a
-    broker (with a broker the batch was already queued by ``_queue_batch``)."""
-    handler: HandOff | None = getattr(app.state, "webhook_handoff", None)
-    if handler is not None:
-        result = handler(runtime, row_id)
-        if asyncio.iscoroutine(result):
-            await result
-    elif not runtime.settings.broker_url:
-        _in_background(runtime, row_id)
 
 
 # -- receiving ---------------------------------------------------------------------------------------------------
@@ -257,12 +209,12 @@ def _ack(status_code: int, status: str, delivery_id: str = "") -> _Answer:
 async def _accept(
     app: Any, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
 ) -> _Answer:
-    """Record (group commit: the answer comes only after the batch holding this delivery committed), then hand off."""
+    """Record (group commit: the answer comes only after the batch holding this delivery committed and was handed to
+    the sender)."""
     key = delivery_key(runtime, target, payload, headers, body)
     recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
     if recorded.duplicate:
         return _ack(200, "duplicate", key)
-    await hand_off(app, runtime, recorded.row_id)
     return _ack(202, "received", key)
 
 

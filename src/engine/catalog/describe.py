@@ -85,6 +85,8 @@ class DefinitionSummary(BaseModel):
     operations: list[str]
     webhooks: list[str]
     schemas: list[EmitView]
+    #: For a disabled definition: the variables an operator sets to enable it (names only, never values).
+    missing_config: list[str] = []
 
 
 class DefinitionDetail(DefinitionSummary):
@@ -98,8 +100,8 @@ class DefinitionDetail(DefinitionSummary):
     webhook_details: list[WebhookView]
 
 
-def summarize(definition: Definition, *, enabled: bool) -> DefinitionSummary:
-    return DefinitionSummary(**_summary_fields(definition, enabled))
+def summarize(definition: Definition, *, enabled: bool, missing_config: list[str] | None = None) -> DefinitionSummary:
+    return DefinitionSummary(**_summary_fields(definition, enabled), missing_config=list(missing_config or []))
 
 
 def detail(

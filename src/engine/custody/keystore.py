@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -223,17 +222,16 @@ class Keystore:
         for every attempt's bound plus the backoff. A retry that cannot start within it is not tried.
         """
         seconds = self.refresh_deadline if self.refresh_deadline is not None else oauth.TOKEN_TIMEOUT
-        stop = time.monotonic() + seconds
-        with egress.deadline(seconds):
-            for attempt in range(self.refresh_attempts):
+        with egress.deadline(seconds) as bound:
+            for attempt in range(self.refresh_attempts - 1):
                 try:
                     return await refresh(current)
                 except ProviderUnavailable:
                     pause = self.refresh_backoff * (2**attempt)
-                    if attempt + 1 == self.refresh_attempts or time.monotonic() + pause >= stop:
+                    if pause >= bound.remaining():
                         raise
                     await anyio.sleep(pause)
-        raise AssertionError("unreachable")
+            return await refresh(current)  # the last attempt: its failure is the caller's
 
     def _mark_refused(self, connection: Connection, integration_id: str) -> None:
         mark_reconnect_required(

@@ -230,7 +230,7 @@ class Setup:
             slot = connection.credential.model_validate(data)
         except ValidationError as exc:
             self._audit_failure(integration, principal, "credential_invalid", step=5)
-            raise ValidationFailed(_fields_message("credential", exc), code="credential_invalid") from None
+            raise CredentialInvalid(_fields_message("credential", exc), fields=field_errors(exc)) from None
         return await self._complete(integration, definition, connection, slot, actor=_actor(principal))
 
     # -- step 4: auth flows --------------------------------------------------------------------------------------
@@ -638,6 +638,34 @@ def _routing(connection: type[ConnectionBase], slot: CredentialSlot) -> dict[str
     if isinstance(connection.auth, AppInstall):
         return {connection.auth.callback_param: str(getattr(slot, connection.auth.callback_param))}
     return {}
+
+
+class CredentialInvalid(ValidationFailed):
+    """A typed-in credential does not match its slot; ``fields`` says which field is wrong and how (never a value)."""
+
+    code = "credential_invalid"
+
+    def __init__(self, message: str, *, fields: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    def details(self) -> dict[str, object]:
+        return {"fields": self.fields}
+
+
+#: Error types whose message is the definition author's own text (a validator's ``ValueError``), which may quote
+#: the value: those get a fixed sentence instead. Pydantic's built-in messages name constraints, never the input.
+_AUTHORED_ERRORS = {"value_error", "assertion_error"}
+
+
+def field_errors(error: ValidationError) -> list[dict[str, str]]:
+    """One entry per invalid field: its name and what is wrong, for a form to show next to the field."""
+    found: dict[str, str] = {}
+    for e in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in e["loc"])
+        if field and field not in found:
+            found[field] = "This value is not valid." if e["type"] in _AUTHORED_ERRORS else str(e["msg"]) + "."
+    return [{"field": name, "message": message} for name, message in found.items()]
 
 
 def _fields_message(what: str, error: ValidationError) -> str:

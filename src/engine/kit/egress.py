@@ -41,6 +41,16 @@ How the guard works:
   address such a host means, and a provider never needs one.
 * Nothing here logs, and error messages name the scheme and host only, never paths, queries or bodies.
 
+* Tether's own origin. While the sandbox provider is on (``Settings.sandbox_enabled()``, ``engine.sandbox``), a
+  request whose scheme, host and port are exactly ``Settings.public_url``'s and whose path is under that URL's
+  ``/sandbox/`` is admitted as it is: plain http, a loopback or private address. Every client gets that rule from
+  the settings, so a definition's client and custody's token exchanges reach the sandbox with no flag of theirs;
+  a client may name further paths of the same origin (``own_paths``: the sandbox's webhook sender, for
+  ``/v1/webhooks/``). The rule is per request, like the scheme check, so a redirect hop is judged again; a request
+  to that origin outside the admitted paths is refused while the sandbox is on (Tether's own API is never a
+  provider), and a path that could mean another one (a ``..`` segment, an encoded slash) is outside them.
+  With the sandbox off nothing is admitted this way.
+
 Loopback is allowed only with ``allow_loopback=True`` or env ``TETHER_ALLOW_LOOPBACK_PROVIDERS=1`` (tests).
 """
 
@@ -57,7 +67,7 @@ import string
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, cast
 
 import anyio
@@ -75,7 +85,9 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "LOOPBACK_ENV",
+    "SANDBOX_PATH",
     "DeadlineExceeded",
+    "OwnOrigin",
     "ResponseTooLarge",
     "TooManyRedirects",
     "check_address",
@@ -85,6 +97,7 @@ __all__ = [
     "egress_transport",
     "loopback_allowed",
     "numeric_host",
+    "own_origin",
     "parse_json_bounded",
     "read_json",
     "read_json_sync",
@@ -98,13 +111,18 @@ DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 5
 LOOPBACK_ENV = "TETHER_ALLOW_LOOPBACK_PROVIDERS"
+#: Where, under ``Settings.public_url``, the sandbox provider is served (``engine.sandbox``).
+SANDBOX_PATH = "/sandbox/"
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _STRIPPED_WHEN_DECODED = {b"content-encoding", b"content-length"}
 # True while a plain-http request is being sent: its connection must land on loopback. A context variable
 # because httpcore opens the connection in the task (or thread) that sends the request.
 _PLAINTEXT: contextvars.ContextVar[bool] = contextvars.ContextVar("tether_egress_plaintext", default=False)
+# True while a request admitted as Tether's own origin is being sent: its connection skips the address check.
+_OWN: contextvars.ContextVar[bool] = contextvars.ContextVar("tether_egress_own_origin", default=False)
 _HEX_DIGITS = frozenset(string.hexdigits)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class DeadlineExceeded(TetherError, httpx.TimeoutException):
@@ -164,17 +182,19 @@ _DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("te
 
 
 @contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
+def deadline(seconds: float) -> Iterator[_Deadline]:
     """Every exchange sent inside the block (any egress client or transport) ends within ``seconds`` from now.
 
     For callers whose one answer takes several exchanges (a refresh retried after a 503): the block's bound
-    is shared by all of them, while each exchange keeps its own bound too; the earlier of the two wins.
+    is shared by all of them, while each exchange keeps its own bound too; the earlier of the two wins. The block
+    gets the bound in force (``remaining()``: seconds left), so it need not track the time itself.
     """
     if not seconds > 0:
         raise ValueError("seconds must be positive")
-    token = _DEADLINE.set(_within_running(_Deadline.start(seconds)))
+    bound = _within_running(_Deadline.start(seconds))
+    token = _DEADLINE.set(bound)
     try:
-        yield
+        yield bound
     finally:
         _DEADLINE.reset(token)
 
@@ -213,6 +233,50 @@ def loopback_allowed(explicit: bool | None = None) -> bool:
     if explicit is not None:
         return explicit
     return Settings().allow_loopback_providers
+
+
+@dataclass(frozen=True)
+class OwnOrigin:
+    """Tether's own origin (scheme, host, port), admitted for request paths under ``prefixes`` only."""
+
+    scheme: str
+    host: str
+    port: int
+    prefixes: tuple[str, ...]
+
+    def judge(self, url: httpx.URL) -> bool | None:
+        """True: admitted; False: this origin outside the prefixes (refused); None: another origin."""
+        if (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)) != (self.scheme, self.host, self.port):
+            return None
+        raw = url.raw_path.split(b"?", 1)[0].lower()
+        if b"%2f" in raw or b"%5c" in raw or b"\\" in raw:
+            return False  # an encoded slash: a server may read the path as another one than we checked
+        path = url.path
+        if any(segment in (".", "..") for segment in path.split("/")):
+            return False
+        return any(path.startswith(prefix) for prefix in self.prefixes)
+
+
+def own_origin(settings: Settings, own_paths: Iterable[str] = ()) -> OwnOrigin | None:
+    """The own-origin rule while the sandbox is on: ``public_url``'s origin, for its ``/sandbox/`` and ``own_paths``
+    (paths relative to ``public_url``, each ending in ``/``); None while the sandbox is off."""
+    if not settings.sandbox_enabled():
+        return None
+    url = httpx.URL(settings.public_url)
+    base = url.path.rstrip("/")
+    prefixes = tuple(base + p for p in (SANDBOX_PATH, *own_paths))
+    if not all(p.startswith("/") and p.endswith("/") for p in prefixes):
+        raise ValueError("own_paths must start and end with '/'")
+    port = url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+    return OwnOrigin(url.scheme, url.host, port, prefixes)
+
+
+def _policy(
+    allow_loopback: bool | None, resolver: Resolver | None, max_response_bytes: int, own_paths: Iterable[str]
+) -> _Policy:
+    settings = Settings()
+    loopback = settings.allow_loopback_providers if allow_loopback is None else allow_loopback
+    return _Policy(loopback, resolver or system_resolver, max_response_bytes, own=own_origin(settings, own_paths))
 
 
 def system_resolver(host: str) -> list[str]:
@@ -311,14 +375,21 @@ class _Policy:
     max_response_bytes: int
     #: The total bound of an exchange whose request carries no timeout.
     deadline: float = DEFAULT_TIMEOUT
+    #: Tether's own origin, admitted for some paths while the sandbox is on (module docstring).
+    own: OwnOrigin | None = None
 
-    def check_request(self, request: httpx.Request) -> bool:
-        """Scheme and host check for one request (every redirect hop); returns True when it is plain http."""
+    def check_request(self, request: httpx.Request) -> tuple[bool, bool]:
+        """Scheme and host check for one request (every redirect hop): (plain http, admitted as our own origin)."""
         url = _parsed(request.url)
+        verdict = self.own.judge(url) if self.own is not None else None
+        if verdict is True:
+            return False, True
+        if verdict is False:
+            raise EgressRefused(f"refused {url.scheme}://{url.host}: this path of Tether's own origin is not admitted")
         if url.scheme == "https":
-            return False
+            return False, False
         if url.scheme == "http" and self.allow_loopback:
-            return True
+            return True, False
         raise EgressRefused(f"refused {url.scheme}://{url.host}: only https is allowed")
 
     def literal_or_name(self, host: str) -> tuple[str, bool]:
@@ -331,12 +402,14 @@ class _Policy:
             return name, True
         if numeric_host(name):
             raise EgressRefused(f"refused {name}: a numeric host must be a dotted-quad IPv4 address")
-        if (name == "localhost" or name.endswith(".localhost")) and not self.allow_loopback:
+        if (name == "localhost" or name.endswith(".localhost")) and not (self.allow_loopback or _OWN.get()):
             raise EgressRefused(f"refused {name}: it is a loopback name")
         return name, False
 
     def validate(self, host: str, addresses: Iterable[str]) -> list[str]:
         """Every address must pass; returns the IP literals to try, in order."""
+        if _OWN.get():
+            return _own_addresses(host, addresses)
         targets = [check_address(host, a, allow_loopback=self.allow_loopback) for a in addresses]
         if not targets:
             raise httpcore.ConnectError(f"could not resolve {host}")
@@ -349,6 +422,30 @@ class _Policy:
             return list(self.resolver(host))
         except OSError:
             raise httpcore.ConnectError(f"could not resolve {host}") from None
+
+
+def _own_addresses(host: str, addresses: Iterable[str]) -> list[str]:
+    """Tether's own origin may resolve to any address (loopback, a private network), but to IP addresses only."""
+    targets = []
+    for address in addresses:
+        if not _ip_literal(address):
+            raise EgressRefused(f"refused {host}: the resolver gave a non-IP value")
+        targets.append(address)
+    if not targets:
+        raise httpcore.ConnectError(f"could not resolve {host}")
+    return targets
+
+
+@contextlib.contextmanager
+def _checked(policy: _Policy, request: httpx.Request) -> Iterator[None]:
+    """Check ``request`` and hold its verdict for the connection httpcore may open while sending it."""
+    plaintext, own = policy.check_request(request)
+    tokens = _PLAINTEXT.set(plaintext), _OWN.set(own)
+    try:
+        yield
+    finally:
+        _OWN.reset(tokens[1])
+        _PLAINTEXT.reset(tokens[0])
 
 
 class _AsyncGuardBackend(httpcore.AsyncNetworkBackend):
@@ -597,12 +694,8 @@ class _AsyncGuardTransport(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         deadline = _deadline_for(request, self._policy.deadline)
-        token = _PLAINTEXT.set(self._policy.check_request(request))
-        try:
-            with anyio.move_on_after(deadline.remaining()) as scope:
-                response = await super().handle_async_request(request)
-        finally:
-            _PLAINTEXT.reset(token)
+        with _checked(self._policy, request), anyio.move_on_after(deadline.remaining()) as scope:
+            response = await super().handle_async_request(request)
         if scope.cancelled_caught:
             raise deadline.exceeded(request)
         stream = cast(httpx.AsyncByteStream, response.stream)
@@ -633,13 +726,12 @@ class _SyncGuardTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         deadline = _deadline_for(request, self._policy.deadline)
-        token = _PLAINTEXT.set(self._policy.check_request(request))
-        running = _DEADLINE.set(deadline)
-        try:
-            response = super().handle_request(request)
-        finally:
-            _DEADLINE.reset(running)
-            _PLAINTEXT.reset(token)
+        with _checked(self._policy, request):
+            running = _DEADLINE.set(deadline)
+            try:
+                response = super().handle_request(request)
+            finally:
+                _DEADLINE.reset(running)
         stream = cast(httpx.SyncByteStream, response.stream)
         try:
             meter, headers = _meter_for(request, response, self._policy.max_response_bytes)
@@ -712,12 +804,13 @@ def _client_kwargs(
     allow_loopback: bool | None,
     resolver: Resolver | None,
     ssl_context: ssl.SSLContext | None,
+    own_paths: tuple[str, ...],
 ) -> tuple[_Policy, ssl.SSLContext, dict[str, Any]]:
     if max_response_bytes < 1:
         raise ValueError("max_response_bytes must be positive")
     if not timeout > 0:
         raise ValueError("timeout must be positive: every exchange has a total deadline")
-    policy = _Policy(loopback_allowed(allow_loopback), resolver or system_resolver, max_response_bytes, timeout)
+    policy = replace(_policy(allow_loopback, resolver, max_response_bytes, own_paths), deadline=timeout)
     if base_url:
         # Fail at construction on a misconfigured base URL rather than on its first request.
         policy.check_request(httpx.Request("GET", _parsed(base_url)))
@@ -741,13 +834,15 @@ def egress_client(
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
     ssl_context: ssl.SSLContext | None = None,
     limits: httpx.Limits | None = None,
+    own_paths: tuple[str, ...] = (),
 ) -> httpx.AsyncClient:
     """An AsyncClient whose every request and redirect hop passes the egress guard (see module docstring).
 
     ``timeout`` (seconds) bounds each exchange as a whole and each phase of it; a call's own ``timeout=``
     replaces it for that call. ``resolver`` maps a hostname to IP strings (default: the system resolver);
     ``ssl_context`` replaces the certifi trust store (a private CA, tests). Authorization headers are dropped
-    on cross-origin redirects.
+    on cross-origin redirects. ``own_paths``: paths of Tether's own origin admitted besides the sandbox's, while
+    the sandbox is on (its webhook sender's ``/v1/webhooks/``; nothing else needs one).
     """
     policy, context, kwargs = _client_kwargs(
         base_url=base_url,
@@ -757,6 +852,7 @@ def egress_client(
         allow_loopback=allow_loopback,
         resolver=resolver,
         ssl_context=ssl_context,
+        own_paths=own_paths,
     )
     transport = _AsyncGuardTransport(policy, context, limits or httpx.Limits())
     return _EgressAsyncClient(
@@ -782,6 +878,7 @@ def egress_sync_client(
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
     ssl_context: ssl.SSLContext | None = None,
     limits: httpx.Limits | None = None,
+    own_paths: tuple[str, ...] = (),
 ) -> httpx.Client:
     """The sync twin of :func:`egress_client`, with the same guard."""
     policy, context, kwargs = _client_kwargs(
@@ -792,6 +889,7 @@ def egress_sync_client(
         allow_loopback=allow_loopback,
         resolver=resolver,
         ssl_context=ssl_context,
+        own_paths=own_paths,
     )
     transport = _SyncGuardTransport(policy, context, limits or httpx.Limits())
     return _EgressSyncClient(
@@ -874,6 +972,6 @@ def egress_transport(
     """
     if max_response_bytes < 1:
         raise ValueError("max_response_bytes must be positive")
-    policy = _Policy(loopback_allowed(allow_loopback), resolver or system_resolver, max_response_bytes)
+    policy = _policy(allow_loopback, resolver, max_response_bytes, ())
     context = ssl_context or ssl.create_default_context(cafile=certifi.where())
     return _AsyncGuardTransport(policy, context, limits or httpx.Limits())

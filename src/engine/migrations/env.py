@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import engine.sandbox.tables
 import engine.store.tables  # noqa: F401  (registers the engine tables)
 import ingest.models  # noqa: F401  (registers the internal models)
 

@@ -11,9 +11,11 @@ broker comes from ``TETHER_BROKER_URL``:
 - ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
 - ``amqp://…`` → ``RabbitmqBroker`` (pika);
 - empty → the embedded default: Dramatiq's ``StubBroker`` with a ``dramatiq.Worker`` running in threads of the
-  server process (``engine.processes.start_embedded``). Same actor, same middleware, same retry and deferral
-  behaviour, no extra service; messages live in memory, so queued runs are sent again when the server starts
-  (``Executor.resubmit_queued``) and the reaper recovers the running ones.
+  server process (``engine.processes.start_embedded``), for runs and deliveries alike (one embedded execution
+  mode). Same actors, same middleware, same retry and deferral behaviour, same batched delivery messages, no extra
+  service; messages live in memory, so queued runs are sent again when the server starts
+  (``Executor.resubmit_queued``), the reaper recovers the running ones and its sweep queues deliveries left
+  ``received``.
 
 Middleware: ``AsyncIO`` runs the async actor on one event loop per process; ``Retries`` re-enqueues on
 ``dramatiq.Retry``, which the actor raises when the executor asked for another attempt. The delay is the executor's

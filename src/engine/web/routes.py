@@ -24,6 +24,7 @@ from engine.errors import TetherError, ValidationFailed
 from engine.integrations.setup import Setup
 from engine.kit.inputs import fits
 from engine.store.tables import Credential
+from engine.web.records import router as records_router
 from engine.web.session import SESSION_COOKIE, SESSION_TTL_SECONDS, dev_login_enabled, session_key
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +32,7 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 router = APIRouter(tags=["web"], include_in_schema=False)
+router.include_router(records_router)
 
 
 class AccessView(BaseModel):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from urllib.parse import urlsplit
 
 from engine.settings import Settings
 
@@ -30,7 +29,6 @@ SESSION_COOKIE = "tether_session"
 #: Cookie-authenticated POST/PATCH/DELETE must carry ``X-Tether-CSRF: 1``: a cross-site form cannot set it.
 CSRF_HEADER = "X-Tether-CSRF"
 SESSION_TTL_SECONDS = 8 * 3600
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _LABEL = b"tether-web-session-v1"
 _PROCESS_KEY = secrets.token_urlsafe(32)
 
@@ -40,9 +38,7 @@ def dev_login_enabled(settings: Settings) -> bool:
     flag = Settings().dev_login
     if flag is not None:
         return flag
-    embedded = settings.database_url.startswith("sqlite")
-    public_host = (urlsplit(settings.public_url).hostname or "").lower()
-    return embedded and settings.host in _LOOPBACK and public_host in _LOOPBACK
+    return settings.embedded_default()
 
 
 def session_key(runtime: object) -> str:

@@ -8,17 +8,17 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from ingest.annotations import IngestOptions, from_context, mapped, upsert_key
+from ingest.annotations import IngestOptions, from_context, mapped, record_indexes, upsert_key
 
 
 class Asset(SQLModel, table=True):
     __tablename__ = "asset"
-    __table_args__ = (UniqueConstraint("tenant_id", "integration_id", "source_identifier"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "integration_id", "source_identifier"), *record_indexes("asset"))
     __ingest__: ClassVar[IngestOptions] = IngestOptions(schema="asset")
 
     id: int | None = Field(default=None, primary_key=True)
-    tenant_id: str = from_context("tenant_id", index=True)
-    integration_id: str = from_context("integration_id", index=True)
+    tenant_id: str = from_context("tenant_id")
+    integration_id: str = from_context("integration_id")
     definition_id: str = from_context("definition_id")
     #: The provider's own stable identifier (a repository node ID): the upsert and lookup key.
     source_identifier: str = upsert_key(lookup=True)

@@ -8,17 +8,20 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from ingest.annotations import IngestOptions, from_context, mapped, upsert_key
+from ingest.annotations import IngestOptions, from_context, mapped, record_indexes, upsert_key
 
 
 class DirectoryGroup(SQLModel, table=True):
     __tablename__ = "directory_group"
-    __table_args__ = (UniqueConstraint("tenant_id", "integration_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "integration_id", "external_id"),
+        *record_indexes("directory_group"),
+    )
     __ingest__: ClassVar[IngestOptions] = IngestOptions(schema="directory_group")
 
     id: int | None = Field(default=None, primary_key=True)
-    tenant_id: str = from_context("tenant_id", index=True)
-    integration_id: str = from_context("integration_id", index=True)
+    tenant_id: str = from_context("tenant_id")
+    integration_id: str = from_context("integration_id")
     definition_id: str = from_context("definition_id")
     #: The directory's own stable group ID: the upsert key and the key memberships reference.
     external_id: str = upsert_key(lookup=True)

@@ -8,17 +8,20 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from ingest.annotations import IngestOptions, from_context, mapped, reference
+from ingest.annotations import IngestOptions, from_context, mapped, record_indexes, reference
 
 
 class DirectoryMembership(SQLModel, table=True):
     __tablename__ = "directory_membership"
-    __table_args__ = (UniqueConstraint("tenant_id", "integration_id", "account_external_id", "group_external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "integration_id", "account_external_id", "group_external_id"),
+        *record_indexes("directory_membership"),
+    )
     __ingest__: ClassVar[IngestOptions] = IngestOptions(schema="directory_membership")
 
     id: int | None = Field(default=None, primary_key=True)
-    tenant_id: str = from_context("tenant_id", index=True)
-    integration_id: str = from_context("integration_id", index=True)
+    tenant_id: str = from_context("tenant_id")
+    integration_id: str = from_context("integration_id")
     definition_id: str = from_context("definition_id")
     #: The member's ``directory_account.external_id``; resolved into ``account_id`` in the same integration.
     account_external_id: str = reference("directory_account", "account_id", upsert=True)

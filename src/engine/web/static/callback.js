@@ -3,14 +3,6 @@
   "use strict";
   var root = document.getElementById("callback");
   var params = new URLSearchParams(window.location.search);
-  var MESSAGES = {
-    oauth_failed: "The provider did not grant access (consent denied or cancelled).",
-    missing_flow_state: "This browser did not start the connection, or it took too long. Start it again.",
-    session_mismatch: "The connection was started in another browser session. Start it again.",
-    invalid_state: "This link was already used or has expired. Start the connection again.",
-    credential_rejected: "The provider refused the new credential.",
-    setup_failed: "Setting up the connection failed.",
-  };
 
   function phase(name) {
     root.setAttribute("data-phase", name);
@@ -21,7 +13,8 @@
 
   function fail(code) {
     root.querySelector("[data-error-code]").textContent = code || "unknown";
-    if (MESSAGES[code]) root.querySelector("[data-error-text]").textContent = MESSAGES[code];
+    var text = root.querySelector("[data-error-text]");
+    text.textContent = window.Tether.errorText(code, text.textContent);
     phase("failed");
   }
 

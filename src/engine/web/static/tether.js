@@ -2,7 +2,8 @@
  * tether.js — Tether's browser helper for host apps. No build step: load it with
  *   <script src="https://tether.example/static/tether.js"></script>
  * and use window.Tether: listIntegrations, getIntegrationStatus, beginIntegrationConnect,
- * beginIntegrationUpgrade, disconnectIntegration (plus validate/reconnect/runs/deliveries for the page).
+ * beginIntegrationUpgrade, disconnectIntegration, submitCredential, runOperation, errorText (plus
+ * validate/reconnect/runs/deliveries for the page).
  *
  * It only calls Tether's JSON API (/v1/...) and returns status, or redirects the browser into the provider's
  * consent. It never sees a provider token: no endpoint it calls returns one to a user principal.
@@ -23,12 +24,77 @@
     return config;
   }
 
-  function TetherError(status, code, message) {
+  function TetherError(status, code, message, body) {
     var error = new Error(message || code || ("HTTP " + status));
     error.name = "TetherError";
     error.status = status;
     error.code = code || "http_" + status;
+    // credential_invalid: [{field, message}] to show beside each field; a failed inline run: the run record.
+    error.fields = (body && body.error && body.error.fields) || [];
+    error.run = (body && body.run) || null;
     return error;
+  }
+
+  /*
+   * The stable error codes (docs/errors.md) a person meets on this page, in words a person understands. Show the
+   * sentence, and the code beside it in small text (support and the docs search by code).
+   */
+  var ERROR_TEXT = {
+    unauthorized: "The provider refused the stored credential. Reconnect, or enter a new credential.",
+    reconnect_required: "The provider no longer accepts this connection. Reconnect to restore it.",
+    rate_limited: "The provider asked Tether to slow down. Try again in a few minutes.",
+    provider_error: "The provider answered with an error. Try again later; if it keeps failing, check the " +
+      "integration's settings at the provider.",
+    provider_unavailable: "The provider could not be reached or is having trouble. Try again later.",
+    network_error: "The provider could not be reached (network problem). Try again later.",
+    egress_refused: "Tether refused to call this address: only public HTTPS addresses are allowed.",
+    response_too_large: "The provider sent more data in one answer than Tether accepts.",
+    time_limit_exceeded: "The run took longer than its time limit and was stopped.",
+    worker_lost: "The worker running this stopped unexpectedly. It is retried if retries remain.",
+    operation_error: "Something unexpected went wrong in the integration's code. The server log has details.",
+    operation_unknown: "This operation no longer exists in the integration's definition.",
+    run_cancelled: "The run was cancelled.",
+    enqueue_failed: "The run could not be queued. Try again in a moment.",
+    integration_not_connected: "This integration is not connected. Connect it first.",
+    integration_disconnected: "The integration was disconnected before this was processed.",
+    handler_error: "Processing this webhook event failed in the integration's code. The server log has details.",
+    too_many_attempts: "Processing this webhook event kept failing, so Tether gave up after 5 attempts.",
+    webhook_unknown: "The integration no longer handles this kind of webhook event.",
+    upgrade_required: "This needs write access. Use Upgrade access first.",
+    operation_not_allowed: "Only the host app's server may start this operation.",
+    pagination_loop: "The provider's paging went in a loop, so the run stopped.",
+    pagination_limit: "The provider returned more pages than Tether reads in one run.",
+    invalid_integration_filter: "The integration's filter expression is not valid.",
+    credential_invalid: "Some fields are missing or not in the expected format.",
+    credential_rejected: "The provider refused this credential. Check it and try again.",
+    account_mismatch: "This credential belongs to a different account than the connected one. Disconnect first " +
+      "to switch accounts.",
+    provider_not_enabled: "This integration is not enabled on this server.",
+    connection_required: "This integration cannot be connected this way.",
+    return_url_refused: "This page's address is not allowed as a return address. Ask the operator.",
+    setup_failed: "Setting up the connection failed; nothing was changed.",
+    oauth_failed: "The provider did not grant access (consent denied or cancelled).",
+    missing_flow_state: "This browser did not start the connection, or it took too long. Start it again.",
+    session_mismatch: "The connection was started in another browser session. Start it again.",
+    invalid_state: "This link was already used or has expired. Start the connection again.",
+    invalid_grant: "The provider refused the sign-in grant. Start the connection again.",
+    revocation_failed: "The provider did not confirm the disconnect; nothing was deleted. Try again.",
+    invalid_transition: "This change is not possible in the integration's current state.",
+    decrypt_failed: "The stored credential could not be read. Connect again.",
+    admin_email_missing: "The service account has no administrator to act for. Add an admin email.",
+    customer_id_missing: "Neither a customer ID nor a domain is set for this integration.",
+    not_enabled: "The service is not enabled in this account and region.",
+    tenant_mismatch: "The consent came from another directory than the one the app is for.",
+    unauthenticated: "You are not signed in, or your session expired. Sign in again.",
+    forbidden: "You are not allowed to do this.",
+    not_found: "This no longer exists. Refresh the page.",
+    invalid_input: "Some input is not valid.",
+    internal_error: "Something went wrong on the server. Try again; the server log has details.",
+  };
+
+  /** The sentence for a stable error code; ``fallback`` (or a generic one) for a code the table does not know. */
+  function errorText(code, fallback) {
+    return ERROR_TEXT[code] || fallback || "Something went wrong.";
   }
 
   async function request(method, path, body) {
@@ -50,7 +116,7 @@
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       var err = (data && data.error) || {};
-      throw TetherError(response.status, err.code, err.message);
+      throw TetherError(response.status, err.code, err.message, data);
     }
     return data;
   }
@@ -81,14 +147,29 @@
     };
   }
 
-  /** Every enabled definition, each with the caller's integration of it (or null). */
-  async function listIntegrations() {
+  /**
+   * Every enabled definition, each with the caller's integration of it (or null). With {includeDisabled: true}
+   * disabled ones too (their ``definition.missing_config`` names the variables that enable them), and with
+   * {details: true} each enabled one's catalog detail as ``detail`` (its connections and operations).
+   */
+  async function listIntegrations(options) {
+    options = options || {};
     var results = await Promise.all([request("GET", "/v1/definitions"), request("GET", "/v1/integrations")]);
     var byDefinition = {};
     results[1].forEach(function (row) { byDefinition[row.definition_id] = row; });
-    return results[0].filter(function (d) { return d.enabled; }).map(function (d) {
+    var items = results[0].filter(function (d) { return d.enabled || options.includeDisabled; }).map(function (d) {
       return summarize(d, byDefinition[d.id]);
     });
+    if (options.details) {
+      await Promise.all(items.map(async function (item) {
+        item.detail = item.definition.enabled ? await getDefinition(item.definitionId) : null;
+      }));
+    }
+    return items;
+  }
+
+  function getDefinition(definitionId) {
+    return request("GET", "/v1/definitions/" + enc(definitionId));
   }
 
   async function getIntegrationStatus(definitionId) {
@@ -153,6 +234,40 @@
     return { isValid: result.is_valid, integration: result.integration, label: statusLabel(result.integration) };
   }
 
+  /**
+   * Connect with a typed-in credential: ``values`` are the fields of the slot's ``manual_slot_schema``. A 422
+   * ``credential_invalid`` error carries ``fields`` ([{field, message}]) to show beside each field.
+   */
+  async function submitCredential(definitionId, slot, values) {
+    var integration = await ensureIntegration(definitionId);
+    return request("POST", "/v1/integrations/" + enc(integration.id) + "/credentials/" + enc(slot), values);
+  }
+
+  var FINISHED = { succeeded: true, failed: true, cancelled: true };
+
+  /**
+   * Start an operation; resolves with the finished run (an inline run at once, a queued one polled until it ends
+   * or ``options.waitMs`` passes, then as it stands). A run that failed resolves too: look at ``run.status``.
+   */
+  async function runOperation(integrationId, operation, config, options) {
+    options = options || {};
+    var path = "/v1/integrations/" + enc(integrationId) + "/operations/" + enc(operation);
+    var started;
+    try {
+      started = await request("POST", path, { config: config || {} });
+    } catch (e) {
+      if (e.run) return e.run;  // an inline run that failed: its record says how
+      throw e;
+    }
+    if (started.run) return started.run;
+    var deadline = Date.now() + (options.waitMs || 60000);
+    for (;;) {
+      var run = await request("GET", "/v1/runs/" + enc(started.run_id));
+      if (FINISHED[run.status] || Date.now() > deadline) return run;
+      await new Promise(function (resolve) { setTimeout(resolve, options.pollMs || 1000); });
+    }
+  }
+
   function listRuns(integrationId, limit) {
     return request("GET", "/v1/integrations/" + enc(integrationId) + "/runs?limit=" + (limit || 5));
   }
@@ -161,6 +276,10 @@
   }
   function getIntegration(integrationId) {
     return request("GET", "/v1/integrations/" + enc(integrationId));
+  }
+  /** Rows stored per schema the definition emits, for this integration: {counts: [{schema_name, count}]}. */
+  function getStoredRecords(integrationId) {
+    return request("GET", "/web/integrations/" + enc(integrationId) + "/records");
   }
   function getAccess(integrationId) {
     return request("GET", "/web/integrations/" + enc(integrationId) + "/access");
@@ -179,6 +298,11 @@
     listDeliveries: listDeliveries,
     getIntegration: getIntegration,
     getAccess: getAccess,
+    getStoredRecords: getStoredRecords,
+    getDefinition: getDefinition,
+    submitCredential: submitCredential,
+    runOperation: runOperation,
+    errorText: errorText,
     statusLabel: statusLabel,
   };
 })(window);

@@ -1,7 +1,7 @@
 """outbound events
 
-Revision ID: 0004_events
-Revises: 0003
+Revision ID: 0006_events
+Revises: 0005_sandbox
 Create Date: 2026-12-03
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0004_events"
-down_revision: str | None = "0003"
+revision: str = "0006_events"
+down_revision: str | None = "0005_sandbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
