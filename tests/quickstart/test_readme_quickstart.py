@@ -103,3 +103,30 @@ def test_the_quickstart_runs_as_written(served: tuple[str, dict[str, str]], tmp_
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     # The last command prints the ingested directory accounts of the sandbox's acme account.
     assert done.stdout.count("@acme.example") >= 10, done.stdout
+
+
+def test_scripts_run_with_port_alone_gives_redirect_uris_on_that_port(served: tuple[str, dict[str, str]]) -> None:
+    """``scripts/run --port P`` and nothing else: the sandbox's OAuth redirect comes back to port P."""
+    url, env = served
+    key = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "tether"), "api-keys", "create", "--tenant", "ports"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    created = httpx.post(f"{url}/v1/integrations", headers=headers, json={"definition_id": "sandbox", "owner_id": "u"})
+    assert created.status_code == 201, created.text
+    connect = httpx.post(
+        f"{url}/v1/integrations/{created.json()['id']}/connect",
+        headers=headers,
+        json={"return_url": f"{url}/integrations"},
+    )
+    assert connect.status_code == 200, connect.text
+    start = connect.json()["redirect_url"]  # Tether's own start page binds the browser, then sends it on
+    assert start.startswith(f"{url}/v1/oauth/start?")
+    redirect = httpx.URL(httpx.get(start, follow_redirects=False).headers["location"])
+    assert str(redirect).startswith(f"{url}/sandbox/oauth/authorize?")
+    assert redirect.params["redirect_uri"].startswith(f"{url}/")
