@@ -3,7 +3,8 @@
 A host package is a module holding SQLModel classes with the ingest annotations (``ingest.annotations``). Tether finds
 them through the entry-point group ``tether.models`` (each entry point names such a module) and the setting
 ``TETHER_MODEL_MODULES`` (comma-separated module paths). Start-up (``engine.catalog.loading.load_registry``) calls
-``configure``; the ingest catalog, the pipeline's types and routes, and the migrations read ``host_packages()``.
+``ingest.setup.configure``; the ingest catalog, the pipeline's types and routes, and the migrations read
+``host_packages()``.
 
 A module may also define:
   ``MODELS``       the models to use (else every class of the module with ``__ingest__`` and a table);
@@ -51,25 +52,28 @@ def entry_point_modules() -> list[str]:
     return [ep.value.partition(":")[0].strip() for ep in entry_points(group=ENTRY_POINT_GROUP)]
 
 
-def configure(setting_modules: Sequence[str] | None = None) -> tuple[HostPackage, ...]:
-    """Load the entry points' and ``setting_modules``' host packages (``None``: from ``Settings()``) and make them
-    the ones the catalog sees. Idempotent; a test may call it again with other modules."""
+def use(packages: tuple[HostPackage, ...] | None) -> tuple[HostPackage, ...] | None:
+    """Make ``packages`` the configured ones; return the previous ones. ``ingest.setup.configure`` calls it (and
+    resets what was built from the previous ones)."""
     global _configured
-    if setting_modules is None:
-        from engine.settings import Settings
+    previous, _configured = _configured, packages
+    return previous
 
-        setting_modules = Settings().extra_model_modules()
+
+def load_all(setting_modules: Sequence[str]) -> tuple[HostPackage, ...]:
+    """The entry points' packages, then ``setting_modules``' (each once)."""
     names = list(dict.fromkeys([*entry_point_modules(), *setting_modules]))
-    packages = tuple(load_package(name) for name in names)
-    if packages != _configured:
-        _configured = packages
-        _reset_caches()
-    return packages
+    return tuple(load_package(name) for name in names)
 
 
 def host_packages() -> tuple[HostPackage, ...]:
-    """The configured host packages (configured from ``Settings()`` on first use)."""
-    return _configured if _configured is not None else configure()
+    """The configured host packages (from ``Settings()`` on first use, when start-up configured none)."""
+    global _configured
+    if _configured is None:
+        from engine.settings import Settings
+
+        _configured = load_all(Settings().extra_model_modules())
+    return _configured
 
 
 def load_package(name: str) -> HostPackage:
@@ -117,14 +121,3 @@ def _migrations_dir(module: ModuleType) -> Path | None:
         return None
     candidate = Path(origin).parent / "migrations"
     return candidate if candidate.is_dir() else None
-
-
-def _reset_caches() -> None:
-    from ingest.catalog import catalog
-    from ingest.model_types import ingest_routes, ingest_types
-    from ingest.persistence.stock import upsert_statement
-
-    catalog.cache_clear()
-    upsert_statement.cache_clear()
-    ingest_types.cache_clear()
-    ingest_routes.cache_clear()

@@ -1,2 +1,1 @@
-"""The database: engine, sessions and migrations, the loop connection, the tables, and statement batching.
-"""
+"""The database: engine, sessions and migrations, the loop connection, the tables, and statement batching."""

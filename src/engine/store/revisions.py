@@ -15,17 +15,19 @@ from alembic.util import CommandError
 
 from engine.errors import ConfigurationError
 from engine.store.database import MIGRATIONS, Database, alembic_config
-from ingest.hosts import HostPackage, configure
+from ingest.hosts import HostPackage
+from ingest.setup import configure
 
 
 def host_revision(db: Database, module: str, message: str, setting_modules: list[str]) -> Path:
     """Write the revision and return its path; the database must be at every head (``tether db upgrade``)."""
-    packages = configure(list(dict.fromkeys([*setting_modules, module])))
-    package = next(p for p in packages if p.module == module)
-    directory = package.migrations or _default_dir(package)
-    directory.mkdir(parents=True, exist_ok=True)
+    modules = list(dict.fromkeys([*setting_modules, module]))
+    package = next(p for p in configure(modules) if p.module == module)
     if package.migrations is None:
-        packages = configure(list(dict.fromkeys([*setting_modules, module])))  # now with its migrations directory
+        _default_dir(package).mkdir(parents=True)
+        package = next(p for p in configure(modules) if p.module == module)  # now with its migrations directory
+    assert package.migrations is not None
+    directory = package.migrations
     with db.engine.begin() as connection:
         config = alembic_config(db.url)
         config.attributes["connection"] = connection
