@@ -156,7 +156,9 @@ def table_of(schema: str) -> Table:
 
 def _dependents(schema: str) -> list[tuple[str, str]]:
     """(schema, column) of every model with a reference into ``schema``: their rows go when its rows go."""
-    return [(spec.schema, ref.into) for spec in catalog().values() for ref in spec.references if ref.target == schema]
+    return [
+        (spec.schema, ref.into) for spec in catalog().values() for ref in spec.references if ref.target == schema
+    ]
 
 
 __all__ = [

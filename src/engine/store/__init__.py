@@ -1,1 +1,2 @@
-"""The database: engine, sessions and migrations, the loop connection, the tables, and statement batching."""
+"""The database: engine, sessions and migrations, the loop connection, the tables, and statement batching.
+"""

@@ -102,10 +102,8 @@ def _written(batch: PersistBatch, rows: list[dict[str, Any]], now: datetime) -> 
     table: Table = batch.spec.model.__table__  # type: ignore[attr-defined]
     keys = list(batch.spec.upsert)
     columns = [table.c[k] for k in keys]
-    match = (
-        columns[0].in_([r[keys[0]] for r in rows])
-        if len(keys) == 1
-        else tuple_(*columns).in_([tuple(r[k] for k in keys) for r in rows])
+    match = columns[0].in_([r[keys[0]] for r in rows]) if len(keys) == 1 else tuple_(*columns).in_(
+        [tuple(r[k] for k in keys) for r in rows]
     )
     query = select(table.c.id, table.c.created_at, *columns).where(
         table.c.tenant_id == batch.tenant_id,
