@@ -7,6 +7,7 @@ registered by ``TETHER_MODEL_MODULES`` and, in one test, by a real ``tether.mode
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from generated.ingest_types import INPUT_TYPES
 from pydantic import ValidationError
@@ -29,7 +31,7 @@ from engine.custody.crypto import generate_master_key
 from engine.errors import ConfigurationError
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.store.database import Database
+from engine.store.database import Database, alembic_config
 from engine.store.tables import Integration, IntegrationStatus
 from ingest.catalog import builtin_catalog, catalog
 from ingest.model_types import ingest_routes, ingest_types, input_type
@@ -221,3 +223,75 @@ async def test_a_run_lands_tickets_that_the_records_api_and_the_feed_serve(world
             ("ticket", "upsert", "101"),
             ("ticket", "upsert", "102"),
         ]
+
+
+NOTE_PACKAGE = """
+from typing import ClassVar
+
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from ingest.annotations import IngestOptions, from_context, mapped, record_indexes, upsert_key
+
+
+class AcmeModel(SQLModel, registry=registry()):
+    pass
+
+
+class Note(AcmeModel, table=True):
+    __tablename__ = "acme_note"
+    __table_args__ = record_indexes("acme_note")
+    __ingest__: ClassVar[IngestOptions] = IngestOptions(schema="note")
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = from_context("tenant_id")
+    integration_id: str = from_context("integration_id")
+    definition_id: str = from_context("definition_id")
+    external_id: str = upsert_key()
+    body: str | None = mapped(None)
+    updated_at: str | None = None
+"""
+
+
+@pytest.fixture
+def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A host package written on the fly, with no migrations yet."""
+    package = tmp_path / "pkgs" / "acme_desk"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(NOTE_PACKAGE)
+    monkeypatch.syspath_prepend(str(package.parent))
+    yield package
+    configure([])
+    monkeypatch.delitem(sys.modules, "acme_desk", raising=False)
+
+
+def test_db_revision_autogenerates_the_hosts_tables_only(sqlite_database: Database, acme: Path) -> None:
+    tether_head = ScriptDirectory.from_config(alembic_config(sqlite_database.url)).get_current_head()
+    env = {"TETHER_DATABASE_URL": sqlite_database.url}
+    first = CliRunner().invoke(app, ["db", "revision", "--models", "acme_desk", "-m", "notes"], env=env)
+    assert first.exit_code == 0, first.output
+    [written] = (acme / "migrations").glob("*.py")
+    text = written.read_text()
+    assert "branch_labels: str | Sequence[str] | None = ('host_acme_desk',)" in text
+    assert f"depends_on: str | Sequence[str] | None = {tether_head!r}" in text
+    assert text.count("op.create_table(") == 1 and "op.create_table('acme_note'" in text
+    assert "drop_table" not in text.split("def downgrade")[0]  # Tether's tables are not this package's business
+
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"], env={**env, "TETHER_MODEL_MODULES": "acme_desk"})
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "acme_note" in inspect(sqlite_database.engine).get_table_names()
+
+    again = CliRunner().invoke(app, ["db", "revision", "--models", "acme_desk", "-m", "nothing new"], env=env)
+    assert again.exit_code == 0, again.output
+    [second] = (p for p in (acme / "migrations").glob("*.py") if p != written)
+    body = second.read_text()
+    assert "down_revision: str | None = " + repr(text.split("revision: str = ")[1].split("\n")[0].strip("'\"")) in body
+    assert "op." not in body.split("def upgrade")[1].split("def downgrade")[0]
+
+
+def test_db_revision_refuses_a_database_behind_its_heads(sqlite_database: Database, acme: Path) -> None:
+    sqlite_database.downgrade("0001")
+    result = CliRunner().invoke(
+        app, ["db", "revision", "--models", "acme_desk", "-m", "x"], env={"TETHER_DATABASE_URL": sqlite_database.url}
+    )
+    assert result.exit_code == 1 and "not up to date" in result.output
