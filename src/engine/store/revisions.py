@@ -23,11 +23,10 @@ def host_revision(db: Database, module: str, message: str, setting_modules: list
     """Write the revision and return its path; the database must be at every head (``tether db upgrade``)."""
     modules = list(dict.fromkeys([*setting_modules, module]))
     package = next(p for p in configure(modules) if p.module == module)
-    if package.migrations is None:
-        _default_dir(package).mkdir(parents=True)
+    directory = package.migrations or _default_dir(package)
+    if not directory.is_dir():
+        directory.mkdir(parents=True)
         package = next(p for p in configure(modules) if p.module == module)  # now with its migrations directory
-    assert package.migrations is not None
-    directory = package.migrations
     with db.engine.begin() as connection:
         config = alembic_config(db.url)
         config.attributes["connection"] = connection
@@ -46,7 +45,8 @@ def host_revision(db: Database, module: str, message: str, setting_modules: list
             )
         except CommandError as exc:
             raise ConfigurationError(f"cannot write a revision for {module}: {exc}") from exc
-    assert written is not None and not isinstance(written, list)
+    if written is None or isinstance(written, list):
+        raise ConfigurationError(f"alembic wrote no single revision for {module}")
     return Path(written.path)
 
 
