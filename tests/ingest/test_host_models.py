@@ -295,3 +295,20 @@ def test_db_revision_refuses_a_database_behind_its_heads(sqlite_database: Databa
         app, ["db", "revision", "--models", "acme_desk", "-m", "x"], env={"TETHER_DATABASE_URL": sqlite_database.url}
     )
     assert result.exit_code == 1 and "not up to date" in result.output
+
+
+TABLE_CLASH = NOTE_PACKAGE.replace('"acme_note"', '"contact"')
+
+
+def test_a_host_table_clash_is_refused_naming_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "acme_clash.py").write_text(TABLE_CLASH)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            configure(["acme_clash"])
+        assert "acme_clash.Note" in raised.value.message and "ingest.models.contact.Contact" in raised.value.message
+        assert "table 'contact'" in raised.value.message
+        assert "note" not in catalog()
+    finally:
+        configure([])
+        monkeypatch.delitem(sys.modules, "acme_clash", raising=False)
