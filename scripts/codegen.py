@@ -25,11 +25,10 @@ HEADER = "# DO NOT EDIT: written by scripts/codegen.py from the ingest annotatio
 
 def _load_catalog():  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(ROOT / "src"))
-    from ingest.catalog import describe
-    from ingest.models import MODELS
+    from ingest.catalog import builtin_catalog
 
-    specs = [describe(m) for m in MODELS]
-    return {s.schema: s for s in specs}
+    # Host packages' models are left out on purpose: the runtime builds their types from the classes.
+    return builtin_catalog()
 
 
 # -- rendering -------------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_only_settings_reads_the_engines_environment() -> None:
         ("TETHER_CEL_COST_LIMIT", "10", "cel_cost_limit", 10),
         ("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1", "allow_loopback_providers", True),
         ("TETHER_SANDBOX", "1", "sandbox", True),
+        ("TETHER_MODEL_MODULES", "acme.models, acme.more", "model_modules", "acme.models, acme.more"),
         ("TETHER_SANDBOX_TOKEN_SECONDS", "30", "sandbox_token_seconds", 30),
         ("TETHER_EVENT_RETRY_SCHEDULE", "1,2", "event_retry_schedule", "1,2"),
         ("TETHER_EVENT_RETRY_WINDOW_SECONDS", "60", "event_retry_window_seconds", 60.0),

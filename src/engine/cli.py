@@ -186,6 +186,23 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     typer.echo(f"database at revision {db.current_revision()} ({db.dialect})")
 
 
+@db_app.command("revision")
+def db_revision(
+    models: str = typer.Option(..., "--models", help="The host model module (as in TETHER_MODEL_MODULES)."),
+    message: str = typer.Option(..., "-m", "--message", help="What the revision does."),
+) -> None:
+    """Autogenerate a host model package's next migration (its tables only, on its own branch)."""
+    from engine.store.database import Database
+    from engine.store.revisions import host_revision
+
+    settings = Settings()
+    try:
+        path = host_revision(Database(settings.database_url), models, message, settings.extra_model_modules())
+    except ConfigurationError as exc:
+        _fail(f"revision failed: {exc.message}")
+    typer.echo(f"wrote {path}")
+
+
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-wrap every stored secret under the active key, online.

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: Comma-separated module paths of extra definitions (each exposing ``definition``), for definitions
     #: developed outside the built-in catalog and not packaged with an entry point yet.
     definition_modules: str = ""
+    #: Comma-separated module paths of a host app's own ingest models (``ingest.hosts``), besides the ones the
+    #: ``tether.models`` entry points name.
+    model_modules: str = ""
     #: Tests only: allow http:// and loopback provider URLs (read per outbound client, so tests may set it).
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
@@ -116,6 +119,9 @@ class Settings(BaseSettings):
 
     def extra_definition_modules(self) -> list[str]:
         return [part.strip() for part in self.definition_modules.split(",") if part.strip()]
+
+    def extra_model_modules(self) -> list[str]:
+        return [part.strip() for part in self.model_modules.split(",") if part.strip()]
 
     def required_definitions(self) -> list[str]:
         value = self.enabled_definitions.strip()

@@ -7,6 +7,7 @@ from functools import cache
 
 from sqlmodel import SQLModel
 
+from engine.errors import ConfigurationError
 from ingest.annotations import IngestOptions, field_marker
 
 
@@ -76,10 +77,38 @@ def describe(model: type[SQLModel]) -> ModelSpec:
     )
 
 
-@cache
-def catalog() -> dict[str, ModelSpec]:
-    """Every internal model on the mapping surface, by schema name."""
+def builtin_catalog() -> dict[str, ModelSpec]:
+    """Tether's own models (``src/ingest/models/``), the ones ``scripts/codegen.py`` writes ``generated/`` from."""
     from ingest.models import MODELS
 
     specs = [describe(m) for m in MODELS]
     return {s.schema: s for s in specs}
+
+
+@cache
+def catalog() -> dict[str, ModelSpec]:
+    """Every internal model on the mapping surface, by schema name: the built-in ones, then the host packages'
+    (``ingest.hosts``). A host model whose schema or table is already taken stops start-up."""
+    from ingest.hosts import host_packages
+
+    specs = builtin_catalog()
+    for package in host_packages():
+        for model in package.models:
+            spec = describe(model)
+            _refuse_clash(specs, spec, package.module)
+            specs[spec.schema] = spec
+    return specs
+
+
+def _refuse_clash(specs: dict[str, ModelSpec], spec: ModelSpec, module: str) -> None:
+    for other in specs.values():
+        if other.schema == spec.schema or other.table == spec.table:
+            what = f"schema {spec.schema!r}" if other.schema == spec.schema else f"table {spec.table!r}"
+            raise ConfigurationError(
+                f"host model {_name(spec.model)} (from {module}) has the {what} of {_name(other.model)}; "
+                "give it another __ingest__ schema and __tablename__"
+            )
+
+
+def _name(model: type[SQLModel]) -> str:
+    return f"{model.__module__}.{model.__qualname__}"

@@ -211,14 +211,13 @@ class IngestPipeline:
     ) -> None:
         """``db`` is an ``engine.store.database.Database`` (only ``process`` needs it). ``mappings`` overrides the
         registry's mapping for ``(definition_id, schema, variant)``; ``routes``, ``types`` and ``models`` default to
-        the generated routing, the generated ingest types and the ingest catalog. ``changes=False`` writes no
-        change feed (benchmarks measure its cost with it)."""
+        the generated routing and ingest types (plus the host models', ``ingest.model_types``) and the ingest
+        catalog. ``changes=False`` writes no change feed (benchmarks measure its cost with it)."""
         if routes is None or types is None:
-            from generated.ingest_types import INPUT_TYPES
-            from generated.routing import ROUTES
+            from ingest.model_types import ingest_routes, ingest_types
 
-            routes = ROUTES if routes is None else routes
-            types = INPUT_TYPES if types is None else types
+            routes = ingest_routes() if routes is None else routes
+            types = ingest_types() if types is None else types
         self.registry = registry
         self.db = db
         self.batch_size = batch_size

@@ -44,7 +44,12 @@ def plugin_definitions() -> list[Definition]:
 
 
 def load_registry(settings: Settings) -> Registry:
-    """Register every built-in, plug-in and extra-module definition; the first inconsistent one stops start-up."""
+    """Register every built-in, plug-in and extra-module definition; the first inconsistent one stops start-up.
+
+    The host model packages are loaded first: a definition may map into a host's model."""
+    from ingest.setup import configure
+
+    configure(settings.extra_model_modules())
     registry = Registry(allow_loopback=settings.allow_loopback_providers)
     registry.register_all(
         [

@@ -6,6 +6,7 @@ migrations, so what the tests prove on one holds on the other.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,9 +41,7 @@ def create_db_engine(url: str) -> Engine:
     an exception, which may be logged or shown; the statement itself still is."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
-        )
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -111,8 +110,9 @@ class Database:
                 session.rollback()
                 raise
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations up to ``revision``."""
+    def upgrade(self, revision: str = "heads") -> None:
+        """Apply migrations up to ``revision``; ``heads``/``head``: Tether's and every host package's branch."""
+        revision = "heads" if revision == "head" else revision
         with self.engine.begin() as connection:
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
@@ -124,13 +124,22 @@ class Database:
             config.attributes["connection"] = connection
             command.downgrade(config, revision)
 
-    def current_revision(self) -> str | None:
+    def current_heads(self) -> tuple[str, ...]:
+        """The applied head of each branch (Tether's, and one per host package), sorted."""
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+    def current_revision(self) -> str | None:
+        """The applied revision; with host branches, their heads joined by ``, ``."""
+        heads = self.current_heads()
+        return ", ".join(heads) if heads else None
 
     def is_up_to_date(self) -> bool:
-        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
-        return self.current_revision() == head
+        """Every branch's head is applied. The database may record only a host head: one that depends on Tether's
+        head stands for both."""
+        script = ScriptDirectory.from_config(alembic_config(self.url))
+        applied = {r.revision for r in script.iterate_revisions(self.current_heads(), "base")}
+        return set(script.get_heads()) <= applied
 
     def dispose(self) -> None:
         if self._loop_connection is not None:
@@ -139,7 +148,14 @@ class Database:
 
 
 def alembic_config(url: str) -> Config:
+    """Tether's migrations plus each host model package's (``ingest.hosts``): one version location, and one Alembic
+    branch, per package."""
+    from ingest.hosts import host_packages
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    locations = [MIGRATIONS / "versions", *(p.migrations for p in host_packages() if p.migrations is not None)]
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(p).replace("%", "%%") for p in locations))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
