@@ -242,12 +242,28 @@ async def access_token(
     integration_id: str, request: Request, principal: Principal = Depends(current_principal)
 ) -> AccessTokenView:
     """A short-lived access token for the host app's server; never a refresh token."""
+    return await _access_token(request, principal, integration_id, force_refresh=False)
+
+
+@router.post("/{integration_id}/access-token/refresh", response_model=AccessTokenView)
+async def refresh_access_token(
+    integration_id: str, request: Request, principal: Principal = Depends(current_principal)
+) -> AccessTokenView:
+    """A new access token even though the current one has not expired: for a host app whose call the provider
+    refused with 401 (the token was revoked or rotated there). OAuth connections refresh (one refresh however many
+    callers force at once), client-credentials ones mint a new token."""
+    return await _access_token(request, principal, integration_id, force_refresh=True)
+
+
+async def _access_token(
+    request: Request, principal: Principal, integration_id: str, *, force_refresh: bool
+) -> AccessTokenView:
     row = _setup(request).get(principal, integration_id)
     principal.require_server()
     has_connection = bool((row.provider_data or {}).get("connection"))
     if row.status in (IntegrationStatus.pending, IntegrationStatus.disconnected) or not has_connection:
         raise IntegrationNotConnected(f"this integration is {row.status}: it holds no token")
-    token = await _runtime(request).custody.get_access_token(row.id)
+    token = await _runtime(request).custody.get_access_token(row.id, force_refresh=force_refresh)
     return AccessTokenView(
         access_token=token.token, token_type=token.token_type, expires_at=token.expires_at, scopes=list(token.scopes)
     )

@@ -67,17 +67,24 @@ class Custody:
 
     # -- access tokens -------------------------------------------------------------------------------------------
 
-    async def get_access_token(self, integration_id: str) -> AccessToken:
-        """A valid access token for the integration's active connection, refreshed first if it is due."""
+    async def get_access_token(self, integration_id: str, *, force_refresh: bool = False) -> AccessToken:
+        """A valid access token for the integration's active connection, refreshed first if it is due.
+
+        ``force_refresh``: the caller saw the provider refuse the current token (a 401 before its expiry: revoked,
+        rotated), so a new one is obtained even though the stored one looks valid.
+        """
         cached = self._cache.get(integration_id)
-        if cached is not None and time.monotonic() < cached[0] and self._comfortable(cached[1].expires_at):
+        fresh_enough = cached is not None and time.monotonic() < cached[0] and self._comfortable(cached[1].expires_at)
+        if cached is not None and fresh_enough and not force_refresh:
             return cached[1]
+        if force_refresh:
+            self.forget(integration_id)
         integration, definition, connection = self._active(integration_id)
         if integration.status == IntegrationStatus.reconnect_required:
             raise ReconnectRequired("this integration needs to be reconnected")
         auth = connection.auth
         if isinstance(auth, OAuth2):
-            token = await self._oauth_token(integration, definition, auth)
+            token = await self._oauth_token(integration, definition, auth, force=force_refresh)
         elif isinstance(auth, ClientCredentials):
             token = await self._client_credentials_token(integration, auth)
         else:
@@ -85,12 +92,17 @@ class Custody:
         self._cache[integration_id] = (time.monotonic() + self.cache_seconds, token)
         return token
 
-    async def _oauth_token(self, integration: Integration, definition: Definition, auth: OAuth2) -> AccessToken:
+    async def _oauth_token(
+        self, integration: Integration, definition: Definition, auth: OAuth2, *, force: bool = False
+    ) -> AccessToken:
         client = oauth_client(definition, auth, self.context.operator_config(definition.id))
         loopback = self.context.settings.allow_loopback_providers
+        # A forced refresh replaces the version the caller was refused; callers forcing at the same time find a
+        # newer version under the single-flight lock and take it instead of refreshing again.
+        refused = self.context.keystore.require(integration.id, auth.slot).version if force else None
 
         def due(stored: StoredCredential) -> bool:
-            return not self._comfortable(stored.expires_at)
+            return stored.version == refused or not self._comfortable(stored.expires_at)
 
         async def do_refresh(stored: StoredCredential) -> OAuth2Token:
             current = stored.slot
