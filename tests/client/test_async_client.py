@@ -64,6 +64,8 @@ async def test_a_signed_user_principal_sees_only_its_own_integrations(live: Live
         with pytest.raises(Forbidden) as server_only:
             await tether.get_access_token(mine.id)
         assert server_only.value.code == "forbidden"
+        with pytest.raises(Forbidden):  # forcing a new token is the host's server's too
+            await tether.get_access_token(mine.id, refresh=True)
     as_server = PrincipalSigner(PRINCIPAL_KEY, "acme", role="server")
     async with AsyncClient(live.base, principal=as_server) as tether:
         assert len(await tether.list_integrations()) == 2
