@@ -328,3 +328,23 @@ async def test_single_flight_for_many_coroutines_in_one_event_loop(setup: Setup)
     )
     assert len({t.token for t in tokens}) == 1
     assert setup.server.grants("refresh_token")[before:] == ["grant.success"]
+
+
+async def test_a_forced_refresh_replaces_a_valid_token_once_for_all_who_force_together(setup: Setup) -> None:
+    """``force_refresh`` (the host saw the provider refuse the token): a new token although the stored one is
+    valid, and callers forcing at the same moment share one refresh (they were all refused the same version)."""
+    integration_id = await connect(setup)
+    current = await setup.runtime.custody.get_access_token(integration_id)
+    before = len(setup.server.grants("refresh_token"))
+    forced = await asyncio.wait_for(
+        asyncio.gather(
+            *(setup.runtime.custody.get_access_token(integration_id, force_refresh=True) for _ in range(20))
+        ),
+        timeout=60,
+    )
+    assert len({t.token for t in forced}) == 1 and forced[0].token != current.token
+    assert setup.server.grants("refresh_token")[before:] == ["grant.success"]
+    assert setup.server.introspect(forced[0].token)["active"] is True
+    again = await setup.runtime.custody.get_access_token(integration_id, force_refresh=True)
+    assert again.token != forced[0].token  # a later force is a new refusal: a new refresh
+    assert setup.server.grants("refresh_token")[before:] == ["grant.success", "grant.success"]
