@@ -21,7 +21,13 @@ ensure_venv() {
     "$(find_python)" -m venv .venv
   fi
   # Reinstall only when the project's dependencies changed since the last install.
-  stamp=".venv/.tether-install-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+  local hash
+  hash="$(sha256sum pyproject.toml | cut -c1-16)"
+  stamp=".venv/.tether-install-$hash-${extras:-base}"
+  # An install with the test extras holds everything the base needs: scripts/run after scripts/test installs nothing.
+  if [ -z "$extras" ] && [ -f ".venv/.tether-install-$hash-test" ]; then
+    return 0
+  fi
   if [ ! -f "$stamp" ]; then
     echo "installing tether ($spec) into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip

@@ -58,6 +58,13 @@ def test_only_settings_reads_the_engines_environment() -> None:
         ("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1", "allow_loopback_providers", True),
         ("TETHER_SANDBOX", "1", "sandbox", True),
         ("TETHER_SANDBOX_TOKEN_SECONDS", "30", "sandbox_token_seconds", 30),
+        ("TETHER_EVENT_RETRY_SCHEDULE", "1,2", "event_retry_schedule", "1,2"),
+        ("TETHER_EVENT_RETRY_WINDOW_SECONDS", "60", "event_retry_window_seconds", 60.0),
+        ("TETHER_EVENT_DELIVERY_TIMEOUT_SECONDS", "2", "event_delivery_timeout_seconds", 2.0),
+        ("TETHER_EVENT_LEASE_SECONDS", "5", "event_lease_seconds", 5.0),
+        ("TETHER_EVENT_SWEEP_SECONDS", "0.5", "event_sweep_seconds", 0.5),
+        ("TETHER_EVENT_REQUEUE_AFTER_SECONDS", "3", "event_requeue_after_seconds", 3.0),
+        ("TETHER_EVENT_SECRET_OVERLAP_SECONDS", "10", "event_secret_overlap_seconds", 10.0),
     ],
 )
 def test_the_knobs_formerly_read_elsewhere_are_settings(

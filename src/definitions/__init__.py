@@ -19,4 +19,5 @@ CATALOG: tuple[str, ...] = (
     "definitions.google_calendar",
     "definitions.todoist",
     "definitions.custom_oauth2:notion",
+    "definitions.sandbox",
 )

@@ -5,9 +5,10 @@ A definition module imports what it needs from here and nothing deeper::
     from engine import Connection, CredentialSlot, Definition, Operation, Policy, ...
 """
 
-from engine.authoring.clients import Client, ClientContext, IdentityToken
+from engine.authoring.clients import Client, ClientContext, IdentityToken, RenewToken
 from engine.authoring.config import OperatorConfig, UserInput
 from engine.authoring.connections import (
+    PUBLIC_URL,
     AppInstall,
     Auth,
     ClientCredentials,
@@ -39,6 +40,7 @@ from engine.webhooks.verification import (
 )
 
 __all__ = [
+    "PUBLIC_URL",
     "AppInstall",
     "Auth",
     "BearerToken",
@@ -73,6 +75,7 @@ __all__ = [
     "Payload",
     "Policy",
     "ProviderError",
+    "RenewToken",
     "Revoke",
     "SecretSource",
     "SlackSignature",

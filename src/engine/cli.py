@@ -65,8 +65,6 @@ def serve(
     if migrate:
         runtime.db.upgrade()
     bind_host, bind_port = settings.host, settings.port
-    for definition_id, missing in runtime.disabled.items():
-        typer.echo(f"definition {definition_id} disabled: set {', '.join(missing)} to enable it")
     embedded = None
     if not settings.broker_url:
         from engine.processes import start_embedded
@@ -74,6 +72,10 @@ def serve(
         embedded = start_embedded(runtime)  # the embedded default: runs and deliveries processed in this process
     queue = settings.broker_url.split("://")[0] if settings.broker_url else "in-process"
     typer.echo(f"Tether serving on http://{bind_host}:{bind_port} (database: {runtime.db.dialect}, queue: {queue})")
+    for line in next_steps(settings):
+        typer.echo(line)
+    for definition_id, missing in runtime.disabled.items():
+        typer.echo(f"definition {definition_id} disabled: set {', '.join(missing)} to enable it")
     app = create_app(runtime)
     tune_gc()
     try:
@@ -88,6 +90,25 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def next_steps(settings: Settings) -> list[str]:
+    """What ``tether serve`` says right after its banner: where a new user goes next (before the list of definitions
+    that need operator config, which is long and only an operator's business)."""
+    from engine.web.session import dev_login_enabled
+
+    base = settings.public_url.rstrip("/")
+    login = "dev login on" if dev_login_enabled(settings) else "dev login off: TETHER_DEV_LOGIN=1 in development"
+    lines = [f"  page:       {base}/integrations ({login})"]
+    if settings.sandbox_enabled():
+        lines.append(f"  sandbox:    {base}/sandbox/ (a provider to connect to: API key sbx_key_acme, or Connect)")
+    else:
+        lines.append("  sandbox:    off (TETHER_SANDBOX=1 turns it on)")
+    lines += [
+        "  Quickstart: the README's first sh block (README.md, section Quickstart), run while this serves",
+        f"  API:        {base}/openapi.json",
+    ]
+    return lines
 
 
 def serve_settings(host: str | None, port: int | None) -> Settings:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Self
 
-from engine.authoring.clients import ClientContext
+from engine.authoring.clients import ClientContext, RenewToken
 from engine.authoring.config import OperatorConfig, UserInput, load_operator_config, missing_operator_variables
 from engine.authoring.connections import Connection
 from engine.authoring.definition import Definition
@@ -63,6 +63,12 @@ class EngineContext:
             if name not in self.registry:
                 raise ConfigurationError(f"TETHER_ENABLED_DEFINITIONS names unknown definition {name!r}")
         for definition in self.registry.definitions():
+            switched_off = self._switched_off(definition)
+            if switched_off:
+                if definition.id in required:
+                    raise ConfigurationError(f"{definition.id}: set {', '.join(switched_off)} to enable it")
+                self.disabled[definition.id] = switched_off
+                continue
             model = definition.operator_config
             if model is None:
                 self.operator_configs[definition.id] = None
@@ -79,6 +85,21 @@ class EngineContext:
                 continue
             # Explicitly required definitions fail start-up here, naming the variable.
             self.operator_configs[definition.id] = load_operator_config(definition.id, model)
+
+    def _switched_off(self, definition: Definition) -> list[str]:
+        """``TETHER_X=1`` for each engine switch the definition requires (``requires_settings``) that is off.
+
+        A switch is a boolean ``Settings`` field; when ``Settings`` also has ``{name}_enabled()`` (a field whose
+        unset value means "decide from the deployment", like the sandbox), that method gives the answer.
+        """
+        off = []
+        for name in definition.requires_settings:
+            if name not in type(self.settings).model_fields:
+                raise ConfigurationError(f"{definition.id} requires engine setting {name!r}, which does not exist")
+            resolve = getattr(self.settings, f"{name}_enabled", None)
+            if not (resolve() if callable(resolve) else bool(getattr(self.settings, name))):
+                off.append(f"TETHER_{name.upper()}=1")
+        return off
 
     def enabled(self, definition_id: str) -> bool:
         return definition_id in self.operator_configs
@@ -120,11 +141,13 @@ class EngineContext:
         client_type = next((c for c in connection.clients if shape in c.slots), None)
         if client_type is None:
             raise NotFoundError(f"connection {connection.connection_id()} has no client for {shape.slot_id()}")
-        ctx = self.client_context(integration, stored.slot)
+        ctx = self.client_context(integration, stored.slot, renew_token=self.token_renewer(integration, stored))
         return self.clients.get(integration.id, shape.slot_id(), stored.version, lambda: client_type().build(ctx))
 
-    def client_context(self, integration: Integration, slot: CredentialSlot) -> ClientContext:
-        """What a client build of ``integration`` gets: the credential, the configs, and Tether's identity."""
+    def client_context(
+        self, integration: Integration, slot: CredentialSlot, *, renew_token: RenewToken | None = None
+    ) -> ClientContext:
+        """What a client build of ``integration`` gets: the credential, the configs, Tether's identity and URL."""
         return ClientContext(
             integration.id,
             slot,
@@ -132,7 +155,14 @@ class EngineContext:
             self.user_input(integration),
             tenant_id=integration.tenant_id,
             identity_token=identity_tokens(self, integration.tenant_id, integration.id),
+            public_url=self.settings.public_url.rstrip("/"),
+            renew_token=renew_token,
         )
+
+    def token_renewer(self, integration: Integration, stored: StoredCredential) -> RenewToken | None:
+        """How a client of a stored OAuth credential renews a refused access token; the bare context has no
+        custody to ask (``engine.services.Services`` has)."""
+        return None
 
     def close(self) -> None:
         self.db.dispose()

@@ -20,7 +20,8 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from engine.errors import ConfigurationError
-from engine.queue.worker import Consumer, enqueue_deliveries, queue_name, start_consumer
+from engine.events import delivery as event_delivery
+from engine.queue.worker import Consumer, enqueue_deliveries, enqueue_event_deliveries, queue_name, start_consumer
 from engine.runs.scheduler import Scheduler, SchedulerThread
 from engine.runtime import Runtime
 from engine.webhooks.deliveries import PROCESSING_LEASE, pending_deliveries
@@ -166,6 +167,41 @@ def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
     return len(row_ids)
 
 
+#: Deliveries per message: one message is sent one delivery after another by one worker thread, so a slow receiver
+#: holds up at most this many; the rest go to other threads.
+EVENT_MESSAGE = 10
+
+
+class EventSweep(threading.Thread):
+    """Every ``TETHER_EVENT_SWEEP_SECONDS`` (default 1), queue the outbound event deliveries that are due: new ones
+    (the outbox rows of a committed state change), due retries, and those whose worker's lease expired (a worker
+    killed mid-delivery). Several processes may sweep: marking a delivery queued is a conditional UPDATE, so each
+    due delivery goes into one message."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(name="tether-event-sweep", daemon=True)
+        self.runtime = runtime
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.runtime.settings.event_sweep_seconds):
+            try:
+                sweep_events(self.runtime)
+            except Exception as exc:  # the next sweep retries
+                log.warning("event sweep failed: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def sweep_events(runtime: Runtime, *, limit: int = 500) -> int:
+    """One pass of ``EventSweep``: the due deliveries in messages of ``EVENT_MESSAGE`` IDs; returns how many."""
+    row_ids = event_delivery.due(runtime.db, runtime.settings, limit=limit)
+    for start in range(0, len(row_ids), EVENT_MESSAGE):
+        enqueue_event_deliveries(row_ids[start : start + EVENT_MESSAGE], settings=runtime.settings)
+    return len(row_ids)
+
+
 @dataclass
 class WorkerHandle:
     worker: Consumer
@@ -184,9 +220,13 @@ def start_worker(runtime: Runtime, *, threads: int = 8, reap: bool = True) -> Wo
     """Start a Dramatiq worker (threads of this process) executing runs with ``runtime``."""
     worker = start_consumer(runtime, threads=threads)
     reaper = Reaper(runtime, runtime.settings.reap_interval_seconds) if reap else None
+    handle = WorkerHandle(worker, reaper)
     if reaper is not None:
         reaper.start()
-    return WorkerHandle(worker, reaper)
+        events = EventSweep(runtime)
+        events.start()
+        handle.extra.append(events)
+    return handle
 
 
 def start_embedded(runtime: Runtime, *, threads: int = 4, schedule_interval: float = 5.0) -> WorkerHandle:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from engine.authoring.clients import RenewToken
+from engine.authoring.slots import OAuth2Token
 from engine.context import EngineContext
+from engine.custody.keystore import StoredCredential
 from engine.custody.tokens import Custody
 from engine.runs.execution import Executor
+from engine.store.tables import Integration
 
 
 class Services(EngineContext, ABC):
@@ -27,3 +31,14 @@ class Services(EngineContext, ABC):
     @abstractmethod
     def executor(self) -> Executor:
         """The one execution path of operations (``engine.runs.execution``)."""
+
+    def token_renewer(self, integration: Integration, stored: StoredCredential) -> RenewToken | None:
+        """A stored OAuth credential's client renews a refused access token through custody (one refresh)."""
+        if not isinstance(stored.slot, OAuth2Token):
+            return None
+        integration_id = integration.id
+
+        async def renew(refused: str) -> str:
+            return (await self.custody.renew(integration_id, refused)).token
+
+        return renew

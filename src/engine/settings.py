@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     reap_interval_seconds: float = 15.0
     delivery_sweep_seconds: float = 60.0
     delivery_sweep_after_seconds: float = 60.0
+    #: Outbound events (``engine.events``): seconds between retries of a failed delivery (comma-separated; the last
+    #: repeats), each with +/-20% jitter, until the retry window from the event's creation closes (then ``dead``).
+    event_retry_schedule: str = "5,30,120,600,3600,10800,21600"
+    event_retry_window_seconds: float = 86400.0
+    #: Total deadline of one delivery (connect to response read), and the worker's lease on a delivery it sends: a
+    #: delivery still ``sending`` after its lease (a worker killed mid-delivery) is queued again by the sweep.
+    event_delivery_timeout_seconds: float = 15.0
+    event_lease_seconds: float = 60.0
+    #: Seconds between sweeps queueing due deliveries (new ones, due retries, expired leases), and how long a
+    #: queued one waits before a sweep sends its message again (the message was lost).
+    event_sweep_seconds: float = 1.0
+    event_requeue_after_seconds: float = 30.0
+    #: After a secret rotation, seconds the previous secret keeps signing beside the new one.
+    event_secret_overlap_seconds: float = 86400.0
     #: CEL: the back end (``fast`` or ``celpy``) and the fast back end's cost budget per evaluation.
     cel_backend: str = "fast"
     cel_cost_limit: int = 1_000_000

@@ -90,6 +90,17 @@ def record_changes(connection: Connection, tenant_id: str, changes: Sequence[Cha
     return first, last
 
 
+def last_seq(connection: Connection, tenant_id: str) -> int:
+    """The tenant's last sequence handed out (0 before its first change).
+
+    Read before and after a run, it brackets the run's changes: sequences are committed in order per tenant, so
+    every change the run wrote lies in ``(before, after]`` (with other writers' of the tenant between them).
+    """
+    table: Table = ChangeCounter.__table__  # type: ignore[attr-defined]
+    value = connection.execute(select(table.c.last_seq).where(table.c.tenant_id == tenant_id)).scalar()
+    return int(value or 0)
+
+
 def _allocate(connection: Connection, tenant_id: str, count: int) -> int:
     """Reserve ``count`` sequences of the tenant; returns the last. Holds the counter's row lock until commit."""
     table: Table = ChangeCounter.__table__  # type: ignore[attr-defined]

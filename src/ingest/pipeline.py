@@ -161,6 +161,9 @@ class IngestResult:
     #: The change-feed sequences this call wrote, ``(first, last)``; ``None`` if it changed nothing.
     changes: tuple[int, int] | None = None
 
+    #: Records persisted per schema (``records.changed`` events carry them).
+    persisted_by_schema: dict[str, int] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class PythonExpression:
@@ -409,6 +412,7 @@ class IngestPipeline:
         )
         refused = self.routes[schema](batch)
         result.persisted += len(records) - len(refused)
+        result.persisted_by_schema[schema] = result.persisted_by_schema.get(schema, 0) + len(records) - len(refused)
         for r in refused:
             self._reject(result, schema, None, r.position, r)
         if schema in ctx.snapshot:

@@ -109,11 +109,14 @@ def disconnect(integration_id: str) -> Call:
     return Call("POST", f"/v1/integrations/{_seg(integration_id)}/disconnect", _model(m.DisconnectResult))
 
 
-def access_token(integration_id: str, refresh: bool) -> Call:
-    base = f"/v1/integrations/{_seg(integration_id)}/access-token"
-    if refresh:
-        return Call("POST", base + "/refresh", _model(m.AccessTokenView))
-    return Call("GET", base, _model(m.AccessTokenView))
+def access_token(integration_id: str) -> Call:
+    return Call("GET", f"/v1/integrations/{_seg(integration_id)}/access-token", _model(m.AccessTokenView))
+
+
+def refresh_access_token(integration_id: str, refused: str | None) -> Call:
+    path = f"/v1/integrations/{_seg(integration_id)}/access-token/refresh"
+    body = _body(m.RefreshRequest, refused=refused) if refused is not None else None
+    return Call("POST", path, _model(m.AccessTokenView), body=body)
 
 
 def audit(integration_id: str) -> Call:

@@ -82,6 +82,26 @@ class ConnectionView(BaseModel):
     missing_config: Annotated[list[str] | None, Field(title="Missing Config")] = []
 
 
+class EventType(StrEnum):
+    integration_connected = "integration.connected"
+    integration_reconnect_required = "integration.reconnect_required"
+    integration_disconnected = "integration.disconnected"
+    run_failed = "run.failed"
+    run_succeeded = "run.succeeded"
+    records_changed = "records.changed"
+
+
+class CreateEndpoint(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    url: Annotated[str, Field(max_length=2000, min_length=1, title="Url")]
+    event_types: Annotated[
+        list[EventType], Field(max_length=6, min_length=1, title="Event Types")
+    ]
+    description: Annotated[str | None, Field(max_length=500, title="Description")] = ""
+
+
 class CreateIntegration(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -124,21 +144,36 @@ class DeliveryStatus(StrEnum):
     unrouted = "unrouted"
 
 
-class DeliveryView(BaseModel):
-    id: Annotated[str, Field(title="Id")]
-    delivery_id: Annotated[str, Field(title="Delivery Id")]
-    event_type: Annotated[str, Field(title="Event Type")]
-    status: DeliveryStatus
-    error_code: Annotated[str, Field(title="Error Code")]
-    error_message: Annotated[str, Field(title="Error Message")]
-    attempts: Annotated[int, Field(title="Attempts")]
-    received_at: Annotated[AwareDatetime, Field(title="Received At")]
-    processed_at: Annotated[AwareDatetime | None, Field(title="Processed At")]
-
-
 class EmitView(BaseModel):
     schema_name: Annotated[str, Field(title="Schema Name")]
     variant: Annotated[str, Field(title="Variant")]
+
+
+class EndpointView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    url: Annotated[str, Field(title="Url")]
+    event_types: Annotated[list[str], Field(title="Event Types")]
+    description: Annotated[str, Field(title="Description")]
+    enabled: Annotated[bool, Field(title="Enabled")]
+    previous_secret_expires_at: Annotated[
+        AwareDatetime | None, Field(title="Previous Secret Expires At")
+    ]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+
+
+class EndpointWithSecret(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    url: Annotated[str, Field(title="Url")]
+    event_types: Annotated[list[str], Field(title="Event Types")]
+    description: Annotated[str, Field(title="Description")]
+    enabled: Annotated[bool, Field(title="Enabled")]
+    previous_secret_expires_at: Annotated[
+        AwareDatetime | None, Field(title="Previous Secret Expires At")
+    ]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+    secret: Annotated[str, Field(title="Secret")]
 
 
 class ErrorBody(BaseModel):
@@ -151,6 +186,13 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+
+
+class EventDeliveryStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    delivered = "delivered"
+    dead = "dead"
 
 
 class EventView(BaseModel):
@@ -234,6 +276,30 @@ class Redirect(BaseModel):
     redirect_url: Annotated[str, Field(title="Redirect Url")]
 
 
+class Refused(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="The access token the provider refused; without it, the one Tether would hand out now.",
+            max_length=8192,
+            title="Refused",
+        ),
+    ]
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    refused: Annotated[
+        Refused | None,
+        Field(
+            description="The access token the provider refused; without it, the one Tether would hand out now.",
+            title="Refused",
+        ),
+    ] = None
+
+
 class RunRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -291,6 +357,30 @@ class ScimErrorBody(BaseModel):
     scimType: Annotated[str | None, Field(title="Scimtype")] = None
 
 
+class Url(RootModel[str]):
+    root: Annotated[str, Field(max_length=2000, min_length=1, title="Url")]
+
+
+class EventTypes(RootModel[list[EventType]]):
+    root: Annotated[
+        list[EventType], Field(max_length=6, min_length=1, title="Event Types")
+    ]
+
+
+class Description(RootModel[str]):
+    root: Annotated[str, Field(max_length=500, title="Description")]
+
+
+class UpdateEndpoint(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    url: Annotated[Url | None, Field(title="Url")] = None
+    event_types: Annotated[EventTypes | None, Field(title="Event Types")] = None
+    description: Annotated[Description | None, Field(title="Description")] = None
+    enabled: Annotated[bool | None, Field(title="Enabled")] = None
+
+
 class Name(RootModel[str]):
     root: Annotated[str, Field(max_length=200, title="Name")]
 
@@ -320,6 +410,32 @@ class WebhookView(BaseModel):
     verifier: Annotated[str, Field(title="Verifier")]
     static: Annotated[bool, Field(title="Static")]
     events: Annotated[list[EventView], Field(title="Events")]
+
+
+class EngineApiEventsDeliveryView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    event_id: Annotated[str, Field(title="Event Id")]
+    endpoint_id: Annotated[str, Field(title="Endpoint Id")]
+    event_type: Annotated[str, Field(title="Event Type")]
+    status: EventDeliveryStatus
+    attempts: Annotated[int, Field(title="Attempts")]
+    next_attempt_at: Annotated[AwareDatetime | None, Field(title="Next Attempt At")]
+    last_status_code: Annotated[int | None, Field(title="Last Status Code")]
+    last_error: Annotated[str, Field(title="Last Error")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    delivered_at: Annotated[AwareDatetime | None, Field(title="Delivered At")]
+
+
+class EngineApiWebhooksDeliveryView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    delivery_id: Annotated[str, Field(title="Delivery Id")]
+    event_type: Annotated[str, Field(title="Event Type")]
+    status: DeliveryStatus
+    error_code: Annotated[str, Field(title="Error Code")]
+    error_message: Annotated[str, Field(title="Error Message")]
+    attempts: Annotated[int, Field(title="Attempts")]
+    received_at: Annotated[AwareDatetime, Field(title="Received At")]
+    processed_at: Annotated[AwareDatetime | None, Field(title="Processed At")]
 
 
 class ChangePage(BaseModel):
@@ -368,11 +484,6 @@ class DefinitionSummary(BaseModel):
     missing_config: Annotated[list[str] | None, Field(title="Missing Config")] = []
 
 
-class DeliveryList(BaseModel):
-    deliveries: Annotated[list[DeliveryView], Field(title="Deliveries")]
-    counts: Annotated[dict[str, int], Field(title="Counts")]
-
-
 class DisconnectResult(BaseModel):
     integration: IntegrationView
     note: Annotated[
@@ -384,6 +495,10 @@ class DisconnectResult(BaseModel):
     ]
 
 
+class EndpointList(BaseModel):
+    endpoints: Annotated[list[EndpointView], Field(title="Endpoints")]
+
+
 class InlineResponse(BaseModel):
     result: Annotated[Any, Field(title="Result")]
     run: RunView
@@ -392,3 +507,15 @@ class InlineResponse(BaseModel):
 class RunList(BaseModel):
     runs: Annotated[list[RunView], Field(title="Runs")]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")] = None
+
+
+class EngineApiEventsDeliveryList(BaseModel):
+    deliveries: Annotated[list[EngineApiEventsDeliveryView], Field(title="Deliveries")]
+    next_cursor: Annotated[str | None, Field(title="Next Cursor")] = None
+
+
+class EngineApiWebhooksDeliveryList(BaseModel):
+    deliveries: Annotated[
+        list[EngineApiWebhooksDeliveryView], Field(title="Deliveries")
+    ]
+    counts: Annotated[dict[str, int], Field(title="Counts")]

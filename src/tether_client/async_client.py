@@ -106,8 +106,15 @@ class AsyncClient:
     # -- access tokens --------------------------------------------------------------------------------------------
 
     async def get_access_token(self, integration_id: str, *, refresh: bool = False) -> m.AccessTokenView:
-        """A short-lived token (server principals); ``refresh=True`` asks for a new one even if this one is valid."""
-        return await self._do(calls.access_token(integration_id, refresh))
+        """A short-lived token (server principals); ``refresh=True``: a new one although this one is still valid."""
+        if refresh:
+            return await self.refresh_access_token(integration_id)
+        return await self._do(calls.access_token(integration_id))
+
+    async def refresh_access_token(self, integration_id: str, refused: str | None = None) -> m.AccessTokenView:
+        """A new token because the provider refused ``refused`` (default: the one Tether would hand out now); a
+        token another caller already renewed is returned as it is."""
+        return await self._do(calls.refresh_access_token(integration_id, refused))
 
     async def with_integration_access(self, integration_id: str, fn: Callable[[str], Awaitable[T] | T]) -> T:
         """``fn(access_token)`` (a coroutine function or a plain one); if the provider refused the token (``fn``
@@ -120,7 +127,7 @@ class AsyncClient:
                 return result
         except ProviderUnauthorized:
             pass  # a refused token: refresh below and retry once
-        return await _call(fn, (await self.get_access_token(integration_id, refresh=True)).access_token)
+        return await _call(fn, (await self.refresh_access_token(integration_id, token)).access_token)
 
     # -- operations and runs ----------------------------------------------------------------------------------------
 

@@ -104,8 +104,15 @@ class Client:
     # -- access tokens --------------------------------------------------------------------------------------------
 
     def get_access_token(self, integration_id: str, *, refresh: bool = False) -> m.AccessTokenView:
-        """A short-lived token (server principals); ``refresh=True`` asks for a new one even if this one is valid."""
-        return self._do(calls.access_token(integration_id, refresh))
+        """A short-lived token (server principals); ``refresh=True``: a new one although this one is still valid."""
+        if refresh:
+            return self.refresh_access_token(integration_id)
+        return self._do(calls.access_token(integration_id))
+
+    def refresh_access_token(self, integration_id: str, refused: str | None = None) -> m.AccessTokenView:
+        """A new token because the provider refused ``refused`` (default: the one Tether would hand out now); a
+        token another caller already renewed is returned as it is."""
+        return self._do(calls.refresh_access_token(integration_id, refused))
 
     def with_integration_access(self, integration_id: str, fn: Callable[[str], T]) -> T:
         """``fn(access_token)``; if the provider refused it (``fn`` raised ``ProviderUnauthorized`` or returned an
@@ -117,7 +124,7 @@ class Client:
                 return result
         except ProviderUnauthorized:
             pass  # a refused token: refresh below and retry once
-        return fn(self.get_access_token(integration_id, refresh=True).access_token)
+        return fn(self.refresh_access_token(integration_id, token).access_token)
 
     # -- operations and runs ----------------------------------------------------------------------------------------
 

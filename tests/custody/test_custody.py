@@ -193,6 +193,26 @@ def test_single_flight_across_20_threads_and_4_processes(setup: Setup, tmp_path:
     assert setup.server.introspect(grant.refresh_token.get_secret_value())["active"] is True
 
 
+async def test_a_refused_token_is_renewed_once_however_many_callers_were_refused(setup: Setup) -> None:
+    """``Custody.renew``: the provider refused a token its recorded expiry still calls valid (cut early). Eight
+    concurrent refusals of the same token cost one refresh; a refusal of a token already replaced costs none."""
+    integration_id = await connect(setup)
+    refused = stored_grant(setup, integration_id).access_token.get_secret_value()
+    original_refresh = stored_grant(setup, integration_id).refresh_token.get_secret_value()
+    await setup.runtime.custody.get_access_token(integration_id)  # cached: renew must not answer from the cache
+    before = len(setup.server.grants("refresh_token"))
+    renewed = await asyncio.gather(*(setup.runtime.custody.renew(integration_id, refused) for _ in range(8)))
+    assert len({r.token for r in renewed}) == 1 and renewed[0].token != refused
+    assert setup.server.grants("refresh_token")[before:] == ["grant.success"]
+    grant = stored_grant(setup, integration_id)
+    assert grant.access_token.get_secret_value() == renewed[0].token
+    assert grant.refresh_token.get_secret_value() != original_refresh  # the rotated one is what is stored
+    again = await setup.runtime.custody.renew(integration_id, refused)  # a late caller with the old token
+    assert again.token == renewed[0].token
+    assert setup.server.grants("refresh_token")[before:] == ["grant.success"]
+    assert (await setup.runtime.custody.get_access_token(integration_id)).token == renewed[0].token
+
+
 async def test_invalid_grant_means_reconnect_required_after_one_attempt(setup: Setup) -> None:
     from support.panva_definition import PanvaOAuth
 
@@ -328,23 +348,3 @@ async def test_single_flight_for_many_coroutines_in_one_event_loop(setup: Setup)
     )
     assert len({t.token for t in tokens}) == 1
     assert setup.server.grants("refresh_token")[before:] == ["grant.success"]
-
-
-async def test_a_forced_refresh_replaces_a_valid_token_once_for_all_who_force_together(setup: Setup) -> None:
-    """``force_refresh`` (the host saw the provider refuse the token): a new token although the stored one is
-    valid, and callers forcing at the same moment share one refresh (they were all refused the same version)."""
-    integration_id = await connect(setup)
-    current = await setup.runtime.custody.get_access_token(integration_id)
-    before = len(setup.server.grants("refresh_token"))
-    forced = await asyncio.wait_for(
-        asyncio.gather(
-            *(setup.runtime.custody.get_access_token(integration_id, force_refresh=True) for _ in range(20))
-        ),
-        timeout=60,
-    )
-    assert len({t.token for t in forced}) == 1 and forced[0].token != current.token
-    assert setup.server.grants("refresh_token")[before:] == ["grant.success"]
-    assert setup.server.introspect(forced[0].token)["active"] is True
-    again = await setup.runtime.custody.get_access_token(integration_id, force_refresh=True)
-    assert again.token != forced[0].token  # a later force is a new refusal: a new refresh
-    assert setup.server.grants("refresh_token")[before:] == ["grant.success", "grant.success"]

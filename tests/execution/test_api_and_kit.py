@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -325,3 +327,28 @@ async def test_client_secret_auth_mints_once_and_maps_a_refusal() -> None:
             await client.get("https://api.example/x")
     assert (refused.value.code, refused.value.provider_status) == ("unauthorized", 401)
     assert "AADSTS" not in str(refused.value) and "wrong" not in str(refused.value)
+
+
+async def test_reading_a_run_can_wait_for_it_to_finish(ops, api) -> None:
+    """``?wait=`` answers once the run is finished; a queued run whose wait runs out is answered as it is."""
+    client, server, _ = api
+    integration = ops.connect()
+    gate = threading.Event()
+
+    def work(run_id: str) -> None:
+        gate.wait(30)
+        asyncio.run(ops.runtime.executor.execute(run_id))
+
+    ops.runtime.executor.enqueue = lambda run_id, delay, limit: threading.Thread(target=work, args=(run_id,)).start()
+    run_id = client.post(f"/v1/integrations/{integration}/operations/Echo", headers=server, json={}).json()["run_id"]
+
+    assert client.get(f"/v1/runs/{run_id}", headers=server).json()["status"] == "queued"
+    assert client.get(f"/v1/runs/{run_id}", headers=server, params={"wait": 0.3}).json()["status"] == "queued"
+    gate.set()
+    done = client.get(f"/v1/runs/{run_id}", headers=server, params={"wait": 30})
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+
+    for bad in ("-1", "61", "nan", "inf", "٣", "1²"):
+        answer = client.get(f"/v1/runs/{run_id}", headers=server, params={"wait": bad})
+        assert answer.status_code == 422, bad
+        assert answer.json()["error"]["code"] == "invalid_input"

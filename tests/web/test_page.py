@@ -141,6 +141,8 @@ UNWORDED = {
     "invalid_json", "missing_field", "method_not_allowed", "body_too_large", "invalid_definition",
     "configuration_error", "cel_error", "invalid_signature", "stale_delivery", "invalid_cursor", "invalid_trigger",
     "bad_request", "unsupported_media_type", "http_error", "invalid_handshake",
+    # the change feed's parameters and the event endpoints' answers: a host app's code meets them, not a person
+    "invalid_after", "invalid_limit", "invalid_endpoint_url", "delivery_in_flight", "http_status", "endpoint_disabled",
 }  # fmt: skip
 
 

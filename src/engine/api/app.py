@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from engine import web
-from engine.api import catalog, changes, integrations, oauth, records, runs, scim, webhooks
+from engine.api import catalog, changes, events, integrations, oauth, records, runs, scim, webhooks
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
@@ -70,6 +70,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(records.router)
     app.include_router(changes.router)
+    app.include_router(events.router)
     app.include_router(scim.router)
     app.include_router(scim.connections_router)
     app.include_router(web.router)

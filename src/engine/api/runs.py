@@ -16,6 +16,8 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -26,7 +28,7 @@ from engine.api.principal import Principal, current_principal
 from engine.authoring.operations import OperationNotAllowed
 from engine.errors import NotFoundError, TetherError
 from engine.kit.inputs import storable
-from engine.runs.execution import RunView
+from engine.runs.execution import TERMINAL, RunView
 from engine.runtime import Runtime
 from engine.store.tables import Integration, Run, RunStatus
 
@@ -98,9 +100,31 @@ def _run(runtime: Runtime, principal: Principal, run_id: str) -> Run:
     return run
 
 
+#: How often a waiting ``GET /v1/runs/{id}?wait=`` looks at the run again.
+_WAIT_POLL_SECONDS = 0.2
+
+
 @router.get("/runs/{run_id}", response_model=RunView)
-def get_run(run_id: str, request: Request, principal: Principal = Depends(current_principal)) -> RunView:
-    return RunView.of(_run(_runtime(request), principal, run_id))
+async def get_run(
+    run_id: str,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    wait: float = Query(
+        0, ge=0, le=60, description="Seconds to wait for the run to finish before answering (long poll); 0: now"
+    ),
+) -> RunView:
+    """The run; with ``wait``, answered as soon as it is finished (or still running when ``wait`` runs out).
+
+    Why a long poll: a host app's script or a quickstart can start a queued operation and read its outcome in
+    one more call, without a sleep loop of its own. A deferred (rate-limited) run is still ``queued``, not done.
+    """
+    runtime = _runtime(request)
+    run = await anyio.to_thread.run_sync(_run, runtime, principal, run_id)
+    with anyio.move_on_after(wait):
+        while run.status not in TERMINAL:
+            await anyio.sleep(_WAIT_POLL_SECONDS)
+            run = await anyio.to_thread.run_sync(_run, runtime, principal, run_id)
+    return RunView.of(run)
 
 
 @router.get("/integrations/{integration_id}/runs", response_model=RunList)

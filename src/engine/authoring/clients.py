@@ -8,7 +8,7 @@ runtime per (integration, slot, credential version); client classes are in-proce
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +18,11 @@ from engine.authoring.slots import CredentialSlot
 #: ``identity_token(audience, ttl_seconds)``: a JWT signed by Tether's own OIDC key (``/v1/oidc/jwks``), whose
 #: subject is ``tether:{tenant}:{integration}``; for workload identity federation (a provider trusting Tether).
 IdentityToken = Callable[[str, int], str]
+
+#: ``renew_token(refused)``: the provider refused the OAuth access token ``refused`` before its recorded expiry (it
+#: answered 401): refresh the grant once through the Keystore and return the new access token. Concurrent callers
+#: holding the same refused token share one refresh. Raises ``reconnect_required`` when the grant is dead.
+RenewToken = Callable[[str], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class ClientContext:
     tenant_id: str = ""
     #: Tether's identity for this integration (``None`` where the engine has none to give, e.g. in unit tests).
     identity_token: IdentityToken | None = None
+    #: Tether's own public URL (``Settings.public_url``, no trailing slash), for a provider Tether itself serves
+    #: (the sandbox at ``{public_url}/sandbox``); empty where the engine has none to give.
+    public_url: str = ""
+    #: For an OAuth2 credential the engine holds: see ``RenewToken`` (``None`` elsewhere, e.g. during setup).
+    renew_token: RenewToken | None = None
 
 
 class Client(ABC):

@@ -14,7 +14,7 @@ The connection's class name is its stable ID (``provider_data.connection`` names
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 
 
 # -- auth declarations ---------------------------------------------------------------------------------------
+
+#: A provider URL may start with this placeholder: Tether's own public URL (``Settings.public_url``), for a provider
+#: Tether itself serves (the sandbox). The engine fills it in before any request; the registry accepts such a URL
+#: as the operator's own origin (its scheme is whatever the operator serves on).
+PUBLIC_URL = "{public_url}"
+
+
+def own_url(url: str, public_url: str) -> str:
+    """``url`` with a leading ``{public_url}`` replaced by ``public_url`` (any other URL is returned as it is)."""
+    return public_url.rstrip("/") + url[len(PUBLIC_URL):] if url.startswith(PUBLIC_URL) else url
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +75,17 @@ class OAuth2(Auth):
 
     def urls(self) -> list[str]:
         return [u for u in (self.authorize_url, self.token_url, self.revoke_url) if u]
+
+    def at(self, public_url: str) -> OAuth2:
+        """This auth with ``{public_url}`` filled in its endpoints (itself when none uses it)."""
+        if not any(u.startswith(PUBLIC_URL) for u in self.urls()):
+            return self
+        return replace(
+            self,
+            authorize_url=own_url(self.authorize_url, public_url),
+            token_url=own_url(self.token_url, public_url),
+            revoke_url=own_url(self.revoke_url, public_url) if self.revoke_url else None,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,9 @@ class Definition:
     mode: Literal["required", "optional", "manual"] = "manual"
     onboarding: Literal["after_auth", "combined", "settings"] = "settings"
     operator_config: type[OperatorConfig] | None = None
+    #: Engine switches (``Settings`` field names, e.g. ``"sandbox"``) that must be on for this definition to be
+    #: enabled; off, it is disabled and the catalog names the variable that turns it on (``TETHER_SANDBOX=1``).
+    requires_settings: tuple[str, ...] = ()
     user_input: type[UserInput] | None = None
     slots: tuple[type[CredentialSlot], ...] = ()
     clients: tuple[type[Client], ...] = ()

@@ -34,7 +34,8 @@ Rules (the ``rule`` of each ``DefinitionError``):
 ``mapping_unused``   each mapping is for a (schema, variant) something emits
 ``cel_compile``      every CEL expression compiles
 ``map_fields``       a map literal writes only allowed fields and covers the required and upsert keys
-``https_only``       provider URLs are https (http only to loopback, and only when allowed for tests)
+``https_only``       provider URLs are https (http only to loopback, and only when allowed for tests), or start
+                     with ``{public_url}/`` (Tether's own origin, for a provider it serves)
 ``webhook_verifier`` every webhook declares a verification scheme
 ``webhook_events``   every webhook has a name, an event-type locator and events with a ``match`` and a handler;
                      a static webhook can route deliveries to an integration
@@ -56,7 +57,7 @@ from pydantic import BaseModel
 
 from engine.authoring.clients import Client
 from engine.authoring.config import OperatorConfig, UserInput
-from engine.authoring.connections import AppInstall, Auth, ClientCredentials, OAuth2, Revoke
+from engine.authoring.connections import PUBLIC_URL, AppInstall, Auth, ClientCredentials, OAuth2, Revoke
 from engine.authoring.connections import Connection as ConnectionBase
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
@@ -457,6 +458,8 @@ class _Checker:
             raise self.fail(part, exc.message, "cel_compile") from None
 
     def check_url(self, part: str, url: str) -> None:
+        if url.startswith(PUBLIC_URL + "/"):  # Tether's own origin (a provider it serves): the operator's scheme
+            return
         if "{" in url:  # a template filled from operator config; its scheme and host are still literal
             url = re.sub(r"\{[^}]*\}", "x", url)
         parts = urlsplit(url)

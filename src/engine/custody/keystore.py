@@ -41,6 +41,7 @@ from engine.custody import oauth
 from engine.custody.crypto import KeyRing
 from engine.custody.oauth import InvalidGrant, ProviderUnavailable
 from engine.errors import NotFoundError
+from engine.events import endpoints as event_endpoints
 from engine.integrations.lifecycle import ReconnectRequired, mark_reconnect_required
 from engine.kit import egress
 from engine.store.database import Database
@@ -295,6 +296,7 @@ class Keystore:
         moved += self._rewrap_credentials(active, batch_size)
         moved += self._rewrap_table(WebhookEndpoint, "secret_ciphertext", active, lambda r: f"webhook:{r.id}")
         moved += self._rewrap_table(AuthFlow, "sealed_secrets", active, lambda r: f"auth_flow:{r.state_hash}")
+        moved += event_endpoints.rewrap(self.db, self.keyring)
         return moved
 
     def key_ids_in_use(self) -> set[str]:
@@ -303,7 +305,7 @@ class Keystore:
         with self.db.session() as session:
             for table in (Credential, WebhookEndpoint, AuthFlow):
                 used.update(k for k in session.exec(select(table.key_id).distinct()).all() if k)
-        return used
+        return used | event_endpoints.key_ids_in_use(self.db)
 
     def _rewrap_credentials(self, active: str, batch_size: int) -> int:
         moved = 0

@@ -27,7 +27,7 @@ from engine.errors import NotFoundError, TetherError
 from engine.integrations.lifecycle import audit, transition
 from engine.kit.reaching import reaching
 from engine.store.tables import Integration, IntegrationStatus
-from engine.webhooks.endpoints import remove_endpoints
+from engine.webhooks.endpoints import ensure_endpoints, remove_endpoints, unregister_endpoints
 
 
 class NoAccessToken(TetherError):
@@ -67,24 +67,17 @@ class Custody:
 
     # -- access tokens -------------------------------------------------------------------------------------------
 
-    async def get_access_token(self, integration_id: str, *, force_refresh: bool = False) -> AccessToken:
-        """A valid access token for the integration's active connection, refreshed first if it is due.
-
-        ``force_refresh``: the caller saw the provider refuse the current token (a 401 before its expiry: revoked,
-        rotated), so a new one is obtained even though the stored one looks valid.
-        """
+    async def get_access_token(self, integration_id: str) -> AccessToken:
+        """A valid access token for the integration's active connection, refreshed first if it is due."""
         cached = self._cache.get(integration_id)
-        fresh_enough = cached is not None and time.monotonic() < cached[0] and self._comfortable(cached[1].expires_at)
-        if cached is not None and fresh_enough and not force_refresh:
+        if cached is not None and time.monotonic() < cached[0] and self._comfortable(cached[1].expires_at):
             return cached[1]
-        if force_refresh:
-            self.forget(integration_id)
         integration, definition, connection = self._active(integration_id)
         if integration.status == IntegrationStatus.reconnect_required:
             raise ReconnectRequired("this integration needs to be reconnected")
         auth = connection.auth
         if isinstance(auth, OAuth2):
-            token = await self._oauth_token(integration, definition, auth, force=force_refresh)
+            token = await self._oauth_token(integration, definition, auth)
         elif isinstance(auth, ClientCredentials):
             token = await self._client_credentials_token(integration, auth)
         else:
@@ -92,17 +85,42 @@ class Custody:
         self._cache[integration_id] = (time.monotonic() + self.cache_seconds, token)
         return token
 
+    async def renew(self, integration_id: str, refused: str) -> AccessToken:
+        """Refresh once because the provider refused the access token ``refused`` before its recorded expiry (a 401:
+        it expired or was cut early). Under the Keystore's refresh lock, a stored token other than ``refused`` is
+        already the renewed one, so concurrent callers that were refused the same token share one refresh."""
+        self._cache.pop(integration_id, None)
+        integration, definition, connection = self._active(integration_id)
+        if integration.status == IntegrationStatus.reconnect_required:
+            raise ReconnectRequired("this integration needs to be reconnected")
+        auth = connection.auth
+        if not isinstance(auth, OAuth2):
+            raise NoAccessToken(f"connection {connection.connection_id()} has no OAuth token to renew")
+
+        def still_refused(stored: StoredCredential) -> bool:
+            slot = stored.slot
+            return isinstance(slot, OAuth2Token) and slot.access_token.get_secret_value() == refused
+
+        token = await self._oauth_token(integration, definition, auth, due=still_refused)
+        self._cache[integration_id] = (time.monotonic() + self.cache_seconds, token)
+        return token
+
     async def _oauth_token(
-        self, integration: Integration, definition: Definition, auth: OAuth2, *, force: bool = False
+        self,
+        integration: Integration,
+        definition: Definition,
+        auth: OAuth2,
+        *,
+        due: Callable[[StoredCredential], bool] | None = None,
     ) -> AccessToken:
+        auth = auth.at(self.context.settings.public_url)
         client = oauth_client(definition, auth, self.context.operator_config(definition.id))
         loopback = self.context.settings.allow_loopback_providers
-        # A forced refresh replaces the version the caller was refused; callers forcing at the same time find a
-        # newer version under the single-flight lock and take it instead of refreshing again.
-        refused = self.context.keystore.require(integration.id, auth.slot).version if force else None
 
-        def due(stored: StoredCredential) -> bool:
-            return stored.version == refused or not self._comfortable(stored.expires_at)
+        def expiring(stored: StoredCredential) -> bool:
+            return not self._comfortable(stored.expires_at)
+
+        due = due or expiring
 
         async def do_refresh(stored: StoredCredential) -> OAuth2Token:
             current = stored.slot
@@ -153,9 +171,12 @@ class Custody:
         if isinstance(connection.disconnect, NoRevocation):
             note = connection.disconnect.reason
         else:
+            # Unsubscribe first: the provider may need the very credential the revocation ends to accept it.
+            await unregister_endpoints(self.context, integration)
             try:
                 await self._revoke(integration, definition, connection)
             except TetherError as exc:
+                await self._resubscribe(integration)
                 with self.context.db.session() as session:
                     audit(
                         session,
@@ -176,6 +197,15 @@ class Custody:
             },
         )
         return note
+
+    async def _resubscribe(self, integration: Integration) -> None:
+        """The revocation failed, so the integration stays connected: register its webhooks again (best effort)."""
+        try:
+            await ensure_endpoints(self.context, integration)
+        except TetherError as exc:
+            with self.context.db.session() as session:
+                audit(session, integration, actor="tether", action="webhooks_reconciled", outcome="failed",
+                      detail={"code": exc.code})
 
     async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
         """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
@@ -255,6 +285,8 @@ class Custody:
         auth = connection.auth
         operator_config = self.context.operator_config(definition.id)
         loopback = self.context.settings.allow_loopback_providers
+        if isinstance(auth, OAuth2):
+            auth = auth.at(self.context.settings.public_url)
         if isinstance(auth, OAuth2) and auth.revoke_url and not connection.overrides("revoke"):
             assert isinstance(slot, OAuth2Token)
             client = oauth_client(definition, auth, operator_config)

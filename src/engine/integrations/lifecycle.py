@@ -6,6 +6,9 @@
        │          error ──────────► disconnected ◄── (any state)
        └──────────────────────────────►
 
+Every change of status also writes the host app's ``integration.connected``, ``integration.reconnect_required`` or
+``integration.disconnected`` event into the outbox, in the same transaction (``engine.events.outbox``).
+
 Only the transitions below are allowed, so nothing can downgrade a healthy connection by mistake: a health check
 that fails marks ``health`` invalid but leaves ``status`` alone; only a refused credential (``invalid_grant``, a
 401 on validation) moves a connection to ``reconnect_required``. A disconnected integration cannot be disconnected
@@ -29,6 +32,7 @@ from sqlalchemy import update as sa_update
 from sqlmodel import Session
 
 from engine.errors import TetherError
+from engine.events.outbox import emit, integration_event
 from engine.store.tables import AuditEvent, Health, Integration, IntegrationStatus, new_id
 
 Status = IntegrationStatus
@@ -101,7 +105,27 @@ def transition(
         integration.health = Health.unknown
     session.add(integration)
     audit(session, integration, actor=actor, action=action, detail={"from": current, "to": to, **(detail or {})})
+    if changed:
+        owner, definition = integration.owner_id, integration.definition_id
+        _emit_status(session.connection(), integration.tenant_id, integration.id, to, owner, definition, reason)
     return changed
+
+
+def _emit_status(
+    connection: Connection,
+    tenant_id: str,
+    integration_id: str,
+    status: IntegrationStatus,
+    owner_id: str,
+    definition_id: str,
+    reason: str,
+) -> None:
+    """The host app's ``integration.*`` event of this change, in its transaction (``engine.events.outbox``)."""
+    event = integration_event(
+        tenant_id, integration_id, status, owner_id=owner_id, definition_id=definition_id, reason=reason
+    )
+    if event is not None:
+        emit(connection, [event])
 
 
 def audit(
@@ -132,7 +156,9 @@ def mark_reconnect_required(
     """The Core-statement twin of ``transition`` for callers holding a raw locked connection (the Keystore's
     refresh), where opening another session could wait on the caller's own lock. Returns whether it changed."""
     row = connection.execute(
-        sa_select(Integration.status, Integration.tenant_id).where(Integration.id == integration_id)  # type: ignore[arg-type]
+        sa_select(
+            Integration.status, Integration.tenant_id, Integration.owner_id, Integration.definition_id
+        ).where(Integration.id == integration_id)  # type: ignore[arg-type]
     ).first()
     if row is None:
         return False
@@ -163,5 +189,8 @@ def mark_reconnect_required(
             detail={"from": current, "to": Status.reconnect_required, "reason": reason},
             created_at=now,
         )
+    )
+    _emit_status(
+        connection, row.tenant_id, integration_id, Status.reconnect_required, row.owner_id, row.definition_id, reason
     )
     return True

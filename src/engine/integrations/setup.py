@@ -293,6 +293,7 @@ class Setup:
     def _provider_url(self, definition: Definition, auth: Any, flow: StartedFlow, scopes: tuple[str, ...]) -> str:
         config = self.runtime.operator_config(definition.id)
         if isinstance(auth, OAuth2):
+            auth = auth.at(self.runtime.settings.public_url)
             return authorization_url(
                 auth,
                 oauth_client(definition, auth, config),
@@ -343,6 +344,7 @@ class Setup:
         auth = connection.auth
         try:
             if isinstance(auth, OAuth2):
+                auth = auth.at(self.runtime.settings.public_url)
                 if not params.get("code"):
                     raise SetupFailed("the provider sent no authorization code", code="oauth_failed")
                 tokens = await reaching(

@@ -3,7 +3,9 @@
 A queued run is one message for one actor, ``tether.execute_run``, whose only argument is the run ID: never a
 credential, a config or a payload (those stay in the database). Recorded webhook deliveries go the same way on a
 second actor, ``tether.process_deliveries``: one message per batch the endpoint committed, carrying only delivery
-row IDs (``enqueue_deliveries``); a worker processes each through ``engine.webhooks.deliveries.process_delivery``. The
+row IDs (``enqueue_deliveries``); a worker processes each through ``engine.webhooks.deliveries.process_delivery``.
+Outbound events to the host app go on a third, ``tether.deliver_events``, whose messages carry ``event_delivery`` row
+IDs only (``enqueue_event_deliveries``, sent by the event sweep; ``engine.events.delivery``). The
 broker comes from ``TETHER_BROKER_URL``:
 
 - ``redis://…`` → ``RedisBroker`` (production; ``tether worker`` processes on as many machines as needed);
@@ -53,6 +55,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
 from engine.errors import ConfigurationError
+from engine.events.delivery import deliver as deliver_events
 from engine.services import Services
 from engine.settings import Settings
 from engine.webhooks.deliveries import process_deliveries
@@ -67,6 +70,8 @@ DELIVERIES_ACTOR_NAME = "tether.process_deliveries"
 #: connections at once than the pool keeps (measured with 64 threads: unbounded, 677 connections opened for 8,600
 #: deliveries and 150-170 deliveries/s; bounded at 8, 2 connections and ~640/s).
 DELIVERY_CONCURRENCY = 8
+#: Sends outbound events to the host app; its one argument is a list of ``event_delivery`` row IDs.
+EVENTS_ACTOR_NAME = "tether.deliver_events"
 _delivery_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 #: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
 TIME_LIMIT_GRACE_SECONDS = 30.0
@@ -78,6 +83,7 @@ class _State:
     broker: dramatiq.Broker | None = None
     actor: dramatiq.Actor | None = None
     deliveries_actor: dramatiq.Actor | None = None
+    events_actor: dramatiq.Actor | None = None
     runtime: Services | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -151,6 +157,14 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 priority=0,
                 options={},
             )
+            _state.events_actor = dramatiq.Actor(
+                _deliver_events,
+                broker=broker,
+                actor_name=EVENTS_ACTOR_NAME,
+                queue_name=queue_name(settings),
+                priority=0,
+                options={},
+            )
             _state.broker = broker
         return _state.broker
 
@@ -160,7 +174,7 @@ def reset() -> None:
     with _state.lock:
         if _state.broker is not None:
             _state.broker.close()
-        _state.broker = _state.actor = _state.deliveries_actor = None
+        _state.broker = _state.actor = _state.deliveries_actor = _state.events_actor = None
         _state.runtime = None
 
 
@@ -311,3 +325,19 @@ async def _process_deliveries(row_ids: list[str]) -> None:
         gate = _delivery_gates[loop] = asyncio.Semaphore(DELIVERY_CONCURRENCY)
     # One at a time within a message (no task per ID), at most DELIVERY_CONCURRENCY across the messages in flight.
     await process_deliveries(_runtime(), row_ids, concurrency=1, gate=gate)
+
+
+def enqueue_event_deliveries(row_ids: list[str], *, settings: Settings | None = None) -> None:
+    """Send one message carrying outbound event deliveries' row IDs (never a body or a secret). Losing it loses
+    nothing: the event sweep queues a delivery again once ``TETHER_EVENT_REQUEUE_AFTER_SECONDS`` passed unclaimed."""
+    if not row_ids:
+        return
+    get_broker(settings)
+    assert _state.events_actor is not None
+    _state.events_actor.send(list(row_ids))
+
+
+async def _deliver_events(row_ids: list[str]) -> None:
+    # Every attempt's outcome is recorded on its delivery row and retries are the sweep's; only an exception escaping
+    # (the database unreachable) retries the message, like any infrastructure failure (INFRASTRUCTURE_RETRIES).
+    await deliver_events(_runtime(), row_ids)

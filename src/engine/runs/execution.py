@@ -10,7 +10,9 @@ Every trigger (API call, first-connection reconcile, schedule, workflow, webhook
 4. run ``run()`` (the raw result is stored on the run) or ``ingest()`` (payloads go to the shared ingest pipeline in
    batches; it adds its counts to the run row itself). The incremental cursor of ``OperationState`` is passed in
    ``ctx.cursor`` and ``ctx.next_cursor`` is saved only when the run succeeds;
-5. **finish** with a conditional UPDATE (``WHERE status = 'running'``), so a cancel that landed meanwhile wins.
+5. **finish** with a conditional UPDATE (``WHERE status = 'running'``), so a cancel that landed meanwhile wins. A
+   run that ends ``succeeded`` or ``failed`` writes its ``run.*`` event (and an ingest run its ``records.changed``)
+   into the outbox in that same transaction (``engine.events.outbox``).
 
 While a run executes, the process's heartbeat (``engine.runs.heartbeat``) stamps ``run.heartbeat_at``; when that UPDATE
 finds the run no longer ``running`` (cancelled), the operation is cancelled. The reaper (``reap_stale``) finds runs
@@ -55,6 +57,7 @@ from engine.authoring.definition import Definition
 from engine.authoring.operations import Operation, OperationContext, Payload, UpgradeRequired
 from engine.context import EngineContext
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
+from engine.events.outbox import NewEvent, emit, run_event
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
 from engine.runs.heartbeat import Heartbeats
@@ -363,6 +366,8 @@ class Executor:
             result,
             keeps_state=_keeps_state(operation, outcome),
             cursor=outcome.get("_next_cursor"),
+            records=outcome.get("_records"),
+            changes=outcome.get("_changes"),
         )
         if not await self._successes.submit(success):
             return RunOutcome(run_id, RunStatus.cancelled)  # a cancel landed first: kept, cursor not advanced
@@ -396,8 +401,8 @@ class Executor:
         )
         instance = operation()
         if "ingest" in operation.execution_paths():
-            summary = await self._ingest(run, integration, definition, operation, instance, ctx)
-            return {"ingest": summary, "_next_cursor": ctx.next_cursor}
+            summary, by_schema, changes = await self._ingest(run, integration, definition, operation, instance, ctx)
+            return {"ingest": summary, "_next_cursor": ctx.next_cursor, "_records": by_schema, "_changes": changes}
         result = await instance.run(ctx)
         return {"run": result, "_next_cursor": ctx.next_cursor}
 
@@ -422,7 +427,10 @@ class Executor:
         operation: type[Operation],
         instance: Operation,
         ctx: OperationContext,
-    ) -> dict[str, int]:
+    ) -> tuple[dict[str, int], dict[str, int], tuple[int, int] | None]:
+        """Ingest the operation's payloads; returns the totals, the records persisted per schema and the range
+        ``(after, until)`` of the change feed that holds this run's changes (``None`` when it changed nothing)."""
+        from ingest.changes import last_seq
         from ingest.pipeline import IngestContext, compile_integration_filter
 
         pipeline = self.pipeline()
@@ -438,9 +446,17 @@ class Executor:
             snapshot=frozenset(operation.complete_snapshots),
         )
         totals = {"received": 0, "persisted": 0, "filtered": 0, "rejected": 0}
+        by_schema: dict[str, int] = {}
         batch: list[Payload] = []
         seen: dict[str, set[Any]] = {}
         rejected: set[str] = set()
+        db = self.context.db
+
+        def feed_head() -> int:
+            with db.engine.connect() as connection:
+                return last_seq(connection, integration.tenant_id)
+
+        before = await anyio.to_thread.run_sync(feed_head)
 
         async def flush() -> None:
             page = list(batch)
@@ -453,6 +469,8 @@ class Executor:
             for schema, keys in result.seen.items():
                 seen.setdefault(schema, set()).update(keys)
             rejected.update(reject.schema for reject in result.rejects)
+            for schema, count in result.persisted_by_schema.items():
+                by_schema[schema] = by_schema.get(schema, 0) + count
 
         async for payload in instance.ingest(ctx):
             batch.append(payload)
@@ -465,7 +483,8 @@ class Executor:
                 lambda: remove_unconfirmed(pipeline, self.context.db, ingest_ctx, run, seen, rejected)
             )
             totals["removed"] = sum(removed.values())
-        return totals
+        after = await anyio.to_thread.run_sync(feed_head)
+        return totals, by_schema, (before, after) if after > before else None
 
     def pipeline(self) -> Any:
         if self._pipeline is None:
@@ -551,6 +570,8 @@ class Executor:
                     )
                     .values(**values)
                 ).rowcount
+                if changed and not retry:
+                    emit(session.connection(), [_failure_event(run, WorkerLost.code, values["error_message"])])
             if not changed:
                 continue
             if retry:
@@ -681,6 +702,8 @@ class Executor:
             changed = session.execute(
                 update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running).values(**values)
             ).rowcount
+            if changed and status == RunStatus.failed:
+                emit(session.connection(), [_failure_event(run, code, message)])
         if not changed:
             return RunOutcome(run.id, RunStatus.cancelled, error_code=RunCancelled.code)
         if retry_in is None:
@@ -696,14 +719,22 @@ class Executor:
 
     def _finish(self, run_id: str, status: RunStatus, *, error: tuple[str, str], only_from: str) -> None:
         with self.context.db.session() as session:
-            session.execute(
+            moved = session.execute(
                 update(Run)
                 .where(col(Run.id) == run_id, col(Run.status) == only_from)
                 .values(status=status, error_code=error[0], error_message=error[1], finished_at=utcnow())
-            )
+                .returning(col(Run.id), col(Run.tenant_id), col(Run.integration_id), col(Run.operation))
+            ).first()
+            if moved is not None and status == RunStatus.failed:
+                failed = run_event(moved.tenant_id, run_id, moved.integration_id, moved.operation, status, error=error)
+                emit(session.connection(), [failed])
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _failure_event(run: Run, code: str, message: str) -> NewEvent:
+    return run_event(run.tenant_id, run.id, run.integration_id, run.operation, "failed", error=(code, message))
 
 
 def _keeps_state(operation: type[Operation], outcome: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import configure_mappers
 
 from engine.errors import NotFoundError
+from engine.events.outbox import NewEvent, emit, records_changed, run_event
 from engine.store.database import Database
 from engine.store.tables import Integration, OperationState, Run, RunStatus, new_id, utcnow
 
@@ -88,7 +89,7 @@ class _Statements:
                 error_code="",
                 error_message="",
             )
-            .returning(_RUN.c.id)
+            .returning(_RUN.c.id, _RUN.c.tenant_id)
         )
         # RETURNING makes SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues"), not row by row.
         self.insert = insert(_RUN).returning(_RUN.c.id)
@@ -148,6 +149,10 @@ class Success:
     #: Whether to write the operation's state row (last success, and the cursor when ``cursor`` is set).
     keeps_state: bool
     cursor: Any = None
+    #: An ingest run's records persisted per schema (its ``records.changed`` event); ``None`` for other runs.
+    records: dict[str, int] | None = None
+    #: The change-feed range ``(after, until)`` holding the run's changes; ``None`` when it changed nothing.
+    changes: tuple[int, int] | None = None
 
 
 def create_runs(db: Database, items: Sequence[NewRun]) -> list[Run | BaseException]:
@@ -245,7 +250,8 @@ def succeed_runs(db: Database, items: Sequence[Success]) -> list[bool]:
                 else_=literal(None, _RESULT_TYPE),
             )
             statement, params = succeed.values(result=result), {"ids": ids, "now": now}
-        changed = {row.id for row in connection.execute(statement, params)}
+        changed = {row.id: row.tenant_id for row in connection.execute(statement, params)}
+        emit(connection, _success_events(items, changed))
         for item in items:
             if item.run_id in changed and item.keeps_state:
                 values: dict[str, Any] = {"last_success_at": now, "last_run_id": item.run_id, "updated_at": now}
@@ -253,6 +259,19 @@ def succeed_runs(db: Database, items: Sequence[Success]) -> list[bool]:
                     values["cursor"] = item.cursor
                 upsert_state(connection, item.integration_id, item.operation, values)
     return [item.run_id in changed for item in items]
+
+
+def _success_events(items: Sequence[Success], tenants: Mapping[str, str]) -> list[NewEvent]:
+    """``run.succeeded`` for each run that moved, and ``records.changed`` for the ingest runs among them."""
+    events: list[NewEvent] = []
+    for item in items:
+        tenant = tenants.get(item.run_id)
+        if tenant is None:
+            continue
+        events.append(run_event(tenant, item.run_id, item.integration_id, item.operation, "succeeded"))
+        if item.records and any(item.records.values()):
+            events.append(records_changed(tenant, item.run_id, item.integration_id, item.records, item.changes))
+    return events
 
 
 def upsert_state(connection: Connection, integration_id: str, operation_id: str, values: dict[str, Any]) -> None:

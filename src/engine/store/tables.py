@@ -301,3 +301,79 @@ class RecordChange(SQLModel, table=True):
     #: The record's state after the change (``record_state``); ``None`` for a removal (a tombstone).
     record: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     changed_at: datetime = Field(default_factory=utcnow)
+
+class EventDeliveryStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    delivered = "delivered"
+    dead = "dead"
+
+
+class EventEndpoint(SQLModel, table=True):
+    """A host app's URL receiving signed outbound events (``engine.events``); its secrets are sealed.
+
+    ``secret_generation`` names the sealing AAD of the current secret (``event_endpoint:{id}:{generation}``); after a
+    rotation the previous one keeps its own AAD (generation - 1) and signs alongside until ``previous_expires_at``.
+    """
+
+    __tablename__ = "event_endpoint"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    tenant_id: str = Field(index=True, max_length=200)
+    url: str = Field(sa_type=Text)
+    event_types: list[str] = Field(default_factory=list, sa_type=JSON)
+    description: str = Field(default="", max_length=500)
+    enabled: bool = True
+    secret_generation: int = 1
+    key_id: str = Field(max_length=64)
+    secret_ciphertext: bytes = Field(sa_type=LargeBinary)
+    previous_key_id: str = Field(default="", max_length=64)
+    previous_secret_ciphertext: bytes | None = Field(default=None, sa_type=LargeBinary)
+    previous_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EventOutbox(SQLModel, table=True):
+    """One outbound event, written in the transaction of the state change that caused it."""
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (Index("ix_event_outbox_tenant_created", "tenant_id", "created_at"),)
+
+    #: ``msg_…``: the Standard Webhooks ``webhook-id``, stable across retries and redeliveries.
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(max_length=200)
+    event_type: str = Field(max_length=100)
+    #: The body as sent: ``{"type", "timestamp", "data"}``.
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EventDelivery(SQLModel, table=True):
+    """One event to one endpoint: its attempts, its lease while a worker sends it, its outcome."""
+
+    __tablename__ = "event_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_id"),
+        Index("ix_event_delivery_due", "status", "next_attempt_at"),
+        Index("ix_event_delivery_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    event_id: str = Field(foreign_key="event_outbox.id", ondelete="CASCADE", index=True, max_length=40)
+    endpoint_id: str = Field(foreign_key="event_endpoint.id", ondelete="CASCADE", index=True, max_length=32)
+    tenant_id: str = Field(max_length=200)
+    event_type: str = Field(max_length=100)
+    status: EventDeliveryStatus = Field(default=EventDeliveryStatus.pending, sa_type=String(16))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    #: While ``sending``: the worker's claim expires then, and a sweep queues the delivery again.
+    lease_until: datetime | None = None
+    #: When a sweep last sent its message (so several sweepers do not queue it twice).
+    enqueued_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str = Field(default="", max_length=500)
+    #: The retry window runs from here: the event's creation, or the last manual redelivery.
+    window_start: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

@@ -147,12 +147,10 @@ async def _endpoint_context(runtime: EngineContext, integration: Integration, ro
     )
 
 
-async def remove_endpoints(runtime: EngineContext, integration: Integration) -> int:
-    """Disconnect: unregister each registered endpoint at the provider (best effort), then retire the rows.
-
-    A retired row gets a new random token, so its old public URL answers 404 from now on, while the row and its
-    delivery history stay (nothing recorded is lost; a reconnect reuses the row under the new token). Returns the
-    number of rows retired."""
+async def unregister_endpoints(runtime: EngineContext, integration: Integration) -> None:
+    """Unregister each registered endpoint at the provider (best effort); one that succeeds is marked unregistered
+    (so ``ensure_endpoints`` would register it again). Disconnect calls this before revoking the credential, which
+    the provider may require for the unregistering call."""
     with runtime.db.session() as session:
         rows = list(session.exec(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration.id)))
     for row in rows:
@@ -164,6 +162,27 @@ async def remove_endpoints(runtime: EngineContext, integration: Integration) -> 
             await webhook().unregister(await _endpoint_context(runtime, integration, row), row.provider_ref)  # type: ignore[attr-defined]
         except Exception as exc:  # the rows go anyway: the provider's deliveries will then get 404
             log.warning("unregistering webhook %s of %s failed: %s", row.webhook, integration.id, type(exc).__name__)
+            continue
+        await anyio.to_thread.run_sync(_mark_unregistered, runtime.db, row.id)
+
+
+def _mark_unregistered(db: Database, endpoint_id: str) -> None:
+    with db.session() as session:
+        row = session.get(WebhookEndpoint, endpoint_id)
+        if row is not None:
+            row.registered_at, row.provider_ref = None, ""
+            session.add(row)
+
+
+async def remove_endpoints(runtime: EngineContext, integration: Integration) -> int:
+    """Disconnect: unregister each endpoint still registered at the provider (best effort), then retire the rows.
+
+    A retired row gets a new random token, so its old public URL answers 404 from now on, while the row and its
+    delivery history stay (nothing recorded is lost; a reconnect reuses the row under the new token). Returns the
+    number of rows retired."""
+    await unregister_endpoints(runtime, integration)
+    with runtime.db.session() as session:
+        rows = list(session.exec(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration.id)))
     with runtime.db.session() as session:
         for row in rows:
             stored = session.get(WebhookEndpoint, row.id)
