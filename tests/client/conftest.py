@@ -49,3 +49,31 @@ def live(
             yield Live(base, runtime, key)
     finally:
         runtime.close()
+
+
+@pytest.fixture
+def live_sandbox(
+    sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker
+) -> Iterator[Live]:
+    """The embedded default's sandbox provider on (``/sandbox`` on this very origin, the ``sandbox`` definition),
+    the environment saying the same as the settings (the egress guard reads its own-origin rule from it)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    for name, value in {
+        "TETHER_SECRET_MASTER_KEY": generate_master_key(),
+        "TETHER_SANDBOX": "1",
+        "TETHER_PUBLIC_URL": base,
+        "TETHER_DATABASE_URL": sqlite_database.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime = Runtime.start(
+        Settings(database_url=sqlite_database.url, state_dir=str(tmp_path), public_url=base, sandbox=True)
+    )
+    key, _ = create_api_key(runtime.db, tenant="acme", role="server", name="host app")
+    try:
+        app = create_app(runtime)
+        embedded.start(app)
+        with serve(app, port) as served:
+            yield Live(served, runtime, key)
+    finally:
+        runtime.close()
