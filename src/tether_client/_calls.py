@@ -185,3 +185,44 @@ def get_record(schema: str, record_id: int | str) -> Call:
 def list_changes(after: int, *, limit: int | None, schema: str | None, integration_id: str | None) -> Call:
     params = _params(after=after, limit=limit, schema=schema, integration_id=integration_id)
     return Call("GET", "/v1/changes", _model(m.ChangePage), params=params)
+
+
+# -- outbound events ----------------------------------------------------------------------------------------------
+
+
+def create_event_endpoint(url: str, event_types: list[str], description: str) -> Call:
+    body = _body(m.CreateEndpoint, url=url, event_types=event_types, description=description)
+    return Call("POST", "/v1/event-endpoints", _model(m.EndpointWithSecret), body=body)
+
+
+def list_event_endpoints() -> Call:
+    return Call("GET", "/v1/event-endpoints", lambda r: m.EndpointList.model_validate(r.json()).endpoints)
+
+
+def get_event_endpoint(endpoint_id: str) -> Call:
+    return Call("GET", f"/v1/event-endpoints/{_seg(endpoint_id)}", _model(m.EndpointView))
+
+
+def update_event_endpoint(endpoint_id: str, **values: Any) -> Call:
+    body = _body(m.UpdateEndpoint, **{k: v for k, v in values.items() if v is not None})
+    return Call("PATCH", f"/v1/event-endpoints/{_seg(endpoint_id)}", _model(m.EndpointView), body=body)
+
+
+def delete_event_endpoint(endpoint_id: str) -> Call:
+    return Call("DELETE", f"/v1/event-endpoints/{_seg(endpoint_id)}", lambda r: None)
+
+
+def rotate_event_secret(endpoint_id: str) -> Call:
+    return Call("POST", f"/v1/event-endpoints/{_seg(endpoint_id)}/rotate-secret", _model(m.EndpointWithSecret))
+
+
+def list_event_deliveries(
+    *, endpoint_id: str | None, status: str | None, event_type: str | None, limit: int, cursor: str | None
+) -> Call:
+    params = _params(endpoint_id=endpoint_id, status=status, event_type=event_type, limit=limit, cursor=cursor)
+    return Call("GET", "/v1/event-deliveries", _model(m.EngineApiEventsDeliveryList), params=params)
+
+
+def redeliver_event(delivery_id: str) -> Call:
+    path = f"/v1/event-deliveries/{_seg(delivery_id)}/redeliver"
+    return Call("POST", path, _model(m.EngineApiEventsDeliveryView))

@@ -233,3 +233,67 @@ class Client:
             if not page.changes:
                 return
             after = page.next_after
+
+    # -- outbound events ------------------------------------------------------------------------------------------
+
+    def create_event_endpoint(self, url: str, event_types: list[str], *, description: str = "") -> m.EndpointWithSecret:
+        """Register a receiver; the answer's ``secret`` (``whsec_…``) is shown once: keep it for ``verify_event``."""
+        return self._do(calls.create_event_endpoint(url, event_types, description))
+
+    def list_event_endpoints(self) -> list[m.EndpointView]:
+        return self._do(calls.list_event_endpoints())
+
+    def get_event_endpoint(self, endpoint_id: str) -> m.EndpointView:
+        return self._do(calls.get_event_endpoint(endpoint_id))
+
+    def update_event_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> m.EndpointView:
+        call = calls.update_event_endpoint(
+            endpoint_id, url=url, event_types=event_types, description=description, enabled=enabled
+        )
+        return self._do(call)
+
+    def delete_event_endpoint(self, endpoint_id: str) -> None:
+        self._do(calls.delete_event_endpoint(endpoint_id))
+
+    def rotate_event_secret(self, endpoint_id: str) -> m.EndpointWithSecret:
+        """A new secret; the old one keeps signing beside it for the overlap."""
+        return self._do(calls.rotate_event_secret(endpoint_id))
+
+    def list_event_deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        status: str | None = None,
+        event_type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> m.EngineApiEventsDeliveryList:
+        call = calls.list_event_deliveries(
+            endpoint_id=endpoint_id, status=status, event_type=event_type, limit=limit, cursor=cursor
+        )
+        return self._do(call)
+
+    def iter_event_deliveries(
+        self, *, endpoint_id: str | None = None, status: str | None = None, event_type: str | None = None
+    ) -> Iterator[m.EngineApiEventsDeliveryView]:
+        """The delivery log, following ``next_cursor``."""
+        cursor: str | None = None
+        while True:
+            page = self.list_event_deliveries(
+                endpoint_id=endpoint_id, status=status, event_type=event_type, cursor=cursor
+            )
+            yield from page.deliveries
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def redeliver_event(self, delivery_id: str) -> m.EngineApiEventsDeliveryView:
+        return self._do(calls.redeliver_event(delivery_id))

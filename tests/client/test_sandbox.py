@@ -8,7 +8,7 @@ from tether_client import AsyncClient, Client, QueuedResponse
 
 from .conftest import Live
 
-#: The acme seed's published counts (src/definitions/sandbox/README.md).
+#: The acme seed's counts of five of its schemas, as tests/definitions/test_sandbox.py has them.
 ACME = {"directory_account": 12, "directory_group": 4, "directory_membership": 12, "asset": 6, "finding": 8}
 
 
