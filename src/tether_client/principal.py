@@ -48,6 +48,9 @@ class PrincipalSigner(httpx.Auth):
         )
         yield request
 
+    def __repr__(self) -> str:  # the key stays out of logs and tracebacks
+        return f"PrincipalSigner(tenant={self._tenant!r}, owner={self._owner!r}, role={self._role!r})"
+
 
 class ApiKey(httpx.Auth):
     """``Authorization: Bearer tk_…``."""
