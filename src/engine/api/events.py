@@ -6,8 +6,7 @@ is ``not_found``. A secret is in the answer of the call that made it (create, ``
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,8 +14,8 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from engine.api.bodies import RequestBody
+from engine.api.cursors import decode_cursor, encode_cursor
 from engine.api.principal import Principal, current_principal
-from engine.api.runs import InvalidCursor
 from engine.errors import NotFoundError, TetherError
 from engine.events import delivery, endpoints
 from engine.events.endpoints import URL_MAX
@@ -208,7 +207,7 @@ def list_deliveries(
     if event_type is not None:
         query = query.where(EventDelivery.event_type == event_type)
     if cursor:
-        created_at, delivery_id = _decode_cursor(cursor)
+        created_at, delivery_id = decode_cursor(cursor)
         query = query.where(
             (col(EventDelivery.created_at) < created_at)
             | ((col(EventDelivery.created_at) == created_at) & (col(EventDelivery.id) < delivery_id))
@@ -218,7 +217,8 @@ def list_deliveries(
         rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
     page, more = rows[:limit], len(rows) > limit
     return DeliveryList(
-        deliveries=[DeliveryView.of(r) for r in page], next_cursor=_encode_cursor(page[-1]) if more else None
+        deliveries=[DeliveryView.of(r) for r in page],
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
     )
 
 
@@ -246,18 +246,4 @@ def _delivery(runtime: Runtime, principal: Principal, delivery_id: str) -> Event
     return row
 
 
-def _encode_cursor(row: EventDelivery) -> str:
-    created_at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row.id}".encode()).decode().rstrip("=")
 
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, delivery_id = raw.split("|", 1)
-        created_at = datetime.fromisoformat(stamp)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidCursor("cursor is not one this API returned") from None
-    if created_at.tzinfo is None or not storable(delivery_id):
-        raise InvalidCursor("cursor is not one this API returned")
-    return created_at, delivery_id

@@ -12,8 +12,6 @@ Python callers get them too.
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -24,10 +22,10 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from engine.api.bodies import RequestBody
+from engine.api.cursors import decode_cursor, encode_cursor
 from engine.api.principal import Principal, current_principal
 from engine.authoring.operations import OperationNotAllowed
-from engine.errors import NotFoundError, TetherError
-from engine.kit.inputs import storable
+from engine.errors import NotFoundError
 from engine.runs.execution import TERMINAL, RunView
 from engine.runtime import Runtime
 from engine.store.tables import Integration, Run, RunStatus
@@ -41,26 +39,8 @@ class RunList(BaseModel):
     next_cursor: str | None = None
 
 
-class InvalidCursor(TetherError):
-    code = "invalid_cursor"
-    status = 422
 
 
-def _encode_cursor(run: Run) -> str:
-    queued_at = run.queued_at if run.queued_at.tzinfo else run.queued_at.replace(tzinfo=UTC)
-    return base64.urlsafe_b64encode(f"{queued_at.isoformat()}|{run.id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, run_id = raw.split("|", 1)
-        queued_at = datetime.fromisoformat(stamp)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidCursor("cursor is not one this API returned") from None
-    if queued_at.tzinfo is None or not storable(run_id):  # base64 carries any bytes: NUL would reach the query
-        raise InvalidCursor("cursor is not one this API returned")
-    return queued_at, run_id
 
 
 class RunRequest(RequestBody):
@@ -146,14 +126,15 @@ def list_runs(
     if status is not None:
         query = query.where(Run.status == status)
     if cursor:
-        queued_at, run_id = _decode_cursor(cursor)
+        queued_at, run_id = decode_cursor(cursor)
         query = query.where(
             (col(Run.queued_at) < queued_at) | ((col(Run.queued_at) == queued_at) & (col(Run.id) < run_id))
         )
     with runtime.db.session() as session:
         runs = session.exec(query.order_by(col(Run.queued_at).desc(), col(Run.id).desc()).limit(limit + 1)).all()
     page, more = runs[:limit], len(runs) > limit
-    return RunList(runs=[RunView.of(r) for r in page], next_cursor=_encode_cursor(page[-1]) if more else None)
+    next_cursor = encode_cursor(page[-1].queued_at, page[-1].id) if more else None
+    return RunList(runs=[RunView.of(r) for r in page], next_cursor=next_cursor)
 
 
 @router.post(
