@@ -95,6 +95,9 @@ def test_errors_are_typed_and_carry_the_stable_code(live: Live) -> None:
         with pytest.raises(Conflict) as no_token:
             tether.get_access_token(created.id)
         assert no_token.value.code == "no_access_token"
+        with pytest.raises(Conflict) as nothing_to_renew:  # a typed-in key has no OAuth token to refresh
+            tether.get_access_token(created.id, refresh=True)
+        assert nothing_to_renew.value.code == "no_access_token"
 
     with Client(live.base, api_key="tk_not-a-key") as stranger, pytest.raises(Unauthenticated) as refused:
         stranger.list_integrations()
