@@ -11,6 +11,7 @@ The one engine module allowed to import a definition is the catalog, which impor
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +134,26 @@ def test_only_the_queue_imports_dramatiq() -> None:
     importers = {name for name, path in modules().items() for imported in imported_names(path)
                  if imported == "dramatiq" or imported.startswith("dramatiq.")}
     assert importers and all(name.startswith("engine.queue") for name in importers), importers
+
+
+#: What the host app's client may import besides itself and the standard library: it ships without the engine.
+CLIENT_MAY_IMPORT = {"httpx", "pydantic", "tether_client", "__future__"}
+
+
+def test_the_client_imports_only_httpx_pydantic_and_the_standard_library() -> None:
+    client = {name: path for name, path in modules().items() if name.split(".")[0] == "tether_client"}
+    assert "tether_client.client" in client and "tether_client.async_client" in client
+    outside = {
+        (name, imported)
+        for name, path in client.items()
+        for imported in imported_names(path)
+        if imported.split(".")[0] not in CLIENT_MAY_IMPORT | set(sys.stdlib_module_names)
+    }
+    assert outside == set(), f"tether_client must not import these: {sorted(outside)}"
+
+
+def test_the_client_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import json\nfrom engine.errors import TetherError\nimport sqlmodel\n")
+    found = {n.split(".")[0] for n in imported_names(sample)} - CLIENT_MAY_IMPORT - set(sys.stdlib_module_names)
+    assert found == {"engine", "sqlmodel"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from engine.api.bodies import RequestBody
 from engine.api.fields import DefinitionId, IntegrationName, OwnerId
 from engine.api.principal import Principal, current_principal
+from engine.custody.tokens import AccessToken
 from engine.integrations.lifecycle import IntegrationNotConnected, InvalidTransition
 from engine.integrations.setup import Setup
 from engine.runtime import Runtime
@@ -99,6 +100,19 @@ class AccessTokenView(BaseModel):
     token_type: str
     expires_at: datetime | None
     scopes: list[str]
+
+    @classmethod
+    def of(cls, token: AccessToken) -> AccessTokenView:
+        scopes = list(token.scopes)
+        return cls(access_token=token.token, token_type=token.token_type, expires_at=token.expires_at, scopes=scopes)
+
+
+class RefreshRequest(RequestBody):
+    refused: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="The access token the provider refused; without it, the one Tether would hand out now.",
+    )
 
 
 class AuditView(BaseModel):
@@ -242,15 +256,34 @@ async def access_token(
     integration_id: str, request: Request, principal: Principal = Depends(current_principal)
 ) -> AccessTokenView:
     """A short-lived access token for the host app's server; never a refresh token."""
+    row = _tokened(request, principal, integration_id)
+    return AccessTokenView.of(await _runtime(request).custody.get_access_token(row.id))
+
+
+@router.post("/{integration_id}/access-token/refresh", response_model=AccessTokenView)
+async def refresh_access_token(
+    integration_id: str,
+    request: Request,
+    principal: Principal = Depends(current_principal),
+    body: RefreshRequest | None = Body(None),
+) -> AccessTokenView:
+    """A new access token although the current one has not expired, for a host app whose call the provider refused
+    with 401 (``Custody.renew``: callers refused the same token share one refresh; a token already renewed is
+    returned as it is). OAuth connections only (``no_access_token`` otherwise)."""
+    row = _tokened(request, principal, integration_id)
+    custody = _runtime(request).custody
+    refused = body.refused if body is not None and body.refused else (await custody.get_access_token(row.id)).token
+    return AccessTokenView.of(await custody.renew(row.id, refused))
+
+
+def _tokened(request: Request, principal: Principal, integration_id: str) -> Integration:
+    """The integration, if the caller is the host's server and it holds a connection with a token to hand out."""
     row = _setup(request).get(principal, integration_id)
     principal.require_server()
     has_connection = bool((row.provider_data or {}).get("connection"))
     if row.status in (IntegrationStatus.pending, IntegrationStatus.disconnected) or not has_connection:
         raise IntegrationNotConnected(f"this integration is {row.status}: it holds no token")
-    token = await _runtime(request).custody.get_access_token(row.id)
-    return AccessTokenView(
-        access_token=token.token, token_type=token.token_type, expires_at=token.expires_at, scopes=list(token.scopes)
-    )
+    return row
 
 
 @router.get("/{integration_id}/audit", response_model=list[AuditView])
