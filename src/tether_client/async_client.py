@@ -123,10 +123,11 @@ class AsyncClient:
         token = (await self.get_access_token(integration_id)).access_token
         try:
             result = await _call(fn, token)
+        except ProviderUnauthorized:
+            result = None  # a refused token: refresh below and retry once
+        else:
             if not is_provider_401(result):
                 return result
-        except ProviderUnauthorized:
-            pass  # a refused token: refresh below and retry once
         return await _call(fn, (await self.refresh_access_token(integration_id, token)).access_token)
 
     # -- operations and runs ----------------------------------------------------------------------------------------

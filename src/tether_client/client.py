@@ -120,10 +120,11 @@ class Client:
         token = self.get_access_token(integration_id).access_token
         try:
             result = fn(token)
+        except ProviderUnauthorized:
+            result = None  # a refused token: refresh below and retry once
+        else:
             if not is_provider_401(result):
                 return result
-        except ProviderUnauthorized:
-            pass  # a refused token: refresh below and retry once
         return fn(self.refresh_access_token(integration_id, token).access_token)
 
     # -- operations and runs ----------------------------------------------------------------------------------------
