@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
@@ -125,14 +126,85 @@ def _wait_up(url: str) -> None:
     raise RuntimeError("the bench provider did not start")
 
 
+def _phase(runtime: Any, definition_id: str, base: str, env: dict[str, str]) -> dict[str, Any]:
+    """Queue both tenants' runs of ``definition_id``, start the workers, count what the provider saw."""
+    from engine.store.tables import Integration, IntegrationStatus
+
+    tenants: dict[str, list[str]] = {"tenant_a": [], "tenant_b": []}
+    with runtime.db.session() as session:
+        for tenant, ids in tenants.items():
+            for owner in range(3):
+                integration = Integration(
+                    tenant_id=tenant,
+                    owner_id=f"o{owner}",
+                    definition_id=definition_id,
+                    status=IntegrationStatus.connected,
+                )
+                session.add(integration)
+                session.flush()
+                ids.append(integration.id)
+
+    async def dispatch_all() -> None:
+        for index in range(RUNS):  # interleaved, as two tenants' schedules would be
+            for tenant, ids in tenants.items():
+                config = {"url": f"{base}/t/{tenant}"}
+                await runtime.executor.dispatch(ids[index % len(ids)], "Calls", trigger="api", config=config)
+
+    asyncio.run(dispatch_all())
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(WORKERS):
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", str(THREADS)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            workers.append(worker)
+            assert worker.stdout is not None and "ready" in worker.stdout.readline()
+        time.sleep(WARMUP)
+        httpx.post(f"{base}/counts", timeout=5)
+        began = time.monotonic()
+        time.sleep(SECONDS)
+        counts = httpx.post(f"{base}/counts", timeout=5).json()
+        elapsed = time.monotonic() - began
+    finally:
+        _stop(workers)
+    refused = counts.pop("429", 0)
+    served = sum(counts.values())
+    shares = [counts.get(tenant, 0) for tenant in tenants]
+    return {
+        "seconds": round(elapsed, 2),
+        "calls_served": served,
+        "calls_refused_429": refused,
+        "share_429": round(refused / max(1, served + refused), 4),
+        "achieved_per_s": round(served / elapsed, 2),
+        "achieved_over_limit": round(served / elapsed / LIMIT, 3),
+        "tenant_calls": dict(zip(tenants, shares, strict=True)),
+        "fairness_min_over_max": round(min(shares) / max(1, max(shares)), 3),
+    }
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a worker finishing its in-flight runs: the phase is over anyway
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def main() -> None:
+    import redis
     from sqlalchemy import create_engine, text
 
     from engine.custody.crypto import generate_master_key
     from engine.runtime import Runtime
     from engine.settings import Settings
     from engine.store.database import normalize_url
-    from engine.store.tables import Integration, IntegrationStatus
 
     schema = f"tether_bench_{uuid.uuid4().hex[:10]}"
     namespace = f"tether_bench_{uuid.uuid4().hex[:10]}"
@@ -141,12 +213,11 @@ def main() -> None:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    procs: list[subprocess.Popen[str]] = []
     env = {
         "TETHER_DATABASE_URL": f"{POSTGRES_URL}?options=-csearch_path%3D{schema}",
         "TETHER_SECRET_MASTER_KEY": generate_master_key(),
-        "TETHER_DEFINITION_MODULES": "bench.governor",
-        "TETHER_ENABLED_DEFINITIONS": "governed_bench",
+        "TETHER_DEFINITION_MODULES": "bench.governor,bench._ungoverned",
+        "TETHER_ENABLED_DEFINITIONS": "governed_bench,ungoverned_bench",
         "TETHER_STATE_DIR": f"/tmp/{namespace}",
         "TETHER_BROKER_URL": REDIS_URL,
         "TETHER_BROKER_NAMESPACE": namespace,
@@ -156,85 +227,37 @@ def main() -> None:
     }
     os.environ.update(env)
     runtime = Runtime.start(Settings(), migrate=True)
+    provider_proc = subprocess.Popen(
+        [sys.executable, "-c", f"from bench.governor import provider; provider({port})"], env={**os.environ}, text=True
+    )
     try:
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", f"from bench.governor import provider; provider({port})"],
-                env={**os.environ},
-                text=True,
-            )
-        )
         _wait_up(base)
-        tenants = {"tenant_a": [], "tenant_b": []}
-        with runtime.db.session() as session:
-            for tenant, ids in tenants.items():
-                for owner in range(3):
-                    integration = Integration(
-                        tenant_id=tenant,
-                        owner_id=f"o{owner}",
-                        definition_id="governed_bench",
-                        status=IntegrationStatus.connected,
-                    )
-                    session.add(integration)
-                    session.flush()
-                    ids.append(integration.id)
-
-        async def dispatch_all() -> None:
-            for index in range(RUNS):  # interleaved, as two tenants' schedules would be
-                for tenant, ids in tenants.items():
-                    config = {"url": f"{base}/t/{tenant}"}
-                    await runtime.executor.dispatch(ids[index % len(ids)], "Calls", trigger="api", config=config)
-
-        asyncio.run(dispatch_all())
-        for _ in range(WORKERS):
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", str(THREADS)],
-                env={**os.environ},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            procs.append(worker)
-            assert worker.stdout is not None and "ready" in worker.stdout.readline()
-        time.sleep(WARMUP)
-        httpx.post(f"{base}/counts", timeout=5)
-        began = time.monotonic()
-        time.sleep(SECONDS)
-        counts = httpx.post(f"{base}/counts", timeout=5).json()
-        elapsed = time.monotonic() - began
+        governed = _phase(runtime, "governed_bench", base, {**os.environ})
+        ungoverned = _phase(runtime, "ungoverned_bench", base, {**os.environ})
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        _stop([provider_proc])
         runtime.close()
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        import redis
-
         client = redis.Redis.from_url(REDIS_URL)
         keys = list(client.scan_iter(f"{namespace}:*"))
         if keys:
             client.delete(*keys)
-    refused = counts.pop("429", 0)
-    served = sum(counts.values())
-    shares = [counts.get(tenant, 0) for tenant in ("tenant_a", "tenant_b")]
-    figures = {
-        "provider_limit_per_s": LIMIT,
-        "declared_per_s": DECLARED.per_second,
-        "workers": WORKERS,
-        "threads": THREADS,
-        "seconds": round(elapsed, 2),
-        "calls_served": served,
-        "calls_refused_429": refused,
-        "share_429": round(refused / max(1, served + refused), 4),
-        "achieved_per_s": round(served / elapsed, 2),
-        "achieved_over_limit": round(served / elapsed / LIMIT, 3),
-        "tenant_calls": dict(zip(("tenant_a", "tenant_b"), shares, strict=True)),
-        "fairness_min_over_max": round(min(shares) / max(1, max(shares)), 3),
-    }
+    for name, figures in (("governed", governed), ("ungoverned", ungoverned)):
+        print(
+            f"{name}: {figures['calls_served']} calls served in {figures['seconds']} s "
+            f"({figures['achieved_per_s']}/s of a {LIMIT:g}/s limit), {figures['calls_refused_429']} refused with 429; "
+            f"tenants {list(figures['tenant_calls'].values())}"
+        )
     print(
-        f"{served} calls served in {elapsed:.1f} s ({figures['achieved_per_s']}/s of a {LIMIT:g}/s limit), "
-        f"{refused} refused with 429; tenants {shares}"
+        json.dumps(
+            {
+                "provider_limit_per_s": LIMIT,
+                "declared_per_s": DECLARED.per_second,
+                "workers": WORKERS,
+                "threads": THREADS,
+                **governed,
+                "ungoverned": ungoverned,
+            }
+        )
     )
-    print(json.dumps(figures))
