@@ -9,9 +9,8 @@ operations receive is what boto3 hands them from AWS (timestamps as ``datetime``
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from botocore.parsers import create_parser
 from botocore.stub import Stubber
 from pydantic import SecretStr
+from tests.definitions.test_aws_security_hub import collect, ingest, model, run
 
 from definitions.aws_security_hub import definition
 from definitions.aws_security_hub.audit_manager import (
@@ -37,7 +37,6 @@ from definitions.aws_security_hub.slots import AwsAccessKeys
 from engine import ClientContext, OperationContext, Payload, ProviderError, TetherError
 from engine.catalog.registry import Registry
 from ingest.models.finding import Finding
-from ingest.pipeline import IngestContext, IngestPipeline
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "aws_security_hub" / "audit_manager.json"
 SOC2 = "3f9b2c1a-7d4e-4a8b-9c2d-1e0f5a6b7c8d"
@@ -122,6 +121,14 @@ class Script:
     def enabled(self) -> Script:
         return self.answer("get_account_status", "account_status")
 
+    def throttled_then_read(self) -> Script:
+        """A run whose ``ListAssessments`` AWS throttles (the message names the account), then its full retry."""
+        error = "Rate exceeded for account 111122223333"
+        self.enabled().fail(
+            "list_assessments", "ThrottlingException", 429, error, status="ACTIVE", maxResults=LIST_PAGE_SIZE
+        )
+        return self.enabled().assessments().second_page()
+
     def assessments(self) -> Script:
         """Both pages of ``ListAssessments``, each followed by the ``GetAssessment`` of what it listed."""
         return self.answer(
@@ -163,38 +170,9 @@ def op_context(api: AwsApi, cursor: Any = None) -> OperationContext:
     )
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-async def collect(items: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in items]
-
-
 def findings(payloads: list[Payload], operation: type[Any]) -> list[Finding]:
     """Payloads through the registry's compiled CEL mappings and the shared ingest path, as ``Finding`` models."""
-    registry = Registry()
-    registry.register(definition)
-    ctx = IngestContext(
-        tenant_id="tenant_1",
-        integration_id="int_audit",
-        definition_id="aws_security_hub",
-        emits=operation.emits,
-        origin=operation.operation_id(),
-    )
-    outcomes = IngestPipeline(registry).dry_run(ctx, payloads)
-    assert [o.status for o in outcomes] == ["mapped"] * len(payloads), [o.reason for o in outcomes]
-    return [
-        Finding.model_validate(
-            {
-                **o.object.model_dump(),
-                "tenant_id": "tenant_1",
-                "integration_id": "int_audit",
-                "definition_id": "aws_security_hub",
-            }
-        )
-        for o in outcomes
-    ]
+    return [model(Finding, record) for record in ingest(payloads, operation)]
 
 
 # -- registration ---------------------------------------------------------------------------------------------
@@ -434,21 +412,7 @@ def test_a_later_cursor_skips_older_folders(clock: Clock) -> None:
 
 def test_throttling_is_rate_limited_then_the_retry_succeeds(clock: Clock) -> None:
     api = keys_api()
-    script = (
-        Script(api, clock)
-        .enabled()
-        .fail(
-            "list_assessments",
-            "ThrottlingException",
-            429,
-            "Rate exceeded for account 111122223333",
-            status="ACTIVE",
-            maxResults=LIST_PAGE_SIZE,
-        )
-        .enabled()
-        .assessments()
-        .second_page()
-    )
+    script = Script(api, clock).throttled_then_read()
     with script.active():
         with pytest.raises(ProviderError) as caught:
             run(collect(AuditAssessmentSync().ingest(op_context(api))))

@@ -11,27 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from dramatiq import Retry
-from pydantic import SecretStr
 from sqlmodel import select
 from tests.definitions import test_aws_audit_manager as audit_tests
-from tests.definitions.test_aws_security_hub_deferral import Enqueued, run_row
+from tests.definitions.test_aws_security_hub_deferral import (
+    connect_with_keys,
+    record_executor,
+    run_row,
+    started_runtime,
+)
 
-from definitions.aws_security_hub.audit_manager import LIST_PAGE_SIZE
 from definitions.aws_security_hub.aws import DEFAULT_RETRY_AFTER
 from definitions.aws_security_hub.client import AwsApi, SecurityHubClient
-from definitions.aws_security_hub.slots import AwsAccessKeys
 from engine import ClientContext
-from engine.custody.crypto import generate_master_key
 from engine.queue import worker as worker_module
-from engine.runs.execution import RunOutcome
 from engine.runtime import Runtime
-from engine.settings import Settings
 from engine.store.database import Database
-from engine.store.tables import Integration, IntegrationStatus, RunStatus
+from engine.store.tables import RunStatus
 from ingest.models.finding import Finding
 
 Clock = audit_tests.Clock
@@ -40,38 +38,8 @@ Script = audit_tests.Script
 
 @pytest.fixture
 def runtime(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
-    env = {
-        "TETHER_DATABASE_URL": database.url,
-        "TETHER_SECRET_MASTER_KEY": generate_master_key(),
-        "TETHER_STATE_DIR": str(tmp_path / "state"),
-        "TETHER_BROKER_URL": "",
-        "TETHER_ENABLED_DEFINITIONS": "aws_security_hub",
-        "TETHER_SECRET_AWS_SECURITY_HUB_EXTERNAL_ID_SECRET": "operator-external-id-secret",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("TETHER_AWS_SECURITY_HUB_ENDPOINT_URL", raising=False)
-    worker_module.reset()
-    runtime = Runtime.start(Settings())
-    worker_module.set_runtime(runtime)
-    yield runtime
-    worker_module.reset()
-    runtime.close()
-
-
-def connect_with_keys(runtime: Runtime) -> str:
-    with runtime.db.session() as session:
-        integration = Integration(
-            tenant_id="t1",
-            owner_id="u1",
-            definition_id="aws_security_hub",
-            status=IntegrationStatus.connected,
-            provider_data={"connection": "AwsKeysConnection"},
-        )
-        session.add(integration)
-    keys = AwsAccessKeys(access_key_id="AKIACUSTOMERKEYS001", secret_access_key=SecretStr("x"))
-    runtime.keystore.save(integration.id, keys)  # type: ignore[arg-type]
-    return integration.id
+    with started_runtime(database, tmp_path, monkeypatch, endpoint=None) as runtime:  # AWS is the stub only
+        yield runtime
 
 
 def stub_audit_manager(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> list[Script]:
@@ -81,21 +49,7 @@ def stub_audit_manager(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> list[Sc
 
     def stubbed_build(self: SecurityHubClient, ctx: ClientContext) -> AwsApi:
         api = build(self, ctx)
-        script = (
-            Script(api, clock)
-            .enabled()
-            .fail(
-                "list_assessments",
-                "ThrottlingException",
-                429,
-                "Rate exceeded",
-                status="ACTIVE",
-                maxResults=LIST_PAGE_SIZE,
-            )
-            .enabled()
-            .assessments()
-            .second_page()
-        )
+        script = Script(api, clock).throttled_then_read()
         script.stub.activate()
         scripts.append(script)
         return api
@@ -110,17 +64,7 @@ async def test_throttled_assessment_sync_is_deferred_then_retried(
     clock = Clock()
     integration_id = connect_with_keys(runtime)
     executor = runtime.executor
-    enqueued = Enqueued()
-    monkeypatch.setattr(executor, "enqueue", enqueued)
-    outcomes: list[RunOutcome] = []
-    execute = executor.execute
-
-    async def recording_execute(run_id: str, **kwargs: Any) -> RunOutcome:
-        outcome = await execute(run_id, **kwargs)
-        outcomes.append(outcome)
-        return outcome
-
-    monkeypatch.setattr(executor, "execute", recording_execute)
+    enqueued, outcomes = record_executor(runtime, monkeypatch)
     scripts = stub_audit_manager(monkeypatch, clock)
 
     run_id = await executor.dispatch(integration_id, "AuditAssessmentSync", trigger="api")
