@@ -339,3 +339,13 @@ def test_the_editor_hints_are_accepted(tmp_path: Path) -> None:
     """``#:schema`` is a TOML comment for Taplo; ``$schema`` a key for JSON editors, accepted by the format."""
     assert read_file(write(tmp_path, "acme_crm.toml", ACME)).spec.id == "acme_crm"  # type: ignore[union-attr]
     assert read_file(write(tmp_path, "acme_hr.json", acme_json())).spec.id == "acme_hr"  # type: ignore[union-attr]
+
+
+def test_the_docs_examples_load_as_a_definitions_dir() -> None:
+    """docs/data-definitions.md includes these files: the worked example and the override example."""
+    loaded = registry(definitions_dir=str(TESTS.parent / "docs" / "examples"))
+    crm = loaded.get("acme_crm")
+    assert crm.onboarding == "after_auth" and crm.connections[0].auth.revoke_url  # type: ignore[union-attr]
+    notion = loaded.get("notion")
+    assert (notion.mode, notion.onboarding) == ("required", "after_auth")
+    assert "update:pages" in notion.connections[0].auth.scopes  # type: ignore[union-attr]  # access = "write"
