@@ -349,3 +349,15 @@ def test_the_docs_examples_load_as_a_definitions_dir() -> None:
     notion = loaded.get("notion")
     assert (notion.mode, notion.onboarding) == ("required", "after_auth")
     assert "update:pages" in notion.connections[0].auth.scopes  # type: ignore[union-attr]  # access = "write"
+
+
+def test_a_registry_rule_broken_by_a_file_names_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "acme_crm.toml", ACME.replace("https://login.acme.example/oauth/token", "http://x.example/t")
+    )
+    with pytest.raises(DefinitionError) as caught:
+        registry(definitions_dir=str(tmp_path))
+    assert caught.value.rule == "https_only" and f"(declared in {path})" in str(caught.value)
+    with pytest.raises(DefinitionError) as caught:  # a Python definition's own error is left as it was
+        registry(definition_modules="support.broken_definition")
+    assert "declared in" not in str(caught.value)

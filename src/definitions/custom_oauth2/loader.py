@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -40,7 +40,15 @@ def definition_files(directories: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def data_definitions(paths: Sequence[str | Path], existing: Sequence[Definition]) -> list[Definition]:
+@dataclass(frozen=True)
+class Loaded:
+    """What the files made of the definitions, and which file each added or changed one comes from."""
+
+    definitions: list[Definition]
+    files: dict[str, Path]
+
+
+def data_definitions(paths: Sequence[str | Path], existing: Sequence[Definition]) -> Loaded:
     """``existing`` with each provider file's definition added and each override file applied, in that order.
 
     Every provider file is added before any override is applied, so an override may change a provider that
@@ -77,7 +85,8 @@ def data_definitions(paths: Sequence[str | Path], existing: Sequence[Definition]
         if index is None:
             raise file.error("override", f"no definition has the ID {spec.override!r}", "override_target")
         definitions[index] = apply_override(definitions[index], file)
-    return definitions
+    files_by_id = {spec.id: file.path for file in files if isinstance(spec := file.spec, ProviderSpec)}
+    return Loaded(definitions, {**files_by_id, **overridden})
 
 
 def apply_override(definition: Definition, file: DataFile) -> Definition:

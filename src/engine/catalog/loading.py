@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.authoring.definition import Definition
 from engine.catalog.registry import Registry
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, DefinitionError
 from engine.settings import Settings
 
 ENTRY_POINT_GROUP = "tether.definitions"
@@ -58,18 +58,30 @@ def load_registry(settings: Settings) -> Registry:
         *plugin_definitions(),
         *module_definitions(settings.extra_definition_modules()),
     ]
-    registry.register_all(file_definitions(settings, definitions))
+    definitions, files = file_definitions(settings, definitions)
+    for definition in definitions:
+        try:
+            registry.register(definition)
+        except DefinitionError as exc:
+            if definition.id not in files:
+                raise
+            # A registry rule a file's definition breaks (``https_only``, say): say which file to fix.
+            reason = f"{exc.reason} (declared in {files[definition.id]})"
+            raise DefinitionError(exc.definition_id, exc.part, reason, rule=exc.rule) from None
     return registry
 
 
-def file_definitions(settings: Settings, definitions: list[Definition]) -> list[Definition]:
-    """``definitions`` with the deployment's definition files applied: ``TETHER_DEFINITIONS_DIR``'s files, then
-    the file entries of ``TETHER_DEFINITION_MODULES`` (new providers added, overrides applied; see
-    ``definitions.custom_oauth2.loader``)."""
+def file_definitions(settings: Settings, definitions: list[Definition]) -> tuple[list[Definition], dict[str, str]]:
+    """``definitions`` with the deployment's definition files applied (``TETHER_DEFINITIONS_DIR``'s files, then the
+    file entries of ``TETHER_DEFINITION_MODULES``: new providers added, overrides applied; see
+    ``definitions.custom_oauth2.loader``), and the file each added or overridden definition comes from."""
     from definitions.custom_oauth2.loader import data_definitions, definition_files
 
-    files = [*definition_files(settings.definition_dirs()), *settings.definition_files()]
-    return data_definitions(files, definitions) if files else definitions
+    paths = [*definition_files(settings.definition_dirs()), *settings.definition_files()]
+    if not paths:
+        return definitions, {}
+    loaded = data_definitions(paths, definitions)
+    return loaded.definitions, {definition_id: str(path) for definition_id, path in loaded.files.items()}
 
 
 def definition_file_schema() -> dict[str, Any]:
