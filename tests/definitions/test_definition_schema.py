@@ -93,6 +93,7 @@ def model_accepts(data: dict[str, Any]) -> bool:
         {**GOOD, "scopes": "read"},
         {**GOOD, "headers": {"X": 1}},
         {**OVERRIDE, "onboarding": "never"},
+        {**OVERRIDE, "override": "Notion"},
     ],
 )
 def test_the_schema_and_the_loader_agree(data: dict[str, Any]) -> None:

@@ -64,6 +64,24 @@ _UPGRADE = "OAuth scopes asked for with write access, and when the host app upgr
 _SCHEMA_KEY = Field(default=None, alias="$schema", description="The JSON Schema of this file, for editors.")
 
 
+def _file_shape(title: str, description: str) -> ConfigDict:
+    """A file's top level: unknown keys refused, camelCase keys, a title and description for the JSON Schema."""
+    return ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, title=title, json_schema_extra={"description": description}
+    )
+
+
+def _id_field(description: str) -> Any:
+    """A definition ID key: its pattern in the JSON Schema (the validators below give the human message)."""
+    return Field(description=description, json_schema_extra={"pattern": _ID.pattern})
+
+
+def _definition_id(value: str) -> str:
+    if not _ID.match(value):
+        raise PydanticCustomError("definition_id", "a definition ID is a snake_case name (acme_crm)")
+    return value
+
+
 class ProviderSpec(BaseModel):
     """One data-declared provider, exactly as its file declares it.
 
@@ -72,19 +90,12 @@ class ProviderSpec(BaseModel):
     page's key check and the loader's line-numbered errors follow from the model.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        title="ProviderSpec",
-        json_schema_extra={"description": "A provider declared as data: its OAuth 2.0 connection and account lookup."},
+    model_config = _file_shape(
+        "ProviderSpec", "A provider declared as data: its OAuth 2.0 connection and account lookup."
     )
 
     schema_: str | None = _SCHEMA_KEY
-    id: str = Field(
-        description="The definition's ID, snake_case; class names (stable IDs) derive from it.",
-        json_schema_extra={"pattern": _ID.pattern},
-    )
+    id: str = _id_field("The definition's ID, snake_case; class names (stable IDs) derive from it.")
     name: str = Field(description="What the catalog shows.")
     description: str = Field(default="", description="One sentence for the catalog.")
     mode: Mode = Field(default="manual", description=_MODE)
@@ -111,9 +122,7 @@ class ProviderSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _snake_id(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise PydanticCustomError("definition_id", "id is a snake_case name (acme_crm)")
-        return value
+        return _definition_id(value)
 
     @field_validator("client_id", "client_secret")
     @classmethod
@@ -147,24 +156,22 @@ class OverrideSpec(BaseModel):
     Only these keys: what a provider *is* (URLs, paths, secrets) stays in its own file.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        title="OverrideSpec",
-        json_schema_extra={"description": "This deployment's mode, onboarding, access or scopes of a data provider."},
+    model_config = _file_shape(
+        "OverrideSpec", "This deployment's mode, onboarding, access or scopes of a data provider."
     )
 
     schema_: str | None = _SCHEMA_KEY
-    override: str = Field(
-        description="The ID of the data-declared definition this file changes.",
-        json_schema_extra={"pattern": _ID.pattern},
-    )
+    override: str = _id_field("The ID of the data-declared definition this file changes.")
     mode: Mode | None = Field(default=None, description=_MODE)
     onboarding: Onboarding | None = Field(default=None, description=_ONBOARDING)
     access: Access | None = Field(default=None, description=_ACCESS)
     scopes: tuple[str, ...] | None = Field(default=None, description=_SCOPES)
     upgrade_scopes: tuple[str, ...] | None = Field(default=None, alias="upgradeScopes", description=_UPGRADE)
+
+    @field_validator("override")
+    @classmethod
+    def _snake_id(cls, value: str) -> str:
+        return _definition_id(value)
 
     def changes(self) -> dict[str, Any]:
         """The keys this file sets, by field name (what to merge into the target's spec)."""
