@@ -318,12 +318,15 @@ name = "first"
 name = "second"
 [t.sub]
 'lit' = 7
+[items.meta]
+x = 8
 """
     lines = toml_key_lines(text)
     assert lines[("a",)] == 2 and lines[("b", "c")] == 3 and lines[("b",)] == 3 and lines[("quoted.key",)] == 4
     assert ("fake",) not in lines and ("inner",) not in lines and ("comment",) not in lines
     assert lines[("t", "k")] == 12 and lines[("items", 0, "name")] == 14 and lines[("items", 1, "name")] == 16
     assert lines[("t", "sub", "lit")] == 18
+    assert lines[("items", 1, "meta", "x")] == 20  # a sub-table of the last [[items]]
     assert line_of(lines, ("list", 0)) == 5 and line_of(lines, ("items", 1, "absent")) == 15
     assert line_of(lines, ("nowhere",)) is None
 

@@ -45,7 +45,7 @@ def toml_key_lines(text: str) -> dict[KeyPath, int]:
         if line.startswith("["):
             is_array = line.startswith("[[")
             keys, _ = _keys(line, 2 if is_array else 1)
-            header: KeyPath = tuple(keys)
+            header: KeyPath = _in_items(keys, array_items)
             if is_array:
                 array_items[header] = array_items.get(header, -1) + 1
                 found.setdefault(header, number)
@@ -72,6 +72,17 @@ def toml_key_lines(text: str) -> dict[KeyPath, int]:
             depth += _bracket_depth(lines[index])
             index += 1
     return found
+
+
+def _in_items(keys: list[str], array_items: dict[KeyPath, int]) -> KeyPath:
+    """A header's path with the current item index after each array of tables in it (``[streams.request]`` after
+    a second ``[[streams]]`` is ``("streams", 1, "request")``)."""
+    path: KeyPath = ()
+    for key in keys:
+        plain = (*path, key)
+        path = (*plain, array_items[plain]) if plain in array_items else plain
+    # The header's own array of tables gets its next index from the caller, not the current one.
+    return path[:-1] if path and isinstance(path[-1], int) else path
 
 
 def _keys(line: str, start: int) -> tuple[list[str], str]:
