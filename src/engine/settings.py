@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     #: Dramatiq queue name, and the Redis key prefix of the broker.
     queue: str = "tether"
     broker_namespace: str = "tether"
+    #: Redis broker: seconds after a worker's last heartbeat before the messages it fetched and never acknowledged
+    #: (it died, or its host was cut off) go back to the queue, and how many broker commands in a million run that
+    #: maintenance (Dramatiq's defaults: 60 s and 1000).
+    broker_heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
+    broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
     #: Database connection pool (PostgreSQL): connections kept, and extra ones opened under load.
     database_pool_size: int | None = None
     database_max_overflow: int | None = None
