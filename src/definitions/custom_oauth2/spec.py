@@ -10,8 +10,10 @@ Keys are the seed's camelCase names. ``clientId`` and ``clientSecret`` are secre
 a secret name must start with the definition's ID (``NOTION_…`` for ``id = "notion"``).
 
 Besides the seed's fields a file carries ``id``, ``name`` and ``description`` (what the catalog shows), and may
-carry ``headers`` (static request headers the provider's API needs, e.g. ``Notion-Version``) and
-``authorizeParams`` (extra authorize-URL parameters, e.g. Google's ``access_type = "offline"``).
+carry ``headers`` (static request headers the provider's API needs, e.g. ``Notion-Version``),
+``authorizeParams`` (extra authorize-URL parameters, e.g. Google's ``access_type = "offline"``), and ``apiUrl`` with
+``[[streams]]``: ingest operations declared as data (``engine.kit.streams``), each a paged, optionally incremental
+listing mapped with CEL into an internal model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import ConfigurationError
+from engine.kit.streams import StreamSpec
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -71,6 +74,16 @@ class ProviderSpec(BaseModel):
     revoke_url: str | None = Field(default=None, alias="revokeUrl")
     headers: dict[str, str] = {}
     authorize_params: dict[str, str] = Field(default={}, alias="authorizeParams")
+    api_url: str | None = Field(
+        default=None,
+        alias="apiUrl",
+        description="The base URL the streams' relative request paths are joined to (https, checked at start-up).",
+    )
+    streams: tuple[StreamSpec, ...] = Field(
+        default=(),
+        description="Ingest operations declared as streams ([[streams]]): request, records, pagination, stop "
+        "conditions, incremental sync, the schema they emit and its CEL mapping (engine.kit.streams.spec).",
+    )
 
     @field_validator("id")
     @classmethod
@@ -87,6 +100,11 @@ class ProviderSpec(BaseModel):
                 raise ValueError(f"secret names start with {prefix!r} (TETHER_SECRET_<DEF>_<FIELD>)")
         if self.client_id.secret == self.client_secret.secret:
             raise ValueError("clientId and clientSecret name the same secret")
+        names = [stream.name for stream in self.streams]
+        if len(set(names)) != len(names):
+            raise ValueError("two streams share a name")
+        if any(stream.request.path.startswith("/") for stream in self.streams) and not self.api_url:
+            raise ValueError("a stream with a relative path needs apiUrl")
         return self
 
     def field_name(self, ref: SecretRef) -> str:
