@@ -36,6 +36,7 @@ class Seen:
     query: dict[str, str]
     body: Any
     authorization: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,7 +70,12 @@ class ProviderApi:
             with self.lock:
                 self.requests.append(
                     Seen(
-                        request.method, path, dict(request.query_params), body, request.headers.get("authorization", "")
+                        request.method,
+                        path,
+                        dict(request.query_params),
+                        body,
+                        request.headers.get("authorization", ""),
+                        dict(request.headers),
                     )
                 )
                 queue = self.script.get(path)

@@ -32,8 +32,9 @@ def stream_operation(
     runner = StreamRunner(spec, base_url=base_url, provider=provider)
     schedule = timedelta(minutes=spec.schedule_minutes) if spec.schedule_minutes else None
 
-    def ingest(self: Operation, ctx: OperationContext) -> AsyncIterator[Payload | Checkpoint]:
-        return runner.run(ctx)
+    async def ingest(self: Operation, ctx: OperationContext) -> AsyncIterator[Payload | Checkpoint]:
+        async for item in runner.run(ctx):
+            yield item
 
     attrs: dict[str, Any] = {
         "__doc__": spec.description or f"Stream {spec.name}: {provider}'s records into {spec.schema_name}.",

@@ -1,7 +1,7 @@
 """run checkpoint: where an interrupted ingest run resumes
 
-Revision ID: 0008_run_checkpoint
-Revises: 0007_events
+Revision ID: 0009_run_checkpoint
+Revises: 0008_messages_files
 Create Date: 2026-12-03
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_run_checkpoint"
-down_revision: str | None = "0007_events"
+revision: str = "0009_run_checkpoint"
+down_revision: str | None = "0008_messages_files"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
