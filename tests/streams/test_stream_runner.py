@@ -6,6 +6,8 @@ a body without its list, a next link to another origin; and the template form of
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +261,48 @@ def test_incremental_declares_exactly_one_source() -> None:
                 "incremental": {"cursorField": "a", "tokenPath": "b"},
             }
         )
+
+
+GOOGLE = Path(__file__).resolve().parents[1] / "fixtures" / "google_calendar"
+#: Google Calendar's event list as a Python definition would declare it: page tokens within a run, and the
+#: ``nextSyncToken`` of the last page as the provider token the next run sends.
+EVENTS = StreamSpec.model_validate(
+    {
+        "name": "EventSync",
+        "request": {"path": "/calendars/primary/events", "params": {"maxResults": "250", "syncToken": "{incremental}"}},
+        "records": "items",
+        "pagination": {"kind": "cursor", "cursorPath": "nextPageToken", "param": "pageToken"},
+        "incremental": {"tokenPath": "nextSyncToken"},
+        "schema": "calendar_event",
+        "variant": "event",
+        "map": "{}",
+    }
+)
+
+
+def google(name: str) -> tuple[int, dict[str, str], Any]:
+    record = json.loads((GOOGLE / f"{name}.json").read_text())
+    return record["status"], record["headers"], record["body"]
+
+
+def test_a_provider_token_from_the_last_page_is_the_next_runs_start(api: ProviderApi) -> None:
+    api.answer("/calendars/primary/events", google("events_page1"), google("events_page2"))
+    payloads, _, ctx = drain(EVENTS)
+    first, second = api.on("/calendars/primary/events")
+    assert first.query == {"maxResults": "250"}  # no token yet: a full sync
+    assert second.query == {"maxResults": "250", "pageToken": "EjsKKzRlYWhz"}
+    assert len(payloads) == 2 and ctx.next_cursor == "CPDAlvWDx70CEPDAlvWDx70CGAU="
+
+    api.reset()
+    api.answer("/calendars/primary/events", google("events_incremental"))
+    _, _, later = drain(EVENTS, cursor=ctx.next_cursor)
+    assert api.on("/calendars/primary/events")[0].query["syncToken"] == "CPDAlvWDx70CEPDAlvWDx70CGAU="
+    assert later.next_cursor == "CJiwnbWGx70CEJiwnbWGx70CGAU="
+
+
+def test_a_last_page_without_its_token_fails_instead_of_restarting_silently(api: ProviderApi) -> None:
+    status, headers, page = google("events_page2")
+    api.answer("/calendars/primary/events", (status, headers, {**page, "nextSyncToken": None}))
+    with pytest.raises(ProviderError) as failed:
+        drain(EVENTS)
+    assert "'nextSyncToken'" in failed.value.message
