@@ -7,6 +7,7 @@ and ``TETHER_SECRET_{DEFINITION}_{FIELD}``, named by the definitions' own models
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -14,6 +15,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+#: What makes a ``TETHER_DEFINITION_MODULES`` entry a file path instead of a module path.
+DEFINITION_FILE_SUFFIXES = (".toml", ".json")
 
 
 class Settings(BaseSettings):
@@ -33,8 +36,12 @@ class Settings(BaseSettings):
     #: incomplete); ``*`` enables every definition whose operator config is complete.
     enabled_definitions: str = "*"
     #: Comma-separated module paths of extra definitions (each exposing ``definition``), for definitions
-    #: developed outside the built-in catalog and not packaged with an entry point yet.
+    #: developed outside the built-in catalog and not packaged with an entry point yet; an entry ending in
+    #: ``.toml`` or ``.json`` is the path of a definition file.
     definition_modules: str = ""
+    #: Folders of definition files (``*.toml``, ``*.json``: providers declared as data, and overrides of data
+    #: providers), separated like PATH (``:``; ``;`` on Windows); every file is loaded at start-up.
+    definitions_dir: str = ""
     #: Comma-separated module paths of a host app's own ingest models (``ingest.hosts``), besides the ones the
     #: ``tether.models`` entry points name.
     model_modules: str = ""
@@ -120,6 +127,17 @@ class Settings(BaseSettings):
         return [self.public_url, *extra]
 
     def extra_definition_modules(self) -> list[str]:
+        """The module entries of ``definition_modules`` (the file entries are ``definition_files``)."""
+        return [part for part in self._definition_entries() if not part.endswith(DEFINITION_FILE_SUFFIXES)]
+
+    def definition_files(self) -> list[str]:
+        """The file entries of ``definition_modules``, in the order given."""
+        return [part for part in self._definition_entries() if part.endswith(DEFINITION_FILE_SUFFIXES)]
+
+    def definition_dirs(self) -> list[str]:
+        return [part.strip() for part in self.definitions_dir.split(os.pathsep) if part.strip()]
+
+    def _definition_entries(self) -> list[str]:
         return [part.strip() for part in self.definition_modules.split(",") if part.strip()]
 
     def extra_model_modules(self) -> list[str]:

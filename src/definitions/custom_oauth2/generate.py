@@ -15,7 +15,7 @@ The account URL is checked like the other provider URLs: ``DataOAuth2`` lists it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
@@ -52,6 +52,8 @@ class DataOAuth2(OAuth2):
     account_url: str = ""
     #: The API base URL and any absolute stream URLs: the streams send the token there.
     api_urls: tuple[str, ...] = ()
+    #: The spec this auth was generated from: what an override file is merged into (``loader``).
+    spec: ProviderSpec | None = field(default=None, compare=False, repr=False)
 
     def urls(self) -> list[str]:
         return [*super().urls(), *([self.account_url] if self.account_url else []), *self.api_urls]
@@ -176,23 +178,7 @@ def generate(spec: ProviderSpec) -> Generated:
             account_name=_text(read_path(account, spec.account_name_path)),
         )
 
-    initial = spec.upgrade_scopes if spec.access == "write" and spec.upgrade_scopes else spec.scopes
-    auth = DataOAuth2(
-        slot=slot,
-        authorize_url=spec.authorize_url,
-        token_url=spec.token_url,
-        revoke_url=spec.revoke_url,
-        account_url=spec.account_url,
-        scopes=tuple(initial),
-        upgrade_scopes=tuple(spec.upgrade_scopes),
-        client_id=id_field,
-        client_secret=secret_field,
-        extra_authorize_params=tuple(spec.authorize_params.items()),
-        api_urls=(
-            *([spec.api_url] if spec.api_url else []),
-            *(s.request.path for s in spec.streams if not s.request.path.startswith("/")),
-        ),
-    )
+    auth = oauth_auth(spec, slot)
     disconnect = Revoke(slot) if spec.revoke_url else NoRevocation(
         f"{spec.name} offers no token revocation: remove Tether's access in your {spec.name} account settings"
     )
@@ -214,6 +200,28 @@ def generate(spec: ProviderSpec) -> Generated:
     )
     mappings = tuple(stream_mapping(stream) for stream in spec.streams)
     return Generated(spec, config, slot, client, connection, health_check, streams, mappings)
+
+
+def oauth_auth(spec: ProviderSpec, slot: type[OAuth2Token]) -> DataOAuth2:
+    """The connection's OAuth2 declaration; write access asks for the upgrade scopes from the start."""
+    initial = spec.upgrade_scopes if spec.access == "write" and spec.upgrade_scopes else spec.scopes
+    return DataOAuth2(
+        slot=slot,
+        authorize_url=spec.authorize_url,
+        token_url=spec.token_url,
+        revoke_url=spec.revoke_url,
+        account_url=spec.account_url,
+        scopes=tuple(initial),
+        upgrade_scopes=tuple(spec.upgrade_scopes),
+        client_id=spec.field_name(spec.client_id),
+        client_secret=spec.field_name(spec.client_secret),
+        extra_authorize_params=tuple(spec.authorize_params.items()),
+        api_urls=(
+            *([spec.api_url] if spec.api_url else []),
+            *(s.request.path for s in spec.streams if not s.request.path.startswith("/")),
+        ),
+        spec=spec,
+    )
 
 
 def _text(value: Any) -> str | None:
