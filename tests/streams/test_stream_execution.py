@@ -8,6 +8,8 @@ delayed redelivery of the same run, whose next attempt resumes at the run's chec
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from engine.store.tables import Integration, IntegrationStatus, OperationState, 
 from ingest.models.asset import Asset
 from ingest.models.contact import Contact
 from support.stream_definition import BASE, GENERATED
-from support.stream_server import ProviderApi
+from support.stream_server import ProviderApi, Slow
 
 
 @pytest.fixture
@@ -211,6 +213,35 @@ async def test_an_interrupted_run_is_retried_from_its_checkpoint(runtime: Runtim
     assert [r.query for r in api.on("/rest/api/3/project/search")] == [{"startAt": "2", "maxResults": "2"}]
     assert [a.name for a in rows(runtime, Asset, integration_id)] == ["Example", "Alphabetical", "Kanban"]
     assert run_row(runtime, run_id).records_ingested == 3  # both attempts' records, counted once each
+
+
+async def test_a_run_whose_worker_stopped_mid_sync_resumes_at_its_checkpoint(
+    runtime: Runtime, api: ProviderApi
+) -> None:
+    """The worker stops (its task is cancelled, as at shutdown) while page 2 is in flight: the run is left running,
+    the reaper finds its heartbeat stale and queues it again, and the next attempt starts at page 2."""
+    integration_id = connect(runtime)
+    api.answer("/v2/contacts", "harvest_contacts_page1", Slow("harvest_contacts_page2", 3.0))
+    run_id = await start(runtime, integration_id, "ContactSync")
+    attempt = asyncio.create_task(runtime.executor.execute(run_id))
+    bound = time.monotonic() + 30  # against a hang, not a timing assertion
+    while run_row(runtime, run_id).checkpoint is None or len(api.on("/v2/contacts")) < 2:
+        assert time.monotonic() < bound and not attempt.done()
+        await asyncio.sleep(0.02)
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert run_row(runtime, run_id).status == RunStatus.running
+    assert [c.full_name for c in rows(runtime, Contact, integration_id)] == ["Jane Doe"]
+
+    [recovered] = runtime.executor.reap_stale(stale_after=0)
+    assert (recovered.status, recovered.error_code) == (RunStatus.queued, "worker_lost")
+    api.reset()
+    api.answer("/v2/contacts", "harvest_contacts_page2")
+    outcome = await runtime.executor.execute(run_id)
+    assert outcome.status == RunStatus.succeeded
+    assert [r.query for r in api.on("/v2/contacts")] == [{"per_page": "1", "page": "2"}]
+    assert [c.full_name for c in rows(runtime, Contact, integration_id)] == ["Jane Doe", "Richard Roe"]
 
 
 async def test_the_incremental_cursor_advances_only_when_a_run_succeeds(runtime: Runtime, api: ProviderApi) -> None:

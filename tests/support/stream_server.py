@@ -1,12 +1,14 @@
 """A provider API on 127.0.0.1 that answers each path with the next answer of its script, and records requests.
 
 Answers are fixture files of ``tests/fixtures/streams`` (``{"source", "status", "headers", "body"}``; ``{base}`` in a
-header is the server's own origin, for Link headers) or ``(status, headers, body)`` tuples. A path with no answer
+header is the server's own origin, for Link headers) or ``(status, headers, body)`` tuples, or ``Slow(answer,
+seconds)``: that answer after a wait (a page still in flight when a test interrupts the run). A path with no answer
 left is a 500 naming the path, so a test that asks for more pages than it scripted fails visibly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import deque
@@ -22,7 +24,15 @@ from fastapi.responses import JSONResponse
 from support.server import serve
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "streams"
-Answer = str | tuple[int, dict[str, str], Any]
+
+
+@dataclass(frozen=True)
+class Slow:
+    answer: str | tuple[int, dict[str, str], Any]
+    seconds: float
+
+
+Answer = str | tuple[int, dict[str, str], Any] | Slow
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -82,6 +92,9 @@ class ProviderApi:
                 next_answer = queue.popleft() if queue else None
             if next_answer is None:
                 return JSONResponse({"message": f"nothing scripted for {path}"}, status_code=500)
+            if isinstance(next_answer, Slow):
+                await asyncio.sleep(next_answer.seconds)
+                next_answer = next_answer.answer
             if isinstance(next_answer, str):
                 record = fixture(next_answer)
                 status, headers, payload = record["status"], record["headers"], record["body"]
