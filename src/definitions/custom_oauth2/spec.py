@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from engine.kit.streams import StreamSpec
+from engine.kit.streams import StreamSpec, paths
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -202,20 +202,7 @@ DataFile = ProviderSpec | OverrideSpec
 def read_path(document: Any, path: str | None) -> Any:
     """The value at a dotted JSON path (``bot.owner.user.id``; list items by index, ``items.0.id``), or ``None``.
 
-    A leading ``$.`` is accepted, so JSONPath-style ``$.user.id`` reads the same.
+    A leading ``$.`` is accepted, so JSONPath-style ``$.user.id`` reads the same; no path reads nothing. The
+    streams read their paths the same way (``engine.kit.streams.paths``).
     """
-    if not path:
-        return None
-    if path.startswith("$."):
-        path = path[2:]
-    current = document
-    for part in path.split("."):
-        if isinstance(current, dict):
-            current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-        if current is None:
-            return None
-    return current
+    return paths.read(document, path) if path else None
