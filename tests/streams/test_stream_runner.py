@@ -306,3 +306,14 @@ def test_a_last_page_without_its_token_fails_instead_of_restarting_silently(api:
     with pytest.raises(ProviderError) as failed:
         drain(EVENTS)
     assert "'nextSyncToken'" in failed.value.message
+
+
+def test_a_next_link_back_to_the_first_page_is_a_repeated_cursor(api: ProviderApi) -> None:
+    looping = '<{base}/user/repos?per_page=2>; rel="next"'
+    api.answer("/user/repos", (200, {"Link": looping}, body("github_repos_page1")))
+    spec = STREAMS["RepoSync"].model_copy(
+        update={"incremental": None, "request": STREAMS["RepoSync"].request.model_copy(update={"params": {}})}
+    )
+    with pytest.raises(PaginationLoop) as loop:
+        drain(spec)
+    assert "repeated a cursor" in loop.value.message and len(api.on("/user/repos")) == 1

@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from engine.errors import ProviderError
 from engine.kit.providerkit import PaginationLimit, PaginationLoop
 from engine.kit.streams.paginators.base import StreamRequest
@@ -50,7 +52,11 @@ class PageGuard:
         """Called before a page is fetched: the cap and the repeated-cursor guard."""
         if self.pages >= self.max_pages:
             raise PaginationLimit(f"{self.what} stopped after {self.max_pages} pages (the page cap)")
-        key = digest([request.method, request.url, sorted(request.params.items()), request.body])
+        # The URL as it will be sent, its query sorted: a next link back to the first request (which had its query
+        # in ``params``) is the same request.
+        url = httpx.URL(request.url).copy_merge_params(request.params)
+        query = sorted(url.params.multi_items())
+        key = digest([request.method, str(url.copy_with(query=None)), query, request.body])
         if key in self.seen:
             raise PaginationLoop(
                 f"{self.what} repeated a cursor: page {self.pages + 1} would ask for {named or 'the first page'} again"
