@@ -25,6 +25,7 @@ from engine.authoring.operations import Checkpoint, Emits, NoConfig, Operation, 
 from engine.authoring.slots import CredentialSlot, OAuth2Token
 from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
 from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
+from engine.governor.limits import RateLimit
 from engine.webhooks.verification import (
     BearerToken,
     EndpointSecret,
@@ -76,6 +77,7 @@ __all__ = [
     "Payload",
     "Policy",
     "ProviderError",
+    "RateLimit",
     "RenewToken",
     "Revoke",
     "SecretSource",

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     sandbox: bool | None = None
     #: Lifetime of the sandbox's OAuth access tokens: short, so a demo sees the Keystore refresh them.
     sandbox_token_seconds: int = Field(default=300, ge=1)
+    #: The rate governor's store (``engine.governor``): ``redis://…`` shares every provider budget across the workers
+    #: of every host; unset, a Redis broker's URL is used, else each process keeps its own budgets (the embedded
+    #: default has one process).
+    governor_url: str = ""
+    #: Longest a provider call waits on the event loop for its budget before its run is deferred through the queue.
+    governor_max_wait_seconds: float = Field(default=1.0, ge=0, le=60)
     #: Dramatiq queue name, and the Redis key prefix of the broker.
     queue: str = "tether"
     broker_namespace: str = "tether"

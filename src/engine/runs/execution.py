@@ -41,6 +41,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,8 @@ from engine.authoring.operations import Checkpoint, Operation, OperationContext,
 from engine.context import EngineContext
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.events.outbox import NewEvent, emit, run_event
+from engine.governor import BucketKey, governed
+from engine.governor.scope import Scope
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
 from engine.runs.heartbeat import Heartbeats
@@ -401,11 +404,26 @@ class Executor:
             checkpoint=run.checkpoint,
         )
         instance = operation()
-        if "ingest" in operation.execution_paths():
-            summary, by_schema, changes = await self._ingest(run, integration, definition, operation, instance, ctx)
-            return {"ingest": summary, "_next_cursor": ctx.next_cursor, "_records": by_schema, "_changes": changes}
-        result = await instance.run(ctx)
+        with self._governed(integration, definition):
+            if "ingest" in operation.execution_paths():
+                summary, by_schema, changes = await self._ingest(run, integration, definition, operation, instance, ctx)
+                return {"ingest": summary, "_next_cursor": ctx.next_cursor, "_records": by_schema, "_changes": changes}
+            result = await instance.run(ctx)
         return {"run": result, "_next_cursor": ctx.next_cursor}
+
+    def _governed(self, integration: Integration, definition: Definition) -> AbstractContextManager[Scope]:
+        """The budget this run's provider calls are charged to (``engine.governor``): the definition's app, or its
+        external account or tenant where the provider counts that way, shared fairly between tenants."""
+        limit = definition.rate_limit
+        account = (integration.account or {}).get("account_id")
+        key = BucketKey.for_integration(definition.id, limit, tenant=integration.tenant_id, account=account)
+        return governed(
+            self.context.governor,
+            key,
+            limit,
+            tenant=integration.tenant_id,
+            max_wait=self.context.settings.governor_max_wait_seconds,
+        )
 
     async def _client(self, integration: Integration, definition: Definition, secrets: list[str]) -> Any:
         name = (integration.provider_data or {}).get("connection", "")
