@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from sqlmodel import col, select
 
 from engine.custody.crypto import generate_master_key
+from engine.governor import LocalGovernor
 from engine.queue import worker as worker_module
 from engine.runtime import Runtime
 from engine.settings import Settings
@@ -172,6 +173,10 @@ async def test_mapped_fields_land_as_the_provider_documents_them(runtime: Runtim
 async def test_a_mid_sync_429_defers_the_run_which_resumes_at_its_checkpoint(
     runtime: Runtime, api: ProviderApi
 ) -> None:
+    # The rate governor learns the 429's pause for every caller of this app; its clock is the test's, so the
+    # redelivery (which the worker sends after ``retry_in``) is seen after the pause, with no real wait.
+    now = [1000.0]
+    runtime.executor.context.__dict__["governor"] = LocalGovernor(clock=lambda: now[0])
     integration_id = connect(runtime)
     api.answer("/user/repos", "github_repos_page1", "github_secondary_rate_limit")
     run_id = await start(runtime, integration_id, "RepoSync")
@@ -189,6 +194,7 @@ async def test_a_mid_sync_429_defers_the_run_which_resumes_at_its_checkpoint(
 
     api.reset()
     api.answer("/user/repos", "github_repos_page2")
+    now[0] += first.retry_in + 1  # the redelivery comes after the deferral
     second = await runtime.executor.execute(run_id)
     assert second.status == RunStatus.succeeded and run_row(runtime, run_id).attempts == 2
     [resumed] = api.on("/user/repos")  # page 1 is not asked for again
