@@ -16,19 +16,15 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from sqlalchemy import update
 from sqlmodel import col
 
+from bench._serve import serve
 from bench.ingest import postgres, sqlite
 from engine import Checkpoint, NoConfig, OperationContext
 from engine.kit.egress import egress_client
@@ -101,25 +97,8 @@ def app(pages: int, size: int) -> Any:
     return asgi
 
 
-@contextmanager
-def server(pages: int, size: int) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(app(pages, size), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the bench server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=10)
+def server(pages: int, size: int) -> Any:
+    return serve(app(pages, size))
 
 
 SPEC = StreamSpec.model_validate(
