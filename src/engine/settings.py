@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     #: Comma-separated module paths of a host app's own ingest models (``ingest.hosts``), besides the ones the
     #: ``tether.models`` entry points name.
     model_modules: str = ""
+    #: The most pages one run of a declarative stream reads (``engine.kit.streams``); a stream may set fewer.
+    stream_max_pages: int = Field(default=1000, ge=1)
     #: Tests only: allow http:// and loopback provider URLs (read per outbound client, so tests may set it).
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.

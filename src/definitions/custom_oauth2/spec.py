@@ -10,8 +10,10 @@ Keys are the seed's camelCase names. ``clientId`` and ``clientSecret`` are secre
 a secret name must start with the definition's ID (``NOTION_…`` for ``id = "notion"``).
 
 Besides the seed's fields a file carries ``id``, ``name`` and ``description`` (what the catalog shows), and may
-carry ``headers`` (static request headers the provider's API needs, e.g. ``Notion-Version``) and
-``authorizeParams`` (extra authorize-URL parameters, e.g. Google's ``access_type = "offline"``).
+carry ``headers`` (static request headers the provider's API needs, e.g. ``Notion-Version``),
+``authorizeParams`` (extra authorize-URL parameters, e.g. Google's ``access_type = "offline"``), and ``apiUrl`` with
+``[[streams]]``: ingest operations declared as data (``engine.kit.streams``), each a paged, optionally incremental
+listing mapped with CEL into an internal model.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from engine.kit.streams import StreamSpec, paths
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -118,6 +122,26 @@ class ProviderSpec(BaseModel):
     authorize_params: dict[str, str] = Field(
         default={}, alias="authorizeParams", description="Extra parameters of the authorize URL."
     )
+    api_url: str | None = Field(
+        default=None,
+        alias="apiUrl",
+        description="The base URL the streams' relative request paths are joined to (https, checked at start-up).",
+    )
+    streams: tuple[StreamSpec, ...] = Field(
+        default=(),
+        description="Ingest operations declared as streams ([[streams]]): request, records, pagination, stop "
+        "conditions, incremental sync, the schema they emit and its CEL mapping (docs/data-streams.md).",
+    )
+
+    @field_validator("streams")
+    @classmethod
+    def _streams_named_once_and_rooted(cls, streams: tuple[StreamSpec, ...], info: ValidationInfo) -> tuple:
+        names = [stream.name for stream in streams]
+        if len(set(names)) != len(names):
+            raise PydanticCustomError("stream_names", "two streams share a name (a stream's name is its operation ID)")
+        if any(stream.request.path.startswith("/") for stream in streams) and not info.data.get("api_url"):
+            raise PydanticCustomError("stream_api_url", "a stream with a relative request path needs apiUrl")
+        return streams
 
     @field_validator("id")
     @classmethod
@@ -185,20 +209,7 @@ DataFile = ProviderSpec | OverrideSpec
 def read_path(document: Any, path: str | None) -> Any:
     """The value at a dotted JSON path (``bot.owner.user.id``; list items by index, ``items.0.id``), or ``None``.
 
-    A leading ``$.`` is accepted, so JSONPath-style ``$.user.id`` reads the same.
+    A leading ``$.`` is accepted, so JSONPath-style ``$.user.id`` reads the same; no path reads nothing. The
+    streams read their paths the same way (``engine.kit.streams.paths``).
     """
-    if not path:
-        return None
-    if path.startswith("$."):
-        path = path[2:]
-    current = document
-    for part in path.split("."):
-        if isinstance(current, dict):
-            current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-        if current is None:
-            return None
-    return current
+    return paths.read(document, path) if path else None

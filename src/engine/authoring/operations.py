@@ -117,6 +117,16 @@ class Payload:
     action: str = ""
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Yielded by an ingest operation between payloads: every payload before it is persisted, then ``state`` is
+    saved on the run, so a later attempt of the same run (after a rate-limit deferral, a retry or a lost worker)
+    starts from it (``OperationContext.checkpoint``) instead of from the first page. JSON-serialisable; it holds
+    positions (cursors, offsets), never credentials."""
+
+    state: Any
+
+
 @dataclass
 class OperationContext:
     """What an operation receives when it runs."""
@@ -137,6 +147,8 @@ class OperationContext:
     run_id: str | None = None
     attempt: int = 1
     trigger: str = ""
+    #: The last ``Checkpoint`` state an earlier attempt of this same run saved (``None`` on a first attempt).
+    checkpoint: Any = None
 
 
 class Operation:
@@ -168,6 +180,6 @@ class Operation:
         """Raw-result path: return a JSON-serialisable result."""
         raise NotImplementedError(f"{type(self).__name__} has no raw-result path")
 
-    def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
-        """Ingest path: an async generator yielding ``Payload`` objects."""
+    def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload | Checkpoint]:
+        """Ingest path: an async generator yielding ``Payload`` objects (and ``Checkpoint``s between pages)."""
         raise NotImplementedError(f"{type(self).__name__} has no ingest path")

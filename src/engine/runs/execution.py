@@ -55,7 +55,7 @@ from sqlmodel import Session, col, select
 
 from engine.authoring.connections import OAuth2, missing_write_scopes
 from engine.authoring.definition import Definition
-from engine.authoring.operations import Operation, OperationContext, Payload, UpgradeRequired
+from engine.authoring.operations import Checkpoint, Operation, OperationContext, Payload, UpgradeRequired
 from engine.context import EngineContext
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.events.outbox import NewEvent, emit, run_event
@@ -401,6 +401,7 @@ class Executor:
             run_id=run.id,
             attempt=run.attempts,
             trigger=run.trigger,
+            checkpoint=run.checkpoint,
         )
         instance = operation()
         with self._governed(integration, definition):
@@ -491,12 +492,20 @@ class Executor:
                 by_schema[schema] = by_schema.get(schema, 0) + count
 
         async for payload in instance.ingest(ctx):
+            if isinstance(payload, Checkpoint):
+                # Everything yielded before the checkpoint is persisted first, so a resumed attempt never skips a
+                # page whose records were still in the batch.
+                if batch:
+                    await flush()
+                await anyio.to_thread.run_sync(self._save_checkpoint, run.id, payload.state)
+                continue
             batch.append(payload)
             if len(batch) >= self.options.ingest_batch:
                 await flush()
         if batch:
             await flush()
-        if ingest_ctx.snapshot:
+        # A resumed run saw only the pages after its checkpoint: removing what it did not see would be wrong.
+        if ingest_ctx.snapshot and ctx.checkpoint is None:
             removed = await anyio.to_thread.run_sync(
                 lambda: remove_unconfirmed(pipeline, self.context.db, ingest_ctx, run, seen, rejected)
             )
@@ -695,6 +704,13 @@ class Executor:
                 except Exception as exc:  # this item's own failure (``submit`` failed the run and says why)
                     answers[index] = exc
         return answers
+
+    def _save_checkpoint(self, run_id: str, state: Any) -> None:
+        """Store where the run's next attempt resumes; a run no longer ``running`` (cancelled) keeps its own."""
+        with self.context.db.session() as session:
+            session.execute(
+                update(Run).where(col(Run.id) == run_id, col(Run.status) == RunStatus.running).values(checkpoint=state)
+            )
 
     def _get_run(self, run_id: str) -> Run | None:
         with self.context.db.session() as session:

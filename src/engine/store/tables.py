@@ -196,6 +196,8 @@ class Run(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    #: Where an ingest run's next attempt resumes (the last ``Checkpoint`` it yielded after persisting a page).
+    checkpoint: Any | None = Field(default=None, sa_type=JSON)
 
 
 class IngestReject(SQLModel, table=True):
@@ -301,6 +303,7 @@ class RecordChange(SQLModel, table=True):
     #: The record's state after the change (``record_state``); ``None`` for a removal (a tombstone).
     record: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     changed_at: datetime = Field(default_factory=utcnow)
+
 
 class EventDeliveryStatus(StrEnum):
     pending = "pending"
