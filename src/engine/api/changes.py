@@ -5,7 +5,9 @@ Every upsert that changed a record and every removal is a change with the tenant
 keeps ``next_after`` mirrors the records exactly and resumes after a crash where it stopped. Scoped to the
 principal's tenant, and for ``user`` principals to their own integrations; ``after`` and ``limit`` are ASCII digits
 (422 ``invalid_after`` / ``invalid_limit``), an unknown ``schema`` or an integration the principal may not see is
-``not_found``.
+``not_found``. Changes past ``TETHER_CHANGES_RETENTION_DAYS`` are pruned; a reader whose ``after`` lies before the
+retained window gets ``changes_cursor_expired`` (410), whose message names the ``after`` to follow once it has
+re-read ``/v1/records`` (the tenant's last sequence when refused, so nothing between is lost).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
 from engine.kit.inputs import ascii_int
 from engine.runtime import Runtime
+from engine.store.retention import horizon
 from engine.store.tables import Integration, RecordChange
 
 router = APIRouter(prefix="/v1", tags=["changes"])
@@ -37,6 +40,13 @@ class InvalidAfter(TetherError):
 class InvalidLimit(TetherError):
     code = "invalid_limit"
     status = 422
+
+
+class ChangesCursorExpired(TetherError):
+    """``after`` is older than the retained feed: the changes after it were pruned (``engine.store.retention``)."""
+
+    code = "changes_cursor_expired"
+    status = 410
 
 
 class ChangeView(BaseModel):
@@ -91,6 +101,15 @@ def list_changes(
         query = query.where(table.c.integration_id.in_(owned))
     with runtime.db.engine.connect() as connection:
         rows = connection.execute(query.order_by(table.c.seq).limit(count)).mappings().all()
+        # After the rows, never before: a prune committed between the two reads is seen here, so a page missing
+        # pruned changes is never returned (a prune just after the rows makes this refuse a complete page, which
+        # only costs the host a resync).
+        pruned_through, head = horizon(connection, principal.tenant_id)
+    if start < pruned_through:
+        raise ChangesCursorExpired(
+            f"changes after {start} are past the feed's retention (it keeps changes after {pruned_through}): "
+            f"resync from /v1/records, then follow the feed with after={head}"
+        )
     changes = [ChangeView.model_validate({**row, "changed_at": _aware(row["changed_at"])}) for row in rows]
     return ChangePage(changes=changes, next_after=changes[-1].seq if changes else start)
 
