@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,57 @@ def _serve(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def emit_events(db: Any, count: int, make: Callable[[int], Any], *, batch: int = 100) -> None:
+    """``count`` events (``make(i)``: the ``i``-th ``NewEvent``) into the outbox, ``batch`` per transaction (as runs
+    finishing would write them), fanned out by ``emit`` to their tenants' endpoints."""
+    from engine.events.outbox import emit
+
+    for start in range(0, count, batch):
+        with db.engine.begin() as connection:
+            emit(connection, [make(i) for i in range(start, min(start + batch, count))])
+
+
+def wait_delivered(db: Any, expected: int, *, bound: float = 600.0) -> list[Any]:
+    """Every ``event_delivery`` row once ``expected`` of them are delivered (or ``bound`` seconds passed)."""
+    from sqlmodel import func, select
+
+    from engine.store.tables import EventDelivery
+
+    deadline = time.monotonic() + bound
+    # Until every outcome is committed (the receiver counts before that); a count, so the polling does not take the
+    # GIL from the receiver in this process.
+    count = select(func.count()).select_from(EventDelivery).where(EventDelivery.status == "delivered")
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            if session.exec(count).one() >= expected:
+                break
+        time.sleep(0.5)
+    with db.session() as session:
+        return list(session.exec(select(EventDelivery)).all())
+
+
+def delivery_figures(rows: list[Any]) -> dict[str, Any]:
+    """Deliveries/s (first event created to last delivered) and created-to-delivered latencies."""
+    from engine.store.tables import EventDeliveryStatus
+
+    delivered = [r for r in rows if r.status == EventDeliveryStatus.delivered and r.delivered_at is not None]
+    if not delivered:
+        return {"delivered": 0, "deliveries_per_s": 0.0, "latency_p50_s": None, "latency_p99_s": None}
+    first = min(r.created_at for r in rows)
+    last = max(r.delivered_at for r in delivered)
+    latencies = sorted((r.delivered_at - r.created_at).total_seconds() for r in delivered)
+    return {
+        "delivered": len(delivered),
+        "deliveries_per_s": round(len(delivered) / max((last - first).total_seconds(), 1e-9), 1),
+        "latency_p50_s": round(statistics.median(latencies), 3),
+        "latency_p99_s": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)], 3),
+    }
+
+
 def main() -> None:
     import redis
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
-    from sqlmodel import func, select
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -68,9 +114,8 @@ def main() -> None:
 
     from engine.custody.crypto import KeyRing, generate_master_key
     from engine.events import endpoints
-    from engine.events.outbox import NewEvent, emit
+    from engine.events.outbox import NewEvent
     from engine.store.database import Database, normalize_url
-    from engine.store.tables import EventDelivery, EventDeliveryStatus
 
     received = [0]
     lock = threading.Lock()
@@ -117,35 +162,10 @@ def main() -> None:
             assert worker.stdout is not None
             if "tether worker ready" not in worker.stdout.readline():
                 raise SystemExit("the worker did not start")
-            for start in range(0, EVENTS, 100):
-                with db.engine.begin() as connection:
-                    batch = [NewEvent("bench", "run.succeeded", {"run_id": f"r{i}"}) for i in range(start, start + 100)]
-                    emit(connection, batch[: EVENTS - start])
-            deadline = time.monotonic() + 600
-            # Until every outcome is committed (the receiver counts before that); a count, so the polling does not
-            # take the GIL from the receiver in this process.
-            count = select(func.count()).select_from(EventDelivery).where(EventDelivery.status == "delivered")
-            while time.monotonic() < deadline:
-                with db.session() as session:
-                    if session.exec(count).one() >= EVENTS:
-                        break
-                time.sleep(0.5)
-            with db.session() as session:
-                rows = session.exec(select(EventDelivery)).all()
-        delivered = [r for r in rows if r.status == EventDeliveryStatus.delivered and r.delivered_at is not None]
-        first = min(r.created_at for r in rows)
-        last = max(r.delivered_at for r in delivered if r.delivered_at is not None)
-        latencies = sorted((r.delivered_at - r.created_at).total_seconds() for r in delivered if r.delivered_at)
-        result = {
-            "bench": "events",
-            "events": EVENTS,
-            "delivered": len(delivered),
-            "received": received[0],
-            "threads": THREADS,
-            "deliveries_per_s": round(len(delivered) / max((last - first).total_seconds(), 1e-9), 1),
-            "latency_p50_s": round(statistics.median(latencies), 3),
-            "latency_p99_s": round(latencies[int(len(latencies) * 0.99) - 1], 3),
-        }
+            emit_events(db, EVENTS, lambda i: NewEvent("bench", "run.succeeded", {"run_id": f"r{i}"}))
+            rows = wait_delivered(db, EVENTS)
+        result = {"bench": "events", "events": EVENTS, "received": received[0], "threads": THREADS}
+        result.update(delivery_figures(rows))
         print(
             f"{result['delivered']}/{EVENTS} delivered, {result['deliveries_per_s']} deliveries/s, "
             f"latency p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s"
