@@ -6,6 +6,8 @@ deliveries, the actor claims, signs (Standard Webhooks, HMAC-SHA256) and POSTs e
 receiver on 127.0.0.1 (uvicorn in a thread of this process, answering 204 without verifying, so the figure is the
 sender's). Deliveries/s is ``EVENTS / (last delivered_at - first created_at)``; latency is ``delivered_at -
 created_at`` per delivery, which includes waiting for the sweep (``TETHER_EVENT_SWEEP_SECONDS``, 1 s by default).
+``worker_cpu_ms_per_delivery`` is the worker process's CPU time over the run divided by the deliveries: what one
+costs, however loaded the machine is (the rates above move with other processes' load; this moves much less).
 
 Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
 ``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
@@ -26,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench.webhooks import _cpu_seconds
 
 EVENTS = int(os.environ.get("TETHER_BENCH_EVENTS", "2000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
@@ -162,13 +166,19 @@ def main() -> None:
             assert worker.stdout is not None
             if "tether worker ready" not in worker.stdout.readline():
                 raise SystemExit("the worker did not start")
+            cpu_before = _cpu_seconds(worker.pid)
             emit_events(db, EVENTS, lambda i: NewEvent("bench", "run.succeeded", {"run_id": f"r{i}"}))
             rows = wait_delivered(db, EVENTS)
+            worker_cpu = _cpu_seconds(worker.pid) - cpu_before
         result = {"bench": "events", "events": EVENTS, "received": received[0], "threads": THREADS}
         result.update(delivery_figures(rows))
+        # The worker's own CPU per delivery: what a delivery costs, whatever else loads the machine (the idle sweep
+        # and reaper passes are in it too).
+        result["worker_cpu_ms_per_delivery"] = round(1000 * worker_cpu / max(result["delivered"], 1), 2)
         print(
             f"{result['delivered']}/{EVENTS} delivered, {result['deliveries_per_s']} deliveries/s, "
-            f"latency p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s"
+            f"latency p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s, "
+            f"worker CPU {result['worker_cpu_ms_per_delivery']} ms per delivery"
         )
         print(json.dumps(result))
     finally:
