@@ -289,6 +289,7 @@ def run_scheduler(*, interval: float = 5.0, iterations: int | None = None) -> in
         try:
             total += len(scheduler.tick())
             runtime.executor.reap_stale()
+            scheduler.prune_if_due()
         except Exception as exc:
             log.warning("scheduler pass failed: %s", type(exc).__name__)
         passes += 1

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     event_requeue_after_seconds: float = 30.0
     #: After a secret rotation, seconds the previous secret keeps signing beside the new one.
     event_secret_overlap_seconds: float = 86400.0
+    #: Retention (``engine.store.retention``): days the change feed and the outbound event log (final deliveries
+    #: and their events) are kept (0: forever), and seconds between the scheduler's prune passes.
+    changes_retention_days: float = 30.0
+    event_retention_days: float = 30.0
+    retention_prune_seconds: float = 3600.0
     #: CEL: the back end (``fast`` or ``celpy``) and the fast back end's cost budget per evaluation.
     cel_backend: str = "fast"
     cel_cost_limit: int = 1_000_000

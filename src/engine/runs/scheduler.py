@@ -5,6 +5,9 @@ operation with ``Policy(reconcile=True)`` is dispatched (trigger ``reconcile``),
 ``Policy.schedule`` gets ``OperationState.next_due_at`` (one interval after the reconcile run, or now when the
 operation is scheduled but not reconcile-eligible).
 
+``Scheduler.prune_if_due()`` runs retention (``engine.store.retention``) every ``TETHER_RETENTION_PRUNE_SECONDS``
+from the scheduler loop (the ``tether scheduler`` processes and the embedded thread alike).
+
 ``Scheduler.tick()`` enqueues due runs exactly once however many schedulers run (``tether scheduler`` processes, or
 the embedded default's thread). Each due row is *claimed* with a conditional UPDATE::
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -28,6 +32,7 @@ from sqlmodel import col, select
 from engine.errors import TetherError
 from engine.runs.execution import ensure_state
 from engine.services import Services
+from engine.store.retention import Pruned, prune
 from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
 
 log = logging.getLogger("tether.scheduler")
@@ -37,6 +42,27 @@ class Scheduler:
     def __init__(self, runtime: Services, *, batch: int = 100) -> None:
         self.runtime = runtime
         self.batch = batch
+        #: ``time.monotonic()`` of the last retention pass (``None``: none yet, so the first pass prunes).
+        self._pruned_at: float | None = None
+
+    # -- retention ---------------------------------------------------------------------------------------------
+
+    def prune_if_due(self) -> Pruned | None:
+        """Prune the change feed and the event log (``engine.store.retention``) when
+        ``TETHER_RETENTION_PRUNE_SECONDS`` passed since this scheduler's last pass; ``None`` when not due."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self.runtime.settings.retention_prune_seconds:
+            return None
+        self._pruned_at = now
+        pruned = prune(self.runtime.db, self.runtime.settings)
+        if pruned.changes or pruned.deliveries or pruned.events:
+            log.info(
+                "retention: pruned %d changes, %d event deliveries, %d events",
+                pruned.changes,
+                pruned.deliveries,
+                pruned.events,
+            )
+        return pruned
 
     # -- reconcile ---------------------------------------------------------------------------------------------
 
@@ -167,6 +193,7 @@ class SchedulerThread(threading.Thread):
                 self.scheduler.tick()
                 if self.reap:
                     self.runtime.executor.reap_stale()
+                self.scheduler.prune_if_due()
             except Exception as exc:
                 log.warning("scheduler pass failed: %s", type(exc).__name__)
             self.stopped.wait(self.interval)

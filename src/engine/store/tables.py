@@ -283,6 +283,8 @@ class ChangeCounter(SQLModel, table=True):
 
     tenant_id: str = Field(primary_key=True, max_length=200)
     last_seq: int = Field(default=0, sa_type=BigInteger)
+    #: The last sequence retention deleted (``engine.store.retention``): a reader after a lower one missed changes.
+    pruned_through: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
 class RecordChange(SQLModel, table=True):
