@@ -22,8 +22,9 @@ from sqlmodel import select
 
 from definitions.sandbox.slots import SandboxToken
 from engine.api.principal import create_api_key
+from engine.events import endpoints as event_endpoints
 from engine.runs.execution import RunOutcome
-from engine.store.tables import Run, WebhookDelivery, WebhookEndpoint
+from engine.store.tables import EventOutbox, Run, WebhookDelivery, WebhookEndpoint
 from engine.webhooks.deliveries import process_deliveries
 from ingest.models.asset import Asset
 from ingest.models.calendar_event import CalendarEvent
@@ -302,6 +303,9 @@ async def test_a_change_event_is_ingested_in_one_cycle_and_its_duplicate_once(wo
     world.control("acme/reset")
     iid = connect_key(world, "webhooks", "sbx_key_acme")
     await drain(world, iid)
+    # A host listening for records.changed (nothing sends it here: the outbox rows are what is checked).
+    event_endpoints.create(world.runtime.db, world.runtime.keys.keyring, "acme", url="https://host.example/events",
+                           event_types=["records.changed"])
     endpoints = world.api.get(f"/v1/integrations/{iid}")  # the subscription was made when it connected
     assert endpoints.status_code == 200
     asset = rows(world, Asset, iid)[0]
@@ -320,6 +324,21 @@ async def test_a_change_event_is_ingested_in_one_cycle_and_its_duplicate_once(wo
     deleted = world.control(f"acme/records/findings/{rows(world, Finding, iid)[0].external_id}", "DELETE")
     assert [d.status for d in await settled(world, iid)] == ["processed", "processed"]
     assert deleted["record"]["id"] not in {f.external_id for f in rows(world, Finding, iid)}  # removed
+    # Each delivery that changed records announced it once (the duplicate changed nothing), with its feed range.
+    renamed, removed = announced(world, iid)
+    assert (renamed["counts"], renamed["removed"]) == ({"asset": 1}, {})
+    assert (removed["counts"], removed["removed"]) == ({}, {"finding": 1})
+    window = removed["changes"]
+    tail = world.api.get("/v1/changes", params={"after": window["after"], "integration_id": iid}).json()["changes"]
+    assert [(c["schema"], c["op"]) for c in tail if c["seq"] <= window["until"]] == [("finding", "remove")]
+
+
+def announced(world: World, iid: str) -> list[dict[str, Any]]:
+    """The integration's ``records.changed`` events in the outbox, oldest first."""
+    with world.runtime.db.session() as session:
+        rows = session.exec(select(EventOutbox).where(EventOutbox.event_type == "records.changed")).all()
+    found = [r.payload["data"] for r in sorted(rows, key=lambda r: r.created_at)]
+    return [data for data in found if data["integration_id"] == iid]
 
 
 async def settled(world: World, iid: str) -> list[WebhookDelivery]:

@@ -33,7 +33,7 @@ from engine.custody.crypto import generate_master_key
 from engine.store.database import Database
 from support.event_receiver import Receiver, running_receiver
 from support.server import free_port
-from support.workers import REDIS_URL, start_worker
+from support.workers import REDIS_URL, start_worker, stop_all
 from tether_client import Client, QueuedResponse
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -113,14 +113,8 @@ def stack(postgres_database: Database, redis_client: redis.Redis, tmp_path: Path
         stack.key, _ = create_api_key(postgres_database, tenant="acme", role="server", name="host app")
         yield stack
     finally:
-        for proc in [*stack.workers, server]:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=20)
+        stop_all([*stack.workers, server], namespace, redis_client)
         log.close()
-        keys = list(redis_client.scan_iter(f"{namespace}:*"))
-        if keys:
-            redis_client.delete(*keys)
 
 
 def _healthy(base: str, server: subprocess.Popen[str]) -> bool:
