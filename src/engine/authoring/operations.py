@@ -108,13 +108,20 @@ class Emits:
 
 @dataclass(frozen=True)
 class Payload:
-    """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it."""
+    """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it.
+
+    ``remove=True`` says the provider deleted this record (a ``deleted`` webhook event, a deletion an incremental
+    listing reports): the mapping runs as for an upsert, but only the model's upsert keys need to come out of it, and
+    the integration's record with those keys is removed (with the records referencing it), its ``remove`` change
+    written in the same transaction. A removal of a record Tether does not hold changes nothing.
+    """
 
     schema: str
     data: Any
     variant: str = ""
     resource: str = ""
     action: str = ""
+    remove: bool = False
 
 
 @dataclass(frozen=True)

@@ -370,6 +370,7 @@ class Executor:
             keeps_state=_keeps_state(operation, outcome),
             cursor=outcome.get("_next_cursor"),
             records=outcome.get("_records"),
+            removed=outcome.get("_removed"),
             changes=outcome.get("_changes"),
         )
         if not await self._successes.submit(success):
@@ -406,8 +407,16 @@ class Executor:
         instance = operation()
         with self._governed(integration, definition):
             if "ingest" in operation.execution_paths():
-                summary, by_schema, changes = await self._ingest(run, integration, definition, operation, instance, ctx)
-                return {"ingest": summary, "_next_cursor": ctx.next_cursor, "_records": by_schema, "_changes": changes}
+                summary, by_schema, removed, changes = await self._ingest(
+                    run, integration, definition, operation, instance, ctx
+                )
+                return {
+                    "ingest": summary,
+                    "_next_cursor": ctx.next_cursor,
+                    "_records": by_schema,
+                    "_removed": removed,
+                    "_changes": changes,
+                }
             result = await instance.run(ctx)
         return {"run": result, "_next_cursor": ctx.next_cursor}
 
@@ -446,9 +455,10 @@ class Executor:
         operation: type[Operation],
         instance: Operation,
         ctx: OperationContext,
-    ) -> tuple[dict[str, int], dict[str, int], tuple[int, int] | None]:
-        """Ingest the operation's payloads; returns the totals, the records persisted per schema and the range
-        ``(after, until)`` of the change feed that holds this run's changes (``None`` when it changed nothing)."""
+    ) -> tuple[dict[str, int], dict[str, int], dict[str, int], tuple[int, int] | None]:
+        """Ingest the operation's payloads; returns the totals, the records persisted and removed (provider deletes,
+        complete snapshots) per schema and the range ``(after, until)`` of the change feed that holds this run's
+        changes (``None`` when it changed nothing)."""
         from ingest.changes import last_seq
         from ingest.pipeline import IngestContext, compile_integration_filter
 
@@ -466,6 +476,7 @@ class Executor:
         )
         totals = {"received": 0, "persisted": 0, "filtered": 0, "rejected": 0}
         by_schema: dict[str, int] = {}
+        removed_by_schema: dict[str, int] = {}
         batch: list[Payload] = []
         seen: dict[str, set[Any]] = {}
         rejected: set[str] = set()
@@ -490,6 +501,10 @@ class Executor:
             rejected.update(reject.schema for reject in result.rejects)
             for schema, count in result.persisted_by_schema.items():
                 by_schema[schema] = by_schema.get(schema, 0) + count
+            if result.removed:  # only a run that removed something says so (the summary's keys stay as they were)
+                totals["removed"] = totals.get("removed", 0) + result.removed
+            for schema, count in result.removed_by_schema.items():
+                removed_by_schema[schema] = removed_by_schema.get(schema, 0) + count
 
         async for payload in instance.ingest(ctx):
             if isinstance(payload, Checkpoint):
@@ -509,9 +524,12 @@ class Executor:
             removed = await anyio.to_thread.run_sync(
                 lambda: remove_unconfirmed(pipeline, self.context.db, ingest_ctx, run, seen, rejected)
             )
-            totals["removed"] = sum(removed.values())
+            totals["removed"] = totals.get("removed", 0) + sum(removed.values())
+            for schema, count in removed.items():
+                if count:
+                    removed_by_schema[schema] = removed_by_schema.get(schema, 0) + count
         after = await anyio.to_thread.run_sync(feed_head)
-        return totals, by_schema, (before, after) if after > before else None
+        return totals, by_schema, removed_by_schema, (before, after) if after > before else None
 
     def pipeline(self) -> Any:
         if self._pipeline is None:
