@@ -22,7 +22,21 @@ from engine.kit.egress import read_json
 from engine.kit.providerkit import CursorPages, Page, PageRequest, paginate, raise_for_status
 
 #: The File fields a ``file`` record is built from (Drive v3 names; ``size`` is an int64 string).
-FILE_FIELDS = "id,name,mimeType,owners(displayName,emailAddress),modifiedTime,createdTime,webViewLink,trashed,parents,size,driveId"
+FILE_FIELDS = ",".join(
+    [
+        "id",
+        "name",
+        "mimeType",
+        "owners(displayName,emailAddress)",
+        "modifiedTime",
+        "createdTime",
+        "webViewLink",
+        "trashed",
+        "parents",
+        "size",
+        "driveId",
+    ]
+)
 FILE_PAGES = CursorPages(items_path="files", cursor_path="nextPageToken", missing_ok=True)
 CHANGE_PAGES = CursorPages(items_path="changes", cursor_path="nextPageToken", missing_ok=True)
 

@@ -1,7 +1,8 @@
 """Mappings of the Gmail v1 and Drive v3 resources (as the sync requests them) into ``message`` and ``file``.
 
-Every optional property is guarded with ``has()``: Google omits absent fields rather than sending ``null``, and a
-``fields``/``format=metadata`` answer carries only what was asked for.
+Every optional property is guarded: Google omits absent fields, and a ``fields``/``format=metadata`` answer carries
+only what was asked for; a property that is transformed (``int()``, ``map()``, a comparison) is guarded against an
+explicit ``null`` too (``_set``), so a null never turns a record into a map error.
 
 * ``(message, email)``: a Gmail ``Message`` in ``format=metadata``. Headers are matched case-insensitively (a
   message's own spelling, ``CC`` or ``cc``, is what Gmail returns); ``sent_at`` is ``internalDate`` (epoch
@@ -19,12 +20,17 @@ from __future__ import annotations
 from engine import Mapping
 
 
+def _set(path: str) -> str:
+    """``path`` is present and not ``null`` (CEL's ``has()`` is true for a key holding null)."""
+    return f"(has({path}) && type({path}) != null_type)"
+
+
 def _header(name: str) -> str:
     """The values of one header of a ``format=metadata`` message, as a CEL list (``[]`` when absent)."""
     return (
-        "(has(payload.payload) && has(payload.payload.headers)"
-        f' ? payload.payload.headers.filter(h, has(h.name) && h.name.matches("(?i)^{name}$"))'
-        '.map(h, has(h.value) ? h.value : "") : [])'
+        f"({_set('payload.payload')} && {_set('payload.payload.headers')}"
+        f' ? payload.payload.headers.filter(h, {_set("h.name")} && h.name.matches("(?i)^{name}$"))'
+        f'.map(h, {_set("h.value")} ? h.value : "") : [])'
     )
 
 
@@ -45,7 +51,7 @@ MESSAGE = Mapping(
       "sender": {_first("from")},
       "recipients": size({_RECIPIENTS}) > 0 ? {_RECIPIENTS} : null,
       "subject": {_first("subject")},
-      "sent_at": has(payload.internalDate) ? int(payload.internalDate) : null,
+      "sent_at": {_set("payload.internalDate")} ? int(payload.internalDate) : null,
       "labels": has(payload.labelIds) ? payload.labelIds : null,
       "snippet": has(payload.snippet) ? payload.snippet : null,
       "attributes": {{
@@ -80,18 +86,19 @@ FILE = Mapping(
       "external_id": payload.id,
       "name": has(payload.name) ? payload.name : null,
       "mime_type": has(payload.mimeType) ? payload.mimeType : null,
-      "kind": !has(payload.mimeType) ? null
+      "kind": !{_set("payload.mimeType")} ? null
         : payload.mimeType == "{_FOLDER}" ? "folder"
         : payload.mimeType.startsWith("application/vnd.google-apps.") ? "document" : "file",
-      "owners": has(payload.owners)
-        ? payload.owners.map(o, has(o.emailAddress) ? o.emailAddress : has(o.displayName) ? o.displayName : "")
+      "owners": {_set("payload.owners")}
+        ? payload.owners.map(o,
+            {_set("o.emailAddress")} ? o.emailAddress : {_set("o.displayName")} ? o.displayName : "")
         : null,
-      "size_bytes": has(payload.size) ? int(payload.size) : null,
+      "size_bytes": {_set("payload.size")} ? int(payload.size) : null,
       "source_created_at": has(payload.createdTime) ? payload.createdTime : null,
       "source_modified_at": has(payload.modifiedTime) ? payload.modifiedTime : null,
       "url": has(payload.webViewLink) ? payload.webViewLink : null,
       "trashed": has(payload.trashed) ? payload.trashed : null,
-      "parent_id": has(payload.parents) && size(payload.parents) > 0 ? payload.parents[0] : null,
+      "parent_id": {_set("payload.parents")} && size(payload.parents) > 0 ? payload.parents[0] : null,
       "attributes": {{"drive_id": has(payload.driveId) ? payload.driveId : null}}
     }}
     """,
