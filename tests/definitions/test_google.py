@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,8 +19,8 @@ from pydantic import SecretStr
 from definitions.google import definition
 from definitions.google.gmail import HEADERS
 from definitions.google.operations import FilesSync, MessagesSync, MessagesSyncConfig
-from definitions.google.products import CALENDAR_READ, DRIVE_METADATA, GMAIL_METADATA
-from engine import ClientContext, OperationContext, Payload, ProviderError
+from definitions.google.products import CALENDAR_READ, DRIVE_METADATA, GMAIL, GMAIL_METADATA
+from engine import ClientContext, DefinitionError, OperationContext, Payload, ProviderError
 from engine.authoring.connections import granted_products, missing_product_scopes
 from engine.catalog.registry import Registry
 from engine.kit.egress import LOOPBACK_ENV
@@ -106,6 +107,23 @@ def test_one_connection_three_products() -> None:
     assert granted_products(auth, base) == ["calendar"]
     assert granted_products(auth, [*base, GMAIL_METADATA]) == ["calendar", "gmail"]
     assert missing_product_scopes(auth, "gmail", base) == (GMAIL_METADATA,)
+
+
+def test_products_are_checked_at_registration() -> None:
+    unknown = type("MessagesSync", (OP["MessagesSync"],), {"policy": replace(MessagesSync.policy, product="photos")})
+    others = tuple(o for o in definition.operations if o.operation_id() != "MessagesSync")
+    with pytest.raises(DefinitionError) as refused:
+        Registry().register(replace(definition, operations=(*others, unknown)))
+    assert refused.value.rule == "known_product"
+    (connection,) = definition.connections
+    twice = type(
+        connection.__name__,
+        (connection,),
+        {"auth": replace(connection.auth, products=(*connection.auth.products, GMAIL))},
+    )  # type: ignore[attr-defined]
+    with pytest.raises(DefinitionError) as refused:
+        Registry().register(replace(definition, connections=(twice,)))
+    assert refused.value.rule == "known_product"
 
 
 def test_api_root_is_https_or_loopback_only() -> None:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+import tether_client
 from definitions.custom_oauth2 import load_spec
 from definitions.google import google_definition
 from definitions.google.definition import SPEC
@@ -51,6 +52,7 @@ class World:
     google: GoogleState
     runtime: Runtime
     api: httpx.Client
+    key: str
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def world(sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyP
                 serve(create_app(runtime), port) as base,
                 httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api,
             ):
-                yield World(panva, google, runtime, api)
+                yield World(panva, google, runtime, api, key)
             runtime.close()
             worker_module.reset()
 
@@ -161,9 +163,9 @@ def test_calendar_first_then_gmail_keeps_the_calendar_grant_working(world: World
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (422, "unknown_product")
 
     # 3. Upgrade to Gmail: asks for what is granted plus gmail.metadata; the new grant holds both products.
-    upgrade = api.post(f"/v1/integrations/{iid}/upgrade", json={"product": "gmail", "return_url": RETURN_URL})
-    assert upgrade.status_code == 200, upgrade.text
-    back, authorize = consent(world, upgrade.json()["redirect_url"])
+    with tether_client.Client(str(api.base_url), api_key=world.key) as client:  # the host app's client says the same
+        redirect_url = client.upgrade(iid, product="gmail", return_url=RETURN_URL)
+    back, authorize = consent(world, redirect_url)
     assert parse_qs(urlsplit(back.headers["location"]).query)["tether_result"] == ["connected"]
     assert authorize["scope"][0].split() == ["openid", "email", CALENDAR_READ, GMAIL_METADATA]
     second = grant(world, iid)
