@@ -201,3 +201,47 @@ def test_calendar_first_then_gmail_keeps_the_calendar_grant_working(world: World
     # Drive is still not granted: refused the same way.
     drive = api.post(f"/v1/integrations/{iid}/operations/FilesSync")
     assert (drive.status_code, drive.json()["error"]["product"]) == (403, "drive")
+
+
+def test_gmail_from_the_start_and_a_rate_limited_partial_sync_keeps_its_checkpoint_until_it_succeeds(
+    world: World,
+) -> None:
+    api = world.api
+    iid = api.post("/v1/integrations", json={"definition_id": "google", "owner_id": "alice"}).json()["id"]
+    connect = api.post(f"/v1/integrations/{iid}/connect", json={"product": "gmail", "return_url": RETURN_URL})
+    _, authorize = consent(world, connect.json()["redirect_url"])
+    assert authorize["scope"][0].split() == ["openid", "email", CALENDAR_READ, GMAIL_METADATA]
+    assert runs(world, iid) == {"EventsSync": "reconcile", "MessagesSync": "reconcile"}
+    with world.runtime.db.session() as session:
+        first = session.exec(select(Run.id).where(Run.integration_id == iid, Run.operation == "MessagesSync")).one()
+    assert asyncio.run(world.runtime.executor.execute(first)).status == "succeeded"
+
+    def checkpoint() -> Any:
+        with world.runtime.db.session() as session:
+            return session.exec(
+                select(OperationState.cursor).where(
+                    OperationState.integration_id == iid, OperationState.operation == "MessagesSync"
+                )
+            ).one()
+
+    assert checkpoint() == {"history_id": "4321004"}
+    world.google.gmail_changes()
+    world.google.page_cap = 1
+    world.google.fail("/gmail/v1/users/me/history", after=1)  # the second history page: 429, Retry-After 7
+    queued = api.post(f"/v1/integrations/{iid}/operations/MessagesSync")
+    assert queued.status_code == 202, queued.text
+    run_id = queued.json()["run_id"]
+    deferred = asyncio.run(world.runtime.executor.execute(run_id))
+    assert (deferred.status, deferred.deferred, deferred.retry_in) == ("queued", True, 7.0)
+    assert checkpoint() == {"history_id": "4321004"}  # not advanced by a run that did not finish
+
+    retried = asyncio.run(world.runtime.executor.execute(run_id))
+    assert retried.status == "succeeded"
+    assert checkpoint() == {"history_id": "4321010"}
+    with world.runtime.db.session() as session:
+        rows = {r.external_id: r for r in session.exec(select(Message).where(Message.integration_id == iid)).all()}
+    assert set(rows) == {"19ad2f4e8b6c0a11", "19ad2f4e8b6c0a12", "19ad2f4e8b6c0a13", "19ad2f4e8b6c0a14"}
+    assert rows["19ad2f4e8b6c0a13"].attributes == {"deleted": True}
+    assert rows["19ad2f4e8b6c0a13"].subject is None
+    assert "UNREAD" not in (rows["19ad2f4e8b6c0a11"].labels or [])
+    assert rows["19ad2f4e8b6c0a14"].subject == "Invoice 2025-11"
