@@ -8,7 +8,7 @@ from it. Replaying is safe because every record is an upsert on the provider's I
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,33 @@ from engine import Emits, Operation, OperationContext, Payload, Policy, Provider
 
 #: Metadata reads in flight at once during a Gmail sync (Gmail's per-user quota is 250 units/s; a get costs 5).
 GET_CONCURRENCY = 10
+
+
+def _checkpoint(ctx: OperationContext, key: str) -> str | None:
+    """The provider cursor the last successful run left under ``key``, or ``None`` (a full sync is due)."""
+    value = ctx.cursor.get(key) if isinstance(ctx.cursor, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+async def partial_or_full(
+    partial: AsyncIterator[Payload] | None,
+    full: Callable[[], AsyncIterator[Payload]],
+    expired: type[ProviderError],
+) -> AsyncIterator[Payload]:
+    """The partial sync when there is a checkpoint; the full sync when there is none or the provider says the
+    checkpoint is gone (``expired``) before anything was read. Later, ``expired`` is a provider fault and raised."""
+    if partial is not None:
+        yielded = False
+        try:
+            async for payload in partial:
+                yielded = True
+                yield payload
+            return
+        except expired:
+            if yielded:
+                raise
+    async for payload in full():
+        yield payload
 
 
 class MessagesSyncConfig(BaseModel):
@@ -46,19 +73,10 @@ class MessagesSync(Operation):
     async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
         assert isinstance(ctx.config, MessagesSyncConfig)
         gmail = Gmail(ctx.client, api_base(ctx.operator_config, GMAIL_API))
-        cursor = ctx.cursor if isinstance(ctx.cursor, dict) else {}
-        start = cursor.get("history_id")
-        if isinstance(start, str) and start:
-            yielded = False
-            try:
-                async for payload in self._partial(gmail, start, ctx):
-                    yielded = True
-                    yield payload
-                return
-            except HistoryExpired:
-                if yielded:  # only the first page can say the start is gone; anything later is a provider fault
-                    raise
-        async for payload in self._full(gmail, ctx, ctx.config):
+        start = _checkpoint(ctx, "history_id")
+        partial = self._partial(gmail, start, ctx) if start else None
+        config = ctx.config
+        async for payload in partial_or_full(partial, lambda: self._full(gmail, ctx, config), HistoryExpired):
             yield payload
 
     async def _full(self, gmail: Gmail, ctx: OperationContext, config: MessagesSyncConfig) -> AsyncIterator[Payload]:
@@ -153,18 +171,12 @@ class FilesSync(Operation):
 
     async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
         drive = Drive(ctx.client, api_base(ctx.operator_config, DRIVE_API))
-        cursor = ctx.cursor if isinstance(ctx.cursor, dict) else {}
-        token = cursor.get("page_token")
-        if isinstance(token, str) and token:
-            yielded = False
-            try:
-                async for payload in self._changes(drive, token, ctx):
-                    yielded = True
-                    yield payload
-                return
-            except ChangeTokenInvalid:
-                if yielded:
-                    raise
+        token = _checkpoint(ctx, "page_token")
+        partial = self._changes(drive, token, ctx) if token else None
+        async for payload in partial_or_full(partial, lambda: self._listing(drive, ctx), ChangeTokenInvalid):
+            yield payload
+
+    async def _listing(self, drive: Drive, ctx: OperationContext) -> AsyncIterator[Payload]:
         start = await drive.start_page_token()  # first, so changes during the listing are replayed next time
         async for page in drive.files():
             for item in page.items:

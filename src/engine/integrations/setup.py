@@ -470,20 +470,8 @@ class Setup:
     async def _products_added(self, integration: Integration, *, actor: str) -> None:
         """After a reconnect or upgrade of a connection with products: reconcile what a newly granted product
         brings (reconcile skips what already ran, so only the new product's operations are dispatched)."""
-        from engine.runs.scheduler import reconcile
-
-        try:
-            await reconcile(self.runtime, integration.id)
-        except TetherError as exc:
-            with self.runtime.db.session() as session:
-                audit(
-                    session,
-                    integration,
-                    actor=actor,
-                    action="reconcile_dispatched",
-                    outcome="failed",
-                    detail={"code": exc.code},
-                )
+        hooks = [hook for hook in first_connection_hooks(self.runtime) if hook[0] == "reconcile_dispatched"]
+        await self._run_hooks(integration, hooks, actor=actor)
 
     def _save(
         self,
@@ -580,7 +568,11 @@ class Setup:
 
     async def _first_connection(self, integration: Integration, *, actor: str) -> None:
         """Step 10: webhook endpoints and reconcile-eligible operations, once per integration."""
-        for name, hook in first_connection_hooks(self.runtime):
+        await self._run_hooks(integration, first_connection_hooks(self.runtime), actor=actor)
+
+    async def _run_hooks(self, integration: Integration, hooks: list[tuple[str, Any]], *, actor: str) -> None:
+        """Each hook in turn; a failing one is audited under its name and does not stop the others."""
+        for name, hook in hooks:
             try:
                 await hook(integration)
             except TetherError as exc:
