@@ -245,3 +245,21 @@ def test_gmail_from_the_start_and_a_rate_limited_partial_sync_keeps_its_checkpoi
     assert rows["19ad2f4e8b6c0a13"].subject is None
     assert "UNREAD" not in (rows["19ad2f4e8b6c0a11"].labels or [])
     assert rows["19ad2f4e8b6c0a14"].subject == "Invoice 2025-11"
+
+
+def test_disconnect_revokes_the_one_grant_of_every_product(world: World) -> None:
+    api = world.api
+    iid = api.post("/v1/integrations", json={"definition_id": "google", "owner_id": "alice"}).json()["id"]
+    connect = api.post(f"/v1/integrations/{iid}/connect", json={"product": "drive", "return_url": RETURN_URL})
+    consent(world, connect.json()["redirect_url"])
+    held = grant(world, iid)
+    assert {CALENDAR_READ, DRIVE_METADATA} <= set(held.scopes)
+    assert api.get(f"/web/integrations/{iid}/access").json()["products"] == {
+        "calendar": True,
+        "gmail": False,
+        "drive": True,
+    }
+    disconnected = api.post(f"/v1/integrations/{iid}/disconnect")
+    assert disconnected.status_code == 200, disconnected.text
+    assert world.panva.introspect(held.refresh_token.get_secret_value())["active"] is False
+    assert world.panva.introspect(held.access_token.get_secret_value())["active"] is False
