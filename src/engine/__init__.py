@@ -17,6 +17,7 @@ from engine.authoring.connections import (
     IntegrationMetadata,
     NoRevocation,
     OAuth2,
+    Product,
     Revoke,
 )
 from engine.authoring.definition import Definition
@@ -76,6 +77,7 @@ __all__ = [
     "OperatorSecret",
     "Payload",
     "Policy",
+    "Product",
     "ProviderError",
     "RateLimit",
     "RenewToken",

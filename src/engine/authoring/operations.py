@@ -51,6 +51,8 @@ class Policy:
     #: ``write`` operations change provider data and need the write access tier.
     access: Literal["read", "write"] = "read"
     user_may_run: bool | None = None
+    #: The connection's ``Product`` this operation needs (its scopes must be granted), or ``None``.
+    product: str | None = None
 
     @property
     def users_may_run(self) -> bool:
@@ -58,8 +60,14 @@ class Policy:
         return self.access == "read" if self.user_may_run is None else self.user_may_run
 
     @classmethod
-    def inline(cls, *, access: Literal["read", "write"] = "read", user_may_run: bool | None = None) -> Policy:
-        return cls(mode="inline", access=access, user_may_run=user_may_run)
+    def inline(
+        cls,
+        *,
+        access: Literal["read", "write"] = "read",
+        user_may_run: bool | None = None,
+        product: str | None = None,
+    ) -> Policy:
+        return cls(mode="inline", access=access, user_may_run=user_may_run, product=product)
 
     @classmethod
     def queued(
@@ -71,8 +79,9 @@ class Policy:
         max_retries: int = 5,
         access: Literal["read", "write"] = "read",
         user_may_run: bool | None = None,
+        product: str | None = None,
     ) -> Policy:
-        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run)
+        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run, product)
 
 
 class UpgradeRequired(TetherError):
@@ -81,14 +90,20 @@ class UpgradeRequired(TetherError):
     code = "upgrade_required"
     status = 403
 
-    def __init__(self, message: str, *, upgrade_url: str, missing_scopes: tuple[str, ...]) -> None:
+    def __init__(
+        self, message: str, *, upgrade_url: str, missing_scopes: tuple[str, ...], product: str | None = None
+    ) -> None:
         super().__init__(message)
         self.upgrade_url = upgrade_url
         self.missing_scopes = missing_scopes
+        self.product = product
 
     def details(self) -> dict[str, object]:
         """Fields the API adds to the error envelope (scope names are public, declared by the definition)."""
-        return {"upgrade_url": self.upgrade_url, "missing_scopes": list(self.missing_scopes)}
+        details: dict[str, object] = {"upgrade_url": self.upgrade_url, "missing_scopes": list(self.missing_scopes)}
+        if self.product:
+            details["product"] = self.product
+        return details
 
 
 class OperationNotAllowed(TetherError):

@@ -53,7 +53,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from engine.authoring.connections import OAuth2, missing_write_scopes
+from engine.authoring.connections import OAuth2, missing_product_scopes, missing_write_scopes
 from engine.authoring.definition import Definition
 from engine.authoring.operations import Checkpoint, Operation, OperationContext, Payload, UpgradeRequired
 from engine.context import EngineContext
@@ -679,6 +679,8 @@ class Executor:
             require_connected(integration)
             if operation.policy.access == "write":
                 self._require_write_tier(integration, definition)
+            if operation.policy.product is not None:
+                self._require_product(integration, definition, operation.policy.product)
             chosen.append(operation)
             return new_run(
                 integration_id=integration.id,
@@ -692,19 +694,35 @@ class Executor:
         run = await self._creates.submit(NewRun(integration_id, build, after))
         return run, chosen[0]
 
+    def _granted(self, integration: Integration, definition: Definition) -> tuple[Any, tuple[str, ...]] | None:
+        """The active connection and the scopes its stored grant holds (stored in clear beside the encrypted
+        credential, so no decryption), or ``None`` without an active connection."""
+        return granted_scopes(self.context.db, integration, definition)
+
+    def _require_product(self, integration: Integration, definition: Definition, product: str) -> None:
+        """``upgrade_required`` (naming the product) unless the stored grant holds the product's scopes."""
+        found = self._granted(integration, definition)
+        if found is None:
+            return  # no active connection: ``require_connected`` already refused anything that is not connected
+        connection, granted = found
+        missing = missing_product_scopes(connection.auth, product, granted)
+        if missing:
+            base = self.context.settings.public_url.rstrip("/")
+            raise UpgradeRequired(
+                f"this operation needs the {product} product and the grant does not cover it; upgrade to it first",
+                upgrade_url=f"{base}/v1/integrations/{integration.id}/upgrade",
+                missing_scopes=missing,
+                product=product,
+            )
+
     def _require_write_tier(self, integration: Integration, definition: Definition) -> None:
         """``upgrade_required`` unless the stored grant holds the connection's write scopes. Only write operations
-        pay this read (the granted scopes are stored in clear beside the encrypted credential)."""
-        connection = definition.connection((integration.provider_data or {}).get("connection", "") or "")
-        if connection is None:
+        pay this read."""
+        found = self._granted(integration, definition)
+        if found is None:
             return  # no active connection: ``require_connected`` already refused anything that is not connected
-        with self.context.db.session() as session:
-            granted = session.exec(
-                select(Credential.scopes).where(
-                    Credential.integration_id == integration.id, Credential.slot == connection.credential.slot_id()
-                )
-            ).first()
-        missing = missing_write_scopes(connection.auth, tuple(granted or ()))
+        connection, granted = found
+        missing = missing_write_scopes(connection.auth, granted)
         if missing:
             base = self.context.settings.public_url.rstrip("/")
             raise UpgradeRequired(
@@ -799,6 +817,21 @@ def _keeps_state(operation: type[Operation], outcome: dict[str, Any]) -> bool:
         or policy.schedule is not None
         or policy.reconcile
     )
+
+
+def granted_scopes(db: Any, integration: Integration, definition: Definition) -> tuple[Any, tuple[str, ...]] | None:
+    """The integration's active connection and the scopes its stored grant holds (kept in clear beside the
+    encrypted credential, so nothing is decrypted), or ``None`` when no connection is active."""
+    connection = definition.connection((integration.provider_data or {}).get("connection", "") or "")
+    if connection is None:
+        return None
+    with db.session() as session:
+        granted = session.exec(
+            select(Credential.scopes).where(
+                Credential.integration_id == integration.id, Credential.slot == connection.credential.slot_id()
+            )
+        ).first()
+    return connection, tuple(granted or ())
 
 
 def ensure_state(session: Session, integration_id: str, operation_id: str) -> OperationState:

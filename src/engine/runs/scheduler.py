@@ -1,7 +1,8 @@
 """Reconcile and schedules.
 
-``reconcile(integration_id)`` is called by setup after an integration's first successful connection: every
-operation with ``Policy(reconcile=True)`` is dispatched (trigger ``reconcile``), and every operation with a
+``reconcile(integration_id)`` is called by setup after an integration's first successful connection (and after an
+upgrade that adds a ``Product``): every operation with ``Policy(reconcile=True)`` whose product, if it names one, the
+grant covers is dispatched (trigger ``reconcile``), and every operation with a
 ``Policy.schedule`` gets ``OperationState.next_due_at`` (one interval after the reconcile run, or now when the
 operation is scheduled but not reconcile-eligible).
 
@@ -29,8 +30,9 @@ import time
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from engine.authoring.connections import granted_products
 from engine.errors import TetherError
-from engine.runs.execution import ensure_state
+from engine.runs.execution import ensure_state, granted_scopes
 from engine.services import Services
 from engine.store.retention import Pruned, prune
 from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
@@ -77,10 +79,15 @@ class Scheduler:
         if integration is None:
             raise TetherError(f"no integration {integration_id}", code="not_found", status=404)
         definition = self.runtime.definition(integration.definition_id)
+        found = granted_scopes(self.runtime.db, integration, definition)
+        products = set(granted_products(found[0].auth, found[1])) if found is not None else set()
         run_ids: list[str] = []
         for operation in definition.operations:
             policy = operation.policy
             if not policy.reconcile and policy.schedule is None:
+                continue
+            if policy.product is not None and policy.product not in products:
+                # Not granted yet: left untouched, so the reconcile after the upgrade that grants it runs it.
                 continue
             op_id = operation.operation_id()
             with self.runtime.db.session() as session:
