@@ -23,7 +23,6 @@ from sqlmodel import select
 from definitions.sandbox.slots import SandboxToken
 from engine.api.principal import create_api_key
 from engine.events import endpoints as event_endpoints
-from engine.governor import LocalGovernor
 from engine.runs.execution import RunOutcome
 from engine.store.tables import EventOutbox, Run, WebhookDelivery, WebhookEndpoint
 from engine.webhooks.deliveries import process_deliveries
@@ -34,6 +33,7 @@ from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership
 from ingest.models.finding import Finding
 from sandbox.conftest import LiveSandbox, start
+from support.governor_clock import governor_clock
 
 RETURN_URL = "https://app.example/settings/integrations"
 #: The acme seed (the sandbox's published counts).
@@ -285,22 +285,16 @@ async def test_429_storm_defers_the_run_and_never_fails_it(world: World) -> None
     iid = connect_key(world, "storm", "sbx_key_initech")
     await drain(world, iid)  # the reconcile sync
     world.control("initech/fail", json={"status": 429, "count": 3, "retry_after": 7})
-    # The provider's Retry-After pauses every caller of the app (engine.governor): a governor of this test's own,
-    # on a clock the loop moves on by each deferral's delay, as the broker's delayed redelivery would.
-    clock = [0.0]
-    world.runtime.__dict__["governor"] = LocalGovernor(clock=lambda: clock[0])
     started = world.api.post(f"/v1/integrations/{iid}/operations/Sync")
     run_id = started.json()["run_id"]
     outcomes = []
-    try:
+    with governor_clock(world.runtime) as advance:  # the provider's Retry-After pauses its app for every caller
         for _ in range(10):  # what the broker does with each deferred message once its delay is over
             outcome = await world.runtime.executor.execute(run_id)
             outcomes.append(outcome)
             if outcome.status != "queued":
                 break
-            clock[0] += outcome.retry_in or 0.0
-    finally:
-        del world.runtime.__dict__["governor"]
+            advance(outcome.retry_in)
     assert [(o.status, o.deferred, o.retry_in) for o in outcomes[:3]] == [("queued", True, 7.0)] * 3
     assert outcomes[3].status == "succeeded" and len(outcomes) == 4
     with world.runtime.db.session() as session:
