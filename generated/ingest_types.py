@@ -239,6 +239,41 @@ class ContactIngestRequested(BaseModel):
     input: ContactInput
 
 
+class TaskInput(IngestInput):
+    """A validated ``task`` record as a mapping produces it."""
+
+    schema_name: ClassVar[str] = "task"
+    topic: ClassVar[str] = "integration.ingest.task.requested"
+
+    external_id: str
+    title: str
+    description: str | None = None
+    project_id: str | None = None
+    parent_id: str | None = None
+    priority: str | None = None
+    labels: list[Any] | None = None
+    due_at: UtcDatetime | None = None
+    all_day_due: bool | None = None
+    recurring: bool | None = None
+    completed: bool = None
+    completed_at: UtcDatetime | None = None
+    assignee_id: str | None = None
+    source_created_at: UtcDatetime | None = None
+    source_updated_at: UtcDatetime | None = None
+    url: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class TaskIngestRequested(BaseModel):
+    """A ``task`` record on its way to persistence, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+    topic: ClassVar[str] = "integration.ingest.task.requested"
+
+    metadata: IngestMetadata
+    input: TaskInput
+
+
 INPUT_TYPES: dict[str, type[IngestInput]] = {
     "asset": AssetInput,
     "directory_account": DirectoryAccountInput,
@@ -248,6 +283,7 @@ INPUT_TYPES: dict[str, type[IngestInput]] = {
     "vulnerability": VulnerabilityInput,
     "calendar_event": CalendarEventInput,
     "contact": ContactInput,
+    "task": TaskInput,
 }
 REQUESTED_TYPES: dict[str, type[BaseModel]] = {
     "asset": AssetIngestRequested,
@@ -258,6 +294,7 @@ REQUESTED_TYPES: dict[str, type[BaseModel]] = {
     "vulnerability": VulnerabilityIngestRequested,
     "calendar_event": CalendarEventIngestRequested,
     "contact": ContactIngestRequested,
+    "task": TaskIngestRequested,
 }
 TOPICS: dict[str, str] = {
     "asset": "integration.ingest.asset.requested",
@@ -268,4 +305,5 @@ TOPICS: dict[str, str] = {
     "vulnerability": "integration.ingest.vulnerability.requested",
     "calendar_event": "integration.ingest.calendar_event.requested",
     "contact": "integration.ingest.contact.requested",
+    "task": "integration.ingest.task.requested",
 }

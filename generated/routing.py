@@ -13,6 +13,7 @@ from ingest.persistence import directory_account as _directory_account
 from ingest.persistence import directory_group as _directory_group
 from ingest.persistence import directory_membership as _directory_membership
 from ingest.persistence import finding as _finding
+from ingest.persistence import task as _task
 from ingest.persistence import vulnerability as _vulnerability
 from ingest.persistence.stock import PersistBatch, PersistRejection
 
@@ -27,4 +28,5 @@ ROUTES: dict[str, Persist] = {
     "vulnerability": _vulnerability.persist,
     "calendar_event": _calendar_event.persist,
     "contact": _contact.persist,
+    "task": _task.persist,
 }

@@ -11,6 +11,7 @@ from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership
 from ingest.models.finding import Finding
+from ingest.models.task import Task
 from ingest.models.vulnerability import Vulnerability
 
 MODELS = (
@@ -22,6 +23,7 @@ MODELS = (
     Vulnerability,
     CalendarEvent,
     Contact,
+    Task,
 )
 
 __all__ = [
@@ -33,5 +35,6 @@ __all__ = [
     "DirectoryGroup",
     "DirectoryMembership",
     "Finding",
+    "Task",
     "Vulnerability",
 ]
