@@ -22,16 +22,22 @@ from __future__ import annotations
 from engine import Mapping
 
 
+def _present(path: str) -> str:
+    """CEL: ``payload.<path>`` is there and not null, compared by type (the reference back end, celpy, has no
+    ``!=`` between a map or a list and ``null``)."""
+    return f"(has(payload.{path}) && type(payload.{path}) != null_type)"
+
+
 def _opt(path: str) -> str:
     """CEL: ``payload.<path>`` when present and not null, else null."""
-    return f"(has(payload.{path}) && payload.{path} != null ? payload.{path} : null)"
+    return f"({_present(path)} ? payload.{path} : null)"
 
 
 def _first(*paths: str) -> str:
     """CEL: the first of ``payload.<path>`` present and not null, else null."""
     expression = "null"
     for path in reversed(paths):
-        expression = f"(has(payload.{path}) && payload.{path} != null ? payload.{path} : {expression})"
+        expression = f"({_present(path)} ? payload.{path} : {expression})"
     return expression
 
 
@@ -39,9 +45,9 @@ def _true(path: str) -> str:
     return f"(has(payload.{path}) && payload.{path} == true)"
 
 
-HAS_DUE = "(has(payload.due) && payload.due != null && has(payload.due.date) && payload.due.date != null)"
+HAS_DUE = f"({_present('due')} && {_present('due.date')})"
 #: REST v2's timed due date; v1 has none (its ``due.date`` carries the time).
-DUE_DATETIME = "(has(payload.due.datetime) && payload.due.datetime != null)"
+DUE_DATETIME = _present("due.datetime")
 PRIORITY = '{"1": "low", "2": "medium", "3": "high", "4": "urgent"}'
 TASK_URL = "https://app.todoist.com/app/task/"
 
@@ -51,26 +57,26 @@ TASK = Mapping(
     map=f"""
     {{
       "external_id": string(payload.id),
-      "title": {_first("content")} == null ? "" : payload.content,
-      "description": {_opt("description")} == null || payload.description == "" ? null : payload.description,
-      "project_id": {_opt("project_id")} == null ? null : string(payload.project_id),
-      "parent_id": {_opt("parent_id")} == null ? null : string(payload.parent_id),
-      "priority": {_opt("priority")} == null ? null
+      "title": {_present("content")} ? payload.content : "",
+      "description": {_present("description")} && payload.description != "" ? payload.description : null,
+      "project_id": {_present("project_id")} ? string(payload.project_id) : null,
+      "parent_id": {_present("parent_id")} ? string(payload.parent_id) : null,
+      "priority": !{_present("priority")} ? null
         : (string(int(payload.priority)) in {PRIORITY} ? {PRIORITY}[string(int(payload.priority))] : null),
-      "labels": {_opt("labels")} == null ? [] : payload.labels,
+      "labels": {_present("labels")} ? payload.labels : [],
       "due_at": !{HAS_DUE} ? null
         : {DUE_DATETIME} ? payload.due.datetime
         : size(payload.due.date) == 10 ? payload.due.date + "T00:00:00Z"
         : payload.due.date.endsWith("Z") ? payload.due.date : payload.due.date + "Z",
       "all_day_due": !{HAS_DUE} ? null : size(payload.due.date) == 10 && !{DUE_DATETIME},
-      "recurring": has(payload.due) && payload.due != null ? {_true("due.is_recurring")} : null,
-      "completed": {_true("checked")} || {_true("is_completed")} || {_opt("completed_at")} != null,
+      "recurring": {_present("due")} ? {_true("due.is_recurring")} : null,
+      "completed": {_true("checked")} || {_true("is_completed")} || {_present("completed_at")},
       "completed_at": {_first("completed_at", "date_completed")},
-      "assignee_id": {_first("responsible_uid", "assignee_id")} == null ? null
-        : string({_first("responsible_uid", "assignee_id")}),
+      "assignee_id": {_present("responsible_uid")} ? string(payload.responsible_uid)
+        : ({_present("assignee_id")} ? string(payload.assignee_id) : null),
       "source_created_at": {_first("added_at", "created_at", "date_added")},
       "source_updated_at": {_opt("updated_at")},
-      "url": {_opt("url")} != null ? payload.url : "{TASK_URL}" + string(payload.id),
+      "url": {_present("url")} ? payload.url : "{TASK_URL}" + string(payload.id),
       "attributes": {{
         "todoist_priority": {_opt("priority")},
         "section_id": {_opt("section_id")},
@@ -79,7 +85,7 @@ TASK = Mapping(
         "due_timezone": {HAS_DUE} ? {_opt("due.timezone")} : null,
         "due_floating": {HAS_DUE} && !{DUE_DATETIME} && size(payload.due.date) > 10
           && !payload.due.date.endsWith("Z"),
-        "deadline": has(payload.deadline) && payload.deadline != null ? {_opt("deadline.date")} : null,
+        "deadline": {_present("deadline")} ? {_opt("deadline.date")} : null,
         "duration": {_opt("duration")},
         "deleted": {_true("is_deleted")}
       }}
