@@ -10,7 +10,9 @@ from ingest.models.contact import Contact
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership
+from ingest.models.file import File
 from ingest.models.finding import Finding
+from ingest.models.message import Message
 from ingest.models.task import Task
 from ingest.models.vulnerability import Vulnerability
 
@@ -23,6 +25,8 @@ MODELS = (
     Vulnerability,
     CalendarEvent,
     Contact,
+    Message,
+    File,
     Task,
 )
 
@@ -34,7 +38,9 @@ __all__ = [
     "DirectoryAccount",
     "DirectoryGroup",
     "DirectoryMembership",
+    "File",
     "Finding",
+    "Message",
     "Task",
     "Vulnerability",
 ]

@@ -1,7 +1,7 @@
 """Ingest model: task (to-do items, first from Todoist).
 
-Revision ID: 0008_tasks
-Revises: 0007_events
+Revision ID: 0009_tasks
+Revises: 0008_messages_files
 Create Date: 2026-12-03
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0008_tasks"
-down_revision: str | None = "0007_events"
+revision: str = "0009_tasks"
+down_revision: str | None = "0008_messages_files"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
