@@ -7,6 +7,8 @@ the exact api-versions the operations send: assessments ``2021-06-01``, sub-asse
 Each one goes through the operation's own payload shaping and the registry's compiled mapping into the model, and
 the test asserts that no record is rejected or dropped and that the fields the example carries land.
 
+Teams' channel messages (``microsoft_teams``) are checked the same way, bodies never landing.
+
 What they caught (docs/decisions.md, "Microsoft mappings against published examples"): Defender's published
 ``resourceDetails`` spell ``id`` and ``source`` in lower case where the recorded answers capitalise them, its
 portal link is ``links.azurePortalUri`` (a full URL) where older answers had ``links.azurePortal`` (no scheme),
@@ -28,6 +30,8 @@ from definitions.azure_entra_id import definition as entra
 from definitions.azure_entra_id.operations import DirectorySync
 from definitions.azure_security_center import definition as defender
 from definitions.azure_security_center.operations import AssessmentsCollect, SubAssessmentsCollect
+from definitions.microsoft_teams import definition as teams
+from definitions.microsoft_teams.operations import ChannelMessagesSync
 from engine import Payload
 from engine.catalog.registry import Registry
 from ingest.pipeline import IngestContext, IngestPipeline
@@ -261,3 +265,77 @@ def test_assessment_resource_details_in_either_spelling(details: dict[str, Any],
     item = {**item, "properties": {**item["properties"], "resourceDetails": details}}
     [row] = land(defender, AssessmentsCollect, [Payload("vulnerability", item, variant="assessment")])
     assert row.resource_identifier == resource
+
+
+# -- Teams (Graph v1.0 chatMessage) ---------------------------------------------------------------------------
+
+CHANNEL = "19:4a95f7d8db4c4e7fae857bcebe0623e6@thread.tacv2"
+TEAM = "fbe2bf47-16c8-47cf-b4a5-4b9b187c508b"
+
+
+def teams_payloads(name: str) -> list[Payload]:
+    return [
+        Payload("message", item, variant="channel_message", resource=CHANNEL)
+        for item in published("microsoft_teams", name)
+    ]
+
+
+def test_published_channel_messages_land_without_their_bodies() -> None:
+    hello, image, system = land(teams, ChannelMessagesSync, teams_payloads("channel_messages"))
+    assert (hello.external_id, hello.kind, hello.thread_id) == (f"{CHANNEL}/1616965872395", "chat", "1616965872395")
+    assert (hello.sender, hello.sender_name) == ("8ea0e38b-efb3-4757-924a-5f94061cf8c2", "Robin Kline")
+    assert (hello.channel_id, hello.team_id, hello.subject, hello.snippet) == (CHANNEL, TEAM, None, None)
+    assert hello.sent_at == datetime(2021, 3, 28, 21, 11, 12, 395000, tzinfo=UTC)
+    assert hello.url.startswith("https://teams.microsoft.com/l/message/19%3A4a95f7d8db4c4e7fae857bcebe0623e6")
+    assert hello.attributes["sender_type"] == "user" and hello.attributes["deleted"] is False
+    assert image.subject is None  # "subject": "" is no subject
+    # A system event: "from" is null, the event's type is kept.
+    assert (system.sender, system.sender_name, system.attributes["sender_type"]) == (None, None, None)
+    assert system.attributes["event"] == "#microsoft.graph.teamDescriptionUpdatedEventMessageDetail"
+    assert system.attributes["message_type"] == "unknownFutureValue"
+    for row in (hello, image, system):
+        assert "Hello World" not in json.dumps(row.model_dump(mode="json"))  # no body anywhere
+
+
+def test_published_delta_pages_land() -> None:
+    rows = land(
+        teams,
+        ChannelMessagesSync,
+        [*teams_payloads("delta_initial"), *teams_payloads("delta_final"), *teams_payloads("delta_changes")],
+    )
+    assert [r.attributes["message_id"] for r in rows] == [
+        "1606515483514",
+        "1606691795113",
+        "1611351582080",
+        "1611351603178",
+        "1616989510408",
+    ]
+    assert all(r.sender_name == "Robin Kline" and r.team_id == TEAM for r in rows)
+
+
+def test_published_deleted_message_lands_as_a_tombstone() -> None:
+    [gone] = land(teams, ChannelMessagesSync, teams_payloads("deleted_message"))
+    assert (gone.external_id, gone.sender, gone.snippet) == (f"{CHANNEL}/1614029151240", None, None)
+    assert gone.attributes["deleted"] is True
+    assert gone.attributes["deleted_at"] == "2021-02-22T21:25:51.24Z"
+
+
+def test_an_application_sender_and_a_message_without_channel_identity_land() -> None:
+    item = {
+        **published("microsoft_teams", "channel_messages")[0],
+        "channelIdentity": None,
+        "replyToId": "1616965800000",
+        "from": {
+            "application": {"id": "bot-1", "displayName": "Deploy bot", "applicationIdentityType": "bot"},
+            "device": None,
+            "user": None,
+        },
+    }
+    [row] = land(teams, ChannelMessagesSync, [Payload("message", item, variant="channel_message", resource=CHANNEL)])
+    assert (row.sender, row.sender_name, row.attributes["sender_type"]) == ("bot-1", "Deploy bot", "application")
+    assert (row.external_id, row.channel_id, row.team_id, row.thread_id) == (
+        f"{CHANNEL}/1616965872395",
+        CHANNEL,
+        None,
+        "1616965800000",
+    )

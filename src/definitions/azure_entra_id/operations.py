@@ -13,8 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from definitions.azure_entra_id.client import EntraClient
-from definitions.azure_entra_id.graph import Pages
-from definitions.microsoft_graph import get_json
+from definitions.microsoft_graph import DeltaPages, get_json
 from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
 
 USERS_DELTA = ("/v1.0/users/delta?$select=id,displayName,givenName,surname,mail,userPrincipalName,userType,"
@@ -55,7 +54,7 @@ class DirectorySync(Operation):
         cursor = ctx.cursor if isinstance(ctx.cursor, dict) else {}
         links: dict[str, str | None] = {}
         for name, start in (("users", USERS_DELTA), ("groups", GROUPS_DELTA)):
-            pages = Pages(ctx.client, cursor.get(name) or start)
+            pages = DeltaPages(ctx.client, cursor.get(name) or start)
             try:
                 async for item in pages:
                     for payload in self.payloads(name, item):
@@ -63,7 +62,7 @@ class DirectorySync(Operation):
             except ProviderError as exc:
                 if exc.provider_status != 410 or pages.url == start:
                     raise
-                pages = Pages(ctx.client, start)  # the delta link expired: read everything again
+                pages = DeltaPages(ctx.client, start)  # the delta link expired: read everything again
                 async for item in pages:
                     for payload in self.payloads(name, item):
                         yield payload

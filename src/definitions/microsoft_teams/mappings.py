@@ -1,0 +1,75 @@
+"""Mapping: a Teams channel message (Graph v1.0 ``chatMessage``) → ``message`` (``kind`` ``chat``).
+
+Metadata only: the sender (``from.user``, or ``from.application`` for a bot or connector; ``from`` is null on
+system messages), when it was posted and last changed, its subject, the team and channel it is in
+(``channelIdentity``) and its link (``webUrl``). ``body`` is never read into the row, as the ``message`` model
+stores no bodies; ``summary`` (Graph's own short preview, mostly null) is the snippet.
+
+A chatMessage ID is unique within its channel only (it is the post's creation time in milliseconds), so the
+external ID is ``<channel id>/<message id>`` (the channel from ``channelIdentity``, else the channel the sync read it
+from, its ``resource``); the bare ID stays in ``attributes.message_id``.
+
+A deleted message comes back from the delta query with ``deletedDateTime`` set (and its body emptied). It is kept
+as a tombstone, ``attributes.deleted`` true with the subject and snippet cleared, because a ``Payload`` has no
+remove form yet (README, "Not built yet").
+
+Checked against Microsoft's published v1.0 examples (``tests/fixtures/microsoft_teams/published/``, source named
+in each file); every optional property is guarded for absence and null alike (compared by type, which both CEL back
+ends evaluate the same way).
+"""
+
+from __future__ import annotations
+
+from engine import Mapping
+
+
+def _present(path: str) -> str:
+    return f"(has(payload.{path}) && type(payload.{path}) != null_type)"
+
+
+def _opt(path: str) -> str:
+    return f"({_present(path)} ? payload.{path} : null)"
+
+
+DELETED = _present("deletedDateTime")
+USER = _present("from.user")
+APP = _present("from.application")
+
+CHANNEL_MESSAGE = Mapping(
+    schema="message",
+    variant="channel_message",
+    map=f"""
+    {{
+      "external_id": ({_present("channelIdentity.channelId")} ? payload.channelIdentity.channelId : resource)
+          + "/" + payload.id,
+      "kind": "chat",
+      "thread_id": {_present("replyToId")} ? payload.replyToId : payload.id,
+      "sender": {_present("from")} && {USER} ? {_opt("from.user.id")}
+          : ({_present("from")} && {APP} ? {_opt("from.application.id")} : null),
+      "sender_name": {_present("from")} && {USER} ? {_opt("from.user.displayName")}
+          : ({_present("from")} && {APP} ? {_opt("from.application.displayName")} : null),
+      "recipients": null,
+      "subject": {DELETED} || !{_present("subject")} || payload.subject == "" ? null : payload.subject,
+      "sent_at": {_opt("createdDateTime")},
+      "labels": null,
+      "snippet": {DELETED} ? null : {_opt("summary")},
+      "channel_id": {_present("channelIdentity.channelId")} ? payload.channelIdentity.channelId : resource,
+      "team_id": {_opt("channelIdentity.teamId")},
+      "url": {_opt("webUrl")},
+      "attributes": {{
+        "message_id": payload.id,
+        "message_type": {_opt("messageType")},
+        "sender_type": {_present("from")} && {USER} ? "user" : ({_present("from")} && {APP} ? "application" : null),
+        "importance": {_opt("importance")},
+        "last_modified_at": {_opt("lastModifiedDateTime")},
+        "last_edited_at": {_opt("lastEditedDateTime")},
+        "deleted_at": {_opt("deletedDateTime")},
+        "deleted": {DELETED},
+        "event": {_present("eventDetail")} && has(payload.eventDetail["@odata.type"])
+            ? payload.eventDetail["@odata.type"] : null
+      }}
+    }}
+    """,
+)
+
+MAPPINGS = (CHANNEL_MESSAGE,)
