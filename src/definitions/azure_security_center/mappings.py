@@ -20,6 +20,7 @@ Checked against the published examples of the api-versions the operations send (
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import first, optional, present
 
 SEVERITY = (
     '{"High": "high", "Medium": "medium", "Low": "low", "Critical": "critical", "Informational": "informational"}'
@@ -27,31 +28,13 @@ SEVERITY = (
 STATUS = '{"Healthy": "resolved", "Unhealthy": "open", "NotApplicable": "not_applicable"}'
 
 
-def _present(path: str) -> str:
-    """CEL: ``payload.<path>`` is there and not null (``has`` alone is true for a null). Compared by type, since
-    the reference back end (celpy) has no ``!=`` between a map or a list and ``null``."""
-    return f"(has(payload.{path}) && type(payload.{path}) != null_type)"
-
-
-def _opt(path: str) -> str:
-    return f"({_present(path)} ? payload.{path} : null)"
-
-
-def _first(*paths: str) -> str:
-    """CEL: the first of ``payload.<path>`` present and not null, else null."""
-    expression = "null"
-    for path in reversed(paths):
-        expression = f"({_present(path)} ? payload.{path} : {expression})"
-    return expression
-
-
 def _lowered(table: str, path: str) -> str:
     """CEL: ``table[value]`` for a known value, the value itself for an unknown one, null for none."""
-    return f"(!{_present(path)} ? null : (payload.{path} in {table} ? {table}[payload.{path}] : payload.{path}))"
+    return f"(!{present(path)} ? null : (payload.{path} in {table} ? {table}[payload.{path}] : payload.{path}))"
 
 
 #: The resource an assessment is about, in either spelling; a machine name where there is no resource ID.
-RESOURCE = _first(
+RESOURCE = first(
     "properties.resourceDetails.id",
     "properties.resourceDetails.Id",
     "properties.resourceDetails.ResourceId",
@@ -67,24 +50,24 @@ ASSESSMENT = Mapping(
     {{
       "external_id": payload.id,
       "title": payload.properties.displayName,
-      "description": {_opt("properties.metadata.description")},
+      "description": {optional("properties.metadata.description")},
       "severity": {_lowered(SEVERITY, "properties.metadata.severity")},
       "status": {_lowered(STATUS, "properties.status.code")},
       "source": "defender_for_cloud",
       "resource_identifier": {RESOURCE},
-      "url": {_present("properties.links.azurePortalUri")} ? payload.properties.links.azurePortalUri
-          : ({_present("properties.links.azurePortal")}
+      "url": {present("properties.links.azurePortalUri")} ? payload.properties.links.azurePortalUri
+          : ({present("properties.links.azurePortal")}
              ? (payload.properties.links.azurePortal.startsWith("https://") ? payload.properties.links.azurePortal
                 : "https://" + payload.properties.links.azurePortal)
              : null),
       "attributes": {{
-        "assessment_key": {_opt("name")},
-        "cause": {_opt("properties.status.cause")},
-        "status_description": {_opt("properties.status.description")},
-        "first_evaluated_at": {_opt("properties.status.firstEvaluationDate")},
-        "status_changed_at": {_opt("properties.status.statusChangeDate")},
-        "resource_source": {_first("properties.resourceDetails.source", "properties.resourceDetails.Source")},
-        "additional_data": {_opt("properties.additionalData")}
+        "assessment_key": {optional("name")},
+        "cause": {optional("properties.status.cause")},
+        "status_description": {optional("properties.status.description")},
+        "first_evaluated_at": {optional("properties.status.firstEvaluationDate")},
+        "status_changed_at": {optional("properties.status.statusChangeDate")},
+        "resource_source": {first("properties.resourceDetails.source", "properties.resourceDetails.Source")},
+        "additional_data": {optional("properties.additionalData")}
       }}
     }}
     """,
@@ -96,31 +79,31 @@ SUB_ASSESSMENT = Mapping(
     map=f"""
     {{
       "external_id": payload.id,
-      "cve_id": {_present("properties.additionalData.cve")} && size(payload.properties.additionalData.cve) > 0
-          && {_present("properties.additionalData.cve[0].title")}
+      "cve_id": {present("properties.additionalData.cve")} && size(payload.properties.additionalData.cve) > 0
+          && {present("properties.additionalData.cve[0].title")}
           ? payload.properties.additionalData.cve[0].title : null,
-      "cvss_score": !{_present("properties.additionalData.cvss")} ? null
+      "cvss_score": !{present("properties.additionalData.cvss")} ? null
           : ("3.0" in {CVSS} && has({CVSS}["3.0"].base) && type({CVSS}["3.0"].base) != null_type
              ? double({CVSS}["3.0"].base)
              : ("2.0" in {CVSS} && has({CVSS}["2.0"].base) && type({CVSS}["2.0"].base) != null_type
                 ? double({CVSS}["2.0"].base) : null)),
       "title": payload.properties.displayName,
-      "description": {_opt("properties.description")},
+      "description": {optional("properties.description")},
       "severity": {_lowered(SEVERITY, "properties.status.severity")},
       "status": {_lowered(STATUS, "properties.status.code")},
       "source": "defender_for_cloud",
       "resource_identifier": {RESOURCE},
-      "published_at": {_opt("properties.additionalData.publishedTime")},
+      "published_at": {optional("properties.additionalData.publishedTime")},
       "attributes": {{
-        "finding_id": {_opt("properties.id")},
-        "category": {_opt("properties.category")},
-        "remediation": {_opt("properties.remediation")},
-        "impact": {_opt("properties.impact")},
-        "cause": {_opt("properties.status.cause")},
-        "assessed_resource_type": {_opt("properties.additionalData.assessedResourceType")},
-        "patchable": {_opt("properties.additionalData.patchable")},
-        "threat": {_opt("properties.additionalData.threat")},
-        "time_generated": {_opt("properties.timeGenerated")}
+        "finding_id": {optional("properties.id")},
+        "category": {optional("properties.category")},
+        "remediation": {optional("properties.remediation")},
+        "impact": {optional("properties.impact")},
+        "cause": {optional("properties.status.cause")},
+        "assessed_resource_type": {optional("properties.additionalData.assessedResourceType")},
+        "patchable": {optional("properties.additionalData.patchable")},
+        "threat": {optional("properties.additionalData.threat")},
+        "time_generated": {optional("properties.timeGenerated")}
       }}
     }}
     """,

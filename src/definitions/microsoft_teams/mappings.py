@@ -21,51 +21,43 @@ ends evaluate the same way).
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import optional, present
 
-
-def _present(path: str) -> str:
-    return f"(has(payload.{path}) && type(payload.{path}) != null_type)"
-
-
-def _opt(path: str) -> str:
-    return f"({_present(path)} ? payload.{path} : null)"
-
-
-DELETED = _present("deletedDateTime")
-USER = _present("from.user")
-APP = _present("from.application")
+DELETED = present("deletedDateTime")
+USER = present("from.user")
+APP = present("from.application")
 
 CHANNEL_MESSAGE = Mapping(
     schema="message",
     variant="channel_message",
     map=f"""
     {{
-      "external_id": ({_present("channelIdentity.channelId")} ? payload.channelIdentity.channelId : resource)
+      "external_id": ({present("channelIdentity.channelId")} ? payload.channelIdentity.channelId : resource)
           + "/" + payload.id,
       "kind": "chat",
-      "thread_id": {_present("replyToId")} ? payload.replyToId : payload.id,
-      "sender": {_present("from")} && {USER} ? {_opt("from.user.id")}
-          : ({_present("from")} && {APP} ? {_opt("from.application.id")} : null),
-      "sender_name": {_present("from")} && {USER} ? {_opt("from.user.displayName")}
-          : ({_present("from")} && {APP} ? {_opt("from.application.displayName")} : null),
+      "thread_id": {present("replyToId")} ? payload.replyToId : payload.id,
+      "sender": {present("from")} && {USER} ? {optional("from.user.id")}
+          : ({present("from")} && {APP} ? {optional("from.application.id")} : null),
+      "sender_name": {present("from")} && {USER} ? {optional("from.user.displayName")}
+          : ({present("from")} && {APP} ? {optional("from.application.displayName")} : null),
       "recipients": null,
-      "subject": {DELETED} || !{_present("subject")} || payload.subject == "" ? null : payload.subject,
-      "sent_at": {_opt("createdDateTime")},
+      "subject": {DELETED} || !{present("subject")} || payload.subject == "" ? null : payload.subject,
+      "sent_at": {optional("createdDateTime")},
       "labels": null,
-      "snippet": {DELETED} ? null : {_opt("summary")},
-      "channel_id": {_present("channelIdentity.channelId")} ? payload.channelIdentity.channelId : resource,
-      "team_id": {_opt("channelIdentity.teamId")},
-      "url": {_opt("webUrl")},
+      "snippet": {DELETED} ? null : {optional("summary")},
+      "channel_id": {present("channelIdentity.channelId")} ? payload.channelIdentity.channelId : resource,
+      "team_id": {optional("channelIdentity.teamId")},
+      "url": {optional("webUrl")},
       "attributes": {{
         "message_id": payload.id,
-        "message_type": {_opt("messageType")},
-        "sender_type": {_present("from")} && {USER} ? "user" : ({_present("from")} && {APP} ? "application" : null),
-        "importance": {_opt("importance")},
-        "last_modified_at": {_opt("lastModifiedDateTime")},
-        "last_edited_at": {_opt("lastEditedDateTime")},
-        "deleted_at": {_opt("deletedDateTime")},
+        "message_type": {optional("messageType")},
+        "sender_type": {present("from")} && {USER} ? "user" : ({present("from")} && {APP} ? "application" : null),
+        "importance": {optional("importance")},
+        "last_modified_at": {optional("lastModifiedDateTime")},
+        "last_edited_at": {optional("lastEditedDateTime")},
+        "deleted_at": {optional("deletedDateTime")},
         "deleted": {DELETED},
-        "event": {_present("eventDetail")} && has(payload.eventDetail["@odata.type"])
+        "event": {present("eventDetail")} && has(payload.eventDetail["@odata.type"])
             ? payload.eventDetail["@odata.type"] : null
       }}
     }}
