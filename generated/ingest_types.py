@@ -317,7 +317,7 @@ class TaskInput(IngestInput):
     due_at: UtcDatetime | None = None
     all_day_due: bool | None = None
     recurring: bool | None = None
-    completed: bool = None
+    completed: bool | None = None
     completed_at: UtcDatetime | None = None
     assignee_id: str | None = None
     source_created_at: UtcDatetime | None = None

@@ -21,7 +21,7 @@ from engine.authoring.connections import (
 )
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
-from engine.authoring.operations import Emits, NoConfig, Operation, OperationContext, Payload, Policy
+from engine.authoring.operations import REMOVE, Emits, NoConfig, Operation, OperationContext, Payload, Policy
 from engine.authoring.slots import CredentialSlot, OAuth2Token
 from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
 from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
@@ -41,6 +41,7 @@ from engine.webhooks.verification import (
 
 __all__ = [
     "PUBLIC_URL",
+    "REMOVE",
     "AppInstall",
     "Auth",
     "BearerToken",

@@ -5,6 +5,11 @@ For each payload, in order: is its (schema, variant) declared by the source? →
 persistence (batched, per schema, through ``generated.routing``). CEL sees ``envelope``, ``variant``,
 ``resource``, ``action`` and ``payload``. An empty filter keeps everything; an empty map passes the payload as is.
 
+A payload whose ``action`` is ``REMOVE`` (a provider delete) is routed, filtered and mapped the same way, but only
+the model's upsert keys are taken from the map: its row is removed, with those referencing it and their ``remove``
+changes, in the same transaction (``IngestResult.removed`` counts such payloads). Upserts queued before it in the
+page are written first, so a record created and deleted in one page ends removed.
+
 A record that cannot be ingested (an undeclared schema, an evaluation error, a filter that is not boolean, a
 validation error, a lookup that matches nothing, a row the database refuses) becomes an ``ingest_reject`` row with
 a reason code, a reason and its position: it never crashes the run and is never dropped silently. A call is one
@@ -38,17 +43,17 @@ from sqlalchemy import Connection, insert, select, update
 
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping as MappingSpec
-from engine.authoring.operations import Emits, Payload
+from engine.authoring.operations import REMOVE, Emits, Payload
 from engine.catalog.registry import CompiledMapping, Registry
 from engine.cel import Expression, compile_expression
 from engine.errors import CelError, TetherError
 from engine.store.tables import IngestReject, Run, new_id, utcnow
 from ingest.catalog import ModelSpec, catalog
-from ingest.changes import Change, record_changes, remove_ids, table_of
+from ingest.changes import Change, record_changes, remove_ids, remove_records, table_of
 from ingest.fields import IngestInput
 from ingest.persistence.stock import PersistBatch, PersistRejection, Record
 
-RecordStatus = Literal["filtered", "mapped", "rejected"]
+RecordStatus = Literal["filtered", "mapped", "rejected", "removal"]
 
 #: Stable reason codes of ``ingest_reject`` rows.
 REASON_CODES = (
@@ -127,7 +132,8 @@ class IngestContext:
 
 @dataclass(frozen=True)
 class RecordOutcome:
-    """What the path made of one payload (``object`` when mapped, the reason when rejected)."""
+    """What the path made of one payload (``object`` when mapped, ``keys`` for a removal, the reason when
+    rejected)."""
 
     position: int
     status: RecordStatus
@@ -136,6 +142,8 @@ class RecordOutcome:
     object: IngestInput | None = None
     reason_code: str = ""
     reason: str = ""
+    #: A removal's upsert key values, in the model's upsert order.
+    keys: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,12 +157,14 @@ class Reject:
 
 @dataclass
 class IngestResult:
-    """Counts of one call (``received == filtered + persisted + rejected``) and the rejects it wrote."""
+    """Counts of one call (``received == filtered + persisted + rejected + removed``) and the rejects it wrote."""
 
     received: int = 0
     filtered: int = 0
     persisted: int = 0
     rejected: int = 0
+    #: Removal payloads (``REMOVE``) applied, whether or not a row had those keys.
+    removed: int = 0
     rejects: list[Reject] = field(default_factory=list)
     #: Per schema of ``IngestContext.snapshot``: the upsert keys of the records persisted.
     seen: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
@@ -285,6 +295,16 @@ class IngestPipeline:
                 return reject("map_error", f"map: {_error_text(exc)}")
         if not isinstance(mapped, dict):
             return reject("map_not_object", f"the map produced {_kind(mapped)}, not an object")
+        if payload.action == REMOVE:
+            keys = []
+            for key in self.models[schema].upsert:
+                value = mapped.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    value = str(value)  # upsert keys are text columns; a JSON number ID is compared as its text
+                if not isinstance(value, str) or value == "":
+                    return reject("validation_failed", f"a removal needs its upsert key {key!r}")
+                keys.append(value)
+            return RecordOutcome(position, "removal", schema, variant, keys=tuple(keys))
         try:
             obj = input_type.model_validate(mapped)
         except ValidationError as exc:
@@ -328,6 +348,8 @@ class IngestPipeline:
                 elif outcome.status == "rejected":
                     self._reject(result, outcome.schema, outcome.variant, position, outcome)
                     variants[position] = (outcome.schema, outcome.variant, payload.data)
+                elif outcome.status == "removal":
+                    self._remove(connection, ctx, pending, outcome, result, changes)
                 else:
                     assert outcome.object is not None
                     spec = self.models[outcome.schema]
@@ -418,6 +440,26 @@ class IngestPipeline:
             lost = {r.position for r in refused}
             seen = result.seen.setdefault(schema, set())
             seen.update(tuple(r.values[k] for k in spec.upsert) for r in records if r.position not in lost)
+
+    def _remove(
+        self,
+        connection: Connection,
+        ctx: IngestContext,
+        pending: dict[str, list[Record]],
+        outcome: RecordOutcome,
+        result: IngestResult,
+        changes: list[Change] | None,
+    ) -> None:
+        # What the page queued before this removal is written first (it may be the very record being removed).
+        for schema in self._flush_order(pending):
+            self._flush(connection, ctx, pending, schema, result, changes)
+        spec = self.models[outcome.schema]
+        table = table_of(outcome.schema)
+        conditions = [table.c[k] == v for k, v in zip(spec.upsert, outcome.keys, strict=True)]
+        removed = remove_records(connection, outcome.schema, ctx.tenant_id, ctx.integration_id, *conditions)
+        result.removed += 1
+        if changes is not None:
+            changes.extend(removed)
 
     def _reject(
         self, result: IngestResult, schema: str, variant: str | None, position: int, why: RecordOutcome | Any

@@ -31,8 +31,8 @@ from definitions.azure_entra_id.operations import DirectorySync
 from definitions.azure_security_center import definition as defender
 from definitions.azure_security_center.operations import AssessmentsCollect, SubAssessmentsCollect
 from definitions.microsoft_teams import definition as teams
-from definitions.microsoft_teams.operations import ChannelMessagesSync
-from engine import Payload
+from definitions.microsoft_teams.operations import ChannelMessagesSync, message_payload
+from engine import REMOVE, Payload
 from engine.catalog.registry import Registry
 from ingest.pipeline import IngestContext, IngestPipeline
 
@@ -46,7 +46,8 @@ def published(definition_id: str, name: str) -> list[dict[str, Any]]:
 
 
 def land(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
-    """Map every payload; each must be mapped or deliberately filtered (a removal), never rejected."""
+    """Map every payload; each must be mapped, or for a removal (``REMOVE``) give the keys its row is removed by;
+    none may be rejected or filtered out. A removal's entry is its key tuple."""
     registry = Registry()
     registry.register(definition)
     ctx = IngestContext(
@@ -60,10 +61,9 @@ def land(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
     assert [o.reason for o in outcomes if o.status == "rejected"] == []
     rows = []
     for payload, outcome in zip(payloads, outcomes, strict=True):
-        if outcome.status == "filtered":
-            assert payload.action == "deleted", "only removals may be filtered"
-            continue
-        rows.append(outcome.object)  # the generated ingest type, validated: what persistence receives
+        assert outcome.status == ("removal" if payload.action == REMOVE else "mapped")
+        # The generated ingest type, validated (what persistence receives), or the removal's keys.
+        rows.append(outcome.keys if outcome.status == "removal" else outcome.object)
     return rows
 
 
@@ -116,14 +116,16 @@ def test_graph_group_list_example_lands_both_groups() -> None:
     assert (golf_discussion.group_type, golf_discussion.attributes["mail_enabled"]) == ("distribution", True)
 
 
-def test_graph_group_delta_example_lands_the_group_and_the_added_member_only() -> None:
+def test_graph_group_delta_example_lands_the_group_adds_one_member_and_removes_the_other() -> None:
     payloads = entra_payloads("group_delta_changes", "groups")
     assert [(p.schema, p.action) for p in payloads] == [
         ("directory_group", ""),
-        ("directory_membership", "deleted"),
+        ("directory_membership", REMOVE),
         ("directory_membership", ""),
     ]
-    group, member = land(entra, DirectorySync, payloads)
+    group, removed, member = land(entra, DirectorySync, payloads)
+    # The member removed from the group: its membership row goes.
+    assert removed == ("632f6bb2-3ec8-4c1f-9073-0027a8c6859", "2e5807ce-58f3-4a94-9b37-ffff2e085957")
     assert (group.external_id, group.name, group.description) == (
         "2e5807ce-58f3-4a94-9b37-ffff2e085957",
         "TestGroup3",
@@ -313,11 +315,15 @@ def test_published_delta_pages_land() -> None:
     assert all(r.sender_name == "Robin Kline" and r.team_id == TEAM for r in rows)
 
 
-def test_published_deleted_message_lands_as_a_tombstone() -> None:
-    [gone] = land(teams, ChannelMessagesSync, teams_payloads("deleted_message"))
-    assert (gone.external_id, gone.sender, gone.snippet) == (f"{CHANNEL}/1614029151240", None, None)
-    assert gone.attributes["deleted"] is True
-    assert gone.attributes["deleted_at"] == "2021-02-22T21:25:51.24Z"
+def test_published_deleted_message_removes_its_row() -> None:
+    [item] = published("microsoft_teams", "deleted_message")
+    [payload] = [message_payload(item, CHANNEL)]  # the sync's own shaping: deletedDateTime set → a removal
+    assert payload.action == REMOVE
+    assert land(teams, ChannelMessagesSync, [payload]) == [(f"{CHANNEL}/1614029151240",)]
+    # Mapped without removing (a host's own use), it says it is deleted and keeps no subject or snippet.
+    [tombstone] = land(teams, ChannelMessagesSync, teams_payloads("deleted_message"))
+    assert (tombstone.sender, tombstone.snippet, tombstone.attributes["deleted"]) == (None, None, True)
+    assert tombstone.attributes["deleted_at"] == "2021-02-22T21:25:51.24Z"
 
 
 def test_an_application_sender_and_a_message_without_channel_identity_land() -> None:

@@ -19,10 +19,20 @@ from sqlmodel import select
 from definitions.todoist import definition, operations
 from definitions.todoist.oauth import OAUTH
 from definitions.todoist.operations import CompleteTask, CompleteTaskConfig, TaskSync
-from engine import ClientContext, ConnectionContext, NoConfig, OperationContext, Payload, ProviderError, Revoke
+from engine import (
+    REMOVE,
+    ClientContext,
+    ConnectionContext,
+    NoConfig,
+    OperationContext,
+    Payload,
+    ProviderError,
+    Revoke,
+)
 from engine.catalog.registry import Registry
 from engine.kit.egress import LOOPBACK_ENV
 from engine.store.database import Database
+from engine.store.tables import RecordChange
 from ingest.models.task import Task
 from ingest.pipeline import IngestContext, IngestPipeline
 from support.replay import Answer, Received, ReplayServer, replay_server
@@ -133,13 +143,19 @@ def test_next_sync_sends_the_stored_token_and_maps_completions_and_deletions(tod
     payloads, ctx = sync(cursor="TnYUZEpuzf2FMA9qzyY3j4xky6dXiYejmSO85S5paZ_a9y1FI85mBbIWZGpW")
     assert server.received[0].form()["sync_token"] == ["TnYUZEpuzf2FMA9qzyY3j4xky6dXiYejmSO85S5paZ_a9y1FI85mBbIWZGpW"]
     assert ctx.next_cursor == "Z9kXbGAZ9jPx-2c0Jxb9mx2ePrq2d2zRNqvjqDl6L1N4v4Ah0VYlQ9mSKD0e"
-    done, deleted = ingest(payloads)
+    assert [p.action for p in payloads] == ["", REMOVE]
+    [done] = ingest(payloads[:1])
     assert (done.completed, done.completed_at, done.due_at, done.all_day_due) == (
         True, datetime(2024, 5, 2, 18, 30, tzinfo=UTC), None, None)
-    # The deleted task came with only a few fields: it still maps, as a tombstone.
-    assert (deleted.external_id, deleted.title, deleted.attributes["deleted"]) == (
-        "6X7rfFVPjhvv84XG", "Water the plants", True)
-    assert (deleted.description, deleted.labels, deleted.recurring) == (None, [], None)
+    # The deleted task came with only a few fields: enough for the key its row is removed by.
+    registry = Registry()
+    registry.register(definition)
+    ctx = IngestContext(tenant_id="t", integration_id="int_1", definition_id="todoist", emits=TaskSync.emits)
+    [removal] = IngestPipeline(registry).dry_run(ctx, payloads[1:])
+    assert (removal.status, removal.keys) == ("removal", ("6X7rfFVPjhvv84XG",))
+    # Mapped without removing (a host's own use), it still lands, saying it is deleted.
+    [tombstone] = ingest([Payload("task", payloads[1].data, variant="task")])
+    assert (tombstone.title, tombstone.labels, tombstone.attributes["deleted"]) == ("Water the plants", [], True)
 
 
 @pytest.mark.parametrize(("fixture", "code", "retry_after"), [("error_401", "unauthorized", None),
@@ -240,7 +256,8 @@ def test_account_resolves_from_the_user_endpoint() -> None:
 
 
 def test_a_full_then_incremental_sync_lands_in_the_task_table(todoist: Any, database: Database) -> None:
-    """Through the migrated table on both databases: the second sync updates the rows the first one wrote."""
+    """Through the migrated table on both databases: the second sync updates one row the first one wrote and
+    removes the other (deleted in Todoist), with a ``remove`` change in the feed."""
     _, queue = todoist
     queue.extend([recorded_answer("sync_full"), recorded_answer("sync_incremental")])
     registry = Registry()
@@ -251,9 +268,11 @@ def test_a_full_then_incremental_sync_lands_in_the_task_table(todoist: Any, data
     first, sync_ctx = sync()
     assert pipeline.process(ctx, first).persisted == 2
     second, _ = sync(cursor=sync_ctx.next_cursor)
-    assert pipeline.process(ctx, second).persisted == 2
+    result = pipeline.process(ctx, second)
+    assert (result.persisted, result.removed, result.rejected) == (1, 1, 0)
     with database.session() as session:
         rows = {t.external_id: t for t in session.exec(select(Task).where(Task.integration_id == "int_todoist"))}
-    assert set(rows) == {"6X7rM8997g3RQmvh", "6X7rfFVPjhvv84XG"}
+        ops = [c.op for c in session.exec(select(RecordChange).where(RecordChange.integration_id == "int_todoist"))]
+    assert set(rows) == {"6X7rM8997g3RQmvh"}
     assert rows["6X7rM8997g3RQmvh"].completed is True and rows["6X7rM8997g3RQmvh"].due_at is None
-    assert rows["6X7rfFVPjhvv84XG"].attributes["deleted"] is True
+    assert ops.count("remove") == 1

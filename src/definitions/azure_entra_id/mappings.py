@@ -1,8 +1,8 @@
 """Mappings: how Graph users, groups and group members become directory rows.
 
-Delta rounds mark removed objects with ``@removed``; the operation passes them on with ``action="deleted"`` and
-every mapping filters them out, so a removal never upserts a row. Their rows are left for the complete-snapshot
-removal the engine applies after a full round.
+Delta rounds mark removed objects with ``@removed``; the operation passes them on as removals (``REMOVE``), for
+which ingest takes only the upsert keys from the map and removes the row, so every map must evaluate on an object
+that carries little more than its ``id``.
 
 Graph documents every user and group property as nullable and leaves out a property never set, so every optional
 one is guarded for absence and null alike (``has(x) && x == true``, never ``has(x) && x``, which fails the record
@@ -17,7 +17,6 @@ from engine import Mapping
 USER = Mapping(
     schema="directory_account",
     variant="user",
-    filter='action != "deleted"',
     map="""
     {
       "external_id": payload.id,
@@ -41,11 +40,10 @@ USER = Mapping(
 GROUP = Mapping(
     schema="directory_group",
     variant="group",
-    filter='action != "deleted"',
     map="""
     {
       "external_id": payload.id,
-      "name": payload.displayName,
+      "name": has(payload.displayName) && type(payload.displayName) == string ? payload.displayName : "",
       "email": has(payload.mail) ? payload.mail : null,
       "description": has(payload.description) ? payload.description : null,
       "group_type": has(payload.groupTypes) && type(payload.groupTypes) == list && "Unified" in payload.groupTypes
@@ -62,7 +60,6 @@ GROUP = Mapping(
 MEMBER = Mapping(
     schema="directory_membership",
     variant="member",
-    filter='action != "deleted"',
     map="""
     {
       "account_external_id": payload.member.id,

@@ -3,7 +3,8 @@
 The first run reads every user and group (with their members) through ``/users/delta`` and ``/groups/delta``;
 the last page of each answers a delta link, saved as the operation's cursor (``ctx.next_cursor``, kept only if
 the run succeeds). The next run starts from those links and reads only what changed since, including removals
-(``@removed``), which are passed on with ``action="deleted"`` so mappings can drop them.
+(``@removed``), which are passed on as removals (``REMOVE``): the user, the group (with its memberships) or the
+membership is removed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from definitions.azure_entra_id.client import EntraClient
 from definitions.microsoft_graph import DeltaPages, get_json
-from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
+from engine import REMOVE, Emits, Operation, OperationContext, Payload, Policy, ProviderError
 
 USERS_DELTA = ("/v1.0/users/delta?$select=id,displayName,givenName,surname,mail,userPrincipalName,userType,"
                "accountEnabled,createdDateTime,jobTitle,department")
@@ -71,7 +72,7 @@ class DirectorySync(Operation):
 
     @staticmethod
     def payloads(name: str, item: dict[str, Any]) -> list[Payload]:
-        action = "deleted" if "@removed" in item else ""
+        action = REMOVE if "@removed" in item else ""
         if name == "users":
             return [Payload(schema="directory_account", variant="user", data=item, action=action)]
         out = []
@@ -82,5 +83,5 @@ class DirectorySync(Operation):
             if member.get("@odata.type") == USER_TYPE:
                 out.append(Payload(schema="directory_membership", variant="member",
                                    data={"group_id": item["id"], "member": member},
-                                   action="deleted" if "@removed" in member else ""))
+                                   action=REMOVE if "@removed" in member else ""))
         return out

@@ -9,9 +9,9 @@ A chatMessage ID is unique within its channel only (it is the post's creation ti
 external ID is ``<channel id>/<message id>`` (the channel from ``channelIdentity``, else the channel the sync read it
 from, its ``resource``); the bare ID stays in ``attributes.message_id``.
 
-A deleted message comes back from the delta query with ``deletedDateTime`` set (and its body emptied). It is kept
-as a tombstone, ``attributes.deleted`` true with the subject and snippet cleared, because a ``Payload`` has no
-remove form yet (README, "Not built yet").
+A deleted message comes back from the delta query with ``deletedDateTime`` set (and its body emptied); the sync
+passes it on as a removal (``REMOVE``), so its row goes. Mapped without removing (a host's own use), it says
+``attributes.deleted`` with the subject and snippet cleared.
 
 Checked against Microsoft's published v1.0 examples (``tests/fixtures/microsoft_teams/published/``, source named
 in each file); every optional property is guarded for absence and null alike (compared by type, which both CEL back

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from definitions.microsoft_graph import DeltaPages, get_json, post_json
 from definitions.microsoft_teams.client import TeamsClient
-from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
+from engine import REMOVE, Emits, Operation, OperationContext, Payload, Policy, ProviderError
 
 #: A team's ID is its Microsoft 365 group's GUID.
 TEAM_ID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -76,12 +76,18 @@ def _segment(value: Any) -> str:
     return quote(value, safe=":@")
 
 
+def message_payload(message: dict[str, Any], channel: str) -> Payload:
+    """A message, or its removal when Graph says it was deleted (``deletedDateTime`` set, body emptied)."""
+    deleted = message.get("deletedDateTime") is not None
+    return Payload("message", message, variant="channel_message", resource=channel, action=REMOVE if deleted else "")
+
+
 class ChannelMessagesSync(Operation):
     """Sync the top-level messages of every channel of the user's teams into ``message`` (variant
     ``channel_message``), incrementally per channel.
 
     The cursor is ``{"channels": {"<team id>/<channel id>": "<delta link>"}}``. Message bodies are never stored
-    (``mappings.CHANNEL_MESSAGE``); a deleted message is kept as a tombstone.
+    (``mappings.CHANNEL_MESSAGE``); a deleted message removes its row.
     """
 
     client = TeamsClient
@@ -103,13 +109,13 @@ class ChannelMessagesSync(Operation):
                 pages = DeltaPages(ctx.client, links.get(key) or start)
                 try:
                     async for message in pages:
-                        yield Payload("message", message, variant="channel_message", resource=channel_ref)
+                        yield message_payload(message, channel_ref)
                 except ProviderError as exc:
                     if exc.provider_status != 410 or pages.url == start:
                         raise
                     pages = DeltaPages(ctx.client, start)  # the delta link expired: read the channel again
                     async for message in pages:
-                        yield Payload("message", message, variant="channel_message", resource=channel_ref)
+                        yield message_payload(message, channel_ref)
                 if pages.delta_link is None:
                     raise ProviderError("Microsoft Graph ended a channel message delta round without a delta link")
                 next_links[key] = pages.delta_link

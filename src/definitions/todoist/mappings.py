@@ -13,8 +13,8 @@ UTC with ``all_day_due``), a fixed instant (``…Z``), and a floating time (``20
 time in every zone), stored as that wall time in UTC with ``attributes.due_floating`` so nothing pretends it is
 an instant. Todoist's priority runs 1 (normal) to 4 (urgent); the raw value stays in ``attributes``.
 
-A deleted task (``is_deleted``) is kept as a tombstone, ``attributes.deleted`` true, because a ``Payload`` has no
-remove form yet (README, "Not built yet").
+A deleted task (``is_deleted``) comes as a removal (``REMOVE``): only its ``external_id`` is used, and its row goes.
+``attributes.deleted`` still says it for a host that maps such items without removing them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from definitions.todoist.oauth import TodoistClient
-from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
+from engine import REMOVE, Emits, Operation, OperationContext, Payload, Policy, ProviderError
 from engine.kit.egress import read_json
 from engine.kit.providerkit import raise_for_status
 
@@ -28,7 +28,7 @@ FULL_SYNC = "*"
 class TaskSync(Operation):
     """Sync tasks into ``task`` incrementally, with the Sync API's ``sync_token`` as the cursor.
 
-    A deleted task arrives with ``is_deleted`` and is kept as a tombstone (``attributes.deleted``).
+    A deleted task arrives with ``is_deleted``: it is passed on as a removal (``REMOVE``), so its row goes.
     """
 
     client = TodoistClient
@@ -49,7 +49,8 @@ class TaskSync(Operation):
             raise ProviderError("Todoist answered POST /api/v1/sync with items that are not a list")
         for item in items or []:
             # Not filtered here: an entry without an ID is rejected by the mapping, with its reason, not dropped.
-            yield Payload("task", item, variant="task")
+            deleted = isinstance(item, dict) and item.get("is_deleted") is True
+            yield Payload("task", item, variant="task", action=REMOVE if deleted else "")
         ctx.next_cursor = body["sync_token"]
 
 

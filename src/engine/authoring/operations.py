@@ -106,9 +106,18 @@ class Emits:
     variant: str = ""
 
 
+#: ``Payload.action`` for a record the provider deleted: the mapping still runs (it must produce the model's upsert
+#: keys, nothing else is required), and ingest removes the row with those keys, with its ``remove`` change, instead
+#: of upserting it. Any other action is only information for the mapping's CEL.
+REMOVE = "remove"
+
+
 @dataclass(frozen=True)
 class Payload:
-    """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it."""
+    """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it.
+
+    ``action`` is visible to CEL; ``REMOVE`` asks for the record's removal.
+    """
 
     schema: str
     data: Any

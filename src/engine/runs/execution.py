@@ -464,8 +464,10 @@ class Executor:
             result = await anyio.to_thread.run_sync(
                 lambda: pipeline.process(ingest_ctx, page, start_position=totals["received"])
             )
-            for key in totals:
+            for key in ("received", "persisted", "filtered", "rejected"):
                 totals[key] += getattr(result, key)
+            if result.removed:  # provider deletes (``REMOVE`` payloads); the key appears only when there are some
+                totals["removed"] = totals.get("removed", 0) + result.removed
             for schema, keys in result.seen.items():
                 seen.setdefault(schema, set()).update(keys)
             rejected.update(reject.schema for reject in result.rejects)
@@ -482,7 +484,7 @@ class Executor:
             removed = await anyio.to_thread.run_sync(
                 lambda: remove_unconfirmed(pipeline, self.context.db, ingest_ctx, run, seen, rejected)
             )
-            totals["removed"] = sum(removed.values())
+            totals["removed"] = totals.get("removed", 0) + sum(removed.values())
         after = await anyio.to_thread.run_sync(feed_head)
         return totals, by_schema, (before, after) if after > before else None
 

@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("due_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("all_day_due", sa.Boolean(), nullable=True),
         sa.Column("recurring", sa.Boolean(), nullable=True),
-        sa.Column("completed", sa.Boolean(), nullable=False),
+        sa.Column("completed", sa.Boolean(), nullable=True),
         sa.Column("completed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("assignee_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("source_created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
