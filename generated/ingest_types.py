@@ -301,6 +301,41 @@ class FileIngestRequested(BaseModel):
     input: FileInput
 
 
+class TaskInput(IngestInput):
+    """A validated ``task`` record as a mapping produces it."""
+
+    schema_name: ClassVar[str] = "task"
+    topic: ClassVar[str] = "integration.ingest.task.requested"
+
+    external_id: str
+    title: str
+    description: str | None = None
+    project_id: str | None = None
+    parent_id: str | None = None
+    priority: str | None = None
+    labels: list[Any] | None = None
+    due_at: UtcDatetime | None = None
+    all_day_due: bool | None = None
+    recurring: bool | None = None
+    completed: bool | None = None
+    completed_at: UtcDatetime | None = None
+    assignee_id: str | None = None
+    source_created_at: UtcDatetime | None = None
+    source_updated_at: UtcDatetime | None = None
+    url: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class TaskIngestRequested(BaseModel):
+    """A ``task`` record on its way to persistence, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+    topic: ClassVar[str] = "integration.ingest.task.requested"
+
+    metadata: IngestMetadata
+    input: TaskInput
+
+
 INPUT_TYPES: dict[str, type[IngestInput]] = {
     "asset": AssetInput,
     "directory_account": DirectoryAccountInput,
@@ -312,6 +347,7 @@ INPUT_TYPES: dict[str, type[IngestInput]] = {
     "contact": ContactInput,
     "message": MessageInput,
     "file": FileInput,
+    "task": TaskInput,
 }
 REQUESTED_TYPES: dict[str, type[BaseModel]] = {
     "asset": AssetIngestRequested,
@@ -324,6 +360,7 @@ REQUESTED_TYPES: dict[str, type[BaseModel]] = {
     "contact": ContactIngestRequested,
     "message": MessageIngestRequested,
     "file": FileIngestRequested,
+    "task": TaskIngestRequested,
 }
 TOPICS: dict[str, str] = {
     "asset": "integration.ingest.asset.requested",
@@ -336,4 +373,5 @@ TOPICS: dict[str, str] = {
     "contact": "integration.ingest.contact.requested",
     "message": "integration.ingest.message.requested",
     "file": "integration.ingest.file.requested",
+    "task": "integration.ingest.task.requested",
 }

@@ -15,6 +15,7 @@ from ingest.persistence import directory_membership as _directory_membership
 from ingest.persistence import file as _file
 from ingest.persistence import finding as _finding
 from ingest.persistence import message as _message
+from ingest.persistence import task as _task
 from ingest.persistence import vulnerability as _vulnerability
 from ingest.persistence.stock import PersistBatch, PersistRejection
 
@@ -31,4 +32,5 @@ ROUTES: dict[str, Persist] = {
     "contact": _contact.persist,
     "message": _message.persist,
     "file": _file.persist,
+    "task": _task.persist,
 }

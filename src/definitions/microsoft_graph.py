@@ -4,16 +4,21 @@ Graph answers errors as ``{"error": {"code", "message", "innerError"}}``; the me
 only the method, the path and the status reach an error message. 401 is ``unauthorized``; 429, and a 503 that
 carries ``Retry-After`` (Graph throttles with both), is ``rate_limited`` with ``retry_after`` so the queue defers
 the run instead of failing it. Paging and delta links are absolute URLs that carry our bearer token when
-followed: ``pages`` follows them on Graph's own origin only.
+followed: ``pages`` follows them on Graph's own origin only. A delta query (users, groups, channel messages) adds
+``@odata.deltaLink`` on its last page, the link to read the next round's changes from: ``DeltaPages`` yields the
+items and keeps it, after checking it stays on Graph's origin too.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import httpx
 
+from engine import ProviderError
 from engine.kit import providerkit
 
 GRAPH_URL = "https://graph.microsoft.com"
@@ -46,4 +51,32 @@ def pages(client: httpx.AsyncClient, url: str) -> AsyncIterator[providerkit.Page
     )
 
 
-__all__ = ["DEFAULT_RETRY_AFTER", "GRAPH_URL", "get_json", "pages", "post_json", "raise_for_status"]
+@dataclass
+class DeltaPages:
+    """The items of a paged Graph collection; after the last page, ``delta_link`` holds the round's delta link
+    (delta queries only)."""
+
+    client: httpx.AsyncClient
+    url: str
+    delta_link: str | None = None
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async for page in pages(self.client, self.url):
+            for item in page.items:
+                yield item
+            if page.next is None:
+                delta_link = page.raw.get("@odata.deltaLink") if isinstance(page.raw, dict) else None
+                if delta_link is not None:
+                    _check_origin(self.client, str(delta_link))
+                self.delta_link = delta_link
+
+
+def _check_origin(client: httpx.AsyncClient, url: str) -> None:
+    # The client's own origin (Graph's, in production): the link is followed with our bearer token.
+    parsed, origin = httpx.URL(url), client.base_url
+    same = (parsed.scheme, parsed.host, parsed.port) == (origin.scheme, origin.host, origin.port)
+    if parsed.is_absolute_url and not same:
+        raise ProviderError("Microsoft Graph paging points to another origin")
+
+
+__all__ = ["DEFAULT_RETRY_AFTER", "GRAPH_URL", "DeltaPages", "get_json", "pages", "post_json", "raise_for_status"]

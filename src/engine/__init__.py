@@ -22,7 +22,16 @@ from engine.authoring.connections import (
 )
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
-from engine.authoring.operations import Checkpoint, Emits, NoConfig, Operation, OperationContext, Payload, Policy
+from engine.authoring.operations import (
+    REMOVE,
+    Checkpoint,
+    Emits,
+    NoConfig,
+    Operation,
+    OperationContext,
+    Payload,
+    Policy,
+)
 from engine.authoring.slots import CredentialSlot, OAuth2Token
 from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
 from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
@@ -43,6 +52,7 @@ from engine.webhooks.verification import (
 
 __all__ = [
     "PUBLIC_URL",
+    "REMOVE",
     "AppInstall",
     "Auth",
     "BearerToken",

@@ -55,17 +55,19 @@ def dry_run(
     )
     pipeline = IngestPipeline(registry)
     payloads = [Payload(schema, r, variant, resource, action) for r in records]
-    counts = {"mapped": 0, "filtered": 0, "rejected": 0}
+    counts = {"mapped": 0, "filtered": 0, "rejected": 0, "removal": 0}
     for outcome in pipeline.dry_run(ctx, payloads):
         counts[outcome.status] += 1
         if outcome.status == "filtered":
             typer.echo(f"#{outcome.position} filtered out")
         elif outcome.status == "rejected":
             typer.echo(f"#{outcome.position} rejected [{outcome.reason_code}]: {outcome.reason}")
+        elif outcome.status == "removal":
+            typer.echo(f"#{outcome.position} removes the {schema} row with keys {json.dumps(list(outcome.keys))}")
         else:
             assert outcome.object is not None
             typer.echo(f"#{outcome.position} {type(outcome.object).__name__} {outcome.object.model_dump_json()}")
     typer.echo(
         f"{len(payloads)} record(s): {counts['mapped']} mapped, {counts['filtered']} filtered out, "
-        f"{counts['rejected']} rejected"
+        f"{counts['rejected']} rejected" + (f", {counts['removal']} removal(s)" if counts["removal"] else "")
     )

@@ -132,7 +132,8 @@ class IngestContext:
 
 @dataclass(frozen=True)
 class RecordOutcome:
-    """What the path made of one payload (``object`` when mapped, the reason when rejected)."""
+    """What the path made of one payload (``object`` when mapped, for a removal narrowed to its upsert keys; the
+    reason when rejected)."""
 
     position: int
     status: RecordStatus
@@ -143,6 +144,13 @@ class RecordOutcome:
     reason: str = ""
     #: A provider's delete: ``object`` holds only the upsert keys of the record to remove.
     remove: bool = False
+
+    @property
+    def keys(self) -> tuple[Any, ...]:
+        """A removal's upsert key values, in the model's upsert order (empty for anything else)."""
+        if not self.remove or self.object is None:
+            return ()
+        return tuple(self.object.model_dump().values())
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,20 @@ from definitions.azure_entra_id.connections import EntraAdminConsentConnection
 from definitions.azure_entra_id.operations import DirectorySync, HealthCheck
 from definitions.azure_entra_id.slots import EntraTenant
 from definitions.azure_entra_id.webhook import ChangeNotifications, GraphChangeNotifications, PlainText
-from engine import AppInstall, ClientContext, ConnectionContext, EventContext, NoConfig, OperationContext, ProviderError
+from engine import (
+    REMOVE,
+    AppInstall,
+    ClientContext,
+    ConnectionContext,
+    EventContext,
+    NoConfig,
+    OperationContext,
+    Payload,
+    ProviderError,
+)
 from engine.catalog.registry import Registry
 from engine.webhooks.verification import InvalidSignature, verify
+from ingest.pipeline import IngestContext, IngestPipeline
 
 GRAPH = "https://graph.microsoft.com"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -175,7 +186,7 @@ def test_first_sync_follows_next_links_and_saves_the_delta_links_as_cursor() -> 
                                "groups": recorded("groups_delta")["body"]["@odata.deltaLink"]}
 
 
-def test_next_sync_starts_from_the_cursor_and_passes_removals_as_deleted() -> None:
+def test_next_sync_starts_from_the_cursor_and_passes_removals_on() -> None:
     cursor = {"users": USERS_DELTA_LINK, "groups": recorded("groups_delta")["body"]["@odata.deltaLink"]}
     with respx.mock() as mock:
         mock.post(TOKEN_URL).mock(side_effect=reply("token"))
@@ -183,8 +194,8 @@ def test_next_sync_starts_from_the_cursor_and_passes_removals_as_deleted() -> No
         mock.get(f"{GRAPH}/v1.0/groups/delta").mock(side_effect=reply("groups_delta_changes"))
         payloads, ctx = sync(mock, cursor)
     assert users.calls.last.request.url.params["$deltatoken"] == "mS5DuRZGjVL-abreviated"
-    assert [(p.schema, p.action) for p in payloads] == [("directory_account", "deleted"),
-                                                       ("directory_membership", "deleted")]
+    assert [(p.schema, p.action) for p in payloads] == [("directory_account", REMOVE),
+                                                       ("directory_membership", REMOVE)]
     assert ctx.next_cursor["users"].endswith("next-round")
 
 
@@ -292,14 +303,16 @@ def test_a_batch_that_does_not_carry_the_client_state_is_refused(body: bytes) ->
 
 
 def evaluate(schema: str, variant: str, payload: dict[str, Any], action: str = "") -> Any:
+    """The typed object, or for a removal the upsert keys the pipeline removes the row by."""
     registry = Registry()
     registry.register(definition)
-    compiled = registry.mapping("azure_entra_id", schema, variant)
-    assert compiled is not None and compiled.filter is not None and compiled.map is not None
-    activation = {"envelope": {}, "variant": variant, "resource": "", "action": action, "payload": payload}
-    if not compiled.filter.evaluate(activation):
-        return None
-    return INPUT_TYPES[schema].model_validate(compiled.map.evaluate(activation))
+    ctx = IngestContext(tenant_id="t", integration_id="i", definition_id="azure_entra_id", emits=DirectorySync.emits)
+    [outcome] = IngestPipeline(registry).dry_run(ctx, [Payload(schema, payload, variant=variant, action=action)])
+    assert outcome.status == "mapped", outcome.reason
+    if outcome.remove:
+        return outcome.keys
+    assert isinstance(outcome.object, INPUT_TYPES[schema])
+    return outcome.object
 
 
 def test_mapping_user_to_directory_account() -> None:
@@ -313,7 +326,7 @@ def test_mapping_user_to_directory_account() -> None:
     guest = evaluate("directory_account", "user", recorded("users_delta_page2")["body"]["value"][0])
     assert (guest.account_type, guest.status, guest.email) == ("guest", "disabled", "guest@fabrikam.com")
     removed = recorded("users_delta_changes")["body"]["value"][0]
-    assert evaluate("directory_account", "user", removed, action="deleted") is None
+    assert evaluate("directory_account", "user", removed, action=REMOVE) == (removed["id"],)
 
 
 def test_mapping_group_to_directory_group() -> None:
@@ -331,4 +344,8 @@ def test_mapping_member_to_directory_membership() -> None:
     membership = evaluate("directory_membership", "member", payload)
     assert (membership.account_external_id, membership.group_external_id, membership.role) == (
         "87d349ed-44d7-43e1-9a83-5f2406dee5bd", "02bd9fd6-8f93-4758-87c3-1fb73740a315", "member")
-    assert evaluate("directory_membership", "member", payload, action="deleted") is None
+    assert evaluate("directory_membership", "member", payload, action=REMOVE) == (
+        "87d349ed-44d7-43e1-9a83-5f2406dee5bd", "02bd9fd6-8f93-4758-87c3-1fb73740a315")
+    # A removed group arrives as its ID and "@removed" only: it still gives its key.
+    gone = {"id": "02bd9fd6-8f93-4758-87c3-1fb73740a315", "@removed": {"reason": "deleted"}}
+    assert evaluate("directory_group", "group", gone, action=REMOVE) == ("02bd9fd6-8f93-4758-87c3-1fb73740a315",)

@@ -415,6 +415,17 @@ def test_user_mapping() -> None:
     DirectoryAccount.model_validate({**typed.model_dump(), **CONTEXT})
 
 
+@pytest.mark.parametrize("names", [{"firstName": None}, {"lastName": None}, {"firstName": None, "lastName": None,
+                                                                           "displayName": None}])
+def test_user_mapping_with_null_names_still_maps(names: dict[str, Any]) -> None:
+    """An org can make firstName and lastName optional; Okta then answers null for them, not an absent key."""
+    user = recorded("users_page1")["body"][1]
+    user = {**user, "profile": {**user["profile"], **names}}
+    fields = evaluate("directory_account", "user", user)
+    assert fields["display_name"] is None and fields["external_id"] == user["id"]
+    DirectoryAccountInput.model_validate(fields)
+
+
 def test_user_mapping_without_display_name_or_login() -> None:
     suspended = evaluate("directory_account", "user", recorded("users_page1")["body"][1])
     assert (suspended["display_name"], suspended["status"]) == ("Dana Scully", "suspended")

@@ -2,12 +2,15 @@
 assessment controls and compliance-check evidence into ``finding``.
 
 ASFF (the AWS Security Finding Format) is the same for every product feeding Security Hub. Optional blocks are
-guarded with ``has()``; enums are lowered through literal maps because CEL has no ``lowerAscii`` here.
+guarded with ``has()``; enums are lowered through literal maps because CEL has no ``lowerAscii`` here. Checked
+against AWS's published ASFF examples (``tests/definitions/test_aws_security_hub_published.py``): every attribute
+of a ``Vulnerabilities`` entry but ``Id`` is optional, so none of them may fail the record.
 """
 
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import present
 
 SEVERITY = '{"CRITICAL": "critical", "HIGH": "high", "MEDIUM": "medium", "LOW": "low", ' \
     '"INFORMATIONAL": "informational"}'
@@ -69,6 +72,11 @@ DETECTION = Mapping(
     """,
 )
 
+#: A CVSS entry with a score (``BaseScore`` is optional in ASFF), and one of CVSS version 3 (``V3``, ``3.1``):
+#: a finding lists several (AWS's own example has V3 and V2), and the v3 score is preferred wherever it stands.
+SCORED = "(has(c.BaseScore) && type(c.BaseScore) != null_type)"
+SCORED_V3 = f"({SCORED} && has(c.Version) && type(c.Version) == string && c.Version.contains(\"3\"))"
+
 #: One CVE of one finding: the finding ID plus the CVE makes the key, since a finding can list several.
 SOFTWARE = Mapping(
     schema="vulnerability",
@@ -81,13 +89,16 @@ SOFTWARE = Mapping(
       "description": has(payload.finding.Description) ? payload.finding.Description : null,
       "severity": has(payload.finding.Severity) && has(payload.finding.Severity.Label)
           ? {SEVERITY}[payload.finding.Severity.Label] : null,
-      "cvss_score": has(payload.vulnerability.Cvss) && size(payload.vulnerability.Cvss) > 0
-          ? double(payload.vulnerability.Cvss[0].BaseScore) : null,
+      "cvss_score": {present("vulnerability.Cvss")} && payload.vulnerability.Cvss.exists(c, {SCORED_V3})
+          ? double(payload.vulnerability.Cvss.filter(c, {SCORED_V3})[0].BaseScore)
+          : ({present("vulnerability.Cvss")} && payload.vulnerability.Cvss.exists(c, {SCORED})
+             ? double(payload.vulnerability.Cvss.filter(c, {SCORED})[0].BaseScore) : null),
       "status": has(payload.finding.Workflow) && has(payload.finding.Workflow.Status)
           ? {_WORKFLOW}[payload.finding.Workflow.Status] : null,
       "source": "security_hub",
       "package_name": has(payload.vulnerability.VulnerablePackages) &&
-          size(payload.vulnerability.VulnerablePackages) > 0
+          size(payload.vulnerability.VulnerablePackages) > 0 &&
+          has(payload.vulnerability.VulnerablePackages[0].Name)
           ? payload.vulnerability.VulnerablePackages[0].Name : null,
       "package_version": has(payload.vulnerability.VulnerablePackages) &&
           size(payload.vulnerability.VulnerablePackages) > 0 &&

@@ -3,7 +3,8 @@
 The first run reads every user and group (with their members) through ``/users/delta`` and ``/groups/delta``;
 the last page of each answers a delta link, saved as the operation's cursor (``ctx.next_cursor``, kept only if
 the run succeeds). The next run starts from those links and reads only what changed since, including removals
-(``@removed``), which are passed on with ``action="deleted"`` so mappings can drop them.
+(``@removed``), which are passed on as removals (``REMOVE``): the user, the group (with its memberships) or the
+membership is removed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from definitions.azure_entra_id.client import EntraClient
-from definitions.azure_entra_id.graph import Pages
-from definitions.microsoft_graph import get_json
-from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
+from definitions.microsoft_graph import DeltaPages, get_json
+from engine import REMOVE, Emits, Operation, OperationContext, Payload, Policy, ProviderError
 
 USERS_DELTA = ("/v1.0/users/delta?$select=id,displayName,givenName,surname,mail,userPrincipalName,userType,"
                "accountEnabled,createdDateTime,jobTitle,department")
@@ -55,7 +55,7 @@ class DirectorySync(Operation):
         cursor = ctx.cursor if isinstance(ctx.cursor, dict) else {}
         links: dict[str, str | None] = {}
         for name, start in (("users", USERS_DELTA), ("groups", GROUPS_DELTA)):
-            pages = Pages(ctx.client, cursor.get(name) or start)
+            pages = DeltaPages(ctx.client, cursor.get(name) or start)
             try:
                 async for item in pages:
                     for payload in self.payloads(name, item):
@@ -63,7 +63,7 @@ class DirectorySync(Operation):
             except ProviderError as exc:
                 if exc.provider_status != 410 or pages.url == start:
                     raise
-                pages = Pages(ctx.client, start)  # the delta link expired: read everything again
+                pages = DeltaPages(ctx.client, start)  # the delta link expired: read everything again
                 async for item in pages:
                     for payload in self.payloads(name, item):
                         yield payload
@@ -72,7 +72,7 @@ class DirectorySync(Operation):
 
     @staticmethod
     def payloads(name: str, item: dict[str, Any]) -> list[Payload]:
-        action = "deleted" if "@removed" in item else ""
+        action = REMOVE if "@removed" in item else ""
         if name == "users":
             return [Payload(schema="directory_account", variant="user", data=item, action=action)]
         out = []
@@ -83,5 +83,5 @@ class DirectorySync(Operation):
             if member.get("@odata.type") == USER_TYPE:
                 out.append(Payload(schema="directory_membership", variant="member",
                                    data={"group_id": item["id"], "member": member},
-                                   action="deleted" if "@removed" in member else ""))
+                                   action=REMOVE if "@removed" in member else ""))
         return out

@@ -1,7 +1,8 @@
-"""Microsoft Teams: post messages to channels through Microsoft Graph. Start at ``definition.py``.
+"""Microsoft Teams: post messages to channels, and sync channel messages into ``message``, through Microsoft
+Graph. Start at ``definition.py``.
 
-Modules, one concept each: ``config``, ``slots``, ``client``, ``operations`` and ``connections``; Graph's errors
-are ``definitions.microsoft_graph``, shared with Entra ID. Nothing is ingested, so there are no mappings.
+Modules, one concept each: ``config``, ``slots``, ``client``, ``operations``, ``connections`` and ``mappings``;
+Graph's errors, paging and delta links are ``definitions.microsoft_graph``, shared with Entra ID.
 """
 
 from definitions.microsoft_teams.definition import definition

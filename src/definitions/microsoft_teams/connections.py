@@ -18,6 +18,8 @@ SCOPES = (
     "Team.ReadBasic.All",
     "Channel.ReadBasic.All",
     "ChannelMessage.Send",
+    # The channel message sync; Microsoft marks it admin-consent only (docs/decisions.md).
+    "ChannelMessage.Read.All",
 )
 
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 from definitions.microsoft_teams.client import TeamsClient
 from definitions.microsoft_teams.config import TeamsConfig
 from definitions.microsoft_teams.connections import TeamsOAuthConnection
-from definitions.microsoft_teams.operations import HealthCheck, PostChannelMessage
+from definitions.microsoft_teams.mappings import MAPPINGS
+from definitions.microsoft_teams.operations import ChannelMessagesSync, HealthCheck, PostChannelMessage
 from definitions.microsoft_teams.slots import TeamsOAuthToken
 from engine import Definition
 
 definition = Definition(
     id="microsoft_teams",
     name="Microsoft Teams",
-    description="Post messages to Microsoft Teams channels as a connected user.",
+    description="Post messages to Microsoft Teams channels as a connected user, and sync channel messages.",
     category="collaboration",
     docs_url="https://learn.microsoft.com/graph/api/chatmessage-post",
     operator_config=TeamsConfig,
     slots=(TeamsOAuthToken,),
     clients=(TeamsClient,),
     connections=(TeamsOAuthConnection,),
-    operations=(HealthCheck, PostChannelMessage),
+    operations=(HealthCheck, PostChannelMessage, ChannelMessagesSync),
+    mappings=MAPPINGS,
 )

@@ -1,6 +1,8 @@
 """Mappings: how Okta users, groups and group members become directory rows.
 
-Okta profiles carry only the attributes that are set, so optional ones are guarded with ``has()``. Statuses are
+Okta profiles carry only the attributes that are set, so optional ones are guarded with ``has()``; an org can make
+``firstName`` and ``lastName`` optional, and Okta then answers them as ``null``, so the display name built from them
+checks their type (``null + " "`` would fail the whole record). Statuses are
 lower-cased for the common ones (``ACTIVE`` → ``active``); rarer ones (``LOCKED_OUT``, ``RECOVERY``…) are kept
 as Okta names them. A membership payload is ``{"groupId": …, "user": <user object>}``: the member list of a
 group, one user at a time.
@@ -17,9 +19,10 @@ USER = Mapping(
     {
       "external_id": payload.id,
       "email": has(payload.profile.email) ? payload.profile.email : null,
-      "display_name": has(payload.profile.displayName) && payload.profile.displayName != null
+      "display_name": has(payload.profile.displayName) && type(payload.profile.displayName) == string
         ? payload.profile.displayName
-        : (has(payload.profile.firstName) && has(payload.profile.lastName)
+        : (has(payload.profile.firstName) && type(payload.profile.firstName) == string
+           && has(payload.profile.lastName) && type(payload.profile.lastName) == string
            ? payload.profile.firstName + " " + payload.profile.lastName : null),
       "given_name": has(payload.profile.firstName) ? payload.profile.firstName : null,
       "family_name": has(payload.profile.lastName) ? payload.profile.lastName : null,

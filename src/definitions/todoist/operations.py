@@ -1,22 +1,22 @@
-"""Todoist operations: an incremental task sync and completing a task.
+"""Todoist operations: an incremental task sync into ``task``, and completing a task.
 
-The sync uses the Sync API (``POST /api/v1/sync``): the first run sends ``sync_token=*`` and receives every active
-task; each answer carries a new ``sync_token``, which this run stores as its cursor (``ctx.next_cursor``, saved only
-when the run succeeds), so the next run receives only what changed, deleted and completed tasks included.
-
-Tether has no internal ``task`` model yet, so the sync returns a raw result (tasks in a stable, trimmed shape)
-rather than ingesting into a model that does not fit (``calendar_event`` needs a start; a task often has none).
+The sync uses the unified API v1's Sync endpoint (``POST /api/v1/sync``; the REST v2 and Sync v9 APIs it replaced
+are deprecated): the first run sends ``sync_token=*`` and receives every active task; each answer carries a new
+``sync_token``, which this run stores as its cursor (``ctx.next_cursor``, saved only when the run succeeds), so
+the next run receives only what changed, deleted and completed tasks included. Each ``items`` entry is yielded as
+it came and mapped by ``mappings.TASK`` (CEL) into the ``task`` model.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from definitions.todoist.oauth import TodoistClient
-from engine import Operation, OperationContext, Policy, ProviderError
+from engine import REMOVE, Emits, Operation, OperationContext, Payload, Policy, ProviderError
 from engine.kit.egress import read_json
 from engine.kit.providerkit import raise_for_status
 
@@ -25,34 +25,17 @@ API = "https://api.todoist.com/api/v1"
 FULL_SYNC = "*"
 
 
-def task_view(item: dict[str, Any]) -> dict[str, Any]:
-    """The fields a host app uses, from a Sync API ``items`` entry."""
-    due = item.get("due") or None
-    return {
-        "id": str(item["id"]),
-        "content": item.get("content", ""),
-        "description": item.get("description") or None,
-        "project_id": item.get("project_id"),
-        "priority": item.get("priority"),
-        "labels": list(item.get("labels") or []),
-        "due": due.get("date") if isinstance(due, dict) else None,
-        "recurring": bool(due.get("is_recurring")) if isinstance(due, dict) else False,
-        "completed": bool(item.get("checked")),
-        "completed_at": item.get("completed_at"),
-        "updated_at": item.get("updated_at"),
-    }
-
-
 class TaskSync(Operation):
-    """Sync tasks incrementally with the Sync API's ``sync_token`` as the cursor.
+    """Sync tasks into ``task`` incrementally, with the Sync API's ``sync_token`` as the cursor.
 
-    Returns ``{"full_sync", "tasks", "deleted"}``: changed or new tasks, and the IDs of deleted ones.
+    A deleted task arrives with ``is_deleted``: it is passed on as a removal (``REMOVE``), so its row goes.
     """
 
     client = TodoistClient
     policy = Policy.queued(reconcile=True)
+    emits = (Emits("task", "task"),)
 
-    async def run(self, ctx: OperationContext) -> Any:
+    async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
         token = ctx.cursor if isinstance(ctx.cursor, str) and ctx.cursor else FULL_SYNC
         response = await ctx.client.post(
             f"{API}/sync", data={"sync_token": token, "resource_types": json.dumps(["items"])}
@@ -61,13 +44,14 @@ class TaskSync(Operation):
         body = await read_json(response)
         if not isinstance(body, dict) or not isinstance(body.get("sync_token"), str):
             raise ProviderError("Todoist answered POST /api/v1/sync without a sync_token")
-        items = [i for i in body.get("items") or [] if isinstance(i, dict) and "id" in i]
+        items = body.get("items")
+        if items is not None and not isinstance(items, list):
+            raise ProviderError("Todoist answered POST /api/v1/sync with items that are not a list")
+        for item in items or []:
+            # Not filtered here: an entry without an ID is rejected by the mapping, with its reason, not dropped.
+            deleted = isinstance(item, dict) and item.get("is_deleted") is True
+            yield Payload("task", item, variant="task", action=REMOVE if deleted else "")
         ctx.next_cursor = body["sync_token"]
-        return {
-            "full_sync": bool(body.get("full_sync", token == FULL_SYNC)),
-            "tasks": [task_view(i) for i in items if not i.get("is_deleted")],
-            "deleted": [str(i["id"]) for i in items if i.get("is_deleted")],
-        }
 
 
 class CompleteTaskConfig(BaseModel):

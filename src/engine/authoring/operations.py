@@ -121,14 +121,21 @@ class Emits:
     variant: str = ""
 
 
+#: ``Payload.action`` for a record the provider deleted: the mapping still runs (it must produce the model's upsert
+#: keys, nothing else is required), and ingest removes the row with those keys, with its ``remove`` change, instead
+#: of upserting it. Any other action is only information for the mapping's CEL.
+REMOVE = "remove"
+
+
 @dataclass(frozen=True)
 class Payload:
     """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it.
 
-    ``remove=True`` says the provider deleted this record (a ``deleted`` webhook event, a deletion an incremental
-    listing reports): the mapping runs as for an upsert, but only the model's upsert keys need to come out of it, and
-    the integration's record with those keys is removed (with the records referencing it), its ``remove`` change
-    written in the same transaction. A removal of a record Tether does not hold changes nothing.
+    ``remove=True`` (or ``action=REMOVE``, the same thing: either sets the other) says the provider deleted this
+    record (a ``deleted`` webhook event, a deletion an incremental listing reports): the mapping runs as for an
+    upsert, but only the model's upsert keys need to come out of it, and the integration's record with those keys is
+    removed (with the records referencing it), its ``remove`` change written in the same transaction. A removal of a
+    record Tether does not hold changes nothing. ``action`` is visible to CEL.
     """
 
     schema: str
@@ -137,6 +144,13 @@ class Payload:
     resource: str = ""
     action: str = ""
     remove: bool = False
+
+    def __post_init__(self) -> None:
+        # One removal, two spellings: a definition that already passes the provider's action names it ``REMOVE``.
+        if self.action == REMOVE and not self.remove:
+            object.__setattr__(self, "remove", True)
+        elif self.remove and not self.action:
+            object.__setattr__(self, "action", REMOVE)
 
 
 @dataclass(frozen=True)

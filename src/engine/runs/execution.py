@@ -494,8 +494,10 @@ class Executor:
             result = await anyio.to_thread.run_sync(
                 lambda: pipeline.process(ingest_ctx, page, start_position=totals["received"])
             )
-            for key in totals:
+            for key in ("received", "persisted", "filtered", "rejected"):
                 totals[key] += getattr(result, key)
+            if result.removed:  # provider deletes (``REMOVE`` payloads); the key appears only when there are some
+                totals["removed"] = totals.get("removed", 0) + result.removed
             for schema, keys in result.seen.items():
                 seen.setdefault(schema, set()).update(keys)
             rejected.update(reject.schema for reject in result.rejects)

@@ -13,6 +13,7 @@ from ingest.models.directory_membership import DirectoryMembership
 from ingest.models.file import File
 from ingest.models.finding import Finding
 from ingest.models.message import Message
+from ingest.models.task import Task
 from ingest.models.vulnerability import Vulnerability
 
 MODELS = (
@@ -26,6 +27,7 @@ MODELS = (
     Contact,
     Message,
     File,
+    Task,
 )
 
 __all__ = [
@@ -39,5 +41,6 @@ __all__ = [
     "File",
     "Finding",
     "Message",
+    "Task",
     "Vulnerability",
 ]
