@@ -422,6 +422,16 @@ class IngestPipeline:
             return RecordOutcome(
                 position, "rejected", schema, variant, reason_code="validation_failed", reason=_validation_text(exc)
             )
+        missing = [key for key in keys if getattr(obj, key) in (None, "")]
+        if missing:  # a key the model accepts empty still identifies no record to remove
+            return RecordOutcome(
+                position,
+                "rejected",
+                schema,
+                variant,
+                reason_code="validation_failed",
+                reason=f"a removal needs its upsert key {missing[0]!r}",
+            )
         return RecordOutcome(position, "mapped", schema, variant, object=obj, remove=True)
 
     def _remove(

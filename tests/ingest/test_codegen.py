@@ -27,6 +27,7 @@ def project_copy(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "scripts" / "codegen.py", root / "scripts" / "codegen.py")
     shutil.copytree(ROOT / "src" / "ingest", root / "src" / "ingest", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "generated", root / "generated", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "docs" / "schemas", root / "docs" / "schemas")  # the definition files' JSON Schema
     return root
 
 
