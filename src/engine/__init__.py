@@ -23,8 +23,19 @@ from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
 from engine.authoring.operations import Emits, NoConfig, Operation, OperationContext, Payload, Policy
 from engine.authoring.slots import CredentialSlot, OAuth2Token
-from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
+from engine.authoring.webhooks import (
+    CelValue,
+    EventContext,
+    Header,
+    JsonField,
+    Subscription,
+    SubscriptionContext,
+    SubscriptionGone,
+    Webhook,
+    WebhookEvent,
+)
 from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
+from engine.webhooks.requests import Reply, WebhookRequest
 from engine.webhooks.verification import (
     BearerToken,
     EndpointSecret,
@@ -32,6 +43,7 @@ from engine.webhooks.verification import (
     InvalidSignature,
     OperatorSecret,
     SecretSource,
+    SharedSecretHeader,
     SlackSignature,
     StaleDelivery,
     StandardWebhooks,
@@ -76,15 +88,21 @@ __all__ = [
     "Policy",
     "ProviderError",
     "RenewToken",
+    "Reply",
     "Revoke",
     "SecretSource",
+    "SharedSecretHeader",
     "SlackSignature",
     "StaleDelivery",
     "StandardWebhooks",
     "StripeSignature",
+    "Subscription",
+    "SubscriptionContext",
+    "SubscriptionGone",
     "TetherError",
     "UserInput",
     "Verifier",
     "Webhook",
     "WebhookEvent",
+    "WebhookRequest",
 ]

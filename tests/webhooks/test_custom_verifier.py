@@ -20,7 +20,14 @@ from sqlmodel import select
 from definitions.azure_entra_id import definition as entra
 from engine.runtime import Runtime
 from engine.store.database import Database
-from engine.store.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
+from engine.store.tables import (
+    DeliveryStatus,
+    Integration,
+    IntegrationStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSubscription,
+)
 from engine.webhooks.endpoints import ensure_endpoints
 from engine.webhooks.targets import endpoint_secret
 from support.embedded import EmbeddedWorker
@@ -53,6 +60,12 @@ async def graph(
     [endpoint] = await ensure_endpoints(runtime, integration)
     with runtime.db.session() as session:
         secret = endpoint_secret(runtime, session.get_one(WebhookEndpoint, endpoint.id))
+        # The subscription the fixture's notification names, as the engine holds it once created (no client here:
+        # creating it at the provider is tests/webhooks/test_graph_subscriptions.py).
+        row = session.exec(select(WebhookSubscription).where(WebhookSubscription.key == "users")).one()
+        row.status = "active"
+        row.provider_id = json.loads(NOTIFICATION.read_text())["body"]["value"][0]["subscriptionId"]
+        session.add(row)
     assert secret
     dispatched: list[tuple[str, str]] = []
 
