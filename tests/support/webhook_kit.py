@@ -33,14 +33,19 @@ SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APP_SECRET = "It's a Secret to Everybody"
 
 
-def make_runtime(db: Database, monkeypatch: pytest.MonkeyPatch, definition: Definition = hooks.definition) -> Runtime:
-    """A runtime serving ``definition`` (by default the one with every scheme) at ``https://tether.example``."""
+def make_runtime(
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    definition: Definition = hooks.definition,
+    public_url: str = "https://tether.example",
+) -> Runtime:
+    """A runtime serving ``definition`` (by default the one with every scheme) at ``public_url``."""
     monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
     monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     registry = Registry()
     registry.register(definition)
     runtime = Runtime(
-        Settings(database_url=db.url, public_url="https://tether.example"),
+        Settings(database_url=db.url, public_url=public_url),
         db,
         registry,
         KeySource(KeyRing.from_master_key(generate_master_key()), "env"),

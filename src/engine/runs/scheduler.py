@@ -172,15 +172,18 @@ class SchedulerThread(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                self.scheduler.tick()
-                asyncio.run(self.scheduler.subscriptions())
-                if self.reap:
-                    self.runtime.executor.reap_stale()
-            except Exception as exc:
-                log.warning("scheduler pass failed: %s", type(exc).__name__)
-            self.stopped.wait(self.interval)
+        # One event loop for the thread's life: the subscription pass's provider clients are cached per loop
+        # (``engine.custody.clientcache``), so a loop per pass would build them anew every few seconds.
+        with asyncio.Runner() as runner:
+            while not self.stopped.is_set():
+                try:
+                    self.scheduler.tick()
+                    runner.run(self.scheduler.subscriptions())
+                    if self.reap:
+                        self.runtime.executor.reap_stale()
+                except Exception as exc:
+                    log.warning("scheduler pass failed: %s", type(exc).__name__)
+                self.stopped.wait(self.interval)
 
     def stop(self) -> None:
         self.stopped.set()

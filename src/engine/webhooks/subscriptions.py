@@ -146,7 +146,8 @@ async def _call(
     now: datetime,
     call: Callable[[SubscriptionContext], Awaitable[T]],
 ) -> T:
-    """Run one of the webhook's subscription calls with a context (and a client it closes afterwards)."""
+    """Run one of the webhook's subscription calls with a context. The client is the runtime's cached one for this
+    loop (``engine.custody.clientcache``): not closed here."""
     client = await endpoint_client(runtime, integration)
     ctx = SubscriptionContext(
         integration_id=integration.id,
@@ -157,12 +158,7 @@ async def _call(
         operator_config=runtime.operator_configs.get(integration.definition_id),
         now=now,
     )
-    try:
-        return await call(ctx)
-    finally:
-        close = getattr(client, "aclose", None)
-        if close is not None:
-            await close()
+    return await call(ctx)
 
 
 def _failure(exc: Exception) -> str:
