@@ -232,7 +232,10 @@ async def _before_recording(
             return answer, request
     if method != "POST":
         raise MethodNotAllowed(f"a {method} request is answered only as the provider's handshake")
-    if _is_github_ping(webhook, request.headers):
+    # A static (app-wide) webhook's ping names no installation, so it is answered whatever events the webhook has.
+    headers = request.headers
+    ping = headers.get("x-github-event") == "ping" if webhook.static else _is_github_ping(webhook, headers)
+    if ping:
         return _Answer(200, b'{"status":"pong"}'), request
     return None, request
 
