@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 
 from engine.authoring.webhooks import Subscription, SubscriptionContext, SubscriptionGone, Webhook
@@ -230,18 +230,28 @@ def _due_for_renewal(db: Database, now: datetime, horizon: timedelta, limit: int
         )
 
 
-def _subscribing_integrations(db: Database, definition_ids: list[str]) -> list[Integration]:
-    if not definition_ids:
+def _integrations_missing_subscriptions(db: Database, expected: dict[str, int]) -> list[Integration]:
+    """Connected integrations of the subscribing definitions (``expected``: definition → subscriptions each
+    integration should hold) with fewer active rows than that: only they need ``ensure_subscriptions``."""
+    if not expected:
         return []
     with db.session() as session:
-        return list(
+        integrations = list(
             session.exec(
                 select(Integration).where(
-                    col(Integration.definition_id).in_(definition_ids),
+                    col(Integration.definition_id).in_(list(expected)),
                     Integration.status == IntegrationStatus.connected,
                 )
             )
         )
+        active = dict(
+            session.exec(
+                select(WebhookSubscription.integration_id, func.count())
+                .where(WebhookSubscription.status == "active")
+                .group_by(WebhookSubscription.integration_id)
+            ).all()
+        )
+    return [i for i in integrations if int(active.get(i.id, 0)) < expected[i.definition_id]]
 
 
 async def maintain_subscriptions(
@@ -253,11 +263,12 @@ async def maintain_subscriptions(
     definitions = [d.id for d in runtime.registry.definitions() if _subscribing_webhooks(runtime, d.id)]
     if not definitions:
         return out
+    expected = {d: sum(len(w.subscriptions) for w in _subscribing_webhooks(runtime, d)) for d in definitions}
     # The widest renew_before of any webhook bounds the query; each row is then checked against its own webhook's.
     horizon = max(w.renew_before for d in definitions for w in _subscribing_webhooks(runtime, d))
     for row in await anyio.to_thread.run_sync(_due_for_renewal, runtime.db, now, horizon, limit):
         await _renew_one(runtime, row, now, out)
-    for integration in await anyio.to_thread.run_sync(_subscribing_integrations, runtime.db, definitions):
+    for integration in await anyio.to_thread.run_sync(_integrations_missing_subscriptions, runtime.db, expected):
         found = await ensure_subscriptions(runtime, integration, now=now)
         out.created += found.created
         out.failed += found.failed
