@@ -1,13 +1,15 @@
 """Microsoft Graph change and lifecycle notifications over HTTP, with the real Entra definition, in Graph's documented
 shapes (fixtures name their source): the validation request, a wrong ``clientState``, a replayed notification, a
 stale subscription's notification, and the three lifecycle events.
+
+``GraphClientState`` is the definition's own ``Verifier`` (a secret inside the body, which no engine scheme reads):
+before verifiers were pluggable it registered and every delivery was then refused with 401.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +20,9 @@ from sqlmodel import select
 from definitions.azure_entra_id import definition as entra
 from engine.runtime import Runtime
 from engine.store.database import Database
-from engine.store.tables import (
-    DeliveryStatus,
-    Integration,
-    IntegrationStatus,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookSubscription,
-)
-from engine.webhooks.endpoints import ensure_endpoints
-from engine.webhooks.targets import endpoint_secret
+from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery, WebhookSubscription
 from support.embedded import EmbeddedWorker
-from support.webhook_kit import make_app, make_runtime
+from support.webhook_kit import ConnectedEndpoint, connected_endpoint
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "azure_entra_id"
 NOTIFICATION = json.loads((FIXTURES / "notification_users.json").read_text())["body"]
@@ -38,59 +31,32 @@ VALIDATION = json.loads((FIXTURES / "validation_request.json").read_text())
 SUBSCRIPTION = NOTIFICATION["value"][0]["subscriptionId"]
 
 
-@dataclass
-class Graph:
-    runtime: Runtime
-    client: httpx.AsyncClient
-    url: str
-    secret: str
-    dispatched: list[str]
-    worker: EmbeddedWorker
-
+class Graph(ConnectedEndpoint):
     def subscription(self, key: str = "users") -> WebhookSubscription:
         with self.runtime.db.session() as session:
             return session.exec(select(WebhookSubscription).where(WebhookSubscription.key == key)).one()
-
-    def deliveries(self) -> list[WebhookDelivery]:
-        with self.runtime.db.session() as session:
-            return list(session.exec(select(WebhookDelivery)))
 
     async def post(self, body: dict[str, Any]) -> httpx.Response:
         return await self.client.post(self.url, content=json.dumps(body).encode(),
                                       headers={"Content-Type": "application/json"})
 
 
-@pytest.fixture
-async def graph(database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker) -> AsyncIterator[Graph]:
-    monkeypatch.setenv("TETHER_AZURE_ENTRA_ID_CLIENT_ID", "tether-app")
-    monkeypatch.setenv("TETHER_SECRET_AZURE_ENTRA_ID_CLIENT_SECRET", "tether-app-secret")
-    runtime = make_runtime(database, monkeypatch, entra)
-    integration = Integration(tenant_id="t1", owner_id="o1", definition_id="azure_entra_id",
-                              status=IntegrationStatus.connected)
+def users_subscription_held(runtime: Runtime, integration: Integration) -> None:
+    """No credential here, so creating the subscriptions failed and was recorded (test_graph_subscriptions.py
+    creates them against a local Graph); the users one is set to what Graph would have answered."""
     with runtime.db.session() as session:
-        session.add(integration)
-    # No credential here, so creating the subscriptions fails and is recorded (test_graph_subscriptions.py creates
-    # them against a local Graph); the users one is then set to what Graph would have answered.
-    [endpoint] = await ensure_endpoints(runtime, integration)
-    with runtime.db.session() as session:
-        secret = endpoint_secret(runtime, session.get_one(WebhookEndpoint, endpoint.id))
         row = session.exec(select(WebhookSubscription).where(WebhookSubscription.key == "users")).one()
         assert row.status == "failed"
         row.status, row.provider_id = "active", SUBSCRIPTION
         session.add(row)
-    assert secret
-    dispatched: list[str] = []
 
-    async def fake_dispatch(rt: Runtime, integration_id: str, operation_id: str, config: dict[str, Any]) -> str:
-        dispatched.append(operation_id)
-        return "run-1"
 
-    # The executor is not under test: the delivery's hand-over to it is.
-    monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
-    app = make_app(runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test") as client:
-        yield Graph(runtime, client, endpoint.url.removeprefix("https://tether.example"), secret, dispatched,
-                    embedded.start(app))
+@pytest.fixture
+async def graph(database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker) -> AsyncIterator[Graph]:
+    monkeypatch.setenv("TETHER_AZURE_ENTRA_ID_CLIENT_ID", "tether-app")
+    monkeypatch.setenv("TETHER_SECRET_AZURE_ENTRA_ID_CLIENT_SECRET", "tether-app-secret")
+    async for found in connected_endpoint(database, monkeypatch, embedded, entra, users_subscription_held):
+        yield Graph(**vars(found))
 
 
 def with_state(body: dict[str, Any], client_state: str, **changes: Any) -> dict[str, Any]:

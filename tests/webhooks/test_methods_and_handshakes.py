@@ -11,11 +11,8 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from sqlmodel import select
 
 from definitions.okta import definition as okta
 from engine import (
@@ -31,13 +28,10 @@ from engine import (
 )
 from engine.catalog.registry import Registry
 from engine.errors import DefinitionError
-from engine.runtime import Runtime
 from engine.store.database import Database
-from engine.store.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
-from engine.webhooks.endpoints import ensure_endpoints
-from engine.webhooks.targets import endpoint_secret
+from engine.store.tables import DeliveryStatus
 from support.embedded import EmbeddedWorker
-from support.webhook_kit import make_app, make_runtime
+from support.webhook_kit import ConnectedEndpoint, connected_endpoint
 
 OKTA = Path(__file__).parents[1] / "fixtures" / "okta"
 VERIFICATION = json.loads((OKTA / "verification_request.json").read_text())
@@ -83,59 +77,20 @@ raw_definition = Definition(id="rawhooks", name="Raw", description="A raw DIY we
                             webhooks=(RawWebhook,))
 
 
-@dataclass
-class Endpoint:
-    runtime: Runtime
-    client: httpx.AsyncClient
-    url: str
-    secret: str
-    dispatched: list[str]
-    worker: EmbeddedWorker
-
-    def deliveries(self) -> list[WebhookDelivery]:
-        with self.runtime.db.session() as session:
-            return list(session.exec(select(WebhookDelivery)))
-
-
-async def endpoint_of(
-    database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker, definition: Definition
-) -> AsyncIterator[Endpoint]:
-    runtime = make_runtime(database, monkeypatch, definition)
-    integration = Integration(tenant_id="t1", owner_id="o1", definition_id=definition.id,
-                              status=IntegrationStatus.connected)
-    with runtime.db.session() as session:
-        session.add(integration)
-    [endpoint] = await ensure_endpoints(runtime, integration)
-    with runtime.db.session() as session:
-        secret = endpoint_secret(runtime, session.get_one(WebhookEndpoint, endpoint.id))
-    assert secret
-    dispatched: list[str] = []
-
-    async def fake_dispatch(rt: Runtime, integration_id: str, operation_id: str, config: dict[str, Any]) -> str:
-        dispatched.append(operation_id)
-        return "run-1"
-
-    monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
-    app = make_app(runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test") as client:
-        yield Endpoint(runtime, client, endpoint.url.removeprefix("https://tether.example"), secret, dispatched,
-                       embedded.start(app))
-
-
 @pytest.fixture
 async def okta_hook(
     database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker
-) -> AsyncIterator[Endpoint]:
-    async for found in endpoint_of(database, monkeypatch, embedded, okta):
+) -> AsyncIterator[ConnectedEndpoint]:
+    async for found in connected_endpoint(database, monkeypatch, embedded, okta):
         yield found
 
 
 @pytest.fixture
 async def raw_hook(
     database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker
-) -> AsyncIterator[Endpoint]:
+) -> AsyncIterator[ConnectedEndpoint]:
     RAW_SEEN.clear()
-    async for found in endpoint_of(database, monkeypatch, embedded, raw_definition):
+    async for found in connected_endpoint(database, monkeypatch, embedded, raw_definition):
         yield found
 
 
@@ -146,7 +101,7 @@ def documented_headers(authorization: str) -> dict[str, str]:
 # -- Okta ------------------------------------------------------------------------------------------------------
 
 
-async def test_oktas_documented_verification_get_is_answered(okta_hook: Endpoint) -> None:
+async def test_oktas_documented_verification_get_is_answered(okta_hook: ConnectedEndpoint) -> None:
     response = await okta_hook.client.get(okta_hook.url, headers=documented_headers(okta_hook.secret))
     expected = VERIFICATION["response"]
     assert (response.status_code, response.json()) == (expected["status"], expected["body"])
@@ -155,7 +110,9 @@ async def test_oktas_documented_verification_get_is_answered(okta_hook: Endpoint
 
 
 @pytest.mark.parametrize("authorization", ["my-shared-secret", "", "Bearer nope", "caf\u00e9"])
-async def test_a_verification_get_without_the_secret_is_refused(okta_hook: Endpoint, authorization: str) -> None:
+async def test_a_verification_get_without_the_secret_is_refused(
+    okta_hook: ConnectedEndpoint, authorization: str
+) -> None:
     headers = documented_headers(authorization)
     if not authorization:
         del headers["Authorization"]
@@ -164,7 +121,7 @@ async def test_a_verification_get_without_the_secret_is_refused(okta_hook: Endpo
     assert VERIFICATION["headers"]["X-Okta-Verification-Challenge"] not in response.text
 
 
-async def test_a_get_that_is_no_verification_and_other_methods_are_405(okta_hook: Endpoint) -> None:
+async def test_a_get_that_is_no_verification_and_other_methods_are_405(okta_hook: ConnectedEndpoint) -> None:
     plain_get = await okta_hook.client.get(okta_hook.url, headers={"Authorization": okta_hook.secret})
     head = await okta_hook.client.head(okta_hook.url)
     put = await okta_hook.client.put(okta_hook.url, content=b"{}")
@@ -174,7 +131,7 @@ async def test_a_get_that_is_no_verification_and_other_methods_are_405(okta_hook
     assert okta_hook.deliveries() == []
 
 
-async def test_an_okta_delivery_with_the_shared_secret_dispatches_the_sync(okta_hook: Endpoint) -> None:
+async def test_an_okta_delivery_with_the_shared_secret_dispatches_the_sync(okta_hook: ConnectedEndpoint) -> None:
     body = json.dumps(DELIVERY).encode()
     response = await okta_hook.client.post(okta_hook.url, content=body, headers={
         "Authorization": okta_hook.secret, "Content-Type": "application/json"})
@@ -186,7 +143,7 @@ async def test_an_okta_delivery_with_the_shared_secret_dispatches_the_sync(okta_
     assert okta_hook.dispatched == ["DirectorySync"]
 
 
-async def test_an_unknown_token_answers_404_for_every_method(okta_hook: Endpoint) -> None:
+async def test_an_unknown_token_answers_404_for_every_method(okta_hook: ConnectedEndpoint) -> None:
     for method in ("GET", "HEAD", "POST"):
         response = await okta_hook.client.request(method, "/v1/webhooks/" + "x" * 43)
         assert response.status_code == 404
@@ -199,7 +156,7 @@ def raw_signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
 
 
-async def test_a_definitions_own_verifier_and_the_handler_get_the_raw_body(raw_hook: Endpoint) -> None:
+async def test_a_definitions_own_verifier_and_the_handler_get_the_raw_body(raw_hook: ConnectedEndpoint) -> None:
     body = b"<event kind='raw'>\x00\xff not JSON</event>"
     response = await raw_hook.client.post(raw_hook.url, content=body, headers={
         "X-Raw-Signature": raw_signature(raw_hook.secret, body), "X-Raw-Kind": "raw",
@@ -211,14 +168,14 @@ async def test_a_definitions_own_verifier_and_the_handler_get_the_raw_body(raw_h
     assert [body] == RAW_SEEN
 
 
-async def test_a_wrong_signature_of_the_own_verifier_is_401(raw_hook: Endpoint) -> None:
+async def test_a_wrong_signature_of_the_own_verifier_is_401(raw_hook: ConnectedEndpoint) -> None:
     body = b"<event/>"
     response = await raw_hook.client.post(raw_hook.url, content=body, headers={"X-Raw-Signature": "00" * 20})
     assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_signature")
     assert raw_hook.deliveries() == []
 
 
-async def test_a_head_probe_is_answered_without_verifying_or_recording(raw_hook: Endpoint) -> None:
+async def test_a_head_probe_is_answered_without_verifying_or_recording(raw_hook: ConnectedEndpoint) -> None:
     response = await raw_hook.client.head(raw_hook.url)
     assert (response.status_code, response.content) == (200, b"")
     get = await raw_hook.client.get(raw_hook.url)
