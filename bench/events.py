@@ -6,6 +6,8 @@ deliveries, the actor claims, signs (Standard Webhooks, HMAC-SHA256) and POSTs e
 receiver on 127.0.0.1 (uvicorn in a thread of this process, answering 204 without verifying, so the figure is the
 sender's). Deliveries/s is ``EVENTS / (last delivered_at - first created_at)``; latency is ``delivered_at -
 created_at`` per delivery, which includes waiting for the sweep (``TETHER_EVENT_SWEEP_SECONDS``, 1 s by default).
+``worker_cpu_ms_per_delivery`` is the worker process's CPU time over the run divided by the deliveries: what one
+costs, however loaded the machine is (the rates above move with other processes' load; this moves much less).
 
 Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
 ``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
@@ -15,17 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench._serve import serve as _serve
+from bench.webhooks import _cpu_seconds
 
 EVENTS = int(os.environ.get("TETHER_BENCH_EVENTS", "2000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))
@@ -34,33 +37,57 @@ POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgre
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn in a thread of this process, on a free 127.0.0.1 port."""
-    import uvicorn
+def emit_events(db: Any, count: int, make: Callable[[int], Any], *, batch: int = 100) -> None:
+    """``count`` events (``make(i)``: the ``i``-th ``NewEvent``) into the outbox, ``batch`` per transaction (as runs
+    finishing would write them), fanned out by ``emit`` to their tenants' endpoints."""
+    from engine.events.outbox import emit
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("the receiver did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    for start in range(0, count, batch):
+        with db.engine.begin() as connection:
+            emit(connection, [make(i) for i in range(start, min(start + batch, count))])
+
+
+def wait_delivered(db: Any, expected: int, *, bound: float = 600.0) -> list[Any]:
+    """Every ``event_delivery`` row once ``expected`` of them are delivered (or ``bound`` seconds passed)."""
+    from sqlmodel import func, select
+
+    from engine.store.tables import EventDelivery
+
+    deadline = time.monotonic() + bound
+    # Until every outcome is committed (the receiver counts before that); a count, so the polling does not take the
+    # GIL from the receiver in this process.
+    count = select(func.count()).select_from(EventDelivery).where(EventDelivery.status == "delivered")
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            if session.exec(count).one() >= expected:
+                break
+        time.sleep(0.5)
+    with db.session() as session:
+        return list(session.exec(select(EventDelivery)).all())
+
+
+def delivery_figures(rows: list[Any]) -> dict[str, Any]:
+    """Deliveries/s (first event created to last delivered) and created-to-delivered latencies."""
+    from engine.store.tables import EventDeliveryStatus
+
+    delivered = [r for r in rows if r.status == EventDeliveryStatus.delivered and r.delivered_at is not None]
+    if not delivered:
+        return {"delivered": 0, "deliveries_per_s": 0.0, "latency_p50_s": None, "latency_p99_s": None}
+    first = min(r.created_at for r in rows)
+    last = max(r.delivered_at for r in delivered)
+    latencies = sorted((r.delivered_at - r.created_at).total_seconds() for r in delivered)
+    return {
+        "delivered": len(delivered),
+        "deliveries_per_s": round(len(delivered) / max((last - first).total_seconds(), 1e-9), 1),
+        "latency_p50_s": round(statistics.median(latencies), 3),
+        "latency_p99_s": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)], 3),
+    }
 
 
 def main() -> None:
     import redis
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
-    from sqlmodel import func, select
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -68,9 +95,8 @@ def main() -> None:
 
     from engine.custody.crypto import KeyRing, generate_master_key
     from engine.events import endpoints
-    from engine.events.outbox import NewEvent, emit
+    from engine.events.outbox import NewEvent
     from engine.store.database import Database, normalize_url
-    from engine.store.tables import EventDelivery, EventDeliveryStatus
 
     received = [0]
     lock = threading.Lock()
@@ -117,38 +143,19 @@ def main() -> None:
             assert worker.stdout is not None
             if "tether worker ready" not in worker.stdout.readline():
                 raise SystemExit("the worker did not start")
-            for start in range(0, EVENTS, 100):
-                with db.engine.begin() as connection:
-                    batch = [NewEvent("bench", "run.succeeded", {"run_id": f"r{i}"}) for i in range(start, start + 100)]
-                    emit(connection, batch[: EVENTS - start])
-            deadline = time.monotonic() + 600
-            # Until every outcome is committed (the receiver counts before that); a count, so the polling does not
-            # take the GIL from the receiver in this process.
-            count = select(func.count()).select_from(EventDelivery).where(EventDelivery.status == "delivered")
-            while time.monotonic() < deadline:
-                with db.session() as session:
-                    if session.exec(count).one() >= EVENTS:
-                        break
-                time.sleep(0.5)
-            with db.session() as session:
-                rows = session.exec(select(EventDelivery)).all()
-        delivered = [r for r in rows if r.status == EventDeliveryStatus.delivered and r.delivered_at is not None]
-        first = min(r.created_at for r in rows)
-        last = max(r.delivered_at for r in delivered if r.delivered_at is not None)
-        latencies = sorted((r.delivered_at - r.created_at).total_seconds() for r in delivered if r.delivered_at)
-        result = {
-            "bench": "events",
-            "events": EVENTS,
-            "delivered": len(delivered),
-            "received": received[0],
-            "threads": THREADS,
-            "deliveries_per_s": round(len(delivered) / max((last - first).total_seconds(), 1e-9), 1),
-            "latency_p50_s": round(statistics.median(latencies), 3),
-            "latency_p99_s": round(latencies[int(len(latencies) * 0.99) - 1], 3),
-        }
+            cpu_before = _cpu_seconds(worker.pid)
+            emit_events(db, EVENTS, lambda i: NewEvent("bench", "run.succeeded", {"run_id": f"r{i}"}))
+            rows = wait_delivered(db, EVENTS)
+            worker_cpu = _cpu_seconds(worker.pid) - cpu_before
+        result = {"bench": "events", "events": EVENTS, "received": received[0], "threads": THREADS}
+        result.update(delivery_figures(rows))
+        # The worker's own CPU per delivery: what a delivery costs, whatever else loads the machine (the idle sweep
+        # and reaper passes are in it too).
+        result["worker_cpu_ms_per_delivery"] = round(1000 * worker_cpu / max(result["delivered"], 1), 2)
         print(
             f"{result['delivered']}/{EVENTS} delivered, {result['deliveries_per_s']} deliveries/s, "
-            f"latency p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s"
+            f"latency p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s, "
+            f"worker CPU {result['worker_cpu_ms_per_delivery']} ms per delivery"
         )
         print(json.dumps(result))
     finally:

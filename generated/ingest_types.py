@@ -239,6 +239,68 @@ class ContactIngestRequested(BaseModel):
     input: ContactInput
 
 
+class MessageInput(IngestInput):
+    """A validated ``message`` record as a mapping produces it."""
+
+    schema_name: ClassVar[str] = "message"
+    topic: ClassVar[str] = "integration.ingest.message.requested"
+
+    external_id: str
+    kind: str
+    thread_id: str | None = None
+    sender: str | None = None
+    sender_name: str | None = None
+    recipients: list[Any] | None = None
+    subject: str | None = None
+    sent_at: UtcDatetime | None = None
+    labels: list[Any] | None = None
+    snippet: str | None = None
+    channel_id: str | None = None
+    team_id: str | None = None
+    url: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class MessageIngestRequested(BaseModel):
+    """A ``message`` record on its way to persistence, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+    topic: ClassVar[str] = "integration.ingest.message.requested"
+
+    metadata: IngestMetadata
+    input: MessageInput
+
+
+class FileInput(IngestInput):
+    """A validated ``file`` record as a mapping produces it."""
+
+    schema_name: ClassVar[str] = "file"
+    topic: ClassVar[str] = "integration.ingest.file.requested"
+
+    external_id: str
+    name: str | None = None
+    mime_type: str | None = None
+    kind: str | None = None
+    owners: list[Any] | None = None
+    size_bytes: int | None = None
+    source_created_at: UtcDatetime | None = None
+    source_modified_at: UtcDatetime | None = None
+    url: str | None = None
+    trashed: bool | None = None
+    parent_id: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class FileIngestRequested(BaseModel):
+    """A ``file`` record on its way to persistence, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+    topic: ClassVar[str] = "integration.ingest.file.requested"
+
+    metadata: IngestMetadata
+    input: FileInput
+
+
 INPUT_TYPES: dict[str, type[IngestInput]] = {
     "asset": AssetInput,
     "directory_account": DirectoryAccountInput,
@@ -248,6 +310,8 @@ INPUT_TYPES: dict[str, type[IngestInput]] = {
     "vulnerability": VulnerabilityInput,
     "calendar_event": CalendarEventInput,
     "contact": ContactInput,
+    "message": MessageInput,
+    "file": FileInput,
 }
 REQUESTED_TYPES: dict[str, type[BaseModel]] = {
     "asset": AssetIngestRequested,
@@ -258,6 +322,8 @@ REQUESTED_TYPES: dict[str, type[BaseModel]] = {
     "vulnerability": VulnerabilityIngestRequested,
     "calendar_event": CalendarEventIngestRequested,
     "contact": ContactIngestRequested,
+    "message": MessageIngestRequested,
+    "file": FileIngestRequested,
 }
 TOPICS: dict[str, str] = {
     "asset": "integration.ingest.asset.requested",
@@ -268,4 +334,6 @@ TOPICS: dict[str, str] = {
     "vulnerability": "integration.ingest.vulnerability.requested",
     "calendar_event": "integration.ingest.calendar_event.requested",
     "contact": "integration.ingest.contact.requested",
+    "message": "integration.ingest.message.requested",
+    "file": "integration.ingest.file.requested",
 }

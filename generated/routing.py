@@ -12,7 +12,9 @@ from ingest.persistence import contact as _contact
 from ingest.persistence import directory_account as _directory_account
 from ingest.persistence import directory_group as _directory_group
 from ingest.persistence import directory_membership as _directory_membership
+from ingest.persistence import file as _file
 from ingest.persistence import finding as _finding
+from ingest.persistence import message as _message
 from ingest.persistence import vulnerability as _vulnerability
 from ingest.persistence.stock import PersistBatch, PersistRejection
 
@@ -27,4 +29,6 @@ ROUTES: dict[str, Persist] = {
     "vulnerability": _vulnerability.persist,
     "calendar_event": _calendar_event.persist,
     "contact": _contact.persist,
+    "message": _message.persist,
+    "file": _file.persist,
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write ``generated/`` from the ingest annotations on the internal models (``src/ingest/models/``).
+"""Write ``generated/`` from the ingest annotations on the internal models (``src/ingest/models/``), and the JSON
+Schema of definition files (``docs/schemas/definition.schema.json``) from the models that validate them.
 
     scripts/codegen.py           regenerate generated/ and create missing persistence starting points
     scripts/codegen.py --check   exit 1 with a one-line reason when generated/ is stale (writes nothing)
@@ -237,6 +238,13 @@ def render_persistence(schema: str, spec) -> str:  # type: ignore[no-untyped-def
     )
 
 
+def render_definition_schema() -> str:
+    """The definition-file JSON Schema, from ``definitions.custom_oauth2.spec``'s pydantic models."""
+    from definitions.custom_oauth2.schema import render
+
+    return render()
+
+
 def expected_files(specs: dict) -> dict[Path, str]:  # type: ignore[type-arg]
     out = ROOT / "generated"
     return {
@@ -245,6 +253,7 @@ def expected_files(specs: dict) -> dict[Path, str]:  # type: ignore[type-arg]
         out / "metadata.py": render_metadata(specs),
         out / "ingest_types.py": render_types(specs),
         out / "routing.py": render_routing(specs),
+        ROOT / "docs" / "schemas" / "definition.schema.json": render_definition_schema(),
     }
 
 
@@ -274,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"codegen: {missing[0].relative_to(ROOT)} is missing; run scripts/codegen.py")
             return 1
         return 0
-    (ROOT / "generated").mkdir(exist_ok=True)
     for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")

@@ -17,9 +17,12 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: Engine modules that import a definition: only the catalog, which imports the built-in package to list it.
+#: Engine modules that import a definition: only the catalog, which imports the built-in package to list it and
+#: the data-definition substrate to load the deployment's definition files (and describe their format).
 ENGINE_INTO_DEFINITIONS: set[tuple[str, str]] = {
     ("engine.catalog.loading", "definitions"),
+    ("engine.catalog.loading", "definitions.custom_oauth2.loader"),
+    ("engine.catalog.loading", "definitions.custom_oauth2.schema"),
 }
 #: What a definition may import of the engine: its public face.
 DEFINITION_MAY_IMPORT = ("engine", "engine.kit")

@@ -17,6 +17,7 @@ CATALOG: tuple[str, ...] = (
     "definitions.azure_security_center",
     "definitions.gcp_scc",
     "definitions.google_calendar",
+    "definitions.google",
     "definitions.todoist",
     "definitions.custom_oauth2:notion",
     "definitions.sandbox",

@@ -17,11 +17,12 @@ from engine.authoring.connections import (
     IntegrationMetadata,
     NoRevocation,
     OAuth2,
+    Product,
     Revoke,
 )
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
-from engine.authoring.operations import Emits, NoConfig, Operation, OperationContext, Payload, Policy
+from engine.authoring.operations import Checkpoint, Emits, NoConfig, Operation, OperationContext, Payload, Policy
 from engine.authoring.slots import CredentialSlot, OAuth2Token
 from engine.authoring.webhooks import (
     CelValue,
@@ -35,6 +36,7 @@ from engine.authoring.webhooks import (
     WebhookEvent,
 )
 from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
+from engine.governor.limits import RateLimit
 from engine.webhooks.requests import Reply, WebhookRequest
 from engine.webhooks.verification import (
     BearerToken,
@@ -57,6 +59,7 @@ __all__ = [
     "Auth",
     "BearerToken",
     "CelValue",
+    "Checkpoint",
     "Client",
     "ClientContext",
     "ClientCredentials",
@@ -86,7 +89,9 @@ __all__ = [
     "OperatorSecret",
     "Payload",
     "Policy",
+    "Product",
     "ProviderError",
+    "RateLimit",
     "RenewToken",
     "Reply",
     "Revoke",

@@ -29,6 +29,8 @@ app.command("worker")(worker_cmd)
 app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(records_app, name="records")
+changes_app = typer.Typer(help="The change feed (GET /v1/changes) and its retention.", no_args_is_help=True)
+app.add_typer(changes_app, name="changes")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -266,8 +268,13 @@ def api_keys_create(
     if role not in ("server", "user"):
         _fail("error: --role must be server or user")
     try:
-        plain, row = create_api_key(Database(Settings().database_url), tenant=tenant, role=role, owner=owner,  # type: ignore[arg-type]
-                                    name=name)
+        plain, row = create_api_key(
+            Database(Settings().database_url),
+            tenant=tenant,
+            role=role,
+            owner=owner,  # type: ignore[arg-type]
+            name=name,
+        )
     except Unauthenticated as exc:
         _fail(f"error: {exc.message}")
     typer.echo(plain)
@@ -300,6 +307,35 @@ def _replace_key_file(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@changes_app.command("prune")
+def changes_prune(
+    changes_days: float = typer.Option(None, "--changes-days", help="Override TETHER_CHANGES_RETENTION_DAYS."),
+    event_days: float = typer.Option(None, "--event-days", help="Override TETHER_EVENT_RETENTION_DAYS."),
+) -> None:
+    """Delete change-feed entries and final event deliveries past their retention (the scheduler does it hourly)."""
+    from engine.store.database import Database
+    from engine.store.retention import prune
+
+    settings = Settings()
+    if changes_days is not None:
+        settings.changes_retention_days = changes_days
+    if event_days is not None:
+        settings.event_retention_days = event_days
+    db = Database(settings.database_url)
+    try:
+        pruned = prune(db, settings)
+    finally:
+        db.dispose()
+    typer.echo(
+        f"pruned {pruned.changes} changes (kept {_days(settings.changes_retention_days)}), "
+        f"{pruned.deliveries} event deliveries and {pruned.events} events (kept {_days(settings.event_retention_days)})"
+    )
+
+
+def _days(days: float) -> str:
+    return f"{days:g} days" if days > 0 else "forever"
 
 
 def main() -> None:  # pragma: no cover - console entry

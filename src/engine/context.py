@@ -26,6 +26,8 @@ from engine.custody.keystore import Keystore, StoredCredential
 from engine.custody.masterkey import KeySource, load_keyring
 from engine.custody.oidc import identity_tokens
 from engine.errors import ConfigurationError, NotFoundError, ProviderNotEnabled
+from engine.governor import Governor, LocalGovernor
+from engine.governor.redis import RedisGovernor
 from engine.settings import Settings, get_settings
 from engine.store.database import Database
 from engine.store.tables import Integration
@@ -130,6 +132,16 @@ class EngineContext:
         return Keymaker(self.db, self.keys.keyring)
 
     @cached_property
+    def governor(self) -> Governor:
+        """Provider budgets: in Redis when the deployment has one (shared by every worker), else in process."""
+        url = self.settings.governor_url or (
+            self.settings.broker_url if self.settings.broker_url.startswith(("redis://", "rediss://")) else ""
+        )
+        if url:
+            return RedisGovernor(url, namespace=self.settings.broker_namespace)
+        return LocalGovernor()
+
+    @cached_property
     def clients(self) -> ClientCache:
         return ClientCache()
 
@@ -166,3 +178,5 @@ class EngineContext:
 
     def close(self) -> None:
         self.db.dispose()
+        if "governor" in self.__dict__:  # built on first use (cached_property)
+            self.governor.close()

@@ -293,6 +293,7 @@ def run_scheduler(*, interval: float = 5.0, iterations: int | None = None) -> in
                 total += len(scheduler.tick())
                 runner.run(scheduler.subscriptions())
                 runtime.executor.reap_stale()
+                scheduler.prune_if_due()
             except Exception as exc:
                 log.warning("scheduler pass failed: %s", type(exc).__name__)
             passes += 1

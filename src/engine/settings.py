@@ -7,6 +7,7 @@ and ``TETHER_SECRET_{DEFINITION}_{FIELD}``, named by the definitions' own models
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -14,6 +15,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+#: What makes a ``TETHER_DEFINITION_MODULES`` entry a file path instead of a module path.
+DEFINITION_FILE_SUFFIXES = (".toml", ".json")
 
 
 class Settings(BaseSettings):
@@ -33,11 +36,17 @@ class Settings(BaseSettings):
     #: incomplete); ``*`` enables every definition whose operator config is complete.
     enabled_definitions: str = "*"
     #: Comma-separated module paths of extra definitions (each exposing ``definition``), for definitions
-    #: developed outside the built-in catalog and not packaged with an entry point yet.
+    #: developed outside the built-in catalog and not packaged with an entry point yet; an entry ending in
+    #: ``.toml`` or ``.json`` is the path of a definition file.
     definition_modules: str = ""
+    #: Folders of definition files (``*.toml``, ``*.json``: providers declared as data, and overrides of data
+    #: providers), separated like PATH (``:``; ``;`` on Windows); every file is loaded at start-up.
+    definitions_dir: str = ""
     #: Comma-separated module paths of a host app's own ingest models (``ingest.hosts``), besides the ones the
     #: ``tether.models`` entry points name.
     model_modules: str = ""
+    #: The most pages one run of a declarative stream reads (``engine.kit.streams``); a stream may set fewer.
+    stream_max_pages: int = Field(default=1000, ge=1)
     #: Tests only: allow http:// and loopback provider URLs (read per outbound client, so tests may set it).
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
@@ -60,9 +69,20 @@ class Settings(BaseSettings):
     sandbox: bool | None = None
     #: Lifetime of the sandbox's OAuth access tokens: short, so a demo sees the Keystore refresh them.
     sandbox_token_seconds: int = Field(default=300, ge=1)
+    #: The rate governor's store (``engine.governor``): ``redis://…`` shares every provider budget across the workers
+    #: of every host; unset, a Redis broker's URL is used, else each process keeps its own budgets (the embedded
+    #: default has one process).
+    governor_url: str = ""
+    #: Longest a provider call waits on the event loop for its budget before its run is deferred through the queue.
+    governor_max_wait_seconds: float = Field(default=1.0, ge=0, le=60)
     #: Dramatiq queue name, and the Redis key prefix of the broker.
     queue: str = "tether"
     broker_namespace: str = "tether"
+    #: Redis broker: seconds after a worker's last heartbeat before the messages it fetched and never acknowledged
+    #: (it died, or its host was cut off) go back to the queue, and how many broker commands in a million run that
+    #: maintenance (Dramatiq's defaults: 60 s and 1000).
+    broker_heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
+    broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
     #: Database connection pool (PostgreSQL): connections kept, and extra ones opened under load.
     database_pool_size: int | None = None
     database_max_overflow: int | None = None
@@ -90,6 +110,11 @@ class Settings(BaseSettings):
     event_requeue_after_seconds: float = 30.0
     #: After a secret rotation, seconds the previous secret keeps signing beside the new one.
     event_secret_overlap_seconds: float = 86400.0
+    #: Retention (``engine.store.retention``): days the change feed and the outbound event log (final deliveries
+    #: and their events) are kept (0: forever), and seconds between the scheduler's prune passes.
+    changes_retention_days: float = 30.0
+    event_retention_days: float = 30.0
+    retention_prune_seconds: float = 3600.0
     #: CEL: the back end (``fast`` or ``celpy``) and the fast back end's cost budget per evaluation.
     cel_backend: str = "fast"
     cel_cost_limit: int = 1_000_000
@@ -118,6 +143,17 @@ class Settings(BaseSettings):
         return [self.public_url, *extra]
 
     def extra_definition_modules(self) -> list[str]:
+        """The module entries of ``definition_modules`` (the file entries are ``definition_files``)."""
+        return [part for part in self._definition_entries() if not part.endswith(DEFINITION_FILE_SUFFIXES)]
+
+    def definition_files(self) -> list[str]:
+        """The file entries of ``definition_modules``, in the order given."""
+        return [part for part in self._definition_entries() if part.endswith(DEFINITION_FILE_SUFFIXES)]
+
+    def definition_dirs(self) -> list[str]:
+        return [part.strip() for part in self.definitions_dir.split(os.pathsep) if part.strip()]
+
+    def _definition_entries(self) -> list[str]:
         return [part.strip() for part in self.definition_modules.split(",") if part.strip()]
 
     def extra_model_modules(self) -> list[str]:

@@ -11,6 +11,11 @@ a reason code, a reason and its position: it never crashes the run and is never 
 transaction: its rows, its rejects, the run's counters and the change-feed rows of what it inserted or changed
 (``ingest.changes``; last, so the tenant's sequence lock is held only until the commit) commit together.
 
+A payload marked ``remove`` (a provider's delete) goes the same way up to the map; then only the model's upsert keys
+are validated, and the integration's record with those keys is deleted with the records that reference it and
+their ``remove`` changes (``ingest.changes.remove_records``), in the call's transaction and in the payloads' order
+(upserts still pending before it are written first, so an upsert and a later delete of one record end deleted).
+
 For the schemas ``IngestContext.snapshot`` names, the result carries the upsert keys of every record persisted
 (``IngestResult.seen``), so a run that listed a schema completely can remove what it did not see
 (``remove_unseen``).
@@ -33,7 +38,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import celpy
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 from sqlalchemy import Connection, insert, select, update
 
 from engine.authoring.definition import Definition
@@ -44,7 +49,7 @@ from engine.cel import Expression, compile_expression
 from engine.errors import CelError, TetherError
 from engine.store.tables import IngestReject, Run, new_id, utcnow
 from ingest.catalog import ModelSpec, catalog
-from ingest.changes import Change, record_changes, remove_ids, table_of
+from ingest.changes import Change, record_changes, remove_ids, remove_records, table_of
 from ingest.fields import IngestInput
 from ingest.persistence.stock import PersistBatch, PersistRejection, Record
 
@@ -136,6 +141,8 @@ class RecordOutcome:
     object: IngestInput | None = None
     reason_code: str = ""
     reason: str = ""
+    #: A provider's delete: ``object`` holds only the upsert keys of the record to remove.
+    remove: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,11 +156,15 @@ class Reject:
 
 @dataclass
 class IngestResult:
-    """Counts of one call (``received == filtered + persisted + rejected``) and the rejects it wrote."""
+    """Counts of one call (``received == filtered + persisted + removed + rejected``) and the rejects it wrote.
+
+    ``removed`` counts the removal payloads applied (a removal of a record Tether did not hold included); the records
+    they took with them, and what they changed, are in the change feed."""
 
     received: int = 0
     filtered: int = 0
     persisted: int = 0
+    removed: int = 0
     rejected: int = 0
     rejects: list[Reject] = field(default_factory=list)
     #: Per schema of ``IngestContext.snapshot``: the upsert keys of the records persisted.
@@ -163,6 +174,8 @@ class IngestResult:
 
     #: Records persisted per schema (``records.changed`` events carry them).
     persisted_by_schema: dict[str, int] = field(default_factory=dict)
+    #: Records removed per schema by removal payloads (the records referencing them not counted).
+    removed_by_schema: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,8 @@ class IngestPipeline:
                 return reject("map_error", f"map: {_error_text(exc)}")
         if not isinstance(mapped, dict):
             return reject("map_not_object", f"the map produced {_kind(mapped)}, not an object")
+        if payload.remove:
+            return self._removal(position, schema, variant, input_type, mapped)
         try:
             obj = input_type.model_validate(mapped)
         except ValidationError as exc:
@@ -327,6 +342,11 @@ class IngestPipeline:
                     result.filtered += 1
                 elif outcome.status == "rejected":
                     self._reject(result, outcome.schema, outcome.variant, position, outcome)
+                    variants[position] = (outcome.schema, outcome.variant, payload.data)
+                elif outcome.remove:
+                    for schema in self._flush_order(pending):  # the payloads' order: earlier upserts first
+                        self._flush(connection, ctx, pending, schema, result, changes)
+                    self._remove(connection, ctx, outcome, result, changes)
                     variants[position] = (outcome.schema, outcome.variant, payload.data)
                 else:
                     assert outcome.object is not None
@@ -377,6 +397,45 @@ class IngestPipeline:
         return sum(1 for change in removed if change.schema == schema)
 
     # -- internals -------------------------------------------------------------------------------------------
+
+    def _removal(
+        self, position: int, schema: str, variant: str, input_type: type[IngestInput], mapped: dict[str, Any]
+    ) -> RecordOutcome:
+        """A removal's outcome: the mapped object's upsert keys, validated as the model's ingest type has them."""
+        keys = self.models[schema].upsert
+        try:
+            obj = _key_type(input_type, keys).model_validate(mapped)
+        except ValidationError as exc:
+            embedded = _embedded_error({k: mapped.get(k) for k in keys})
+            if embedded is not None:
+                return RecordOutcome(
+                    position, "rejected", schema, variant, reason_code="map_error", reason=f"map: {embedded}"
+                )
+            return RecordOutcome(
+                position, "rejected", schema, variant, reason_code="validation_failed", reason=_validation_text(exc)
+            )
+        return RecordOutcome(position, "mapped", schema, variant, object=obj, remove=True)
+
+    def _remove(
+        self,
+        connection: Connection,
+        ctx: IngestContext,
+        outcome: RecordOutcome,
+        result: IngestResult,
+        changes: list[Change] | None,
+    ) -> None:
+        """Delete the integration's record with the outcome's upsert keys (and its dependents), recording changes."""
+        assert outcome.object is not None
+        table = table_of(outcome.schema)
+        values = outcome.object.model_dump()
+        conditions = [table.c[key] == values[key] for key in self.models[outcome.schema].upsert]
+        removed = remove_records(connection, outcome.schema, ctx.tenant_id, ctx.integration_id, *conditions)
+        result.removed += 1
+        gone = sum(1 for change in removed if change.schema == outcome.schema)
+        if gone:
+            result.removed_by_schema[outcome.schema] = result.removed_by_schema.get(outcome.schema, 0) + gone
+        if changes is not None:
+            changes.extend(removed)
 
     def _mapping(self, definition_id: str, schema: str, variant: str) -> CompiledMapping | None:
         override = self.overrides.get((definition_id, schema, variant))
@@ -457,6 +516,15 @@ class IngestPipeline:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _key_type(input_type: type[IngestInput], keys: tuple[str, ...]) -> type[IngestInput]:
+    """The ingest type narrowed to its upsert keys (same annotations and validators): what a removal must carry."""
+    fields: dict[str, Any] = {
+        key: (input_type.model_fields[key].annotation, input_type.model_fields[key]) for key in keys
+    }
+    return create_model(f"{input_type.__name__}Key", __base__=IngestInput, **fields)
 
 
 def json_safe(value: Any) -> Any:

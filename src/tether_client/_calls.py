@@ -86,10 +86,14 @@ def delete_integration(integration_id: str) -> Call:
     return Call("DELETE", f"/v1/integrations/{_seg(integration_id)}", lambda r: None)
 
 
-def connect(integration_id: str, verb: str, connection: str | None, return_url: str) -> Call:
+def connect(
+    integration_id: str, verb: str, connection: str | None, return_url: str, product: str | None = None
+) -> Call:
     values: dict[str, Any] = {"return_url": return_url}
     if connection is not None:
         values["connection"] = connection
+    if product is not None:
+        values["product"] = product
     path = f"/v1/integrations/{_seg(integration_id)}/{verb}"
     return Call(
         "POST", path, lambda r: m.Redirect.model_validate(r.json()).redirect_url, body=_body(m.ConnectRequest, **values)

@@ -51,6 +51,7 @@ class ConnectRequest(BaseModel):
     )
     connection: Annotated[str | None, Field(title="Connection")] = None
     return_url: Annotated[str | None, Field(title="Return Url")] = ""
+    product: Annotated[str | None, Field(title="Product")] = None
 
 
 class Auth(StrEnum):
@@ -63,23 +64,6 @@ class Auth(StrEnum):
 class Disconnect(StrEnum):
     revoke = "revoke"
     none = "none"
-
-
-class ConnectionView(BaseModel):
-    id: Annotated[str, Field(title="Id")]
-    title: Annotated[str, Field(title="Title")]
-    auth: Annotated[Auth, Field(title="Auth")]
-    credential_slot: Annotated[str, Field(title="Credential Slot")]
-    manual_slot_schema: Annotated[
-        dict[str, Any] | None, Field(title="Manual Slot Schema")
-    ]
-    scopes: Annotated[list[str], Field(title="Scopes")]
-    upgrade_scopes: Annotated[list[str], Field(title="Upgrade Scopes")]
-    validate_operation: Annotated[str | None, Field(title="Validate Operation")]
-    disconnect: Annotated[Disconnect, Field(title="Disconnect")]
-    disconnect_note: Annotated[str, Field(title="Disconnect Note")]
-    enabled: Annotated[bool | None, Field(title="Enabled")] = True
-    missing_config: Annotated[list[str] | None, Field(title="Missing Config")] = []
 
 
 class EventType(StrEnum):
@@ -181,6 +165,7 @@ class ErrorBody(BaseModel):
     message: Annotated[str, Field(title="Message")]
     upgrade_url: Annotated[str | None, Field(title="Upgrade Url")] = None
     missing_scopes: Annotated[list[str] | None, Field(title="Missing Scopes")] = None
+    product: Annotated[str | None, Field(title="Product")] = None
     fields: Annotated[list[dict[str, str]] | None, Field(title="Fields")] = None
 
 
@@ -244,10 +229,17 @@ class OperationView(BaseModel):
     reconcile: Annotated[bool, Field(title="Reconcile")]
     schedule_seconds: Annotated[int | None, Field(title="Schedule Seconds")]
     access: Annotated[Access, Field(title="Access")]
+    product: Annotated[str | None, Field(title="Product")] = None
     user_may_run: Annotated[bool, Field(title="User May Run")]
     client: Annotated[str | None, Field(title="Client")]
     emits: Annotated[list[EmitView], Field(title="Emits")]
     config_schema: Annotated[dict[str, Any], Field(title="Config Schema")]
+
+
+class ProductView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    title: Annotated[str, Field(title="Title")]
+    scopes: Annotated[list[str], Field(title="Scopes")]
 
 
 class QueuedResponse(BaseModel):
@@ -449,6 +441,26 @@ class EngineApiWebhooksDeliveryView(BaseModel):
 class ChangePage(BaseModel):
     changes: Annotated[list[ChangeView], Field(title="Changes")]
     next_after: Annotated[int, Field(title="Next After")]
+
+
+class ConnectionView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    title: Annotated[str, Field(title="Title")]
+    auth: Annotated[Auth, Field(title="Auth")]
+    credential_slot: Annotated[str, Field(title="Credential Slot")]
+    manual_slot_schema: Annotated[
+        dict[str, Any] | None, Field(title="Manual Slot Schema")
+    ]
+    scopes: Annotated[list[str], Field(title="Scopes")]
+    upgrade_scopes: Annotated[list[str], Field(title="Upgrade Scopes")]
+    products: Annotated[
+        list[ProductView] | None, Field(title="Products", validate_default=True)
+    ] = []
+    validate_operation: Annotated[str | None, Field(title="Validate Operation")]
+    disconnect: Annotated[Disconnect, Field(title="Disconnect")]
+    disconnect_note: Annotated[str, Field(title="Disconnect Note")]
+    enabled: Annotated[bool | None, Field(title="Enabled")] = True
+    missing_config: Annotated[list[str] | None, Field(title="Missing Config")] = []
 
 
 class DefinitionDetail(BaseModel):

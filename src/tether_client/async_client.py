@@ -80,15 +80,20 @@ class AsyncClient:
     async def delete_integration(self, integration_id: str) -> None:
         await self._do(calls.delete_integration(integration_id))
 
-    async def connect(self, integration_id: str, *, connection: str | None = None, return_url: str = "") -> str:
+    async def connect(
+        self, integration_id: str, *, connection: str | None = None, return_url: str = "", product: str | None = None
+    ) -> str:
         """The URL to send the user's browser to (the provider's consent, or Tether's form)."""
-        return await self._do(calls.connect(integration_id, "connect", connection, return_url))
+        return await self._do(calls.connect(integration_id, "connect", connection, return_url, product))
 
     async def reconnect(self, integration_id: str, *, connection: str | None = None, return_url: str = "") -> str:
         return await self._do(calls.connect(integration_id, "reconnect", connection, return_url))
 
-    async def upgrade(self, integration_id: str, *, connection: str | None = None, return_url: str = "") -> str:
-        return await self._do(calls.connect(integration_id, "upgrade", connection, return_url))
+    async def upgrade(
+        self, integration_id: str, *, connection: str | None = None, return_url: str = "", product: str | None = None
+    ) -> str:
+        """With ``product`` (Google's ``gmail``): add that product to the grant; without: read → write access."""
+        return await self._do(calls.connect(integration_id, "upgrade", connection, return_url, product))
 
     async def submit_credential(self, integration_id: str, slot: str, values: dict[str, Any]) -> m.IntegrationView:
         """A typed-in credential (an API key…): validated and health-checked by the server, then kept."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,46 @@ def test_concurrent_writers_of_one_tenant_commit_in_sequence_order(pg_world: Wor
     assert polls_during_writes > 1
     assert mirror(read) == world.tables()
     assert len(world.tables()) == 4 * 32
+
+
+async def test_a_cursor_before_the_retained_window_is_410_and_a_resync_misses_nothing(world: World) -> None:
+    """Retention prunes the oldest changes; a reader behind them is refused with a stable code (never handed a
+    page with changes missing), and a host that resyncs from the records and follows from the named ``after``
+    mirrors the tables again."""
+    from sqlalchemy import update
+
+    from engine.store.retention import prune_changes
+    from engine.store.tables import RecordChange, utcnow
+
+    integration = world.integration()
+    server = world.headers()
+    await world.listing(integration, **FULL)
+    assert len(world.read_all(server)) == 8
+    old = utcnow() - timedelta(days=40)
+    with world.runtime.db.engine.begin() as connection:  # the first five changes were written 40 days ago
+        connection.execute(update(RecordChange).where(RecordChange.seq <= 5).values(changed_at=old))
+    assert prune_changes(world.runtime.db, utcnow() - timedelta(days=30)) == 5
+    for after in ("0", "4"):
+        refused = world.client.get("/v1/changes", params={"after": after}, headers=server)
+        assert refused.status_code == 410, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "changes_cursor_expired"
+        assert "/v1/records" in error["message"] and "after=8" in error["message"]
+    # A reader that had applied seq 5 lost nothing: it reads on as before.
+    assert [c["seq"] for c in world.read_all(server, after=5)] == [6, 7, 8]
+    # Resync: the records as they are after the refusal, then (once more changed) the feed from the named after.
+    resynced = world.tables()
+    await world.listing(integration, accounts={"a1": "a1@x.test"}, groups=["g1"], members=[["a1", "g1"]])
+    followed = world.read_all(server, after=8)
+    assert {c["op"] for c in followed} == {"remove"}
+    for change in followed:
+        key = (change["schema"], change["record_id"])
+        if change["op"] == "remove":
+            resynced.pop(key, None)
+        else:
+            resynced[key] = change["record"]
+    assert resynced == world.tables() and len(resynced) == 3
+    # The other tenant's feed was not touched by the first's pruning horizon.
+    other = world.integration(tenant="t2")
+    await world.listing(other, accounts={"c1": "c1@x.test"})
+    assert [c["seq"] for c in world.read_all(world.headers(tenant="t2"))] == [1]

@@ -10,6 +10,7 @@ No broker: ``executor.enqueue`` records the dispatch, and the deferral is observ
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,8 +52,10 @@ class Enqueued:
         self.calls.append((run_id, delay, time_limit))
 
 
-@pytest.fixture
-def runtime(database: Database, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+@contextmanager
+def started_runtime(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    endpoint: str | None) -> Iterator[Runtime]:
+    """The built-in runtime with only this definition enabled; ``endpoint`` is the operator's AWS endpoint."""
     env = {
         "TETHER_DATABASE_URL": database.url,
         "TETHER_SECRET_MASTER_KEY": generate_master_key(),
@@ -60,16 +63,27 @@ def runtime(database: Database, endpoint: str, tmp_path: Path, monkeypatch: pyte
         "TETHER_BROKER_URL": "",
         "TETHER_ENABLED_DEFINITIONS": "aws_security_hub",  # start-up fails, naming the variable, if one is missing
         "TETHER_SECRET_AWS_SECURITY_HUB_EXTERNAL_ID_SECRET": "operator-external-id-secret",
-        "TETHER_AWS_SECURITY_HUB_ENDPOINT_URL": endpoint,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    if endpoint is None:
+        monkeypatch.delenv("TETHER_AWS_SECURITY_HUB_ENDPOINT_URL", raising=False)
+    else:
+        monkeypatch.setenv("TETHER_AWS_SECURITY_HUB_ENDPOINT_URL", endpoint)
     worker_module.reset()
     runtime = Runtime.start(Settings())
     worker_module.set_runtime(runtime)
-    yield runtime
-    worker_module.reset()
-    runtime.close()
+    try:
+        yield runtime
+    finally:
+        worker_module.reset()
+        runtime.close()
+
+
+@pytest.fixture
+def runtime(database: Database, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    with started_runtime(database, tmp_path, monkeypatch, endpoint) as runtime:
+        yield runtime
 
 
 def connect_with_keys(runtime: Runtime) -> str:
@@ -106,12 +120,8 @@ def run_row(runtime: Runtime, run_id: str) -> Run:
     return run
 
 
-async def test_throttled_finding_sync_is_deferred_then_retried(
-    runtime: Runtime, endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    import_findings(endpoint, DEFAULT_ACCOUNT, ["control", "detection"], now)
-    integration_id = connect_with_keys(runtime)
+def record_executor(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> tuple[Enqueued, list[RunOutcome]]:
+    """The executor's hand-offs to the queue and the outcome of each attempt, recorded."""
     executor = runtime.executor
     enqueued = Enqueued()
     monkeypatch.setattr(executor, "enqueue", enqueued)
@@ -124,6 +134,17 @@ async def test_throttled_finding_sync_is_deferred_then_retried(
         return outcome
 
     monkeypatch.setattr(executor, "execute", recording_execute)
+    return enqueued, outcomes
+
+
+async def test_throttled_finding_sync_is_deferred_then_retried(
+    runtime: Runtime, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    import_findings(endpoint, DEFAULT_ACCOUNT, ["control", "detection"], now)
+    integration_id = connect_with_keys(runtime)
+    executor = runtime.executor
+    enqueued, outcomes = record_executor(runtime, monkeypatch)
     aws_calls = throttle_first_get_findings(monkeypatch)
 
     # Dispatch: a queued run, handed to the (recorded) queue once, with no delay.

@@ -1,9 +1,10 @@
 """customOauth2: OAuth2 providers declared as data files.
 
-End to end: a data-only file in the test's tmp dir, pointing at the real panva OAuth server, registered into a
-running Tether; the browser flow connects, the account is resolved from the JSON paths of panva's userinfo
-endpoint, the upgrade records the granted scopes and disconnect revokes (introspection says inactive). Then the
-registration rules and golden tests of the generated parts against Notion's documented shapes (respx)."""
+End to end: a data-only file in a ``TETHER_DEFINITIONS_DIR`` folder, pointing at the real panva OAuth server,
+loaded by a running Tether's start-up; the browser flow connects, the account is resolved from the JSON paths of
+panva's userinfo endpoint, the upgrade records the granted scopes and disconnect revokes (introspection says
+inactive). Then the registration rules and golden tests of the generated parts against Notion's documented
+shapes (respx)."""
 
 from __future__ import annotations
 
@@ -100,8 +101,9 @@ def world(sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyP
     with PanvaServer(clients=[panva_client(redirect_uris=[callback])], access_token_ttl=900) as panva:
         userinfo = panva.metadata["userinfo_endpoint"]
         assert urlsplit(userinfo).path == "/me"
-        path = provider_file(
-            tmp_path,
+        (tmp_path / "definitions").mkdir()
+        provider_file(
+            tmp_path / "definitions",
             authorizeUrl=panva.authorize_url,
             tokenUrl=panva.token_url,
             revokeUrl=panva.revoke_url,
@@ -111,16 +113,15 @@ def world(sqlite_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.setenv("TETHER_SECRET_ACME_SSO_CLIENT_ID", panva.client["client_id"])
         monkeypatch.setenv("TETHER_SECRET_ACME_SSO_CLIENT_SECRET", panva.client["client_secret"])
         monkeypatch.setenv("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1")  # the generated client reaches panva's /me
-        registry = Registry(allow_loopback=True)
-        registry.register(load_definition(path))
         settings = Settings(
             database_url=sqlite_database.url,
+            definitions_dir=str(tmp_path / "definitions"),  # loaded the way `tether serve` loads it
             allow_loopback_providers=True,
             state_dir=str(tmp_path),
             public_url=f"http://127.0.0.1:{port}",
             allowed_return_origins_list="https://app.example",
         )
-        runtime = Runtime.start(settings, registry=registry)
+        runtime = Runtime.start(settings)
         key, _ = create_api_key(runtime.db, tenant="acme", role="server", name="host app")
         with (
             serve(create_app(runtime), port) as base,

@@ -22,8 +22,10 @@ from sqlmodel import select
 
 from definitions.sandbox.slots import SandboxToken
 from engine.api.principal import create_api_key
+from engine.events import endpoints as event_endpoints
+from engine.governor import LocalGovernor
 from engine.runs.execution import RunOutcome
-from engine.store.tables import Run, WebhookDelivery, WebhookEndpoint
+from engine.store.tables import EventOutbox, Run, WebhookDelivery, WebhookEndpoint
 from engine.webhooks.deliveries import process_deliveries
 from ingest.models.asset import Asset
 from ingest.models.calendar_event import CalendarEvent
@@ -182,7 +184,7 @@ async def test_a_wrong_key_is_refused_with_a_form_error(world: World) -> None:
     assert missing.status_code == 422 and "api_key" in missing.text
 
 
-async def test_incremental_sync_reads_only_changes_and_keeps_deletions_as_tombstones(world: World) -> None:
+async def test_incremental_sync_reads_only_changes_and_removes_deleted_records(world: World) -> None:
     world.control("initech/reset")
     iid = connect_key(world, "incremental", "sbx_key_initech")
     assert (await sync(world, iid)).status == "succeeded"
@@ -196,7 +198,14 @@ async def test_incremental_sync_reads_only_changes_and_keeps_deletions_as_tombst
     assert outcome.result["received"] == 2  # the update and the deletion: nothing else was read again
     after = {u.external_id: u for u in rows(world, DirectoryAccount, iid)}
     assert after[changed].attributes["title"] == "Chief Sandbox Officer"
-    assert (after[gone].status, after[gone].attributes["deleted"]) == ("deleted", True)
+    assert gone not in after  # removed, with its memberships, each a tombstone in the change feed
+    assert all(m.account_external_id != gone for m in rows(world, DirectoryMembership, iid))
+    assert outcome.result["removed"] == 1
+    tombstones = world.api.get("/v1/changes", params={"integration_id": iid, "limit": 1000}).json()["changes"]
+    removed = [c for c in tombstones if c["op"] == "remove"]
+    assert removed and all(c["record"] is None for c in removed)
+    assert {c["schema"] for c in removed} <= {"directory_account", "directory_membership"}
+    assert [c["schema"] for c in removed].count("directory_account") == 1
     untouched = [e for e in before if e not in (changed, gone)]
     assert all(after[e].updated_at == before[e] for e in untouched)
     assert (await sync(world, iid)).result["received"] == 0
@@ -276,14 +285,22 @@ async def test_429_storm_defers_the_run_and_never_fails_it(world: World) -> None
     iid = connect_key(world, "storm", "sbx_key_initech")
     await drain(world, iid)  # the reconcile sync
     world.control("initech/fail", json={"status": 429, "count": 3, "retry_after": 7})
+    # The provider's Retry-After pauses every caller of the app (engine.governor): a governor of this test's own,
+    # on a clock the loop moves on by each deferral's delay, as the broker's delayed redelivery would.
+    clock = [0.0]
+    world.runtime.__dict__["governor"] = LocalGovernor(clock=lambda: clock[0])
     started = world.api.post(f"/v1/integrations/{iid}/operations/Sync")
     run_id = started.json()["run_id"]
     outcomes = []
-    for _ in range(10):  # what the broker does with each deferred message once its delay is over
-        outcome = await world.runtime.executor.execute(run_id)
-        outcomes.append(outcome)
-        if outcome.status != "queued":
-            break
+    try:
+        for _ in range(10):  # what the broker does with each deferred message once its delay is over
+            outcome = await world.runtime.executor.execute(run_id)
+            outcomes.append(outcome)
+            if outcome.status != "queued":
+                break
+            clock[0] += outcome.retry_in or 0.0
+    finally:
+        del world.runtime.__dict__["governor"]
     assert [(o.status, o.deferred, o.retry_in) for o in outcomes[:3]] == [("queued", True, 7.0)] * 3
     assert outcomes[3].status == "succeeded" and len(outcomes) == 4
     with world.runtime.db.session() as session:
@@ -295,6 +312,9 @@ async def test_a_change_event_is_ingested_in_one_cycle_and_its_duplicate_once(wo
     world.control("acme/reset")
     iid = connect_key(world, "webhooks", "sbx_key_acme")
     await drain(world, iid)
+    # A host listening for records.changed (nothing sends it here: the outbox rows are what is checked).
+    event_endpoints.create(world.runtime.db, world.runtime.keys.keyring, "acme", url="https://host.example/events",
+                           event_types=["records.changed"])
     endpoints = world.api.get(f"/v1/integrations/{iid}")  # the subscription was made when it connected
     assert endpoints.status_code == 200
     asset = rows(world, Asset, iid)[0]
@@ -312,8 +332,22 @@ async def test_a_change_event_is_ingested_in_one_cycle_and_its_duplicate_once(wo
     assert [(d.delivery_id, d.status) for d in deliveries] == [(changed["event_id"], "processed")]
     deleted = world.control(f"acme/records/findings/{rows(world, Finding, iid)[0].external_id}", "DELETE")
     assert [d.status for d in await settled(world, iid)] == ["processed", "processed"]
-    gone = next(f for f in rows(world, Finding, iid) if f.external_id == deleted["record"]["id"])
-    assert (gone.status, gone.attributes["deleted"]) == ("deleted", True)
+    assert deleted["record"]["id"] not in {f.external_id for f in rows(world, Finding, iid)}  # removed
+    # Each delivery that changed records announced it once (the duplicate changed nothing), with its feed range.
+    renamed, removed = announced(world, iid)
+    assert (renamed["counts"], renamed["removed"]) == ({"asset": 1}, {})
+    assert (removed["counts"], removed["removed"]) == ({}, {"finding": 1})
+    window = removed["changes"]
+    tail = world.api.get("/v1/changes", params={"after": window["after"], "integration_id": iid}).json()["changes"]
+    assert [(c["schema"], c["op"]) for c in tail if c["seq"] <= window["until"]] == [("finding", "remove")]
+
+
+def announced(world: World, iid: str) -> list[dict[str, Any]]:
+    """The integration's ``records.changed`` events in the outbox, oldest first."""
+    with world.runtime.db.session() as session:
+        rows = session.exec(select(EventOutbox).where(EventOutbox.event_type == "records.changed")).all()
+    found = [r.payload["data"] for r in sorted(rows, key=lambda r: r.created_at)]
+    return [data for data in found if data["integration_id"] == iid]
 
 
 async def settled(world: World, iid: str) -> list[WebhookDelivery]:

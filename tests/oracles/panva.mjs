@@ -4,6 +4,8 @@
 // Env:   PANVA_CLIENTS           JSON array of oidc-provider client metadata (client_id, client_secret,
 //                                redirect_uris, grant_types, scope, token_endpoint_auth_method, ...)
 //        PANVA_ACCESS_TOKEN_TTL  seconds an access token lives (default 60)
+//        PANVA_EXTRA_SCOPES      space-separated scopes to support besides the defaults (a provider's own
+//                                scope names, such as Google's https://www.googleapis.com/auth/... URLs)
 // Prints "ready http://127.0.0.1:PORT" on stdout once it accepts connections, then one line
 // "event grant.success|grant.error GRANT_TYPE" per token request, and "event access_token.destroyed|
 // refresh_token.destroyed ACCOUNT" per revoked token. Dev interactions (any login,
@@ -15,6 +17,7 @@ import Provider from 'oidc-provider';
 const port = Number(process.argv[2] ?? process.env.PANVA_PORT ?? 0);
 const accessTtl = Number(process.env.PANVA_ACCESS_TOKEN_TTL ?? 60);
 const clients = JSON.parse(process.env.PANVA_CLIENTS ?? '[]');
+const extraScopes = (process.env.PANVA_EXTRA_SCOPES ?? '').split(' ').filter(Boolean);
 
 const configuration = {
   clients,
@@ -25,7 +28,7 @@ const configuration = {
     introspection: { enabled: true },
     clientCredentials: { enabled: true },
   },
-  scopes: ['openid', 'offline_access', 'profile', 'email', 'api:read', 'api:write'],
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'api:read', 'api:write', ...extraScopes],
   issueRefreshToken: async () => true,
   rotateRefreshToken: true,
   ttl: {

@@ -3,7 +3,10 @@
 
 The tests steer it: ``status`` is what it answers (503 while "down"), ``stall`` holds every request until cleared
 (a receiver that hangs), and ``secrets`` names the secrets it verifies with; ``verified_by`` tells which of them
-verified each event (rotation overlap).
+verified each event (rotation overlap). With ``with_client`` a secret counts only when ``tether_client.verify_event``
+verifies the delivery too (the host's own verifier beside the reference library). ``running_receiver(port=…)``
+serves it on a given port: leaving the block closes the port (connections refused), entering another with the same
+receiver and port brings it back.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from support.server import free_port, serve
+from tether_client import EventVerificationError, verify_event
 
 
 class Receiver:
@@ -39,6 +43,7 @@ class Receiver:
         self.seen: dict[str, int] = {}
         self.verified_by: dict[str, set[str]] = {}
         self.url = ""
+        self.with_client = False
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
@@ -55,6 +60,11 @@ class Receiver:
                 Webhook(secret).verify(body, headers)
             except WebhookVerificationError:
                 continue
+            if self.with_client:
+                try:
+                    verify_event(body, headers, secret)
+                except EventVerificationError:
+                    continue
             names.add(name)
         if not names:
             with self.lock:
@@ -85,9 +95,9 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
+def running_receiver(receiver: Receiver | None = None, port: int | None = None) -> Iterator[Receiver]:
+    receiver = receiver or Receiver()
     app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
-    with serve(app, free_port()) as base:  # type: ignore[arg-type]
+    with serve(app, port or free_port()) as base:  # type: ignore[arg-type]
         receiver.url = f"{base}/hook"
         yield receiver

@@ -108,6 +108,8 @@ class PanvaServer:
 
     clients: list[dict[str, Any]] = field(default_factory=lambda: [panva_client()], repr=False)
     access_token_ttl: int = 60
+    #: Scopes the server supports besides its defaults (a provider's own names, such as Google's scope URLs).
+    extra_scopes: Sequence[str] = ()
     issuer: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
     _process: subprocess.Popen[str] | None = field(default=None, repr=False)
@@ -127,6 +129,7 @@ class PanvaServer:
             **os.environ,
             "PANVA_CLIENTS": json.dumps(self.clients),
             "PANVA_ACCESS_TOKEN_TTL": str(self.access_token_ttl),
+            "PANVA_EXTRA_SCOPES": " ".join(self.extra_scopes),
             "PANVA_PORT": "0",
         }
         self._process = subprocess.Popen(

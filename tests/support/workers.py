@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import redis
+
 REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -24,3 +26,14 @@ def start_worker(env: dict[str, str], *, threads: int = 2) -> subprocess.Popen[s
         proc.kill()
         raise AssertionError(f"the worker did not start (exit code {proc.poll()})")
     return proc
+
+
+def stop_all(procs: list[subprocess.Popen[str]], namespace: str, client: redis.Redis) -> None:
+    """Kill the processes a test started (those still running) and drop its Redis namespace."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=20)
+    keys = list(client.scan_iter(f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)

@@ -179,7 +179,7 @@ def test_cookie_requests_that_change_state_need_the_csrf_header(client: TestClie
     created = client.post("/v1/integrations", json={"definition_id": "panva"}, headers={"X-Tether-CSRF": "1"})
     assert created.status_code == 201 and created.json()["owner_id"] == "alice"
     access = client.get(f"/web/integrations/{created.json()['id']}/access")
-    assert access.json() == {"tier": None, "scopes": [], "upgrade_available": False}
+    assert access.json() == {"tier": None, "scopes": [], "upgrade_available": False, "products": {}}
     client.cookies.set(SESSION_COOKIE, "e30.forged")
     assert client.get("/v1/integrations").status_code == 401
 

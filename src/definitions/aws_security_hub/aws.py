@@ -8,7 +8,8 @@ account IDs and ARNs from the request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -37,6 +38,8 @@ UNAUTHORIZED = frozenset({
     "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch", "AuthFailure", "InvalidAccessKeyId",
     "UnauthorizedOperation", "MissingAuthenticationToken",
 })
+#: A guard against a broken token chain: 10 000 pages is a million records at the usual page size.
+MAX_PAGES = 10_000
 #: AWS sends no ``Retry-After``; its SDK guidance is exponential backoff from about a second. The queue defers
 #: the run by this much (it has its own backoff on repeats).
 DEFAULT_RETRY_AFTER = 5.0
@@ -48,6 +51,41 @@ async def call(fn: Callable[..., T], /, **params: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(**params))
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, getattr(fn, "__name__", "call")) from None
+
+
+async def paginate(fn: Callable[..., Any], items: str, *, token: str = "NextToken",
+                   **params: Any) -> AsyncIterator[Any]:
+    """Every entry of ``items`` over all pages of ``fn``, following ``token`` until a page has none.
+
+    Security Hub spells the token ``NextToken``, Audit Manager ``nextToken``. A token that comes back twice would
+    loop forever, so it stops the run instead; so does a chain longer than ``MAX_PAGES``.
+    """
+    meta = getattr(getattr(fn, "__self__", None), "meta", None)
+    service = str(meta.service_model.service_id) if meta is not None else "AWS"
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        page = await call(fn, **params)
+        for item in page.get(items) or []:
+            yield item
+        next_token = page.get(token)
+        if not next_token:
+            return
+        if next_token in seen:
+            raise ProviderError(f"{service} pagination repeated a {token}")
+        seen.add(next_token)
+        params[token] = next_token
+    raise ProviderError(f"{service} pagination stopped after {MAX_PAGES} pages")
+
+
+def jsonable(value: Any) -> Any:
+    """A boto3 answer as JSON types: botocore parses timestamps into ``datetime``s, ingest expects ISO strings."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [jsonable(item) for item in value]
+    return value
 
 
 def translate(exc: Exception, operation: str) -> ProviderError:

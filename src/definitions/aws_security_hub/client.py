@@ -1,4 +1,4 @@
-"""The AWS client: boto3 clients for Security Hub and STS, acting in the customer's account.
+"""The AWS client: boto3 clients for Security Hub, Audit Manager and STS, acting in the customer's account.
 
 Two credential shapes. A role (``AwsAssumeRole``): Tether's own AWS identity (operator config, or boto3's default
 chain) calls ``sts:AssumeRole`` with the role ARN and the external ID Tether derived for this integration, and
@@ -46,6 +46,8 @@ class AwsApi:
     securityhub: Any
     sts: Any
     region: str
+    #: Audit Manager in the same account and region (same credential: one role reads both services).
+    auditmanager: Any = None
     #: The external ID sent with ``AssumeRole`` (``None`` for access keys).
     external_id: str | None = None
     #: What sends the clients' requests; closed with the clients.
@@ -123,5 +125,5 @@ def _api(session: boto3.Session, region: str, config: AwsSecurityHubConfig, send
         return sender.attach(
             session.client(service, region_name=region, endpoint_url=config.endpoint_url, config=BOTO_CONFIG))
 
-    return AwsApi(securityhub=client("securityhub"), sts=client("sts"), region=region, external_id=external_id,
-                  sender=sender)
+    return AwsApi(securityhub=client("securityhub"), sts=client("sts"), region=region,
+                  auditmanager=client("auditmanager"), external_id=external_id, sender=sender)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from definitions.aws_security_hub.audit_manager import AuditAssessmentSync, AuditEvidenceSync
 from definitions.aws_security_hub.client import SecurityHubClient
 from definitions.aws_security_hub.config import AwsSecurityHubConfig
 from definitions.aws_security_hub.connections import AwsKeysConnection, AwsRoleConnection
@@ -13,13 +14,14 @@ from engine import Definition
 definition = Definition(
     id="aws_security_hub",
     name="AWS Security Hub",
-    description="Sync Security Hub findings (control checks, detections, CVEs) and the AWS resources they name.",
+    description="Sync Security Hub findings (control checks, detections, CVEs) and the AWS resources they name, "
+    "and Audit Manager assessment controls and compliance-check evidence.",
     category="cloud_security",
     docs_url="https://docs.aws.amazon.com/securityhub/latest/userguide/what-is-securityhub.html",
     operator_config=AwsSecurityHubConfig,
     slots=(AwsAssumeRole, AwsAccessKeys),
     clients=(SecurityHubClient,),
     connections=(AwsRoleConnection, AwsKeysConnection),
-    operations=(HealthCheck, FindingSync, ResourceSync),
+    operations=(HealthCheck, FindingSync, ResourceSync, AuditAssessmentSync, AuditEvidenceSync),
     mappings=MAPPINGS,
 )

@@ -1,4 +1,5 @@
-"""Mappings: ASFF findings into ``finding`` and ``vulnerability``, their resources into ``asset``.
+"""Mappings: ASFF findings into ``finding`` and ``vulnerability``, their resources into ``asset``; Audit Manager
+assessment controls and compliance-check evidence into ``finding``.
 
 ASFF (the AWS Security Finding Format) is the same for every product feeding Security Hub. Optional blocks are
 guarded with ``has()``; enums are lowered through literal maps because CEL has no ``lowerAscii`` here.
@@ -131,4 +132,88 @@ RESOURCE = Mapping(
     """,
 )
 
-MAPPINGS = (CONTROL, DETECTION, SOFTWARE, RESOURCE)
+#: Audit Manager's review status of a control in an assessment.
+_CONTROL_STATUS = '{"UNDER_REVIEW": "under_review", "REVIEWED": "reviewed", "INACTIVE": "inactive"}'
+
+#: One control of one control set of an assessment. Audit Manager has no severity; the control's status is its
+#: review state, and the assessment is the "resource" the finding is about.
+AUDIT_CONTROL = Mapping(
+    schema="finding",
+    variant="audit_control",
+    map=f"""
+    {{
+      "external_id": "auditmanager:assessment/" + payload.assessment.id + "/controlSet/" + payload.control_set.id +
+          "/control/" + payload.control.id,
+      "title": has(payload.control.name) ? payload.control.name : payload.control.id,
+      "description": has(payload.control.description) ? payload.control.description : null,
+      "severity": null,
+      "status": has(payload.control.status) && payload.control.status in {_CONTROL_STATUS}
+          ? {_CONTROL_STATUS}[payload.control.status] : null,
+      "category": payload.control_set.id,
+      "source": "audit_manager",
+      "resource_identifier": payload.assessment.arn,
+      "first_seen_at": payload.assessment.created_at,
+      "last_seen_at": payload.assessment.updated_at,
+      "attributes": {{
+        "assessment_id": payload.assessment.id,
+        "assessment_name": payload.assessment.name,
+        "framework": payload.assessment.framework,
+        "compliance_type": payload.assessment.compliance_type,
+        "account_id": payload.assessment.account_id,
+        "control_id": payload.control.id,
+        "control_set_status": payload.control_set.status,
+        "response": has(payload.control.response) ? payload.control.response : null,
+        "evidence_count": has(payload.control.evidenceCount) ? payload.control.evidenceCount : null,
+        "report_evidence_count": has(payload.control.assessmentReportEvidenceCount)
+            ? payload.control.assessmentReportEvidenceCount : null,
+        "evidence_sources": has(payload.control.evidenceSources) ? payload.control.evidenceSources : [],
+        "comment_count": has(payload.control.comments) ? size(payload.control.comments) : 0
+      }}
+    }}
+    """,
+)
+
+#: The compliance-check verdicts. AWS documents them in prose (compliant, non-compliant, not applicable) and
+#: types the field as a free string, so the spellings of the sources it copies (Config's, Security Hub's) are
+#: listed too; anything else is ``not_available`` with the raw value kept in the attributes.
+_COMPLIANCE = '{"COMPLIANT": "passed", "PASSED": "passed", "NON_COMPLIANT": "failed", "FAILED": "failed", ' \
+    '"NOT_APPLICABLE": "not_available", "INCONCLUSIVE": "not_available"}'
+
+#: One compliance-check evidence: the Security Hub or Config result Audit Manager recorded for a control.
+AUDIT_EVIDENCE = Mapping(
+    schema="finding",
+    variant="audit_evidence",
+    map=f"""
+    {{
+      "external_id": "auditmanager:assessment/" + payload.assessment.id + "/evidence/" + payload.evidence.id,
+      "title": payload.folder.controlName != null ? payload.folder.controlName
+          : (payload.folder.name != null ? payload.folder.name : "Audit Manager evidence"),
+      "description": has(payload.evidence.eventName) ? payload.evidence.eventName : null,
+      "severity": null,
+      "status": payload.evidence.complianceCheck in {_COMPLIANCE} ? {_COMPLIANCE}[payload.evidence.complianceCheck]
+          : "not_available",
+      "category": has(payload.evidence.evidenceByType) ? payload.evidence.evidenceByType : null,
+      "source": "audit_manager",
+      "resource_identifier": has(payload.evidence.resourcesIncluded) && size(payload.evidence.resourcesIncluded) > 0
+          && has(payload.evidence.resourcesIncluded[0].arn) ? payload.evidence.resourcesIncluded[0].arn : null,
+      "first_seen_at": has(payload.evidence.time) ? payload.evidence.time : null,
+      "last_seen_at": has(payload.evidence.time) ? payload.evidence.time : null,
+      "attributes": {{
+        "assessment_id": payload.assessment.id,
+        "assessment_name": payload.assessment.name,
+        "control_set_id": payload.folder.controlSetId,
+        "control_id": payload.folder.controlId,
+        "evidence_folder_id": payload.folder.id,
+        "compliance_check": payload.evidence.complianceCheck,
+        "data_source": has(payload.evidence.dataSource) ? payload.evidence.dataSource : payload.folder.dataSource,
+        "event_source": has(payload.evidence.eventSource) ? payload.evidence.eventSource : null,
+        "account_id": has(payload.evidence.evidenceAwsAccountId) ? payload.evidence.evidenceAwsAccountId
+            : (has(payload.evidence.awsAccountId) ? payload.evidence.awsAccountId : payload.assessment.account_id),
+        "resources": has(payload.evidence.resourcesIncluded) ? payload.evidence.resourcesIncluded : [],
+        "evidence_attributes": has(payload.evidence.attributes) ? payload.evidence.attributes : {{}}
+      }}
+    }}
+    """,
+)
+
+MAPPINGS = (CONTROL, DETECTION, SOFTWARE, RESOURCE, AUDIT_CONTROL, AUDIT_EVIDENCE)

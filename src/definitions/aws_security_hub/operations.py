@@ -15,16 +15,14 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from definitions.aws_security_hub.aws import call
+from definitions.aws_security_hub.aws import call, paginate
 from definitions.aws_security_hub.client import AwsApi, SecurityHubClient
-from engine import Emits, Operation, OperationContext, Payload, Policy, ProviderError
+from engine import Emits, Operation, OperationContext, Payload, Policy
 
 #: The largest page ``GetFindings`` serves (more is ``InvalidInputException``).
 PAGE_SIZE = 100
 #: Re-read this much before the cursor: Security Hub can make a finding visible shortly after its ``UpdatedAt``.
 OVERLAP = timedelta(minutes=10)
-#: A guard against a broken ``NextToken`` chain: 10 000 pages is a million findings.
-MAX_PAGES = 10_000
 
 
 class WindowConfig(BaseModel):
@@ -106,7 +104,7 @@ class ResourceSync(Operation):
 def window(ctx: OperationContext) -> tuple[datetime, datetime]:
     """``[start, end]`` of ``UpdatedAt`` this run reads: from the cursor (or the lookback) to now."""
     end = datetime.now(UTC).replace(microsecond=0)
-    cursor = _parse(ctx.cursor) if isinstance(ctx.cursor, str) else None
+    cursor = parse_time(ctx.cursor) if isinstance(ctx.cursor, str) else None
     if cursor is not None:
         return min(cursor - OVERLAP, end), end
     days = ctx.config.lookback_days if isinstance(ctx.config, WindowConfig) else WindowConfig().lookback_days
@@ -116,30 +114,18 @@ def window(ctx: OperationContext) -> tuple[datetime, datetime]:
 async def findings(api: AwsApi, start: datetime, end: datetime) -> AsyncIterator[dict[str, Any]]:
     """Every finding updated in ``[start, end]``, following ``NextToken`` until the last page."""
     filters = {"UpdatedAt": [{"Start": _iso(start), "End": _iso(end)}]}
-    params: dict[str, Any] = {"Filters": filters, "MaxResults": PAGE_SIZE}
-    tokens: set[str] = set()
-    for _ in range(MAX_PAGES):
-        page = await call(api.securityhub.get_findings, **params)
-        for finding in page.get("Findings") or []:
-            updated = _parse(finding.get("UpdatedAt"))
-            if updated is not None and start <= updated <= end:
-                yield finding
-        token = page.get("NextToken")
-        if not token:
-            return
-        if token in tokens:
-            raise ProviderError("Security Hub pagination repeated a NextToken")
-        tokens.add(token)
-        params["NextToken"] = token
-    raise ProviderError(f"Security Hub pagination stopped after {MAX_PAGES} pages")
+    async for finding in paginate(api.securityhub.get_findings, "Findings", Filters=filters, MaxResults=PAGE_SIZE):
+        updated = parse_time(finding.get("UpdatedAt"))
+        if updated is not None and start <= updated <= end:
+            yield finding
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _parse(value: Any) -> datetime | None:
-    """An ASFF timestamp (ISO 8601, ``Z`` or offset); ``None`` when missing or malformed."""
+def parse_time(value: Any) -> datetime | None:
+    """An AWS timestamp (ISO 8601, ``Z`` or offset); ``None`` when missing or malformed."""
     if not isinstance(value, str) or not value:
         return None
     try:

@@ -6,15 +6,20 @@ A provider file (``providers/notion.toml``) holds seed 000's ``customOauth2`` fi
 operations (Todoist) is a normal definition package that calls ``generate(load_spec(...))`` for its OAuth part.
 
 The shipped examples are exposed as attributes (``notion``), so an entry point can name
-``definitions.custom_oauth2:notion``; ``load_directory`` loads every file of an operator's own directory.
+``definitions.custom_oauth2:notion``. A deployment's own files (``TETHER_DEFINITIONS_DIR``) go through
+``loader.data_definitions``, which also applies override files; ``schema`` is the format's JSON Schema. The format
+is documented key by key in ``docs/data-definitions.md``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from definitions.custom_oauth2.files import DefinitionFileError, Problem, load_spec, parse_spec, read_file
 from definitions.custom_oauth2.generate import DataOAuth2, Generated, generate
-from definitions.custom_oauth2.spec import ProviderSpec, load_spec, parse_spec, read_path
+from definitions.custom_oauth2.loader import data_definitions, definition_files
+from definitions.custom_oauth2.schema import json_schema
+from definitions.custom_oauth2.spec import OverrideSpec, ProviderSpec, read_path
 from engine import Definition
 
 PROVIDERS = Path(__file__).parent / "providers"
@@ -28,8 +33,7 @@ def load_definition(path: str | Path) -> Definition:
 def load_directory(directory: str | Path) -> list[Definition]:
     """Every provider file of a directory, in name order (files whose definition adds operations excluded by
     the caller: they are loaded by their own package)."""
-    files = sorted(p for p in Path(directory).iterdir() if p.suffix in (".toml", ".json"))
-    return [load_definition(p) for p in files]
+    return [load_definition(p) for p in definition_files([directory])]
 
 
 #: Shipped example: Notion, account resolved from ``/v1/users/me``.
@@ -38,13 +42,20 @@ notion = load_definition(PROVIDERS / "notion.toml")
 __all__ = [
     "PROVIDERS",
     "DataOAuth2",
+    "DefinitionFileError",
     "Generated",
+    "OverrideSpec",
+    "Problem",
     "ProviderSpec",
+    "data_definitions",
+    "definition_files",
     "generate",
+    "json_schema",
     "load_definition",
     "load_directory",
     "load_spec",
     "notion",
     "parse_spec",
+    "read_file",
     "read_path",
 ]

@@ -1,4 +1,8 @@
-"""From a ``ProviderSpec`` to engine parts: config, slot, client, connection, health check, definition.
+"""From a ``ProviderSpec`` to engine parts: config, slot, client, connection, health check, streams, definition.
+
+Each declared stream becomes an ingest operation of the definition (``engine.kit.streams.stream_operation``, named
+by the stream) over the generated client, with its CEL mapping; the streams' URLs are checked by the registry's
+``https_only`` rule with the provider's other URLs.
 
 Stable IDs are class names, so every generated class is named from the file's ``id`` (``notion`` →
 ``NotionConfig``, ``NotionToken``, ``NotionClient``, ``NotionOAuth``, ``NotionHealthCheck``): renaming the ``id``
@@ -11,7 +15,7 @@ The account URL is checked like the other provider URLs: ``DataOAuth2`` lists it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
@@ -38,6 +42,7 @@ from engine import (
 )
 from engine.kit.egress import egress_client, read_json
 from engine.kit.providerkit import BearerAuth, raise_for_status
+from engine.kit.streams import stream_mapping, stream_operation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,9 +50,13 @@ class DataOAuth2(OAuth2):
     """``OAuth2`` plus the account URL, so registration checks that URL's scheme like the others."""
 
     account_url: str = ""
+    #: The API base URL and any absolute stream URLs: the streams send the token there.
+    api_urls: tuple[str, ...] = ()
+    #: The spec this auth was generated from: what an override file is merged into (``loader``).
+    spec: ProviderSpec | None = field(default=None, compare=False, repr=False)
 
     def urls(self) -> list[str]:
-        return [*super().urls(), *([self.account_url] if self.account_url else [])]
+        return [*super().urls(), *([self.account_url] if self.account_url else []), *self.api_urls]
 
 
 class _ClientId(SecretStr):
@@ -71,6 +80,9 @@ class Generated:
     client: type[Client]
     connection: type[Connection]
     health_check: type[Operation]
+    #: One ingest operation per declared stream, and the streams' mappings.
+    streams: tuple[type[Operation], ...] = ()
+    stream_mappings: tuple[Mapping, ...] = ()
 
     def definition(
         self,
@@ -93,8 +105,8 @@ class Generated:
             slots=(self.slot,),
             clients=(self.client,),
             connections=(self.connection,),
-            operations=(self.health_check, *operations),
-            mappings=tuple(mappings),
+            operations=(self.health_check, *self.streams, *operations),
+            mappings=(*self.stream_mappings, *mappings),
         )
 
 
@@ -166,19 +178,7 @@ def generate(spec: ProviderSpec) -> Generated:
             account_name=_text(read_path(account, spec.account_name_path)),
         )
 
-    initial = spec.upgrade_scopes if spec.access == "write" and spec.upgrade_scopes else spec.scopes
-    auth = DataOAuth2(
-        slot=slot,
-        authorize_url=spec.authorize_url,
-        token_url=spec.token_url,
-        revoke_url=spec.revoke_url,
-        account_url=spec.account_url,
-        scopes=tuple(initial),
-        upgrade_scopes=tuple(spec.upgrade_scopes),
-        client_id=id_field,
-        client_secret=secret_field,
-        extra_authorize_params=tuple(spec.authorize_params.items()),
-    )
+    auth = oauth_auth(spec, slot)
     disconnect = Revoke(slot) if spec.revoke_url else NoRevocation(
         f"{spec.name} offers no token revocation: remove Tether's access in your {spec.name} account settings"
     )
@@ -194,7 +194,34 @@ def generate(spec: ProviderSpec) -> Generated:
         "resolve": resolve,
     }
     connection = cast(type[Connection], type(f"{stem}OAuth", (Connection,), attrs))
-    return Generated(spec, config, slot, client, connection, health_check)
+    streams = tuple(
+        stream_operation(stream, client=client, base_url=spec.api_url or "", provider=spec.name, module=__name__)
+        for stream in spec.streams
+    )
+    mappings = tuple(stream_mapping(stream) for stream in spec.streams)
+    return Generated(spec, config, slot, client, connection, health_check, streams, mappings)
+
+
+def oauth_auth(spec: ProviderSpec, slot: type[OAuth2Token]) -> DataOAuth2:
+    """The connection's OAuth2 declaration; write access asks for the upgrade scopes from the start."""
+    initial = spec.upgrade_scopes if spec.access == "write" and spec.upgrade_scopes else spec.scopes
+    return DataOAuth2(
+        slot=slot,
+        authorize_url=spec.authorize_url,
+        token_url=spec.token_url,
+        revoke_url=spec.revoke_url,
+        account_url=spec.account_url,
+        scopes=tuple(initial),
+        upgrade_scopes=tuple(spec.upgrade_scopes),
+        client_id=spec.field_name(spec.client_id),
+        client_secret=spec.field_name(spec.client_secret),
+        extra_authorize_params=tuple(spec.authorize_params.items()),
+        api_urls=(
+            *([spec.api_url] if spec.api_url else []),
+            *(s.request.path for s in spec.streams if not s.request.path.startswith("/")),
+        ),
+        spec=spec,
+    )
 
 
 def _text(value: Any) -> str | None:

@@ -36,7 +36,7 @@ class GetStatus(Operation):
     policy = Policy.inline()
 
     async def run(self, ctx: OperationContext) -> Any:
-        return _json(await GoogleCalendar(ctx.client).get_status())
+        return _json(await GoogleCalendar.of(ctx).get_status())
 
 
 class ListCalendars(Operation):
@@ -48,7 +48,7 @@ class ListCalendars(Operation):
 
     async def run(self, ctx: OperationContext) -> Any:
         assert isinstance(ctx.config, ListCalendarsRequest)
-        return _json(await GoogleCalendar(ctx.client).list_calendars(ctx.config))
+        return _json(await GoogleCalendar.of(ctx).list_calendars(ctx.config))
 
 
 class GetFreeBusy(Operation):
@@ -60,7 +60,7 @@ class GetFreeBusy(Operation):
 
     async def run(self, ctx: OperationContext) -> Any:
         assert isinstance(ctx.config, FreeBusyRequest)
-        return _json(await GoogleCalendar(ctx.client).get_free_busy(ctx.config))
+        return _json(await GoogleCalendar.of(ctx).get_free_busy(ctx.config))
 
 
 class ListEvents(Operation):
@@ -72,7 +72,7 @@ class ListEvents(Operation):
 
     async def run(self, ctx: OperationContext) -> Any:
         assert isinstance(ctx.config, ListEventsRequest)
-        return _json(await GoogleCalendar(ctx.client).list_events(ctx.config))
+        return _json(await GoogleCalendar.of(ctx).list_events(ctx.config))
 
 
 class CreateEvent(Operation):
@@ -84,7 +84,7 @@ class CreateEvent(Operation):
 
     async def run(self, ctx: OperationContext) -> Any:
         assert isinstance(ctx.config, CreateEventRequest)
-        return _json(await GoogleCalendar(ctx.client).create_event(ctx.config))
+        return _json(await GoogleCalendar.of(ctx).create_event(ctx.config))
 
 
 class UpdateEvent(Operation):
@@ -96,7 +96,7 @@ class UpdateEvent(Operation):
 
     async def run(self, ctx: OperationContext) -> Any:
         assert isinstance(ctx.config, UpdateEventRequest)
-        return _json(await GoogleCalendar(ctx.client).update_event(ctx.config))
+        return _json(await GoogleCalendar.of(ctx).update_event(ctx.config))
 
 
 class CancelEvent(Operation):
@@ -108,7 +108,7 @@ class CancelEvent(Operation):
 
     async def run(self, ctx: OperationContext) -> Any:
         assert isinstance(ctx.config, CancelEventRequest)
-        return _json(await GoogleCalendar(ctx.client).cancel_event(ctx.config))
+        return _json(await GoogleCalendar.of(ctx).cancel_event(ctx.config))
 
 
 class EventsSyncConfig(BaseModel):
@@ -135,7 +135,7 @@ class EventsSync(Operation):
         calendar_id = ctx.config.calendar_id
         cursor = ctx.cursor if isinstance(ctx.cursor, dict) else {}
         token = cursor.get("sync_token") if cursor.get("calendar_id") == calendar_id else None
-        calendar = GoogleCalendar(ctx.client)
+        calendar = GoogleCalendar.of(ctx)
         next_token: str | None = None
         yielded = False
         try:

@@ -1,9 +1,10 @@
 """Mappings: how the sandbox's six kinds become internal rows (variants are the kinds, singular).
 
-The engine has no removal of ingested rows, so a deleted record (an incremental list's or a ``record.deleted``
-event's ``"deleted": true``) is kept as a tombstone: ``attributes.deleted`` is true on every model, and where the
-model has a status it says so (an account ``deleted``, a finding ``deleted``, an event ``cancelled``; an asset is
-``archived``). Optional fields are guarded with ``has()`` so a record missing one still maps.
+A deleted record (an incremental list's ``"deleted": true``, a ``record.deleted`` event) reaches ingest as a
+removal (``Payload(remove=True)``), for which only the upsert keys of these maps are read. A record the sandbox
+hands over as an upsert with ``"deleted": true`` anyway is still mapped faithfully: ``attributes.deleted`` is true,
+and where the model has a status it says so (an account ``deleted``, a finding ``deleted``, an event ``cancelled``;
+an asset is ``archived``). Optional fields are guarded with ``has()`` so a record missing one still maps.
 """
 
 from __future__ import annotations

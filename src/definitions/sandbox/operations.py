@@ -2,8 +2,8 @@
 
 ``Sync`` is incremental. Its cursor (``ctx.cursor``, saved by the engine only when a run succeeds) is a watermark per
 kind: the latest ``updated_at`` it has read. The first run reads every list in full; later runs ask for
-``updated_since=<watermark>``, which also returns deleted records (``"deleted": true``). The engine has no removal
-of ingested rows, so a deletion is ingested as a tombstone: the row stays, marked deleted (see ``mappings``).
+``updated_since=<watermark>``, which also returns deleted records (``"deleted": true``): those go to ingest as
+removals (``Payload(remove=True)``), so their rows go and the change feed records their tombstones.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Sync(Operation):
             since = watermarks.get(kind.name)
             async for record in paginate(ctx.client, kind.name, updated_since=since):
                 watermarks[kind.name] = later(watermarks.get(kind.name), record)
-                yield payload(kind.name, record, action="sync")
+                yield payload(kind.name, record, action="sync", remove=deleted(record))
         ctx.next_cursor = {k: v for k, v in watermarks.items() if v}
 
 
@@ -68,7 +68,14 @@ def _instant(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def payload(kind_name: str, record: Any, *, action: str) -> Payload:
-    """One sandbox record on its way to ingest (``resource`` is its kind)."""
+def deleted(record: Any) -> bool:
+    """Whether a listed record is one the sandbox deleted."""
+    return isinstance(record, dict) and record.get("deleted") is True
+
+
+def payload(kind_name: str, record: Any, *, action: str, remove: bool = False) -> Payload:
+    """One sandbox record on its way to ingest (``resource`` is its kind); ``remove``: the sandbox deleted it."""
     kind = BY_NAME[kind_name]
-    return Payload(schema=kind.schema, variant=kind.variant, data=record, resource=kind.name, action=action)
+    return Payload(
+        schema=kind.schema, variant=kind.variant, data=record, resource=kind.name, action=action, remove=remove
+    )

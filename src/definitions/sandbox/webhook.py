@@ -3,8 +3,9 @@
 When the integration connects, the engine creates the endpoint (URL and ``whsec_`` secret) and calls ``register``,
 which subscribes that URL at the sandbox (``POST /webhooks``); a disconnect calls ``unregister``. A delivery is
 ``{"type": "record.created"|"record.updated"|"record.deleted", "kind": "users", "data": {record}}`` with the
-``webhook-id`` header as its delivery ID (a re-sent event keeps it, so the engine processes it once). Each event
-ingests the record it carries; a deletion ingests it as a tombstone (``deleted: true``), like an incremental sync.
+``webhook-id`` header as its delivery ID (a re-sent event keeps it, so the engine processes it once). A created or
+updated record is upserted; a deleted one is removed (``Payload(remove=True)``: the row goes, with the records that
+reference it, and the change feed gets its tombstone), like a deletion an incremental sync reads.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from engine import (
 
 
 class RecordEvent(WebhookEvent):
-    """Shared by the three change events: the record in ``data`` goes to ingest as its kind's model."""
+    """Shared by the three change events: the record in ``data`` goes to ingest as its kind's model (a removal for
+    ``record.deleted``)."""
 
     emits = EMITS
     deleted = False
@@ -39,7 +41,7 @@ class RecordEvent(WebhookEvent):
         kind, record = body.get("kind"), body.get("data")
         if kind not in BY_NAME or not isinstance(record, dict):
             raise ProviderError("the sandbox sent a change event without a known kind and a record")
-        yield payload(str(kind), {**record, "deleted": True} if self.deleted else record, action=self.match)
+        yield payload(str(kind), record, action=self.match, remove=self.deleted)
 
 
 class RecordCreated(RecordEvent):

@@ -64,6 +64,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(catalog.router)
+    app.include_router(catalog.schemas_router)
     app.include_router(integrations.router)
     app.include_router(oauth.router)
     app.include_router(webhooks.router)

@@ -5,7 +5,9 @@ Every upsert that changed a record and every removal is a change with the tenant
 keeps ``next_after`` mirrors the records exactly and resumes after a crash where it stopped. Scoped to the
 principal's tenant, and for ``user`` principals to their own integrations; ``after`` and ``limit`` are ASCII digits
 (422 ``invalid_after`` / ``invalid_limit``), an unknown ``schema`` or an integration the principal may not see is
-``not_found``.
+``not_found``. Changes past ``TETHER_CHANGES_RETENTION_DAYS`` are pruned; a reader whose ``after`` lies before the
+retained window gets ``changes_cursor_expired`` (410), whose message names the ``after`` to follow once it has
+re-read ``/v1/records`` (the tenant's last sequence when refused, so nothing between is lost).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from engine.api.principal import Principal, current_principal
 from engine.errors import NotFoundError, TetherError
 from engine.kit.inputs import ascii_int
 from engine.runtime import Runtime
+from engine.store.database import Database
+from engine.store.retention import horizon
 from engine.store.tables import Integration, RecordChange
 
 router = APIRouter(prefix="/v1", tags=["changes"])
@@ -37,6 +41,13 @@ class InvalidAfter(TetherError):
 class InvalidLimit(TetherError):
     code = "invalid_limit"
     status = 422
+
+
+class ChangesCursorExpired(TetherError):
+    """``after`` is older than the retained feed: the changes after it were pruned (``engine.store.retention``)."""
+
+    code = "changes_cursor_expired"
+    status = 410
 
 
 class ChangeView(BaseModel):
@@ -77,22 +88,52 @@ def list_changes(
         raise InvalidLimit(f"limit must be a number from 1 to {MAX_LIMIT} (ASCII digits)")
     if schema is not None and schema not in runtime.registry.models:
         raise NotFoundError(f"no ingest model {schema}")
-    table = RecordChange.__table__  # type: ignore[attr-defined]
-    query = select(table).where(table.c.tenant_id == principal.tenant_id, table.c.seq > start)
-    if schema is not None:
-        query = query.where(table.c.schema_name == schema)
+    owned = None
     if integration_id is not None:
         _visible(runtime, principal, integration_id)
-        query = query.where(table.c.integration_id == integration_id)
     elif not principal.is_server:
         owned = select(Integration.id).where(  # type: ignore[call-overload]
             Integration.tenant_id == principal.tenant_id, Integration.owner_id == principal.owner_id
         )
+    return read_changes(
+        runtime.db, principal.tenant_id, start, count, schema=schema, integration_id=integration_id, owned=owned
+    )
+
+
+def read_changes(
+    db: Database,
+    tenant_id: str,
+    after: int,
+    limit: int,
+    *,
+    schema: str | None = None,
+    integration_id: str | None = None,
+    owned: Any = None,
+) -> ChangePage:
+    """The feed reader: up to ``limit`` of the tenant's changes after ``after``, in order (``owned``: a subquery of
+    the integration IDs a ``user`` principal may see). ``ChangesCursorExpired`` when ``after`` lies before the
+    retained window."""
+    table = RecordChange.__table__  # type: ignore[attr-defined]
+    query = select(table).where(table.c.tenant_id == tenant_id, table.c.seq > after)
+    if schema is not None:
+        query = query.where(table.c.schema_name == schema)
+    if integration_id is not None:
+        query = query.where(table.c.integration_id == integration_id)
+    elif owned is not None:
         query = query.where(table.c.integration_id.in_(owned))
-    with runtime.db.engine.connect() as connection:
-        rows = connection.execute(query.order_by(table.c.seq).limit(count)).mappings().all()
+    with db.engine.connect() as connection:
+        rows = connection.execute(query.order_by(table.c.seq).limit(limit)).mappings().all()
+        # After the rows, never before: a prune committed between the two reads is seen here, so a page missing
+        # pruned changes is never returned (a prune just after the rows makes this refuse a complete page, which
+        # only costs the host a resync).
+        pruned_through, head = horizon(connection, tenant_id)
+    if after < pruned_through:
+        raise ChangesCursorExpired(
+            f"changes after {after} are past the feed's retention (it keeps changes after {pruned_through}): "
+            f"resync from /v1/records, then follow the feed with after={head}"
+        )
     changes = [ChangeView.model_validate({**row, "changed_at": _aware(row["changed_at"])}) for row in rows]
-    return ChangePage(changes=changes, next_after=changes[-1].seq if changes else start)
+    return ChangePage(changes=changes, next_after=changes[-1].seq if changes else after)
 
 
 def _visible(runtime: Runtime, principal: Principal, integration_id: str) -> None:

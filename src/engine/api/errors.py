@@ -37,6 +37,9 @@ class ErrorBody(BaseModel):
     upgrade_url: str | None = None
     #: ``upgrade_required`` only: the write tier's scopes the grant lacks.
     missing_scopes: list[str] | None = None
+    #: ``upgrade_required`` for a product-gated operation only: the product to upgrade to (``POST upgrade_url``
+    #: with ``{"product": ...}``).
+    product: str | None = None
     #: ``credential_invalid`` only: ``[{"field": ..., "message": ...}]``, which field is wrong and how (no values).
     fields: list[dict[str, str]] | None = None
 

@@ -79,6 +79,8 @@ class UpdateIntegration(RequestBody):
 class ConnectRequest(RequestBody):
     connection: str | None = None
     return_url: str = ""
+    #: A product of the connection (Google's ``gmail``) whose scopes to ask for, beside those already granted.
+    product: str | None = None
 
 
 class Redirect(BaseModel):
@@ -206,7 +208,9 @@ async def disconnect_integration(
 def connect(
     integration_id: str, body: ConnectRequest, request: Request, principal: Principal = Depends(current_principal)
 ) -> Redirect:
-    url = _setup(request).begin(principal, integration_id, connection_id=body.connection, return_url=body.return_url)
+    url = _setup(request).begin(
+        principal, integration_id, connection_id=body.connection, return_url=body.return_url, product=body.product
+    )
     return Redirect(redirect_url=url)
 
 
@@ -214,9 +218,15 @@ def connect(
 def upgrade(
     integration_id: str, body: ConnectRequest, request: Request, principal: Principal = Depends(current_principal)
 ) -> Redirect:
-    """Ask for the connection's upgrade scopes (read → write access)."""
+    """Ask for more access: with ``product``, that product's scopes (kept beside what is granted); without, the
+    connection's upgrade scopes (read → write access)."""
     url = _setup(request).begin(
-        principal, integration_id, connection_id=body.connection, return_url=body.return_url, upgrade=True
+        principal,
+        integration_id,
+        connection_id=body.connection,
+        return_url=body.return_url,
+        upgrade=body.product is None,
+        product=body.product,
     )
     return Redirect(redirect_url=url)
 

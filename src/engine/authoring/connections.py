@@ -55,12 +55,28 @@ class Auth:
         return []
 
 
+@dataclass(frozen=True)
+class Product:
+    """One product a single OAuth grant can serve (Google's Calendar, Gmail, Drive): its name and read scopes.
+
+    A connection with products asks, at connect or upgrade, for the scopes it already holds plus the chosen
+    product's, so a grant grows one product at a time (Google's incremental authorization) and what it covers is
+    read back from the granted scopes: a product is granted when all its scopes are. An operation names the
+    product it needs in ``Policy(product=...)``; without its scopes it is ``upgrade_required``.
+    """
+
+    id: str
+    title: str
+    scopes: tuple[str, ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class OAuth2(Auth):
     """OAuth 2.0 authorization code with PKCE (S256).
 
     ``client_id`` and ``client_secret`` name operator config fields. ``upgrade_scopes`` are requested when the
-    host app upgrades access (read → write).
+    host app upgrades access (read → write). ``products`` are named scope sets the grant can add one at a time
+    (``Product``).
     """
 
     authorize_url: str
@@ -72,9 +88,13 @@ class OAuth2(Auth):
     client_secret: str = "client_secret"
     pkce: bool = True
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    products: tuple[Product, ...] = ()
 
     def urls(self) -> list[str]:
         return [u for u in (self.authorize_url, self.token_url, self.revoke_url) if u]
+
+    def product(self, product_id: str) -> Product | None:
+        return next((p for p in self.products if p.id == product_id), None)
 
     def at(self, public_url: str) -> OAuth2:
         """This auth with ``{public_url}`` filled in its endpoints (itself when none uses it)."""
@@ -206,6 +226,23 @@ class Connection:
     async def revoke(self, ctx: ConnectionContext) -> None:
         """Provider-side teardown for ``Revoke``; OAuth2 connections with a ``revoke_url`` need not override it."""
         raise NotImplementedError(f"{type(self).__name__} declares Revoke but implements no revoke()")
+
+
+def granted_products(auth: object, granted: tuple[str, ...] | list[str]) -> list[str]:
+    """The IDs of the connection's products whose every scope the grant holds, in declaration order."""
+    if not isinstance(auth, OAuth2):
+        return []
+    have = set(granted)
+    return [p.id for p in auth.products if set(p.scopes) <= have]
+
+
+def missing_product_scopes(auth: object, product_id: str, granted: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The scopes of ``product_id`` the grant lacks (all of them when the connection declares no such product)."""
+    product = auth.product(product_id) if isinstance(auth, OAuth2) else None
+    if product is None:
+        return (product_id,)
+    have = set(granted)
+    return tuple(s for s in product.scopes if s not in have)
 
 
 def missing_write_scopes(auth: object, granted: tuple[str, ...] | list[str]) -> tuple[str, ...]:

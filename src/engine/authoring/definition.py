@@ -16,6 +16,7 @@ from engine.authoring.mappings import Mapping
 from engine.authoring.operations import Operation
 from engine.authoring.slots import CredentialSlot
 from engine.authoring.webhooks import Webhook
+from engine.governor.limits import RateLimit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,9 @@ class Definition:
     operations: tuple[type[Operation], ...] = ()
     webhooks: tuple[type[Webhook], ...] = ()
     mappings: tuple[Mapping, ...] = ()
+    #: The provider's published rate limit, kept by the rate governor across every worker (``engine.governor``).
+    #: Undeclared, calls are still paused when the provider answers 429 or reports a window with nothing left.
+    rate_limit: RateLimit | None = None
 
     def topic(self, name: str) -> str:
         return f"{self.id}.{name}"

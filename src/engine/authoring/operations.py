@@ -51,6 +51,8 @@ class Policy:
     #: ``write`` operations change provider data and need the write access tier.
     access: Literal["read", "write"] = "read"
     user_may_run: bool | None = None
+    #: The connection's ``Product`` this operation needs (its scopes must be granted), or ``None``.
+    product: str | None = None
 
     @property
     def users_may_run(self) -> bool:
@@ -58,8 +60,14 @@ class Policy:
         return self.access == "read" if self.user_may_run is None else self.user_may_run
 
     @classmethod
-    def inline(cls, *, access: Literal["read", "write"] = "read", user_may_run: bool | None = None) -> Policy:
-        return cls(mode="inline", access=access, user_may_run=user_may_run)
+    def inline(
+        cls,
+        *,
+        access: Literal["read", "write"] = "read",
+        user_may_run: bool | None = None,
+        product: str | None = None,
+    ) -> Policy:
+        return cls(mode="inline", access=access, user_may_run=user_may_run, product=product)
 
     @classmethod
     def queued(
@@ -71,8 +79,9 @@ class Policy:
         max_retries: int = 5,
         access: Literal["read", "write"] = "read",
         user_may_run: bool | None = None,
+        product: str | None = None,
     ) -> Policy:
-        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run)
+        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run, product)
 
 
 class UpgradeRequired(TetherError):
@@ -81,14 +90,20 @@ class UpgradeRequired(TetherError):
     code = "upgrade_required"
     status = 403
 
-    def __init__(self, message: str, *, upgrade_url: str, missing_scopes: tuple[str, ...]) -> None:
+    def __init__(
+        self, message: str, *, upgrade_url: str, missing_scopes: tuple[str, ...], product: str | None = None
+    ) -> None:
         super().__init__(message)
         self.upgrade_url = upgrade_url
         self.missing_scopes = missing_scopes
+        self.product = product
 
     def details(self) -> dict[str, object]:
         """Fields the API adds to the error envelope (scope names are public, declared by the definition)."""
-        return {"upgrade_url": self.upgrade_url, "missing_scopes": list(self.missing_scopes)}
+        details: dict[str, object] = {"upgrade_url": self.upgrade_url, "missing_scopes": list(self.missing_scopes)}
+        if self.product:
+            details["product"] = self.product
+        return details
 
 
 class OperationNotAllowed(TetherError):
@@ -108,13 +123,30 @@ class Emits:
 
 @dataclass(frozen=True)
 class Payload:
-    """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it."""
+    """A provider-shaped record on its way to ingest, wrapped with what the mapping needs to route it.
+
+    ``remove=True`` says the provider deleted this record (a ``deleted`` webhook event, a deletion an incremental
+    listing reports): the mapping runs as for an upsert, but only the model's upsert keys need to come out of it, and
+    the integration's record with those keys is removed (with the records referencing it), its ``remove`` change
+    written in the same transaction. A removal of a record Tether does not hold changes nothing.
+    """
 
     schema: str
     data: Any
     variant: str = ""
     resource: str = ""
     action: str = ""
+    remove: bool = False
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Yielded by an ingest operation between payloads: every payload before it is persisted, then ``state`` is
+    saved on the run, so a later attempt of the same run (after a rate-limit deferral, a retry or a lost worker)
+    starts from it (``OperationContext.checkpoint``) instead of from the first page. JSON-serialisable; it holds
+    positions (cursors, offsets), never credentials."""
+
+    state: Any
 
 
 @dataclass
@@ -137,6 +169,8 @@ class OperationContext:
     run_id: str | None = None
     attempt: int = 1
     trigger: str = ""
+    #: The last ``Checkpoint`` state an earlier attempt of this same run saved (``None`` on a first attempt).
+    checkpoint: Any = None
 
 
 class Operation:
@@ -168,6 +202,6 @@ class Operation:
         """Raw-result path: return a JSON-serialisable result."""
         raise NotImplementedError(f"{type(self).__name__} has no raw-result path")
 
-    def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
-        """Ingest path: an async generator yielding ``Payload`` objects."""
+    def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload | Checkpoint]:
+        """Ingest path: an async generator yielding ``Payload`` objects (and ``Checkpoint``s between pages)."""
         raise NotImplementedError(f"{type(self).__name__} has no ingest path")

@@ -24,6 +24,12 @@ class EmitView(BaseModel):
     variant: str
 
 
+class ProductView(BaseModel):
+    id: str
+    title: str
+    scopes: list[str]
+
+
 class ConnectionView(BaseModel):
     id: str
     title: str
@@ -33,6 +39,8 @@ class ConnectionView(BaseModel):
     manual_slot_schema: dict[str, Any] | None
     scopes: list[str]
     upgrade_scopes: list[str]
+    #: Products one grant can add one at a time (``POST .../upgrade`` with ``{"product": id}``).
+    products: list[ProductView] = []
     validate_operation: str | None
     disconnect: Literal["revoke", "none"]
     disconnect_note: str
@@ -51,6 +59,8 @@ class OperationView(BaseModel):
     reconcile: bool
     schedule_seconds: int | None
     access: Literal["read", "write"]
+    #: The connection product it needs (``Policy.product``), or ``None``.
+    product: str | None = None
     #: Whether a ``user`` principal may start it (``Policy.user_may_run``; reads by default, writes not).
     user_may_run: bool
     client: str | None
@@ -229,6 +239,7 @@ def _connection(d: Definition, c: type[ConnectionBase], missing: list[str]) -> C
         manual_slot_schema=c.credential.form_schema() if manual else None,
         scopes=list(getattr(auth, "scopes", ()) or ()),
         upgrade_scopes=list(getattr(auth, "upgrade_scopes", ()) or ()),
+        products=[ProductView(id=p.id, title=p.title, scopes=list(p.scopes)) for p in getattr(auth, "products", ())],
         validate_operation=c.validate.operation_id() if c.validate else None,
         disconnect="none" if isinstance(c.disconnect, NoRevocation) else "revoke",
         disconnect_note=c.disconnect.reason if isinstance(c.disconnect, NoRevocation) else "",
@@ -247,6 +258,7 @@ def _operation(d: Definition, o: type[Operation]) -> OperationView:
         reconcile=o.policy.reconcile,
         schedule_seconds=int(schedule.total_seconds()) if schedule else None,
         access=o.policy.access,
+        product=o.policy.product,
         user_may_run=o.policy.users_may_run,
         client=o.client.client_id() if o.client else None,
         emits=[EmitView(schema_name=e.schema, variant=e.variant) for e in o.emits],

@@ -1,4 +1,5 @@
-"""Loading definitions: the built-in catalog plus the ``tether.definitions`` entry-point group.
+"""Loading definitions: the built-in catalog, the ``tether.definitions`` entry-point group, extra modules, and the
+deployment's definition files (providers declared as data, and overrides of them).
 
 An entry point names either a ``Definition`` object or a module exposing ``definition``, e.g.::
 
@@ -12,10 +13,11 @@ import importlib
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
 from engine.authoring.definition import Definition
 from engine.catalog.registry import Registry
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, DefinitionError
 from engine.settings import Settings
 
 ENTRY_POINT_GROUP = "tether.definitions"
@@ -51,14 +53,42 @@ def load_registry(settings: Settings) -> Registry:
 
     configure(settings.extra_model_modules())
     registry = Registry(allow_loopback=settings.allow_loopback_providers)
-    registry.register_all(
-        [
-            *builtin_definitions(),
-            *plugin_definitions(),
-            *module_definitions(settings.extra_definition_modules()),
-        ]
-    )
+    definitions = [
+        *builtin_definitions(),
+        *plugin_definitions(),
+        *module_definitions(settings.extra_definition_modules()),
+    ]
+    definitions, files = file_definitions(settings, definitions)
+    for definition in definitions:
+        try:
+            registry.register(definition)
+        except DefinitionError as exc:
+            if definition.id not in files:
+                raise
+            # A registry rule a file's definition breaks (``https_only``, say): say which file to fix.
+            reason = f"{exc.reason} (declared in {files[definition.id]})"
+            raise DefinitionError(exc.definition_id, exc.part, reason, rule=exc.rule) from None
     return registry
+
+
+def file_definitions(settings: Settings, definitions: list[Definition]) -> tuple[list[Definition], dict[str, str]]:
+    """``definitions`` with the deployment's definition files applied (``TETHER_DEFINITIONS_DIR``'s files, then the
+    file entries of ``TETHER_DEFINITION_MODULES``: new providers added, overrides applied; see
+    ``definitions.custom_oauth2.loader``), and the file each added or overridden definition comes from."""
+    from definitions.custom_oauth2.loader import data_definitions, definition_files
+
+    paths = [*definition_files(settings.definition_dirs()), *settings.definition_files()]
+    if not paths:
+        return definitions, {}
+    loaded = data_definitions(paths, definitions)
+    return loaded.definitions, {definition_id: str(path) for definition_id, path in loaded.files.items()}
+
+
+def definition_file_schema() -> dict[str, Any]:
+    """The JSON Schema of a definition file (served at ``/v1/schemas/definition.json``)."""
+    from definitions.custom_oauth2.schema import json_schema
+
+    return json_schema()
 
 
 def _as_definition(obj: object, origin: str) -> Definition:

@@ -28,6 +28,8 @@ Rules (the ``rule`` of each ``DefinitionError``):
 ``execution_path``   an operation overrides exactly one of ``run`` and ``ingest``
 ``ingest_schemas``   ingest operations and emitting events declare their schemas; raw operations declare none
 ``policy``           reconcile and schedules are for queued operations; a schedule is at least a minute
+``known_product``    an operation's ``Policy.product`` is a ``Product`` of one of the definition's OAuth2 connections,
+                     and product IDs are unique per connection
 ``known_schema``     emitted schemas and mappings target internal models in the ingest catalog
 ``snapshot_schemas`` an operation's complete snapshots are schemas it emits
 ``mapping_coverage`` each emitted (schema, variant) has a mapping
@@ -284,6 +286,9 @@ class _Checker:
             for name in (auth.client_id, auth.client_secret):
                 if name not in fields:
                     raise self.fail(part, f"OAuth2 client field {name!r} is not in the operator config", "oauth_config")
+            ids = [p.id for p in auth.products]
+            if len(ids) != len(set(ids)) or any(not p.scopes for p in auth.products):
+                raise self.fail(part, "products need unique IDs and at least one scope each", "known_product")
         if isinstance(auth, ClientCredentials):
             missing = {"client_id", "client_secret"} - set(auth.slot.model_fields)
             if missing:
@@ -355,6 +360,11 @@ class _Checker:
             raise self.fail(part, "reconcile and schedules are for queued operations", "policy")
         if policy.schedule is not None and policy.schedule < timedelta(minutes=1):
             raise self.fail(part, "a schedule must be at least one minute", "policy")
+        if policy.product is not None:
+            products = {p.id for c in self.d.connections if isinstance(c.auth, OAuth2) for p in c.auth.products}
+            if policy.product not in products:
+                why = f"needs product {policy.product!r}, which no OAuth2 connection of the definition declares"
+                raise self.fail(part, why, "known_product")
         self.check_emits(part, op.emits)
         emitted = {e.schema for e in op.emits}
         for schema in op.complete_snapshots:

@@ -31,7 +31,7 @@ from typing import Any
 
 import anyio.to_thread
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 
 from engine.context import EngineContext
 from engine.errors import TetherError
@@ -160,14 +160,24 @@ def claim(db: Database, settings: Settings, delivery_ids: Sequence[str]) -> list
     ]
 
 
-async def attempt(context: EngineContext, claimed: Claim, client: httpx.AsyncClient) -> Attempt:
-    """One POST of the claimed delivery; never raises for the receiver's or the network's failure."""
+async def attempt(
+    context: EngineContext, claimed: Claim, client: httpx.AsyncClient, secrets: dict[str, list[str]] | None = None
+) -> Attempt:
+    """One POST of the claimed delivery; never raises for the receiver's or the network's failure.
+
+    ``secrets`` caches each endpoint's opened signing secrets for one batch (they are opened once per endpoint per
+    message rather than once per delivery; a batch is seconds long, well inside any rotation overlap)."""
     endpoint = claimed.endpoint
     if not endpoint.enabled:
         return Attempt(False, code="endpoint_disabled", message="the endpoint was disabled")
     now = utcnow()
     body = encode_body(claimed.payload)
-    signed = headers(claimed.event_id, body, signing_secrets(context.keys.keyring, endpoint, now), now)
+    opened = None if secrets is None else secrets.get(endpoint.id)
+    if opened is None:
+        opened = signing_secrets(context.keys.keyring, endpoint, now)
+        if secrets is not None:
+            secrets[endpoint.id] = opened
+    signed = headers(claimed.event_id, body, opened, now)
     try:
         response = await client.post(endpoint.url, content=body.encode(), headers=signed)
     except TetherError as exc:  # egress_refused, deadline_exceeded, response_too_large: their messages hold no secret
@@ -181,12 +191,20 @@ async def attempt(context: EngineContext, claimed: Claim, client: httpx.AsyncCli
 
 def finish(db: Database, settings: Settings, done: Sequence[tuple[Claim, Attempt]]) -> dict[str, Status | None]:
     """Record each attempt, fenced on its claim, in one transaction; returns each delivery's new status (``None``
-    for one whose claim was lost: its lease expired and another worker took it)."""
+    for one whose claim was lost: its lease expired and another worker took it).
+
+    The deliveries that succeeded with one status code share their new values, so they are one UPDATE fenced on
+    ``(id, attempts)`` pairs (measured: a statement per delivery was a third of a message's database time); a
+    failure's values are its own (the retry time has jitter), so each failure is a statement of its own."""
     now = utcnow()
     c = _DELIVERY.c
     results: dict[str, Status | None] = {}
+    delivered: dict[int | None, list[Claim]] = {}
     with db.engine.begin() as connection:
         for claimed, outcome in done:
+            if outcome.delivered:
+                delivered.setdefault(outcome.status_code, []).append(claimed)
+                continue
             values = _outcome_values(settings, claimed, outcome, now)
             statement = (
                 update(_DELIVERY)
@@ -195,6 +213,18 @@ def finish(db: Database, settings: Settings, done: Sequence[tuple[Claim, Attempt
             )
             changed = connection.execute(statement).rowcount
             results[claimed.delivery_id] = Status(values["status"]) if changed else None
+        for status_code, claims in delivered.items():
+            fence = [(claimed.delivery_id, claimed.attempts) for claimed in claims]
+            statement = (
+                update(_DELIVERY)
+                .where(tuple_(c.id, c.attempts).in_(fence), c.status == Status.sending)
+                .values(_outcome_values(settings, claims[0], Attempt(True, status_code), now))
+                .returning(c.id)
+            )
+            won = {row.id for row in connection.execute(statement)}
+            results.update(
+                {claimed.delivery_id: Status.delivered if claimed.delivery_id in won else None for claimed in claims}
+            )
     return results
 
 
@@ -222,7 +252,8 @@ async def deliver(context: EngineContext, delivery_ids: Sequence[str]) -> dict[s
     if not claims:
         return results
     client = _client(settings.event_delivery_timeout_seconds)
-    outcomes = await asyncio.gather(*(attempt(context, claimed, client) for claimed in claims))
+    secrets: dict[str, list[str]] = {}
+    outcomes = await asyncio.gather(*(attempt(context, claimed, client, secrets) for claimed in claims))
     for claimed, outcome in zip(claims, outcomes, strict=True):
         if not outcome.delivered:
             log.info("event delivery %s failed (attempt %d): %s", claimed.delivery_id, claimed.attempts, outcome.error)

@@ -92,14 +92,22 @@ def records_changed(
     integration_id: str,
     counts: dict[str, int],
     changes: tuple[int, int] | None = None,
+    *,
+    removed: dict[str, int] | None = None,
 ) -> NewEvent:
-    """One event per succeeded ingest run: records persisted per schema, and the change-feed range.
+    """One event per succeeded ingest run: records persisted and removed per schema, and the change-feed range.
 
     ``changes`` is ``{"after": …, "until": …}``: ``GET /v1/changes?after={after}`` up to ``seq == until`` holds
     every change this run wrote (with other integrations' of the tenant among them: filter on
     ``integration_id``); ``null`` when the run changed nothing (every upsert a no-op)."""
     window = {"after": changes[0], "until": changes[1]} if changes else None
-    data = {"run_id": run_id, "integration_id": integration_id, "counts": dict(counts), "changes": window}
+    data = {
+        "run_id": run_id,
+        "integration_id": integration_id,
+        "counts": dict(counts),
+        "removed": {schema: n for schema, n in (removed or {}).items() if n},
+        "changes": window,
+    }
     return NewEvent(tenant_id, RECORDS_CHANGED, data)
 
 

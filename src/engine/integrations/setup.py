@@ -29,7 +29,14 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from engine.authoring.connections import AppInstall, ClientCredentials, ConnectionContext, IntegrationMetadata, OAuth2
+from engine.authoring.connections import (
+    AppInstall,
+    ClientCredentials,
+    ConnectionContext,
+    IntegrationMetadata,
+    OAuth2,
+    granted_products,
+)
 from engine.authoring.connections import Connection as ConnectionBase
 from engine.authoring.definition import Definition
 from engine.authoring.operations import OperationContext
@@ -42,7 +49,7 @@ from engine.errors import NotFoundError, ProviderError, ProviderNotEnabled, Teth
 from engine.integrations.lifecycle import audit, transition
 from engine.kit.reaching import reaching
 from engine.services import Services
-from engine.store.tables import Health, Integration, IntegrationStatus
+from engine.store.tables import Credential, Health, Integration, IntegrationStatus
 
 if TYPE_CHECKING:
     from engine.api.principal import Principal
@@ -88,6 +95,13 @@ class AccountMismatch(SetupFailed):
         )
         self.connected = connected
         self.offered = offered
+
+
+class UnknownProduct(SetupFailed):
+    """A connect or upgrade named a product the connection does not declare."""
+
+    code = "unknown_product"
+    status = 422
 
 
 class FilterNotAllowed(TetherError):
@@ -243,8 +257,14 @@ class Setup:
         connection_id: str | None = None,
         return_url: str = "",
         upgrade: bool = False,
+        product: str | None = None,
     ) -> str:
-        """Start an OAuth or app-install flow; returns the URL to send the user's browser to."""
+        """Start an OAuth or app-install flow; returns the URL to send the user's browser to.
+
+        ``product`` (a ``Product`` of the connection) adds that product's scopes. On a connection with products, the
+        scopes the stored grant already holds are asked for again too, so an upgrade never narrows the grant
+        (Google keeps them anyway with ``include_granted_scopes``; other servers issue exactly what is asked).
+        """
         integration = self.get(principal, integration_id)
         definition = self.runtime.definition(integration.definition_id)
         connection = self._flow_connection(
@@ -254,6 +274,8 @@ class Setup:
         self._check_return_url(return_url)
         auth = connection.auth
         scopes = tuple(auth.upgrade_scopes if upgrade and isinstance(auth, OAuth2) else getattr(auth, "scopes", ()))
+        if product is not None or (isinstance(auth, OAuth2) and auth.products):
+            scopes = self._product_scopes(integration, connection, scopes, product)
         session_id = secrets.token_urlsafe(32)
         request = FlowRequest(
             tenant_id=integration.tenant_id,
@@ -278,6 +300,28 @@ class Setup:
             )
         query = urlencode({"flow": flow.flow_id, "session": session_id})
         return f"{self.runtime.settings.public_url.rstrip('/')}{START_PATH}?{query}"
+
+    def _product_scopes(
+        self, integration: Integration, connection: type[ConnectionBase], scopes: tuple[str, ...], product: str | None
+    ) -> tuple[str, ...]:
+        """``scopes``, then what the stored grant of this connection holds, then ``product``'s scopes (no repeats)."""
+        auth = connection.auth
+        chosen = auth.product(product) if isinstance(auth, OAuth2) and product is not None else None
+        if product is not None and chosen is None:
+            raise UnknownProduct(f"{connection.connection_id()} has no product {product!r}")
+        held: list[str] = []
+        if (integration.provider_data or {}).get("connection") == connection.connection_id():
+            with self.runtime.db.session() as session:  # the scopes are stored in clear: nothing is decrypted
+                held = list(
+                    session.exec(
+                        select(Credential.scopes).where(
+                            Credential.integration_id == integration.id,
+                            Credential.slot == connection.credential.slot_id(),
+                        )
+                    ).first()
+                    or []
+                )
+        return tuple(dict.fromkeys((*scopes, *held, *(chosen.scopes if chosen else ()))))
 
     def _flow_connection(self, definition: Definition, connection_id: str | None) -> type[ConnectionBase]:
         flows = [c for c in definition.connections if isinstance(c.auth, OAuth2 | AppInstall)]
@@ -419,7 +463,15 @@ class Setup:
         self.runtime.clients.drop(row.id)
         if first:
             await self._first_connection(row, actor=actor)
+        elif isinstance(connection.auth, OAuth2) and connection.auth.products:
+            await self._products_added(row, actor=actor)
         return row
+
+    async def _products_added(self, integration: Integration, *, actor: str) -> None:
+        """After a reconnect or upgrade of a connection with products: reconcile what a newly granted product
+        brings (reconcile skips what already ran, so only the new product's operations are dispatched)."""
+        hooks = [hook for hook in first_connection_hooks(self.runtime) if hook[0] == "reconcile_dispatched"]
+        await self._run_hooks(integration, hooks, actor=actor)
 
     def _save(
         self,
@@ -449,7 +501,7 @@ class Setup:
                 IntegrationStatus.connected,
                 actor=actor,
                 action="connect",
-                detail={"connection": connection.connection_id(), "first": first},
+                detail={"connection": connection.connection_id(), "first": first, **_products_detail(connection, slot)},
             )
         return row, first
 
@@ -516,7 +568,11 @@ class Setup:
 
     async def _first_connection(self, integration: Integration, *, actor: str) -> None:
         """Step 10: webhook endpoints and reconcile-eligible operations, once per integration."""
-        for name, hook in first_connection_hooks(self.runtime):
+        await self._run_hooks(integration, first_connection_hooks(self.runtime), actor=actor)
+
+    async def _run_hooks(self, integration: Integration, hooks: list[tuple[str, Any]], *, actor: str) -> None:
+        """Each hook in turn; a failing one is audited under its name and does not stop the others."""
+        for name, hook in hooks:
             try:
                 await hook(integration)
             except TetherError as exc:
@@ -612,6 +668,14 @@ def first_connection_hooks(runtime: Services) -> list[tuple[str, Any]]:
         ("webhooks_reconciled", lambda integration: ensure_endpoints(runtime, integration)),
         ("reconcile_dispatched", lambda integration: reconcile(runtime, integration.id)),
     ]
+
+
+def _products_detail(connection: type[ConnectionBase], slot: CredentialSlot) -> dict[str, list[str]]:
+    """``{"products": [...]}``: the products the new grant covers, for a connection that declares products."""
+    auth = connection.auth
+    if not isinstance(auth, OAuth2) or not auth.products:
+        return {}
+    return {"products": granted_products(auth, tuple(getattr(slot, "scopes", ()) or ()))}
 
 
 def _reason(exc: BaseException) -> str:

@@ -78,6 +78,7 @@ import httpx
 import idna
 
 from engine.errors import EgressRefused, ProviderError, TetherError
+from engine.governor import scope as governor_scope
 from engine.kit.inputs import ascii_int
 from engine.settings import Settings
 
@@ -758,9 +759,12 @@ class _EgressAsyncClient(httpx.AsyncClient):
         return super().build_request(method, _parsed(url) if isinstance(url, str) else url, **kwargs)
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        await governor_scope.admit()  # inside a run: the provider app's shared budget (engine.governor)
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
-            return await super().send(request, **kwargs)
+            response = await super().send(request, **kwargs)
+            await governor_scope.observe(response)
+            return response
         except httpx.TooManyRedirects as exc:
             if isinstance(exc, TooManyRedirects):
                 raise
@@ -782,9 +786,12 @@ class _EgressSyncClient(httpx.Client):
         return super().build_request(method, _parsed(url) if isinstance(url, str) else url, **kwargs)
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        governor_scope.admit_sync()
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
-            return super().send(request, **kwargs)
+            response = super().send(request, **kwargs)
+            governor_scope.observe_sync(response)
+            return response
         except httpx.TooManyRedirects as exc:
             if isinstance(exc, TooManyRedirects):
                 raise

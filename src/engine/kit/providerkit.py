@@ -29,18 +29,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
 from engine.errors import ProviderError
+from engine.governor.headers import retry_after_seconds
 from engine.kit.egress import parse_json_bounded, read_json
-from engine.kit.inputs import ascii_int
 
 
 class RateLimited(ProviderError):
@@ -79,40 +77,6 @@ class PaginationLimit(ProviderError):
 
 
 # -- rate limits ------------------------------------------------------------------------------------------------
-
-
-def retry_after_seconds(headers: httpx.Headers | Mapping[str, str], *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta or HTTP date) or ``X-RateLimit-Reset`` (epoch or delta).
-
-    Numbers are ASCII digits only (RFC 9110 ``delta-seconds``): ``float()`` also takes ``inf``, ``nan``, ``1e400``,
-    ``1_0`` and Arabic-Indic digits, and ``'²'.isdigit()`` is true while ``float('²')`` raises, so a hostile or broken
-    provider header could otherwise defer a run forever or crash the worker that reads it. A plain mapping
-    (botocore's decoded headers) is read as it is: ``httpx.Headers`` would refuse a non-ASCII value.
-    """
-    value = _header(headers, "retry-after").strip()
-    if value:
-        seconds = ascii_int(value)
-        if seconds is not None:
-            return float(seconds)
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            when = None
-        if when is not None:
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-            return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    reset = ascii_int(_header(headers, "x-ratelimit-reset").strip())
-    if reset is None:
-        return None
-    epoch_now = (now or datetime.now(UTC)).timestamp()
-    return max(0.0, reset - epoch_now) if reset > 1_000_000_000 else float(reset)
-
-
-def _header(headers: httpx.Headers | Mapping[str, str], name: str) -> str:
-    """A header's value by lower-case ``name``, from httpx's headers or a plain mapping (any case)."""
-    if isinstance(headers, httpx.Headers):
-        return headers.get(name, "")
-    return next((str(value) for key, value in headers.items() if key.lower() == name), "")
 
 
 def check_response(response: httpx.Response, *, what: str = "the provider") -> httpx.Response:

@@ -118,11 +118,20 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
         ),
         AsyncIO(),
     ]
-    namespace = namespace or Settings().broker_namespace.strip() or "tether"
+    settings = Settings()
+    namespace = namespace or settings.broker_namespace.strip() or "tether"
     if url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url, namespace=namespace, middleware=middleware)
+        # The messages a worker fetched and had not acknowledged when it died (or its host was cut off) are given
+        # back to the queue by Dramatiq's maintenance once the worker's heartbeat is this old.
+        return RedisBroker(
+            url=url,
+            namespace=namespace,
+            middleware=middleware,
+            heartbeat_timeout=int(settings.broker_heartbeat_timeout_seconds * 1000),
+            maintenance_chance=settings.broker_maintenance_chance,
+        )
     if url.startswith(("amqp://", "amqps://")):
         try:
             from dramatiq.brokers.rabbitmq import RabbitmqBroker

@@ -41,6 +41,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,12 +53,14 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from engine.authoring.connections import OAuth2, missing_write_scopes
+from engine.authoring.connections import OAuth2, missing_product_scopes, missing_write_scopes
 from engine.authoring.definition import Definition
-from engine.authoring.operations import Operation, OperationContext, Payload, UpgradeRequired
+from engine.authoring.operations import Checkpoint, Operation, OperationContext, Payload, UpgradeRequired
 from engine.context import EngineContext
 from engine.errors import NotFoundError, ProviderError, TetherError, ValidationFailed
 from engine.events.outbox import NewEvent, emit, run_event
+from engine.governor import BucketKey, governed
+from engine.governor.scope import Scope
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
 from engine.runs.heartbeat import Heartbeats
@@ -367,6 +370,7 @@ class Executor:
             keeps_state=_keeps_state(operation, outcome),
             cursor=outcome.get("_next_cursor"),
             records=outcome.get("_records"),
+            removed=outcome.get("_removed"),
             changes=outcome.get("_changes"),
         )
         if not await self._successes.submit(success):
@@ -398,13 +402,37 @@ class Executor:
             run_id=run.id,
             attempt=run.attempts,
             trigger=run.trigger,
+            checkpoint=run.checkpoint,
         )
         instance = operation()
-        if "ingest" in operation.execution_paths():
-            summary, by_schema, changes = await self._ingest(run, integration, definition, operation, instance, ctx)
-            return {"ingest": summary, "_next_cursor": ctx.next_cursor, "_records": by_schema, "_changes": changes}
-        result = await instance.run(ctx)
+        with self._governed(integration, definition):
+            if "ingest" in operation.execution_paths():
+                summary, by_schema, removed, changes = await self._ingest(
+                    run, integration, definition, operation, instance, ctx
+                )
+                return {
+                    "ingest": summary,
+                    "_next_cursor": ctx.next_cursor,
+                    "_records": by_schema,
+                    "_removed": removed,
+                    "_changes": changes,
+                }
+            result = await instance.run(ctx)
         return {"run": result, "_next_cursor": ctx.next_cursor}
+
+    def _governed(self, integration: Integration, definition: Definition) -> AbstractContextManager[Scope]:
+        """The budget this run's provider calls are charged to (``engine.governor``): the definition's app, or its
+        external account or tenant where the provider counts that way, shared fairly between tenants."""
+        limit = definition.rate_limit
+        account = (integration.account or {}).get("account_id")
+        key = BucketKey.for_integration(definition.id, limit, tenant=integration.tenant_id, account=account)
+        return governed(
+            self.context.governor,
+            key,
+            limit,
+            tenant=integration.tenant_id,
+            max_wait=self.context.settings.governor_max_wait_seconds,
+        )
 
     async def _client(self, integration: Integration, definition: Definition, secrets: list[str]) -> Any:
         name = (integration.provider_data or {}).get("connection", "")
@@ -427,9 +455,10 @@ class Executor:
         operation: type[Operation],
         instance: Operation,
         ctx: OperationContext,
-    ) -> tuple[dict[str, int], dict[str, int], tuple[int, int] | None]:
-        """Ingest the operation's payloads; returns the totals, the records persisted per schema and the range
-        ``(after, until)`` of the change feed that holds this run's changes (``None`` when it changed nothing)."""
+    ) -> tuple[dict[str, int], dict[str, int], dict[str, int], tuple[int, int] | None]:
+        """Ingest the operation's payloads; returns the totals, the records persisted and removed (provider deletes,
+        complete snapshots) per schema and the range ``(after, until)`` of the change feed that holds this run's
+        changes (``None`` when it changed nothing)."""
         from ingest.changes import last_seq
         from ingest.pipeline import IngestContext, compile_integration_filter
 
@@ -447,6 +476,7 @@ class Executor:
         )
         totals = {"received": 0, "persisted": 0, "filtered": 0, "rejected": 0}
         by_schema: dict[str, int] = {}
+        removed_by_schema: dict[str, int] = {}
         batch: list[Payload] = []
         seen: dict[str, set[Any]] = {}
         rejected: set[str] = set()
@@ -471,20 +501,35 @@ class Executor:
             rejected.update(reject.schema for reject in result.rejects)
             for schema, count in result.persisted_by_schema.items():
                 by_schema[schema] = by_schema.get(schema, 0) + count
+            if result.removed:  # only a run that removed something says so (the summary's keys stay as they were)
+                totals["removed"] = totals.get("removed", 0) + result.removed
+            for schema, count in result.removed_by_schema.items():
+                removed_by_schema[schema] = removed_by_schema.get(schema, 0) + count
 
         async for payload in instance.ingest(ctx):
+            if isinstance(payload, Checkpoint):
+                # Everything yielded before the checkpoint is persisted first, so a resumed attempt never skips a
+                # page whose records were still in the batch.
+                if batch:
+                    await flush()
+                await anyio.to_thread.run_sync(self._save_checkpoint, run.id, payload.state)
+                continue
             batch.append(payload)
             if len(batch) >= self.options.ingest_batch:
                 await flush()
         if batch:
             await flush()
-        if ingest_ctx.snapshot:
+        # A resumed run saw only the pages after its checkpoint: removing what it did not see would be wrong.
+        if ingest_ctx.snapshot and ctx.checkpoint is None:
             removed = await anyio.to_thread.run_sync(
                 lambda: remove_unconfirmed(pipeline, self.context.db, ingest_ctx, run, seen, rejected)
             )
-            totals["removed"] = sum(removed.values())
+            totals["removed"] = totals.get("removed", 0) + sum(removed.values())
+            for schema, count in removed.items():
+                if count:
+                    removed_by_schema[schema] = removed_by_schema.get(schema, 0) + count
         after = await anyio.to_thread.run_sync(feed_head)
-        return totals, by_schema, (before, after) if after > before else None
+        return totals, by_schema, removed_by_schema, (before, after) if after > before else None
 
     def pipeline(self) -> Any:
         if self._pipeline is None:
@@ -634,6 +679,8 @@ class Executor:
             require_connected(integration)
             if operation.policy.access == "write":
                 self._require_write_tier(integration, definition)
+            if operation.policy.product is not None:
+                self._require_product(integration, definition, operation.policy.product)
             chosen.append(operation)
             return new_run(
                 integration_id=integration.id,
@@ -647,19 +694,35 @@ class Executor:
         run = await self._creates.submit(NewRun(integration_id, build, after))
         return run, chosen[0]
 
+    def _granted(self, integration: Integration, definition: Definition) -> tuple[Any, tuple[str, ...]] | None:
+        """The active connection and the scopes its stored grant holds (stored in clear beside the encrypted
+        credential, so no decryption), or ``None`` without an active connection."""
+        return granted_scopes(self.context.db, integration, definition)
+
+    def _require_product(self, integration: Integration, definition: Definition, product: str) -> None:
+        """``upgrade_required`` (naming the product) unless the stored grant holds the product's scopes."""
+        found = self._granted(integration, definition)
+        if found is None:
+            return  # no active connection: ``require_connected`` already refused anything that is not connected
+        connection, granted = found
+        missing = missing_product_scopes(connection.auth, product, granted)
+        if missing:
+            base = self.context.settings.public_url.rstrip("/")
+            raise UpgradeRequired(
+                f"this operation needs the {product} product and the grant does not cover it; upgrade to it first",
+                upgrade_url=f"{base}/v1/integrations/{integration.id}/upgrade",
+                missing_scopes=missing,
+                product=product,
+            )
+
     def _require_write_tier(self, integration: Integration, definition: Definition) -> None:
         """``upgrade_required`` unless the stored grant holds the connection's write scopes. Only write operations
-        pay this read (the granted scopes are stored in clear beside the encrypted credential)."""
-        connection = definition.connection((integration.provider_data or {}).get("connection", "") or "")
-        if connection is None:
+        pay this read."""
+        found = self._granted(integration, definition)
+        if found is None:
             return  # no active connection: ``require_connected`` already refused anything that is not connected
-        with self.context.db.session() as session:
-            granted = session.exec(
-                select(Credential.scopes).where(
-                    Credential.integration_id == integration.id, Credential.slot == connection.credential.slot_id()
-                )
-            ).first()
-        missing = missing_write_scopes(connection.auth, tuple(granted or ()))
+        connection, granted = found
+        missing = missing_write_scopes(connection.auth, granted)
         if missing:
             base = self.context.settings.public_url.rstrip("/")
             raise UpgradeRequired(
@@ -677,6 +740,13 @@ class Executor:
                 except Exception as exc:  # this item's own failure (``submit`` failed the run and says why)
                     answers[index] = exc
         return answers
+
+    def _save_checkpoint(self, run_id: str, state: Any) -> None:
+        """Store where the run's next attempt resumes; a run no longer ``running`` (cancelled) keeps its own."""
+        with self.context.db.session() as session:
+            session.execute(
+                update(Run).where(col(Run.id) == run_id, col(Run.status) == RunStatus.running).values(checkpoint=state)
+            )
 
     def _get_run(self, run_id: str) -> Run | None:
         with self.context.db.session() as session:
@@ -747,6 +817,21 @@ def _keeps_state(operation: type[Operation], outcome: dict[str, Any]) -> bool:
         or policy.schedule is not None
         or policy.reconcile
     )
+
+
+def granted_scopes(db: Any, integration: Integration, definition: Definition) -> tuple[Any, tuple[str, ...]] | None:
+    """The integration's active connection and the scopes its stored grant holds (kept in clear beside the
+    encrypted credential, so nothing is decrypted), or ``None`` when no connection is active."""
+    connection = definition.connection((integration.provider_data or {}).get("connection", "") or "")
+    if connection is None:
+        return None
+    with db.session() as session:
+        granted = session.exec(
+            select(Credential.scopes).where(
+                Credential.integration_id == integration.id, Credential.slot == connection.credential.slot_id()
+            )
+        ).first()
+    return connection, tuple(granted or ())
 
 
 def ensure_state(session: Session, integration_id: str, operation_id: str) -> OperationState:

@@ -151,6 +151,8 @@ class Success:
     cursor: Any = None
     #: An ingest run's records persisted per schema (its ``records.changed`` event); ``None`` for other runs.
     records: dict[str, int] | None = None
+    #: Records the run removed per schema (provider deletes, complete snapshots); ``None`` or empty when none.
+    removed: dict[str, int] | None = None
     #: The change-feed range ``(after, until)`` holding the run's changes; ``None`` when it changed nothing.
     changes: tuple[int, int] | None = None
 
@@ -269,8 +271,13 @@ def _success_events(items: Sequence[Success], tenants: Mapping[str, str]) -> lis
         if tenant is None:
             continue
         events.append(run_event(tenant, item.run_id, item.integration_id, item.operation, "succeeded"))
-        if item.records and any(item.records.values()):
-            events.append(records_changed(tenant, item.run_id, item.integration_id, item.records, item.changes))
+        wrote = bool(item.records and any(item.records.values())) or bool(item.removed and any(item.removed.values()))
+        if wrote:
+            events.append(
+                records_changed(
+                    tenant, item.run_id, item.integration_id, item.records or {}, item.changes, removed=item.removed
+                )
+            )
     return events
 
 

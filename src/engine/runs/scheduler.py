@@ -1,9 +1,13 @@
 """Reconcile and schedules.
 
-``reconcile(integration_id)`` is called by setup after an integration's first successful connection: every
-operation with ``Policy(reconcile=True)`` is dispatched (trigger ``reconcile``), and every operation with a
+``reconcile(integration_id)`` is called by setup after an integration's first successful connection (and after an
+upgrade that adds a ``Product``): every operation with ``Policy(reconcile=True)`` whose product, if it names one, the
+grant covers is dispatched (trigger ``reconcile``), and every operation with a
 ``Policy.schedule`` gets ``OperationState.next_due_at`` (one interval after the reconcile run, or now when the
 operation is scheduled but not reconcile-eligible).
+
+``Scheduler.prune_if_due()`` runs retention (``engine.store.retention``) every ``TETHER_RETENTION_PRUNE_SECONDS``
+from the scheduler loop (the ``tether scheduler`` processes and the embedded thread alike).
 
 ``Scheduler.tick()`` enqueues due runs exactly once however many schedulers run (``tether scheduler`` processes, or
 the embedded default's thread). Each due row is *claimed* with a conditional UPDATE::
@@ -25,13 +29,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from engine.authoring.connections import granted_products
 from engine.errors import TetherError
-from engine.runs.execution import ensure_state
+from engine.runs.execution import ensure_state, granted_scopes
 from engine.services import Services
+from engine.store.retention import Pruned, prune
 from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
 from engine.webhooks.subscriptions import SubscriptionPass, maintain_subscriptions
 
@@ -42,6 +49,27 @@ class Scheduler:
     def __init__(self, runtime: Services, *, batch: int = 100) -> None:
         self.runtime = runtime
         self.batch = batch
+        #: ``time.monotonic()`` of the last retention pass (``None``: none yet, so the first pass prunes).
+        self._pruned_at: float | None = None
+
+    # -- retention ---------------------------------------------------------------------------------------------
+
+    def prune_if_due(self) -> Pruned | None:
+        """Prune the change feed and the event log (``engine.store.retention``) when
+        ``TETHER_RETENTION_PRUNE_SECONDS`` passed since this scheduler's last pass; ``None`` when not due."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self.runtime.settings.retention_prune_seconds:
+            return None
+        self._pruned_at = now
+        pruned = prune(self.runtime.db, self.runtime.settings)
+        if pruned.changes or pruned.deliveries or pruned.events:
+            log.info(
+                "retention: pruned %d changes, %d event deliveries, %d events",
+                pruned.changes,
+                pruned.deliveries,
+                pruned.events,
+            )
+        return pruned
 
     # -- reconcile ---------------------------------------------------------------------------------------------
 
@@ -56,10 +84,15 @@ class Scheduler:
         if integration is None:
             raise TetherError(f"no integration {integration_id}", code="not_found", status=404)
         definition = self.runtime.definition(integration.definition_id)
+        found = granted_scopes(self.runtime.db, integration, definition)
+        products = set(granted_products(found[0].auth, found[1])) if found is not None else set()
         run_ids: list[str] = []
         for operation in definition.operations:
             policy = operation.policy
             if not policy.reconcile and policy.schedule is None:
+                continue
+            if policy.product is not None and policy.product not in products:
+                # Not granted yet: left untouched, so the reconcile after the upgrade that grants it runs it.
                 continue
             op_id = operation.operation_id()
             with self.runtime.db.session() as session:
@@ -181,6 +214,7 @@ class SchedulerThread(threading.Thread):
                     runner.run(self.scheduler.subscriptions())
                     if self.reap:
                         self.runtime.executor.reap_stale()
+                    self.scheduler.prune_if_due()
                 except Exception as exc:
                     log.warning("scheduler pass failed: %s", type(exc).__name__)
                 self.stopped.wait(self.interval)

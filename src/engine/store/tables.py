@@ -241,6 +241,8 @@ class Run(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    #: Where an ingest run's next attempt resumes (the last ``Checkpoint`` it yielded after persisting a page).
+    checkpoint: Any | None = Field(default=None, sa_type=JSON)
 
 
 class IngestReject(SQLModel, table=True):
@@ -326,6 +328,8 @@ class ChangeCounter(SQLModel, table=True):
 
     tenant_id: str = Field(primary_key=True, max_length=200)
     last_seq: int = Field(default=0, sa_type=BigInteger)
+    #: The last sequence retention deleted (``engine.store.retention``): a reader after a lower one missed changes.
+    pruned_through: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
 class RecordChange(SQLModel, table=True):
@@ -346,6 +350,7 @@ class RecordChange(SQLModel, table=True):
     #: The record's state after the change (``record_state``); ``None`` for a removal (a tombstone).
     record: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     changed_at: datetime = Field(default_factory=utcnow)
+
 
 class EventDeliveryStatus(StrEnum):
     pending = "pending"

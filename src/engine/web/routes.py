@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from engine.api.fields import OWNER_ID_MAX, TENANT_ID_MAX
 from engine.api.principal import Principal, Unauthenticated, current_principal, sign_principal
-from engine.authoring.connections import OAuth2
+from engine.authoring.connections import OAuth2, granted_products
 from engine.errors import TetherError, ValidationFailed
 from engine.integrations.setup import Setup
 from engine.kit.inputs import fits
@@ -41,6 +41,8 @@ class AccessView(BaseModel):
     tier: str | None
     scopes: list[str]
     upgrade_available: bool
+    #: For a connection with products (Google): whether the grant covers each (``{"calendar": true, ...}``).
+    products: dict[str, bool] = {}
 
 
 def _settings(request: Request) -> Any:
@@ -104,7 +106,9 @@ def access(integration_id: str, request: Request, principal: Principal = Depends
     upgrade = list(auth.upgrade_scopes) if isinstance(auth, OAuth2) else []
     has_upgrade = bool(upgrade) and set(upgrade) - set(getattr(auth, "scopes", ()) or ()) != set()
     tier = "write" if has_upgrade and set(upgrade) <= set(granted) else "read"
-    return AccessView(tier=tier, scopes=granted, upgrade_available=has_upgrade and tier == "read")
+    covered = set(granted_products(auth, granted))
+    products = {p.id: p.id in covered for p in auth.products} if isinstance(auth, OAuth2) else {}
+    return AccessView(tier=tier, scopes=granted, upgrade_available=has_upgrade and tier == "read", products=products)
 
 
 # -- development login -------------------------------------------------------------------------------------------

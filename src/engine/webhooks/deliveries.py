@@ -36,6 +36,7 @@ from sqlmodel import col, select
 from engine.authoring.operations import Operation, Payload
 from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Locator, Webhook, WebhookEvent
 from engine.errors import TetherError
+from engine.events.outbox import emit, records_changed
 from engine.kit.inputs import storable
 from engine.services import Services
 from engine.store.database import Database
@@ -559,6 +560,28 @@ def _finish(db: Database, params: dict[str, Any]) -> bool:
     return result.rowcount == 1
 
 
+def _finish_announcing(db: Database, params: dict[str, Any], handling: _Handling) -> bool:
+    """``_finish`` for a delivery whose run changed records: its ``records.changed`` event is written in the same
+    transaction, and only by the claim that still holds the row (a stale worker writes neither)."""
+    assert handling.window is not None
+    integration = handling.integration
+    with db.engine.begin() as connection:
+        result = connection.execute(_FINISH, params)
+        if result.rowcount != 1:
+            return False
+        connection.execute(_FINISH_RUN, params)
+        event = records_changed(
+            integration.tenant_id,
+            params["run_id"],
+            integration.id,
+            handling.written,
+            handling.window,
+            removed=handling.removed,
+        )
+        emit(connection, [event])
+    return True
+
+
 # On PostgreSQL the claim (with its context) and the finish (with its run's) are one statement each, run on the event
 # loop's own connection (``engine.store.loopdb``): one round trip and no thread hop, where a pooled transaction in a
 # thread took five (ping, BEGIN, UPDATE, SELECT, COMMIT) and four. Same conditions as ``_CLAIM``/``_CONTEXT`` and
@@ -670,6 +693,10 @@ class _Handling:
     send: Dispatcher
     run_id: str | None = None
     pipeline: IngestPipeline | None = None
+    #: Records persisted and removed per schema, and the change-feed range ``(after, until)`` of the writes.
+    written: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    window: tuple[int, int] | None = None
 
     async def dispatch(self, operation: type[Operation], config: dict[str, Any]) -> str:
         run = await self.send(self.runtime, self.integration.id, operation.operation_id(), dict(config))
@@ -699,6 +726,13 @@ class _Handling:
         self.outcome.persisted += result.persisted
         self.outcome.filtered += result.filtered
         self.outcome.rejected += result.rejected
+        for into, counts in ((self.written, result.persisted_by_schema), (self.removed, result.removed_by_schema)):
+            for schema, count in counts.items():
+                into[schema] = into.get(schema, 0) + count
+        if result.changes is not None:
+            first, last = result.changes
+            after = first - 1 if self.window is None else min(self.window[0], first - 1)
+            self.window = (after, last)
         batch.clear()
 
     def context(self, payload: Any, headers: dict[str, str]) -> EventContext:
@@ -733,11 +767,25 @@ class _Handling:
             # A TetherError's message is safe to show; anything else may carry anything, so only its type is kept.
             message = exc.message if isinstance(exc, TetherError) else f"the handler raised {type(exc).__name__}"
             log.warning("webhook delivery %s failed: %s", row.id, code)
-            await _finish_processing(db, row, DeliveryStatus.failed, event_type=outcome.event_type, code=code,
-                                     message=message, run_id=self.run_id, run_failed=True)
+            await _finish_processing(
+                db,
+                row,
+                DeliveryStatus.failed,
+                event_type=outcome.event_type,
+                code=code,
+                message=message,
+                run_id=self.run_id,
+                run_failed=True,
+            )
             outcome.status, outcome.error_code = DeliveryStatus.failed, code
             return outcome
-        await _finish_processing(db, row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id)
+        if self.window is None:  # nothing changed: the one-statement finish, no event
+            await _finish_processing(
+                db, row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id
+            )
+        else:
+            params = _finish_params(row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id)
+            await anyio.to_thread.run_sync(_finish_announcing, db, params, self)
         return outcome
 
 

@@ -10,7 +10,9 @@ from ingest.models.contact import Contact
 from ingest.models.directory_account import DirectoryAccount
 from ingest.models.directory_group import DirectoryGroup
 from ingest.models.directory_membership import DirectoryMembership
+from ingest.models.file import File
 from ingest.models.finding import Finding
+from ingest.models.message import Message
 from ingest.models.vulnerability import Vulnerability
 
 MODELS = (
@@ -22,6 +24,8 @@ MODELS = (
     Vulnerability,
     CalendarEvent,
     Contact,
+    Message,
+    File,
 )
 
 __all__ = [
@@ -32,6 +36,8 @@ __all__ = [
     "DirectoryAccount",
     "DirectoryGroup",
     "DirectoryMembership",
+    "File",
     "Finding",
+    "Message",
     "Vulnerability",
 ]

@@ -26,6 +26,7 @@ from engine.kit.inputs import storable
 from engine.store.database import Database
 from engine.store.tables import Integration
 from ingest.catalog import ModelSpec, catalog
+from ingest.changes import record_state
 from ingest.records.cursor import decode_cursor, encode_cursor
 
 DEFAULT_LIMIT = 100
@@ -87,7 +88,9 @@ def list_records(
         else:
             query = _tenant_wide(dialect, table, scope, filters, after, limit + 1)
         rows = connection.execute(query).mappings().all() if query is not None else []
-    page = [dict(row) for row in rows[:limit]]
+    # The change feed's serialisation, so a host's mirror built from the feed equals what this lists (timestamps
+    # as the same UTC text on both databases: SQLite hands back naive datetimes).
+    page = [record_state(row) for row in rows[:limit]]
     more = len(rows) > limit
     return RecordPage(data=page, next_cursor=encode_cursor(schema, page[-1]["id"]) if more else None)
 
@@ -99,7 +102,7 @@ def get_record(db: Database, scope: Scope, schema: str, record_id: int) -> dict[
         found = connection.execute(_scoped(table, scope, record_id)).mappings().first()
     if found is None:
         raise NotFoundError(f"no {schema} record {record_id}")
-    return dict(found)
+    return record_state(found)
 
 
 def model_spec(schema: str) -> ModelSpec:

@@ -72,6 +72,7 @@
     provider_not_enabled: "This integration is not enabled on this server.",
     connection_required: "This integration cannot be connected this way.",
     return_url_refused: "This page's address is not allowed as a return address. Ask the operator.",
+    unknown_product: "This connection has no such product to add.",
     setup_failed: "Setting up the connection failed; nothing was changed.",
     oauth_failed: "The provider did not grant access (consent denied or cancelled).",
     missing_flow_state: "This browser did not start the connection, or it took too long. Start it again.",

@@ -1,7 +1,7 @@
 """webhook subscriptions and unrouted deliveries
 
-Revision ID: 0008_webhook_subscriptions
-Revises: 0007_events
+Revision ID: 0011_webhook_subscriptions
+Revises: 0010_retention
 Create Date: 2026-12-03
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0008_webhook_subscriptions"
-down_revision: str | None = "0007_events"
+revision: str = "0011_webhook_subscriptions"
+down_revision: str | None = "0010_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
