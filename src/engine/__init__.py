@@ -33,9 +33,20 @@ from engine.authoring.operations import (
     Policy,
 )
 from engine.authoring.slots import CredentialSlot, OAuth2Token
-from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Webhook, WebhookEvent
+from engine.authoring.webhooks import (
+    CelValue,
+    EventContext,
+    Header,
+    JsonField,
+    Subscription,
+    SubscriptionContext,
+    SubscriptionGone,
+    Webhook,
+    WebhookEvent,
+)
 from engine.errors import ConfigurationError, DefinitionError, ProviderError, TetherError
 from engine.governor.limits import RateLimit
+from engine.webhooks.requests import Reply, WebhookRequest
 from engine.webhooks.verification import (
     BearerToken,
     EndpointSecret,
@@ -43,6 +54,7 @@ from engine.webhooks.verification import (
     InvalidSignature,
     OperatorSecret,
     SecretSource,
+    SharedSecretHeader,
     SlackSignature,
     StaleDelivery,
     StandardWebhooks,
@@ -91,15 +103,21 @@ __all__ = [
     "ProviderError",
     "RateLimit",
     "RenewToken",
+    "Reply",
     "Revoke",
     "SecretSource",
+    "SharedSecretHeader",
     "SlackSignature",
     "StaleDelivery",
     "StandardWebhooks",
     "StripeSignature",
+    "Subscription",
+    "SubscriptionContext",
+    "SubscriptionGone",
     "TetherError",
     "UserInput",
     "Verifier",
     "Webhook",
     "WebhookEvent",
+    "WebhookRequest",
 ]

@@ -7,6 +7,7 @@ With the CLI and the API these are the surfaces that hold a runtime (``engine.ru
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gc
 import logging
@@ -285,14 +286,17 @@ def run_scheduler(*, interval: float = 5.0, iterations: int | None = None) -> in
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     total = 0
     passes = 0
-    while not stop.is_set() and (iterations is None or passes < iterations):
-        try:
-            total += len(scheduler.tick())
-            runtime.executor.reap_stale()
-            scheduler.prune_if_due()
-        except Exception as exc:
-            log.warning("scheduler pass failed: %s", type(exc).__name__)
-        passes += 1
-        stop.wait(interval)
+    # One loop for the process's life (provider clients of the subscription pass are cached per loop).
+    with asyncio.Runner() as runner:
+        while not stop.is_set() and (iterations is None or passes < iterations):
+            try:
+                total += len(scheduler.tick())
+                runner.run(scheduler.subscriptions())
+                runtime.executor.reap_stale()
+                scheduler.prune_if_due()
+            except Exception as exc:
+                log.warning("scheduler pass failed: %s", type(exc).__name__)
+            passes += 1
+            stop.wait(interval)
     runtime.close()
     return total

@@ -349,6 +349,14 @@ class ScimErrorBody(BaseModel):
     scimType: Annotated[str | None, Field(title="Scimtype")] = None
 
 
+class UnroutedView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    definition_id: Annotated[str, Field(title="Definition Id")]
+    webhook: Annotated[str, Field(title="Webhook")]
+    reason: Annotated[str, Field(title="Reason")]
+    received_at: Annotated[AwareDatetime, Field(title="Received At")]
+
+
 class Url(RootModel[str]):
     root: Annotated[str, Field(max_length=2000, min_length=1, title="Url")]
 
@@ -519,6 +527,12 @@ class InlineResponse(BaseModel):
 class RunList(BaseModel):
     runs: Annotated[list[RunView], Field(title="Runs")]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")] = None
+
+
+class UnroutedList(BaseModel):
+    deliveries: Annotated[list[UnroutedView], Field(title="Deliveries")]
+    counts: Annotated[dict[str, int], Field(title="Counts")]
+    total: Annotated[int, Field(title="Total")]
 
 
 class EngineApiEventsDeliveryList(BaseModel):

@@ -20,7 +20,7 @@ from definitions.azure_entra_id.config import EntraConfig
 from definitions.azure_entra_id.connections import EntraAdminConsentConnection
 from definitions.azure_entra_id.operations import DirectorySync, HealthCheck
 from definitions.azure_entra_id.slots import EntraTenant
-from definitions.azure_entra_id.webhook import ChangeNotifications, GraphChangeNotifications, PlainText
+from definitions.azure_entra_id.webhook import ChangeNotifications, GraphChangeNotifications
 from engine import (
     REMOVE,
     AppInstall,
@@ -31,6 +31,9 @@ from engine import (
     OperationContext,
     Payload,
     ProviderError,
+    Reply,
+    TetherError,
+    WebhookRequest,
 )
 from engine.catalog.registry import Registry
 from engine.webhooks.verification import InvalidSignature, verify
@@ -250,14 +253,21 @@ def test_consent_callback_tenant_is_verified_and_resolved() -> None:
 # -- webhook: validation handshake and clientState -----------------------------------------------------------
 
 
-def test_validation_handshake_echoes_the_token_as_plain_text() -> None:
-    webhook = GraphChangeNotifications()
-    answer = run(webhook.handshake(None, {}, {"validationToken": "Validation: Testing client application"}))
-    assert isinstance(answer, PlainText) and answer.media_type == "text/plain"
-    assert answer.body == "Validation: Testing client application"
-    assert run(webhook.handshake(recorded("notification_users")["body"], {}, {})) is None
-    with pytest.raises(ProviderError):
-        run(webhook.handshake(None, {}, {"validationToken": "x" * 2000}))
+def test_validation_challenge_echoes_the_token_as_plain_text() -> None:
+    verifier = GraphChangeNotifications.verifier
+
+    def validation(query: dict[str, str], body: bytes = b"") -> WebhookRequest:
+        return WebhookRequest("POST", {"content-type": "text/plain"}, query, body)
+
+    answer = verifier.challenge(validation({"validationToken": "Validation: Testing client application"}))
+    assert isinstance(answer, Reply) and answer.media_type.startswith("text/plain")
+    assert answer.content == b"Validation: Testing client application"
+    body = json.dumps(recorded("notification_users")["body"]).encode()
+    assert verifier.challenge(validation({}, body)) is None
+    for bad in ("x" * 2000, "", "a\x00b", "<script>\n"):
+        with pytest.raises(TetherError) as caught:
+            verifier.challenge(validation({"validationToken": bad}))
+        assert (caught.value.code, caught.value.status) == ("invalid_handshake", 400)
 
 
 def notification_context(dispatched: list[Any]) -> EventContext:

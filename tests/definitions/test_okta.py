@@ -28,13 +28,14 @@ from definitions.okta.slots import OktaApiToken, OktaServiceApp
 from definitions.okta.snapshot import MembershipSnapshot, memberships_to_remove
 from definitions.okta.webhook import EventHookDelivery, OktaEventHook
 from engine import (
-    BearerToken,
     ClientContext,
     ConnectionContext,
     EventContext,
     NoConfig,
     OperationContext,
     ProviderError,
+    SharedSecretHeader,
+    WebhookRequest,
 )
 from engine.catalog.registry import Registry
 from engine.errors import EgressRefused
@@ -458,19 +459,30 @@ def test_membership_mapping_links_account_and_group_by_lookup_keys() -> None:
 # -- event hooks ---------------------------------------------------------------------------------------------
 
 
+def okta_request(method: str, headers: dict[str, str], body: bytes = b"", payload: Any = None) -> WebhookRequest:
+    return WebhookRequest(method, lower_headers(headers), {}, body, payload)
+
+
 def test_one_time_verification_echoes_the_challenge() -> None:
     hook = OktaEventHook()
-    challenge = "Xc_Yj3wbFpcOkT0E0V1vEwc6Uv1wDJZ8D4Yb9WPe"
-    assert run(hook.handshake(None, {"X-Okta-Verification-Challenge": challenge})) == {"verification": challenge}
-    assert run(hook.handshake(None, {"x-okta-verification-challenge": challenge})) == {"verification": challenge}
-    assert run(hook.handshake(recorded("event_hook_delivery")["body"], {"Authorization": "Bearer s"})) is None
+    documented = json.loads((FIXTURES / "verification_request.json").read_text())
+    answer = run(hook.handshake(okta_request("GET", documented["headers"])))
+    assert answer == documented["response"]["body"]
+    assert "GET" in OktaEventHook.methods and "POST" in OktaEventHook.methods
+    delivery = recorded("event_hook_delivery")["body"]
+    assert run(hook.handshake(okta_request("POST", documented["headers"], payload=delivery))) is None
+    assert run(hook.handshake(okta_request("GET", {"Authorization": "s"}))) is None
+    assert run(hook.handshake(okta_request("GET", {"X-Okta-Verification-Challenge": "a\x00b"}))) is None
 
 
-def test_deliveries_are_verified_by_the_shared_bearer_secret() -> None:
-    assert isinstance(OktaEventHook.verifier, BearerToken)
+def test_deliveries_are_verified_by_the_shared_authorization_header() -> None:
+    assert isinstance(OktaEventHook.verifier, SharedSecretHeader)
     body = json.dumps(recorded("event_hook_delivery")["body"]).encode()
-    verify(OktaEventHook.verifier, body, lower_headers({"Authorization": "Bearer endpoint-secret"}), "endpoint-secret")
-    for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": "endpoint-secret"}):
+    # Okta sends the configured value verbatim (its documented request: ``Authorization: my-shared-secret``).
+    for value in ("endpoint-secret", "Bearer endpoint-secret"):
+        verify(OktaEventHook.verifier, body, lower_headers({"Authorization": value}), "endpoint-secret")
+    for headers in ({"Authorization": "Bearer wrong"}, {}, {"Authorization": "endpoint-secret2"},
+                    {"Authorization": "Basic endpoint-secret"}):
         with pytest.raises(InvalidSignature):
             verify(OktaEventHook.verifier, body, lower_headers(headers), "endpoint-secret")
 

@@ -39,6 +39,7 @@ from engine import (
     Payload,
     ProviderError,
     SlackSignature,
+    WebhookRequest,
 )
 from engine.catalog.registry import Registry
 from engine.kit.providerkit import PaginationLoop, RateLimited
@@ -395,9 +396,12 @@ def test_wrong_secret_tampered_body_and_replays_are_refused() -> None:
 def test_url_verification_handshake_echoes_the_challenge() -> None:
     webhook = SlackEventsWebhook()
     challenge = recorded("event_url_verification")["body"]
-    assert run(webhook.handshake(challenge, {})) == {"challenge": challenge["challenge"]}
-    assert run(webhook.handshake(recorded("event_user_change")["body"], {})) is None
-    assert run(webhook.handshake(["not", "a", "dict"], {})) is None
+    def post(payload: Any) -> WebhookRequest:
+        return WebhookRequest("POST", {}, {}, json.dumps(payload).encode(), payload)
+
+    assert run(webhook.handshake(post(challenge))) == {"challenge": challenge["challenge"]}
+    assert run(webhook.handshake(post(recorded("event_user_change")["body"]))) is None
+    assert run(webhook.handshake(post(["not", "a", "dict"]))) is None
 
 
 def test_event_type_and_delivery_id_locators() -> None:

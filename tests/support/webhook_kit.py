@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
+from sqlmodel import select
 
 from engine.api import webhooks as webhooks_api
 from engine.api.app import TetherApp
@@ -24,23 +27,29 @@ from engine.custody.masterkey import KeySource
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.store.database import Database
-from engine.store.tables import Integration, IntegrationStatus, WebhookEndpoint
+from engine.store.tables import Integration, IntegrationStatus, WebhookDelivery, WebhookEndpoint
 from engine.webhooks.endpoints import EndpointInfo, ensure_endpoints
 from engine.webhooks.targets import endpoint_secret
 from support import webhook_definition as hooks
+from support.embedded import EmbeddedWorker
 
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APP_SECRET = "It's a Secret to Everybody"
 
 
-def make_runtime(db: Database, monkeypatch: pytest.MonkeyPatch, definition: Definition = hooks.definition) -> Runtime:
-    """A runtime serving ``definition`` (by default the one with every scheme) at ``https://tether.example``."""
+def make_runtime(
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    definition: Definition = hooks.definition,
+    public_url: str = "https://tether.example",
+) -> Runtime:
+    """A runtime serving ``definition`` (by default the one with every scheme) at ``public_url``."""
     monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
     monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     registry = Registry()
     registry.register(definition)
     runtime = Runtime(
-        Settings(database_url=db.url, public_url="https://tether.example"),
+        Settings(database_url=db.url, public_url=public_url),
         db,
         registry,
         KeySource(KeyRing.from_master_key(generate_master_key()), "env"),
@@ -100,6 +109,60 @@ async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch) -> Setup:
     # The execution layer is a stand-in here: the suite proves the hand-over, not the executor.
     monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
     return Setup(runtime, integration, endpoints, dispatched)
+
+
+@dataclass
+class ConnectedEndpoint:
+    """One connected integration of a real definition with its single endpoint, the app in front of it (over
+    ASGI) and an embedded worker processing what it records."""
+
+    runtime: Runtime
+    integration: Integration
+    client: httpx.AsyncClient
+    #: The endpoint's path (``/v1/webhooks/{token}``) and opened secret.
+    url: str
+    secret: str
+    #: Operation IDs the delivery handlers dispatched (the executor is a stand-in).
+    dispatched: list[str]
+    worker: EmbeddedWorker
+
+    def deliveries(self) -> list[WebhookDelivery]:
+        with self.runtime.db.session() as session:
+            return list(session.exec(select(WebhookDelivery)))
+
+
+async def connected_endpoint(
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    embedded: EmbeddedWorker,
+    definition: Definition,
+    prepare: Callable[[Runtime, Integration], None] | None = None,
+) -> AsyncIterator[ConnectedEndpoint]:
+    """A fixture body: ``definition``'s one webhook endpoint for a connected integration (``prepare`` runs after
+    the endpoint exists, e.g. to set a subscription row)."""
+    runtime = make_runtime(database, monkeypatch, definition)
+    integration = Integration(tenant_id="t1", owner_id="o1", definition_id=definition.id,
+                              status=IntegrationStatus.connected)
+    with runtime.db.session() as session:
+        session.add(integration)
+    [endpoint] = await ensure_endpoints(runtime, integration)
+    with runtime.db.session() as session:
+        secret = endpoint_secret(runtime, session.get_one(WebhookEndpoint, endpoint.id))
+    assert secret
+    if prepare is not None:
+        prepare(runtime, integration)
+    dispatched: list[str] = []
+
+    async def fake_dispatch(rt: Runtime, integration_id: str, operation_id: str, config: dict[str, Any]) -> str:
+        dispatched.append(operation_id)
+        return "run-1"
+
+    # The executor is not under test: the delivery's hand-over to it is.
+    monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", fake_dispatch)
+    app = make_app(runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test") as client:
+        yield ConnectedEndpoint(runtime, integration, client, endpoint.url.removeprefix(runtime.settings.public_url),
+                                secret, dispatched, embedded.start(app))
 
 
 def make_app(runtime: Runtime) -> FastAPI:

@@ -1,9 +1,10 @@
 """Event hooks: Okta calls this endpoint when users or group memberships change, and a sync follows.
 
-Each integration has its own endpoint. Okta sends the header configured on the hook, so the hook is set up with
-``Authorization: Bearer <secret>`` (the endpoint's secret, compared in constant time). Before Okta activates a
-hook it verifies the URL once: a ``GET`` carrying ``X-Okta-Verification-Challenge``, answered with
-``{"verification": <that value>}``.
+Each integration has its own endpoint. Okta sends the header configured on the hook verbatim, on the verification
+request and on every delivery, so the hook is set up with ``Authorization: <endpoint secret>`` (``Bearer <secret>``
+is accepted too), compared in constant time. Before Okta activates a hook it verifies the URL once: a ``GET``
+carrying ``X-Okta-Verification-Challenge``, answered with ``{"verification": <that value>}``
+(https://developer.okta.com/docs/concepts/event-hooks/#one-time-verification-request).
 
 An event hook delivery names its events' targets but not their full current state, so instead of mapping
 partial objects the handler dispatches a ``DirectorySync`` (queued, deduplicated by the runtime).
@@ -15,7 +16,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from definitions.okta.operations import DirectorySync
-from engine import BearerToken, EndpointSecret, EventContext, JsonField, Payload, Webhook, WebhookEvent
+from engine import (
+    EndpointSecret,
+    EventContext,
+    JsonField,
+    Payload,
+    SharedSecretHeader,
+    Webhook,
+    WebhookEvent,
+    WebhookRequest,
+)
 
 #: Okta event types after which the directory is out of date.
 DIRECTORY_EVENTS = frozenset({
@@ -33,6 +43,8 @@ DIRECTORY_EVENTS = frozenset({
     "group.profile.updated",
 })
 VERIFICATION_HEADER = "x-okta-verification-challenge"
+#: Okta's challenges are ~40 characters; a longer value is not echoed.
+MAX_CHALLENGE = 1024
 
 
 class EventHookDelivery(WebhookEvent):
@@ -52,12 +64,19 @@ class OktaEventHook(Webhook):
     """The URL registered under Workflow → Event Hooks in the Okta Admin Console."""
 
     name = "event_hook"
-    verifier = BearerToken(secret=EndpointSecret())
+    verifier = SharedSecretHeader(secret=EndpointSecret(), header="Authorization", schemes=("", "Bearer "))
     event_type = JsonField("eventType")
     delivery_id = JsonField("eventId")
     events = (EventHookDelivery,)
+    # The one-time verification is a GET; deliveries are POSTs.
+    methods = frozenset({"GET", "POST"})
 
-    async def handshake(self, payload: Any, headers: dict[str, str]) -> dict[str, Any] | None:
-        """Answer the one-time verification ``GET`` by echoing its challenge header."""
-        challenge = next((v for k, v in headers.items() if k.lower() == VERIFICATION_HEADER), None)
-        return {"verification": challenge} if challenge else None
+    async def handshake(self, request: WebhookRequest) -> dict[str, Any] | None:
+        """Answer the one-time verification ``GET`` (already verified by its ``Authorization``) by echoing its
+        challenge header; a ``POST`` is a delivery, never a verification."""
+        if request.method != "GET":
+            return None
+        challenge = request.header(VERIFICATION_HEADER)
+        if not challenge or len(challenge) > MAX_CHALLENGE or not challenge.isprintable():
+            return None
+        return {"verification": challenge}

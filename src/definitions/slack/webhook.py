@@ -22,6 +22,7 @@ from engine import (
     SlackSignature,
     Webhook,
     WebhookEvent,
+    WebhookRequest,
 )
 
 
@@ -58,8 +59,9 @@ class SlackEventsWebhook(Webhook):
     delivery_id = JsonField("event_id")
     events = (UserChange, TeamJoin)
 
-    async def handshake(self, payload: Any, headers: dict[str, str]) -> dict[str, Any] | None:
+    async def handshake(self, request: WebhookRequest) -> dict[str, Any] | None:
         """Answer ``url_verification`` with its ``challenge`` (after the signature was checked)."""
+        payload = request.payload
         if isinstance(payload, dict) and payload.get("type") == "url_verification":
             return {"challenge": str(payload.get("challenge", ""))}
         return None

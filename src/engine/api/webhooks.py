@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,14 +45,16 @@ from engine.queue.worker import DeliverySender
 from engine.runtime import Runtime
 from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery
 from engine.webhooks.deliveries import DeliveryRecorder, NewDelivery, delivery_key, parse_body
+from engine.webhooks.requests import Reply, WebhookRequest, parse_query, reply_of
 from engine.webhooks.targets import (
     Target,
-    find_static_target,
+    find_static_targets,
     resolve_target,
     static_secrets,
     verify_delivery,
     webhook_class,
 )
+from engine.webhooks.unrouted import keep_unrouted, list_unrouted
 from engine.webhooks.verification import lower_headers
 
 router = APIRouter(tags=["webhooks"])
@@ -158,13 +160,38 @@ def _scope_headers(scope: Scope) -> dict[str, str]:
     return out
 
 
-async def _handshake(webhook: type[Webhook], payload: Any, headers: dict[str, str]) -> Any:
+class MethodNotAllowed(TetherError):
+    code = "method_not_allowed"
+    status = 405
+
+
+_NOSNIFF = {"x-content-type-options": "nosniff"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What the endpoint answers: a status, a media type and bytes, written straight to ASGI by the fast lane
+    (``serve_delivery``) or wrapped in a ``Response`` by the FastAPI routes."""
+
+    status: int
+    content: bytes
+    media_type: str = "application/json"
+
+    def response(self) -> Response:
+        return Response(self.content, status_code=self.status, media_type=self.media_type, headers=_NOSNIFF)
+
+
+def _answer(reply: Reply) -> _Answer:
+    return _Answer(reply.status, reply.content, reply.media_type)
+
+
+async def _handshake(webhook: type[Webhook], request: WebhookRequest) -> _Answer | None:
     """The definition's own handshake answer, else its verification scheme's (Slack's ``url_verification``
     challenge); ``None``: not one."""
-    answer = await webhook().handshake(payload, headers)
-    if answer is not None:
-        return answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
-    return webhook.verifier.handshake(payload, headers)
+    answer = reply_of(await webhook().handshake(request))
+    if answer is None:
+        answer = reply_of(webhook.verifier.handshake(request))
+    return _answer(answer) if answer is not None else None
 
 
 @functools.cache
@@ -178,21 +205,39 @@ def _reads_payload(webhook: type[Webhook]) -> bool:
     )
 
 
-def _is_github_ping(webhook: type[Webhook], headers: dict[str, str]) -> bool:
+def _is_github_ping(webhook: type[Webhook], headers: Mapping[str, str]) -> bool:
     """A GitHub ping the webhook declares no event for: answered, not recorded."""
     return headers.get("x-github-event") == "ping" and not any(e.match == "ping" for e in webhook.events)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """What the endpoint answers: a status and a JSON body, written straight to ASGI by the fast lane
-    (``serve_delivery``) or wrapped in a ``Response`` by the FastAPI routes."""
-
-    status: int
-    content: bytes
-
-    def response(self) -> Response:
-        return Response(self.content, status_code=self.status, media_type="application/json")
+async def _before_recording(
+    webhook: type[Webhook], request: WebhookRequest, secrets: tuple[str, ...]
+) -> tuple[_Answer | None, WebhookRequest]:
+    """Everything before a delivery is recorded: the method, the scheme's unauthenticated challenge, verification on
+    the raw body, handshakes. An answer means the request is answered without being recorded."""
+    method = request.method
+    if method not in webhook.methods:
+        raise MethodNotAllowed(f"this webhook does not take {method} requests")
+    if method == "HEAD":
+        return _Answer(200, b""), request  # a reachability probe: nothing to verify, nothing recorded
+    challenge = webhook.verifier.challenge(request)
+    if challenge is not None:
+        return _answer(challenge), request
+    verify_delivery(webhook, request.body, request.headers, secrets)
+    if method == "POST" and (webhook.static or _reads_payload(webhook)):
+        request = replace(request, payload=parse_body(request.body, request.headers))
+    if method != "POST" or _reads_payload(webhook):
+        answer = await _handshake(webhook, request)
+        if answer is not None:
+            return answer, request
+    if method != "POST":
+        raise MethodNotAllowed(f"a {method} request is answered only as the provider's handshake")
+    # A static (app-wide) webhook's ping names no installation, so it is answered whatever events the webhook has.
+    headers = request.headers
+    ping = headers.get("x-github-event") == "ping" if webhook.static else _is_github_ping(webhook, headers)
+    if ping:
+        return _Answer(200, b'{"status":"pong"}'), request
+    return None, request
 
 
 def _json(value: Any) -> bytes:
@@ -207,7 +252,7 @@ def _ack(status_code: int, status: str, delivery_id: str = "") -> _Answer:
 
 
 async def _accept(
-    app: Any, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: dict[str, str]
+    app: Any, runtime: Runtime, target: Target, body: bytes, payload: Any, headers: Mapping[str, str]
 ) -> _Answer:
     """Record (group commit: the answer comes only after the batch holding this delivery committed and was handed to
     the sender)."""
@@ -218,22 +263,17 @@ async def _accept(
     return _ack(202, "received", key)
 
 
-async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> _Answer:
-    """Verify, answer a handshake or record: everything ``POST /v1/webhooks/{token}`` does after reading."""
+async def _receive(app: Any, token: str, request: WebhookRequest) -> _Answer:
+    """Everything ``/v1/webhooks/{token}`` does after reading: the method, challenge, verification, handshakes,
+    recording."""
     runtime: Runtime = app.state.runtime
     if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise NotFoundError("no webhook endpoint at this address")
     target = await resolve_target(runtime, token)
-    verify_delivery(target.webhook, body, headers, target.secrets)
-    payload = None
-    if _reads_payload(target.webhook):
-        payload = parse_body(body, headers)
-        answer = await _handshake(target.webhook, payload, headers)
-        if answer is not None:
-            return _Answer(200, _json(answer))
-    if _is_github_ping(target.webhook, headers):
-        return _Answer(200, b'{"status":"pong"}')
-    return await _accept(app, runtime, target, body, payload, headers)
+    answer, request = await _before_recording(target.webhook, request, target.secrets)
+    if answer is not None:
+        return answer
+    return await _accept(app, runtime, target, request.body, request.payload, request.headers)
 
 
 # -- the fast lane -------------------------------------------------------------------------------------------------
@@ -241,9 +281,13 @@ async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -
 _PREFIX = "/v1/webhooks/"
 
 
+#: The methods the fast lane serves (each webhook says which of them it takes).
+_LANE_METHODS = frozenset({"POST", "GET", "HEAD"})
+
+
 def delivery_token(scope: Scope) -> str | None:
-    """The token of a delivery request (``POST /v1/webhooks/{token}``, one path segment), else ``None``."""
-    if scope["type"] != "http" or scope["method"] != "POST":
+    """The token of a request to a delivery URL (``/v1/webhooks/{token}``, one path segment), else ``None``."""
+    if scope["type"] != "http" or scope["method"] not in _LANE_METHODS:
         return None
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -266,7 +310,8 @@ async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, s
         headers = _scope_headers(scope)
         _check_declared_length(headers)
         body = await _receive_body(receive)
-        answer = await _receive(app, token, body, headers)
+        request = WebhookRequest(scope["method"], headers, parse_query(scope.get("query_string", b"")), body)
+        answer = await _receive(app, token, request)
     except ClientDisconnect:
         return
     except TetherError as exc:
@@ -274,14 +319,19 @@ async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, s
     except Exception as exc:
         log.error("unhandled %s", type(exc).__name__)
         answer = _Answer(500, b'{"error":{"code":"internal_error","message":"internal error"}}')
+    content = b"" if scope["method"] == "HEAD" else answer.content
     await send(
         {
             "type": "http.response.start",
             "status": answer.status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer.content))],
+            "headers": [
+                (b"content-type", answer.media_type.encode("latin-1")),
+                (b"content-length", b"%d" % len(content)),
+                (b"x-content-type-options", b"nosniff"),
+            ],
         }
     )
-    await send({"type": "http.response.body", "body": answer.content})
+    await send({"type": "http.response.body", "body": content})
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -290,16 +340,35 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _request(request: Request, body: bytes) -> WebhookRequest:
+    return WebhookRequest(
+        request.method,
+        lower_headers(request.headers.items()),
+        parse_query(request.scope.get("query_string", b"")),
+        body,
+    )
+
+
+# Providers' GET handshakes and HEAD probes: served alike, but not part of the API the host app's client is built
+# from (``include_in_schema=False``): no host app sends them.
+@router.api_route("/v1/webhooks/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 @router.post("/v1/webhooks/{token}", status_code=202, responses=_RESPONSES)
 async def receive(token: str, request: Request) -> Response:
-    """Receive a delivery: verified on the raw body, recorded (de-duplicated on its delivery ID), acknowledged
-    once committed; processing is queued."""
+    """Receive a delivery (``POST``: verified on the raw body, recorded, de-duplicated on its delivery ID,
+    acknowledged once committed; processing is queued), or answer a provider's handshake (``GET``, a ``POST``
+    with a challenge) or probe (``HEAD``), as far as the webhook takes that method."""
     body = await _read_body(request)
-    return (await _receive(request.app, token, body, lower_headers(request.headers.items()))).response()
+    return (await _receive(request.app, token, _request(request, body))).response()
 
 
-@router.post("/v1/webhooks/static/{definition_id}/{webhook_name}", status_code=202, responses=_RESPONSES)
+_STATIC = "/v1/webhooks/static/{definition_id}/{webhook_name}"
+
+
+@router.api_route(_STATIC, methods=["GET", "HEAD"], include_in_schema=False)
+@router.post(_STATIC, status_code=202, responses=_RESPONSES)
 async def receive_static(definition_id: str, webhook_name: str, request: Request) -> Response:
+    """An app-wide webhook: verified with the app's secret, then recorded for every integration its ``route()``
+    matches (fan-out), or kept as unrouted when it matches none."""
     runtime = _runtime(request)
     body = await _read_body(request)
     webhook = (
@@ -309,26 +378,31 @@ async def receive_static(definition_id: str, webhook_name: str, request: Request
     )
     if webhook is None or not webhook.static or not runtime.enabled(definition_id):
         raise NotFoundError("no webhook endpoint at this address")
-    headers = lower_headers(request.headers.items())
-    verify_delivery(webhook, body, headers, static_secrets(runtime, webhook))
-    payload = parse_body(body, headers)
-    answer = await _handshake(webhook, payload, headers)
+    answer, hook_request = await _before_recording(webhook, _request(request, body), static_secrets(runtime, webhook))
     if answer is not None:
-        return JSONResponse(answer, status_code=200)
-    if headers.get("x-github-event") == "ping":
-        return JSONResponse({"status": "pong"}, status_code=200)
+        return answer.response()
+    headers = hook_request.headers
     try:
-        match = await webhook().route(payload, headers)
+        match = await webhook().route(hook_request.payload, dict(headers))
     except Exception as exc:  # a route() that cannot read this payload: nothing to route it to
         log.info("static webhook %s.%s route() raised %s", definition_id, webhook_name, type(exc).__name__)
         match = None
-    target = (
-        await anyio.to_thread.run_sync(find_static_target, runtime, definition_id, webhook, match) if match else None
+    targets = (
+        await anyio.to_thread.run_sync(find_static_targets, runtime, definition_id, webhook, match) if match else []
     )
-    if target is None:
-        # Verified, but no integration of ours: acknowledge so the provider does not retry forever.
-        return JSONResponse({"status": "unrouted"}, status_code=202)
-    return (await _accept(request.app, runtime, target, body, payload, headers)).response()
+    if not targets:
+        # Verified, but no integration of ours: kept and counted, and acknowledged so the provider does not retry.
+        await anyio.to_thread.run_sync(
+            keep_unrouted, runtime.db, definition_id, webhook.name, body, headers,
+            "no_route" if not match else "no_integration",
+        )
+        return JSONResponse({"status": "unrouted", "delivery_id": ""}, status_code=202)
+    answers = [
+        await _accept(request.app, runtime, target, body, hook_request.payload, headers) for target in targets
+    ]
+    # One acknowledgement for the provider: received when any integration's copy is new, else a duplicate.
+    fresh = next((a for a in answers if a.status == 202), answers[0])
+    return fresh.response()
 
 
 # -- delivery log ------------------------------------------------------------------------------------------------
@@ -366,3 +440,39 @@ async def list_deliveries(
 ) -> DeliveryList:
     runtime = _runtime(request)
     return await anyio.to_thread.run_sync(_deliveries, runtime, principal, integration_id, status, limit)
+
+
+class UnroutedView(BaseModel):
+    id: str
+    definition_id: str
+    webhook: str
+    reason: str
+    received_at: datetime
+
+
+class UnroutedList(BaseModel):
+    deliveries: list[UnroutedView]
+    #: Every unrouted delivery kept, by definition, and in all.
+    counts: dict[str, int]
+    total: int
+
+
+@router.get("/v1/unrouted-deliveries", response_model=UnroutedList, tags=["webhooks"])
+async def list_unrouted_deliveries(
+    request: Request,
+    definition_id: str | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+    principal: Principal = Depends(current_principal),
+) -> UnroutedList:
+    """Verified deliveries to app-wide webhooks that matched no integration (newest first), with their count.
+    They belong to no tenant, so only a server principal sees them."""
+    principal.require_server()
+    runtime = _runtime(request)
+    page = await anyio.to_thread.run_sync(
+        lambda: list_unrouted(runtime.db, definition_id=definition_id, limit=limit)
+    )
+    return UnroutedList(
+        deliveries=[UnroutedView.model_validate(r, from_attributes=True) for r in page.rows],
+        counts=page.counts,
+        total=page.total,
+    )

@@ -1,20 +1,25 @@
 """Webhooks: named inbound endpoints, how they are verified, and the events they carry.
 
 A webhook declares, as data, how a delivery is verified (``verifier``: there is no webhook without one), where its
-delivery ID is (for idempotency) and where its event type is. Each event class (its name is the stable ID, its
-topic ``"{definition_id}.{ClassName}"``) matches one event type and has a handler that emits ingest payloads and/or
-dispatches operations. Webhook names are explicit and unique within a definition.
+delivery ID is (for idempotency), where its event type is, and which HTTP methods its provider uses (``methods``:
+``GET`` for Okta's one-time verification, ``HEAD`` for reachability probes; only ``POST`` is ever recorded). Each
+event class (its name is the stable ID, its topic ``"{definition_id}.{ClassName}"``) matches one event type and has a
+handler that emits ingest payloads and/or dispatches operations. Webhook names are explicit and unique within a
+definition.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from engine.authoring.operations import Emits, Payload
+from engine.errors import TetherError
+from engine.webhooks.requests import Reply, WebhookRequest
 from engine.webhooks.verification import Verifier
 
 if TYPE_CHECKING:
@@ -48,6 +53,58 @@ class CelValue:
 Locator = Header | JsonField | CelValue
 
 
+# -- subscriptions held at the provider ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription the provider holds for one endpoint (a Microsoft Graph subscription on ``users``)."""
+
+    key: str
+    provider_id: str
+    expires_at: datetime | None = None
+
+
+@dataclass
+class SubscriptionContext:
+    """What a webhook's ``subscribe`` / ``renew`` / ``unsubscribe`` receive."""
+
+    integration_id: str
+    #: Which of the webhook's ``subscriptions`` this is.
+    key: str
+    #: The endpoint's public URL (the subscription's notification URL).
+    url: str
+    #: The endpoint's secret (``EndpointSecret``; Graph's ``clientState``), ``None`` for operator secrets.
+    secret: str | None
+    #: The integration's API client (built from its stored credential).
+    client: Any
+    operator_config: Any
+    now: datetime
+
+
+class SubscriptionGone(TetherError):
+    """Raised by ``renew`` when the provider no longer has the subscription: the engine subscribes anew."""
+
+    code = "subscription_gone"
+    status = 404
+
+
+class Subscriptions(Protocol):
+    """An event handler's view of its endpoint's subscriptions (``EventContext.subscriptions``)."""
+
+    async def known(self, provider_id: str) -> bool:
+        """Whether ``provider_id`` is a live subscription of this endpoint (else the notification is stale)."""
+        ...
+
+    async def renew(self, provider_id: str) -> bool:
+        """Have the subscription renewed at the next scheduler pass (the provider asked to reauthorize)."""
+        ...
+
+    async def removed(self, provider_id: str) -> bool:
+        """Record that the provider removed the subscription: it is created again at the next scheduler pass."""
+        ...
+
+
 # -- events --------------------------------------------------------------------------------------------------
 
 
@@ -68,6 +125,11 @@ class EventContext:
     #: For events that end the connection at the provider's side (a GitHub App uninstalled): forgets the
     #: integration's credentials and endpoints without calling the provider. ``None`` outside the processor.
     cleanup: Callable[[], Awaitable[None] | None] | None = None
+    #: The delivery's raw body, exactly as received (a scheme of the handler's own, a format the engine does not
+    #: parse).
+    body: bytes = b""
+    #: The endpoint's subscriptions at the provider (``Webhook.subscriptions``); ``None`` outside the processor.
+    subscriptions: Subscriptions | None = None
 
 
 class WebhookEvent:
@@ -100,11 +162,35 @@ class Webhook:
     events: ClassVar[tuple[type[WebhookEvent], ...]] = ()
     #: One endpoint for the whole app (routed to an integration by ``route``) instead of one per integration.
     static: ClassVar[bool] = False
+    #: The HTTP methods the provider uses. ``POST`` deliveries are verified and recorded; a ``GET`` is verified and
+    #: answered by a handshake only; a ``HEAD`` (a reachability probe) is answered ``200`` with nothing verified or
+    #: recorded. Others: ``405 method_not_allowed``.
+    methods: ClassVar[frozenset[str]] = frozenset({"POST"})
+    #: Subscriptions the provider must hold for each endpoint (keys, e.g. Graph resources ``("users", "groups")``):
+    #: the engine calls ``subscribe`` at the first connection, ``renew`` from the scheduler ``renew_before`` they
+    #: expire (or when a handler asks), and ``unsubscribe`` on disconnect, keeping one row per key.
+    subscriptions: ClassVar[tuple[str, ...]] = ()
+    renew_before: ClassVar[timedelta] = timedelta(days=1)
+
+    async def subscribe(self, ctx: SubscriptionContext) -> Subscription:
+        """Create (or adopt, when the provider already holds one for this URL and key) the subscription."""
+        raise NotImplementedError(f"{type(self).__name__} declares subscriptions but no subscribe()")
+
+    async def renew(self, ctx: SubscriptionContext, subscription: Subscription) -> Subscription:
+        """Extend the subscription; raise ``SubscriptionGone`` when the provider no longer has it."""
+        raise NotImplementedError(f"{type(self).__name__} declares subscriptions but no renew()")
+
+    async def unsubscribe(self, ctx: SubscriptionContext, subscription: Subscription) -> None:
+        """Delete the subscription at the provider (one already gone is not an error)."""
+        raise NotImplementedError(f"{type(self).__name__} declares subscriptions but no unsubscribe()")
 
     async def route(self, payload: Any, headers: dict[str, str]) -> dict[str, str] | None:
-        """For static webhooks: the provider-data match that selects the integration (``None``: no route)."""
+        """For static webhooks: the provider-data match that selects the integrations (every connected integration
+        matching it gets the delivery; ``None`` or no match: the delivery is kept as unrouted)."""
         raise NotImplementedError(f"{type(self).__name__} is static but has no route()")
 
-    async def handshake(self, payload: Any, headers: dict[str, str]) -> BaseModel | dict[str, Any] | None:
-        """Answer a provider handshake (Slack ``url_verification``) instead of processing; ``None``: not one."""
+    async def handshake(self, request: WebhookRequest) -> Reply | BaseModel | dict[str, Any] | None:
+        """Answer a provider handshake instead of processing, after the request was verified (``request`` has the
+        method, query, headers, raw body and, for ``POST``, the parsed payload); ``None``: not one. A handshake
+        that arrives unauthenticated by the provider's design belongs to the verifier's ``challenge``."""
         return None

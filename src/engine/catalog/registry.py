@@ -40,7 +40,7 @@ Rules (the ``rule`` of each ``DefinitionError``):
                      with ``{public_url}/`` (Tether's own origin, for a provider it serves)
 ``webhook_verifier`` every webhook declares a verification scheme
 ``webhook_events``   every webhook has a name, an event-type locator and events with a ``match`` and a handler;
-                     a static webhook can route deliveries to an integration
+                     a static webhook can route deliveries to an integration; its methods are among GET, HEAD, POST
 ==================== ===================================================================================
 """
 
@@ -71,6 +71,9 @@ from engine.errors import CelError, DefinitionError
 from engine.webhooks.verification import EndpointSecret, OperatorSecret, Verifier
 from ingest.catalog import ModelSpec
 from ingest.catalog import catalog as ingest_catalog
+
+#: The HTTP methods a webhook endpoint can answer (``Webhook.methods``).
+WEBHOOK_METHODS = frozenset({"GET", "HEAD", "POST"})
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -393,6 +396,14 @@ class _Checker:
             raise self.fail(part, "declares no event_type locator", "webhook_events")
         if webhook.static and webhook.route is Webhook.route:
             raise self.fail(part, "is static but implements no route()", "webhook_events")
+        hooks = ("subscribe", "renew", "unsubscribe")
+        if webhook.subscriptions and (webhook.static or any(getattr(webhook, m) is getattr(Webhook, m) for m in hooks)):
+            raise self.fail(part, "declares subscriptions: it must be per integration and implement subscribe(), "
+                            "renew() and unsubscribe()", "webhook_events")
+        methods = getattr(webhook, "methods", frozenset())
+        if not methods or not set(methods) <= WEBHOOK_METHODS or any(m != m.upper() for m in methods):
+            raise self.fail(part, f"declares methods {sorted(methods)}: a non-empty subset of GET, HEAD, POST",
+                            "webhook_events")
         matches = [getattr(e, "match", None) for e in webhook.events]
         for event in webhook.events:
             epart = f"{part} event {event.__name__}"

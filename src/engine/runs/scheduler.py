@@ -19,10 +19,14 @@ in the same transaction that inserts the run. On PostgreSQL a concurrent claimer
 re-checks the WHERE clause against the committed row (fence moved: no match); on SQLite the database write lock
 serialises them. Only the winner commits a run, and only after that commit is the message sent. A scheduled run
 whose previous run is still queued or running is not piled up: the slot is advanced without a new run.
+
+Each pass also keeps the provider-side webhook subscriptions (``Scheduler.subscriptions``,
+``engine.webhooks.subscriptions.maintain_subscriptions``): renewed before they expire, created again when missing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -36,6 +40,7 @@ from engine.runs.execution import ensure_state, granted_scopes
 from engine.services import Services
 from engine.store.retention import Pruned, prune
 from engine.store.tables import Integration, IntegrationStatus, OperationState, Run, RunStatus, utcnow
+from engine.webhooks.subscriptions import SubscriptionPass, maintain_subscriptions
 
 log = logging.getLogger("tether.scheduler")
 
@@ -137,6 +142,11 @@ class Scheduler:
             enqueued.append(run_id)
         return enqueued
 
+    async def subscriptions(self) -> SubscriptionPass:
+        """Renew the webhook subscriptions that expire soon (or that a provider asked to reauthorize) and create
+        the missing ones; fenced per row, so concurrent schedulers call the provider once per subscription."""
+        return await maintain_subscriptions(self.runtime, limit=self.batch)
+
     def _claim(self, seen: OperationState) -> tuple[str, float] | None:
         """One transaction: the fenced claim, and the run when one is needed. ``None`` when nothing to enqueue."""
         with self.runtime.db.session() as session:
@@ -195,15 +205,19 @@ class SchedulerThread(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                self.scheduler.tick()
-                if self.reap:
-                    self.runtime.executor.reap_stale()
-                self.scheduler.prune_if_due()
-            except Exception as exc:
-                log.warning("scheduler pass failed: %s", type(exc).__name__)
-            self.stopped.wait(self.interval)
+        # One event loop for the thread's life: the subscription pass's provider clients are cached per loop
+        # (``engine.custody.clientcache``), so a loop per pass would build them anew every few seconds.
+        with asyncio.Runner() as runner:
+            while not self.stopped.is_set():
+                try:
+                    self.scheduler.tick()
+                    runner.run(self.scheduler.subscriptions())
+                    if self.reap:
+                        self.runtime.executor.reap_stale()
+                    self.scheduler.prune_if_due()
+                except Exception as exc:
+                    log.warning("scheduler pass failed: %s", type(exc).__name__)
+                self.stopped.wait(self.interval)
 
     def stop(self) -> None:
         self.stopped.set()

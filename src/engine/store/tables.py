@@ -170,6 +170,51 @@ class WebhookDelivery(SQLModel, table=True):
     processed_at: datetime | None = None
 
 
+class UnroutedDelivery(SQLModel, table=True):
+    """A verified delivery to an app-wide webhook that matched no integration: kept (with why) and counted, never
+    processed. ``GET /v1/unrouted-deliveries`` lists them."""
+
+    __tablename__ = "unrouted_delivery"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    definition_id: str = Field(max_length=200, index=True)
+    webhook: str = Field(max_length=200)
+    #: ``no_route`` (the webhook's ``route()`` found nothing to match on) or ``no_integration`` (nothing matched).
+    reason: str = Field(max_length=100)
+    body: bytes = Field(sa_type=LargeBinary)
+    headers: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A subscription held at the provider for one endpoint (a Microsoft Graph subscription on ``users``): created
+    at the first connection, renewed before ``expires_at`` by the scheduler, deleted on disconnect.
+
+    One row per (endpoint, key), inserted before the provider is called, so a restarted or concurrent worker finds
+    the row instead of subscribing twice; ``fence`` orders claims on it.
+    """
+
+    __tablename__ = "webhook_subscription"
+    __table_args__ = (UniqueConstraint("endpoint_id", "key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    endpoint_id: str = Field(foreign_key="webhook_endpoint.id", ondelete="CASCADE", index=True, max_length=32)
+    integration_id: str = Field(foreign_key="integration.id", ondelete="CASCADE", index=True, max_length=32)
+    #: The webhook's name for what is subscribed (``Webhook.subscriptions``), e.g. ``users``.
+    key: str = Field(max_length=200)
+    #: The provider's ID of the subscription ("" until created).
+    provider_id: str = Field(default="", max_length=500, index=True)
+    #: ``pending`` (being created), ``active``, ``removed`` (gone at the provider: to be created again), ``failed``.
+    status: str = Field(default="pending", max_length=20)
+    expires_at: datetime | None = None
+    #: Renew at the next scheduler pass whatever ``expires_at`` says (the provider asked: ``reauthorizationRequired``).
+    renew_requested: bool = False
+    fence: int = 0
+    error_code: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Run(SQLModel, table=True):
     """One execution of one operation, whatever triggered it."""
 

@@ -51,6 +51,7 @@ from engine.store.tables import (
     new_id,
     utcnow,
 )
+from engine.webhooks.subscriptions import EndpointSubscriptions
 from engine.webhooks.targets import Target, webhook_class
 from engine.webhooks.verification import lower_headers
 from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter
@@ -745,6 +746,8 @@ class _Handling:
             dispatch=self.dispatch,
             tenant_id=integration.tenant_id,
             delivery_row_id=self.row.id,
+            body=self.row.body,
+            subscriptions=EndpointSubscriptions(self.runtime.db, self.row.endpoint_id),
             cleanup=lambda: self.runtime.custody.release(
                 integration.id, actor="provider", reason=f"the provider reported {event_type}"
             ),

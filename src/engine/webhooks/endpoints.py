@@ -4,7 +4,9 @@
 and, for ``EndpointSecret`` schemes, a generated secret sealed by the key ring (AAD ``webhook:{endpoint.id}``, the
 one ``Keystore.rewrap_all`` uses). When the webhook class has ``async def register(self, ctx, url)`` it is called
 to register the URL at the provider; ``remove_endpoints`` calls ``unregister(self, ctx, ref)`` and retires the rows
-(new token, history kept). Receiving and processing deliveries is ``engine.webhooks.deliveries``.
+(new token, history kept). Webhooks that declare provider-side ``subscriptions`` get them created here and deleted
+on unregistering (``engine.webhooks.subscriptions``). Receiving and processing deliveries is
+``engine.webhooks.deliveries``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from engine.authoring.webhooks import Webhook
 from engine.context import EngineContext
-from engine.errors import TetherError
 from engine.store.database import Database
 from engine.store.tables import Integration, WebhookEndpoint, new_id, utcnow
-from engine.webhooks.targets import endpoint_aad, endpoint_secret, forget_targets, webhook_class
+from engine.webhooks.subscriptions import ensure_subscriptions, remove_subscriptions
+from engine.webhooks.targets import (
+    endpoint_aad,
+    endpoint_client,
+    endpoint_secret,
+    endpoint_url,
+    forget_targets,
+    insert_for,
+    webhook_class,
+)
 from engine.webhooks.verification import EndpointSecret
 
 log = logging.getLogger("tether.webhooks")
@@ -33,10 +41,6 @@ log = logging.getLogger("tether.webhooks")
 def generate_secret(webhook: type[Webhook]) -> str:
     """A new endpoint secret in the shape the scheme expects (``whsec_`` + base64 for Standard Webhooks)."""
     return webhook.verifier.new_secret()
-
-
-def endpoint_url(runtime: EngineContext, endpoint: WebhookEndpoint) -> str:
-    return f"{runtime.settings.public_url.rstrip('/')}/v1/webhooks/{endpoint.token}"
 
 
 def static_url(runtime: EngineContext, definition_id: str, webhook: str) -> str:
@@ -71,10 +75,6 @@ class EndpointInfo:
     provider_ref: str = ""
 
 
-def insert_for(db: Database) -> Any:
-    return pg_insert if db.dialect == "postgresql" else sqlite_insert
-
-
 async def ensure_endpoints(runtime: EngineContext, integration: Integration) -> list[EndpointInfo]:
     """Create (idempotently) one endpoint row per webhook of the integration's definition and register the
     per-integration ones at the provider when the webhook declares a ``register`` hook."""
@@ -92,6 +92,8 @@ async def ensure_endpoints(runtime: EngineContext, integration: Integration) -> 
         out.append(
             EndpointInfo(row.id, webhook.name, url, webhook.static, row.registered_at is not None, row.provider_ref)
         )
+    if any(w.subscriptions for w in definition.webhooks):
+        await ensure_subscriptions(runtime, integration)
     return out
 
 
@@ -131,16 +133,7 @@ def _mark_registered(db: Database, endpoint_id: str, ref: str) -> WebhookEndpoin
 
 
 async def _endpoint_context(runtime: EngineContext, integration: Integration, row: WebhookEndpoint) -> EndpointContext:
-    client = None
-    try:
-        definition = runtime.registry.get(integration.definition_id)
-        connection = definition.connection(str(integration.provider_data.get("connection", "")))
-        if connection is not None and connection.clients:
-            stored = runtime.keystore.load(integration.id, connection.credential)
-            if stored is not None:
-                client = runtime.build_client(integration, connection, stored)
-    except TetherError as exc:  # no client: the hook decides whether it can do without
-        log.info("no client for webhook registration of %s: %s", integration.id, exc.code)
+    client = await endpoint_client(runtime, integration)
     operator_config = runtime.operator_configs.get(integration.definition_id)
     return EndpointContext(
         runtime, integration, row.id, row.webhook, endpoint_secret(runtime, row), operator_config, client
@@ -151,6 +144,7 @@ async def unregister_endpoints(runtime: EngineContext, integration: Integration)
     """Unregister each registered endpoint at the provider (best effort); one that succeeds is marked unregistered
     (so ``ensure_endpoints`` would register it again). Disconnect calls this before revoking the credential, which
     the provider may require for the unregistering call."""
+    await remove_subscriptions(runtime, integration)
     with runtime.db.session() as session:
         rows = list(session.exec(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration.id)))
     for row in rows:

@@ -9,25 +9,55 @@ when it retires its endpoints (``forget_targets``), so a disconnect is seen at o
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 from pydantic import SecretStr
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from engine.authoring.webhooks import Webhook
 from engine.context import EngineContext
-from engine.errors import NotFoundError
+from engine.errors import NotFoundError, TetherError
+from engine.store.database import Database
 from engine.store.tables import Integration, IntegrationStatus, WebhookEndpoint
 from engine.webhooks.verification import EndpointSecret, InvalidSignature, OperatorSecret, verify
+
+log = logging.getLogger("tether.webhooks")
 
 
 def endpoint_aad(endpoint_id: str) -> bytes:
     """The AAD sealing an endpoint's secret (the same as ``Keystore.rewrap_all``)."""
     return f"webhook:{endpoint_id}".encode()
+
+
+def endpoint_url(runtime: EngineContext, endpoint: WebhookEndpoint) -> str:
+    return f"{runtime.settings.public_url.rstrip('/')}/v1/webhooks/{endpoint.token}"
+
+
+def insert_for(db: Database) -> Any:
+    return pg_insert if db.dialect == "postgresql" else sqlite_insert
+
+
+async def endpoint_client(runtime: EngineContext, integration: Integration) -> Any:
+    """The integration's API client when one can be built from its stored credential, else ``None``."""
+    client = None
+    try:
+        definition = runtime.registry.get(integration.definition_id)
+        connection = definition.connection(str(integration.provider_data.get("connection", "")))
+        if connection is not None and connection.clients:
+            stored = runtime.keystore.load(integration.id, connection.credential)
+            if stored is not None:
+                client = runtime.build_client(integration, connection, stored)
+    except TetherError as exc:  # no client: the hook decides whether it can do without
+        log.info("no client for webhook registration of %s: %s", integration.id, exc.code)
+    return client
 
 
 def webhook_class(runtime: EngineContext, definition_id: str, name: str) -> type[Webhook] | None:
@@ -169,32 +199,25 @@ def verify_delivery(
     verify(webhook.verifier, body, headers, secrets_, now=now)
 
 
-def find_static_target(
+def find_static_targets(
     runtime: EngineContext, definition_id: str, webhook: type[Webhook], match: Mapping[str, str]
-) -> Target | None:
-    """The integration whose ``provider_data`` has every key of ``match`` (compared as text), and its endpoint."""
+) -> list[Target]:
+    """Every connected integration whose ``provider_data`` has every key of ``match`` (compared as text), with its
+    endpoint: an app-wide delivery (one GitHub App installation shared by several tenants' integrations, one
+    Graph tenant) is processed for each of them."""
     with runtime.db.session() as session:
-        integrations = session.exec(
-            select(Integration).where(
+        found = session.exec(
+            select(Integration, WebhookEndpoint)
+            .join(WebhookEndpoint, col(WebhookEndpoint.integration_id) == col(Integration.id))
+            .where(
                 Integration.definition_id == definition_id,
                 Integration.status != IntegrationStatus.disconnected,
+                WebhookEndpoint.webhook == webhook.name,
             )
+            .order_by(col(Integration.created_at), col(Integration.id))
         ).all()
-        chosen = next(
-            (
-                i
-                for i in integrations
-                if all(k in i.provider_data and str(i.provider_data[k]) == str(v) for k, v in match.items())
-            ),
-            None,
-        )
-        if chosen is None:
-            return None
-        endpoint = session.exec(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.integration_id == chosen.id, WebhookEndpoint.webhook == webhook.name
-            )
-        ).first()
-    if endpoint is None:
-        return None
-    return Target(endpoint.id, chosen.id, chosen.tenant_id, definition_id, webhook, ())
+    return [
+        Target(endpoint.id, integration.id, integration.tenant_id, definition_id, webhook, ())
+        for integration, endpoint in found
+        if all(k in integration.provider_data and str(integration.provider_data[k]) == str(v) for k, v in match.items())
+    ]

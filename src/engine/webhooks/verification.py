@@ -1,7 +1,7 @@
 """How a webhook's deliveries prove they come from the provider: the ``Verifier`` base class and its schemes.
 
 A webhook declares one ``Verifier`` (data: which header, where the secret comes from); the engine calls its
-``verify`` on the raw body before anything is parsed or recorded. The five shipped schemes are subclasses here, each
+``verify`` on the raw body before anything is parsed or recorded. The six shipped schemes are subclasses here, each
 backed by a pure function (raw body + headers + secret(s) + now → accept or raise) that tests can call directly; a
 definition whose provider does something else (Graph's ``clientState`` inside the body) subclasses ``Verifier`` in
 its own module, and the registry refuses a verifier that is not one.
@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from engine.errors import TetherError
 from engine.kit.inputs import ascii_int
+from engine.webhooks.requests import Reply, WebhookRequest
 
 __all__ = [
     "BearerToken",
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidSignature",
     "OperatorSecret",
     "SecretSource",
+    "SharedSecretHeader",
     "SlackSignature",
     "StaleDelivery",
     "StandardWebhooks",
@@ -48,6 +50,7 @@ __all__ = [
     "verify",
     "verify_bearer",
     "verify_hmac_sha256",
+    "verify_shared_secret",
     "verify_slack",
     "verify_standard_webhooks",
     "verify_stripe",
@@ -244,6 +247,17 @@ def verify_bearer(headers: Mapping[str, str], secrets: str | Sequence[str]) -> N
         raise InvalidSignature("the bearer token does not match")
 
 
+def verify_shared_secret(
+    headers: Mapping[str, str], secrets: str | Sequence[str], *, header: str, schemes: Sequence[str] = ("",)
+) -> None:
+    """``{header}: {scheme}<secret>``, the whole value equal to one of the secrets behind one of the accepted
+    scheme words (Okta's event hooks send the ``Authorization`` value configured on the hook verbatim)."""
+    keys = _secrets(secrets)
+    value = _require(headers, header)
+    if not _any_equal([_bytes(value)], [_bytes(scheme + k) for k in keys for scheme in schemes]):
+        raise InvalidSignature(f"the {header} header does not match")
+
+
 def verify(
     verifier: Verifier,
     body: bytes,
@@ -300,8 +314,15 @@ class Verifier(ABC):
         """A new endpoint secret (``EndpointSecret``), in the shape the scheme expects."""
         return _random.token_urlsafe(32)
 
-    def handshake(self, payload: Any, headers: Mapping[str, str]) -> dict[str, Any] | None:
-        """The scheme's own handshake answer (Slack's ``url_verification``); ``None``: the delivery is not one."""
+    def challenge(self, request: WebhookRequest) -> Reply | None:
+        """An answer given *before* verification, for the scheme's unauthenticated handshake (Microsoft Graph's
+        ``validationToken``, which carries no secret); ``None``: the request is not one. Only ever echo what the
+        provider sent: nothing here is verified."""
+        return None
+
+    def handshake(self, request: WebhookRequest) -> Reply | dict[str, Any] | None:
+        """The scheme's own handshake answer after verification (Slack's ``url_verification``); ``None``: the
+        request is not one."""
         return None
 
 
@@ -327,7 +348,8 @@ class SlackSignature(Verifier):
     def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
         verify_slack(body, headers, secrets, now=now, tolerance=self.tolerance_seconds)
 
-    def handshake(self, payload: Any, headers: Mapping[str, str]) -> dict[str, Any] | None:
+    def handshake(self, request: WebhookRequest) -> Reply | dict[str, Any] | None:
+        payload = request.payload
         if (
             isinstance(payload, dict)
             and payload.get("type") == "url_verification"
@@ -370,3 +392,15 @@ class BearerToken(Verifier):
 
     def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
         verify_bearer(headers, secrets)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedSecretHeader(Verifier):
+    """A header whose whole value is the shared secret (Okta's event hook ``Authorization``), constant-time."""
+
+    header: str = "Authorization"
+    #: What may stand before the secret in the header (``("", "Bearer ")``: the bare secret or a bearer token).
+    schemes: tuple[str, ...] = ("",)
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: str | Sequence[str], *, now: float) -> None:
+        verify_shared_secret(headers, secrets, header=self.header, schemes=self.schemes)
