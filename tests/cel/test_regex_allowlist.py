@@ -26,6 +26,8 @@ RE_ALLOWED = {
     "engine/catalog/registry.py",
     # an operator's provider file (customOauth2 TOML/JSON): IDs and secret names, read at start-up
     "definitions/custom_oauth2/spec.py",
+    # the same files' stream declarations: operation names and JSON paths, anchored patterns read at start-up
+    "engine/kit/streams/spec.py",
     # key IDs Tether derives itself ("m" + HKDF hex) or an embedder passes to Keyring.add_key
     "engine/custody/crypto.py",
 }

@@ -33,7 +33,7 @@ KINDS = st.sampled_from(["users", "events", "nope", "%2e%2e", "USERS"])
 ACCOUNTS = st.sampled_from(["acme", "globex", "nobody", "ACME", "ac me"])
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | TEXT,
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=8,
 )

@@ -143,6 +143,9 @@ UNWORDED = {
     "bad_request", "unsupported_media_type", "http_error", "invalid_handshake",
     # the change feed's parameters and the event endpoints' answers: a host app's code meets them, not a person
     "invalid_after", "invalid_limit", "invalid_endpoint_url", "delivery_in_flight", "http_status", "endpoint_disabled",
+    "changes_cursor_expired",
+    # a webhook's query string (a provider's request) and a subscription row's state (the operator's view)
+    "invalid_query", "subscription_gone",
 }  # fmt: skip
 
 

@@ -496,8 +496,6 @@ class Executor:
             )
             for key in ("received", "persisted", "filtered", "rejected"):
                 totals[key] += getattr(result, key)
-            if result.removed:  # provider deletes (``REMOVE`` payloads); the key appears only when there are some
-                totals["removed"] = totals.get("removed", 0) + result.removed
             for schema, keys in result.seen.items():
                 seen.setdefault(schema, set()).update(keys)
             rejected.update(reject.schema for reject in result.rejects)

@@ -64,6 +64,9 @@
     operation_not_allowed: "Only the host app's server may start this operation.",
     pagination_loop: "The provider's paging went in a loop, so the run stopped.",
     pagination_limit: "The provider returned more pages than Tether reads in one run.",
+    pagination_short: "The provider listed fewer records than it said it has, so the run stopped instead of " +
+      "taking the listing as complete.",
+    governor_unavailable: "Tether could not check the provider's rate budget, so the run will be tried again.",
     invalid_integration_filter: "The integration's filter expression is not valid.",
     credential_invalid: "Some fields are missing or not in the expected format.",
     credential_rejected: "The provider refused this credential. Check it and try again.",
