@@ -25,9 +25,8 @@ def recorded(definition_id: str, name: str, *, sources: tuple[str, ...]) -> dict
     return dict(body)
 
 
-def land(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
-    """Map every payload; each must be mapped, or for a removal (``REMOVE``) give the keys its row is removed by;
-    none may be rejected or filtered out. A removal's entry is its key tuple."""
+def outcomes(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
+    """The dry run's outcome for each payload, through the registry's compiled mappings for ``operation``."""
     registry = Registry()
     registry.register(definition)
     ctx = IngestContext(
@@ -37,10 +36,16 @@ def land(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
         emits=operation.emits,
         origin=operation.operation_id(),
     )
-    outcomes = IngestPipeline(registry).dry_run(ctx, payloads)
-    assert [o.reason for o in outcomes if o.status == "rejected"] == []
+    return list(IngestPipeline(registry).dry_run(ctx, payloads))
+
+
+def land(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
+    """Map every payload; each must be mapped, or for a removal (``REMOVE``) give the keys its row is removed by;
+    none may be rejected or filtered out. A removal's entry is its key tuple."""
+    results = outcomes(definition, operation, payloads)
+    assert [o.reason for o in results if o.status == "rejected"] == []
     rows = []
-    for payload, outcome in zip(payloads, outcomes, strict=True):
+    for payload, outcome in zip(payloads, results, strict=True):
         assert outcome.status == "mapped" and outcome.remove == (payload.action == REMOVE), outcome.reason
         # The generated ingest type, validated (what persistence receives), or the removal's keys.
         rows.append(outcome.keys if outcome.remove else outcome.object)
