@@ -64,7 +64,14 @@ class ZoneSync(Operation):
             yield Payload(schema="asset", variant="zone", resource="zone", data=zone)
         for zone in zones:
             async for record in paginate(client, f"/zones/{zone['id']}/dns_records", per_page=100):
-                yield Payload(schema="asset", variant="dns_record", resource="dns_record", data=record)
+                yield record_payload(zone, record)
+
+
+def record_payload(zone: dict[str, Any], record: dict[str, Any]) -> Payload:
+    """One DNS record as its payload. The current API no longer names the zone on each record (``zone_id`` and
+    ``zone_name`` were removed from DNS record answers); the zone it was listed from does."""
+    data = {"zone_id": zone["id"], "zone_name": zone.get("name"), **record}
+    return Payload(schema="asset", variant="dns_record", resource="dns_record", data=data)
 
 
 class EventsConfig(BaseModel):
