@@ -97,13 +97,21 @@ class SecurityEventSync(Operation):
         since = _since(ctx, until)
         async for zone in paginate(client, "/zones", **{"account.id": api.account_id}):
             async for event in zone_events(client, zone["id"], since, until):
-                yield Payload(schema="finding", variant="security_event", resource="firewall_event",
-                              data={"zone": {"id": zone["id"], "name": zone.get("name")}, "event": event})
+                yield Payload(
+                    schema="finding",
+                    variant="security_event",
+                    resource="firewall_event",
+                    data={"zone": {"id": zone["id"], "name": zone.get("name")}, "event": event},
+                )
         ctx.next_cursor = until.isoformat()
 
 
-async def zone_events(client: httpx.AsyncClient, zone_id: str, since: datetime, until: datetime,
-                      ) -> AsyncIterator[dict[str, Any]]:
+async def zone_events(
+    client: httpx.AsyncClient,
+    zone_id: str,
+    since: datetime,
+    until: datetime,
+) -> AsyncIterator[dict[str, Any]]:
     """Events of one zone in ``[since, until]``, oldest first, a page of ``EVENT_PAGE`` at a time.
 
     The next page starts at the last event's time (``datetime_geq``), so events sharing that second are read
