@@ -33,8 +33,7 @@ from definitions.azure_security_center.operations import AssessmentsCollect, Sub
 from definitions.microsoft_teams import definition as teams
 from definitions.microsoft_teams.operations import ChannelMessagesSync, message_payload
 from engine import REMOVE, Payload
-from engine.catalog.registry import Registry
-from ingest.pipeline import IngestContext, IngestPipeline
+from support.published import land
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -43,28 +42,6 @@ def published(definition_id: str, name: str) -> list[dict[str, Any]]:
     recorded = json.loads((FIXTURES / definition_id / "published" / f"{name}.json").read_text())
     assert recorded["source"].startswith(("microsoftgraph/", "Azure/")), "a published example names its source"
     return list(recorded["body"]["value"])
-
-
-def land(definition: Any, operation: Any, payloads: list[Payload]) -> list[Any]:
-    """Map every payload; each must be mapped, or for a removal (``REMOVE``) give the keys its row is removed by;
-    none may be rejected or filtered out. A removal's entry is its key tuple."""
-    registry = Registry()
-    registry.register(definition)
-    ctx = IngestContext(
-        tenant_id="t",
-        integration_id="i",
-        definition_id=definition.id,
-        emits=operation.emits,
-        origin=operation.operation_id(),
-    )
-    outcomes = IngestPipeline(registry).dry_run(ctx, payloads)
-    assert [o.reason for o in outcomes if o.status == "rejected"] == []
-    rows = []
-    for payload, outcome in zip(payloads, outcomes, strict=True):
-        assert outcome.status == "mapped" and outcome.remove == (payload.action == REMOVE)
-        # The generated ingest type, validated (what persistence receives), or the removal's keys.
-        rows.append(outcome.keys if outcome.remove else outcome.object)
-    return rows
 
 
 def entra_payloads(name: str, kind: str) -> list[Payload]:

@@ -3,48 +3,54 @@
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import optional, present, text
+
+# Field presence follows the current v4 API (cloudflare/cloudflare-python's generated types): a zone's
+# ``status``, ``paused`` and plan name are optional; a DNS record's ``content``, ``proxied``, ``ttl`` and
+# ``comment`` are optional (CAA, SRV, ... records carry ``data`` instead of ``content``), and records no longer
+# carry ``zone_id``/``zone_name`` (``DnsSync`` adds the zone it listed them from).
 
 ZONE = Mapping(
     schema="asset",
     variant="zone",
-    map="""
-    {
+    map=f"""
+    {{
       "source_identifier": payload.id,
       "name": payload.name,
       "asset_type": "dns_zone",
       "url": "https://dash.cloudflare.com/" + payload.account.id + "/" + payload.name,
-      "owner": has(payload.account.name) ? payload.account.name : null,
-      "archived": payload.status == "moved" || payload.status == "deleted",
-      "source_updated_at": has(payload.modified_on) ? payload.modified_on : null,
-      "attributes": {
-        "status": payload.status,
-        "paused": has(payload.paused) ? payload.paused : null,
-        "plan": has(payload.plan) && has(payload.plan.name) ? payload.plan.name : null,
-        "name_servers": has(payload.name_servers) ? payload.name_servers : []
-      }
-    }
+      "owner": {text("account.name")},
+      "archived": {present("status")} && (payload.status == "moved" || payload.status == "deleted"),
+      "source_updated_at": {optional("modified_on")},
+      "attributes": {{
+        "status": {optional("status")},
+        "paused": {optional("paused")},
+        "plan": {present("plan")} ? {text("plan.name")} : null,
+        "name_servers": {present("name_servers")} ? payload.name_servers : []
+      }}
+    }}
     """,
 )
 
 DNS_RECORD = Mapping(
     schema="asset",
     variant="dns_record",
-    map="""
-    {
+    map=f"""
+    {{
       "source_identifier": payload.id,
       "name": payload.name,
       "asset_type": "dns_record",
-      "description": has(payload.comment) ? payload.comment : null,
-      "visibility": has(payload.proxied) && payload.proxied ? "proxied" : "dns_only",
-      "source_updated_at": has(payload.modified_on) ? payload.modified_on : null,
-      "attributes": {
+      "description": {text("comment")},
+      "visibility": {present("proxied")} && payload.proxied == true ? "proxied" : "dns_only",
+      "source_updated_at": {optional("modified_on")},
+      "attributes": {{
         "type": payload.type,
-        "content": payload.content,
-        "ttl": has(payload.ttl) ? payload.ttl : null,
-        "zone_id": has(payload.zone_id) ? payload.zone_id : null,
-        "zone_name": has(payload.zone_name) ? payload.zone_name : null
-      }
-    }
+        "content": {optional("content")},
+        "ttl": {optional("ttl")},
+        "zone_id": {optional("zone_id")},
+        "zone_name": {optional("zone_name")}
+      }}
+    }}
     """,
 )
 

@@ -64,7 +64,14 @@ class ZoneSync(Operation):
             yield Payload(schema="asset", variant="zone", resource="zone", data=zone)
         for zone in zones:
             async for record in paginate(client, f"/zones/{zone['id']}/dns_records", per_page=100):
-                yield Payload(schema="asset", variant="dns_record", resource="dns_record", data=record)
+                yield record_payload(zone, record)
+
+
+def record_payload(zone: dict[str, Any], record: dict[str, Any]) -> Payload:
+    """One DNS record as its payload. The current API no longer names the zone on each record (``zone_id`` and
+    ``zone_name`` were removed from DNS record answers); the zone it was listed from does."""
+    data = {"zone_id": zone["id"], "zone_name": zone.get("name"), **record}
+    return Payload(schema="asset", variant="dns_record", resource="dns_record", data=data)
 
 
 class EventsConfig(BaseModel):
@@ -90,13 +97,21 @@ class SecurityEventSync(Operation):
         since = _since(ctx, until)
         async for zone in paginate(client, "/zones", **{"account.id": api.account_id}):
             async for event in zone_events(client, zone["id"], since, until):
-                yield Payload(schema="finding", variant="security_event", resource="firewall_event",
-                              data={"zone": {"id": zone["id"], "name": zone.get("name")}, "event": event})
+                yield Payload(
+                    schema="finding",
+                    variant="security_event",
+                    resource="firewall_event",
+                    data={"zone": {"id": zone["id"], "name": zone.get("name")}, "event": event},
+                )
         ctx.next_cursor = until.isoformat()
 
 
-async def zone_events(client: httpx.AsyncClient, zone_id: str, since: datetime, until: datetime,
-                      ) -> AsyncIterator[dict[str, Any]]:
+async def zone_events(
+    client: httpx.AsyncClient,
+    zone_id: str,
+    since: datetime,
+    until: datetime,
+) -> AsyncIterator[dict[str, Any]]:
     """Events of one zone in ``[since, until]``, oldest first, a page of ``EVENT_PAGE`` at a time.
 
     The next page starts at the last event's time (``datetime_geq``), so events sharing that second are read

@@ -7,31 +7,53 @@ is about. The finding's full resource name (``organizations/…/sources/…/find
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import present, text
 
 SEVERITY = '{"CRITICAL": "critical", "HIGH": "high", "MEDIUM": "medium", "LOW": "low"}'
 STATE = '{"ACTIVE": "open", "INACTIVE": "resolved"}'
+
+# Google serves the API as proto3 JSON: an unset string arrives as "" and an unset number as 0 as often as it is
+# left out (Google's published samples carry both), so free-text fields go through ``text`` and the CVSS score of
+# an unset ``cvssv3`` (0 with every metric ``*_UNSPECIFIED``) lands as no score. v1's ``Resource`` names the
+# project at ``projectDisplayName``; the newer shape (v2, and v1 results for location-scoped findings) nests it in
+# ``gcpMetadata``: both are read.
+_CVE = "finding.vulnerability.cve"
+_CVSS = f"{present('finding.vulnerability')} && {present(_CVE)} && {present(_CVE + '.cvssv3')} && " + (
+    f"{present(_CVE + '.cvssv3.baseScore')} && double(payload.{_CVE}.cvssv3.baseScore) > 0.0"
+)
+
+
+def _package(which: str) -> str:
+    path = f"finding.vulnerability.{which}"
+    return f"({present(path)} ? {text(path + '.packageVersion')} : null)"
+
+
+_PROJECT = (
+    f"{present('resource')} ? ({present('resource.gcpMetadata')}"
+    f" ? {text('resource.projectDisplayName', 'resource.gcpMetadata.projectDisplayName')}"
+    f" : {text('resource.projectDisplayName')}) : null"
+)
 
 _FINDING = f"""
     {{
       "external_id": payload.finding.name,
       "title": payload.finding.category,
-      "description": has(payload.finding.description) ? payload.finding.description : null,
-      "severity": has(payload.finding.severity) && payload.finding.severity in {SEVERITY}
+      "description": {text("finding.description")},
+      "severity": {present("finding.severity")} && payload.finding.severity in {SEVERITY}
           ? {SEVERITY}[payload.finding.severity] : null,
-      "status": has(payload.finding.state) && payload.finding.state in {STATE} ? {STATE}[payload.finding.state] : null,
+      "status": {present("finding.state")} && payload.finding.state in {STATE} ? {STATE}[payload.finding.state] : null,
       "category": payload.finding.category,
       "source": "scc",
       "resource_identifier": payload.finding.resourceName,
-      "recommendation": has(payload.finding.nextSteps) ? payload.finding.nextSteps : null,
-      "url": has(payload.finding.externalUri) ? payload.finding.externalUri : null,
-      "first_seen_at": has(payload.finding.createTime) ? payload.finding.createTime : null,
-      "last_seen_at": has(payload.finding.eventTime) ? payload.finding.eventTime : null,
+      "recommendation": {text("finding.nextSteps")},
+      "url": {text("finding.externalUri")},
+      "first_seen_at": {text("finding.createTime")},
+      "last_seen_at": {text("finding.eventTime")},
       "attributes": {{
-        "finding_class": has(payload.finding.findingClass) ? payload.finding.findingClass : null,
+        "finding_class": {text("finding.findingClass")},
         "parent": payload.finding.parent,
-        "project": has(payload.resource) && has(payload.resource.projectDisplayName)
-            ? payload.resource.projectDisplayName : null,
-        "resource_type": has(payload.resource) && has(payload.resource.type) ? payload.resource.type : null
+        "project": {_PROJECT},
+        "resource_type": {present("resource")} ? {text("resource.type")} : null
       }}
     }}
 """
@@ -47,31 +69,24 @@ CVE = Mapping(
       "external_id": payload.finding.name,
       "cve_id": payload.finding.vulnerability.cve.id,
       "title": payload.finding.category + ": " + payload.finding.vulnerability.cve.id,
-      "description": has(payload.finding.description) ? payload.finding.description : null,
-      "severity": has(payload.finding.severity) && payload.finding.severity in {SEVERITY}
+      "description": {text("finding.description")},
+      "severity": {present("finding.severity")} && payload.finding.severity in {SEVERITY}
           ? {SEVERITY}[payload.finding.severity] : null,
-      "cvss_score": has(payload.finding.vulnerability.cve.cvssv3) &&
-          has(payload.finding.vulnerability.cve.cvssv3.baseScore)
-          ? double(payload.finding.vulnerability.cve.cvssv3.baseScore) : null,
-      "status": has(payload.finding.state) && payload.finding.state in {STATE} ? {STATE}[payload.finding.state] : null,
+      "cvss_score": {_CVSS} ? double(payload.{_CVE}.cvssv3.baseScore) : null,
+      "status": {present("finding.state")} && payload.finding.state in {STATE} ? {STATE}[payload.finding.state] : null,
       "source": "scc",
-      "package_name": has(payload.finding.vulnerability.offendingPackage) &&
-          has(payload.finding.vulnerability.offendingPackage.packageName)
-          ? payload.finding.vulnerability.offendingPackage.packageName : null,
-      "package_version": has(payload.finding.vulnerability.offendingPackage) &&
-          has(payload.finding.vulnerability.offendingPackage.packageVersion)
-          ? payload.finding.vulnerability.offendingPackage.packageVersion : null,
-      "fixed_version": has(payload.finding.vulnerability.fixedPackage) &&
-          has(payload.finding.vulnerability.fixedPackage.packageVersion)
-          ? payload.finding.vulnerability.fixedPackage.packageVersion : null,
+      "package_name": {present("finding.vulnerability.offendingPackage")}
+          ? {text("finding.vulnerability.offendingPackage.packageName")} : null,
+      "package_version": {_package("offendingPackage")},
+      "fixed_version": {_package("fixedPackage")},
       "resource_identifier": payload.finding.resourceName,
-      "url": has(payload.finding.vulnerability.cve.references) &&
-          size(payload.finding.vulnerability.cve.references) > 0
-          ? payload.finding.vulnerability.cve.references[0].uri : null,
+      "url": {present(_CVE + ".references")} && size(payload.{_CVE}.references) > 0
+          ? {text(_CVE + ".references[0].uri")} : null,
       "attributes": {{
         "parent": payload.finding.parent,
-        "exploitation_activity": has(payload.finding.vulnerability.cve.exploitationActivity)
-            ? payload.finding.vulnerability.cve.exploitationActivity : null
+        "exploitation_activity": {present(_CVE + ".exploitationActivity")}
+            && payload.{_CVE}.exploitationActivity != "EXPLOITATION_ACTIVITY_UNSPECIFIED"
+            ? {text(_CVE + ".exploitationActivity")} : null
       }}
     }}
     """,

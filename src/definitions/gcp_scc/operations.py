@@ -51,8 +51,14 @@ class FindingsSync(Operation):
             body = await check(await api.http.get(path, params={"filter": ACTIVE, "pageSize": request.limit, **token}))
             return FINDINGS.read(body)
 
-        pages = paginate(fetch, style=FINDINGS, limit=PAGE_SIZE, max_pages=MAX_PAGES, max_seconds=None,
-                         what="Security Command Center pagination")
+        pages = paginate(
+            fetch,
+            style=FINDINGS,
+            limit=PAGE_SIZE,
+            max_pages=MAX_PAGES,
+            max_seconds=None,
+            what="Security Command Center pagination",
+        )
         async for page in pages:
             for result in page.items:
                 yield classify(result)
@@ -61,7 +67,10 @@ class FindingsSync(Operation):
 def classify(result: dict[str, Any]) -> Payload:
     """One ``ListFindingsResult`` (``finding`` plus its ``resource``) as the payload of its variant."""
     finding = result.get("finding") or {}
-    if finding.get("findingClass") == "VULNERABILITY" and (finding.get("vulnerability") or {}).get("cve"):
+    # A CVE only when it names one: proto3 JSON serves an unset ``cve`` as ``{"id": "", ...}``, which would land a
+    # vulnerability with no CVE id (Google's published samples carry such blocks on non-CVE findings).
+    cve = (finding.get("vulnerability") or {}).get("cve") or {}
+    if finding.get("findingClass") == "VULNERABILITY" and cve.get("id"):
         return Payload(schema="vulnerability", variant="cve", resource="finding", data=result)
     variant = "threat" if finding.get("findingClass") == "THREAT" else "misconfiguration"
     return Payload(schema="finding", variant=variant, resource="finding", data=result)

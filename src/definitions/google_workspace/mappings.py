@@ -8,6 +8,10 @@ only user members are memberships of an account, the rest are filtered out.
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import optional, present, text
+
+_NAME = present("name")
+ROLES = '{"OWNER": "owner", "MANAGER": "manager", "MEMBER": "member"}'
 
 #: Google's "never logged in" value.
 NEVER = "1970-01-01T00:00:00.000Z"
@@ -19,21 +23,21 @@ USER = Mapping(
     {{
       "external_id": payload.id,
       "email": payload.primaryEmail,
-      "display_name": has(payload.name) && has(payload.name.fullName) ? payload.name.fullName : null,
-      "given_name": has(payload.name) && has(payload.name.givenName) ? payload.name.givenName : null,
-      "family_name": has(payload.name) && has(payload.name.familyName) ? payload.name.familyName : null,
+      "display_name": {_NAME} ? {optional("name.fullName")} : null,
+      "given_name": {_NAME} ? {optional("name.givenName")} : null,
+      "family_name": {_NAME} ? {optional("name.familyName")} : null,
       "username": payload.primaryEmail,
       "account_type": "user",
-      "status": has(payload.suspended) && payload.suspended ? "suspended"
-        : (has(payload.archived) && payload.archived ? "archived" : "active"),
-      "is_admin": has(payload.isAdmin) ? payload.isAdmin : null,
-      "mfa_enabled": has(payload.isEnrolledIn2Sv) ? payload.isEnrolledIn2Sv : null,
-      "last_login_at": has(payload.lastLoginTime) && payload.lastLoginTime != "{NEVER}" ? payload.lastLoginTime : null,
-      "source_created_at": has(payload.creationTime) ? payload.creationTime : null,
+      "status": {present("suspended")} && payload.suspended == true ? "suspended"
+        : ({present("archived")} && payload.archived == true ? "archived" : "active"),
+      "is_admin": {optional("isAdmin")},
+      "mfa_enabled": {optional("isEnrolledIn2Sv")},
+      "last_login_at": {present("lastLoginTime")} && payload.lastLoginTime != "{NEVER}" ? payload.lastLoginTime : null,
+      "source_created_at": {optional("creationTime")},
       "attributes": {{
-        "org_unit_path": has(payload.orgUnitPath) ? payload.orgUnitPath : null,
-        "customer_id": has(payload.customerId) ? payload.customerId : null,
-        "is_delegated_admin": has(payload.isDelegatedAdmin) ? payload.isDelegatedAdmin : null
+        "org_unit_path": {optional("orgUnitPath")},
+        "customer_id": {optional("customerId")},
+        "is_delegated_admin": {optional("isDelegatedAdmin")}
       }}
     }}
     """,
@@ -42,30 +46,30 @@ USER = Mapping(
 GROUP = Mapping(
     schema="directory_group",
     variant="group",
-    map="""
-    {
+    map=f"""
+    {{
       "external_id": payload.id,
-      "name": has(payload.name) ? payload.name : payload.email,
+      "name": {text("name", "email")},
       "email": payload.email,
-      "description": has(payload.description) && payload.description != "" ? payload.description : null,
+      "description": {text("description")},
       "group_type": "google_group",
-      "member_count": has(payload.directMembersCount) ? int(payload.directMembersCount) : null,
-      "attributes": {"admin_created": has(payload.adminCreated) ? payload.adminCreated : null}
-    }
+      "member_count": {present("directMembersCount")} ? int(payload.directMembersCount) : null,
+      "attributes": {{"admin_created": {optional("adminCreated")}}}
+    }}
     """,
 )
 
 MEMBER = Mapping(
     schema="directory_membership",
     variant="member",
-    filter='has(payload.member.type) && payload.member.type == "USER"',
-    map="""
-    {
+    filter=f'{present("member.type")} && payload.member.type == "USER"',
+    map=f"""
+    {{
       "account_external_id": payload.member.id,
       "group_external_id": payload.group.id,
-      "role": {"OWNER": "owner", "MANAGER": "manager", "MEMBER": "member"}[payload.member.role],
-      "attributes": {"status": has(payload.member.status) ? payload.member.status : null}
-    }
+      "role": {present("member.role")} && payload.member.role in {ROLES} ? {ROLES}[payload.member.role] : null,
+      "attributes": {{"status": {optional("member.status")}}}
+    }}
     """,
 )
 

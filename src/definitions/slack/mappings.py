@@ -8,29 +8,36 @@ Both sources carry the same user object. Fields that only some members have (``i
 from __future__ import annotations
 
 from engine import Mapping
+from engine.kit.celpaths import optional, present, text
+
+# Slack sends an unset profile field as "" (its own published users.list example has "phone": "", "skype": ""),
+# so names and addresses go through ``text``. The full name is the profile's ``real_name``: in Slack's published
+# example the top-level ``real_name`` (deprecated in favour of the profile) is the handle ("spengler") while the
+# profile has "Egon Spengler".
+_PROFILE = present("profile")
 
 USER = Mapping(
     schema="directory_account",
     variant="user",
-    map="""
-    {
+    map=f"""
+    {{
       "external_id": payload.id,
-      "email": has(payload.profile) && has(payload.profile.email) ? payload.profile.email : null,
-      "display_name": has(payload.real_name) && payload.real_name != "" ? payload.real_name
-        : (has(payload.profile) && has(payload.profile.real_name) ? payload.profile.real_name : payload.name),
-      "given_name": has(payload.profile) && has(payload.profile.first_name) ? payload.profile.first_name : null,
-      "family_name": has(payload.profile) && has(payload.profile.last_name) ? payload.profile.last_name : null,
-      "username": has(payload.name) ? payload.name : null,
-      "account_type": (has(payload.is_bot) && payload.is_bot) || payload.id == "USLACKBOT" ? "bot"
-        : (has(payload.is_restricted) && payload.is_restricted ? "guest" : "user"),
-      "status": has(payload.deleted) && payload.deleted ? "deactivated" : "active",
-      "is_admin": has(payload.is_admin) ? payload.is_admin : null,
-      "mfa_enabled": has(payload.has_2fa) ? payload.has_2fa : null,
-      "attributes": {
-        "team_id": has(payload.team_id) ? payload.team_id : null,
-        "is_owner": has(payload.is_owner) ? payload.is_owner : null,
-        "tz": has(payload.tz) ? payload.tz : null
-      }
-    }
+      "email": {_PROFILE} ? {text("profile.email")} : null,
+      "display_name": {_PROFILE} ? {text("profile.real_name", "profile.display_name", "real_name", "name")}
+        : {text("real_name", "name")},
+      "given_name": {_PROFILE} ? {text("profile.first_name")} : null,
+      "family_name": {_PROFILE} ? {text("profile.last_name")} : null,
+      "username": {text("name")},
+      "account_type": ({present("is_bot")} && payload.is_bot == true) || payload.id == "USLACKBOT" ? "bot"
+        : ({present("is_restricted")} && payload.is_restricted == true ? "guest" : "user"),
+      "status": {present("deleted")} && payload.deleted == true ? "deactivated" : "active",
+      "is_admin": {optional("is_admin")},
+      "mfa_enabled": {optional("has_2fa")},
+      "attributes": {{
+        "team_id": {text("team_id")},
+        "is_owner": {optional("is_owner")},
+        "tz": {text("tz")}
+      }}
+    }}
     """,
 )

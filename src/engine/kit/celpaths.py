@@ -27,9 +27,19 @@ def first(*paths: str) -> str:
     return expression
 
 
+def text(*paths: str) -> str:
+    """The first of ``payload.<path>`` that is a non-empty string, else null. Proto3 JSON (Google's APIs) sends an
+    unset string as ``""`` as often as it leaves it out, and an empty link or name is no value to land."""
+    expression = "null"
+    for path in reversed(paths):
+        usable = f'({present(path)} && type(payload.{path}) == string && payload.{path} != "")'
+        expression = f"({usable} ? payload.{path} : {expression})"
+    return expression
+
+
 def is_true(path: str) -> str:
     """``payload.<path>`` is the boolean ``true`` (absent, null and false are not)."""
     return f"(has(payload.{path}) && payload.{path} == true)"
 
 
-__all__ = ["first", "is_true", "optional", "present"]
+__all__ = ["first", "is_true", "optional", "present", "text"]
