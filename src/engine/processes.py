@@ -25,7 +25,7 @@ from engine.events import delivery as event_delivery
 from engine.queue.worker import Consumer, enqueue_deliveries, enqueue_event_deliveries, queue_name, start_consumer
 from engine.runs.scheduler import Scheduler, SchedulerThread
 from engine.runtime import Runtime
-from engine.webhooks.deliveries import PROCESSING_LEASE, pending_deliveries
+from engine.webhooks.deliveries import delivery_lease, pending_deliveries
 
 log = logging.getLogger("tether.worker")
 
@@ -161,7 +161,7 @@ def sweep_deliveries(runtime: Runtime, *, limit: int = 500) -> int:
     recorded and not being processed (``engine.webhooks.deliveries.pending_deliveries``): their hand-off failed or their
     process died. One message for all of them; processing them twice is harmless (the claim is fenced)."""
     after = timedelta(seconds=runtime.settings.delivery_sweep_after_seconds)
-    row_ids = pending_deliveries(runtime.db, older_than=after, lease=PROCESSING_LEASE, limit=limit)
+    row_ids = pending_deliveries(runtime.db, older_than=after, lease=delivery_lease(runtime), limit=limit)
     if row_ids:
         log.info("delivery sweep: queueing %d deliveries left received", len(row_ids))
         enqueue_deliveries(row_ids, settings=runtime.settings)

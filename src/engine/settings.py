@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     reap_interval_seconds: float = 15.0
     delivery_sweep_seconds: float = 60.0
     delivery_sweep_after_seconds: float = 60.0
+    #: How long a worker's claim on a webhook delivery holds before another worker may take the delivery over (the
+    #: first died, or its host was cut off): longer than any handler runs.
+    delivery_lease_seconds: float = Field(default=300.0, gt=0)
     #: Outbound events (``engine.events``): seconds between retries of a failed delivery (comma-separated; the last
     #: repeats), each with +/-20% jitter, until the retry window from the event's creation closes (then ``dead``).
     event_retry_schedule: str = "5,30,120,600,3600,10800,21600"

@@ -29,9 +29,21 @@ from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.store.database import Database
-from engine.store.tables import Integration, IntegrationStatus, Run, RunStatus
+from engine.store.tables import (
+    DeliveryStatus,
+    Integration,
+    IntegrationStatus,
+    Run,
+    RunStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from engine.webhooks.endpoints import ensure_endpoints
+from engine.webhooks.targets import endpoint_secret
+from ingest.models.asset import Asset
 from support.netns import Hosts, NamespacesRefused
 from support.server import free_port, serve
+from support.webhook_kit import APP_SECRET, SLACK_SECRET, add_integration, event_body, sign
 
 TESTS = Path(__file__).resolve().parents[1]
 SERVER_PORT = 8000
@@ -141,7 +153,9 @@ def cluster(
         topology.forward(worker, {f"127.0.0.1:{provider_port}": f"{gateway}:{provider_port}"})
     shared = {
         "TETHER_SECRET_MASTER_KEY": generate_master_key(),
-        "TETHER_DEFINITION_MODULES": "support.ops_definition,support.governed_definition",
+        "TETHER_DEFINITION_MODULES": "support.ops_definition,support.governed_definition,support.webhook_definition",
+        "TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET": APP_SECRET,
         "TETHER_BROKER_NAMESPACE": namespace,
         "TETHER_ALLOW_LOOPBACK_PROVIDERS": "1",
         "TETHER_SANDBOX": "0",
@@ -152,6 +166,10 @@ def cluster(
         # A cut-off worker's prefetched messages come back after 3 s (maintenance on one command in ten).
         "TETHER_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
         "TETHER_BROKER_MAINTENANCE_CHANCE": "100000",
+        # A cut-off worker's claimed deliveries are taken over after 3 s; the sweep looks every half second.
+        "TETHER_DELIVERY_LEASE_SECONDS": "3",
+        "TETHER_DELIVERY_SWEEP_SECONDS": "0.5",
+        "TETHER_DELIVERY_SWEEP_AFTER_SECONDS": "2",
         "TETHER_STATE_DIR": str(tmp_path / "state"),
     }
     for key, value in {**shared, "TETHER_DATABASE_URL": postgres_database.url, "TETHER_BROKER_URL": ""}.items():
@@ -241,3 +259,47 @@ async def test_the_governor_holds_a_providers_limit_across_worker_hosts(
     assert hits == {"ok": 4}
     assert sum(r.status == RunStatus.succeeded for r in runs) <= 2
     assert all(r.status in (RunStatus.succeeded, RunStatus.queued) for r in runs)
+
+
+async def test_a_delivery_flood_is_processed_once_with_a_worker_host_cut_off_mid_way(cluster: Cluster) -> None:
+    runtime = cluster.runtime
+    integration = add_integration(runtime)  # of the ``hooks`` definition: a GitHub-style signed endpoint
+    [endpoint] = [e for e in await ensure_endpoints(runtime, integration) if e.webhook == "github"]
+    with runtime.db.session() as session:
+        secret = endpoint_secret(runtime, session.get_one(WebhookEndpoint, endpoint.id))
+    assert secret is not None
+    token = endpoint.url.rsplit("/", 1)[1]
+    cluster.start_worker("worker1")
+    cluster.start_worker("worker2")
+
+    def processed() -> list[WebhookDelivery]:
+        with runtime.db.session() as session:
+            return list(session.exec(select(WebhookDelivery).where(WebhookDelivery.integration_id == integration.id)))
+
+    async def post(client: httpx.AsyncClient, ids: list[str]) -> None:
+        for delivery in ids:
+            body = event_body("github", "item.changed", delivery, item={"id": delivery, "name": f"item {delivery}"})
+            answer = await client.post(
+                f"/v1/webhooks/{token}", content=body, headers=sign("github", body, secret, delivery=delivery)
+            )
+            assert answer.status_code == 202, answer.text
+
+    ids = [f"flood-{i}" for i in range(150)]
+    async with httpx.AsyncClient(base_url=cluster.base, timeout=30) as client:
+        await asyncio.gather(*(post(client, ids[i::10]) for i in range(10)))  # ten senders at once
+        deadline = time.monotonic() + 60
+        while sum(r.status == DeliveryStatus.processed for r in processed()) < 30:  # mid-way through
+            assert time.monotonic() < deadline, "the workers processed nothing"
+            await asyncio.sleep(0.1)
+        cluster.topology.cut("worker1")
+    deadline = time.monotonic() + 120
+    while True:
+        rows = processed()
+        if len(rows) == len(ids) and all(r.status == DeliveryStatus.processed for r in rows):
+            break
+        assert time.monotonic() < deadline, sorted((r.status, r.attempts) for r in rows)[:20]
+        await asyncio.sleep(0.2)
+    assert sorted(r.delivery_id for r in rows) == sorted(ids)  # each recorded once, each processed
+    with runtime.db.session() as session:
+        assets = session.exec(select(Asset.source_identifier).where(Asset.integration_id == integration.id)).all()
+    assert sorted(assets) == sorted(ids)  # and each one's record written once

@@ -60,8 +60,6 @@ log = logging.getLogger("tether.webhooks")
 
 #: Deliveries without a provider delivery ID are de-duplicated by content within windows of this length.
 CONTENT_HASH_WINDOW = timedelta(minutes=5)
-#: A claimed delivery not finished within this time is considered abandoned and may be claimed again.
-PROCESSING_LEASE = timedelta(minutes=5)
 #: Processing attempts before a delivery is failed for good.
 MAX_ATTEMPTS = 5
 #: Payloads handed to ingest per transaction.
@@ -789,14 +787,22 @@ class _Handling:
         return outcome
 
 
+def delivery_lease(runtime: Services) -> timedelta:
+    """How long a worker's claim on a delivery holds before another may take it over (its worker died or was cut
+    off): ``TETHER_DELIVERY_LEASE_SECONDS``."""
+    return timedelta(seconds=runtime.settings.delivery_lease_seconds)
+
+
 async def process_delivery(
     runtime: Services,
     delivery_row_id: str,
     *,
     dispatcher: Dispatcher | None = None,
-    lease: timedelta = PROCESSING_LEASE,
+    lease: timedelta | None = None,
 ) -> DeliveryOutcome | None:
-    """Process one recorded delivery; ``None`` when another worker holds it or it is already final."""
+    """Process one recorded delivery; ``None`` when another worker holds it or it is already final. ``lease``: how old
+    another worker's claim must be before this one takes the row over (default ``TETHER_DELIVERY_LEASE_SECONDS``)."""
+    lease = lease if lease is not None else delivery_lease(runtime)
     claimed = await _claim_processing(runtime.db, delivery_row_id, lease)
     if claimed is None:
         return None
@@ -896,13 +902,14 @@ async def redeliver_pending(
     runtime: Services,
     *,
     older_than: timedelta = timedelta(minutes=1),
-    lease: timedelta = PROCESSING_LEASE,
+    lease: timedelta | None = None,
     limit: int = 100,
     include_failed: bool = False,
     dispatcher: Dispatcher | None = None,
 ) -> list[DeliveryOutcome]:
     """The recovery sweep: process deliveries recorded at least ``older_than`` ago whose processing never started
     or whose claim has outlived ``lease``. ``include_failed`` also retries failed deliveries with attempts left."""
+    lease = lease if lease is not None else delivery_lease(runtime)
     ids = await anyio.to_thread.run_sync(
         lambda: pending_deliveries(
             runtime.db, older_than=older_than, lease=lease, limit=limit, include_failed=include_failed
