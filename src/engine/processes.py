@@ -141,11 +141,16 @@ def configure_worker_logging(level: int | str | None = None, log_format: str | N
         log_format = settings.log_format if log_format is None else log_format
     logging.basicConfig(level=level, format=WORKER_TEXT_FORMAT)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, TypeOnly) for f in handler.filters):
-            handler.addFilter(TypeOnly())
-            for sink in sink_filters():
-                handler.addFilter(sink)
-        handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(WORKER_TEXT_FORMAT))
+        install_sink(handler, log_format)
+
+
+def install_sink(handler: logging.Handler, log_format: str) -> None:
+    """``TypeOnly``, the secret scrubbing and the IDs on ``handler`` (once), and the formatter of ``log_format``."""
+    if not any(isinstance(f, TypeOnly) for f in handler.filters):
+        handler.addFilter(TypeOnly())
+        for sink in sink_filters():
+            handler.addFilter(sink)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(WORKER_TEXT_FORMAT))
 
 
 # -- worker processes and the embedded default -------------------------------------------------------------------
