@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from pydantic import SecretStr
 
+from engine.authoring.config import OperatorConfig, load_operator_config
 from engine.authoring.slots import OAuth2Token
 from engine.custody.crypto import generate_master_key
 from engine.observability.logs import forget_recent_secrets, log_context, scrub
@@ -35,6 +37,11 @@ TESTS = Path(__file__).resolve().parents[1]
 TOKEN = "tok-" + uuid.uuid4().hex
 REFRESH = "rt-" + uuid.uuid4().hex
 SIGNING = "whsec-" + uuid.uuid4().hex
+
+
+class AcmeConfig(OperatorConfig):
+    client_id: str
+    client_secret: SecretStr
 
 
 def json_lines(text: str) -> list[dict[str, object]]:
@@ -160,6 +167,18 @@ async def test_an_oauth_refresh_failure_is_scrubbed_of_the_slots_secrets(
     assert REFRESH not in sink.getvalue() and TOKEN not in sink.getvalue()
 
 
+def test_operator_secrets_are_scrubbed_from_every_line_of_the_process(sink: io.StringIO) -> None:
+    """An OAuth app's ``client_secret`` (operator config, read once) that a token endpoint's refusal echoes."""
+    client_secret = "cs-" + uuid.uuid4().hex
+    config = load_operator_config(
+        "acme", AcmeConfig, {"TETHER_ACME_CLIENT_ID": "acme-app", "TETHER_SECRET_ACME_CLIENT_SECRET": client_secret}
+    )
+    client_id = config.client_id  # type: ignore[attr-defined]
+    logging.getLogger("tether.custody").warning("token endpoint said: bad client %s/%s", client_id, client_secret)
+    (line,) = json_lines(sink.getvalue())
+    assert line["message"] == "token endpoint said: bad client acme-app/[redacted]"
+
+
 def test_a_webhook_delivery_with_signature_and_authorization_headers(sink: io.StringIO) -> None:
     headers = {"X-Sample-Signature": f"sha256={SIGNING}", "Authorization": f"Bearer {TOKEN}"}
     with log_context(delivery_id="dlv-1", integration_id="int-1"):
@@ -257,6 +276,7 @@ def test_text_format_ends_lines_with_the_ids() -> None:
         ("Authorization: Basic dXNlcjpwYXNz", "Authorization: [redacted]"),
         ('{"client_secret": "s3", "id": 1}', '{"client_secret": "[redacted]", "id": 1}'),
         ("nothing to hide=here", "nothing to hide=here"),
+        ("the token endpoint refused basic authentication", "the token endpoint refused basic authentication"),
     ],
 )
 def test_token_shapes(text: str, expected: str) -> None:

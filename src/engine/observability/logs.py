@@ -57,6 +57,7 @@ class _Scope:
 _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("tether_log_scope", default=None)
 _recent: OrderedDict[str, None] = OrderedDict()
 _recent_lock = threading.Lock()
+_process: set[str] = set()
 
 
 @contextmanager
@@ -104,6 +105,13 @@ def note_secrets(values: Iterable[str]) -> None:
         scope.secrets.extend(v for v in fresh if v not in scope.secrets)
     else:
         _remember(fresh)
+
+
+def note_process_secrets(values: Iterable[str]) -> None:
+    """Scrub ``values`` from every record of this process, for good: operator secrets (an OAuth app's
+    ``client_secret``, read once at start-up), which any refresh or token exchange may echo."""
+    with _recent_lock:
+        _process.update(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)
 
 
 def slot_secrets(model: BaseModel) -> list[str]:
@@ -157,7 +165,8 @@ HEADER_NAMES = "authorization|proxy-authorization|x-api-key|api-key|cookie|set-c
 _PARAM = re2.compile(rf"(?i)\b({TOKEN_NAMES})=[^&\s\"'#,;]+")
 _KEYED = re2.compile(rf"(?i)([\"']({TOKEN_NAMES}|{HEADER_NAMES})[\"']\s*:\s*)(?:\"[^\"]*\"|'[^']*')")
 _HEADER = re2.compile(rf"(?im)(^|[\s\[{{(,;])({HEADER_NAMES})(\s*[:=]\s*)[^\"'\r\n,}}\]]+")
-_SCHEME = re2.compile(r"(?i)\b(Bearer|Basic|Token|Digest)\s+[A-Za-z0-9\-._~+/]{8,}=*")
+# Case-sensitive, as headers spell the schemes: "basic authentication" or "token endpoint" in prose stay readable.
+_SCHEME = re2.compile(r"\b(Bearer|bearer|Basic)\s+[A-Za-z0-9\-._~+/]{8,}=*")
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
@@ -169,6 +178,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         known += scope.secrets
     with _recent_lock:
         known += _recent.keys()
+        known += _process
     # Longest first: a secret that contains another is removed whole.
     for secret in sorted(set(known), key=len, reverse=True):
         if len(secret) >= MIN_SECRET_LENGTH and secret in text:
