@@ -806,7 +806,7 @@ async def _process_delivery(
     if claimed is None:
         return None
     row, loaded = claimed
-    add_log_ids(integration_id=row.integration_id)
+    add_log_ids(integration_id=loaded[1].id if loaded else None)
     webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
     refused = _refusal(row, loaded, webhook)
     if refused is not None:
