@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
     state_dir: str = ".tether"
-    #: Log level of ``tether serve`` (Python logging level names).
+    #: Log level of ``tether serve``, ``worker`` and ``scheduler`` (Python logging level names).
     log_level: str = Field(default="INFO")
     #: Log lines of ``tether serve``, ``worker`` and ``scheduler``: ``text`` for a terminal, or ``json`` (one object a
     #: line, with the run, delivery, integration and trace IDs as fields) for a log pipeline.
