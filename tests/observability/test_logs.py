@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import os
 import subprocess
@@ -30,6 +29,7 @@ from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import Integration, IntegrationStatus, Run, RunStatus
+from support.json_log import json_lines, json_log
 from support.ops_definition import OpsToken
 from support.workers import REDIS_URL
 
@@ -44,25 +44,10 @@ class AcmeConfig(OperatorConfig):
     client_secret: SecretStr
 
 
-def json_lines(text: str) -> list[dict[str, object]]:
-    """Every non-empty line parsed as JSON (a line that is not JSON fails the test)."""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 @pytest.fixture
 def sink() -> Iterator[io.StringIO]:
-    """A JSON handler on the root logger with the sink the long-running commands install."""
-    forget_recent_secrets()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    install_sink(handler, "json")
-    root = logging.getLogger()
-    root.addHandler(handler)
-    level = root.level
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with json_log() as stream:
+        yield stream
 
 
 def test_a_queued_run_logs_json_with_its_ids_and_not_the_token_its_provider_quoted(

@@ -5,40 +5,28 @@ are in ``tests/observability/test_logs.py``)."""
 from __future__ import annotations
 
 import io
-import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from engine.observability.logs import forget_recent_secrets
-from engine.processes import install_sink
 from engine.store.tables import DeliveryStatus, WebhookDelivery
 from support.embedded import EmbeddedWorker
+from support.json_log import json_lines, json_log
 from support.webhook_kit import Setup, event_body, sign
 
 CALLER_TOKEN = "caller-token-5b1e0c9f7d"
 
 
 @pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    forget_recent_secrets()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    install_sink(handler, "json")
-    root = logging.getLogger()
-    root.addHandler(handler)
-    level = root.level
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
+def log() -> Iterator[io.StringIO]:
+    with json_log() as stream:
+        yield stream
 
 
 async def test_an_unrouted_delivery_logs_its_ids_and_no_secret(
-    sqlite_setup: Setup, app_for: Any, embedded: EmbeddedWorker, json_log: io.StringIO
+    sqlite_setup: Setup, app_for: Any, embedded: EmbeddedWorker, log: io.StringIO
 ) -> None:
     app, client = app_for(sqlite_setup.runtime)
     embedded.start(app)
@@ -54,9 +42,9 @@ async def test_an_unrouted_delivery_logs_its_ids_and_no_secret(
     with sqlite_setup.runtime.db.session() as session:
         [row] = session.exec(select(WebhookDelivery)).all()
     assert row.status == DeliveryStatus.unrouted
-    lines = [json.loads(line) for line in json_log.getvalue().splitlines() if line.strip()]
+    lines = json_lines(log.getvalue())
     [unrouted] = [line for line in lines if "unrouted" in str(line["message"])]
     assert unrouted["delivery_id"] == row.id and unrouted["integration_id"] == sqlite_setup.integration.id
-    text = json_log.getvalue()
+    text = log.getvalue()
     assert sqlite_setup.secret("standard") not in text and CALLER_TOKEN not in text
     assert not any(value in text for value in headers.values() if len(value) >= 16)

@@ -117,23 +117,22 @@ def note_process_secrets(values: Iterable[str]) -> None:
 def slot_secrets(model: BaseModel) -> list[str]:
     """The values of ``model``'s ``SecretStr`` fields, in nested models, lists and dicts too: what a credential slot's
     schema says is secret (its ``token_type`` or ``scopes`` are not)."""
-    found: list[str] = []
+    return [leaf.get_secret_value() for leaf in leaves(model) if isinstance(leaf, SecretStr)]
 
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name, None))
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
 
-    walk(model)
-    return found
+def leaves(value: Any) -> Iterator[Any]:
+    """What ``value`` holds that is not a container: the fields of models, the values of dicts, the items of lists."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from leaves(getattr(value, name, None))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from leaves(item)
+    else:
+        yield value
 
 
 def _remember(values: Iterable[str]) -> None:

@@ -63,7 +63,7 @@ from engine.governor import BucketKey, governed
 from engine.governor.scope import Scope
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
-from engine.observability.logs import add_log_ids, log_context
+from engine.observability.logs import add_log_ids, leaves, log_context
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
 from engine.runs.snapshots import remove_unconfirmed
@@ -882,20 +882,7 @@ def _secret_values(slot: Any) -> list[str]:
         values = slot.reveal()
     except Exception:
         return []
-    out: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            out.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(values)
-    return out
+    return [leaf for leaf in leaves(values) if isinstance(leaf, str)]
 
 
 def _validate(operation: type[Operation], config: dict[str, Any] | None) -> BaseModel:
