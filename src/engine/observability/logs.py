@@ -58,6 +58,7 @@ _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("tether_l
 _recent: OrderedDict[str, None] = OrderedDict()
 _recent_lock = threading.Lock()
 _process: set[str] = set()
+_sorted: tuple[str, ...] | None = None
 
 
 @contextmanager
@@ -110,7 +111,9 @@ def note_secrets(values: Iterable[str]) -> None:
 def note_process_secrets(values: Iterable[str]) -> None:
     """Scrub ``values`` from every record of this process, for good: operator secrets (an OAuth app's
     ``client_secret``, read once at start-up), which any refresh or token exchange may echo."""
+    global _sorted
     with _recent_lock:
+        _sorted = None
         _process.update(v for v in values if v and len(v) >= MIN_SECRET_LENGTH)
 
 
@@ -135,8 +138,20 @@ def leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _remember(values: Iterable[str]) -> None:
+def _remembered() -> tuple[str, ...]:
+    """The remembered and process-wide secrets, longest first; sorted again only after a change (a log line checks
+    them all, and sorting 500 values on each line cost ten times the scrubbing itself)."""
+    global _sorted
     with _recent_lock:
+        if _sorted is None:
+            _sorted = tuple(sorted({*_recent, *_process}, key=len, reverse=True))
+        return _sorted
+
+
+def _remember(values: Iterable[str]) -> None:
+    global _sorted
+    with _recent_lock:
+        _sorted = None
         for value in values:
             _recent[value] = None
             _recent.move_to_end(value)
@@ -146,7 +161,9 @@ def _remember(values: Iterable[str]) -> None:
 
 def forget_recent_secrets() -> None:
     """Tests: start from no remembered secrets."""
+    global _sorted
     with _recent_lock:
+        _sorted = None
         _recent.clear()
 
 
@@ -172,14 +189,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` without the known ``secrets`` (and those of the current context and remembered ones) and without
     token-shaped values."""
     scope = _scope.get()
-    known = list(secrets)
-    if scope is not None:
-        known += scope.secrets
-    with _recent_lock:
-        known += _recent.keys()
-        known += _process
+    local = [*secrets, *(scope.secrets if scope is not None else ())]
     # Longest first: a secret that contains another is removed whole.
-    for secret in sorted(set(known), key=len, reverse=True):
+    for secret in (*sorted(local, key=len, reverse=True), *_remembered()):
         if len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, REDACTED)
     try:
