@@ -266,3 +266,15 @@ def test_text_format_ends_lines_with_the_ids() -> None:
 )
 def test_token_shapes(text: str, expected: str) -> None:
     assert scrub(text) == expected
+
+
+def test_a_line_logged_under_an_active_span_carries_its_trace(sink: io.StringIO) -> None:
+    from opentelemetry import trace
+
+    span = trace.NonRecordingSpan(trace.SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=False))
+    with log_context(run_id="run-4"), trace.use_span(span):
+        logging.getLogger("tether.worker").info("inside")
+    logging.getLogger("tether.worker").info("outside")
+    inside, outside = json_lines(sink.getvalue())
+    assert inside["trace_id"] == f"{0xABC:032x}" and inside["span_id"] == f"{0xDEF:016x}"
+    assert inside["run_id"] == "run-4" and "trace_id" not in outside and "run_id" not in outside
