@@ -87,7 +87,7 @@ def serve(
             port=bind_port,
             log_level="info",
             access_log=access_log,
-            log_config=uvicorn_log_config(settings.log_level),
+            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
         )
     finally:
         if embedded is not None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote_plus
 
 from engine.errors import ConfigurationError
 from engine.events import delivery as event_delivery
+from engine.observability.logs import JsonFormatter, TextFormatter, sink_filters
 from engine.queue.worker import Consumer, enqueue_deliveries, enqueue_event_deliveries, queue_name, start_consumer
 from engine.runs.scheduler import Scheduler, SchedulerThread
 from engine.runtime import Runtime
@@ -100,28 +101,57 @@ class TypeOnly(logging.Filter):
         return True
 
 
-def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
-    """uvicorn's logging config with ``RedactQuery`` on the access log and ``TypeOnly`` everywhere; the root logger
-    (``tether.*``, dramatiq, asyncio) goes to uvicorn's default handler at ``level`` (``TETHER_LOG_LEVEL``)."""
+WORKER_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(tether_context)s"
+
+
+def uvicorn_log_config(level: str = "INFO", log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's logging config with ``RedactQuery`` on the access log, ``TypeOnly`` and the sink's secret scrubbing
+    and IDs (``engine.observability.logs``) everywhere, in ``log_format`` (``TETHER_LOG_FORMAT``: JSON lines or
+    uvicorn's text); the root logger (``tether.*``, dramatiq, asyncio) goes to uvicorn's default handler at
+    ``level`` (``TETHER_LOG_LEVEL``)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {
         "redact_query": {"()": "engine.processes.RedactQuery"},
         "type_only": {"()": "engine.processes.TypeOnly"},
+        "scrub_secrets": {"()": "engine.observability.logs.ScrubSecrets"},
+        "log_context": {"()": "engine.observability.logs.LogContext"},
     }
-    config["handlers"]["default"]["filters"] = ["type_only"]
-    config["handlers"]["access"]["filters"] = ["redact_query", "type_only"]
+    config["handlers"]["default"]["filters"] = ["type_only", "scrub_secrets", "log_context"]
+    config["handlers"]["access"]["filters"] = ["redact_query", "type_only", "scrub_secrets", "log_context"]
+    if log_format == "json":
+        config["formatters"] = {"json": {"()": "engine.observability.logs.JsonFormatter"}}
+        config["handlers"]["default"]["formatter"] = "json"
+        config["handlers"]["access"]["formatter"] = "json"
+    else:
+        config["formatters"]["default"]["fmt"] = "%(levelprefix)s %(message)s%(tether_context)s"
     config["root"] = {"handlers": ["default"], "level": level.upper()}
     return config
 
 
-def configure_worker_logging(level: int = logging.INFO) -> None:
-    """``logging.basicConfig`` for ``tether worker`` and ``tether scheduler``, with ``TypeOnly`` on its handler."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_worker_logging(level: int | str | None = None, log_format: str | None = None) -> None:
+    """``logging.basicConfig`` for ``tether worker`` and ``tether scheduler`` at ``level`` (default
+    ``TETHER_LOG_LEVEL``), with ``TypeOnly`` and the sink's filters on its handler, in ``log_format`` (default
+    ``TETHER_LOG_FORMAT``)."""
+    if level is None or log_format is None:
+        from engine.settings import Settings
+
+        settings = Settings()
+        level = settings.log_level.upper() if level is None else level
+        log_format = settings.log_format if log_format is None else log_format
+    logging.basicConfig(level=level, format=WORKER_TEXT_FORMAT)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, TypeOnly) for f in handler.filters):
-            handler.addFilter(TypeOnly())
+        install_sink(handler, log_format)
+
+
+def install_sink(handler: logging.Handler, log_format: str) -> None:
+    """``TypeOnly``, the secret scrubbing and the IDs on ``handler`` (once), and the formatter of ``log_format``."""
+    if not any(isinstance(f, TypeOnly) for f in handler.filters):
+        handler.addFilter(TypeOnly())
+        for sink in sink_filters():
+            handler.addFilter(sink)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(WORKER_TEXT_FORMAT))
 
 
 # -- worker processes and the embedded default -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -51,8 +52,11 @@ class Settings(BaseSettings):
     allow_loopback_providers: bool = False
     #: Where the embedded default keeps its generated master key.
     state_dir: str = ".tether"
-    #: Log level of ``tether serve`` (Python logging level names).
+    #: Log level of ``tether serve``, ``worker`` and ``scheduler`` (Python logging level names).
     log_level: str = Field(default="INFO")
+    #: Log lines of ``tether serve``, ``worker`` and ``scheduler``: ``text`` for a terminal, or ``json`` (one object a
+    #: line, with the run, delivery, integration and trace IDs as fields) for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
     #: Shared secret for the signed principal header (``X-Tether-Principal``); empty disables that header.
     secret_principal_key: SecretStr = SecretStr("")
     #: Public base URL of this server, for OAuth redirect URIs, connect links and webhook URLs. Unset, it is where

@@ -5,6 +5,7 @@ so "fail the first N attempts" needs no shared state between worker processes.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,8 @@ from engine import (
 )
 from engine.errors import ProviderError
 from engine.kit.providerkit import RateLimited, TransientProviderError
+
+log = logging.getLogger("support.ops")
 
 
 class OpsToken(CredentialSlot):
@@ -88,7 +91,9 @@ class Broken(Operation):
     policy = Policy.queued(max_retries=3)
 
     async def run(self, ctx: OperationContext) -> None:
-        raise ProviderError(f"the provider refused token {ctx.client['token']}", provider_status=400)
+        message = f"the provider refused token {ctx.client['token']}"
+        log.warning("provider answered: %s", message)  # careless on purpose: the log sink must scrub it
+        raise ProviderError(message, provider_status=400)
 
 
 class LimitedConfig(BaseModel):

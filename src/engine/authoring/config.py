@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr, ValidationError
 
 from engine.errors import ConfigurationError
+from engine.observability.logs import note_process_secrets, slot_secrets
 
 
 class OperatorConfig(BaseModel):
@@ -72,7 +73,9 @@ def load_operator_config(
         if raw:
             values[name] = raw
     try:
-        return model.model_validate(values)
+        config = model.model_validate(values)
     except ValidationError as exc:
         names = sorted({env_name(definition_id, model, str(err["loc"][0])) for err in exc.errors() if err["loc"]})
         raise ConfigurationError(f"{definition_id}: invalid value in {', '.join(names)}") from None
+    note_process_secrets(slot_secrets(config))  # scrubbed from every log line (``engine.observability.logs``)
+    return config

@@ -44,6 +44,7 @@ from engine.errors import NotFoundError
 from engine.events import endpoints as event_endpoints
 from engine.integrations.lifecycle import ReconnectRequired, mark_reconnect_required
 from engine.kit import egress
+from engine.observability.logs import note_secrets, slot_secrets
 from engine.store.database import Database
 from engine.store.tables import AuthFlow, Credential, Integration, IntegrationStatus, WebhookEndpoint
 
@@ -92,6 +93,7 @@ class Keystore:
             with self.db.session() as own:
                 return self.save(integration_id, slot, session=own)
         slot_id = slot.slot_id()
+        note_secrets(slot_secrets(slot))  # scrubbed from this context's log lines (``engine.observability.logs``)
         sealed = self.keyring.encrypt(_plaintext(slot), aad=credential_aad(integration_id, slot_id))
         expires_at, scopes = _token_facts(slot)
         now = datetime.now(UTC)
@@ -134,6 +136,7 @@ class Keystore:
     def _open(self, row: Credential, slot_type: type[S]) -> StoredCredential:
         plain = self.keyring.decrypt(row.key_id, row.ciphertext, aad=credential_aad(row.integration_id, row.slot))
         slot = slot_type.model_validate(json.loads(plain))
+        note_secrets(slot_secrets(slot))
         return StoredCredential(row.integration_id, slot, row.version, _aware(row.expires_at), tuple(row.scopes))
 
     # -- refresh single-flight ----------------------------------------------------------------------------------

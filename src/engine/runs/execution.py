@@ -63,6 +63,7 @@ from engine.governor import BucketKey, governed
 from engine.governor.scope import Scope
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
+from engine.observability.logs import add_log_ids, leaves, log_context
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
 from engine.runs.snapshots import remove_unconfirmed
@@ -325,12 +326,17 @@ class Executor:
 
     async def execute(self, run_id: str, *, inline: bool = False) -> RunOutcome:
         """Execute one run end to end and record it. Safe to call twice for one run: only one call claims it."""
+        with log_context(run_id=run_id):  # every log line below carries the run's IDs, scrubbed of its secrets
+            return await self._execute(run_id, inline=inline)
+
+    async def _execute(self, run_id: str, *, inline: bool) -> RunOutcome:
         claimed = await self._claims.submit(run_id)
         if claimed is None:
             run = await anyio.to_thread.run_sync(self._get_run, run_id)
             status = RunStatus(run.status) if run is not None else RunStatus.cancelled
             return RunOutcome(run_id, status, skipped=True)
         run, loaded, state = claimed.run, claimed.integration, claimed.state
+        add_log_ids(integration_id=run.integration_id)
         secrets: list[str] = []
         max_retries = 0
         tracked = self.heartbeats.track(run_id)
@@ -874,20 +880,7 @@ def _secret_values(slot: Any) -> list[str]:
         values = slot.reveal()
     except Exception:
         return []
-    out: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            out.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(values)
-    return out
+    return [leaf for leaf in leaves(values) if isinstance(leaf, str)]
 
 
 def _validate(operation: type[Operation], config: dict[str, Any] | None) -> BaseModel:

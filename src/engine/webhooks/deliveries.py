@@ -38,6 +38,7 @@ from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField,
 from engine.errors import TetherError
 from engine.events.outbox import emit, records_changed
 from engine.kit.inputs import storable
+from engine.observability.logs import add_log_ids, log_context
 from engine.services import Services
 from engine.store.database import Database
 from engine.store.tables import (
@@ -803,10 +804,18 @@ async def process_delivery(
     """Process one recorded delivery; ``None`` when another worker holds it or it is already final. ``lease``: how old
     another worker's claim must be before this one takes the row over (default ``TETHER_DELIVERY_LEASE_SECONDS``)."""
     lease = lease if lease is not None else delivery_lease(runtime)
+    with log_context(delivery_id=delivery_row_id):  # every log line below carries the delivery's IDs
+        return await _process_delivery(runtime, delivery_row_id, dispatcher=dispatcher, lease=lease)
+
+
+async def _process_delivery(
+    runtime: Services, delivery_row_id: str, *, dispatcher: Dispatcher | None, lease: timedelta
+) -> DeliveryOutcome | None:
     claimed = await _claim_processing(runtime.db, delivery_row_id, lease)
     if claimed is None:
         return None
     row, loaded = claimed
+    add_log_ids(integration_id=loaded[1].id if loaded else None)
     webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
     refused = _refusal(row, loaded, webhook)
     if refused is not None:
