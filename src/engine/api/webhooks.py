@@ -41,6 +41,7 @@ from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
 from engine.authoring.webhooks import CelValue, JsonField, Webhook
 from engine.errors import NotFoundError, TetherError
+from engine.observability import metrics
 from engine.queue.worker import DeliverySender
 from engine.runtime import Runtime
 from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery
@@ -213,9 +214,21 @@ async def _accept(
     the sender)."""
     key = delivery_key(runtime, target, payload, headers, body)
     recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
+    metrics.webhook_delivery(target.definition_id, "duplicate" if recorded.duplicate else "accepted")
     if recorded.duplicate:
         return _ack(200, "duplicate", key)
     return _ack(202, "received", key)
+
+
+def _verify(
+    definition_id: str, webhook: type[Webhook], body: bytes, headers: dict[str, str], secrets: tuple[str, ...]
+) -> None:
+    """``verify_delivery``, counting a refused delivery (the metric's ``refused``) before the refusal is answered."""
+    try:
+        verify_delivery(webhook, body, headers, secrets)
+    except TetherError:
+        metrics.webhook_delivery(definition_id, "refused")
+        raise
 
 
 async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -> _Answer:
@@ -224,7 +237,7 @@ async def _receive(app: Any, token: str, body: bytes, headers: dict[str, str]) -
     if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise NotFoundError("no webhook endpoint at this address")
     target = await resolve_target(runtime, token)
-    verify_delivery(target.webhook, body, headers, target.secrets)
+    _verify(target.definition_id, target.webhook, body, headers, target.secrets)
     payload = None
     if _reads_payload(target.webhook):
         payload = parse_body(body, headers)
@@ -310,7 +323,7 @@ async def receive_static(definition_id: str, webhook_name: str, request: Request
     if webhook is None or not webhook.static or not runtime.enabled(definition_id):
         raise NotFoundError("no webhook endpoint at this address")
     headers = lower_headers(request.headers.items())
-    verify_delivery(webhook, body, headers, static_secrets(runtime, webhook))
+    _verify(definition_id, webhook, body, headers, static_secrets(runtime, webhook))
     payload = parse_body(body, headers)
     answer = await _handshake(webhook, payload, headers)
     if answer is not None:
