@@ -1,0 +1,184 @@
+"""``GET /metrics`` after a scripted workload, parsed with prometheus-client's own text parser: every metric is
+there, and each count moved by exactly what the workload did (the counters are process-wide, so the test compares
+a scrape before with one after).
+
+And multiprocess mode: two processes writing to one ``TETHER_METRICS_DIR`` are summed by the ``/metrics`` of a
+third."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.api.app import create_app
+from engine.catalog.registry import Registry
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.masterkey import KeySource
+from engine.runtime import Runtime
+from engine.settings import Settings
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus
+from engine.webhooks.endpoints import ensure_endpoints
+from support import metered_definition as metered
+from support import webhook_definition as hooks
+from support.webhook_kit import APP_SECRET, SLACK_SECRET, Setup, add_integration, event_body, sign
+
+TESTS = Path(__file__).resolve().parents[1]
+SRC = TESTS.parent / "src"
+
+#: Every metric family the engine exposes (the issue's list, less queue depth and delivery processing lag).
+FAMILIES = {
+    "tether_runs": "counter",
+    "tether_run_duration_seconds": "histogram",
+    "tether_webhook_deliveries": "counter",
+    "tether_token_refreshes": "counter",
+    "tether_egress_refusals": "counter",
+    "tether_ingest_records": "counter",
+    "tether_governor_deferrals": "counter",
+    "tether_event_deliveries": "counter",
+}
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> tuple[dict[str, str], Samples]:
+    families: dict[str, str] = {}
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        families[family.name] = family.type
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return families, samples
+
+
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    key = (name, frozenset(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    client: httpx.AsyncClient
+    integration_id: str
+    hooks: Setup
+
+    async def scrape(self) -> tuple[dict[str, str], Samples]:
+        response = await self.client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        return parse(response.text)
+
+
+@pytest.fixture
+async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
+    monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
+    db = Database(f"sqlite:///{tmp_path / 'metrics.db'}")
+    db.upgrade()
+    registry = Registry()
+    registry.register(hooks.definition)
+    registry.register(metered.definition)
+    runtime = Runtime(
+        Settings(database_url=db.url, public_url="https://tether.example"),
+        db,
+        registry,
+        KeySource(KeyRing.from_master_key(generate_master_key()), "env"),
+    )
+    runtime._load_operator_configs()
+    hooked = add_integration(runtime)
+    endpoints = {e.webhook: e for e in await ensure_endpoints(runtime, hooked)}
+    with runtime.db.session() as session:
+        integration = Integration(
+            tenant_id="t1",
+            owner_id="o2",
+            definition_id="metered",
+            status=IntegrationStatus.connected,
+            provider_data={"connection": "MeteredKey"},
+        )
+        session.add(integration)
+    runtime.keystore.save(integration.id, metered.MeteredToken(token="metered-token"))  # type: ignore[arg-type]
+    app = create_app(runtime)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test")
+    yield World(runtime, client, integration.id, Setup(runtime, hooked, endpoints, []))
+    await client.aclose()
+    db.dispose()
+
+
+async def test_metrics_count_a_scripted_workload(world: World) -> None:
+    families, before = await world.scrape()
+    assert {name: families.get(name) for name in FAMILIES} == FAMILIES
+
+    executor = world.runtime.executor
+    outcomes = {}
+    for operation in ("Works", "Fails", "Reaches", "Mixed"):
+        done = await executor.run_inline(world.integration_id, operation)
+        outcomes[operation] = (done.run.status, done.run.error_code)
+    assert outcomes == {
+        "Works": ("succeeded", ""),
+        "Fails": ("failed", "provider_error"),
+        "Reaches": ("failed", "egress_refused"),
+        "Mixed": ("succeeded", ""),
+    }
+
+    body = event_body("github", "item.changed", "metrics-1")
+    url = f"/v1/webhooks/{world.hooks.token('github')}"
+    signed = sign("github", body, world.hooks.secret("github"), delivery="metrics-1")
+    answers = [(await world.client.post(url, content=body, headers=signed)).status_code for _ in range(2)]
+    forged = sign("github", body, "not-the-secret", delivery="metrics-2")
+    answers.append((await world.client.post(url, content=body, headers=forged)).status_code)
+    assert answers == [202, 200, 401]
+
+    families, after = await world.scrape()
+    assert {name: families.get(name) for name in FAMILIES} == FAMILIES
+    runs = {
+        (operation, outcome): delta(
+            before, after, "tether_runs_total", definition="metered", operation=operation, outcome=outcome
+        )
+        for operation, outcome in [
+            ("Works", "succeeded"),
+            ("Fails", "failed"),
+            ("Reaches", "failed"),
+            ("Mixed", "succeeded"),
+            ("Works", "failed"),
+        ]
+    }
+    assert runs == {
+        ("Works", "succeeded"): 1,
+        ("Fails", "failed"): 1,
+        ("Reaches", "failed"): 1,
+        ("Mixed", "succeeded"): 1,
+        ("Works", "failed"): 0,
+    }
+    durations = delta(
+        before, after, "tether_run_duration_seconds_count", definition="metered", operation="Fails", outcome="failed"
+    )
+    infinite_bucket = delta(
+        before,
+        after,
+        "tether_run_duration_seconds_bucket",
+        definition="metered",
+        operation="Fails",
+        outcome="failed",
+        le="+Inf",
+    )
+    assert (durations, infinite_bucket) == (1, 1)
+    assert delta(before, after, "tether_egress_refusals_total") == 1
+    ingest = {
+        outcome: delta(before, after, "tether_ingest_records_total", definition="metered", outcome=outcome)
+        for outcome in ("persisted", "filtered", "rejected")
+    }
+    assert ingest == {"persisted": 2, "filtered": 0, "rejected": 1}
+    deliveries = {
+        outcome: delta(before, after, "tether_webhook_deliveries_total", definition="hooks", outcome=outcome)
+        for outcome in ("accepted", "duplicate", "refused")
+    }
+    assert deliveries == {"accepted": 1, "duplicate": 1, "refused": 1}
+    # No label names an integration, a tenant or a run: label values are definitions, operations and outcomes.
+    label_values = {value for (_, labels) in after for _, value in labels}
+    assert world.integration_id not in label_values and "t1" not in label_values
