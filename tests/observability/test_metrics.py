@@ -7,6 +7,9 @@ third."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,3 +185,59 @@ async def test_metrics_count_a_scripted_workload(world: World) -> None:
     # No label names an integration, a tenant or a run: label values are definitions, operations and outcomes.
     label_values = {value for (_, labels) in after for _, value in labels}
     assert world.integration_id not in label_values and "t1" not in label_values
+
+
+#: A process that counts what ``argv`` says (the work of one worker process), then exits.
+_WRITER = """
+import sys
+from engine.observability import metrics
+for _ in range(int(sys.argv[1])):
+    metrics.run_ended("metered", "Works", "succeeded", 0.2)
+metrics.egress_refused()
+metrics.webhook_delivery("hooks", "accepted")
+"""
+#: A process that prints what its ``/metrics`` would answer.
+_READER = "from engine.observability import metrics; print(metrics.exposition().decode())"
+
+
+def _python(code: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_two_processes_writing_in_multiprocess_mode_are_summed(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"  # created by the engine, as a fresh deployment's directory would be
+    env = {
+        **os.environ,
+        "TETHER_METRICS_DIR": str(directory),
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    writers = [_python(_WRITER, str(n), env=env) for n in (2, 3)]  # concurrently, as worker processes run
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+    assert len(list(directory.glob("counter_*.db"))) == 2  # one file per process
+    reader = _python(_READER, env=env)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    _, samples = parse(out)
+    labels = {"definition": "metered", "operation": "Works", "outcome": "succeeded"}
+    assert samples[("tether_runs_total", frozenset(labels.items()))] == 5
+    assert samples[("tether_run_duration_seconds_count", frozenset(labels.items()))] == 5
+    assert samples[("tether_run_duration_seconds_sum", frozenset(labels.items()))] == pytest.approx(1.0)
+    assert samples[("tether_egress_refusals_total", frozenset())] == 2
+    accepted = {"definition": "hooks", "outcome": "accepted"}
+    assert samples[("tether_webhook_deliveries_total", frozenset(accepted.items()))] == 2
+
+
+def test_without_a_directory_a_process_keeps_its_own_samples(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    env.pop("TETHER_METRICS_DIR", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    writer = _python(_WRITER + "\n" + _READER, "1", env=env)
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    _, samples = parse(out)
+    assert samples[("tether_egress_refusals_total", frozenset())] == 1
