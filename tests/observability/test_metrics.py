@@ -10,18 +10,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from engine.api.app import create_app
+from engine.authoring.slots import OAuth2Token
 from engine.catalog.registry import Registry
 from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.keystore import Keystore
 from engine.custody.masterkey import KeySource
+from engine.custody.oauth import InvalidGrant, ProviderUnavailable
+from engine.events import delivery, endpoints
+from engine.governor import BucketKey, GovernorDeferred, LocalGovernor, RateLimit, governed
+from engine.governor.scope import admit_sync
+from engine.integrations.lifecycle import ReconnectRequired
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.store.database import Database
@@ -29,6 +37,7 @@ from engine.store.tables import Integration, IntegrationStatus
 from engine.webhooks.endpoints import ensure_endpoints
 from support import metered_definition as metered
 from support import webhook_definition as hooks
+from support.event_receiver import Receiver, running_receiver
 from support.webhook_kit import APP_SECRET, SLACK_SECRET, Setup, add_integration, event_body, sign
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -78,8 +87,19 @@ class World:
         return parse(response.text)
 
 
+class Grant(OAuth2Token):
+    pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as r:
+        yield r
+
+
 @pytest.fixture
 async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    monkeypatch.setenv("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1")  # the event receiver listens on loopback
     monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
     monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     db = Database(f"sqlite:///{tmp_path / 'metrics.db'}")
@@ -113,9 +133,45 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     db.dispose()
 
 
-async def test_metrics_count_a_scripted_workload(world: World) -> None:
+async def refresh_three_ways(world: World) -> None:
+    """One refresh of each outcome, through the Keystore's own refresh path."""
+    store = Keystore(world.runtime.db, world.runtime.keys.keyring, refresh_attempts=2, refresh_backoff=0.01)
+    with world.runtime.db.session() as session:
+        row = Integration(tenant_id="t1", owner_id="o3", definition_id="metered", status=IntegrationStatus.connected)
+        session.add(row)
+    store.save(row.id, Grant(access_token=SecretStr("old-at"), refresh_token=SecretStr("rt")))
+
+    async def fresh(current: object) -> Grant:
+        return Grant(access_token=SecretStr("new-at"), refresh_token=SecretStr("rt"))
+
+    async def down(current: object) -> Grant:
+        raise ProviderUnavailable("token endpoint unreachable")
+
+    async def refused(current: object) -> Grant:
+        raise InvalidGrant("the refresh token was revoked")
+
+    await store.refresh_if_due(row.id, Grant, due=lambda s: True, refresh=fresh)
+    with pytest.raises(ProviderUnavailable):  # retried once, then transient: one refresh outcome, not two
+        await store.refresh_if_due(row.id, Grant, due=lambda s: True, refresh=down)
+    with pytest.raises(ReconnectRequired):
+        await store.refresh_if_due(row.id, Grant, due=lambda s: True, refresh=refused)
+
+
+def defer_once() -> None:
+    """A provider call past its budget with no time to wait: the governor defers it."""
+    key, limit = BucketKey("metered"), RateLimit(per_second=0.0001, burst=1)
+    with governed(LocalGovernor(), key, limit, tenant="t1", max_wait=0):
+        admit_sync()  # the burst's one token
+        with pytest.raises(GovernorDeferred):
+            admit_sync()
+
+
+async def test_metrics_count_a_scripted_workload(world: World, receiver: Receiver) -> None:
     families, before = await world.scrape()
     assert {name: families.get(name) for name in FAMILIES} == FAMILIES
+    _, receiver.secrets["current"] = endpoints.create(
+        world.runtime.db, world.runtime.keys.keyring, "t1", url=receiver.url, event_types=["run.failed"]
+    )
 
     executor = world.runtime.executor
     outcomes = {}
@@ -136,6 +192,12 @@ async def test_metrics_count_a_scripted_workload(world: World) -> None:
     forged = sign("github", body, "not-the-secret", delivery="metrics-2")
     answers.append((await world.client.post(url, content=body, headers=forged)).status_code)
     assert answers == [202, 200, 401]
+
+    await refresh_three_ways(world)
+    defer_once()
+    due = delivery.due(world.runtime.db, world.runtime.settings)
+    assert len(due) == 2  # run.failed of Fails and of Reaches
+    assert set((await delivery.deliver(world.runtime, due)).values()) == {delivery.Status.delivered}
 
     families, after = await world.scrape()
     assert {name: families.get(name) for name in FAMILIES} == FAMILIES
@@ -182,6 +244,13 @@ async def test_metrics_count_a_scripted_workload(world: World) -> None:
         for outcome in ("accepted", "duplicate", "refused")
     }
     assert deliveries == {"accepted": 1, "duplicate": 1, "refused": 1}
+    refreshes = {
+        outcome: delta(before, after, "tether_token_refreshes_total", outcome=outcome)
+        for outcome in ("refreshed", "invalid_grant", "transient")
+    }
+    assert refreshes == {"refreshed": 1, "invalid_grant": 1, "transient": 1}
+    assert delta(before, after, "tether_governor_deferrals_total") == 1
+    assert delta(before, after, "tether_event_deliveries_total", outcome="delivered") == 2
     # No label names an integration, a tenant or a run: label values are definitions, operations and outcomes.
     label_values = {value for (_, labels) in after for _, value in labels}
     assert world.integration_id not in label_values and "t1" not in label_values
