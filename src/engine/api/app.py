@@ -15,6 +15,7 @@ from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
 from engine.observability import metrics
+from engine.observability.queue_depth import queue_collectors
 from engine.runtime import Runtime
 from engine.sandbox.routes import sandbox_router
 
@@ -92,8 +93,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.settings.metrics:
         # Unauthenticated like /healthz: counts by definition and outcome, no tenant or integration in any label.
         # An operator who must not publish them turns them off (TETHER_METRICS=false) or keeps the path internal.
+        queues = queue_collectors(runtime.settings)
+
         @app.get("/metrics", tags=["health"], response_class=Response)
         def prometheus_metrics() -> Response:
-            return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+            return Response(metrics.exposition(queues), media_type=metrics.CONTENT_TYPE)
 
     return app

@@ -16,6 +16,7 @@ no process has to be marked dead when it exits.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from engine.settings import get_settings
@@ -43,7 +44,9 @@ from prometheus_client import (  # noqa: E402
     generate_latest,
 )
 from prometheus_client import values as _values  # noqa: E402
+from prometheus_client.metrics_core import Metric  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
 
 if MULTIPROC_DIR and _values.ValueClass is _values.MutexValue:
     # Something imported prometheus-client before the engine set the variable: choose the value class again, or
@@ -144,10 +147,21 @@ def event_delivery(outcome: str, count: int = 1) -> None:
         EVENT_DELIVERIES.labels(outcome).inc(count)
 
 
-def exposition() -> bytes:
-    """The text exposition format of every metric: summed over the processes' files in multiprocess mode."""
+def exposition(extra: Sequence[Collector] = ()) -> bytes:
+    """The text exposition format of every metric (summed over the processes' files in multiprocess mode), and of
+    ``extra`` collectors read at scrape time (the queue's depth)."""
+    registry = CollectorRegistry()
     if MULTIPROC_DIR:
-        registry = CollectorRegistry()
         MultiProcessCollector(registry, path=MULTIPROC_DIR)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+    else:
+        registry.register(_Own())
+    for collector in extra:
+        registry.register(collector)
+    return generate_latest(registry)
+
+
+class _Own(Collector):
+    """This process's own samples, as one collector of a per-scrape registry."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
