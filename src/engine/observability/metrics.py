@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.settings import get_settings
@@ -82,6 +83,15 @@ WEBHOOK_DELIVERIES = Counter(
     ["definition", "outcome"],
     registry=REGISTRY,
 )
+#: Deliveries are processed within milliseconds normally; a backlog (workers down) grows it to hours.
+_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+WEBHOOK_LAG = Histogram(
+    "tether_webhook_processing_lag_seconds",
+    "Seconds from a webhook delivery's recording to its processing being claimed (each attempt), by definition.",
+    ["definition"],
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
 TOKEN_REFRESHES = Counter(
     "tether_token_refreshes",
     "OAuth token refreshes, by outcome (refreshed, invalid_grant, transient: the provider was unavailable).",
@@ -121,6 +131,12 @@ def run_ended(definition: str, operation: str, outcome: str, seconds: float) -> 
 
 def webhook_delivery(definition: str, outcome: str) -> None:
     WEBHOOK_DELIVERIES.labels(definition, outcome).inc()
+
+
+def delivery_lag(definition: str, received_at: datetime) -> None:
+    if received_at.tzinfo is None:  # SQLite hands back the stored UTC time without its zone
+        received_at = received_at.replace(tzinfo=UTC)
+    WEBHOOK_LAG.labels(definition).observe(max(0.0, (datetime.now(UTC) - received_at).total_seconds()))
 
 
 def token_refresh(outcome: str) -> None:
