@@ -22,25 +22,20 @@ from sqlmodel import select
 
 from engine.api.app import create_app
 from engine.authoring.slots import OAuth2Token
-from engine.catalog.registry import Registry
-from engine.custody.crypto import KeyRing, generate_master_key
 from engine.custody.keystore import Keystore
-from engine.custody.masterkey import KeySource
 from engine.custody.oauth import InvalidGrant, ProviderUnavailable
 from engine.events import delivery, endpoints
 from engine.governor import BucketKey, GovernorDeferred, LocalGovernor, RateLimit, governed
 from engine.governor.scope import admit_sync
 from engine.integrations.lifecycle import ReconnectRequired
 from engine.runtime import Runtime
-from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import DeliveryStatus, Integration, IntegrationStatus, WebhookDelivery
 from engine.webhooks.deliveries import process_delivery
-from engine.webhooks.endpoints import ensure_endpoints
 from support import metered_definition as metered
-from support import webhook_definition as hooks
 from support.event_receiver import Receiver, running_receiver
-from support.webhook_kit import APP_SECRET, SLACK_SECRET, Setup, add_integration, event_body, sign
+from support.ops_definition import OpsToken
+from support.webhook_kit import Setup, build_setup, event_body, sign
 
 TESTS = Path(__file__).resolve().parents[1]
 SRC = TESTS.parent / "src"
@@ -103,28 +98,12 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
     monkeypatch.setenv("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1")  # the event receiver listens on loopback
-    monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
-    monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     db = Database(f"sqlite:///{tmp_path / 'metrics.db'}")
     db.upgrade()
-    registry = Registry()
-    registry.register(hooks.definition)
-    registry.register(metered.definition)
-    runtime = Runtime(
-        Settings(database_url=db.url, public_url="https://tether.example"),
-        db,
-        registry,
-        KeySource(KeyRing.from_master_key(generate_master_key()), "env"),
-    )
-    runtime._load_operator_configs()
-
-    async def dispatched(rt: Runtime, integration_id: str, operation_id: str, config: dict[str, object]) -> str:
-        return "run-1"
-
-    # What a processed delivery starts is the webhook suite's to prove; here it only has to be processed.
-    monkeypatch.setattr("engine.webhooks.deliveries.dispatch_operation", dispatched)
-    hooked = add_integration(runtime)
-    endpoints = {e.webhook: e for e in await ensure_endpoints(runtime, hooked)}
+    # The webhook suite's set-up (its dispatch a stand-in: what a processed delivery starts is that suite's to
+    # prove), serving the metered definition as well.
+    hooks_setup = await build_setup(db, monkeypatch, metered.definition)
+    runtime = hooks_setup.runtime
     with runtime.db.session() as session:
         integration = Integration(
             tenant_id="t1",
@@ -134,10 +113,10 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             provider_data={"connection": "MeteredKey"},
         )
         session.add(integration)
-    runtime.keystore.save(integration.id, metered.MeteredToken(token="metered-token"))  # type: ignore[arg-type]
+    runtime.keystore.save(integration.id, OpsToken(token="metered-token"))  # type: ignore[arg-type]
     app = create_app(runtime)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test")
-    yield World(runtime, client, integration.id, Setup(runtime, hooked, endpoints, []))
+    yield World(runtime, client, integration.id, hooks_setup)
     await client.aclose()
     db.dispose()
 

@@ -5,18 +5,11 @@ refuses (a private address, refused before anything is sent)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
-from pydantic import SecretStr
 
 from engine import (
-    Client,
-    ClientContext,
     Connection,
-    CredentialSlot,
     Definition,
     Emits,
-    Mapping,
     NoRevocation,
     Operation,
     OperationContext,
@@ -25,20 +18,11 @@ from engine import (
 )
 from engine.errors import ProviderError
 from engine.kit.egress import egress_client
+from support import ops_definition as ops
+from support.ops_definition import OpsClient, OpsToken
 
 #: Private (RFC 1918): the guard refuses it whatever the loopback setting.
 REFUSED_URL = "https://10.0.0.1/v1/items"
-
-
-class MeteredToken(CredentialSlot):
-    token: SecretStr
-
-
-class MeteredClient(Client):
-    slots = (MeteredToken,)
-
-    def build(self, ctx: ClientContext) -> Any:
-        return {"token": ctx.credential.token.get_secret_value()}  # type: ignore[attr-defined]
 
 
 class Works(Operation):
@@ -78,8 +62,8 @@ class Mixed(Operation):
 
 
 class MeteredKey(Connection):
-    credential = MeteredToken
-    clients = (MeteredClient,)
+    credential = OpsToken
+    clients = (OpsClient,)
     disconnect = NoRevocation("delete the token by hand")
 
 
@@ -87,15 +71,9 @@ definition = Definition(
     id="metered",
     name="Metered",
     description="Operations with known outcomes for the metrics tests.",
-    slots=(MeteredToken,),
-    clients=(MeteredClient,),
+    slots=(OpsToken,),
+    clients=(OpsClient,),
     connections=(MeteredKey,),
     operations=(Works, Fails, Reaches, Mixed),
-    mappings=(
-        Mapping(
-            schema="asset",
-            variant="thing",
-            map='{"source_identifier": payload.id, "name": payload.name, "asset_type": "thing"}',
-        ),
-    ),
+    mappings=ops.definition.mappings,  # the asset mapping: ``source_identifier`` is ``payload.id``
 )

@@ -33,12 +33,16 @@ SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APP_SECRET = "It's a Secret to Everybody"
 
 
-def make_runtime(db: Database, monkeypatch: pytest.MonkeyPatch, definition: Definition = hooks.definition) -> Runtime:
-    """A runtime serving ``definition`` (by default the one with every scheme) at ``https://tether.example``."""
+def make_runtime(
+    db: Database, monkeypatch: pytest.MonkeyPatch, definition: Definition = hooks.definition, *also: Definition
+) -> Runtime:
+    """A runtime serving ``definition`` (by default the one with every scheme), and ``also``, at
+    ``https://tether.example``."""
     monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
     monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     registry = Registry()
-    registry.register(definition)
+    for each in (definition, *also):
+        registry.register(each)
     runtime = Runtime(
         Settings(database_url=db.url, public_url="https://tether.example"),
         db,
@@ -86,9 +90,9 @@ def add_integration(
     return row
 
 
-async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch) -> Setup:
+async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch, *also: Definition) -> Setup:
     hooks.SEEN.clear()
-    runtime = make_runtime(db, monkeypatch)
+    runtime = make_runtime(db, monkeypatch, hooks.definition, *also)
     integration = add_integration(runtime)
     endpoints = {e.webhook: e for e in await ensure_endpoints(runtime, integration)}
     dispatched: list[tuple[str, str, dict[str, Any]]] = []
