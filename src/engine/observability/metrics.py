@@ -20,14 +20,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.settings import get_settings
+from engine.settings import Settings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _prepare() -> str:
     """Set up multiprocess mode from the settings; returns its directory ('' when off)."""
-    directory = get_settings().metrics_dir.strip()
+    # A Settings of its own: filling ``get_settings``' cache at import time would fix the process's settings early.
+    directory = Settings().metrics_dir.strip()
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         os.environ[_MULTIPROC_ENV] = directory  # prometheus-client's own variable; spawned workers inherit it
