@@ -305,3 +305,12 @@ def test_without_a_directory_a_process_keeps_its_own_samples(tmp_path: Path) -> 
     assert writer.returncode == 0, err
     _, samples = parse(out)
     assert samples[("tether_egress_refusals_total", frozenset())] == 1
+
+
+async def test_turned_off_the_route_is_not_mounted(world: World) -> None:
+    world.runtime.settings.metrics = False
+    app = create_app(world.runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tether.test") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
