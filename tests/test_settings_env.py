@@ -21,6 +21,7 @@ ALLOWED = {
     "authoring/config.py": "operator config, named by each definition's model",
     "catalog/describe.py": "which operator variables are missing",
     "cli.py": "writes --host/--port for the process's later Settings()",
+    "observability/metrics.py": "writes prometheus-client's PROMETHEUS_MULTIPROC_DIR from TETHER_METRICS_DIR",
 }
 
 

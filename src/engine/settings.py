@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     #: CEL: the back end (``fast`` or ``celpy``) and the fast back end's cost budget per evaluation.
     cel_backend: str = "fast"
     cel_cost_limit: int = 1_000_000
+    #: Metrics (``engine.observability.metrics``): ``GET /metrics`` is served when on. ``metrics_dir`` is a directory
+    #: shared by every engine process of one host (``tether serve``, ``tether worker --processes N``): each writes
+    #: its samples there (prometheus-client's multiprocess mode) and ``/metrics`` sums them; empty, each process
+    #: keeps its own. Give it an empty directory at each start (a tmpfs), as prometheus-client requires.
+    metrics: bool = True
+    metrics_dir: str = ""
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:

@@ -41,13 +41,15 @@ def make_runtime(
     db: Database,
     monkeypatch: pytest.MonkeyPatch,
     definition: Definition = hooks.definition,
+    *also: Definition,
     public_url: str = "https://tether.example",
 ) -> Runtime:
-    """A runtime serving ``definition`` (by default the one with every scheme) at ``public_url``."""
+    """A runtime serving ``definition`` (by default the one with every scheme), and ``also``, at ``public_url``."""
     monkeypatch.setenv("TETHER_SECRET_HOOKS_SLACK_SIGNING_SECRET", SLACK_SECRET)
     monkeypatch.setenv("TETHER_SECRET_HOOKS_APP_WEBHOOK_SECRET", APP_SECRET)
     registry = Registry()
-    registry.register(definition)
+    for each in (definition, *also):
+        registry.register(each)
     runtime = Runtime(
         Settings(database_url=db.url, public_url=public_url),
         db,
@@ -95,9 +97,9 @@ def add_integration(
     return row
 
 
-async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch) -> Setup:
+async def build_setup(db: Database, monkeypatch: pytest.MonkeyPatch, *also: Definition) -> Setup:
     hooks.SEEN.clear()
-    runtime = make_runtime(db, monkeypatch)
+    runtime = make_runtime(db, monkeypatch, hooks.definition, *also)
     integration = add_integration(runtime)
     endpoints = {e.webhook: e for e in await ensure_endpoints(runtime, integration)}
     dispatched: list[tuple[str, str, dict[str, Any]]] = []

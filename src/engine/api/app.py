@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -14,6 +14,8 @@ from engine.api import catalog, changes, events, integrations, oauth, records, r
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
+from engine.observability import metrics
+from engine.observability.queue_depth import queue_collectors
 from engine.runtime import Runtime
 from engine.sandbox.routes import sandbox_router
 
@@ -87,5 +89,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         with runtime.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return Health(status="ok", database=runtime.db.dialect, definitions=len(runtime.registry))
+
+    if runtime.settings.metrics:
+        # Unauthenticated like /healthz: counts by definition and outcome, no tenant or integration in any label.
+        # An operator who must not publish them turns them off (TETHER_METRICS=false) or keeps the path internal.
+        queues = queue_collectors(runtime.settings)
+
+        @app.get("/metrics", tags=["health"], response_class=Response)
+        def prometheus_metrics() -> Response:
+            return Response(metrics.exposition(queues), media_type=metrics.CONTENT_TYPE)
 
     return app

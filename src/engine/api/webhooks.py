@@ -41,6 +41,7 @@ from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
 from engine.authoring.webhooks import CelValue, JsonField, Webhook
 from engine.errors import NotFoundError, TetherError
+from engine.observability import metrics
 from engine.queue.worker import DeliverySender
 from engine.runtime import Runtime
 from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery
@@ -211,7 +212,7 @@ def _is_github_ping(webhook: type[Webhook], headers: Mapping[str, str]) -> bool:
 
 
 async def _before_recording(
-    webhook: type[Webhook], request: WebhookRequest, secrets: tuple[str, ...]
+    definition_id: str, webhook: type[Webhook], request: WebhookRequest, secrets: tuple[str, ...]
 ) -> tuple[_Answer | None, WebhookRequest]:
     """Everything before a delivery is recorded: the method, the scheme's unauthenticated challenge, verification on
     the raw body, handshakes. An answer means the request is answered without being recorded."""
@@ -223,7 +224,7 @@ async def _before_recording(
     challenge = webhook.verifier.challenge(request)
     if challenge is not None:
         return _answer(challenge), request
-    verify_delivery(webhook, request.body, request.headers, secrets)
+    _verify(definition_id, webhook, request.body, request.headers, secrets)
     if method == "POST" and (webhook.static or _reads_payload(webhook)):
         request = replace(request, payload=parse_body(request.body, request.headers))
     if method != "POST" or _reads_payload(webhook):
@@ -258,9 +259,21 @@ async def _accept(
     the sender)."""
     key = delivery_key(runtime, target, payload, headers, body)
     recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
+    metrics.webhook_delivery(target.definition_id, "duplicate" if recorded.duplicate else "accepted")
     if recorded.duplicate:
         return _ack(200, "duplicate", key)
     return _ack(202, "received", key)
+
+
+def _verify(
+    definition_id: str, webhook: type[Webhook], body: bytes, headers: Any, secrets: tuple[str, ...]
+) -> None:
+    """``verify_delivery``, counting a refused delivery (the metric's ``refused``) before the refusal is answered."""
+    try:
+        verify_delivery(webhook, body, headers, secrets)
+    except TetherError:
+        metrics.webhook_delivery(definition_id, "refused")
+        raise
 
 
 async def _receive(app: Any, token: str, request: WebhookRequest) -> _Answer:
@@ -270,7 +283,7 @@ async def _receive(app: Any, token: str, request: WebhookRequest) -> _Answer:
     if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise NotFoundError("no webhook endpoint at this address")
     target = await resolve_target(runtime, token)
-    answer, request = await _before_recording(target.webhook, request, target.secrets)
+    answer, request = await _before_recording(target.definition_id, target.webhook, request, target.secrets)
     if answer is not None:
         return answer
     return await _accept(app, runtime, target, request.body, request.payload, request.headers)
@@ -378,7 +391,9 @@ async def receive_static(definition_id: str, webhook_name: str, request: Request
     )
     if webhook is None or not webhook.static or not runtime.enabled(definition_id):
         raise NotFoundError("no webhook endpoint at this address")
-    answer, hook_request = await _before_recording(webhook, _request(request, body), static_secrets(runtime, webhook))
+    answer, hook_request = await _before_recording(
+        definition_id, webhook, _request(request, body), static_secrets(runtime, webhook)
+    )
     if answer is not None:
         return answer.response()
     headers = hook_request.headers

@@ -44,6 +44,7 @@ from engine.errors import NotFoundError
 from engine.events import endpoints as event_endpoints
 from engine.integrations.lifecycle import ReconnectRequired, mark_reconnect_required
 from engine.kit import egress
+from engine.observability import metrics
 from engine.observability.logs import note_secrets, slot_secrets
 from engine.store.database import Database
 from engine.store.tables import AuthFlow, Credential, Integration, IntegrationStatus, WebhookEndpoint
@@ -207,11 +208,16 @@ class Keystore:
             return current
         try:
             fresh = await self._with_retries(refresh, current)
+        except ProviderUnavailable:
+            metrics.token_refresh("transient")
+            raise
         except InvalidGrant:
+            metrics.token_refresh("invalid_grant")
             # Recorded under the same lock, so a caller waiting on it (here or in another process) sees
             # reconnect_required and does not try the dead refresh token again.
             await anyio.to_thread.run_sync(self._mark_refused, connection, integration_id)
             return ReconnectRequired("the provider refused this connection's refresh token; reconnect it")
+        metrics.token_refresh("refreshed")
         return await anyio.to_thread.run_sync(self._write_locked, connection, row, fresh)
 
     async def _with_retries(

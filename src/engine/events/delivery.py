@@ -38,6 +38,7 @@ from engine.errors import TetherError
 from engine.events.endpoints import signing_secrets
 from engine.events.signing import encode_body, headers
 from engine.kit.egress import egress_client
+from engine.observability import metrics
 from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import EventDelivery, EventDeliveryStatus, EventEndpoint, EventOutbox, utcnow
@@ -257,8 +258,15 @@ async def deliver(context: EngineContext, delivery_ids: Sequence[str]) -> dict[s
     for claimed, outcome in zip(claims, outcomes, strict=True):
         if not outcome.delivered:
             log.info("event delivery %s failed (attempt %d): %s", claimed.delivery_id, claimed.attempts, outcome.error)
-    results.update(await anyio.to_thread.run_sync(finish, db, settings, list(zip(claims, outcomes, strict=True))))
+    finished = await anyio.to_thread.run_sync(finish, db, settings, list(zip(claims, outcomes, strict=True)))
+    for status in finished.values():
+        metrics.event_delivery(_METRIC_OUTCOME.get(status, "lost") if status is not None else "lost")
+    results.update(finished)
     return results
+
+
+#: A finished attempt's new status as the delivery metric's outcome (``pending``: it will be tried again).
+_METRIC_OUTCOME = {Status.delivered: "delivered", Status.pending: "retrying", Status.dead: "dead"}
 
 
 #: One client per event loop and deadline, kept: building one loads the CA bundle (measured: 80 ms of CPU, which

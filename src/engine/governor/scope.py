@@ -21,6 +21,7 @@ from engine.errors import TetherError
 from engine.governor.base import Governor, GovernorDeferred
 from engine.governor.headers import learn
 from engine.governor.limits import BucketKey, RateLimit
+from engine.observability import metrics
 
 
 class GovernorUnavailable(TetherError):
@@ -71,6 +72,7 @@ async def admit() -> None:
         if wait <= 0:
             return
         if time.monotonic() + wait > give_up:
+            metrics.governor_deferred()
             raise GovernorDeferred(scope.key, wait)
         await asyncio.sleep(wait)
 
@@ -86,6 +88,7 @@ def admit_sync() -> None:
     except RedisError:
         raise GovernorUnavailable("the rate governor's store is unreachable") from None
     if wait > 0:
+        metrics.governor_deferred()
         raise GovernorDeferred(scope.key, wait)
 
 

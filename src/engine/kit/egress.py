@@ -80,6 +80,7 @@ import idna
 from engine.errors import EgressRefused, ProviderError, TetherError
 from engine.governor import scope as governor_scope
 from engine.kit.inputs import ascii_int
+from engine.observability import metrics
 from engine.settings import Settings
 
 __all__ = [
@@ -695,8 +696,12 @@ class _AsyncGuardTransport(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         deadline = _deadline_for(request, self._policy.deadline)
-        with _checked(self._policy, request), anyio.move_on_after(deadline.remaining()) as scope:
-            response = await super().handle_async_request(request)
+        try:
+            with _checked(self._policy, request), anyio.move_on_after(deadline.remaining()) as scope:
+                response = await super().handle_async_request(request)
+        except EgressRefused:
+            metrics.egress_refused()
+            raise
         if scope.cancelled_caught:
             raise deadline.exceeded(request)
         stream = cast(httpx.AsyncByteStream, response.stream)
@@ -727,12 +732,16 @@ class _SyncGuardTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         deadline = _deadline_for(request, self._policy.deadline)
-        with _checked(self._policy, request):
-            running = _DEADLINE.set(deadline)
-            try:
-                response = super().handle_request(request)
-            finally:
-                _DEADLINE.reset(running)
+        try:
+            with _checked(self._policy, request):
+                running = _DEADLINE.set(deadline)
+                try:
+                    response = super().handle_request(request)
+                finally:
+                    _DEADLINE.reset(running)
+        except EgressRefused:
+            metrics.egress_refused()
+            raise
         stream = cast(httpx.SyncByteStream, response.stream)
         try:
             meter, headers = _meter_for(request, response, self._policy.max_response_bytes)

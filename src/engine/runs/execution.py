@@ -63,6 +63,7 @@ from engine.governor import BucketKey, governed
 from engine.governor.scope import Scope
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
+from engine.observability import metrics
 from engine.observability.logs import add_log_ids, leaves, log_context
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
@@ -335,8 +336,16 @@ class Executor:
             run = await anyio.to_thread.run_sync(self._get_run, run_id)
             status = RunStatus(run.status) if run is not None else RunStatus.cancelled
             return RunOutcome(run_id, status, skipped=True)
+        started = time.perf_counter()
+        outcome = await self._execute_claimed(claimed, inline=inline)
+        definition_id = claimed.integration.definition_id if claimed.integration is not None else "unknown"
+        metrics.run_ended(definition_id, claimed.run.operation, _outcome_label(outcome), time.perf_counter() - started)
+        return outcome
+
+    async def _execute_claimed(self, claimed: Claimed, *, inline: bool) -> RunOutcome:
         run, loaded, state = claimed.run, claimed.integration, claimed.state
         add_log_ids(integration_id=run.integration_id)
+        run_id = run.id
         secrets: list[str] = []
         max_retries = 0
         tracked = self.heartbeats.track(run_id)
@@ -502,6 +511,7 @@ class Executor:
             )
             for key in ("received", "persisted", "filtered", "rejected"):
                 totals[key] += getattr(result, key)
+            metrics.ingested(definition.id, {key: getattr(result, key) for key in metrics.INGEST_OUTCOMES})
             for schema, keys in result.seen.items():
                 seen.setdefault(schema, set()).update(keys)
             rejected.update(reject.schema for reject in result.rejects)
@@ -807,6 +817,13 @@ class Executor:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _outcome_label(outcome: RunOutcome) -> str:
+    """The run metric's outcome: the status, with a run sent back to the queue told apart by why."""
+    if outcome.retry_in is not None:
+        return "deferred" if outcome.deferred else "retried"
+    return str(outcome.status)
 
 
 def _failure_event(run: Run, code: str, message: str) -> NewEvent:

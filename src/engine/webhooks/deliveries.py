@@ -38,6 +38,7 @@ from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField,
 from engine.errors import TetherError
 from engine.events.outbox import emit, records_changed
 from engine.kit.inputs import storable
+from engine.observability import metrics
 from engine.observability.logs import add_log_ids, log_context
 from engine.services import Services
 from engine.store.database import Database
@@ -430,6 +431,7 @@ _CLAIM = (
         _DELIVERY.c.body,
         _DELIVERY.c.headers,
         _DELIVERY.c.attempts,
+        _DELIVERY.c.received_at,
     )
 )
 _CONTEXT = (
@@ -482,6 +484,8 @@ class Claimed:
     headers: dict[str, str]
     #: The attempt this claim is; it fences the final write.
     attempts: int
+    #: When it was recorded: its processing lag is measured from here (``engine.observability.metrics``).
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,9 +593,9 @@ _PG_CLAIM = """
 WITH claimed AS (
     UPDATE webhook_delivery SET attempts = attempts + 1, processed_at = %(claimed_at)s
     WHERE id = %(row_id)s AND status = 'received' AND (processed_at IS NULL OR processed_at < %(stale_before)s)
-    RETURNING id, endpoint_id, delivery_id, body, headers, attempts
+    RETURNING id, endpoint_id, delivery_id, body, headers, attempts, received_at
 )
-SELECT c.id, c.endpoint_id, c.delivery_id, c.body, c.headers, c.attempts,
+SELECT c.id, c.endpoint_id, c.delivery_id, c.body, c.headers, c.attempts, c.received_at,
        e.webhook, i.id, i.tenant_id, i.definition_id, i.status, i.filter_expr
 FROM claimed c
 LEFT JOIN webhook_endpoint e ON e.id = c.endpoint_id
@@ -621,10 +625,10 @@ async def _claim_processing(
         found = await cursor.fetchone()
     if found is None:
         return None
-    row = Claimed(found[0], found[1], found[2], bytes(found[3]), found[4], found[5])
-    if found[6] is None or found[7] is None:
+    row = Claimed(found[0], found[1], found[2], bytes(found[3]), found[4], found[5], found[6])
+    if found[7] is None or found[8] is None:
         return row, None
-    return row, (_EndpointRef(found[6]), _IntegrationRef(*found[7:]))
+    return row, (_EndpointRef(found[7]), _IntegrationRef(*found[8:]))
 
 
 async def _finish_processing(db: Database, row: Claimed, status: DeliveryStatus, **outcome: Any) -> bool:
@@ -816,6 +820,7 @@ async def _process_delivery(
         return None
     row, loaded = claimed
     add_log_ids(integration_id=loaded[1].id if loaded else None)
+    metrics.delivery_lag(loaded[1].definition_id if loaded else "unknown", row.received_at)
     webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
     refused = _refusal(row, loaded, webhook)
     if refused is not None:
