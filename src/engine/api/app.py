@@ -14,6 +14,7 @@ from engine.api import catalog, changes, events, integrations, oauth, records, r
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
+from engine.observability import tracing
 from engine.runtime import Runtime
 from engine.sandbox.routes import sandbox_router
 
@@ -88,4 +89,5 @@ def create_app(runtime: Runtime) -> FastAPI:
             connection.execute(text("SELECT 1"))
         return Health(status="ok", database=runtime.db.dialect, definitions=len(runtime.registry))
 
+    tracing.instrument_app(app)  # request spans when this process traces (engine.observability.tracing)
     return app

@@ -56,6 +56,7 @@ from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries
 
 from engine.errors import ConfigurationError
 from engine.events.delivery import deliver as deliver_events
+from engine.queue.tracing import TraceContext, on_event_loop
 from engine.services import Services
 from engine.settings import Settings
 from engine.webhooks.deliveries import process_deliveries
@@ -108,6 +109,7 @@ def _retry_when(retries: int, exception: BaseException) -> bool:
 def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
     """A broker for ``url`` with Tether's middleware stack (see the module docstring)."""
     middleware = [
+        TraceContext(),  # first: its after-hooks run last, around Retries' re-enqueue (engine.queue.tracing)
         AgeLimit(),
         TimeLimit(time_limit=int((DEFAULT_TIME_LIMIT_SECONDS + TIME_LIMIT_GRACE_SECONDS) * 1000)),
         ShutdownNotifications(),
@@ -151,7 +153,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
             broker = build_broker(settings.broker_url.strip(), namespace=settings.broker_namespace.strip() or None)
             dramatiq.set_broker(broker)
             _state.actor = dramatiq.Actor(
-                _execute_run,
+                on_event_loop(_execute_run),
                 broker=broker,
                 actor_name=ACTOR_NAME,
                 queue_name=queue_name(settings),
@@ -159,7 +161,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 options={},
             )
             _state.deliveries_actor = dramatiq.Actor(
-                _process_deliveries,
+                on_event_loop(_process_deliveries),
                 broker=broker,
                 actor_name=DELIVERIES_ACTOR_NAME,
                 queue_name=queue_name(settings),
@@ -167,7 +169,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 options={},
             )
             _state.events_actor = dramatiq.Actor(
-                _deliver_events,
+                on_event_loop(_deliver_events),
                 broker=broker,
                 actor_name=EVENTS_ACTOR_NAME,
                 queue_name=queue_name(settings),

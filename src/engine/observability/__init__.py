@@ -1,0 +1,1 @@
+"""What the engine tells a monitoring stack: traces (``engine.observability.tracing``)."""
