@@ -1,5 +1,6 @@
 """Traces (issue 23): one queued run is one trace from the API request, through the Redis message, to the run's
-execution in a real ``tether worker`` subprocess.
+execution in a real ``tether worker`` subprocess; one webhook delivery is one trace from its request to its
+processing by the embedded worker.
 
 The test process traces into the SDK's in-memory exporter; the worker, configured like any deployment but with
 ``TETHER_TRACE_FILE``, writes its spans as JSON lines (``engine.observability.tracing.JsonLinesSpanExporter``).
@@ -25,8 +26,12 @@ from engine.api import create_app
 from engine.api.principal import create_api_key
 from engine.observability import tracing
 from engine.observability.tracing import span_record
+from engine.queue import worker as worker_module
+from engine.queue.tracing import OPTION
 from engine.store.tables import RunStatus
 from execution.conftest import _make_env, _teardown
+from support.embedded import EmbeddedWorker
+from support.webhook_kit import Setup, event_body, sign
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -114,3 +119,57 @@ async def test_a_queued_run_is_one_trace_from_the_api_request_to_the_worker(ops,
     assert execute["attributes"]["tether.operation"] == "Echo"
     assert execute["attributes"]["tether.run.outcome"] == "succeeded"
     assert execute["status"] != "ERROR" and process["status"] != "ERROR"
+
+
+async def test_a_webhook_delivery_is_one_trace_from_the_request_to_its_processing(
+    sqlite_setup: Setup, app_for: Any, embedded: EmbeddedWorker, exporter: InMemorySpanExporter
+) -> None:
+    runtime = sqlite_setup.runtime
+    worker_module.reset()
+    app, client = app_for(runtime)
+    body = event_body("github", "item.changed", "traced-1")
+    token = sqlite_setup.token("github")
+    response = await client.post(
+        f"/v1/webhooks/{token}",
+        content=body,
+        headers=sign("github", body, sqlite_setup.secret("github"), delivery="traced-1"),
+    )
+    assert response.status_code == 202
+    assert app.state.webhook_sender.wait_idle()
+    embedded.start(app, keep_queued=True)
+    await embedded.drain()
+
+    spans = [span_record(item) for item in exporter.get_finished_spans()]
+    request = one(spans, "POST /v1/webhooks/{token}")
+    assert request["kind"] == SpanKind.SERVER.name and request["parent_span_id"] is None
+    assert request["attributes"]["http.response.status_code"] == 202
+    assert request["attributes"]["tether.definition"] == "hooks"
+    assert all(token not in json.dumps(item) for item in spans)  # the endpoint's token is never in a span
+    for name in ("tether.webhook.verify", "tether.webhook.record"):
+        assert one(spans, name)["parent_span_id"] == request["span_id"], name
+    # The group commit's hand-off runs in the recording's trace (the batch's other deliveries are links).
+    assert one(spans, "tether.webhook.batch")["parent_span_id"] == one(spans, "tether.webhook.record")["span_id"]
+    assert one(spans, "tether.webhook.handoff")["parent_span_id"] == one(spans, "tether.webhook.batch")["span_id"]
+    send = one(spans, "tether.process_deliveries send")
+    assert send["parent_span_id"] == one(spans, "tether.webhook.handoff")["span_id"]
+    process = one(spans, "tether.process_deliveries process")
+    assert process["parent_span_id"] == send["span_id"]
+    handled = one(spans, "tether.webhook.process")
+    assert handled["parent_span_id"] == process["span_id"]
+    assert handled["attributes"]["tether.delivery.outcome"] == "processed"
+    assert (
+        handled["attributes"]["tether.delivery.id"]
+        == one(spans, "tether.webhook.record")["attributes"]["tether.delivery.id"]
+    )
+    assert {item["trace_id"] for item in spans} == {request["trace_id"]}  # one trace, request to persistence
+
+
+def test_off_messages_carry_no_trace_context() -> None:
+    from dramatiq import Message
+
+    assert not tracing.enabled()
+    broker = worker_module.build_broker("")
+    message = Message(queue_name="q", actor_name="a", args=("r",), kwargs={}, options={})
+    broker.emit_before("enqueue", message, None)
+    assert OPTION not in message.options
+    broker.close()

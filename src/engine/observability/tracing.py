@@ -25,10 +25,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
 
 from engine.settings import Settings
 
@@ -103,13 +104,17 @@ def use(sdk_provider: Any) -> None:
 
 @contextmanager
 def span(
-    name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKind = SpanKind.INTERNAL
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    links: Sequence[Link] | None = None,
 ) -> Iterator[Span]:
     """A span current for the block; an exception escaping it marks it failed with the exception's stable code
     (``code`` of engine errors, else the class name). The exception's message is not recorded: it may quote a
     provider's response."""
     with _tracer.start_as_current_span(
-        name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
+        name, kind=kind, attributes=attributes, links=links, record_exception=False, set_status_on_exception=False
     ) as current:
         try:
             yield current
@@ -117,6 +122,20 @@ def span(
             if current.is_recording():
                 fail(current, error_code(exc))
             raise
+
+
+@contextmanager
+def server_span(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
+    """A request span for a route served outside FastAPI's stack, continuing the caller's trace if its headers
+    carry one (``traceparent``)."""
+    from opentelemetry import propagate
+
+    parent = propagate.extract(dict(headers))
+    attributes = {"http.request.method": name.split(" ", 1)[0], "http.route": name.split(" ", 1)[-1]}
+    with _tracer.start_as_current_span(
+        name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
+    ) as current:
+        yield current
 
 
 def error_code(exc: BaseException) -> str:
@@ -127,6 +146,17 @@ def error_code(exc: BaseException) -> str:
 def capture() -> Any:
     """The current trace context, to carry across a thread hop (``attached``); ``None`` when tracing is off."""
     return otel_context.get_current() if _provider is not None else None
+
+
+def links(captured: Sequence[Any]) -> list[Link]:
+    """Links to the spans current in ``capture``d contexts (work batched for several traces)."""
+    found = []
+    for item in captured:
+        if item is not None:
+            context = trace.get_current_span(item).get_span_context()
+            if context.is_valid:
+                found.append(Link(context))
+    return found
 
 
 @contextmanager
@@ -201,8 +231,9 @@ def span_record(item: Any) -> dict[str, Any]:
 def instrument_app(app: Any) -> None:
     """Request spans for a FastAPI app (OpenTelemetry's ASGI instrumentation), when tracing is on.
 
-    The query string never reaches a span (an OAuth callback's ``code`` and ``state`` live there): the hook
-    rewrites the URL attributes the instrumentation sets from the raw request to the path alone.
+    Neither the path nor the query string reaches a span (an OAuth callback's ``code`` and ``state`` live in the
+    query, a webhook endpoint's token in the path): the hook blanks the URL attributes the instrumentation sets from
+    the raw request; the span's name and ``http.route`` carry the route template.
     """
     if not enabled():
         return
@@ -219,13 +250,11 @@ def instrument_app(app: Any) -> None:
 def _without_query(current: Span, scope: Mapping[str, Any]) -> None:
     if not current.is_recording():
         return
-    path = str(scope.get("path", ""))
     attributes = getattr(current, "attributes", None) or {}
     for key in ("http.url", "url.full"):
         if key in attributes:
-            current.set_attribute(key, str(attributes[key]).split("?", 1)[0])
-    for key in ("http.target", "url.path"):
+            parts = urlsplit(str(attributes[key]))
+            current.set_attribute(key, f"{parts.scheme}://{parts.netloc}")
+    for key in ("http.target", "url.path", "url.query"):
         if key in attributes:
-            current.set_attribute(key, path)
-    if "url.query" in attributes:
-        current.set_attribute("url.query", "")
+            current.set_attribute(key, "")
