@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
+from engine.kit.egress import egress_client
 from engine.observability import tracing
 from engine.observability.tracing import span_record
 from engine.queue import worker as worker_module
@@ -31,6 +34,7 @@ from engine.queue.tracing import OPTION
 from engine.store.tables import RunStatus
 from execution.conftest import _make_env, _teardown
 from support.embedded import EmbeddedWorker
+from support.ops_definition import OpsToken
 from support.webhook_kit import Setup, event_body, sign
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -173,3 +177,69 @@ def test_off_messages_carry_no_trace_context() -> None:
     broker.emit_before("enqueue", message, None)
     assert OPTION not in message.options
     broker.close()
+
+
+class _Provider(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 200 if self.path.startswith("/accounts/") else 404
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+async def test_a_provider_call_is_a_client_span_with_method_host_and_status_never_the_path_or_query(
+    exporter: InMemorySpanExporter,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        async with egress_client(allow_loopback=True) as client:
+            ok = await client.get(f"{base}/accounts/acct_4242?api_key=sk_live_query_value")
+            missing = await client.get(f"{base}/nowhere")
+    finally:
+        server.shutdown()
+    assert (ok.status_code, missing.status_code) == (200, 404)
+    spans = [span_record(item) for item in exporter.get_finished_spans()]
+    assert [item["name"] for item in spans] == ["GET 127.0.0.1", "GET 127.0.0.1"]
+    assert [item["kind"] for item in spans] == [SpanKind.CLIENT.name] * 2
+    assert spans[0]["attributes"] == {
+        "http.request.method": "GET",
+        "server.address": "127.0.0.1",
+        "http.response.status_code": 200,
+    }
+    assert spans[1]["attributes"]["http.response.status_code"] == 404 and spans[1]["status"] == "ERROR"
+    dumped = json.dumps(spans)
+    assert "acct_4242" not in dumped and "sk_live_query_value" not in dumped and "nowhere" not in dumped
+
+
+def test_setup_steps_are_spans_of_the_credential_request(ops, exporter) -> None:
+    key, _ = create_api_key(ops.runtime.db, tenant="t1", role="server")
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(ops.runtime)) as client:
+        created = client.post("/v1/integrations", headers=headers, json={"definition_id": "ops", "owner_id": "u9"})
+        assert created.status_code == 201
+        integration = created.json()["id"]
+        connected = client.post(
+            f"/v1/integrations/{integration}/credentials/{OpsToken.slot_id()}",
+            headers=headers,
+            json={"token": "ops-secret-traced"},
+        )
+    assert connected.status_code == 200 and connected.json()["status"] == "connected"
+    spans = [span_record(item) for item in exporter.get_finished_spans()]
+    complete = one(spans, "tether.setup.complete")
+    assert complete["attributes"]["tether.integration.id"] == integration
+    assert complete["attributes"]["tether.definition"] == "ops"
+    assert "POST /v1/integrations/{integration_id}/credentials/{slot}" in ancestors(spans, complete)
+    steps = [item["name"] for item in spans if item["parent_span_id"] == complete["span_id"]]
+    assert steps == [
+        "tether.setup.health_check",
+        "tether.setup.resolve",
+        "tether.setup.save",
+        "tether.setup.first_connection",
+    ]
+    assert "ops-secret-traced" not in json.dumps(spans)
