@@ -63,6 +63,9 @@ def serve(
     from engine.processes import tune_gc, uvicorn_log_config
 
     settings = serve_settings(host, port)
+    from engine.observability import tracing
+
+    tracing.configure(settings, service="tether-server")  # before the app and the embedded worker trace anything
     runtime = _runtime(settings)
     if migrate:
         runtime.db.upgrade()

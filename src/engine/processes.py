@@ -22,6 +22,7 @@ from urllib.parse import unquote_plus
 
 from engine.errors import ConfigurationError
 from engine.events import delivery as event_delivery
+from engine.observability import tracing
 from engine.observability.logs import JsonFormatter, TextFormatter, sink_filters
 from engine.queue.worker import Consumer, enqueue_deliveries, enqueue_event_deliveries, queue_name, start_consumer
 from engine.runs.scheduler import Scheduler, SchedulerThread
@@ -293,6 +294,7 @@ def run_worker(*, threads: int = 64, processes: int = 1) -> None:
         return
     configure_worker_logging()  # again in a spawned child, which inherits no logging set-up
     runtime = Runtime.start()
+    tracing.configure(runtime.settings, service="tether-worker")
     if not runtime.settings.broker_url:
         raise ConfigurationError("tether worker needs TETHER_BROKER_URL (the embedded default runs in `tether serve`)")
     stop = threading.Event()
@@ -304,6 +306,7 @@ def run_worker(*, threads: int = 64, processes: int = 1) -> None:
     print(f"tether worker ready pid={os.getpid()}", flush=True)
     stop.wait()
     handle.stop()
+    tracing.shutdown()  # export the spans still batched
     runtime.close()
 
 

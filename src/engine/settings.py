@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     #: maintenance (Dramatiq's defaults: 60 s and 1000).
     broker_heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
     broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
+    #: Traces (``engine.observability.tracing``): a file that receives every finished span as a JSON line (local
+    #: debugging, tests); the standard OpenTelemetry variables below turn on the OTLP exporter or turn tracing off.
+    trace_file: str = ""
+    otel_exporter_otlp_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_exporter_otlp_traces_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_service_name: str = Field(default="", validation_alias="OTEL_SERVICE_NAME")
     #: Database connection pool (PostgreSQL): connections kept, and extra ones opened under load.
     database_pool_size: int | None = None
     database_max_overflow: int | None = None

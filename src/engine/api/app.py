@@ -14,7 +14,7 @@ from engine.api import catalog, changes, events, integrations, oauth, records, r
 from engine.api.errors import ErrorEnvelope, install_error_handlers
 from engine.api.limits import BodyLimit
 from engine.custody import oidc
-from engine.observability import metrics
+from engine.observability import metrics, tracing
 from engine.observability.queue_depth import queue_collectors
 from engine.runtime import Runtime
 from engine.sandbox.routes import sandbox_router
@@ -99,4 +99,5 @@ def create_app(runtime: Runtime) -> FastAPI:
         def prometheus_metrics() -> Response:
             return Response(metrics.exposition(queues), media_type=metrics.CONTENT_TYPE)
 
+    tracing.instrument_app(app)  # request spans when this process traces (engine.observability.tracing)
     return app

@@ -41,7 +41,7 @@ from engine.api.limits import MAX_BODY_BYTES, declared_too_large
 from engine.api.principal import Principal, current_principal
 from engine.authoring.webhooks import CelValue, JsonField, Webhook
 from engine.errors import NotFoundError, TetherError
-from engine.observability import metrics
+from engine.observability import metrics, tracing
 from engine.queue.worker import DeliverySender
 from engine.runtime import Runtime
 from engine.store.tables import DeliveryStatus, Integration, WebhookDelivery
@@ -258,7 +258,10 @@ async def _accept(
     """Record (group commit: the answer comes only after the batch holding this delivery committed and was handed to
     the sender)."""
     key = delivery_key(runtime, target, payload, headers, body)
-    recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
+    with tracing.span("tether.webhook.record") as span:
+        recorded = await _recorder(app, runtime).record(NewDelivery.of(target, key, body, headers))
+        if span.is_recording():
+            span.set_attributes({"tether.delivery.id": recorded.row_id, "tether.webhook.duplicate": recorded.duplicate})
     metrics.webhook_delivery(target.definition_id, "duplicate" if recorded.duplicate else "accepted")
     if recorded.duplicate:
         return _ack(200, "duplicate", key)
@@ -270,7 +273,8 @@ def _verify(
 ) -> None:
     """``verify_delivery``, counting a refused delivery (the metric's ``refused``) before the refusal is answered."""
     try:
-        verify_delivery(webhook, body, headers, secrets)
+        with tracing.span("tether.webhook.verify"):
+            verify_delivery(webhook, body, headers, secrets)
     except TetherError:
         metrics.webhook_delivery(definition_id, "refused")
         raise
@@ -283,6 +287,11 @@ async def _receive(app: Any, token: str, request: WebhookRequest) -> _Answer:
     if not (token.isascii() and _TOKEN.fullmatch(token)):
         raise NotFoundError("no webhook endpoint at this address")
     target = await resolve_target(runtime, token)
+    tracing.annotate(
+        tether__integration__id=target.integration_id,
+        tether__definition=target.definition_id,
+        tether__webhook=target.webhook.__name__,
+    )
     answer, request = await _before_recording(target.definition_id, target.webhook, request, target.secrets)
     if answer is not None:
         return answer
@@ -319,19 +328,20 @@ async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, s
     wrappers; it answers exactly as the FastAPI route does (which the OpenAPI document describes), errors included
     (the envelope of ``engine.api.errors``; anything unexpected is ``internal_error``, logged by type only).
     """
-    try:
-        headers = _scope_headers(scope)
-        _check_declared_length(headers)
-        body = await _receive_body(receive)
-        request = WebhookRequest(scope["method"], headers, parse_query(scope.get("query_string", b"")), body)
-        answer = await _receive(app, token, request)
-    except ClientDisconnect:
-        return
-    except TetherError as exc:
-        answer = _Answer(exc.status, _json(exc.to_dict()))
-    except Exception as exc:
-        log.error("unhandled %s", type(exc).__name__)
-        answer = _Answer(500, b'{"error":{"code":"internal_error","message":"internal error"}}')
+    if tracing.enabled():
+        # This lane skips the middleware stack, the request instrumentation with it: its own server span, named by
+        # the route (the token in the path is a credential of sorts and stays out of the trace).
+        with tracing.server_span(f"{scope['method']} /v1/webhooks/{{token}}", _scope_headers(scope)) as span:
+            answer = await _answer(app, token, scope, receive)
+            if answer is None:
+                return
+            span.set_attribute("http.response.status_code", answer.status)
+            if answer.status >= 500:
+                tracing.fail(span, str(answer.status))
+    else:
+        answer = await _answer(app, token, scope, receive)
+        if answer is None:
+            return
     content = b"" if scope["method"] == "HEAD" else answer.content
     await send(
         {
@@ -345,6 +355,23 @@ async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, s
         }
     )
     await send({"type": "http.response.body", "body": content})
+
+
+async def _answer(app: Any, token: str, scope: Scope, receive: Receive) -> _Answer | None:
+    """The fast lane's answer to one delivery (``None``: the client went away)."""
+    try:
+        headers = _scope_headers(scope)
+        _check_declared_length(headers)
+        body = await _receive_body(receive)
+        request = WebhookRequest(scope["method"], headers, parse_query(scope.get("query_string", b"")), body)
+        return await _receive(app, token, request)
+    except ClientDisconnect:
+        return None
+    except TetherError as exc:
+        return _Answer(exc.status, _json(exc.to_dict()))
+    except Exception as exc:
+        log.error("unhandled %s", type(exc).__name__)
+        return _Answer(500, b'{"error":{"code":"internal_error","message":"internal error"}}')
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -44,7 +44,7 @@ from engine.errors import NotFoundError
 from engine.events import endpoints as event_endpoints
 from engine.integrations.lifecycle import ReconnectRequired, mark_reconnect_required
 from engine.kit import egress
-from engine.observability import metrics
+from engine.observability import metrics, tracing
 from engine.observability.logs import note_secrets, slot_secrets
 from engine.store.database import Database
 from engine.store.tables import AuthFlow, Credential, Integration, IntegrationStatus, WebhookEndpoint
@@ -155,15 +155,18 @@ class Keystore:
         if not due(current):
             return current
         key = (integration_id, slot_type.slot_id())
-        # Coroutines of one event loop queue on an asyncio lock first, so at most one of them per loop occupies a
-        # worker thread waiting for the process-wide lock (a thread pool full of waiters would starve the holder).
-        async with self._loop_lock(key):
-            lock = self._process_lock(key)
-            await anyio.to_thread.run_sync(lock.acquire)
-            try:
-                return await self._refresh_locked(integration_id, slot_type, due, refresh)
-            finally:
-                lock.release()
+        attributes = {"tether.integration.id": integration_id, "tether.credential.slot": key[1]}
+        with tracing.span("tether.token.refresh", attributes):
+            # Coroutines of one event loop queue on an asyncio lock first, so at most one of them per loop occupies
+            # a worker thread waiting for the process-wide lock (a thread pool full of waiters would starve the
+            # holder).
+            async with self._loop_lock(key):
+                lock = self._process_lock(key)
+                await anyio.to_thread.run_sync(lock.acquire)
+                try:
+                    return await self._refresh_locked(integration_id, slot_type, due, refresh)
+                finally:
+                    lock.release()
 
     async def _refresh_locked(
         self,

@@ -48,6 +48,7 @@ from engine.custody.tokens import oauth_client, token_slot
 from engine.errors import NotFoundError, ProviderError, ProviderNotEnabled, TetherError, ValidationFailed
 from engine.integrations.lifecycle import audit, transition
 from engine.kit.reaching import reaching
+from engine.observability import tracing
 from engine.services import Services
 from engine.store.tables import Credential, Health, Integration, IntegrationStatus
 
@@ -433,6 +434,23 @@ class Setup:
         *,
         actor: str,
     ) -> Integration:
+        attributes = {
+            "tether.integration.id": integration.id,
+            "tether.definition": definition.id,
+            "tether.connection": connection.__name__,
+        }
+        with tracing.span("tether.setup.complete", attributes):
+            return await self._complete_steps(integration, definition, connection, slot, actor=actor)
+
+    async def _complete_steps(
+        self,
+        integration: Integration,
+        definition: Definition,
+        connection: type[ConnectionBase],
+        slot: CredentialSlot,
+        *,
+        actor: str,
+    ) -> Integration:
         unsaved = StoredCredential(integration.id, slot, 0, None, ())
         client = self._client(integration, connection, slot)
         ctx = ConnectionContext(
@@ -444,9 +462,12 @@ class Setup:
         )
         try:
             if isinstance(connection.auth, AppInstall):
-                await reaching("the provider", lambda: connection().verify_install(ctx))
-            await reaching("the provider", lambda: self._health_check(integration, connection, unsaved, client))
-            metadata = await reaching("the provider", lambda: connection().resolve(ctx)) or IntegrationMetadata()
+                with tracing.span("tether.setup.verify_install", {"tether.setup.step": 6}):
+                    await reaching("the provider", lambda: connection().verify_install(ctx))
+            with tracing.span("tether.setup.health_check", {"tether.setup.step": 6}):
+                await reaching("the provider", lambda: self._health_check(integration, connection, unsaved, client))
+            with tracing.span("tether.setup.resolve", {"tether.setup.step": 9}):
+                metadata = await reaching("the provider", lambda: connection().resolve(ctx)) or IntegrationMetadata()
         except TetherError as exc:
             self._audit_failure(integration, None, exc.code, step=6, actor=actor, reason=_reason(exc))
             if isinstance(exc, ProviderError) and exc.code in ("unauthorized", "provider_error"):
@@ -455,14 +476,16 @@ class Setup:
         finally:
             await _close(client)
         try:
-            row, first = self._save(integration, connection, slot, metadata, actor=actor)
+            with tracing.span("tether.setup.save", {"tether.setup.step": 7}):
+                row, first = self._save(integration, connection, slot, metadata, actor=actor)
         except AccountMismatch as exc:
             await self._refuse_account(integration, definition, connection, slot, exc, actor=actor)
             raise
         self.runtime.custody.forget(row.id)
         self.runtime.clients.drop(row.id)
         if first:
-            await self._first_connection(row, actor=actor)
+            with tracing.span("tether.setup.first_connection", {"tether.setup.step": 10}):
+                await self._first_connection(row, actor=actor)
         elif isinstance(connection.auth, OAuth2) and connection.auth.products:
             await self._products_added(row, actor=actor)
         return row

@@ -76,11 +76,12 @@ import certifi
 import httpcore
 import httpx
 import idna
+from opentelemetry.trace import SpanKind
 
 from engine.errors import EgressRefused, ProviderError, TetherError
 from engine.governor import scope as governor_scope
 from engine.kit.inputs import ascii_int
-from engine.observability import metrics
+from engine.observability import metrics, tracing
 from engine.settings import Settings
 
 __all__ = [
@@ -768,6 +769,20 @@ class _EgressAsyncClient(httpx.AsyncClient):
         return super().build_request(method, _parsed(url) if isinstance(url, str) else url, **kwargs)
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if not tracing.enabled():
+            return await self._send(request, **kwargs)
+        # The method and host only: a path or query value may be an account ID or a token (issue 23).
+        attributes = {"http.request.method": request.method, "server.address": request.url.host}
+        with tracing.span(f"{request.method} {request.url.host}", attributes, kind=SpanKind.CLIENT) as span:
+            response = await self._send(request, **kwargs)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                tracing.fail(span, str(response.status_code))
+            if response.status_code in (429, 503) and "retry-after" in response.headers:
+                span.set_attribute("tether.retry_after", True)  # the provider asked for a later attempt
+            return response
+
+    async def _send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         await governor_scope.admit()  # inside a run: the provider app's shared budget (engine.governor)
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:

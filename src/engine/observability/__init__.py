@@ -1,1 +1,2 @@
-"""What the engine tells an operator about itself: metrics (``metrics``), and beside them traces and logs."""
+"""What the engine tells an operator and a monitoring stack about itself: metrics (``metrics``), traces
+(``tracing``) and structured logs (``logs``)."""

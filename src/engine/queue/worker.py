@@ -56,6 +56,8 @@ from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries
 
 from engine.errors import ConfigurationError
 from engine.events.delivery import deliver as deliver_events
+from engine.observability import tracing
+from engine.queue.tracing import TraceContext, on_event_loop
 from engine.services import Services
 from engine.settings import Settings
 from engine.webhooks.deliveries import process_deliveries
@@ -108,6 +110,7 @@ def _retry_when(retries: int, exception: BaseException) -> bool:
 def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
     """A broker for ``url`` with Tether's middleware stack (see the module docstring)."""
     middleware = [
+        TraceContext(),  # first: its after-hooks run last, around Retries' re-enqueue (engine.queue.tracing)
         AgeLimit(),
         TimeLimit(time_limit=int((DEFAULT_TIME_LIMIT_SECONDS + TIME_LIMIT_GRACE_SECONDS) * 1000)),
         ShutdownNotifications(),
@@ -151,7 +154,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
             broker = build_broker(settings.broker_url.strip(), namespace=settings.broker_namespace.strip() or None)
             dramatiq.set_broker(broker)
             _state.actor = dramatiq.Actor(
-                _execute_run,
+                on_event_loop(_execute_run),
                 broker=broker,
                 actor_name=ACTOR_NAME,
                 queue_name=queue_name(settings),
@@ -159,7 +162,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 options={},
             )
             _state.deliveries_actor = dramatiq.Actor(
-                _process_deliveries,
+                on_event_loop(_process_deliveries),
                 broker=broker,
                 actor_name=DELIVERIES_ACTOR_NAME,
                 queue_name=queue_name(settings),
@@ -167,7 +170,7 @@ def get_broker(settings: Settings | None = None) -> dramatiq.Broker:
                 options={},
             )
             _state.events_actor = dramatiq.Actor(
-                _deliver_events,
+                on_event_loop(_deliver_events),
                 broker=broker,
                 actor_name=EVENTS_ACTOR_NAME,
                 queue_name=queue_name(settings),
@@ -276,6 +279,7 @@ class DeliverySender:
         self.linger = linger
         self._cond = threading.Condition()
         self._pending: deque[list[str]] = deque()
+        self._contexts: deque[Any] = deque()  # one per pending batch (``tracing.capture``)
         self._waiting = 0
         self._busy = False
         self._thread: threading.Thread | None = None
@@ -289,6 +293,7 @@ class DeliverySender:
                 log.warning("%d deliveries not queued (the broker is behind); left for the sweep", len(row_ids))
                 return
             self._pending.append(list(row_ids))
+            self._contexts.append(tracing.capture())  # the recording request's trace, for the message's span
             self._waiting += len(row_ids)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tether-delivery-sender", daemon=True)
@@ -307,11 +312,17 @@ class DeliverySender:
                 time.sleep(self.linger)  # let the batches committed meanwhile join this message
             with self._cond:
                 row_ids = self._pending.popleft()
+                contexts = [self._contexts.popleft()]
                 while self._pending and len(row_ids) + len(self._pending[0]) <= self.MAX_MESSAGE:
                     row_ids += self._pending.popleft()
+                    contexts.append(self._contexts.popleft())
                 self._waiting -= len(row_ids)
             try:
-                self._send(row_ids)
+                # The message continues the first batch's trace and links the others' (one message, many requests).
+                with tracing.attached(contexts[0]), tracing.span(
+                    "tether.webhook.handoff", {"tether.deliveries": len(row_ids)}, links=tracing.links(contexts[1:])
+                ):
+                    self._send(row_ids)
                 self.sent += 1
             except Exception as exc:
                 self.failed += 1

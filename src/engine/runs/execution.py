@@ -63,7 +63,7 @@ from engine.governor import BucketKey, governed
 from engine.governor.scope import Scope
 from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
-from engine.observability import metrics
+from engine.observability import metrics, tracing
 from engine.observability.logs import add_log_ids, leaves, log_context
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
@@ -327,8 +327,21 @@ class Executor:
 
     async def execute(self, run_id: str, *, inline: bool = False) -> RunOutcome:
         """Execute one run end to end and record it. Safe to call twice for one run: only one call claims it."""
-        with log_context(run_id=run_id):  # every log line below carries the run's IDs, scrubbed of its secrets
-            return await self._execute(run_id, inline=inline)
+        with (
+            log_context(run_id=run_id),  # every log line below carries the run's IDs, scrubbed of its secrets
+            tracing.span("tether.run.execute", {"tether.run.id": run_id, "tether.run.inline": inline}) as span,
+        ):
+            outcome = await self._execute(run_id, inline=inline)
+            if span.is_recording():
+                span.set_attribute("tether.run.outcome", outcome.status.value)
+                if outcome.skipped:
+                    span.set_attribute("tether.run.skipped", True)
+                if outcome.retry_in is not None:
+                    span.set_attribute("tether.retry", True)
+                    span.set_attribute("tether.run.deferred", outcome.deferred)
+                if outcome.error_code:
+                    tracing.fail(span, outcome.error_code)
+            return outcome
 
     async def _execute(self, run_id: str, *, inline: bool) -> RunOutcome:
         claimed = await self._claims.submit(run_id)
@@ -346,6 +359,13 @@ class Executor:
         run, loaded, state = claimed.run, claimed.integration, claimed.state
         add_log_ids(integration_id=run.integration_id)
         run_id = run.id
+        tracing.annotate(
+            tether__integration__id=run.integration_id,
+            tether__definition=loaded.definition_id if loaded is not None else None,
+            tether__operation=run.operation,
+            tether__run__attempt=run.attempts,
+            tether__run__trigger=str(run.trigger) if run.trigger else None,
+        )
         secrets: list[str] = []
         max_retries = 0
         tracked = self.heartbeats.track(run_id)
@@ -506,9 +526,19 @@ class Executor:
         async def flush() -> None:
             page = list(batch)
             batch.clear()
-            result = await anyio.to_thread.run_sync(
-                lambda: pipeline.process(ingest_ctx, page, start_position=totals["received"])
-            )
+            with tracing.span("tether.ingest.batch", {"tether.ingest.records": len(page)}) as span:
+                result = await anyio.to_thread.run_sync(
+                    lambda: pipeline.process(ingest_ctx, page, start_position=totals["received"])
+                )
+                if span.is_recording():
+                    span.set_attributes(
+                        {
+                            "tether.ingest.persisted": result.persisted,
+                            "tether.ingest.filtered": result.filtered,
+                            "tether.ingest.rejected": result.rejected,
+                            "tether.ingest.removed": result.removed,
+                        }
+                    )
             for key in ("received", "persisted", "filtered", "rejected"):
                 totals[key] += getattr(result, key)
             metrics.ingested(definition.id, {key: getattr(result, key) for key in metrics.INGEST_OUTCOMES})
@@ -679,11 +709,13 @@ class Executor:
         a queued operation's message is sent from the same worker thread right after the INSERT commits, so the
         event loop never waits on the broker."""
         chosen: list[type[Operation]] = []
+        caller = tracing.capture()  # ``after`` runs on the batch's thread: the message belongs to the caller's trace
 
         def after(run: Run) -> None:
             policy = chosen[0].policy
             if enqueue and policy.mode != "inline":
-                self.submit(run.id, time_limit=policy.time_limit.total_seconds())
+                with tracing.attached(caller):
+                    self.submit(run.id, time_limit=policy.time_limit.total_seconds())
 
         def build(integration: Integration) -> Run:
             definition = self.context.definition(integration.definition_id)

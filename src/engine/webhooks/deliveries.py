@@ -38,7 +38,7 @@ from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField,
 from engine.errors import TetherError
 from engine.events.outbox import emit, records_changed
 from engine.kit.inputs import storable
-from engine.observability import metrics
+from engine.observability import metrics, tracing
 from engine.observability.logs import add_log_ids, log_context
 from engine.services import Services
 from engine.store.database import Database
@@ -341,6 +341,8 @@ class DeliveryRecorder:
         #: Batches committed and the deliveries in them (the mean batch size shows the group commit at work).
         self.batches = 0
         self.items = 0
+        #: Row ID → the recording request's trace context, while it waits for its batch (tracing on only).
+        self._traces: dict[str, Any] = {}
         self._coalescer: Coalescer[NewDelivery, Recorded]
         if db.dialect == "postgresql":
             self._insert = _DeliveryInsert(db.engine)
@@ -374,8 +376,13 @@ class DeliveryRecorder:
         if self.after_commit is not None:
             inserted = [r.row_id for r in recorded if not r.duplicate]
             if inserted:
+                # The hand-off continues the first delivery's trace and links the others of the batch.
+                contexts = [self._traces.get(row_id) for row_id in inserted]
                 try:
-                    self.after_commit(inserted)
+                    with tracing.attached(contexts[0]), tracing.span(
+                        "tether.webhook.batch", {"tether.deliveries": len(inserted)}, links=tracing.links(contexts[1:])
+                    ):
+                        self.after_commit(inserted)
                 except Exception as exc:
                     log.warning(
                         "handing off %d recorded deliveries failed (%s); left for the sweep",
@@ -385,7 +392,13 @@ class DeliveryRecorder:
         return recorded
 
     async def record(self, item: NewDelivery) -> Recorded:
-        return await self._coalescer.submit(item)
+        if not tracing.enabled():
+            return await self._coalescer.submit(item)
+        self._traces[item.row_id] = tracing.capture()  # the batch hands off on another thread or task
+        try:
+            return await self._coalescer.submit(item)
+        finally:
+            self._traces.pop(item.row_id, None)
 
 
 # -- processing ------------------------------------------------------------------------------------------------
@@ -808,8 +821,19 @@ async def process_delivery(
     """Process one recorded delivery; ``None`` when another worker holds it or it is already final. ``lease``: how old
     another worker's claim must be before this one takes the row over (default ``TETHER_DELIVERY_LEASE_SECONDS``)."""
     lease = lease if lease is not None else delivery_lease(runtime)
-    with log_context(delivery_id=delivery_row_id):  # every log line below carries the delivery's IDs
-        return await _process_delivery(runtime, delivery_row_id, dispatcher=dispatcher, lease=lease)
+    with (
+        log_context(delivery_id=delivery_row_id),  # every log line below carries the delivery's IDs
+        tracing.span("tether.webhook.process", {"tether.delivery.id": delivery_row_id}) as span,
+    ):
+        outcome = await _process_delivery(runtime, delivery_row_id, dispatcher=dispatcher, lease=lease)
+        if span.is_recording():
+            span.set_attribute("tether.delivery.outcome", outcome.status.value if outcome else "skipped")
+            if outcome is not None:
+                span.set_attribute("tether.webhook.event_type", outcome.event_type[:100])
+                span.set_attribute("tether.runs", len(outcome.runs))
+                if outcome.error_code:
+                    tracing.fail(span, outcome.error_code)
+        return outcome
 
 
 async def _process_delivery(

@@ -1,0 +1,260 @@
+"""OpenTelemetry traces of this process (issue 23).
+
+Off unless configured: ``configure`` (called once per process by the composition roots, ``tether serve`` and
+``tether worker``) installs a tracer provider only when an exporter is asked for, through the standard
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (OTLP over HTTP; the exporter itself reads
+the other ``OTEL_EXPORTER_OTLP_*`` variables, the SDK ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER`` and the
+batch processor's knobs, the propagators ``OTEL_PROPAGATORS``) or ``TETHER_TRACE_FILE`` (JSON lines, one span a
+line: local debugging and the tests' cross-process span trees). ``OTEL_SDK_DISABLED=true`` wins over both.
+
+Off, every span is OpenTelemetry's no-op span: no provider, no exporter, no export thread, and ``tracer()`` is a
+``NoOpTracer`` (a context-manager enter and exit per span).
+
+The engine's spans use this module's provider rather than OpenTelemetry's global one, so a host app embedding the
+engine keeps its own global provider and tests can swap ours (``use``).
+
+Attribute rule (never a secret, never a URL path or query value): spans carry IDs (run, integration, delivery),
+definition and operation names, HTTP methods, hosts and status codes, counts and outcome codes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
+
+from engine.settings import Settings
+
+INSTRUMENTATION = "tether"
+
+_lock = threading.Lock()
+_configured = False
+_tracer: Tracer = NoOpTracer()
+_provider: Any = None  # opentelemetry.sdk.trace.TracerProvider once enabled (the SDK is imported only then)
+
+
+def enabled() -> bool:
+    return _provider is not None
+
+
+def tracer() -> Tracer:
+    return _tracer
+
+
+def provider() -> Any:
+    """The SDK tracer provider in use (``None`` when tracing is off): for instrumentations (FastAPI)."""
+    return _provider
+
+
+def configure(settings: Settings, *, service: str) -> bool:
+    """Install this process's tracer provider if the settings ask for an exporter (once per process; later calls
+    keep the first set-up). Returns whether tracing is on."""
+    global _configured
+    with _lock:
+        if _configured:
+            return enabled()
+        _configured = True
+        if settings.otel_sdk_disabled:
+            return False
+        processors = []
+        if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        if settings.trace_file:
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+            processors.append(SimpleSpanProcessor(JsonLinesSpanExporter(Path(settings.trace_file))))
+        if not processors:
+            return False
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+
+        # OTEL_SERVICE_NAME, when set, names the service; else the process's role does (tether-server, tether-worker).
+        attributes = {} if settings.otel_service_name else {"service.name": service}
+        sdk_provider = TracerProvider(resource=Resource.create(attributes))
+        for processor in processors:
+            sdk_provider.add_span_processor(processor)
+    use(sdk_provider)
+    return True
+
+
+def shutdown() -> None:
+    """Flush and stop the exporters (a process's orderly exit; the SDK also does it at interpreter exit)."""
+    if _provider is not None:
+        _provider.shutdown()
+
+
+def use(sdk_provider: Any) -> None:
+    """Trace with ``sdk_provider`` (``None``: off again). ``configure`` calls it; tests call it with a provider of
+    their own (the SDK's in-memory exporter)."""
+    global _tracer, _provider
+    _provider = sdk_provider
+    _tracer = sdk_provider.get_tracer(INSTRUMENTATION) if sdk_provider is not None else NoOpTracer()
+
+
+@contextmanager
+def span(
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    links: Sequence[Link] | None = None,
+) -> Iterator[Span]:
+    """A span current for the block; an exception escaping it marks it failed with the exception's stable code
+    (``code`` of engine errors, else the class name). The exception's message is not recorded: it may quote a
+    provider's response."""
+    with _tracer.start_as_current_span(
+        name, kind=kind, attributes=attributes, links=links, record_exception=False, set_status_on_exception=False
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            if current.is_recording():
+                fail(current, error_code(exc))
+            raise
+
+
+@contextmanager
+def server_span(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
+    """A request span for a route served outside FastAPI's stack, continuing the caller's trace if its headers
+    carry one (``traceparent``)."""
+    from opentelemetry import propagate
+
+    parent = propagate.extract(dict(headers))
+    attributes = {"http.request.method": name.split(" ", 1)[0], "http.route": name.split(" ", 1)[-1]}
+    with _tracer.start_as_current_span(
+        name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
+    ) as current:
+        yield current
+
+
+def error_code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) and code else type(exc).__name__
+
+
+def capture() -> Any:
+    """The current trace context, to carry across a thread hop (``attached``); ``None`` when tracing is off."""
+    return otel_context.get_current() if _provider is not None else None
+
+
+def links(captured: Sequence[Any]) -> list[Link]:
+    """Links to the spans current in ``capture``d contexts (work batched for several traces)."""
+    found = []
+    for item in captured:
+        if item is not None:
+            context = trace.get_current_span(item).get_span_context()
+            if context.is_valid:
+                found.append(Link(context))
+    return found
+
+
+@contextmanager
+def attached(captured: Any) -> Iterator[None]:
+    """Make a ``capture``d context current for the block (another thread's work on the caller's behalf)."""
+    if captured is None:
+        yield
+        return
+    token = otel_context.attach(captured)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def annotate(**attributes: Any) -> None:
+    """Set attributes on the current span (a no-op when tracing is off or there is none); ``None`` values skipped."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(
+            {key.replace("__", "."): value for key, value in attributes.items() if value is not None}
+        )
+
+
+def fail(current: Span, code: str) -> None:
+    """Mark ``current`` as failed with a stable error code (never an exception message: it may quote a secret)."""
+    current.set_attribute("tether.error.code", code)
+    current.set_status(Status(StatusCode.ERROR, code))
+
+
+class JsonLinesSpanExporter:
+    """Appends each finished span as one JSON line to a file (``TETHER_TRACE_FILE``): readable without a collector,
+    and shared by processes (one ``write`` per span under ``O_APPEND``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        lines = "".join(json.dumps(span_record(item), separators=(",", ":")) + "\n" for item in spans)
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def span_record(item: Any) -> dict[str, Any]:
+    """One finished SDK span as plain data (the JSON-lines exporter's line)."""
+    context = item.get_span_context()
+    parent = item.parent
+    return {
+        "name": item.name,
+        "trace_id": f"{context.trace_id:032x}",
+        "span_id": f"{context.span_id:016x}",
+        "parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
+        "kind": item.kind.name,
+        "service": item.resource.attributes.get("service.name"),
+        "attributes": dict(item.attributes or {}),
+        "status": item.status.status_code.name,
+        "start": item.start_time,
+        "end": item.end_time,
+    }
+
+
+def instrument_app(app: Any) -> None:
+    """Request spans for a FastAPI app (OpenTelemetry's ASGI instrumentation), when tracing is on.
+
+    Neither the path nor the query string reaches a span (an OAuth callback's ``code`` and ``state`` live in the
+    query, a webhook endpoint's token in the path): the hook blanks the URL attributes the instrumentation sets from
+    the raw request; the span's name and ``http.route`` carry the route template.
+    """
+    if not enabled():
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        server_request_hook=_without_query,
+        exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
+    )
+
+
+def _without_query(current: Span, scope: Mapping[str, Any]) -> None:
+    if not current.is_recording():
+        return
+    attributes = getattr(current, "attributes", None) or {}
+    for key in ("http.url", "url.full"):
+        if key in attributes:
+            parts = urlsplit(str(attributes[key]))
+            current.set_attribute(key, f"{parts.scheme}://{parts.netloc}")
+    for key in ("http.target", "url.path", "url.query"):
+        if key in attributes:
+            current.set_attribute(key, "")
