@@ -332,14 +332,14 @@ async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, s
         # This lane skips the middleware stack, the request instrumentation with it: its own server span, named by
         # the route (the token in the path is a credential of sorts and stays out of the trace).
         with tracing.server_span(f"{scope['method']} /v1/webhooks/{{token}}", _scope_headers(scope)) as span:
-            answer = await _answer(app, token, scope, receive)
+            answer = await _lane_answer(app, token, scope, receive)
             if answer is None:
                 return
             span.set_attribute("http.response.status_code", answer.status)
             if answer.status >= 500:
                 tracing.fail(span, str(answer.status))
     else:
-        answer = await _answer(app, token, scope, receive)
+        answer = await _lane_answer(app, token, scope, receive)
         if answer is None:
             return
     content = b"" if scope["method"] == "HEAD" else answer.content
@@ -357,7 +357,7 @@ async def serve_delivery(app: Any, token: str, scope: Scope, receive: Receive, s
     await send({"type": "http.response.body", "body": content})
 
 
-async def _answer(app: Any, token: str, scope: Scope, receive: Receive) -> _Answer | None:
+async def _lane_answer(app: Any, token: str, scope: Scope, receive: Receive) -> _Answer | None:
     """The fast lane's answer to one delivery (``None``: the client went away)."""
     try:
         headers = _scope_headers(scope)
