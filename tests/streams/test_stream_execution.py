@@ -270,7 +270,7 @@ async def test_the_incremental_cursor_advances_only_when_a_run_succeeds(runtime:
     assert api.on("/user/repos")[0].query["since"] == "2024-05-03T10:00:00Z"
 
 
-async def test_a_repeated_cursor_fails_the_run_naming_the_fault(runtime: Runtime, api: ProviderApi) -> None:
+async def test_a_repeated_cursor_stalls_the_run_naming_the_fault(runtime: Runtime, api: ProviderApi) -> None:
     integration_id = connect(runtime)
     page1 = api_body("notion_search_page1")
     page2 = {**api_body("notion_search_page2"), "next_cursor": page1["next_cursor"], "has_more": True}
@@ -278,7 +278,7 @@ async def test_a_repeated_cursor_fails_the_run_naming_the_fault(runtime: Runtime
     run_id = await start(runtime, integration_id, "PageSync")
     outcome = await runtime.executor.execute(run_id)
     run = run_row(runtime, run_id)
-    assert (outcome.status, run.error_code) == (RunStatus.failed, "pagination_loop")
+    assert (outcome.status, run.error_code) == (RunStatus.stalled, "pagination_loop")
     assert "repeated a cursor" in run.error_message and len(api.on("/v1/search")) == 2
 
 

@@ -83,6 +83,7 @@ from engine.errors import EgressRefused, ProviderError, TetherError
 from engine.governor import scope as governor_scope
 from engine.kit.inputs import ascii_int
 from engine.observability import metrics, tracing
+from engine.runs import progress
 from engine.settings import Settings
 
 __all__ = [
@@ -800,6 +801,7 @@ class _EgressAsyncClient(httpx.AsyncClient):
         try:
             response = await super().send(request, **kwargs)
             await governor_scope.observe(response)
+            progress.note()  # inside a run: a provider answer is progress (its stall watchdog, issue 23)
             return response
         except httpx.TooManyRedirects as exc:
             if isinstance(exc, TooManyRedirects):
@@ -837,6 +839,7 @@ class _EgressSyncClient(httpx.Client):
         try:
             response = super().send(request, **kwargs)
             governor_scope.observe_sync(response)
+            progress.note()
             return response
         except httpx.TooManyRedirects as exc:
             if isinstance(exc, TooManyRedirects):

@@ -247,7 +247,7 @@
     return request("POST", "/v1/integrations/" + enc(integration.id) + "/credentials/" + enc(slot), values);
   }
 
-  var FINISHED = { succeeded: true, failed: true, cancelled: true };
+  var FINISHED = { succeeded: true, failed: true, cancelled: true, stalled: true };
 
   /**
    * Start an operation; resolves with the finished run (an inline run at once, a queued one polled until it ends
