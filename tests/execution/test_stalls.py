@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from engine.authoring.operations import Operation, OperationContext, Policy
+from engine.authoring.operations import Operation, Policy
 from engine.events import endpoints
 from engine.events.outbox import RUN_STALLED
 from engine.kit.providerkit import CursorPages, OffsetPages, Page, PageRequest, PaginationShort, paginate
