@@ -245,6 +245,3 @@ def _delivery(runtime: Runtime, principal: Principal, delivery_id: str) -> Event
     if row is None or row.tenant_id != principal.tenant_id:
         raise NotFoundError(f"no event delivery {delivery_id}")
     return row
-
-
-

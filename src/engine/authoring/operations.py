@@ -73,9 +73,7 @@ class Policy:
         product: str | None = None,
         stall_window: timedelta | None = None,
     ) -> Policy:
-        return cls(
-            mode="inline", access=access, user_may_run=user_may_run, product=product, stall_window=stall_window
-        )
+        return cls(mode="inline", access=access, user_may_run=user_may_run, product=product, stall_window=stall_window)
 
     @classmethod
     def queued(
@@ -90,9 +88,7 @@ class Policy:
         product: str | None = None,
         stall_window: timedelta | None = None,
     ) -> Policy:
-        return cls(
-            "queued", reconcile, schedule, time_limit, max_retries, access, user_may_run, product, stall_window
-        )
+        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run, product, stall_window)
 
 
 class UpgradeRequired(TetherError):

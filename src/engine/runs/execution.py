@@ -420,6 +420,8 @@ class Executor:
         except asyncio.CancelledError:
             if tracked.cancelled:
                 tracked.task.uncancel()
+                if watchdog is not None and watchdog.fired:
+                    tracked.task.uncancel()  # both asked for it: take back both requests
                 return RunOutcome(run_id, RunStatus.cancelled, error_code=RunCancelled.code)
             if watchdog is None or not watchdog.fired:
                 raise  # the caller's cancellation (a shutdown): the reaper recovers the run
