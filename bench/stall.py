@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 
 from engine.runs import progress
@@ -70,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench stall")
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--marks", type=int, default=100, help="progress marks per run (pages, payloads)")
-    args = parser.parse_args(__import__("sys").argv[2:])
+    args = parser.parse_args(sys.argv[2:])
     figures = asyncio.run(_measure(args.runs, args.marks))
     print(json.dumps({"bench": "stall", "runs": args.runs, "marks_per_run": args.marks, **figures}))
 
