@@ -10,23 +10,29 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy import func, or_
-from sqlmodel import col, select
 
 from engine.cli_records import _database, _table
-from engine.runs.execution import TERMINAL, RunView
-from engine.store.tables import Run, RunStatus
+
+if TYPE_CHECKING:
+    from engine.store.tables import Run, RunStatus
+
+# The engine's modules are imported inside the commands, as in ``cli_records``: every ``tether`` command imports
+# this module, and the execution layer alone would add seconds to ``tether --help``.
 
 runs_app = typer.Typer(help="List runs and follow them (the API's GET /v1/runs).", no_args_is_help=True)
 
 _COLUMNS = ("id", "integration_id", "operation", "status", "attempts", "error_code", "queued_at", "finished_at")
-_STATUSES = ", ".join(s.value for s in RunStatus)
+#: ``RunStatus``'s values, for the help text (a test keeps them equal).
+STATUS_NAMES = ("queued", "running", "succeeded", "failed", "cancelled", "stalled")
+_STATUSES = ", ".join(STATUS_NAMES)
 
 
 def _status(value: str | None) -> RunStatus | None:
+    from engine.store.tables import RunStatus
+
     if value is None:
         return None
     try:
@@ -44,6 +50,11 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json", help="Print the runs as the API shows them (RunView)."),
 ) -> None:
     """The newest runs first."""
+    from sqlmodel import col, select
+
+    from engine.runs.execution import RunView
+    from engine.store.tables import Run
+
     wanted = _status(status)
     query = _scoped(select(Run), integration, tenant)
     if wanted is not None:
@@ -66,6 +77,12 @@ def runs_tail(
     timeout: float = typer.Option(0.0, "--timeout", min=0.0, help="Stop after this many seconds (0: never)."),
 ) -> None:
     """Print a line for each new run and each status change (attempts included) until Ctrl-C."""
+    from sqlalchemy import func, or_
+    from sqlmodel import col, select
+
+    from engine.runs.execution import TERMINAL
+    from engine.store.tables import Run
+
     db = _database()
     printed = 0
     started = time.monotonic()
@@ -132,6 +149,10 @@ def _pause(seconds: float) -> None:
 
 
 def _scoped(query: Any, integration: str | None, tenant: str | None) -> Any:
+    from sqlmodel import col
+
+    from engine.store.tables import Run
+
     if integration:
         query = query.where(col(Run.integration_id) == integration)
     if tenant:

@@ -88,6 +88,7 @@ def test_runs_list_newest_first_filtered_by_integration_and_status(runtime: Runt
 
 
 def test_runs_list_refuses_an_unknown_status_naming_the_statuses(runtime: Runtime) -> None:
+    assert tuple(status.value for status in RunStatus) == cli_runs.STATUS_NAMES
     result = CliRunner().invoke(app, ["runs", "list", "--status", "done"])
     assert result.exit_code == 2
     assert "'done' is not a run status" in result.output and "stalled" in result.output
