@@ -141,7 +141,8 @@ class FakeGraph:
                 return JSONResponse({"error": {"code": "InvalidAuthenticationToken", "message": "x"}}, 401)
             return JSONResponse({"@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#teams('{team_id}')"
                                  "/channels(id,displayName)",
-                                 "value": [{"id": c, "displayName": "General"} for c in self.channels.get(team_id, [])]})
+                                 "value": [{"id": c, "displayName": "General"}
+                                           for c in self.channels.get(team_id, [])]})
 
         @app.get("/v1.0/teams/{team_id}/channels/{channel_id}/messages/{message_id}")
         @app.get("/v1.0/teams/{team_id}/channels/{channel_id}/messages/{message_id}/replies/{reply_id}")
