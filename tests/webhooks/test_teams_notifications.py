@@ -36,8 +36,9 @@ from support.embedded import EmbeddedWorker
 from support.webhook_kit import ConnectedEndpoint, connected_endpoint
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-NOTIFICATION = json.loads((FIXTURES / "microsoft_teams" / "published" / "notification_channel_message.json")
-                          .read_text())["body"]
+NOTIFICATION = json.loads(
+    (FIXTURES / "microsoft_teams" / "published" / "notification_channel_message.json").read_text()
+)["body"]
 REPLY = json.loads((FIXTURES / "microsoft_teams" / "published" / "notification_reply.json").read_text())["body"]
 LIFECYCLE = json.loads((FIXTURES / "azure_entra_id" / "lifecycle_notifications.json").read_text())
 VALIDATION = json.loads((FIXTURES / "azure_entra_id" / "validation_request.json").read_text())
@@ -55,8 +56,9 @@ class Teams(ConnectedEndpoint):
             return session.exec(select(WebhookSubscription)).one()
 
     async def post(self, body: dict[str, Any]) -> httpx.Response:
-        return await self.client.post(self.url, content=json.dumps(body).encode(),
-                                      headers={"Content-Type": "application/json"})
+        return await self.client.post(
+            self.url, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
 
 
 def channel_subscription_held(runtime: Runtime, integration: Integration) -> None:
@@ -65,16 +67,22 @@ def channel_subscription_held(runtime: Runtime, integration: Integration) -> Non
     with runtime.db.session() as session:
         assert session.exec(select(WebhookSubscription)).all() == []
         endpoint = session.exec(select(WebhookEndpoint)).one()
-        session.add(WebhookSubscription(
-            id=new_id(), endpoint_id=endpoint.id, integration_id=integration.id,
-            key=f"/teams/{TEAM}/channels/{CHANNEL}/messages", provider_id=SUBSCRIPTION, status="active",
-            expires_at=utcnow() + timedelta(minutes=55), fence=2))
+        session.add(
+            WebhookSubscription(
+                id=new_id(),
+                endpoint_id=endpoint.id,
+                integration_id=integration.id,
+                key=f"/teams/{TEAM}/channels/{CHANNEL}/messages",
+                provider_id=SUBSCRIPTION,
+                status="active",
+                expires_at=utcnow() + timedelta(minutes=55),
+                fence=2,
+            )
+        )
 
 
 @pytest.fixture
-async def graph(
-    database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker
-) -> AsyncIterator[Teams]:
+async def graph(database: Database, monkeypatch: pytest.MonkeyPatch, embedded: EmbeddedWorker) -> AsyncIterator[Teams]:
     monkeypatch.setenv("TETHER_MICROSOFT_TEAMS_CLIENT_ID", "tether-app")
     monkeypatch.setenv("TETHER_SECRET_MICROSOFT_TEAMS_CLIENT_SECRET", "tether-app-secret")
     async for found in connected_endpoint(database, monkeypatch, embedded, teams, channel_subscription_held):
@@ -98,8 +106,9 @@ def with_state(body: dict[str, Any], client_state: str, **changes: Any) -> dict[
 
 
 async def test_the_documented_validation_request_is_echoed_as_plain_text(graph: Teams) -> None:
-    response = await graph.client.post(f"{graph.url}?{VALIDATION['query']}", content=VALIDATION["body"],
-                                       headers=VALIDATION["headers"])
+    response = await graph.client.post(
+        f"{graph.url}?{VALIDATION['query']}", content=VALIDATION["body"], headers=VALIDATION["headers"]
+    )
     expected = VALIDATION["expected"]
     assert response.status_code == expected["status"], response.text
     assert response.headers["content-type"].startswith(expected["content_type"])
@@ -113,15 +122,31 @@ async def test_the_published_notification_hands_its_message_to_the_fetch(graph: 
     await graph.worker.drain()
     [row] = graph.deliveries()
     assert (row.status, row.event_type) == (DeliveryStatus.processed, "change_notifications")
-    assert graph.configs == [("FetchChangedMessages", {"messages": [
-        {"team_id": TEAM, "channel_id": CHANNEL, "message_id": "1612293113399", "reply_id": None,
-         "change_type": "created"}]})]
+    assert graph.configs == [
+        (
+            "FetchChangedMessages",
+            {
+                "messages": [
+                    {
+                        "team_id": TEAM,
+                        "channel_id": CHANNEL,
+                        "message_id": "1612293113399",
+                        "reply_id": None,
+                        "change_type": "created",
+                    }
+                ]
+            },
+        )
+    ]
 
 
 async def test_a_batch_names_each_message_once_with_its_last_change(graph: Teams) -> None:
     [item] = NOTIFICATION["value"]
-    reply = {**REPLY["value"][0], "subscriptionId": SUBSCRIPTION,
-             "resource": f"teams('{TEAM}')/channels('{CHANNEL}')/messages('1612293113399')/replies('1612293200000')"}
+    reply = {
+        **REPLY["value"][0],
+        "subscriptionId": SUBSCRIPTION,
+        "resource": f"teams('{TEAM}')/channels('{CHANNEL}')/messages('1612293113399')/replies('1612293200000')",
+    }
     body = {"value": [item, {**item, "changeType": "updated"}, reply, {**item, "changeType": "deleted"}]}
     response = await graph.post(with_state(body, graph.secret))
     assert response.status_code == 202, response.text
@@ -129,7 +154,9 @@ async def test_a_batch_names_each_message_once_with_its_last_change(graph: Teams
     [(operation, config)] = graph.configs
     assert operation == "FetchChangedMessages"
     assert [(m["message_id"], m["reply_id"], m["change_type"]) for m in config["messages"]] == [
-        ("1612293113399", "1612293200000", "created"), ("1612293113399", None, "deleted")]
+        ("1612293113399", "1612293200000", "created"),
+        ("1612293113399", None, "deleted"),
+    ]
 
 
 @pytest.mark.parametrize("client_state", ["<<--SpecifiedClientState-->>", "", None])
@@ -162,12 +189,15 @@ async def test_a_stale_subscriptions_notification_is_taken_but_not_acted_on(grap
     assert row.status == DeliveryStatus.processed and graph.dispatched == []
 
 
-@pytest.mark.parametrize("resource", [
-    "chats('19:8ea0e38b-efb3-4757-924a-5f94061cf8c2_97f62344@unq.gbl.spaces')/messages('1612289765949')",
-    f"teams('{TEAM}')/channels('{CHANNEL}')/messages('1612293113399')/../../members",
-    f"teams('{TEAM}')/channels('{CHANNEL}')/messages('16122931133991612293113399')",
-    f"teams('{TEAM}')/channels('19:x/y@thread.tacv2')/messages('1612293113399')",
-])
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "chats('19:8ea0e38b-efb3-4757-924a-5f94061cf8c2_97f62344@unq.gbl.spaces')/messages('1612289765949')",
+        f"teams('{TEAM}')/channels('{CHANNEL}')/messages('1612293113399')/../../members",
+        f"teams('{TEAM}')/channels('{CHANNEL}')/messages('16122931133991612293113399')",
+        f"teams('{TEAM}')/channels('19:x/y@thread.tacv2')/messages('1612293113399')",
+    ],
+)
 async def test_a_resource_that_is_no_channel_message_is_not_fetched(graph: Teams, resource: str) -> None:
     response = await graph.post(with_state(NOTIFICATION, graph.secret, resource=resource))
     assert response.status_code == 202

@@ -95,14 +95,19 @@ def world(database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[World
     with fake_graph() as graph, serve(make_app(runtime), port):
         graph.channels = {TEAM: [GENERAL, RANDOM]}
         monkeypatch.setattr("definitions.microsoft_teams.client.GRAPH_URL", graph.url)
-        integration = Integration(tenant_id="t1", owner_id="o1", definition_id="microsoft_teams",
-                                  status=IntegrationStatus.connected,
-                                  provider_data={"connection": TeamsOAuthConnection.connection_id()})
+        integration = Integration(
+            tenant_id="t1",
+            owner_id="o1",
+            definition_id="microsoft_teams",
+            status=IntegrationStatus.connected,
+            provider_data={"connection": TeamsOAuthConnection.connection_id()},
+        )
         with runtime.db.session() as session:
             session.add(integration)
         # The signed-in user's delegated token (the local Graph accepts this one); no expiry: never refreshed here.
-        runtime.keystore.save(integration.id, TeamsOAuthToken(access_token=SecretStr(APP_TOKEN),
-                                                              refresh_token=SecretStr("refresh")))
+        runtime.keystore.save(
+            integration.id, TeamsOAuthToken(access_token=SecretStr(APP_TOKEN), refresh_token=SecretStr("refresh"))
+        )
         yield World(runtime, graph, integration, database, monkeypatch, port)
 
 
@@ -123,15 +128,20 @@ async def test_the_first_connection_subscribes_to_each_channel_without_resource_
         assert subscription["clientState"] == secret
         assert subscription["changeType"] == "created,updated,deleted"
         assert "includeResourceData" not in subscription  # no encryption certificate: notifications carry IDs
-    assert graph.validations and all(status == 200 and kind.startswith("text/plain")
-                                     for _, status, kind in graph.validations)
+    assert graph.validations and all(
+        status == 200 and kind.startswith("text/plain") for _, status, kind in graph.validations
+    )
     rows = world.rows()
     assert [(r.key, r.status) for r in rows] == [
-        (resource(TEAM, GENERAL), "active"), (resource(TEAM, RANDOM), "active")]
+        (resource(TEAM, GENERAL), "active"),
+        (resource(TEAM, RANDOM), "active"),
+    ]
     assert {r.provider_id for r in rows} == set(graph.subscriptions)
     # Within Graph's one-hour maximum for chatMessage subscriptions.
-    assert all(r.expires_at is not None and utcnow() + timedelta(minutes=50) < r.expires_at
-               <= utcnow() + timedelta(minutes=60) for r in rows)
+    assert all(
+        r.expires_at is not None and utcnow() + timedelta(minutes=50) < r.expires_at <= utcnow() + timedelta(minutes=60)
+        for r in rows
+    )
     await ensure_endpoints(world.runtime, world.integration)  # a reconnect subscribes nothing new
     assert graph.count("POST") == 2 and len(graph.subscriptions) == 2
 
@@ -174,8 +184,9 @@ async def test_channels_joined_and_left_are_followed_at_the_next_listing(world: 
 async def test_a_worker_that_died_mid_create_and_restarts_leave_no_double_subscription(world: World) -> None:
     await ensure_endpoints(world.runtime, world.integration)
     with world.runtime.db.session() as session:
-        general = session.exec(select(WebhookSubscription).where(
-            WebhookSubscription.key == resource(TEAM, GENERAL))).one()
+        general = session.exec(
+            select(WebhookSubscription).where(WebhookSubscription.key == resource(TEAM, GENERAL))
+        ).one()
         held_at_graph = general.provider_id
         general.status, general.provider_id = "pending", ""  # Graph created it; the answer was never written down
         general.updated_at = utcnow() - PENDING_LEASE - timedelta(seconds=1)
@@ -202,15 +213,17 @@ async def test_a_subscription_graph_lost_is_created_again(world: World) -> None:
 
 
 async def test_a_refused_channel_listing_is_recorded_and_tried_again(world: World) -> None:
-    world.runtime.keystore.save(world.integration.id, TeamsOAuthToken(access_token=SecretStr("revoked"),
-                                                                      refresh_token=SecretStr("refresh")))
+    world.runtime.keystore.save(
+        world.integration.id, TeamsOAuthToken(access_token=SecretStr("revoked"), refresh_token=SecretStr("refresh"))
+    )
     await ensure_endpoints(world.runtime, world.integration)  # Graph answers 401: no keys, nothing created
     assert world.rows() == [] and world.graph.subscriptions == {}
     calls = world.graph.count("GET")
     await Scheduler(world.runtime).subscriptions()  # within RETRY_LISTING: not asked again
     assert world.graph.count("GET") == calls
-    world.runtime.keystore.save(world.integration.id, TeamsOAuthToken(access_token=SecretStr(APP_TOKEN),
-                                                                      refresh_token=SecretStr("refresh")))
+    world.runtime.keystore.save(
+        world.integration.id, TeamsOAuthToken(access_token=SecretStr(APP_TOKEN), refresh_token=SecretStr("refresh"))
+    )
     await Scheduler(world.restart()).subscriptions()
     assert len(world.graph.subscriptions) == 2
 
@@ -252,9 +265,13 @@ async def test_a_notification_over_http_lands_the_message_it_names(world: World)
     world.graph.messages[f"{TEAM}/{GENERAL}/{message['id']}"] = message
     [item] = published("notification_channel_message")["value"]
     target = f"teams('{TEAM}')/channels('{GENERAL}')/messages('{message['id']}')"
-    notification = {**item, "subscriptionId": general.provider_id, "resource": target,
-                    "clientState": endpoint_secret(world.runtime, world.endpoint()),
-                    "resourceData": {**item["resourceData"], "id": message["id"], "@odata.id": target}}
+    notification = {
+        **item,
+        "subscriptionId": general.provider_id,
+        "resource": target,
+        "clientState": endpoint_secret(world.runtime, world.endpoint()),
+        "resourceData": {**item["resourceData"], "id": message["id"], "@odata.id": target},
+    }
     async with httpx.AsyncClient(timeout=10) as client:
         answer = await client.post(endpoint_url(world.runtime, world.endpoint()), json={"value": [notification]})
     assert answer.status_code == 202, answer.text
@@ -269,9 +286,20 @@ async def test_a_notification_over_http_lands_the_message_it_names(world: World)
     # The worker's part: the handler names the message; the run then goes through the one execution path.
     await process_delivery(world.runtime, delivery.id, dispatcher=capture)
     [(operation, config)] = dispatched
-    assert (operation, config) == ("FetchChangedMessages", {"messages": [
-        {"team_id": TEAM, "channel_id": GENERAL, "message_id": message["id"], "reply_id": None,
-         "change_type": "created"}]})
+    assert (operation, config) == (
+        "FetchChangedMessages",
+        {
+            "messages": [
+                {
+                    "team_id": TEAM,
+                    "channel_id": GENERAL,
+                    "message_id": message["id"],
+                    "reply_id": None,
+                    "change_type": "created",
+                }
+            ]
+        },
+    )
     done = await world.runtime.executor.run_inline(world.integration.id, operation, trigger="webhook", config=config)
     assert done.run.status == "succeeded", done.run
     assert ("GET", f"{TEAM}/{GENERAL}/{message['id']}") in world.graph.calls
@@ -279,5 +307,9 @@ async def test_a_notification_over_http_lands_the_message_it_names(world: World)
     with world.runtime.db.engine.connect() as connection:
         [row] = connection.execute(sa_select(table).where(table.c.integration_id == world.integration.id)).mappings()
     assert (row["external_id"], row["channel_id"], row["team_id"], row["kind"]) == (
-        f"{GENERAL}/{message['id']}", GENERAL, TEAM, "chat")
+        f"{GENERAL}/{message['id']}",
+        GENERAL,
+        TEAM,
+        "chat",
+    )
     assert "body" not in dict(row)  # the message model stores no bodies

@@ -71,8 +71,13 @@ def changed_message(item: dict[str, Any]) -> dict[str, Any] | None:
     if found is None or change not in CHANGE_TYPES:
         return None
     team, channel, message, reply = found.groups()
-    return {"team_id": team.lower(), "channel_id": channel, "message_id": message, "reply_id": reply,
-            "change_type": change}
+    return {
+        "team_id": team.lower(),
+        "channel_id": channel,
+        "message_id": message,
+        "reply_id": reply,
+        "change_type": change,
+    }
 
 
 class ChannelMessageNotifications(WebhookEvent):
