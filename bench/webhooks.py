@@ -213,11 +213,14 @@ end
 
 
 def _noop_script(host: str, path: str, body: bytes) -> str:
-    return _TAIL + f"""request = function()
+    return (
+        _TAIL
+        + f"""request = function()
   return wrk.format("POST", {json.dumps(path)}, {{["Host"] = {json.dumps(host)},
     ["Content-Type"] = "application/json"}}, {json.dumps(body.decode())})
 end
 """
+    )
 
 
 def _delivery_script(host: str, path: str, signed: list[tuple[bytes, str]]) -> str:
@@ -225,7 +228,9 @@ def _delivery_script(host: str, path: str, signed: list[tuple[bytes, str]]) -> s
     delivery ID of its own (``X-GitHub-Delivery`` is not signed; a thread number keeps the two threads apart), so
     every request is a new delivery, however many the run sends."""
     data = ",\n".join(f"{{{json.dumps(body.decode())}, {json.dumps(sig)}}}" for body, sig in signed)
-    return _TAIL + f"""local data = {{{data}}}
+    return (
+        _TAIL
+        + f"""local data = {{{data}}}
 local threads = 0
 setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
 local n = 0
@@ -237,6 +242,7 @@ request = function()
     ["X-GitHub-Delivery"] = "bench-" .. tid .. "-" .. n}}, d[1])
 end
 """
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -245,13 +251,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _py_spy(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
-    """py-spy (``PY_SPY``, else on ``PATH``) sampling the threads holding the GIL: where the server's one core goes."""
-    import shutil
-
+def _py_spy(pid: int, out: str, seconds: int, *, mode: str | None = None) -> subprocess.Popen[bytes]:
+    """py-spy (``PY_SPY``, else on ``PATH``) sampling the threads holding the GIL (``mode``, default ``PY_SPY_MODE``
+    or ``--gil``): where the server's one core goes."""
     exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
-    mode = os.environ.get("PY_SPY_MODE", "--gil").split()  # e.g. "--idle --threads" for every thread's wall time
-    command = [exe, "record", *mode, "-f", "raw", "-r", "200", "-d", str(seconds), "-o", out, "--pid", str(pid)]
+    # e.g. "--idle --threads" for every thread's wall time
+    flags = (mode or os.environ.get("PY_SPY_MODE", "--gil")).split()
+    command = [exe, "record", *flags, "-f", "raw", "-r", "200", "-d", str(seconds), "-o", out, "--pid", str(pid)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -274,8 +280,11 @@ def _pg_sessions(url: str) -> int:
         engine.dispose()
 
 
-def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[str, int]]:
-    """Start one ``tether worker`` and wait until ``expected`` deliveries are final; (deliveries/s, statuses)."""
+def _drain(
+    url: str, env: dict[str, str], expected: int, *, py_spy: str | None = None
+) -> tuple[float, dict[str, int], float]:
+    """Start one ``tether worker`` and wait until ``expected`` deliveries are final; (deliveries/s, statuses, the
+    worker's CPU µs per delivery). ``py_spy``: sample the worker (every thread, idle included) into this file."""
     from sqlalchemy import func
     from sqlmodel import select
 
@@ -294,6 +303,7 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
         assert worker.stdout is not None
         assert "ready" in worker.stdout.readline(), f"the worker did not start ({worker.poll()})"
         started, cpu, sessions = time.perf_counter(), _cpu_seconds(worker.pid), _pg_sessions(url)
+        spy = _py_spy(worker.pid, py_spy, 30, mode="--idle --threads") if py_spy else None
         deadline = time.monotonic() + 600
         while True:
             with db.session() as session:
@@ -309,6 +319,9 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
         elapsed = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid) - cpu
         sessions = _pg_sessions(url) - sessions
+        if spy is not None:
+            spy.send_signal(__import__("signal").SIGINT)  # py-spy writes its samples on SIGINT, not on SIGTERM
+            spy.wait(timeout=30)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -318,7 +331,7 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
         + (f" and opened {sessions} database sessions" if sessions >= 0 else ""),
         file=sys.stderr,
     )
-    return final / elapsed, {str(k): int(v) for k, v in counts.items()}
+    return final / elapsed, {str(k): int(v) for k, v in counts.items()}, cpu / max(final, 1) * 1e6
 
 
 def _statuses(runtime: Any) -> dict[str, int]:
@@ -372,6 +385,7 @@ def main() -> None:
     parser.add_argument("--loop", default="auto", help="uvicorn's event loop (auto, asyncio, uvloop)")
     parser.add_argument("--trace", action="store_true", help="time the server's parts (bench._servertrace)")
     parser.add_argument("--py-spy", metavar="OUT", help="py-spy the server (raw) in the delivery phase")
+    parser.add_argument("--py-spy-worker", metavar="OUT", help="py-spy the draining worker (raw, every thread)")
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
     if WRK is None:
         raise SystemExit("python -m bench webhooks needs wrk on PATH (Debian: apt-get install wrk)")
@@ -519,8 +533,11 @@ def main() -> None:
             print(f"{accepted} deliveries recorded; {queued} messages queued", file=sys.stderr)
         if not args.process and not args.no_drain:
             # The queue's side: one worker process drains what the load phase handed off.
-            drain_rate, statuses = _drain(url, env, accepted)
+            drain_rate, statuses, worker_cpu = _drain(url, env, accepted, py_spy=args.py_spy_worker)
             result["processed_per_s"] = round(drain_rate, 1)
+            # The issue's measure: what one worker process keeps up with of what one server process accepts.
+            result["drain_ratio"] = round(drain_rate / hooks["rate"], 3)
+            result["worker_cpu_us"] = round(worker_cpu)
             result["statuses"] = statuses
             if statuses.get("processed", 0) != accepted:
                 raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {accepted}")
