@@ -135,6 +135,11 @@ def serve() -> None:
     override the HTTP parser and the event loop it picks, ``auto``: httptools and uvloop)."""
     import uvicorn
 
+    from engine.observability import tracing
+    from engine.settings import Settings
+
+    # As ``tether serve`` does, before the app: on only when OTEL_EXPORTER_OTLP_ENDPOINT or TETHER_TRACE_FILE is set.
+    tracing.configure(Settings(), service="tether-server")
     app: Any = build_app(os.environ["BENCH_DATABASE_URL"])
     runtime = app.state.runtime
     if not runtime.settings.broker_url:
@@ -251,6 +256,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU time of every ``postgres`` process on this host so far (Linux ``/proc``; 0 when none is
+    visible): the database's share of the drain, which runs on the same 2 cores."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _py_spy(pid: int, out: str, seconds: int, *, mode: str | None = None) -> subprocess.Popen[bytes]:
     """py-spy (``PY_SPY``, else on ``PATH``) sampling the threads holding the GIL (``mode``, default ``PY_SPY_MODE``
     or ``--gil``): where the server's one core goes."""
@@ -303,6 +324,7 @@ def _drain(
         assert worker.stdout is not None
         assert "ready" in worker.stdout.readline(), f"the worker did not start ({worker.poll()})"
         started, cpu, sessions = time.perf_counter(), _cpu_seconds(worker.pid), _pg_sessions(url)
+        database_cpu = _postgres_cpu_seconds()
         spy = _py_spy(worker.pid, py_spy, 30, mode="--idle --threads") if py_spy else None
         deadline = time.monotonic() + 600
         while True:
@@ -318,6 +340,7 @@ def _drain(
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid) - cpu
+        database_cpu = _postgres_cpu_seconds() - database_cpu
         sessions = _pg_sessions(url) - sessions
         if spy is not None:
             spy.send_signal(__import__("signal").SIGINT)  # py-spy writes its samples on SIGINT, not on SIGTERM
@@ -328,7 +351,8 @@ def _drain(
         db.dispose()
     print(
         f"drain: {WORKER_THREADS} threads; the worker used {cpu / max(final, 1) * 1e6:.0f} µs of CPU per delivery"
-        + (f" and opened {sessions} database sessions" if sessions >= 0 else ""),
+        + (f" and opened {sessions} database sessions" if sessions >= 0 else "")
+        + (f"; PostgreSQL used {database_cpu / max(final, 1) * 1e6:.0f} µs" if database_cpu > 0 else ""),
         file=sys.stderr,
     )
     return final / elapsed, {str(k): int(v) for k, v in counts.items()}, cpu / max(final, 1) * 1e6
@@ -352,6 +376,88 @@ def _wait_processed(runtime: Any, bound: float = 300.0) -> float:
     while _statuses(runtime).get("received", 0) and time.monotonic() - start < bound:
         time.sleep(0.1)
     return time.monotonic() - start
+
+
+def _start_server(server_env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The server process (``serve``), once it answers."""
+    server = subprocess.Popen([sys.executable, "-c", "from bench.webhooks import serve; serve()"], env=server_env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            httpx.post(base + "/noop", content=b"{}")
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return server, base
+
+
+class Collector:
+    """A local OTLP/HTTP trace collector (``POST /v1/traces``, protobuf) in a thread of the bench: it parses each
+    export with opentelemetry-proto's own message and counts the spans, so a run with tracing on proves the spans
+    left the processes, at the cost a real collector's receiver would make the exporters pay (one HTTP round trip
+    per batch)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.spans = self.requests = 0
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if self.headers.get("content-encoding") == "gzip":
+                    import gzip
+
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                collector.requests += 1
+                collector.spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:  # quiet
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="bench-otlp", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _observability_env(collector: Collector, metrics_dir: Path) -> dict[str, str]:
+    """Tracing (OTLP over HTTP to ``collector``, the SDK's batch processor, every span sampled) and multiprocess
+    metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike."""
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "TETHER_METRICS_DIR": str(metrics_dir),
+    }
+
+
+def _metric_total(metrics_dir: Path, name: str, **labels: str) -> float:
+    """A counter's total over every process that wrote samples to ``metrics_dir`` (prometheus-client's own
+    multiprocess reader)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    return sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -> dict[str, float]:
@@ -386,6 +492,13 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true", help="time the server's parts (bench._servertrace)")
     parser.add_argument("--py-spy", metavar="OUT", help="py-spy the server (raw) in the delivery phase")
     parser.add_argument("--py-spy-worker", metavar="OUT", help="py-spy the draining worker (raw, every thread)")
+    parser.add_argument(
+        "--observability",
+        choices=("off", "both"),
+        default="off",
+        help="both: run the delivery phase and the drain again with tracing (OTLP to a local collector) and metrics "
+        "(TETHER_METRICS_DIR) on, and report obs_ratio / obs_drain_ratio (on ÷ off)",
+    )
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
     if WRK is None:
         raise SystemExit("python -m bench webhooks needs wrk on PATH (Debian: apt-get install wrk)")
@@ -457,14 +570,7 @@ def main() -> None:
             "BENCH_LOOP": args.loop,
             "BENCH_TRACE": "1" if args.trace else "0",
         }
-        server = subprocess.Popen([sys.executable, "-c", "from bench.webhooks import serve; serve()"], env=server_env)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                httpx.post(base + "/noop", content=b"{}")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        server, base = _start_server(server_env, port)
 
         def signed(i: int) -> tuple[bytes, str]:
             body = json.dumps({"ref": "refs/heads/main", "n": i, "pad": "x" * 600}).encode()
@@ -541,6 +647,45 @@ def main() -> None:
             result["statuses"] = statuses
             if statuses.get("processed", 0) != accepted:
                 raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {accepted}")
+        if args.observability == "both" and not args.process and not args.no_drain:
+            # The same delivery phase and drain again, with tracing and metrics on in both processes.
+            collector = Collector()
+            metrics_dir = Path(tmp) / "metrics"
+            port = _free_port()
+            observed_env = {**server_env, **_observability_env(collector, metrics_dir), "BENCH_PORT": str(port)}
+            server, base = _start_server(observed_env, port)
+            host = f"127.0.0.1:{port}"
+            _wrk(base, _delivery_script(host, path, bodies).replace('"bench-"', '"warm2-"'), 2)
+            with runtime.db.session() as session:
+                recorded_before = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+            observed = _phase(
+                server, base, _delivery_script(host, path, bodies).replace('"bench-"', '"obs-"'), args.seconds
+            )
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
+            with runtime.db.session() as session:
+                total = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+            worker_env = {**env, **_observability_env(collector, metrics_dir)}
+            drain_on, statuses, worker_cpu_on = _drain(url, worker_env, total)
+            if statuses.get("processed", 0) != total:
+                raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {total}")
+            time.sleep(1.0)  # the worker's last span batch, sent as it stopped
+            collector.close()
+            result["observability"] = {
+                "deliveries_per_s": round(observed["rate"], 1),
+                "processed_per_s": round(drain_on, 1),
+                "server_cpu_us": round(observed["cpu_us"]),
+                "worker_cpu_us": round(worker_cpu_on),
+                "spans_exported": collector.spans,
+                "accepted_metric": _metric_total(
+                    metrics_dir, "tether_webhook_deliveries_total", definition="benchhooks", outcome="accepted"
+                ),
+                "recorded": total - recorded_before,
+            }
+            # Issue 23's measure: throughput with tracing and metrics on ÷ without, each side in this one run.
+            result["obs_ratio"] = round(observed["rate"] / hooks["rate"], 3)
+            result["obs_drain_ratio"] = round(drain_on / result["processed_per_s"], 3)
         print(
             f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
             f"{'the embedded worker' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "

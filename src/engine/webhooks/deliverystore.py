@@ -17,7 +17,8 @@ delivery. One worker process used to spend ~70% of its event loop's time waiting
   ``UPDATE … FROM unnest(…)``; SQLite: one statement per row, one transaction).
 
 On PostgreSQL the claim and a finish without events are single statements on the event loop's own autocommit
-connection (``engine.store.loopdb``): one round trip, no thread hop. A finish with events, and everything on
+connections (``Database.worker_connections``, ``engine.store.loopdb``): one round trip, no thread hop, and the
+statements of the messages in flight side by side on a few connections. A finish with events, and everything on
 SQLite, is one transaction in a thread.
 
 Statements touch rows in ID order (IDs sorted, arrays sorted), so two workers claiming overlapping chunks lock rows
@@ -241,7 +242,7 @@ async def claim_deliveries(
     now = now or utcnow()
     if db.dialect != "postgresql":
         return _in_order(row_ids, await anyio.to_thread.run_sync(_claim_rows, db, ids, now, lease))
-    async with db.loop_connection.connection() as connection:
+    async with db.worker_connections.connection() as connection:
         cursor = await connection.execute(_PG_CLAIM, {"ids": ids, "stale_before": now - lease, "claimed_at": now})
         rows = await cursor.fetchall()
     found: dict[str, ClaimedRow] = {}
@@ -272,7 +273,7 @@ async def renew_leases(db: Database, rows: Sequence[Claimed], *, now: datetime |
         return await anyio.to_thread.run_sync(_renew_rows, db, rows, now)
     ordered = sorted(rows, key=lambda r: r.id)
     params = {"ids": [r.id for r in ordered], "attempts": [r.attempts for r in ordered], "claimed_at": now}
-    async with db.loop_connection.connection() as connection:
+    async with db.worker_connections.connection() as connection:
         cursor = await connection.execute(_PG_RENEW, params)
         return {found[0] for found in await cursor.fetchall()}
 
@@ -344,7 +345,7 @@ async def finish_deliveries(db: Database, finishes: Sequence[Finish], *, now: da
     if db.dialect != "postgresql" or any(f.event is not None for f in finishes):
         won = await anyio.to_thread.run_sync(_finish_rows, db, finishes, now)
     else:
-        async with db.loop_connection.connection() as connection:
+        async with db.worker_connections.connection() as connection:
             cursor = await connection.execute(_PG_FINISH, _pg_finish_params(finishes, now))
             won = {found[0] for found in await cursor.fetchall()}
     return [f.row.id in won for f in finishes]
