@@ -433,13 +433,23 @@ class Collector:
         self.server.server_close()
 
 
-def _observability_env(collector: Collector, metrics_dir: Path) -> dict[str, str]:
+def _observability_env(collector: Collector, metrics_dir: Path, observe: str = "both") -> dict[str, str]:
     """Tracing (OTLP over HTTP to ``collector``, the SDK's batch processor, every span sampled) and multiprocess
-    metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike."""
+    metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike; ``observe``: ``both``, ``tracing``
+    or ``metrics`` alone (to tell their costs apart)."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
+    if observe == "metrics":
+        return {"TETHER_METRICS_DIR": str(metrics_dir)}
+    if observe == "tracing":
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+            "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "always_on"),
+        }
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        "OTEL_TRACES_SAMPLER": "always_on",
+        # Every span unless the bench's environment names a sampler (e.g. parentbased_traceidratio and
+        # OTEL_TRACES_SAMPLER_ARG=0.1, as a busy deployment would run).
+        "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "always_on"),
         "TETHER_METRICS_DIR": str(metrics_dir),
     }
 
@@ -492,6 +502,10 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true", help="time the server's parts (bench._servertrace)")
     parser.add_argument("--py-spy", metavar="OUT", help="py-spy the server (raw) in the delivery phase")
     parser.add_argument("--py-spy-worker", metavar="OUT", help="py-spy the draining worker (raw, every thread)")
+    parser.add_argument("--py-spy-observed", metavar="OUT", help="py-spy the server of the observed delivery phase")
+    parser.add_argument(
+        "--observe", choices=("both", "tracing", "metrics"), default="both", help="what --observability both turns on"
+    )
     parser.add_argument(
         "--observability",
         choices=("off", "both"),
@@ -652,21 +666,28 @@ def main() -> None:
             collector = Collector()
             metrics_dir = Path(tmp) / "metrics"
             port = _free_port()
-            observed_env = {**server_env, **_observability_env(collector, metrics_dir), "BENCH_PORT": str(port)}
+            observed_env = {
+                **server_env,
+                **_observability_env(collector, metrics_dir, args.observe),
+                "BENCH_PORT": str(port),
+            }
             server, base = _start_server(observed_env, port)
             host = f"127.0.0.1:{port}"
             _wrk(base, _delivery_script(host, path, bodies).replace('"bench-"', '"warm2-"'), 2)
             with runtime.db.session() as session:
                 recorded_before = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+            spy = _py_spy(server.pid, args.py_spy_observed, args.seconds) if args.py_spy_observed else None
             observed = _phase(
                 server, base, _delivery_script(host, path, bodies).replace('"bench-"', '"obs-"'), args.seconds
             )
+            if spy is not None:
+                spy.wait(timeout=60)
             server.terminate()
             server.wait(timeout=30)
             server = None
             with runtime.db.session() as session:
                 total = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
-            worker_env = {**env, **_observability_env(collector, metrics_dir)}
+            worker_env = {**env, **_observability_env(collector, metrics_dir, args.observe)}
             drain_on, statuses, worker_cpu_on = _drain(url, worker_env, total)
             if statuses.get("processed", 0) != total:
                 raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {total}")
@@ -678,6 +699,8 @@ def main() -> None:
                 "server_cpu_us": round(observed["cpu_us"]),
                 "worker_cpu_us": round(worker_cpu_on),
                 "spans_exported": collector.spans,
+                "sampler": observed_env["OTEL_TRACES_SAMPLER"]
+                + (f":{os.environ['OTEL_TRACES_SAMPLER_ARG']}" if os.environ.get("OTEL_TRACES_SAMPLER_ARG") else ""),
                 "accepted_metric": _metric_total(
                     metrics_dir, "tether_webhook_deliveries_total", definition="benchhooks", outcome="accepted"
                 ),
