@@ -699,7 +699,8 @@ def main() -> None:
                 "server_cpu_us": round(observed["cpu_us"]),
                 "worker_cpu_us": round(worker_cpu_on),
                 "spans_exported": collector.spans,
-                "sampler": observed_env["OTEL_TRACES_SAMPLER"]
+                "observed": args.observe,
+                "sampler": observed_env.get("OTEL_TRACES_SAMPLER", "")
                 + (f":{os.environ['OTEL_TRACES_SAMPLER_ARG']}" if os.environ.get("OTEL_TRACES_SAMPLER_ARG") else ""),
                 "accepted_metric": _metric_total(
                     metrics_dir, "tether_webhook_deliveries_total", definition="benchhooks", outcome="accepted"
