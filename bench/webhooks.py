@@ -341,7 +341,7 @@ def _drain(
         elapsed = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid) - cpu
         database_cpu = _postgres_cpu_seconds() - database_cpu
-        sessions = _pg_sessions(url) - sessions
+        sessions = _pg_sessions(url) - sessions if sessions >= 0 else -1
         if spy is not None:
             spy.send_signal(__import__("signal").SIGINT)  # py-spy writes its samples on SIGINT, not on SIGTERM
             spy.wait(timeout=30)
