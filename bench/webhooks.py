@@ -135,6 +135,11 @@ def serve() -> None:
     override the HTTP parser and the event loop it picks, ``auto``: httptools and uvloop)."""
     import uvicorn
 
+    from engine.observability import tracing
+    from engine.settings import Settings
+
+    # As ``tether serve`` does, before the app: on only when OTEL_EXPORTER_OTLP_ENDPOINT or TETHER_TRACE_FILE is set.
+    tracing.configure(Settings(), service="tether-server")
     app: Any = build_app(os.environ["BENCH_DATABASE_URL"])
     runtime = app.state.runtime
     if not runtime.settings.broker_url:
@@ -213,11 +218,14 @@ end
 
 
 def _noop_script(host: str, path: str, body: bytes) -> str:
-    return _TAIL + f"""request = function()
+    return (
+        _TAIL
+        + f"""request = function()
   return wrk.format("POST", {json.dumps(path)}, {{["Host"] = {json.dumps(host)},
     ["Content-Type"] = "application/json"}}, {json.dumps(body.decode())})
 end
 """
+    )
 
 
 def _delivery_script(host: str, path: str, signed: list[tuple[bytes, str]]) -> str:
@@ -225,7 +233,9 @@ def _delivery_script(host: str, path: str, signed: list[tuple[bytes, str]]) -> s
     delivery ID of its own (``X-GitHub-Delivery`` is not signed; a thread number keeps the two threads apart), so
     every request is a new delivery, however many the run sends."""
     data = ",\n".join(f"{{{json.dumps(body.decode())}, {json.dumps(sig)}}}" for body, sig in signed)
-    return _TAIL + f"""local data = {{{data}}}
+    return (
+        _TAIL
+        + f"""local data = {{{data}}}
 local threads = 0
 setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
 local n = 0
@@ -237,6 +247,7 @@ request = function()
     ["X-GitHub-Delivery"] = "bench-" .. tid .. "-" .. n}}, d[1])
 end
 """
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -245,13 +256,29 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _py_spy(pid: int, out: str, seconds: int) -> subprocess.Popen[bytes]:
-    """py-spy (``PY_SPY``, else on ``PATH``) sampling the threads holding the GIL: where the server's one core goes."""
-    import shutil
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU time of every ``postgres`` process on this host so far (Linux ``/proc``; 0 when none is
+    visible): the database's share of the drain, which runs on the same 2 cores."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
+
+def _py_spy(pid: int, out: str, seconds: int, *, mode: str | None = None) -> subprocess.Popen[bytes]:
+    """py-spy (``PY_SPY``, else on ``PATH``) sampling the threads holding the GIL (``mode``, default ``PY_SPY_MODE``
+    or ``--gil``): where the server's one core goes."""
     exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
-    mode = os.environ.get("PY_SPY_MODE", "--gil").split()  # e.g. "--idle --threads" for every thread's wall time
-    command = [exe, "record", *mode, "-f", "raw", "-r", "200", "-d", str(seconds), "-o", out, "--pid", str(pid)]
+    # e.g. "--idle --threads" for every thread's wall time
+    flags = (mode or os.environ.get("PY_SPY_MODE", "--gil")).split()
+    command = [exe, "record", *flags, "-f", "raw", "-r", "200", "-d", str(seconds), "-o", out, "--pid", str(pid)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -274,8 +301,11 @@ def _pg_sessions(url: str) -> int:
         engine.dispose()
 
 
-def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[str, int]]:
-    """Start one ``tether worker`` and wait until ``expected`` deliveries are final; (deliveries/s, statuses)."""
+def _drain(
+    url: str, env: dict[str, str], expected: int, *, py_spy: str | None = None
+) -> tuple[float, dict[str, int], float]:
+    """Start one ``tether worker`` and wait until ``expected`` deliveries are final; (deliveries/s, statuses, the
+    worker's CPU µs per delivery). ``py_spy``: sample the worker (every thread, idle included) into this file."""
     from sqlalchemy import func
     from sqlmodel import select
 
@@ -294,6 +324,8 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
         assert worker.stdout is not None
         assert "ready" in worker.stdout.readline(), f"the worker did not start ({worker.poll()})"
         started, cpu, sessions = time.perf_counter(), _cpu_seconds(worker.pid), _pg_sessions(url)
+        database_cpu = _postgres_cpu_seconds()
+        spy = _py_spy(worker.pid, py_spy, 30, mode="--idle --threads") if py_spy else None
         deadline = time.monotonic() + 600
         while True:
             with db.session() as session:
@@ -308,17 +340,22 @@ def _drain(url: str, env: dict[str, str], expected: int) -> tuple[float, dict[st
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid) - cpu
-        sessions = _pg_sessions(url) - sessions
+        database_cpu = _postgres_cpu_seconds() - database_cpu
+        sessions = _pg_sessions(url) - sessions if sessions >= 0 else -1
+        if spy is not None:
+            spy.send_signal(__import__("signal").SIGINT)  # py-spy writes its samples on SIGINT, not on SIGTERM
+            spy.wait(timeout=30)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
         db.dispose()
     print(
         f"drain: {WORKER_THREADS} threads; the worker used {cpu / max(final, 1) * 1e6:.0f} µs of CPU per delivery"
-        + (f" and opened {sessions} database sessions" if sessions >= 0 else ""),
+        + (f" and opened {sessions} database sessions" if sessions >= 0 else "")
+        + (f"; PostgreSQL used {database_cpu / max(final, 1) * 1e6:.0f} µs" if database_cpu > 0 else ""),
         file=sys.stderr,
     )
-    return final / elapsed, {str(k): int(v) for k, v in counts.items()}
+    return final / elapsed, {str(k): int(v) for k, v in counts.items()}, cpu / max(final, 1) * 1e6
 
 
 def _statuses(runtime: Any) -> dict[str, int]:
@@ -339,6 +376,98 @@ def _wait_processed(runtime: Any, bound: float = 300.0) -> float:
     while _statuses(runtime).get("received", 0) and time.monotonic() - start < bound:
         time.sleep(0.1)
     return time.monotonic() - start
+
+
+def _start_server(server_env: dict[str, str], port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The server process (``serve``), once it answers."""
+    server = subprocess.Popen([sys.executable, "-c", "from bench.webhooks import serve; serve()"], env=server_env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(400):
+        try:
+            httpx.post(base + "/noop", content=b"{}")
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return server, base
+
+
+class Collector:
+    """A local OTLP/HTTP trace collector (``POST /v1/traces``, protobuf) in a thread of the bench: it parses each
+    export with opentelemetry-proto's own message and counts the spans, so a run with tracing on proves the spans
+    left the processes, at the cost a real collector's receiver would make the exporters pay (one HTTP round trip
+    per batch)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.spans = self.requests = 0
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if self.headers.get("content-encoding") == "gzip":
+                    import gzip
+
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                collector.requests += 1
+                collector.spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:  # quiet
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="bench-otlp", daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _observability_env(collector: Collector, metrics_dir: Path, observe: str = "both") -> dict[str, str]:
+    """Tracing (OTLP over HTTP to ``collector``, the SDK's batch processor, every span sampled) and multiprocess
+    metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike; ``observe``: ``both``, ``tracing``
+    or ``metrics`` alone (to tell their costs apart)."""
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    if observe == "metrics":
+        return {"TETHER_METRICS_DIR": str(metrics_dir)}
+    if observe == "tracing":
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+            "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "always_on"),
+        }
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        # Every span unless the bench's environment names a sampler (e.g. parentbased_traceidratio and
+        # OTEL_TRACES_SAMPLER_ARG=0.1, as a busy deployment would run).
+        "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "always_on"),
+        "TETHER_METRICS_DIR": str(metrics_dir),
+    }
+
+
+def _metric_total(metrics_dir: Path, name: str, **labels: str) -> float:
+    """A counter's total over every process that wrote samples to ``metrics_dir`` (prometheus-client's own
+    multiprocess reader)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    return sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -> dict[str, float]:
@@ -372,6 +501,18 @@ def main() -> None:
     parser.add_argument("--loop", default="auto", help="uvicorn's event loop (auto, asyncio, uvloop)")
     parser.add_argument("--trace", action="store_true", help="time the server's parts (bench._servertrace)")
     parser.add_argument("--py-spy", metavar="OUT", help="py-spy the server (raw) in the delivery phase")
+    parser.add_argument("--py-spy-worker", metavar="OUT", help="py-spy the draining worker (raw, every thread)")
+    parser.add_argument("--py-spy-observed", metavar="OUT", help="py-spy the server of the observed delivery phase")
+    parser.add_argument(
+        "--observe", choices=("both", "tracing", "metrics"), default="both", help="what --observability both turns on"
+    )
+    parser.add_argument(
+        "--observability",
+        choices=("off", "both"),
+        default="off",
+        help="both: run the delivery phase and the drain again with tracing (OTLP to a local collector) and metrics "
+        "(TETHER_METRICS_DIR) on, and report obs_ratio / obs_drain_ratio (on ÷ off)",
+    )
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
     if WRK is None:
         raise SystemExit("python -m bench webhooks needs wrk on PATH (Debian: apt-get install wrk)")
@@ -443,14 +584,7 @@ def main() -> None:
             "BENCH_LOOP": args.loop,
             "BENCH_TRACE": "1" if args.trace else "0",
         }
-        server = subprocess.Popen([sys.executable, "-c", "from bench.webhooks import serve; serve()"], env=server_env)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                httpx.post(base + "/noop", content=b"{}")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        server, base = _start_server(server_env, port)
 
         def signed(i: int) -> tuple[bytes, str]:
             body = json.dumps({"ref": "refs/heads/main", "n": i, "pad": "x" * 600}).encode()
@@ -519,11 +653,63 @@ def main() -> None:
             print(f"{accepted} deliveries recorded; {queued} messages queued", file=sys.stderr)
         if not args.process and not args.no_drain:
             # The queue's side: one worker process drains what the load phase handed off.
-            drain_rate, statuses = _drain(url, env, accepted)
+            drain_rate, statuses, worker_cpu = _drain(url, env, accepted, py_spy=args.py_spy_worker)
             result["processed_per_s"] = round(drain_rate, 1)
+            # The issue's measure: what one worker process keeps up with of what one server process accepts.
+            result["drain_ratio"] = round(drain_rate / hooks["rate"], 3)
+            result["worker_cpu_us"] = round(worker_cpu)
             result["statuses"] = statuses
             if statuses.get("processed", 0) != accepted:
                 raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {accepted}")
+        if args.observability == "both" and not args.process and not args.no_drain:
+            # The same delivery phase and drain again, with tracing and metrics on in both processes.
+            collector = Collector()
+            metrics_dir = Path(tmp) / "metrics"
+            port = _free_port()
+            observed_env = {
+                **server_env,
+                **_observability_env(collector, metrics_dir, args.observe),
+                "BENCH_PORT": str(port),
+            }
+            server, base = _start_server(observed_env, port)
+            host = f"127.0.0.1:{port}"
+            _wrk(base, _delivery_script(host, path, bodies).replace('"bench-"', '"warm2-"'), 2)
+            with runtime.db.session() as session:
+                recorded_before = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+            spy = _py_spy(server.pid, args.py_spy_observed, args.seconds) if args.py_spy_observed else None
+            observed = _phase(
+                server, base, _delivery_script(host, path, bodies).replace('"bench-"', '"obs-"'), args.seconds
+            )
+            if spy is not None:
+                spy.wait(timeout=60)
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
+            with runtime.db.session() as session:
+                total = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+            worker_env = {**env, **_observability_env(collector, metrics_dir, args.observe)}
+            drain_on, statuses, worker_cpu_on = _drain(url, worker_env, total)
+            if statuses.get("processed", 0) != total:
+                raise RuntimeError(f"not every accepted delivery was processed: {statuses} of {total}")
+            time.sleep(1.0)  # the worker's last span batch, sent as it stopped
+            collector.close()
+            result["observability"] = {
+                "deliveries_per_s": round(observed["rate"], 1),
+                "processed_per_s": round(drain_on, 1),
+                "server_cpu_us": round(observed["cpu_us"]),
+                "worker_cpu_us": round(worker_cpu_on),
+                "spans_exported": collector.spans,
+                "observed": args.observe,
+                "sampler": observed_env.get("OTEL_TRACES_SAMPLER", "")
+                + (f":{os.environ['OTEL_TRACES_SAMPLER_ARG']}" if os.environ.get("OTEL_TRACES_SAMPLER_ARG") else ""),
+                "accepted_metric": _metric_total(
+                    metrics_dir, "tether_webhook_deliveries_total", definition="benchhooks", outcome="accepted"
+                ),
+                "recorded": total - recorded_before,
+            }
+            # Issue 23's measure: throughput with tracing and metrics on ÷ without, each side in this one run.
+            result["obs_ratio"] = round(observed["rate"] / hooks["rate"], 3)
+            result["obs_drain_ratio"] = round(drain_on / result["processed_per_s"], 3)
         print(
             f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
             f"{'the embedded worker' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     #: How long a worker's claim on a webhook delivery holds before another worker may take the delivery over (the
     #: first died, or its host was cut off): longer than any handler runs.
     delivery_lease_seconds: float = Field(default=300.0, gt=0)
+    #: PostgreSQL connections per worker event loop for batched delivery claims and finishes
+    #: (``engine.store.database.Database.worker_connections``): messages in flight run their statements side by
+    #: side on these instead of queueing for one connection.
+    worker_loop_connections: int = Field(default=3, ge=1, le=32)
     #: Outbound events (``engine.events``): seconds between retries of a failed delivery (comma-separated; the last
     #: repeats), each with +/-20% jitter, until the retry window from the event's creation closes (then ``dead``).
     event_retry_schedule: str = "5,30,120,600,3600,10800,21600"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ from engine.store.database import Database
 from engine.store.loopdb import LoopConnection
 
 
-async def backend_pid(loop_connection: LoopConnection) -> int:
+async def backend_pid(loop_connection: Any) -> int:
     async with loop_connection.connection() as connection:
         cursor = await connection.execute("SELECT pg_backend_pid()")
         row = await cursor.fetchone()
@@ -84,3 +85,35 @@ async def test_a_cancelled_statement_drops_the_connection(postgres_database: Dat
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await backend_pid(shared) != pid  # a new connection, not one with a statement still running
+
+
+async def test_loop_connections_overlap_up_to_their_size_and_reuse_idle_ones(postgres_database: Database) -> None:
+    """``LoopConnections``: a caller while another holds a connection gets a second one (up to ``size``); past
+    ``size`` callers share; once idle, the first connection is used again."""
+    from engine.store.loopdb import LoopConnections
+
+    pool = LoopConnections(postgres_database.engine, 2)
+    release = asyncio.Event()
+    held: list[int] = []
+
+    async def hold() -> None:
+        async with pool.connection() as connection:
+            row = await (await connection.execute("SELECT pg_backend_pid()")).fetchone()
+            assert row is not None
+            held.append(int(row[0]))
+            await release.wait()
+
+    first = asyncio.ensure_future(hold())
+    while len(held) < 1:
+        await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(hold())
+    while len(held) < 2:
+        await asyncio.sleep(0.01)
+    third = asyncio.ensure_future(hold())  # both busy: it waits for one of them
+    await asyncio.sleep(0.05)
+    assert len(held) == 2 and held[0] != held[1]
+    release.set()
+    await asyncio.gather(first, second, third)
+    assert held[2] in held[:2]
+    assert await backend_pid(pool) == held[0]  # idle again: the first one
+    pool.close()

@@ -141,7 +141,7 @@ async def test_claimed_delivery_of_a_dead_worker_is_reclaimed_after_its_lease(
 ) -> None:
     from datetime import timedelta
 
-    from engine.webhooks.deliveries import _claim
+    from engine.webhooks.deliverystore import claim_deliveries
 
     app, client = app_for(setup.runtime)
     body = event_body("github", "item.changed", "lease-1")
@@ -150,7 +150,8 @@ async def test_claimed_delivery_of_a_dead_worker_is_reclaimed_after_its_lease(
     )
     die_after_acknowledging(app)
     [row] = deliveries(setup)
-    assert _claim(setup.runtime.db, row.id, timedelta(minutes=5)) is not None  # a worker claims, then dies
+    [claimed] = await claim_deliveries(setup.runtime.db, [row.id], timedelta(minutes=5))  # a worker claims, dies
+    assert claimed is not None
     assert await redeliver_pending(setup.runtime, older_than=timedelta(0)) == []  # its lease still holds
     [outcome] = await redeliver_pending(setup.runtime, older_than=timedelta(0), lease=timedelta(0))
     assert outcome.status == DeliveryStatus.processed

@@ -221,30 +221,31 @@ async def test_a_claim_fences_the_finish_and_the_run_finishes_with_it(setup: Set
     from datetime import timedelta
 
     from engine.store.tables import Run, RunStatus
-    from engine.webhooks.deliveries import _claim_processing, _finish_processing
+    from engine.webhooks.deliverystore import Finish, claim_deliveries, finish_deliveries
 
-    [recorded] = record_deliveries(setup.runtime.db, [item(setup, "fence-1")])
-    first = await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(minutes=5))
+    db = setup.runtime.db
+    [recorded] = record_deliveries(db, [item(setup, "fence-1")])
+    [first] = await claim_deliveries(db, [recorded.row_id], timedelta(minutes=5))
     assert first is not None
     row, context = first
     assert (row.id, row.delivery_id, row.attempts) == (recorded.row_id, "fence-1", 1)
     assert row.headers == {"content-type": "application/json", "x-github-event": "item.changed"}
     assert context is not None and context[1].id == setup.integration.id and context[1].status == "connected"
-    assert await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(minutes=5)) is None  # leased
-    second = await _claim_processing(setup.runtime.db, recorded.row_id, timedelta(0))  # the lease ran out
+    assert await claim_deliveries(db, [recorded.row_id], timedelta(minutes=5)) == [None]  # leased
+    [second] = await claim_deliveries(db, [recorded.row_id], timedelta(0))  # the lease ran out
     assert second is not None and second[0].attempts == 2
 
     run = Run(integration_id=setup.integration.id, tenant_id="t1", operation="x", trigger="webhook")
-    with setup.runtime.db.session() as session:
+    with db.session() as session:
         session.add(run)
-    stale = await _finish_processing(setup.runtime.db, row, DeliveryStatus.processed, event_type="item.changed")
-    assert not stale and rows(setup)[recorded.row_id].status == DeliveryStatus.received
-    done = await _finish_processing(
-        setup.runtime.db, second[0], DeliveryStatus.failed, code="handler_error", run_id=run.id, run_failed=True
+    stale = await finish_deliveries(db, [Finish(row, DeliveryStatus.processed, event_type="item.changed")])
+    assert stale == [False] and rows(setup)[recorded.row_id].status == DeliveryStatus.received
+    done = await finish_deliveries(
+        db, [Finish(second[0], DeliveryStatus.failed, code="handler_error", run_id=run.id, run_failed=True)]
     )
-    assert done
+    assert done == [True]
     final = rows(setup)[recorded.row_id]
     assert (final.status, final.error_code, final.attempts) == (DeliveryStatus.failed, "handler_error", 2)
-    with setup.runtime.db.session() as session:
+    with db.session() as session:
         stored = session.get(Run, run.id)
         assert stored is not None and stored.status == RunStatus.failed and stored.finished_at is not None

@@ -3,7 +3,8 @@
 A queued run is one message for one actor, ``tether.execute_run``, whose only argument is the run ID: never a
 credential, a config or a payload (those stay in the database). Recorded webhook deliveries go the same way on a
 second actor, ``tether.process_deliveries``: one message per batch the endpoint committed, carrying only delivery
-row IDs (``enqueue_deliveries``); a worker processes each through ``engine.webhooks.deliveries.process_delivery``.
+row IDs (``enqueue_deliveries``); a worker processes them through ``engine.webhooks.deliveries.process_deliveries``,
+in chunks claimed and finished one statement each (``engine.webhooks.deliverystore``).
 Outbound events to the host app go on a third, ``tether.deliver_events``, whose messages carry ``event_delivery`` row
 IDs only (``enqueue_event_deliveries``, sent by the event sweep; ``engine.events.delivery``). The
 broker comes from ``TETHER_BROKER_URL``:
@@ -343,7 +344,8 @@ async def _process_deliveries(row_ids: list[str]) -> None:
     gate = _delivery_gates.get(loop)
     if gate is None:
         gate = _delivery_gates[loop] = asyncio.Semaphore(DELIVERY_CONCURRENCY)
-    # One at a time within a message (no task per ID), at most DELIVERY_CONCURRENCY across the messages in flight.
+    # Claimed and finished per chunk; the handlers one at a time within a message (no task per ID), at most
+    # DELIVERY_CONCURRENCY across the messages in flight.
     await process_deliveries(_runtime(), row_ids, concurrency=1, gate=gate)
 
 

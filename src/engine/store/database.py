@@ -23,7 +23,7 @@ from sqlmodel import Session
 from engine.settings import Settings
 
 if TYPE_CHECKING:
-    from engine.store.loopdb import LoopConnection
+    from engine.store.loopdb import LoopConnection, LoopConnections
 
 MIGRATIONS = Path(__file__).parents[1] / "migrations"  # engine/migrations, where Alembic's script location is
 
@@ -84,6 +84,7 @@ class Database:
         self.url = normalize_url(url)
         self.engine = create_db_engine(self.url)
         self._loop_connection: LoopConnection | None = None
+        self._worker_connections: LoopConnections | None = None
 
     @property
     def dialect(self) -> str:
@@ -98,6 +99,17 @@ class Database:
 
             self._loop_connection = LoopConnection(self.engine)
         return self._loop_connection
+
+    @property
+    def worker_connections(self) -> LoopConnections:
+        """PostgreSQL only: up to ``TETHER_WORKER_LOOP_CONNECTIONS`` (default 3) connections per event loop for the
+        batched statements of a worker's loop (``engine.webhooks.deliverystore``), whose messages in flight overlap:
+        their claims and finishes run side by side instead of one after another. Opened as statements overlap."""
+        if self._worker_connections is None:
+            from engine.store.loopdb import LoopConnections
+
+            self._worker_connections = LoopConnections(self.engine, Settings().worker_loop_connections)
+        return self._worker_connections
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -154,6 +166,8 @@ class Database:
     def dispose(self) -> None:
         if self._loop_connection is not None:
             self._loop_connection.close()
+        if self._worker_connections is not None:
+            self._worker_connections.close()
         self.engine.dispose()
 
 

@@ -70,3 +70,30 @@ class LoopConnection:
             if connection is not None and not connection.closed:
                 connection.pgconn.finish()
         self._open.clear()
+
+
+class LoopConnections:
+    """Up to ``size`` ``LoopConnection``\\ s per event loop: for a loop whose statements may overlap (a worker's
+    batched delivery claims and finishes, several messages in flight), so one statement never waits for another's
+    round trip and the database can run them on several cores at once. A caller gets an idle one, else the one
+    with the fewest callers waiting."""
+
+    def __init__(self, engine: Engine, size: int) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._members = [LoopConnection(engine) for _ in range(size)]
+        self._waiting = [0] * size
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        index = min(range(len(self._members)), key=lambda i: (self._waiting[i], i))
+        self._waiting[index] += 1
+        try:
+            async with self._members[index].connection() as connection:
+                yield connection
+        finally:
+            self._waiting[index] -= 1
+
+    def close(self) -> None:
+        for member in self._members:
+            member.close()

@@ -5,9 +5,11 @@
   writes the delivery and its processing intent (status ``received``) together. A duplicate inserts nothing, so
   concurrent duplicates cannot both be processed. Without a provider delivery ID, a content hash of the body within
   a time bucket stands in.
-- ``process_delivery`` claims a ``received`` row (a lease, fenced by ``attempts``), resolves the event type to an event
-  class (none: ``unrouted``, kept), runs the handler (payloads → ingest, counted on a run with trigger ``webhook``;
-  ``ctx.dispatch`` → the execution layer) and finishes as ``processed`` or ``failed`` with a reason.
+- ``process_deliveries`` (a queue message's row IDs; ``process_delivery`` for one) claims ``received`` rows in chunks
+  (a lease, fenced by ``attempts``; ``engine.webhooks.deliverystore``: one statement per chunk), resolves each one's
+  event type to an event class (none: ``unrouted``, kept), runs the handler (payloads → ingest, counted on a run
+  with trigger ``webhook``; ``ctx.dispatch`` → the execution layer) and finishes the chunk's rows together as
+  ``processed`` or ``failed`` with a reason.
 - ``redeliver_pending`` is the sweep that picks up deliveries whose processing never finished (a worker died).
 
 While a row is ``received``, ``processed_at`` holds the time processing was claimed (the lease); once the row is
@@ -29,14 +31,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, bindparam, or_, update
+from sqlalchemy import Connection, Engine, or_, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from engine.authoring.operations import Operation, Payload
 from engine.authoring.webhooks import CelValue, EventContext, Header, JsonField, Locator, Webhook, WebhookEvent
 from engine.errors import TetherError
-from engine.events.outbox import emit, records_changed
+from engine.events.outbox import records_changed
 from engine.kit.inputs import storable
 from engine.observability import metrics, tracing
 from engine.observability.logs import add_log_ids, log_context
@@ -44,14 +46,21 @@ from engine.services import Services
 from engine.store.database import Database
 from engine.store.tables import (
     DeliveryStatus,
-    Integration,
     IntegrationStatus,
     Run,
     RunStatus,
     WebhookDelivery,
-    WebhookEndpoint,
     new_id,
     utcnow,
+)
+from engine.webhooks.deliverystore import (
+    Claimed,
+    EndpointRef,
+    Finish,
+    IntegrationRef,
+    claim_deliveries,
+    finish_deliveries,
+    renew_leases,
 )
 from engine.webhooks.subscriptions import EndpointSubscriptions
 from engine.webhooks.targets import Target, webhook_class
@@ -379,8 +388,13 @@ class DeliveryRecorder:
                 # The hand-off continues the first delivery's trace and links the others of the batch.
                 contexts = [self._traces.get(row_id) for row_id in inserted]
                 try:
-                    with tracing.attached(contexts[0]), tracing.span(
-                        "tether.webhook.batch", {"tether.deliveries": len(inserted)}, links=tracing.links(contexts[1:])
+                    with (
+                        tracing.attached(contexts[0]),
+                        tracing.span(
+                            "tether.webhook.batch",
+                            {"tether.deliveries": len(inserted)},
+                            links=tracing.links(contexts[1:]),
+                        ),
                     ):
                         self.after_commit(inserted)
                 except Exception as exc:
@@ -422,240 +436,14 @@ async def dispatch_operation(runtime: Services, integration_id: str, operation_i
     return await runtime.executor.dispatch(integration_id, operation_id, trigger="webhook", config=config)
 
 
-# Processing statements in SQLAlchemy Core, built once (compiled once, cached): a worker runs them for every delivery,
-# and ORM sessions cost several times their round trips in CPU.
-_DELIVERY = WebhookDelivery.__table__  # type: ignore[attr-defined]
-_ENDPOINT = WebhookEndpoint.__table__  # type: ignore[attr-defined]
-_INTEGRATION = Integration.__table__  # type: ignore[attr-defined]
-_RUN = Run.__table__  # type: ignore[attr-defined]
-_AT = _DELIVERY.c.processed_at.type
-_CLAIM = (
-    update(_DELIVERY)
-    .where(
-        _DELIVERY.c.id == bindparam("row_id"),
-        _DELIVERY.c.status == DeliveryStatus.received.value,
-        or_(_DELIVERY.c.processed_at.is_(None), _DELIVERY.c.processed_at < bindparam("stale_before", type_=_AT)),
-    )
-    .values(attempts=_DELIVERY.c.attempts + 1, processed_at=bindparam("claimed_at", type_=_AT))
-    .returning(
-        _DELIVERY.c.id,
-        _DELIVERY.c.endpoint_id,
-        _DELIVERY.c.delivery_id,
-        _DELIVERY.c.body,
-        _DELIVERY.c.headers,
-        _DELIVERY.c.attempts,
-        _DELIVERY.c.received_at,
-    )
-)
-_CONTEXT = (
-    select(
-        _ENDPOINT.c.webhook,
-        _INTEGRATION.c.id,
-        _INTEGRATION.c.tenant_id,
-        _INTEGRATION.c.definition_id,
-        _INTEGRATION.c.status,
-        _INTEGRATION.c.filter_expr,
-    )
-    .join_from(_ENDPOINT, _INTEGRATION, _INTEGRATION.c.id == _ENDPOINT.c.integration_id)
-    .where(_ENDPOINT.c.id == bindparam("endpoint_id"))
-)
-_FINISH = (
-    update(_DELIVERY)
-    .where(
-        _DELIVERY.c.id == bindparam("row_id"),
-        _DELIVERY.c.status == DeliveryStatus.received.value,
-        _DELIVERY.c.attempts == bindparam("claimed_attempts"),
-    )
-    .values(
-        status=bindparam("final_status"),
-        event_type=bindparam("final_event_type"),
-        error_code=bindparam("final_code"),
-        error_message=bindparam("final_message"),
-        processed_at=bindparam("finished_at", type_=_AT),
-    )
-)
-_FINISH_RUN = (
-    update(_RUN)
-    .where(_RUN.c.id == bindparam("run_id"))
-    .values(
-        status=bindparam("run_status"),
-        finished_at=bindparam("finished_at", type_=_RUN.c.finished_at.type),
-        error_code=bindparam("final_code"),
-        error_message=bindparam("final_message"),
-    )
-)
+#: Deliveries claimed and finished per statement: a message's row IDs are processed in chunks of this many, each
+#: chunk one claim and one finish (a worker used to pay both per delivery, one after the other). A worker that dies
+#: mid-chunk leaves the chunk's claimed rows to the sweep once their lease runs out, so the handlers of at most this
+#: many deliveries run again, where they were one before (handlers are at-least-once across a crash either way).
+CLAIM_BATCH = 100
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A delivery row claimed for processing (the columns processing reads)."""
-
-    id: str
-    endpoint_id: str
-    delivery_id: str
-    body: bytes
-    headers: dict[str, str]
-    #: The attempt this claim is; it fences the final write.
-    attempts: int
-    #: When it was recorded: its processing lag is measured from here (``engine.observability.metrics``).
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _EndpointRef:
-    webhook: str
-
-
-@dataclass(frozen=True, slots=True)
-class _IntegrationRef:
-    id: str
-    tenant_id: str
-    definition_id: str
-    status: str
-    filter_expr: str
-
-
-def _claim_on(connection: Connection, row_id: str, lease: timedelta) -> Claimed | None:
-    now = utcnow()
-    found = connection.execute(_CLAIM, {"row_id": row_id, "stale_before": now - lease, "claimed_at": now}).first()
-    return Claimed(*found) if found is not None else None
-
-
-def _claim(db: Database, row_id: str, lease: timedelta) -> Claimed | None:
-    """Claim a ``received`` delivery whose lease (if any) has run out: one ``UPDATE … RETURNING``."""
-    with db.engine.begin() as connection:
-        return _claim_on(connection, row_id, lease)
-
-
-def _claim_with_context(
-    db: Database, row_id: str, lease: timedelta
-) -> tuple[Claimed, tuple[_EndpointRef, _IntegrationRef] | None] | None:
-    """``_claim`` and the endpoint's webhook and integration (``_CONTEXT``) in one transaction (one thread hop, one
-    connection)."""
-    with db.engine.begin() as connection:
-        row = _claim_on(connection, row_id, lease)
-        if row is None:
-            return None
-        found = connection.execute(_CONTEXT, {"endpoint_id": row.endpoint_id}).first()
-    return row, ((_EndpointRef(found[0]), _IntegrationRef(*found[1:])) if found is not None else None)
-
-
-def _finish_params(
-    row: Claimed,
-    status: DeliveryStatus,
-    *,
-    event_type: str = "",
-    code: str = "",
-    message: str = "",
-    run_id: str | None = None,
-    run_failed: bool = False,
-) -> dict[str, Any]:
-    """The parameters of the final write, for both statement sets (``_FINISH``/``_FINISH_RUN`` and ``_PG_FINISH``):
-    the delivery's status, fenced by the attempt number this worker claimed, and its run's (a ``None`` run ID
-    updates no run)."""
-    return {
-        "row_id": row.id,
-        "claimed_attempts": row.attempts,
-        "final_status": status.value,
-        "final_event_type": event_type[:200],
-        "final_code": code[:100],
-        "final_message": message[:1000],
-        "finished_at": utcnow(),
-        "run_id": run_id,
-        "run_status": (RunStatus.failed if run_failed else RunStatus.succeeded).value,
-    }
-
-
-def _finish(db: Database, params: dict[str, Any]) -> bool:
-    """The final write in one transaction; ``False`` when a newer claim holds the row (a stale worker writes
-    nothing)."""
-    with db.engine.begin() as connection:
-        result = connection.execute(_FINISH, params)
-        if params["run_id"] is not None:
-            connection.execute(_FINISH_RUN, params)
-    return result.rowcount == 1
-
-
-def _finish_announcing(db: Database, params: dict[str, Any], handling: _Handling) -> bool:
-    """``_finish`` for a delivery whose run changed records: its ``records.changed`` event is written in the same
-    transaction, and only by the claim that still holds the row (a stale worker writes neither)."""
-    assert handling.window is not None
-    integration = handling.integration
-    with db.engine.begin() as connection:
-        result = connection.execute(_FINISH, params)
-        if result.rowcount != 1:
-            return False
-        connection.execute(_FINISH_RUN, params)
-        event = records_changed(
-            integration.tenant_id,
-            params["run_id"],
-            integration.id,
-            handling.written,
-            handling.window,
-            removed=handling.removed,
-        )
-        emit(connection, [event])
-    return True
-
-
-# On PostgreSQL the claim (with its context) and the finish (with its run's) are one statement each, run on the event
-# loop's own connection (``engine.store.loopdb``): one round trip and no thread hop, where a pooled transaction in a
-# thread took five (ping, BEGIN, UPDATE, SELECT, COMMIT) and four. Same conditions as ``_CLAIM``/``_CONTEXT`` and
-# ``_FINISH``/``_FINISH_RUN``; a run ID of NULL updates no run.
-_PG_CLAIM = """
-WITH claimed AS (
-    UPDATE webhook_delivery SET attempts = attempts + 1, processed_at = %(claimed_at)s
-    WHERE id = %(row_id)s AND status = 'received' AND (processed_at IS NULL OR processed_at < %(stale_before)s)
-    RETURNING id, endpoint_id, delivery_id, body, headers, attempts, received_at
-)
-SELECT c.id, c.endpoint_id, c.delivery_id, c.body, c.headers, c.attempts, c.received_at,
-       e.webhook, i.id, i.tenant_id, i.definition_id, i.status, i.filter_expr
-FROM claimed c
-LEFT JOIN webhook_endpoint e ON e.id = c.endpoint_id
-LEFT JOIN integration i ON i.id = e.integration_id
-"""
-_PG_FINISH = """
-WITH finished_run AS (
-    UPDATE run SET status = %(run_status)s, finished_at = %(finished_at)s, error_code = %(final_code)s,
-        error_message = %(final_message)s
-    WHERE id = %(run_id)s
-)
-UPDATE webhook_delivery SET status = %(final_status)s, event_type = %(final_event_type)s, error_code = %(final_code)s,
-    error_message = %(final_message)s, processed_at = %(finished_at)s
-WHERE id = %(row_id)s AND status = 'received' AND attempts = %(claimed_attempts)s
-"""
-
-
-async def _claim_processing(
-    db: Database, row_id: str, lease: timedelta
-) -> tuple[Claimed, tuple[_EndpointRef, _IntegrationRef] | None] | None:
-    """``_claim_with_context``: on PostgreSQL in one statement on the loop's connection, elsewhere in a thread."""
-    if db.dialect != "postgresql":
-        return await anyio.to_thread.run_sync(_claim_with_context, db, row_id, lease)
-    now = utcnow()
-    async with db.loop_connection.connection() as connection:
-        cursor = await connection.execute(_PG_CLAIM, {"row_id": row_id, "stale_before": now - lease, "claimed_at": now})
-        found = await cursor.fetchone()
-    if found is None:
-        return None
-    row = Claimed(found[0], found[1], found[2], bytes(found[3]), found[4], found[5], found[6])
-    if found[7] is None or found[8] is None:
-        return row, None
-    return row, (_EndpointRef(found[7]), _IntegrationRef(*found[8:]))
-
-
-async def _finish_processing(db: Database, row: Claimed, status: DeliveryStatus, **outcome: Any) -> bool:
-    """``_finish`` with ``_finish_params(row, status, **outcome)``: on PostgreSQL in one statement on the loop's
-    connection, elsewhere in a thread."""
-    params = _finish_params(row, status, **outcome)
-    if db.dialect != "postgresql":
-        return await anyio.to_thread.run_sync(_finish, db, params)
-    async with db.loop_connection.connection() as connection:
-        cursor = await connection.execute(_PG_FINISH, params)
-        return cursor.rowcount == 1
-
-
-def _start_run(db: Database, integration: _IntegrationRef, event: type[WebhookEvent], row: Claimed) -> str:
+def _start_run(db: Database, integration: IntegrationRef, event: type[WebhookEvent], row: Claimed) -> str:
     run = Run(
         integration_id=integration.id,
         tenant_id=integration.tenant_id,
@@ -672,7 +460,7 @@ def _start_run(db: Database, integration: _IntegrationRef, event: type[WebhookEv
 
 
 def _refusal(
-    row: Claimed, loaded: tuple[_EndpointRef, _IntegrationRef] | None, webhook: type[Webhook] | None
+    row: Claimed, loaded: tuple[EndpointRef, IntegrationRef] | None, webhook: type[Webhook] | None
 ) -> tuple[str, str] | None:
     """Why a claimed delivery is not processed at all (its code and message), or ``None`` when it is."""
     if row.attempts > MAX_ATTEMPTS:
@@ -686,7 +474,7 @@ def _refusal(
 
 
 def _event_type(
-    runtime: Services, integration: _IntegrationRef, webhook: type[Webhook], payload: Any, headers: Mapping[str, str]
+    runtime: Services, integration: IntegrationRef, webhook: type[Webhook], payload: Any, headers: Mapping[str, str]
 ) -> str:
     """The delivery's event type as its webhook locates it; escaped when the database could not store it."""
     where = webhook.event_type
@@ -699,11 +487,11 @@ def _event_type(
 @dataclass
 class _Handling:
     """One routed delivery through its event's handler: operations it dispatches, payloads it ingests (a run is
-    started with the first batch), and the final write."""
+    started with the first batch), and the final write it asks for (``Finish``, written with its chunk's)."""
 
     runtime: Services
     row: Claimed
-    integration: _IntegrationRef
+    integration: IntegrationRef
     event: type[WebhookEvent]
     outcome: DeliveryOutcome
     send: Dispatcher
@@ -769,8 +557,8 @@ class _Handling:
             ),
         )
 
-    async def run(self, payload: Any, headers: dict[str, str]) -> DeliveryOutcome:
-        db, row, outcome = self.runtime.db, self.row, self.outcome
+    async def run(self, payload: Any, headers: dict[str, str]) -> Finish:
+        row, outcome = self.row, self.outcome
         try:
             batch: list[Payload] = []
             async for item in self.event().handle(self.context(payload, headers)):
@@ -783,8 +571,8 @@ class _Handling:
             # A TetherError's message is safe to show; anything else may carry anything, so only its type is kept.
             message = exc.message if isinstance(exc, TetherError) else f"the handler raised {type(exc).__name__}"
             log.warning("webhook delivery %s failed: %s", row.id, code)
-            await _finish_processing(
-                db,
+            outcome.status, outcome.error_code = DeliveryStatus.failed, code
+            return Finish(
                 row,
                 DeliveryStatus.failed,
                 event_type=outcome.event_type,
@@ -793,16 +581,13 @@ class _Handling:
                 run_id=self.run_id,
                 run_failed=True,
             )
-            outcome.status, outcome.error_code = DeliveryStatus.failed, code
-            return outcome
-        if self.window is None:  # nothing changed: the one-statement finish, no event
-            await _finish_processing(
-                db, row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id
+        event = None
+        if self.window is not None and self.run_id is not None:  # records changed: announced with the finish
+            integration = self.integration
+            event = records_changed(
+                integration.tenant_id, self.run_id, integration.id, self.written, self.window, removed=self.removed
             )
-        else:
-            params = _finish_params(row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id)
-            await anyio.to_thread.run_sync(_finish_announcing, db, params, self)
-        return outcome
+        return Finish(row, DeliveryStatus.processed, event_type=outcome.event_type, run_id=self.run_id, event=event)
 
 
 def delivery_lease(runtime: Services) -> timedelta:
@@ -818,52 +603,12 @@ async def process_delivery(
     dispatcher: Dispatcher | None = None,
     lease: timedelta | None = None,
 ) -> DeliveryOutcome | None:
-    """Process one recorded delivery; ``None`` when another worker holds it or it is already final. ``lease``: how old
-    another worker's claim must be before this one takes the row over (default ``TETHER_DELIVERY_LEASE_SECONDS``)."""
+    """Process one recorded delivery (a chunk of one); ``None`` when another worker holds it or it is already final.
+    ``lease``: how old another worker's claim must be before this one takes the row over (default
+    ``TETHER_DELIVERY_LEASE_SECONDS``). A database error claiming or finishing it is raised."""
     lease = lease if lease is not None else delivery_lease(runtime)
-    with (
-        log_context(delivery_id=delivery_row_id),  # every log line below carries the delivery's IDs
-        tracing.span("tether.webhook.process", {"tether.delivery.id": delivery_row_id}) as span,
-    ):
-        outcome = await _process_delivery(runtime, delivery_row_id, dispatcher=dispatcher, lease=lease)
-        if span.is_recording():
-            span.set_attribute("tether.delivery.outcome", outcome.status.value if outcome else "skipped")
-            if outcome is not None:
-                span.set_attribute("tether.webhook.event_type", outcome.event_type[:100])
-                span.set_attribute("tether.runs", len(outcome.runs))
-                if outcome.error_code:
-                    tracing.fail(span, outcome.error_code)
-        return outcome
-
-
-async def _process_delivery(
-    runtime: Services, delivery_row_id: str, *, dispatcher: Dispatcher | None, lease: timedelta
-) -> DeliveryOutcome | None:
-    claimed = await _claim_processing(runtime.db, delivery_row_id, lease)
-    if claimed is None:
-        return None
-    row, loaded = claimed
-    add_log_ids(integration_id=loaded[1].id if loaded else None)
-    metrics.delivery_lag(loaded[1].definition_id if loaded else "unknown", row.received_at)
-    webhook = webhook_class(runtime, loaded[1].definition_id, loaded[0].webhook) if loaded else None
-    refused = _refusal(row, loaded, webhook)
-    if refused is not None:
-        code, message = refused
-        await _finish_processing(runtime.db, row, DeliveryStatus.failed, code=code, message=message)
-        return DeliveryOutcome(DeliveryStatus.failed, error_code=code)
-    assert loaded is not None and webhook is not None  # refused above otherwise
-    integration = loaded[1]
-    headers = lower_headers(row.headers)
-    payload = parse_body(row.body, headers)
-    event_type = _event_type(runtime, integration, webhook, payload, headers)
-    event = next((e for e in webhook.events if e.match == event_type), None)
-    if event is None:
-        await _finish_processing(runtime.db, row, DeliveryStatus.unrouted, event_type=event_type)
-        log.info("webhook delivery %s unrouted (event type %r)", row.id, event_type[:100])
-        return DeliveryOutcome(DeliveryStatus.unrouted, event_type=event_type)
-    outcome = DeliveryOutcome(DeliveryStatus.processed, event_type=event_type, event=event.event_id())
-    handling = _Handling(runtime, row, integration, event, outcome, dispatcher or dispatch_operation)
-    return await handling.run(payload, headers)
+    [outcome] = await _Chunk(runtime, [delivery_row_id], lease, dispatcher or dispatch_operation).process()
+    return outcome
 
 
 async def process_deliveries(
@@ -873,38 +618,164 @@ async def process_deliveries(
     concurrency: int = 8,
     gate: asyncio.Semaphore | None = None,
     dispatcher: Dispatcher | None = None,
+    lease: timedelta | None = None,
 ) -> list[DeliveryOutcome | None]:
-    """Process recorded deliveries (a queue message's row IDs), at most ``concurrency`` at a time, and each only
-    when ``gate`` (a semaphore shared with other calls, if given) lets it through. One delivery's failure does not
-    stop the others: its row stays ``received`` and the sweep retries it.
+    """Process recorded deliveries (a queue message's row IDs) in chunks of ``CLAIM_BATCH``: each chunk is one
+    claim and one finish, with the handlers of the rows claimed in between, at most ``concurrency`` at a time, each
+    only when ``gate`` (a semaphore shared with other calls, if given) lets it through. One entry per ID, in order;
+    ``None`` for a row not processed here (final already, held by another worker, repeated, or left for the sweep).
 
-    ``concurrency`` coroutines take the IDs in turn (not one task per ID): anyio looks through every task of the loop
-    on each thread hop when the loop was not started by ``asyncio.run`` (a Dramatiq worker's), so thousands of
-    waiting tasks would make every hop slow."""
-    results: list[DeliveryOutcome | None] = [None] * len(row_ids)
-    todo = iter(enumerate(row_ids))
-
-    async def one(row_id: str) -> DeliveryOutcome | None:
+    One delivery's failure does not stop the others, nor a chunk's the next chunk: what could not be finished
+    stays ``received`` and the sweep retries it once its lease runs out."""
+    lease = lease if lease is not None else delivery_lease(runtime)
+    send = dispatcher or dispatch_operation
+    results: list[DeliveryOutcome | None] = []
+    for start in range(0, len(row_ids), CLAIM_BATCH):
+        ids = list(row_ids[start : start + CLAIM_BATCH])
         try:
-            return await process_delivery(runtime, row_id, dispatcher=dispatcher)
+            results += await _Chunk(runtime, ids, lease, send, concurrency=concurrency, gate=gate).process()
         except Exception as exc:
-            log.warning("processing delivery %s raised %s; left for the sweep", row_id, type(exc).__name__)
-            return None
-
-    async def take_turns() -> None:
-        for index, row_id in todo:
-            if gate is None:
-                results[index] = await one(row_id)
-            else:
-                async with gate:
-                    results[index] = await one(row_id)
-
-    workers = max(1, min(concurrency, len(row_ids)))
-    if workers == 1:
-        await take_turns()
-    else:
-        await asyncio.gather(*(take_turns() for _ in range(workers)))
+            log.warning("processing %d deliveries raised %s; left for the sweep", len(ids), type(exc).__name__)
+            results += [None] * len(ids)
     return results
+
+
+class _Chunk:
+    """One chunk of a message's deliveries: claimed together, handled one by one (or ``concurrency`` at a time),
+    finished together.
+
+    The claims of a chunk are taken at once, so the last of them waits for the handlers before it. Before a
+    handler starts past half the lease, the lease of every row still waiting is stamped again (``renew_leases``,
+    fenced by the claimed attempt): a row the sweep gave another worker meanwhile is skipped, not processed twice.
+
+    ``concurrency`` coroutines take the rows in turn (not one task per row): anyio looks through every task of the
+    loop on each thread hop when the loop was not started by ``asyncio.run`` (a Dramatiq worker's), so thousands of
+    waiting tasks would make every hop slow."""
+
+    def __init__(
+        self,
+        runtime: Services,
+        row_ids: list[str],
+        lease: timedelta,
+        send: Dispatcher,
+        *,
+        concurrency: int = 1,
+        gate: asyncio.Semaphore | None = None,
+    ) -> None:
+        self.runtime, self.row_ids, self.lease, self.send = runtime, row_ids, lease, send
+        self.concurrency, self.gate = concurrency, gate
+        self.claimed_at = utcnow()
+        #: Rows claimed and not yet handled (their leases are renewed together).
+        self.waiting: dict[str, Claimed] = {}
+        self._renewing = asyncio.Lock()
+        self._webhooks: dict[tuple[str, str], type[Webhook] | None] = {}
+
+    async def process(self) -> list[DeliveryOutcome | None]:
+        db = self.runtime.db
+        claimed = await claim_deliveries(db, self.row_ids, self.lease, now=self.claimed_at)
+        todo = [(index, entry) for index, entry in enumerate(claimed) if entry is not None]
+        self.waiting = {entry[0].id: entry[0] for _, entry in todo}
+        handled: list[tuple[int, DeliveryOutcome, Finish]] = []
+        turns = iter(todo)
+
+        async def take_turns() -> None:
+            for index, (row, loaded) in turns:
+                if not await self._still_held(row):
+                    continue
+                if self.gate is None:
+                    done = await self._one(row, loaded)
+                else:
+                    async with self.gate:
+                        done = await self._one(row, loaded)
+                if done is not None:
+                    handled.append((index, *done))
+
+        workers = max(1, min(self.concurrency, len(todo)))
+        if workers == 1:
+            await take_turns()
+        else:
+            await asyncio.gather(*(take_turns() for _ in range(workers)))
+        results: list[DeliveryOutcome | None] = [None] * len(self.row_ids)
+        won = await finish_deliveries(db, [finish for _, _, finish in handled])
+        for (index, outcome, finish), held in zip(handled, won, strict=True):
+            if held:
+                results[index] = outcome
+            else:  # another worker took the row over after this claim's lease ran out; its write stands
+                log.info("delivery %s was taken over by a newer claim; this attempt wrote nothing", finish.row.id)
+        return results
+
+    async def _still_held(self, row: Claimed) -> bool:
+        """Whether this chunk's claim on ``row`` still holds: past half the lease, every waiting row's lease is
+        stamped again first."""
+        async with self._renewing:
+            self.waiting.pop(row.id, None)
+            now = utcnow()
+            if now - self.claimed_at < self.lease / 2:
+                return True
+            held = await renew_leases(self.runtime.db, [row, *self.waiting.values()], now=now)
+            self.claimed_at = now
+            for lost in [row_id for row_id in self.waiting if row_id not in held]:
+                del self.waiting[lost]
+            if row.id not in held:
+                log.info("delivery %s was taken over while it waited in its chunk; skipped", row.id)
+            return row.id in held
+
+    async def _one(
+        self, row: Claimed, loaded: tuple[EndpointRef, IntegrationRef] | None
+    ) -> tuple[DeliveryOutcome, Finish] | None:
+        """Handle one claimed row in its own span and log context; ``None`` when something other than its handler
+        raised (it stays claimed, for the sweep)."""
+        with (
+            log_context(delivery_id=row.id),  # every log line below carries the delivery's IDs
+            tracing.span("tether.webhook.process", {"tether.delivery.id": row.id}) as span,
+        ):
+            try:
+                outcome, finish = await self._handle(row, loaded)
+            except Exception as exc:
+                log.warning("processing delivery %s raised %s; left for the sweep", row.id, type(exc).__name__)
+                tracing.fail(span, type(exc).__name__)
+                return None
+            if span.is_recording():
+                span.set_attribute("tether.delivery.outcome", outcome.status.value)
+                span.set_attribute("tether.webhook.event_type", outcome.event_type[:100])
+                span.set_attribute("tether.runs", len(outcome.runs))
+                if outcome.error_code:
+                    tracing.fail(span, outcome.error_code)
+            return outcome, finish
+
+    def _webhook(self, definition_id: str, name: str) -> type[Webhook] | None:
+        key = (definition_id, name)
+        if key not in self._webhooks:
+            self._webhooks[key] = webhook_class(self.runtime, definition_id, name)
+        return self._webhooks[key]
+
+    async def _handle(
+        self, row: Claimed, loaded: tuple[EndpointRef, IntegrationRef] | None
+    ) -> tuple[DeliveryOutcome, Finish]:
+        runtime = self.runtime
+        add_log_ids(integration_id=loaded[1].id if loaded else None)
+        metrics.delivery_lag(loaded[1].definition_id if loaded else "unknown", row.received_at)
+        webhook = self._webhook(loaded[1].definition_id, loaded[0].webhook) if loaded else None
+        refused = _refusal(row, loaded, webhook)
+        if refused is not None:
+            code, message = refused
+            return DeliveryOutcome(DeliveryStatus.failed, error_code=code), Finish(
+                row, DeliveryStatus.failed, code=code, message=message
+            )
+        assert loaded is not None and webhook is not None  # refused above otherwise
+        integration = loaded[1]
+        headers = lower_headers(row.headers)
+        payload = parse_body(row.body, headers)
+        event_type = _event_type(runtime, integration, webhook, payload, headers)
+        event = next((e for e in webhook.events if e.match == event_type), None)
+        if event is None:
+            log.info("webhook delivery %s unrouted (event type %r)", row.id, event_type[:100])
+            return DeliveryOutcome(DeliveryStatus.unrouted, event_type=event_type), Finish(
+                row, DeliveryStatus.unrouted, event_type=event_type
+            )
+        outcome = DeliveryOutcome(DeliveryStatus.processed, event_type=event_type, event=event.event_id())
+        finish = await _Handling(runtime, row, integration, event, outcome, self.send).run(payload, headers)
+        return outcome, finish
 
 
 def pending_deliveries(
@@ -953,9 +824,8 @@ async def redeliver_pending(
             runtime.db, older_than=older_than, lease=lease, limit=limit, include_failed=include_failed
         )
     )
-    out = []
-    for row_id in ids:
-        outcome = await process_delivery(runtime, row_id, dispatcher=dispatcher, lease=lease)
-        if outcome is not None:
-            out.append(outcome)
+    out: list[DeliveryOutcome] = []
+    for start in range(0, len(ids), CLAIM_BATCH):
+        chunk = _Chunk(runtime, ids[start : start + CLAIM_BATCH], lease, dispatcher or dispatch_operation)
+        out += [outcome for outcome in await chunk.process() if outcome is not None]
     return out
