@@ -1,0 +1,297 @@
+"""Recording the committed cassettes (``tests/cassettes/<definition>/``) against live local servers.
+
+* **sandbox**: the real sandbox provider served by a live Tether on 127.0.0.1 (``sandbox.conftest.start``), connected
+  with the seeded key ``sbx_key_acme`` through the API; its webhook example is a delivery the sandbox really sent
+  (a control changes a record, the delivery lands in Tether's ``webhook_delivery`` table).
+* **github_app** and **slack**: stand-ins on 127.0.0.1 (``support.replay.ReplayServer``) that answer with the
+  providers' documented shapes (``tests/fixtures/<definition>/``) and page them as the providers do (GitHub's
+  ``Link`` header, Slack's ``response_metadata.next_cursor``); the recording tap sends the providers' origins to
+  them (``upstreams``) while the cassettes keep the providers' URLs. Their webhook examples are the documented
+  example deliveries.
+
+``python -m support.recordings [OUT]`` (from ``tests/``, with ``PYTHONPATH`` as the README's test command sets it)
+re-records every cassette into ``OUT`` (default ``tests/cassettes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlmodel import select
+
+from engine.authoring.definition import Definition
+from engine.catalog.registry import Registry
+from engine.custody.crypto import KeyRing, generate_master_key
+from engine.custody.masterkey import KeySource
+from engine.kit.egress import LOOPBACK_ENV
+from engine.runtime import Runtime
+from engine.settings import Settings
+from engine.store.database import Database
+from engine.store.tables import Integration, IntegrationStatus, WebhookDelivery
+from engine.testing.cassettes import Interaction, Request, Response, dump
+from engine.testing.recording import record_to
+from engine.testing.scrub import scrub_interactions
+from support.replay import Answer, Received, replay_server
+
+TESTS = Path(__file__).resolve().parents[1]
+FIXTURES = TESTS / "fixtures"
+CASSETTES = TESTS / "cassettes"
+#: Credentials the recordings use; the test of the committed cassettes checks none of them is in any file.
+GITHUB_TOKEN = "ghp_R3c0rdedT0kenNeverInACassette0001"
+SLACK_TOKEN = "xoxb-17653672481-19874698323-R3c0rdedN0tInCassette"
+SLACK_CONFIG = {
+    "client_id": "1234.5678",
+    "client_secret": "slack-client-secret-rec",
+    "signing_secret": "8f742231b10e8888abcd99yyyzzz85a5",
+}
+GITHUB_CONFIG = {
+    "app_id": "123456",
+    "app_slug": "tether-rec",
+    "private_key": "-----BEGIN PRIVATE KEY-----recording",
+    "webhook_secret": "github-webhook-secret-rec",
+}
+SANDBOX_KEY = "sbx_key_acme"
+SECRETS = (
+    GITHUB_TOKEN,
+    SLACK_TOKEN,
+    SANDBOX_KEY,
+    *SLACK_CONFIG.values(),
+    GITHUB_CONFIG["private_key"],
+    GITHUB_CONFIG["webhook_secret"],
+)
+
+
+def fixture(definition: str, name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / definition / f"{name}.json").read_text())
+
+
+# -- an engine that records ----------------------------------------------------------------------------------
+
+
+def recording_engine(definition: Definition, workdir: Path, operator_config: dict[str, Any] | None) -> Runtime:
+    """A runtime over a scratch SQLite with ``definition`` alone, its operator config given as values."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(database_url=f"sqlite:///{workdir / 'recording.db'}", state_dir=str(workdir), metrics=False)
+    registry = Registry(allow_loopback=True)
+    registry.register(definition)
+    model = definition.operator_config
+    config = model.model_validate(operator_config or {}) if model is not None else None
+    keys = KeySource(KeyRing.from_master_key(generate_master_key()), "env")
+    runtime = Runtime(settings, Database(settings.database_url), registry, keys, {definition.id: config})
+    runtime.db.upgrade()
+    return runtime
+
+
+def connect_stored(runtime: Runtime, definition: Definition, connection: type, credential: Any) -> str:
+    """An integration connected through ``connection`` holding ``credential`` (what setup leaves behind)."""
+    with runtime.db.session() as session:
+        integration = Integration(
+            tenant_id="rec",
+            owner_id="recorder",
+            definition_id=definition.id,
+            status=IntegrationStatus.connected,
+            provider_data={"connection": connection.connection_id()},
+        )
+        session.add(integration)
+    runtime.keystore.save(integration.id, credential)
+    return integration.id
+
+
+@contextmanager
+def loopback_allowed() -> Iterator[None]:
+    """Stand-ins are plain http on 127.0.0.1: the egress guard admits them only with loopback allowed."""
+    before = os.environ.get(LOOPBACK_ENV)
+    os.environ[LOOPBACK_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = before
+
+
+def webhook_examples(path: Path, definition: str, webhook: str, deliveries: list[tuple[dict[str, str], bytes]]) -> Path:
+    """Example deliveries as a cassette: each request is a delivery, each response Tether's acknowledgement."""
+    interactions = [
+        Interaction(
+            Request(
+                "POST",
+                f"https://tether.example/v1/webhooks/{definition}/{webhook}",
+                {k: [v] for k, v in headers.items()},
+                body,
+            ),
+            Response(200, {}, b""),
+        )
+        for headers, body in deliveries
+    ]
+    return dump(
+        scrub_interactions(interactions, SECRETS),
+        path,
+        {"kind": "webhook", "definition": definition, "webhook": webhook},
+    )
+
+
+# -- GitHub ----------------------------------------------------------------------------------------------------
+
+
+def github_standin(request: Received) -> Answer:
+    """``/user`` and ``/user/repos`` (one repository per page, linked with GitHub's ``Link`` header)."""
+    if request.headers.get("authorization") != f"Bearer {GITHUB_TOKEN}":
+        return Answer(401, fixture("github_app", "error_401")["body"])
+    if request.path == "/user":
+        return Answer(200, fixture("github_app", "user")["body"])
+    if request.path == "/user/repos":
+        repos = fixture("github_app", "user_repos")
+        page = int(request.query.get("page", ["1"])[0])
+        body = repos["body"][page - 1 : page]
+        headers = dict(repos["headers"])
+        if page < len(repos["body"]):
+            headers["Link"] = f'<https://api.github.com/user/repos?per_page=100&page={page + 1}>; rel="next"'
+        return Answer(200, body, headers)
+    return Answer(404, {"message": "Not Found"})
+
+
+async def record_github(out: Path, workdir: Path) -> list[Path]:
+    from definitions.github_app import definition
+    from definitions.github_app.connections import GitHubTokenConnection
+    from definitions.github_app.slots import GitHubPersonalAccessToken
+
+    runtime = recording_engine(definition, workdir, GITHUB_CONFIG)
+    try:
+        iid = connect_stored(
+            runtime, definition, GitHubTokenConnection, GitHubPersonalAccessToken(token=SecretStr(GITHUB_TOKEN))
+        )
+        with loopback_allowed(), replay_server(github_standin) as server:
+            upstreams = {"https://api.github.com": server.url}
+            paths = [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in ("HealthCheck", "RepositorySync")
+            ]
+    finally:
+        runtime.close()
+    deliveries = []
+    for name in ("webhook_repository", "webhook_ping"):
+        example = fixture("github_app", name)
+        deliveries.append((example["headers"], json.dumps(example["body"]).encode()))
+    paths.append(webhook_examples(out / "webhook.app.yaml", "github_app", "app", deliveries))
+    return paths
+
+
+# -- Slack -------------------------------------------------------------------------------------------------------
+
+
+def slack_standin(request: Received) -> Answer:
+    """``auth.test``, ``users.list`` (two pages by ``cursor``) and ``auth.revoke``, with the bot token."""
+    if request.headers.get("authorization") != f"Bearer {SLACK_TOKEN}":
+        return Answer(200, fixture("slack", "error_invalid_auth")["body"])
+    form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+    names = {"/api/auth.test": "auth_test", "/api/auth.revoke": "auth_revoke"}
+    if request.path == "/api/users.list":
+        first = fixture("slack", "users_list_page1")
+        cursor = first["body"]["response_metadata"]["next_cursor"]
+        name = "users_list_page2" if form.get("cursor") == cursor else "users_list_page1"
+    elif request.path in names:
+        name = names[request.path]
+    else:
+        return Answer(200, {"ok": False, "error": "unknown_method"})
+    answer = fixture("slack", name)
+    return Answer(answer["status"], answer["body"], answer["headers"])
+
+
+async def record_slack(out: Path, workdir: Path) -> list[Path]:
+    from definitions.slack import definition
+    from definitions.slack.connections import SlackOAuthConnection
+    from definitions.slack.slots import SlackOAuthToken
+
+    runtime = recording_engine(definition, workdir, SLACK_CONFIG)
+    try:
+        credential = SlackOAuthToken(
+            access_token=SecretStr(SLACK_TOKEN), token_type="bot", scopes=("users:read", "users:read.email")
+        )
+        iid = connect_stored(runtime, definition, SlackOAuthConnection, credential)
+        with loopback_allowed(), replay_server(slack_standin) as server:
+            upstreams = {"https://slack.com": server.url}
+            paths = [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in ("HealthCheck", "UserSync")
+            ]
+            paths.append(
+                await record_to(
+                    runtime, iid, "disconnect", out / "disconnect.SlackOAuthConnection.yaml", upstreams=upstreams
+                )
+            )
+    finally:
+        runtime.close()
+    deliveries = []
+    for name in ("event_user_change", "event_team_join"):
+        deliveries.append(({"Content-Type": "application/json"}, json.dumps(fixture("slack", name)["body"]).encode()))
+    paths.append(webhook_examples(out / "webhook.events.yaml", "slack", "events", deliveries))
+    return paths
+
+
+# -- the sandbox -------------------------------------------------------------------------------------------------
+
+
+async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
+    """Against the real sandbox on a live Tether: the API key connection's health check and sync, and one change
+    webhook the sandbox delivered."""
+    from engine.api.principal import create_api_key
+    from sandbox.conftest import start
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for live in start(f"sqlite:///{workdir / 'tether.db'}", str(workdir), monkeypatch):
+            key, _ = create_api_key(live.runtime.db, tenant="acme", role="server", name="recording")
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(base_url=live.base, headers=headers, timeout=30) as api:
+                created = await api.post("/v1/integrations", json={"definition_id": "sandbox", "owner_id": "rec"})
+                iid = created.json()["id"]
+                answer = await api.post(
+                    f"/v1/integrations/{iid}/credentials/SandboxApiKey", json={"api_key": SANDBOX_KEY}
+                )
+                assert answer.status_code == 200, answer.text
+                paths = [await record_to(live.runtime, iid, op, out / f"{op}.yaml") for op in ("HealthCheck", "Sync")]
+                changed = await api.patch(
+                    "/sandbox/control/accounts/acme/records/users/usr_5bcebeee2cf7",
+                    json={"title": "Principal Engineer"},
+                )
+                assert changed.status_code == 200, changed.text
+            with live.runtime.db.session() as session:
+                rows = session.exec(select(WebhookDelivery).where(WebhookDelivery.integration_id == iid)).all()
+            assert rows, "the sandbox delivered no webhook"
+            deliveries = [(dict(r.headers), bytes(r.body)) for r in rows[:1]]
+            paths.append(webhook_examples(out / "webhook.events.yaml", "sandbox", "events", deliveries))
+    return paths
+
+
+RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": record_slack}
+
+
+async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:
+    done = {}
+    for name, recorder in RECORDERS.items():
+        if only and name not in only:
+            continue
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+        done[name] = await recorder(out / name, workdir / name)
+    return done
+
+
+if __name__ == "__main__":  # pragma: no cover - the maintainer's re-recording command
+    import tempfile
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else CASSETTES
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, paths in asyncio.run(record_all(target, Path(scratch))).items():
+            print(name, *(p.name for p in paths))
