@@ -62,11 +62,13 @@ GITHUB_CONFIG = {
     "webhook_secret": "github-webhook-secret-rec",
 }
 SANDBOX_KEY = "sbx_key_acme"
+#: The values the slot and operator config schemas declare secret (client IDs and app IDs are not).
 SECRETS = (
     GITHUB_TOKEN,
     SLACK_TOKEN,
     SANDBOX_KEY,
-    *SLACK_CONFIG.values(),
+    SLACK_CONFIG["client_secret"],
+    SLACK_CONFIG["signing_secret"],
     GITHUB_CONFIG["private_key"],
     GITHUB_CONFIG["webhook_secret"],
 )
