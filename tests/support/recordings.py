@@ -246,6 +246,19 @@ async def record_slack(out: Path, workdir: Path) -> list[Path]:
 # -- the sandbox -------------------------------------------------------------------------------------------------
 
 
+async def consent(redirect_url: str, account: str) -> None:
+    """Play the browser through the sandbox's OAuth: Tether's start URL, the consent form, Tether's callback."""
+    async with httpx.AsyncClient(follow_redirects=False, timeout=30) as browser:
+        authorize = (await browser.get(redirect_url)).headers["location"]
+        query = {k: v[0] for k, v in parse_qs(authorize.split("?", 1)[1]).items()}
+        approved = await browser.post(
+            authorize.split("?")[0], data={**query, "account": account, "decision": "approve"}
+        )
+        assert approved.status_code == 302, approved.text
+        back = await browser.get(approved.headers["location"])
+        assert back.status_code == 302 and "tether_result=connected" in back.headers["location"], back.text
+
+
 async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
     """Against the real sandbox on a live Tether: the API key connection's health check and sync, and one change
     webhook the sandbox delivered."""
@@ -264,6 +277,21 @@ async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
                 )
                 assert answer.status_code == 200, answer.text
                 paths = [await record_to(live.runtime, iid, op, out / f"{op}.yaml") for op in ("HealthCheck", "Sync")]
+                # The OAuth connection: its health check, and a disconnect that revokes the grant (RFC 7009).
+                created = await api.post("/v1/integrations", json={"definition_id": "sandbox", "owner_id": "oauth"})
+                oauth_id = created.json()["id"]
+                started = await api.post(
+                    f"/v1/integrations/{oauth_id}/connect",
+                    json={"connection": "SandboxOAuth", "return_url": f"{live.base}/integrations"},
+                )
+                assert started.status_code == 200, started.text
+                await consent(started.json()["redirect_url"], "acme")
+                paths.append(
+                    await record_to(live.runtime, oauth_id, "HealthCheck", out / "SandboxOAuth.HealthCheck.yaml")
+                )
+                paths.append(
+                    await record_to(live.runtime, oauth_id, "disconnect", out / "disconnect.SandboxOAuth.yaml")
+                )
                 changed = await api.patch(
                     "/sandbox/control/accounts/acme/records/users/usr_5bcebeee2cf7",
                     json={"title": "Principal Engineer"},

@@ -87,6 +87,8 @@ class ReplayTap(Tap):
     loop: bool = False
     #: The answer to a request nothing matches (the 401 variant: a provider refusing the credential everywhere).
     fallback: Response | None = None
+    #: Answers by path that take precedence over the cassette (the 401 variant's token endpoint).
+    overrides: dict[str, Response] = field(default_factory=dict)
     limit: int = 200
     played: list[bool] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
@@ -100,6 +102,9 @@ class ReplayTap(Tap):
     def answer(self, request: httpx.Request, content: bytes) -> httpx.Response:
         url = str(request.url)
         self.sent.append(Sent(request.method, url, dict(request.headers), content))
+        override = self.overrides.get(request.url.path)
+        if override is not None:
+            return to_httpx(override, request)
         if self.loop:
             if len(self.sent) > self.limit:
                 raise CassetteMiss(f"replay stopped after {self.limit} requests: the client kept paging")

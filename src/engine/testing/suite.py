@@ -37,11 +37,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 
 from engine.api.principal import Principal
-from engine.authoring.connections import NoRevocation
+from engine.authoring.connections import PUBLIC_URL, NoRevocation, OAuth2
 from engine.authoring.definition import Definition
 from engine.authoring.operations import Operation
 from engine.authoring.suite_checks import STANDARD_SUITE_CHECKS
@@ -301,7 +302,11 @@ class _Suite:
             if not self.skipped("health.unauthorized"):
                 integration_id = harness.connect(cassette.metadata)
                 refused = _unauthorized(cassette.interactions[0].response)
-                tap = self.tap(_rewritten(cassette.interactions, False, _unauthorized), fallback=refused)
+                tap = self.tap(
+                    _rewritten(cassette.interactions, False, _unauthorized),
+                    fallback=refused,
+                    overrides=self._dead_grant(cassette.interactions[0].response),
+                )
                 _, row = await self.replayed(tap, setup.validate(PRINCIPAL, integration_id))
                 detail = self.last_audit(harness, integration_id)
                 self.result(
@@ -314,6 +319,20 @@ class _Suite:
                     "not reconnect_required",
                 )
             self.canaries.extend(harness.canaries)
+
+    def _dead_grant(self, template: Response) -> dict[str, Response]:
+        """A refresh of a refused grant is answered as RFC 6749 says a dead one is: 400 ``invalid_grant``."""
+        answer = template.with_status(
+            400,
+            headers={"Content-Type": "application/json"},
+            body={"error": "invalid_grant", "error_description": "the refresh token is no longer valid"},
+        )
+        paths = {
+            urlsplit(c.auth.token_url.replace(PUBLIC_URL, "https://tether.invalid")).path  # Tether's own origin
+            for c in self.definition.connections
+            if isinstance(c.auth, OAuth2) and c.auth.token_url
+        }
+        return {path: answer for path in paths if path}
 
     def _ingest_ops(self, ops: list[tuple[Path, Cassette]]) -> list[tuple[Cassette, type[Operation]]]:
         out = []
