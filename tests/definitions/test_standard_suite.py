@@ -127,6 +127,12 @@ def test_pagination_without_a_loop_guard_fails_repeated_cursor(tmp_path: Path) -
     assert "[ingest.repeated_cursor] FAIL UserSync: the run kept paging" in message
 
 
+def test_a_mapping_reading_a_field_the_provider_does_not_send_fails_maps_records(tmp_path: Path) -> None:
+    message, failed = _failures(broken.wrong_field, tmp_path)
+    assert set(failed) == {"ingest.maps_records"}
+    assert "[ingest.maps_records] FAIL UserSync: 4 of 4 record(s) rejected; first: #0 directory_account/user" in message
+
+
 def test_a_token_written_to_a_log_fails_not_logged(tmp_path: Path) -> None:
     message, failed = _failures(broken.leaky, tmp_path)
     assert set(failed) == {"secrets.not_logged"}

@@ -5,7 +5,9 @@ their stable IDs.
 * :data:`first_page_only`: ``UserSync`` reads the first page of ``users.list`` and stops (``ingest.pages_to_end``);
 * :data:`endless_pages`: ``UserSync`` follows ``next_cursor`` with no guard against a cursor it already followed
   (``ingest.repeated_cursor``);
-* :data:`leaky`: the client logs the bot token it was built with (``secrets.not_logged``).
+* :data:`leaky`: the client logs the bot token it was built with (``secrets.not_logged``);
+* :data:`wrong_field`: the user mapping reads ``payload.user_id``, a field of another API version
+  (``ingest.maps_records``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ def _with_user_sync(sync: type) -> object:
 
 
 first_page_only = _with_user_sync(FirstPageUserSync)
+wrong_field = replace(
+    slack,
+    mappings=tuple(
+        replace(m, map=m.map.replace('"external_id": payload.id,', '"external_id": payload.user_id,'))
+        for m in slack.mappings
+    ),
+)
+assert wrong_field.mappings != slack.mappings
 endless_pages = _with_user_sync(EndlessUserSync)
 
 

@@ -9,7 +9,11 @@ metadata, as recorded.
 
 from __future__ import annotations
 
+import atexit
 import secrets as _random
+import shutil
+import tempfile
+import threading
 import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +76,27 @@ def canary_model(model: type[BaseModel], known: dict[str, Any] | None, canaries:
         raise SuiteSetupError(f"{model.__name__} cannot be built from the cassette's metadata ({fields})") from None
 
 
+_template: list[Path] = []
+_template_lock = threading.Lock()
+
+
+def _migrated_template() -> Path:
+    """A migrated SQLite file, made once per process: each scratch engine starts from a copy of it, since running
+    the migrations costs about a second and the suite builds several engines per definition."""
+    with _template_lock:
+        if not _template or not _template[0].exists():
+            folder = Path(tempfile.mkdtemp(prefix="tether-suite-template-"))
+            atexit.register(shutil.rmtree, folder, True)
+            path = folder / "template.db"
+            db = Database(f"sqlite:///{path}")
+            try:
+                db.upgrade()
+            finally:
+                db.dispose()
+            _template[:] = [path]
+        return _template[0]
+
+
 class _Executor(Executor):
     """The engine's executor, keeping each run's outcome (the suite reads a deferral's delay from it)."""
 
@@ -105,8 +130,8 @@ class Harness:
         if definition.operator_config is not None:
             config = canary_model(definition.operator_config, operator_config, self.canaries)
         keys = KeySource(KeyRing.from_master_key(generate_master_key()), "env")
+        shutil.copyfile(_migrated_template(), workdir / "suite.db")
         self.runtime = Runtime(settings, Database(settings.database_url), registry, keys, {definition.id: config})
-        self.runtime.db.upgrade()
         self.executor = _Executor(self.runtime, self.runtime.custody, enqueue=self._enqueue)
 
     def _enqueue(self, run_id: str, delay: float | None, time_limit: float | None) -> None:

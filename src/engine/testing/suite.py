@@ -48,7 +48,7 @@ from engine.authoring.operations import Operation
 from engine.authoring.suite_checks import STANDARD_SUITE_CHECKS
 from engine.integrations.setup import Setup
 from engine.kit.egress import tapped
-from engine.store.tables import AuditEvent, Health, IntegrationStatus, Run
+from engine.store.tables import AuditEvent, Health, IngestReject, IntegrationStatus, Run
 from engine.testing.cassettes import Cassette, CassetteError, Interaction, Response, load_cassette
 from engine.testing.harness import TENANT, Harness, SuiteSetupError
 from engine.testing.replay import ReplayTap
@@ -370,13 +370,22 @@ class _Suite:
                 )
                 self.result("ingest.pages_to_end", subject, not message, message)
             if not self.skipped("ingest.maps_records"):
-                message = failed or (
-                    f"{run.records_rejected} of {run.payloads_out} record(s) rejected" if run.records_rejected else ""
-                )
+                message = failed or self._rejects(harness, run.id, run.records_rejected, run.payloads_out)
                 self.result("ingest.maps_records", subject, not message, message)
             if not self.skipped("ingest.repeated_cursor"):
                 await self.repeated_cursor(harness, cassette, subject, config)
             self.canaries.extend(harness.canaries)
+
+    def _rejects(self, harness: Harness, run_id: str, rejected: int, received: int) -> str:
+        """The first reject's schema, position and reason (the pipeline's own words, which name no value)."""
+        if not rejected:
+            return ""
+        with harness.runtime.db.session() as session:
+            first = session.exec(
+                select(IngestReject).where(col(IngestReject.run_id) == run_id).order_by(col(IngestReject.position))
+            ).first()
+        where = f"; first: #{first.position} {first.schema_name}/{first.variant} {first.reason_code}" if first else ""
+        return f"{rejected} of {received} record(s) rejected{where}"
 
     async def repeated_cursor(self, harness: Harness, cassette: Cassette, subject: str, config: Any) -> None:
         if not _paged(cassette.interactions):
