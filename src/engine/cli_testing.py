@@ -33,7 +33,9 @@ def _upstreams(values: list[str]) -> dict[str, str]:
 
 def record(
     definition_id: str = typer.Argument(..., help="The definition the integration is of."),
-    operation: str = typer.Argument(..., help="An operation ID, the health check's, or 'disconnect' (revokes!)."),
+    operation: str = typer.Argument(
+        ..., help="An operation ID, the health check's, 'disconnect' (revokes!) or webhook:NAME (received deliveries)."
+    ),
     integration: str = typer.Option(..., "--integration", help="The connected integration to record with."),
     out: str = typer.Option(None, "--out", help="The cassette file (default tests/cassettes/<ID>/<OPERATION>.yaml)."),
     config: str = typer.Option(None, "--config", help="The operation's config, as JSON."),
@@ -44,7 +46,7 @@ def record(
     """Run one operation against the real provider, through the egress guard, and write its scrubbed cassette."""
     from engine.runtime import Runtime
     from engine.store.tables import Integration
-    from engine.testing.recording import DISCONNECT, record_to
+    from engine.testing.recording import DISCONNECT, WEBHOOK_PREFIX, record_to, record_webhook_examples
 
     parsed = None
     if config is not None:
@@ -65,13 +67,18 @@ def record(
         if row is None or row.definition_id != definition_id:
             _fail(f"error: no integration {integration} of {definition_id}")
         assert row is not None
+        webhook = operation[len(WEBHOOK_PREFIX) :] if operation.startswith(WEBHOOK_PREFIX) else None
         if out is None:
             connection = (row.provider_data or {}).get("connection", "")
             name = f"{DISCONNECT}.{connection}" if operation == DISCONNECT else operation
+            name = f"webhook.{webhook}" if webhook is not None else name
             target = DEFAULT_ROOT / definition_id / f"{name}.yaml"
         else:
             target = Path(out)
-        path = asyncio.run(record_to(runtime, integration, operation, target, config=parsed, upstreams=upstreams))
+        if webhook is not None:
+            path = record_webhook_examples(runtime, integration, webhook, target)
+        else:
+            path = asyncio.run(record_to(runtime, integration, operation, target, config=parsed, upstreams=upstreams))
     except TetherError as exc:
         _fail(f"error: {exc.code}: {exc.message}")
     finally:

@@ -138,3 +138,39 @@ def test_test_exits_1_naming_the_failed_checks(tmp_path: Path) -> None:
 def test_test_refuses_an_unknown_definition() -> None:
     result = CliRunner().invoke(app, ["definitions", "test", "nope"])
     assert result.exit_code == 1 and "no definition 'nope'" in result.output
+
+
+def test_record_webhook_writes_the_received_deliveries(slack_integration: str, tmp_path: Path) -> None:
+    from engine.store.tables import WebhookDelivery, WebhookEndpoint
+
+    runtime = Runtime.start(Settings())
+    try:
+        with runtime.db.session() as session:
+            endpoint = WebhookEndpoint(integration_id=slack_integration, webhook="events")
+            session.add(endpoint)
+            session.flush()
+            session.add(
+                WebhookDelivery(
+                    endpoint_id=endpoint.id,
+                    integration_id=slack_integration,
+                    delivery_id="Ev1",
+                    event_type="user_change",
+                    body=b'{"type": "event_callback", "token": "verification-token-value"}',
+                    headers={"x-slack-signature": "v0=deadbeef", "x-slack-request-timestamp": "1700000000"},
+                )
+            )
+    finally:
+        runtime.close()
+    out = tmp_path / "webhook.events.yaml"
+    result = CliRunner().invoke(
+        app, ["definitions", "record", "slack", "webhook:events", "--integration", slack_integration, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    (example,) = load_cassette(out).interactions
+    assert example.request.body == {"type": "event_callback", "token": "<scrubbed>"}
+    assert example.request.headers == {"x-slack-signature": "<scrubbed>", "x-slack-request-timestamp": "1700000000"}
+    assert load_cassette(out).metadata == {"kind": "webhook", "definition": "slack", "webhook": "events"}
+    missing = CliRunner().invoke(
+        app, ["definitions", "record", "slack", "webhook:nope", "--integration", slack_integration, "--out", str(out)]
+    )
+    assert missing.exit_code == 1 and "has no webhook 'nope'" in missing.output

@@ -28,20 +28,10 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlmodel import select
 
-from engine.authoring.definition import Definition
-from engine.catalog.registry import Registry
-from engine.custody.crypto import KeyRing, generate_master_key
-from engine.custody.masterkey import KeySource
 from engine.kit.egress import LOOPBACK_ENV
-from engine.runtime import Runtime
-from engine.settings import Settings
-from engine.store.database import Database
-from engine.store.tables import Integration, IntegrationStatus, WebhookDelivery
-from engine.testing.cassettes import Interaction, Request, Response, dump
-from engine.testing.recording import record_to
-from engine.testing.scrub import scrub_interactions
+from engine.testing.cassettes import dump_cassette
+from engine.testing.recording import connect, record_to, record_webhook_examples, scratch_engine, webhook_cassette
 from support.replay import Answer, Received, replay_server
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -78,36 +68,7 @@ def fixture(definition: str, name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / definition / f"{name}.json").read_text())
 
 
-# -- an engine that records ----------------------------------------------------------------------------------
-
-
-def recording_engine(definition: Definition, workdir: Path, operator_config: dict[str, Any] | None) -> Runtime:
-    """A runtime over a scratch SQLite with ``definition`` alone, its operator config given as values."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(database_url=f"sqlite:///{workdir / 'recording.db'}", state_dir=str(workdir), metrics=False)
-    registry = Registry(allow_loopback=True)
-    registry.register(definition)
-    model = definition.operator_config
-    config = model.model_validate(operator_config or {}) if model is not None else None
-    keys = KeySource(KeyRing.from_master_key(generate_master_key()), "env")
-    runtime = Runtime(settings, Database(settings.database_url), registry, keys, {definition.id: config})
-    runtime.db.upgrade()
-    return runtime
-
-
-def connect_stored(runtime: Runtime, definition: Definition, connection: type, credential: Any) -> str:
-    """An integration connected through ``connection`` holding ``credential`` (what setup leaves behind)."""
-    with runtime.db.session() as session:
-        integration = Integration(
-            tenant_id="rec",
-            owner_id="recorder",
-            definition_id=definition.id,
-            status=IntegrationStatus.connected,
-            provider_data={"connection": connection.connection_id()},
-        )
-        session.add(integration)
-    runtime.keystore.save(integration.id, credential)
-    return integration.id
+# -- helpers ---------------------------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -125,24 +86,8 @@ def loopback_allowed() -> Iterator[None]:
 
 
 def webhook_examples(path: Path, definition: str, webhook: str, deliveries: list[tuple[dict[str, str], bytes]]) -> Path:
-    """Example deliveries as a cassette: each request is a delivery, each response Tether's acknowledgement."""
-    interactions = [
-        Interaction(
-            Request(
-                "POST",
-                f"https://tether.example/v1/webhooks/{definition}/{webhook}",
-                {k: [v] for k, v in headers.items()},
-                body,
-            ),
-            Response(200, {}, b""),
-        )
-        for headers, body in deliveries
-    ]
-    return dump(
-        scrub_interactions(interactions, SECRETS),
-        path,
-        {"kind": "webhook", "definition": definition, "webhook": webhook},
-    )
+    """Documented example deliveries as an example cassette."""
+    return dump_cassette(webhook_cassette(definition, webhook, deliveries, list(SECRETS)), path)
 
 
 # -- GitHub ----------------------------------------------------------------------------------------------------
@@ -170,9 +115,9 @@ async def record_github(out: Path, workdir: Path) -> list[Path]:
     from definitions.github_app.connections import GitHubTokenConnection
     from definitions.github_app.slots import GitHubPersonalAccessToken
 
-    runtime = recording_engine(definition, workdir, GITHUB_CONFIG)
+    runtime = scratch_engine(definition, workdir, GITHUB_CONFIG)
     try:
-        iid = connect_stored(
+        iid = connect(
             runtime, definition, GitHubTokenConnection, GitHubPersonalAccessToken(token=SecretStr(GITHUB_TOKEN))
         )
         with loopback_allowed(), replay_server(github_standin) as server:
@@ -217,12 +162,12 @@ async def record_slack(out: Path, workdir: Path) -> list[Path]:
     from definitions.slack.connections import SlackOAuthConnection
     from definitions.slack.slots import SlackOAuthToken
 
-    runtime = recording_engine(definition, workdir, SLACK_CONFIG)
+    runtime = scratch_engine(definition, workdir, SLACK_CONFIG)
     try:
         credential = SlackOAuthToken(
             access_token=SecretStr(SLACK_TOKEN), token_type="bot", scopes=("users:read", "users:read.email")
         )
-        iid = connect_stored(runtime, definition, SlackOAuthConnection, credential)
+        iid = connect(runtime, definition, SlackOAuthConnection, credential)
         with loopback_allowed(), replay_server(slack_standin) as server:
             upstreams = {"https://slack.com": server.url}
             paths = [
@@ -297,11 +242,7 @@ async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
                     json={"title": "Principal Engineer"},
                 )
                 assert changed.status_code == 200, changed.text
-            with live.runtime.db.session() as session:
-                rows = session.exec(select(WebhookDelivery).where(WebhookDelivery.integration_id == iid)).all()
-            assert rows, "the sandbox delivered no webhook"
-            deliveries = [(dict(r.headers), bytes(r.body)) for r in rows[:1]]
-            paths.append(webhook_examples(out / "webhook.events.yaml", "sandbox", "events", deliveries))
+            paths.append(record_webhook_examples(live.runtime, iid, "events", out / "webhook.events.yaml", limit=1))
     return paths
 
 

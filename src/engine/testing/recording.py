@@ -3,7 +3,9 @@ guard, its exchanges kept by a :class:`~engine.testing.replay.RecordingTap` and 
 
 What runs is the engine's own path for that name: the connection's health check runs as ``Setup.validate`` does,
 ``disconnect`` as ``Custody.disconnect`` does (it really disconnects: the grant is revoked), any other operation as
-``Executor.run_inline`` does (records land in the database as a manual run's would). The secrets scrubbed are
+``Executor.run_inline`` does (records land in the database as a manual run's would). Webhook examples are not
+recorded from the provider but from what the engine already received: ``record_webhook_examples`` writes the
+integration's latest stored deliveries (raw body and headers) as an example cassette. The secrets scrubbed are
 those the slot and operator config schemas declare (every ``SecretStr`` of every credential the integration holds),
 plus credential headers and credential-named fields (``engine.testing.scrub``).
 """
@@ -17,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 from pydantic_core import to_jsonable_python
+from sqlmodel import col, select
 
 from engine.api.principal import Principal
 from engine.authoring.definition import Definition
@@ -25,12 +28,20 @@ from engine.integrations.setup import Setup
 from engine.kit.egress import tapped
 from engine.observability.logs import slot_secrets
 from engine.services import Services
-from engine.store.tables import Integration
-from engine.testing.cassettes import Cassette, dump_cassette
+from engine.store.tables import Integration, WebhookDelivery, WebhookEndpoint
+from engine.testing.cassettes import Cassette, Interaction, Request, Response, dump_cassette
 from engine.testing.replay import RecordingTap
 from engine.testing.scrub import SCRUBBED, scrub_interactions
 
-__all__ = ["RecordingFailed", "record", "record_to"]
+__all__ = [
+    "RecordingFailed",
+    "connect",
+    "record",
+    "record_to",
+    "record_webhook_examples",
+    "scratch_engine",
+    "webhook_cassette",
+]
 
 DISCONNECT = "disconnect"
 
@@ -132,3 +143,113 @@ async def record_to(
     """:func:`record`, written to ``path``."""
     cassette = await record(runtime, integration_id, operation, config=config, upstreams=upstreams)
     return dump_cassette(cassette, path)
+
+
+# -- webhook examples ----------------------------------------------------------------------------------------------
+
+WEBHOOK_PREFIX = "webhook:"
+
+
+def webhook_cassette(
+    definition_id: str, webhook: str, deliveries: list[tuple[dict[str, str], bytes]], secrets: list[str]
+) -> Cassette:
+    """Example deliveries as a cassette: each request one delivery (its headers and raw body), each response the
+    acknowledgement; scrubbed like any recording (signature headers included: the suite signs examples afresh)."""
+    interactions = [
+        Interaction(
+            Request(
+                "POST",
+                f"https://tether.invalid/v1/webhooks/{definition_id}/{webhook}",
+                {k: [v] for k, v in headers.items()},
+                body,
+            ),
+            Response(200, {}, b""),
+        )
+        for headers, body in deliveries
+    ]
+    metadata = {"kind": "webhook", "definition": definition_id, "webhook": webhook}
+    return Cassette(scrub_interactions(interactions, secrets), metadata)
+
+
+def record_webhook_examples(
+    runtime: Services, integration_id: str, webhook: str, path: str | Path, *, limit: int = 5
+) -> Path:
+    """The latest ``limit`` deliveries the engine received for the integration's ``webhook`` endpoint (as they were
+    recorded before acknowledgement: raw body and headers), written as an example cassette."""
+    with runtime.db.session() as session:
+        integration = session.get(Integration, integration_id)
+        if integration is None:
+            raise NotFoundError(f"no integration {integration_id}")
+        definition = runtime.definition(integration.definition_id)
+        declared = next((w for w in definition.webhooks if w.name == webhook), None)
+        if declared is None:
+            raise NotFoundError(f"{definition.id} has no webhook {webhook!r}")
+        rows = session.exec(
+            select(WebhookDelivery)
+            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+            .where(col(WebhookDelivery.integration_id) == integration_id)
+            .where(col(WebhookEndpoint.webhook).in_([webhook, declared.__name__]))
+            .order_by(col(WebhookDelivery.received_at).desc())
+            .limit(limit)
+        ).all()
+    if not rows:
+        raise RecordingFailed(f"integration {integration_id} has received no {webhook} delivery to record")
+    held = [s for s in (runtime.keystore.load(integration_id, slot) for slot in definition.slots) if s is not None]
+    secrets = [value for stored in held for value in slot_secrets(stored.slot)]
+    operator = runtime.operator_config(definition.id)
+    if operator is not None:
+        secrets += slot_secrets(operator)
+    deliveries = [(dict(row.headers), bytes(row.body)) for row in reversed(rows)]
+    return dump_cassette(webhook_cassette(definition.id, webhook, deliveries, secrets), path)
+
+
+# -- recording against a stand-in, without a deployment ------------------------------------------------------------
+
+
+def scratch_engine(definition: Definition, workdir: str | Path, operator_config: dict[str, Any] | None = None) -> Any:
+    """A runtime over a new SQLite in ``workdir`` with ``definition`` alone and its operator config given as values:
+    for recording against a stand-in (``record(..., upstreams=...)``) without a deployment. Close it when done."""
+    from engine.catalog.registry import Registry
+    from engine.custody.crypto import KeyRing, generate_master_key
+    from engine.custody.masterkey import KeySource
+    from engine.runtime import Runtime
+    from engine.settings import Settings
+    from engine.store.database import Database
+
+    folder = Path(workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = Settings(database_url=f"sqlite:///{folder / 'recording.db'}", state_dir=str(folder), metrics=False)
+    registry = Registry(allow_loopback=True)
+    registry.register(definition)
+    model = definition.operator_config
+    config = model.model_validate(operator_config or {}) if model is not None else None
+    keys = KeySource(KeyRing.from_master_key(generate_master_key()), "env")
+    runtime = Runtime(settings, Database(settings.database_url), registry, keys, {definition.id: config})
+    runtime.db.upgrade()
+    return runtime
+
+
+def connect(
+    runtime: Services,
+    definition: Definition,
+    connection: type,
+    credential: Any,
+    *,
+    user_input: dict[str, Any] | None = None,
+    owner_id: str = "recorder",
+) -> str:
+    """An integration connected through ``connection`` holding ``credential``: what setup leaves behind."""
+    from engine.store.tables import IntegrationStatus
+
+    with runtime.db.session() as session:
+        integration = Integration(
+            tenant_id="recording",
+            owner_id=owner_id,
+            definition_id=definition.id,
+            status=IntegrationStatus.connected,
+            user_input=user_input or {},
+            provider_data={"connection": connection.connection_id()},
+        )
+        session.add(integration)
+    runtime.keystore.save(integration.id, credential)
+    return integration.id
