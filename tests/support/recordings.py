@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.cassettes import dump_cassette
 from engine.testing.recording import connect, record_to, record_webhook_examples, scratch_engine, webhook_cassette
+from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ SECRETS = (
 
 
 def fixture(definition: str, name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / definition / f"{name}.json").read_text())
+    return response_fixture(FIXTURES / definition, name)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
