@@ -27,6 +27,8 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from engine.kit.egress import LOOPBACK_ENV
@@ -46,13 +48,21 @@ SLACK_CONFIG = {
     "client_secret": "slack-client-secret-rec",
     "signing_secret": "8f742231b10e8888abcd99yyyzzz85a5",
 }
+#: The recording app's key: generated once per process (a real key: the app JWT is signed with it).
+_PRIVATE_KEY = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
+)
 GITHUB_CONFIG = {
     "app_id": "123456",
     "app_slug": "tether-rec",
-    "private_key": "-----BEGIN PRIVATE KEY-----recording",
+    "private_key": _PRIVATE_KEY,
     "webhook_secret": "github-webhook-secret-rec",
 }
 SANDBOX_KEY = "sbx_key_acme"
+INSTALLATION = 42
+INSTALLATION_TOKEN = "ghs_1nstallat1onT0kenNotInACassette01"
 #: The values the slot and operator config schemas declare secret (client IDs and app IDs are not).
 SECRETS = (
     GITHUB_TOKEN,
@@ -62,6 +72,7 @@ SECRETS = (
     SLACK_CONFIG["signing_secret"],
     GITHUB_CONFIG["private_key"],
     GITHUB_CONFIG["webhook_secret"],
+    INSTALLATION_TOKEN,
 )
 
 
@@ -95,8 +106,28 @@ def webhook_examples(path: Path, definition: str, webhook: str, deliveries: list
 
 
 def github_standin(request: Received) -> Answer:
-    """``/user`` and ``/user/repos`` (one repository per page, linked with GitHub's ``Link`` header)."""
-    if request.headers.get("authorization") != f"Bearer {GITHUB_TOKEN}":
+    """``/user`` and ``/user/repos`` (one repository per page, linked with GitHub's ``Link`` header) for a token; the
+    app's installation 42: its token mint, ``/installation/repositories`` (two pages) and uninstalling."""
+    auth = request.headers.get("authorization", "")
+    if request.path.startswith("/app/"):
+        if not auth.startswith("Bearer ey"):  # an app JWT
+            return Answer(401, fixture("github_app", "error_401")["body"])
+        if request.method == "POST" and request.path == f"/app/installations/{INSTALLATION}/access_tokens":
+            minted = fixture("github_app", "access_token")
+            # Far ahead, unlike the documented example's: a replay long after the recording must not mint again.
+            return Answer(201, {**minted["body"], "token": INSTALLATION_TOKEN, "expires_at": "2099-01-01T00:00:00Z"})
+        if request.method == "DELETE" and request.path == f"/app/installations/{INSTALLATION}":
+            return Answer(204)
+        return Answer(404, {"message": "Not Found"})
+    if request.path == "/installation/repositories":
+        if auth != f"Bearer {INSTALLATION_TOKEN}":
+            return Answer(401, fixture("github_app", "error_401")["body"])
+        page = request.query.get("page", ["1"])[0]
+        listed = fixture(
+            "github_app", "installation_repositories_page2" if page == "2" else "installation_repositories_page1"
+        )
+        return Answer(200, listed["body"], listed["headers"])
+    if auth != f"Bearer {GITHUB_TOKEN}":
         return Answer(401, fixture("github_app", "error_401")["body"])
     if request.path == "/user":
         return Answer(200, fixture("github_app", "user")["body"])
@@ -113,8 +144,8 @@ def github_standin(request: Received) -> Answer:
 
 async def record_github(out: Path, workdir: Path) -> list[Path]:
     from definitions.github_app import definition
-    from definitions.github_app.connections import GitHubTokenConnection
-    from definitions.github_app.slots import GitHubPersonalAccessToken
+    from definitions.github_app.connections import GitHubAppConnection, GitHubTokenConnection
+    from definitions.github_app.slots import GitHubAppInstallation, GitHubPersonalAccessToken
 
     runtime = scratch_engine(definition, workdir, GITHUB_CONFIG)
     try:
@@ -127,6 +158,18 @@ async def record_github(out: Path, workdir: Path) -> list[Path]:
                 await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
                 for op in ("HealthCheck", "RepositorySync")
             ]
+            app = connect(
+                runtime,
+                definition,
+                GitHubAppConnection,
+                GitHubAppInstallation(installation_id=INSTALLATION),
+                owner_id="app",
+            )
+            for op in ("HealthCheck", "RepositorySync"):
+                target = out / f"GitHubAppConnection.{op}.yaml"
+                paths.append(await record_to(runtime, app, op, target, upstreams=upstreams))
+            target = out / "disconnect.GitHubAppConnection.yaml"
+            paths.append(await record_to(runtime, app, "disconnect", target, upstreams=upstreams))
     finally:
         runtime.close()
     deliveries = []

@@ -49,6 +49,18 @@ def _is_secret(annotation: Any) -> bool:
     return any(_is_secret(arg) for arg in typing.get_args(annotation))
 
 
+def _private_key() -> str:
+    """A fresh RSA key (PEM) for a secret named ``*private_key*``: a definition signs with it (GitHub's app JWT), so
+    a random string would fail before any request. Still a canary: no one else has it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def canary_model(model: type[BaseModel], known: dict[str, Any] | None, canaries: list[str]) -> BaseModel:
     """``model`` with the recorded non-secret values of ``known``, a fresh canary in every secret field (appended to
     ``canaries``) and, for required fields the recording did not keep, a placeholder."""
@@ -59,7 +71,7 @@ def canary_model(model: type[BaseModel], known: dict[str, Any] | None, canaries:
         if _is_secret(info.annotation):
             if recorded is None and not info.is_required() and name not in known:
                 continue
-            canary = f"canary{name.replace('_', '')}{_random.token_hex(8)}"
+            canary = _private_key() if "private_key" in name else f"canary{name.replace('_', '')}{_random.token_hex(8)}"
             canaries.append(canary)
             values[name] = canary
         elif name in known and recorded != SCRUBBED:

@@ -95,6 +95,9 @@ async def record(
         secrets += slot_secrets(operator)
     selecting = next((s for s in held if type(s.slot) is connection.credential), held[0] if held else None)
     tap = RecordingTap(upstreams=dict(upstreams or {}))
+    # A cassette replays on its own, on a fresh engine: a client cached by an earlier call (holding a token it
+    # minted then) would leave that mint out of this recording.
+    runtime.clients.drop(integration_id)
     principal = Principal(tenant_id=integration.tenant_id, role="server")
     validate = connection.validate
     with tapped(tap):
