@@ -142,6 +142,13 @@ def test_a_token_written_to_a_log_fails_not_logged(tmp_path: Path) -> None:
     )
 
 
+def test_a_health_check_that_crashes_fails_its_check_instead_of_the_suite(tmp_path: Path) -> None:
+    message, failed = _failures(broken.crashing_health, tmp_path)
+    assert "health.passes" in failed and "KeyError" in failed["health.passes"]
+    assert "a field the code expected" not in message  # by type only: an exception's text may quote the provider
+    assert "ingest.pages_to_end" not in failed  # the other checks still ran
+
+
 def test_a_tampered_cassette_fails_cassette_scrubbed(tmp_path: Path) -> None:
     folder = tmp_path / "slack"
     folder.mkdir()

@@ -103,3 +103,16 @@ leaky = replace(
     operations=(_health, _sync, *(o for o in slack.operations if o.operation_id() not in ("HealthCheck", "UserSync"))),
 )
 assert SlackBotToken in LeakyClient.slots
+
+
+class CrashingHealthCheck(slack_operations.HealthCheck):
+    async def run(self, ctx: OperationContext) -> dict[str, object]:
+        raise KeyError("a field the code expected")
+
+
+_crash = _named(CrashingHealthCheck, "HealthCheck")
+crashing_health = replace(
+    slack,
+    connections=tuple(type(c.__name__, (c,), {"validate": _crash, "__module__": __name__}) for c in slack.connections),
+    operations=(_crash, *(o for o in slack.operations if o.operation_id() != "HealthCheck")),
+)

@@ -253,10 +253,11 @@ class _Suite:
         ops = [(p, c) for p, c in found if c.metadata.get("kind", "operation") == "operation"]
         try:
             with _capturing() as capture:
-                await self.health(ops)
-                await self.ingest(ops)
-                await self.rate_limit(ops)
-                await self.disconnect(ops, [c for _, c in found if c.metadata.get("kind") == "disconnect"])
+                await self.step("health.passes", self.health(ops))
+                await self.step("ingest.pages_to_end", self.ingest(ops))
+                await self.step("rate_limit.retry_after", self.rate_limit(ops))
+                revocations = [c for _, c in found if c.metadata.get("kind") == "disconnect"]
+                await self.step("disconnect.revokes", self.disconnect(ops, revocations))
                 self.webhooks([c for _, c in found if c.metadata.get("kind") == "webhook"])
             self.secrets(capture.lines)
             self.scrubbed(found)
@@ -266,6 +267,17 @@ class _Suite:
             for harness in self.harnesses:
                 harness.close()
         return self.report
+
+    async def step(self, check: str, steps: Awaitable[None]) -> None:
+        """Run a group of checks; an exception the engine did not turn into a result fails the group's first check
+        (by type: its text may hold what the provider sent) instead of ending the suite."""
+        try:
+            await steps
+        except SuiteSetupError:
+            raise
+        except Exception as exc:
+            log.debug("standard suite step %s raised %s", check, type(exc).__name__)
+            self.result(check, self.definition.id, False, f"raised {type(exc).__name__} outside the engine's handling")
 
     def _validate_op(self, metadata: dict[str, Any]) -> type[Operation] | None:
         connection = self.definition.connection(str(metadata.get("connection")))
@@ -285,6 +297,9 @@ class _Suite:
             return
         for cassette in checked:
             subject = str(cassette.metadata.get("connection"))
+            if not cassette.interactions:
+                self.result("health.passes", subject, False, "the health check's cassette holds no interaction")
+                continue
             harness = self.harness(cassette.metadata)
             setup = Setup(harness.runtime)
             if not self.skipped("health.passes"):
@@ -429,6 +444,9 @@ class _Suite:
             return
         cassette, op = candidates[0]
         subject = op.operation_id()
+        if not cassette.interactions:
+            self.result("rate_limit.retry_after", subject, False, "its cassette holds no interaction to answer 429")
+            return
         # An engine of its own: the 429 pauses the provider's budget in that engine's rate governor.
         harness = self.harness(cassette.metadata)
         integration_id = harness.connect(cassette.metadata)
