@@ -23,10 +23,10 @@ from support.recordings import CASSETTES, SECRETS, record_all
 
 DEFINITIONS = {d.id: d for d in builtin_definitions()}
 #: Built-in definitions without cassettes yet, and why: each still has its own respx or stand-in tests. Recording
-#: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for three.
+#: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
 NOT_RECORDED = {
     name: "no recording yet: its tests replay the documented fixtures with respx or a stand-in of their own"
-    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack"})
+    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta"})
 }
 
 

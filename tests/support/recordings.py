@@ -3,7 +3,7 @@
 * **sandbox**: the real sandbox provider served by a live Tether on 127.0.0.1 (``sandbox.conftest.start``), connected
   with the seeded key ``sbx_key_acme`` through the API; its webhook example is a delivery the sandbox really sent
   (a control changes a record, the delivery lands in Tether's ``webhook_delivery`` table).
-* **github_app** and **slack**: stand-ins on 127.0.0.1 (``support.replay.ReplayServer``) that answer with the
+* **github_app**, **slack** and **okta**: stand-ins on 127.0.0.1 (``support.replay.ReplayServer``) that answer with the
   providers' documented shapes (``tests/fixtures/<definition>/``) and page them as the providers do (GitHub's
   ``Link`` header, Slack's ``response_metadata.next_cursor``); the recording tap sends the providers' origins to
   them (``upstreams``) while the cassettes keep the providers' URLs. Their webhook examples are the documented
@@ -73,6 +73,7 @@ SECRETS = (
     GITHUB_CONFIG["private_key"],
     GITHUB_CONFIG["webhook_secret"],
     INSTALLATION_TOKEN,
+    "00QCjAl4MlV-R3c0rdedOktaT0kenNotInACassette",
 )
 
 
@@ -232,6 +233,54 @@ async def record_slack(out: Path, workdir: Path) -> list[Path]:
     return paths
 
 
+# -- Okta --------------------------------------------------------------------------------------------------------
+
+OKTA_TOKEN = "00QCjAl4MlV-R3c0rdedOktaT0kenNotInACassette"
+OKTA_PAGES = {
+    "/api/v1/users": ("users_page1", "users_page2"),
+    "/api/v1/groups": ("groups_page1", "groups_page2"),
+    "/api/v1/groups/00g1emaKYZTWRYYRRTSK/users": ("group_engineering_users", None),
+    "/api/v1/groups/00g1emaKYZTWRYYRRTSL/users": ("group_everyone_users_page1", "group_everyone_users_page2"),
+}
+
+
+def okta_standin(request: Received) -> Answer:
+    """The org's users, groups and members, each paged by ``after`` as the documented ``Link`` headers say."""
+    if request.headers.get("authorization") != f"SSWS {OKTA_TOKEN}":
+        return Answer(401, fixture("okta", "error_401")["body"])
+    pages = OKTA_PAGES.get(request.path)
+    if pages is None:
+        return Answer(404, {"errorCode": "E0000007", "errorSummary": "Not found"})
+    name = pages[1] if "after" in request.query and pages[1] else pages[0]
+    answer = fixture("okta", name)
+    return Answer(answer["status"], answer["body"], answer["headers"])
+
+
+async def record_okta(out: Path, workdir: Path) -> list[Path]:
+    from definitions.okta import definition
+    from definitions.okta.connections import OktaApiTokenConnection
+    from definitions.okta.slots import OktaApiToken
+
+    runtime = scratch_engine(definition, workdir, None)
+    try:
+        credential = OktaApiToken(api_token=SecretStr(OKTA_TOKEN))
+        iid = connect(
+            runtime, definition, OktaApiTokenConnection, credential, user_input={"org_url": "https://acme.okta.com"}
+        )
+        with loopback_allowed(), replay_server(okta_standin) as server:
+            upstreams = {"https://acme.okta.com": server.url}
+            paths = [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in ("HealthCheck", "DirectorySync")
+            ]
+    finally:
+        runtime.close()
+    delivery = fixture("okta", "event_hook_delivery")
+    deliveries = [({"Content-Type": "application/json"}, json.dumps(delivery["body"]).encode())]
+    paths.append(webhook_examples(out / "webhook.event_hook.yaml", "okta", "event_hook", deliveries))
+    return paths
+
+
 # -- the sandbox -------------------------------------------------------------------------------------------------
 
 
@@ -290,7 +339,7 @@ async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
     return paths
 
 
-RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": record_slack}
+RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": record_slack, "okta": record_okta}
 
 
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:
