@@ -19,6 +19,9 @@ from sqlalchemy.engine import make_url
 from engine.store.database import Database, normalize_url
 from support.embedded import EmbeddedWorker
 
+#: The standard suite's ``standard_suite`` fixture (``engine.testing.pytest_plugin``), for every definition's tests.
+pytest_plugins = ["engine.testing.pytest_plugin"]
+
 POSTGRES_URL = os.environ.get("TETHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -33,6 +33,7 @@ from engine.authoring.operations import (
     Policy,
 )
 from engine.authoring.slots import CredentialSlot, OAuth2Token
+from engine.authoring.suite_checks import STANDARD_SUITE_CHECKS
 from engine.authoring.webhooks import (
     CelValue,
     EventContext,
@@ -65,6 +66,7 @@ from engine.webhooks.verification import (
 __all__ = [
     "PUBLIC_URL",
     "REMOVE",
+    "STANDARD_SUITE_CHECKS",
     "AppInstall",
     "Auth",
     "BearerToken",

@@ -11,6 +11,8 @@ import typer
 
 from engine.cli_records import records_app
 from engine.cli_runs import runs_app
+from engine.cli_testing import record as record_cmd
+from engine.cli_testing import test as test_cmd
 from engine.cli_workers import scheduler as scheduler_cmd
 from engine.cli_workers import worker as worker_cmd
 from engine.errors import ConfigurationError, DefinitionError
@@ -22,6 +24,8 @@ definitions_app = typer.Typer(help="Inspect and check provider definitions.", no
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="The master key ring that seals stored credentials.", no_args_is_help=True)
 app.add_typer(definitions_app, name="definitions")
+definitions_app.command("record")(record_cmd)
+definitions_app.command("test")(test_cmd)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 api_keys_app = typer.Typer(help="API keys the host app uses to call Tether.", no_args_is_help=True)

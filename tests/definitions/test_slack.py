@@ -45,6 +45,7 @@ from engine.catalog.registry import Registry
 from engine.kit.providerkit import PaginationLoop, RateLimited
 from engine.webhooks.verification import InvalidSignature, StaleDelivery, lower_headers, verify
 from ingest.models.directory_account import DirectoryAccount
+from support.cassette_fixtures import response_fixture
 
 API = "https://slack.com/api"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "slack"
@@ -58,7 +59,7 @@ CONFIG = SlackAppConfig(client_id="1234.5678", client_secret=SecretStr("shh"),
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)  # responses are cassettes, webhook deliveries JSON
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

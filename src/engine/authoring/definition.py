@@ -6,7 +6,7 @@ The registry validates a definition when it is registered and refuses an inconsi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from engine.authoring.clients import Client
@@ -44,6 +44,10 @@ class Definition:
     #: The provider's published rate limit, kept by the rate governor across every worker (``engine.governor``).
     #: Undeclared, calls are still paused when the provider answers 429 or reports a window with nothing left.
     rate_limit: RateLimit | None = None
+    #: Checks of the standard suite (``engine.testing.suite.CHECKS``) this definition cannot pass, each with the
+    #: reason (``{"disconnect.revokes": "the provider has no revocation endpoint"}``). The registry refuses an
+    #: unknown check name or an empty reason.
+    standard_suite_skips: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def topic(self, name: str) -> str:
         return f"{self.id}.{name}"

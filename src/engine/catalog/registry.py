@@ -65,6 +65,7 @@ from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
 from engine.authoring.operations import Emits, Operation
 from engine.authoring.slots import CredentialSlot, OAuth2Token
+from engine.authoring.suite_checks import STANDARD_SUITE_CHECKS
 from engine.authoring.webhooks import CelValue, Webhook, WebhookEvent
 from engine.cel import Expression, compile_expression
 from engine.errors import CelError, DefinitionError
@@ -160,6 +161,7 @@ class _Checker:
             raise self.fail("definition", f"ID {d.id!r} must be a non-empty snake_case name", "definition_id")
         self.check_types()
         self.check_unique()
+        self.check_suite_skips()
         for connection in d.connections:
             self.check_connection(connection)
         for client in d.clients:
@@ -172,6 +174,19 @@ class _Checker:
         self.check_mappings(entry)
         self.check_expressions(entry)
         return entry
+
+    def check_suite_skips(self) -> None:
+        """A skipped standard-suite check is a known one, and says why (``Definition.standard_suite_skips``)."""
+        skips = self.d.standard_suite_skips
+        if not isinstance(skips, dict):
+            raise self.fail("standard_suite_skips", "must be a dict of check name to reason", "suite_skip")
+        for check, reason in skips.items():
+            if check not in STANDARD_SUITE_CHECKS:
+                known = ", ".join(STANDARD_SUITE_CHECKS)
+                reason_text = f"{check!r} is not a check of the suite ({known})"
+                raise self.fail("standard_suite_skips", reason_text, "suite_skip")
+            if not isinstance(reason, str) or not reason.strip():
+                raise self.fail("standard_suite_skips", f"skipping {check} needs a reason", "suite_skip")
 
     # -- kinds and uniqueness --------------------------------------------------------------------------------
 

@@ -52,6 +52,13 @@ How the guard works:
   With the sandbox off nothing is admitted this way.
 
 Loopback is allowed only with ``allow_loopback=True`` or env ``TETHER_ALLOW_LOOPBACK_PROVIDERS=1`` (tests).
+
+* Taps (record and replay, ``engine.testing``). While a :class:`Tap` is installed in the current context
+  (:func:`tapped`), every guarded transport hands it each request together with its own guarded ``send``: a
+  recording tap calls ``send`` (the request goes out through every check above) and keeps what came back; a replay
+  tap answers from a cassette and never calls ``send``, so no socket is opened and nothing needs guarding. The tap
+  sits at the transport, under every client a definition or custody builds, so a replayed definition runs every
+  line of its own code.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ import ssl
 import string
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, cast
@@ -94,6 +101,7 @@ __all__ = [
     "DeadlineExceeded",
     "OwnOrigin",
     "ResponseTooLarge",
+    "Tap",
     "TooManyRedirects",
     "check_address",
     "deadline",
@@ -107,6 +115,7 @@ __all__ = [
     "read_json",
     "read_json_sync",
     "system_resolver",
+    "tapped",
 ]
 
 Resolver = Callable[[str], Iterable[str]]
@@ -120,6 +129,34 @@ LOOPBACK_ENV = "TETHER_ALLOW_LOOPBACK_PROVIDERS"
 SANDBOX_PATH = "/sandbox/"
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class Tap:
+    """Sees (and may answer) every request of the guarded transports while installed with :func:`tapped`.
+
+    ``send`` is the transport's own guarded exchange. The default passes the request through untouched.
+    """
+
+    async def exchange(
+        self, request: httpx.Request, send: Callable[[httpx.Request], Awaitable[httpx.Response]]
+    ) -> httpx.Response:
+        return await send(request)
+
+    def exchange_sync(self, request: httpx.Request, send: Callable[[httpx.Request], httpx.Response]) -> httpx.Response:
+        return send(request)
+
+
+_TAP: contextvars.ContextVar[Tap | None] = contextvars.ContextVar("tether_egress_tap", default=None)
+
+
+@contextlib.contextmanager
+def tapped(tap: Tap) -> Iterator[Tap]:
+    """Install ``tap`` for the requests sent in this context (and the tasks it starts)."""
+    token = _TAP.set(tap)
+    try:
+        yield tap
+    finally:
+        _TAP.reset(token)
 _STRIPPED_WHEN_DECODED = {b"content-encoding", b"content-length"}
 # True while a plain-http request is being sent: its connection must land on loopback. A context variable
 # because httpcore opens the connection in the task (or thread) that sends the request.
@@ -698,6 +735,12 @@ class _AsyncGuardTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        tap = _TAP.get()
+        if tap is not None:
+            return await tap.exchange(request, self._guarded)
+        return await self._guarded(request)
+
+    async def _guarded(self, request: httpx.Request) -> httpx.Response:
         deadline = _deadline_for(request, self._policy.deadline)
         try:
             with _checked(self._policy, request), anyio.move_on_after(deadline.remaining()) as scope:
@@ -734,6 +777,12 @@ class _SyncGuardTransport(httpx.HTTPTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        tap = _TAP.get()
+        if tap is not None:
+            return tap.exchange_sync(request, self._guarded)
+        return self._guarded(request)
+
+    def _guarded(self, request: httpx.Request) -> httpx.Response:
         deadline = _deadline_for(request, self._policy.deadline)
         try:
             with _checked(self._policy, request):

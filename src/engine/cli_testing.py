@@ -1,0 +1,111 @@
+"""``tether definitions record`` and ``tether definitions test``: cassettes and the standard suite
+(``engine.testing``, ``docs/testing-definitions.md``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+
+from engine.errors import ConfigurationError, DefinitionError, TetherError
+from engine.settings import Settings
+
+#: Where cassettes live unless ``--cassettes`` / ``--out`` say otherwise: one folder per definition.
+DEFAULT_ROOT = Path("tests") / "cassettes"
+
+
+def _fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
+
+
+def _upstreams(values: list[str]) -> dict[str, str]:
+    upstreams = {}
+    for value in values:
+        origin, sep, target = value.partition("=")
+        if not sep or not origin.startswith("https://") or not target:
+            _fail(f"error: --upstream takes ORIGIN=URL (https://api.example.com=http://127.0.0.1:8123), not {value!r}")
+        upstreams[origin.rstrip("/")] = target.rstrip("/")
+    return upstreams
+
+
+def record(
+    definition_id: str = typer.Argument(..., help="The definition the integration is of."),
+    operation: str = typer.Argument(
+        ..., help="An operation ID, the health check's, 'disconnect' (revokes!) or webhook:NAME (received deliveries)."
+    ),
+    integration: str = typer.Option(..., "--integration", help="The connected integration to record with."),
+    out: str = typer.Option(None, "--out", help="The cassette file (default tests/cassettes/<ID>/<OPERATION>.yaml)."),
+    config: str = typer.Option(None, "--config", help="The operation's config, as JSON."),
+    upstream: list[str] = typer.Option(  # noqa: B008 - typer reads a repeatable option from a list default
+        [], "--upstream", help="ORIGIN=URL: send the provider's origin to a stand-in (repeatable; needs loopback)."
+    ),
+) -> None:
+    """Run one operation against the real provider, through the egress guard, and write its scrubbed cassette."""
+    from engine.runtime import Runtime
+    from engine.store.tables import Integration
+    from engine.testing.recording import DISCONNECT, WEBHOOK_PREFIX, record_to, record_webhook_examples
+
+    parsed = None
+    if config is not None:
+        try:
+            parsed = json.loads(config)
+        except ValueError:
+            _fail("error: --config is not valid JSON")
+        if not isinstance(parsed, dict):
+            _fail("error: --config must be a JSON object")
+    upstreams = _upstreams(upstream)
+    try:
+        runtime = Runtime.start(Settings())
+    except (DefinitionError, ConfigurationError) as exc:
+        _fail(f"error: {exc.message}")
+    try:
+        with runtime.db.session() as session:
+            row = session.get(Integration, integration)
+        if row is None or row.definition_id != definition_id:
+            _fail(f"error: no integration {integration} of {definition_id}")
+        assert row is not None
+        webhook = operation[len(WEBHOOK_PREFIX) :] if operation.startswith(WEBHOOK_PREFIX) else None
+        if out is None:
+            connection = (row.provider_data or {}).get("connection", "")
+            name = f"{DISCONNECT}.{connection}" if operation == DISCONNECT else operation
+            name = f"webhook.{webhook}" if webhook is not None else name
+            target = DEFAULT_ROOT / definition_id / f"{name}.yaml"
+        else:
+            target = Path(out)
+        if webhook is not None:
+            path = record_webhook_examples(runtime, integration, webhook, target)
+        else:
+            path = asyncio.run(record_to(runtime, integration, operation, target, config=parsed, upstreams=upstreams))
+    except TetherError as exc:
+        _fail(f"error: {exc.code}: {exc.message}")
+    finally:
+        runtime.close()
+    from engine.testing.cassettes import load
+
+    typer.echo(f"wrote {path} ({len(load(path))} interaction(s), scrubbed)")
+
+
+def test(
+    definition_id: str = typer.Argument(..., help="The definition to check."),
+    cassettes: str = typer.Option(None, "--cassettes", help="Its cassette folder (default tests/cassettes/<ID>)."),
+) -> None:
+    """Run the standard suite against the definition's cassettes, offline; exit 1 naming each failed check."""
+    from engine.catalog.loading import load_registry
+    from engine.testing.suite import run_suite
+
+    try:
+        registry = load_registry(Settings())
+    except (DefinitionError, ConfigurationError) as exc:
+        _fail(f"error: {exc.message}")
+    if definition_id not in registry:
+        _fail(f"error: no definition {definition_id!r}")
+    folder = Path(cassettes) if cassettes is not None else DEFAULT_ROOT / definition_id
+    report = run_suite(registry.get(definition_id), folder)
+    typer.echo(report.text())
+    failed = report.failures()
+    if failed:
+        _fail(f"{len(failed)} check(s) failed: {', '.join(dict.fromkeys(r.check for r in failed))}")
+    typer.echo(f"ok: {definition_id} passes the standard suite")
