@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from sqlalchemy.engine import make_url
 
 from engine.custody import oauth as custody
+from engine.custody.oauth import AsyncOAuth2Client  # authlib's, imported on httpx (not httpx2) by the engine
 from engine.sandbox.database import side_url
 from engine.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 from sandbox.conftest import LiveSandbox

@@ -19,9 +19,10 @@ place nobody configured. Loopback follows the egress rule (``loopback=None`` →
 from __future__ import annotations
 
 import secrets
+import sys
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -36,7 +37,30 @@ from engine.errors import ProviderError, TetherError
 from engine.kit.egress import DeadlineExceeded, egress_transport
 from engine.kit.inputs import ascii_int
 
-with warnings.catch_warnings():
+
+@contextmanager
+def _httpx2_hidden() -> Iterator[None]:
+    """Make ``import httpx2`` fail while authlib's httpx integration is imported.
+
+    authlib builds its clients on ``httpx2`` whenever it is importable, and other dependencies (the ``mcp`` SDK)
+    install it. Tether's egress guard is an ``httpx`` transport, so authlib must take its ``httpx`` fallback: a
+    ``None`` entry in ``sys.modules`` makes the import raise ``ImportError`` for that one import only; the real
+    module (if any code imported it already) is put back right after, so ``mcp`` keeps its ``httpx2``.
+    """
+    saved = sys.modules.get("httpx2", _ABSENT)
+    sys.modules["httpx2"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if saved is _ABSENT:
+            del sys.modules["httpx2"]
+        else:
+            sys.modules["httpx2"] = saved
+
+
+_ABSENT = object()
+
+with warnings.catch_warnings(), _httpx2_hidden():
     # authlib warns that plain httpx is deprecated in favour of httpx2; the egress guard is an httpx transport.
     warnings.simplefilter("ignore", DeprecationWarning)
     from authlib.integrations.base_client import OAuthError as _AuthlibOAuthError
@@ -44,7 +68,9 @@ with warnings.catch_warnings():
 
 if not issubclass(AsyncOAuth2Client, httpx.AsyncClient):  # pragma: no cover - depends on the environment
     # authlib switches to ``httpx2`` whenever it is importable; the egress transport would not fit it.
-    raise ImportError("authlib's AsyncOAuth2Client is not built on httpx (is httpx2 installed?)")
+    raise ImportError(
+        "authlib's httpx integration was imported on httpx2 before engine.custody.oauth; import the engine first"
+    )
 
 __all__ = [
     "InvalidGrant",
