@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli_authoring import definitions_new, mapping_coverage
 from engine.cli_records import records_app
 from engine.cli_workers import scheduler as scheduler_cmd
 from engine.cli_workers import worker as worker_cmd
@@ -28,6 +29,8 @@ app.add_typer(api_keys_app, name="api-keys")
 app.command("worker")(worker_cmd)
 app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
+mapping_app.command("coverage")(mapping_coverage)
+definitions_app.command("new")(definitions_new)
 app.add_typer(records_app, name="records")
 changes_app = typer.Typer(help="The change feed (GET /v1/changes) and its retention.", no_args_is_help=True)
 app.add_typer(changes_app, name="changes")
