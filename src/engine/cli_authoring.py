@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -17,14 +18,16 @@ USAGE = 2
 
 def definitions_new(
     name: str = typer.Argument(..., help="The definition's ID, snake_case (asana)."),
-    auth: str = typer.Option("api-key", "--auth", help="oauth2, api-key or app-install."),
+    auth: str = typer.Option(None, "--auth", help="oauth2, api-key (the default) or app-install; --data: oauth2."),
     data: bool = typer.Option(False, "--data", help="A data file (TOML, OAuth 2.0 only) instead of a package."),
-    directory: Path = typer.Option(
-        None,
-        "--dir",
-        help="Where to write it (default: the built-in definitions package; with --data, the first "
-        "TETHER_DEFINITIONS_DIR folder).",
-    ),
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Where to write it (default: the built-in definitions package; with --data, the first "
+            "TETHER_DEFINITIONS_DIR folder).",
+        ),
+    ] = None,
     schema: str = typer.Option("task", "--schema", help="The internal model the first stream lands in."),
 ) -> None:
     """Write a definition skeleton that passes `tether definitions check`, with TODOs where the provider's
@@ -32,6 +35,7 @@ def definitions_new(
     from engine.devtools.scaffold import ScaffoldError, scaffold
     from engine.settings import Settings
 
+    auth = auth or ("oauth2" if data else "api-key")
     try:
         written = scaffold(name, auth=auth, data=data, directory=directory, schema=schema, settings=Settings())
     except ScaffoldError as exc:
@@ -45,9 +49,10 @@ def definitions_new(
 
 def mapping_coverage(
     definition: str = typer.Argument(..., help="Definition ID."),
-    payloads: list[Path] = typer.Option(
-        None, "--payloads", help="Files or folders of payloads, answers or cassettes (repeatable)."
-    ),
+    payloads: Annotated[
+        list[Path] | None,
+        typer.Option("--payloads", help="Files or folders of payloads, answers or cassettes (repeatable)."),
+    ] = None,
     schema: str = typer.Option(None, "--schema", help="Send every payload given to this schema's mapping."),
     variant: str = typer.Option("", "--variant", help="With --schema: the mapping's variant."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),

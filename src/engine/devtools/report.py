@@ -49,14 +49,14 @@ def _mapping(m: MappingCoverage) -> list[str]:
     if m.unused:
         shown = [f"{u.path} ({u.present}/{m.records})" for u in m.unused[:UNUSED_SHOWN]]
         more = len(m.unused) - UNUSED_SHOWN
-        lines.append("  payload fields no mapping reads: " + ", ".join(shown) + (f", … and {more} more" if more > 0 else ""))
+        lines.append(
+            "  payload fields no mapping reads: " + ", ".join(shown) + (f", … and {more} more" if more > 0 else "")
+        )
     return lines
 
 
 def _row(f: FieldCoverage, seen: int, total: int) -> tuple[str, str, str, str]:
     status = _STATUS[f.status] + (" (required)" if f.required and f.status != "filled" else "")
     counted = f"{f.filled}/{seen}" if f.status != "not_written" else "-"
-    reads = ", ".join(
-        f"{u.path} {u.present}/{total}" + (" never present" if u.present == 0 else "") for u in f.reads
-    )
+    reads = ", ".join(f"{u.path} {u.present}/{total}" + (" never present" if u.present == 0 else "") for u in f.reads)
     return f.field, status, counted, reads or ("-" if f.status != "not_written" else "")
