@@ -291,7 +291,6 @@ def test_coverage_reads_a_cassette_by_the_streams_request_path(scaffolded: Path,
     import json
 
     import yaml
-
     from asana import definition  # type: ignore[import-not-found]
 
     def interaction(uri: str, fixture: str) -> dict[str, Any]:
