@@ -182,3 +182,34 @@ def test_the_command_refuses_what_it_cannot_read(tmp_path: Path, monkeypatch: py
     (tmp_path / "broken.json").write_text("{")
     broken = runner.invoke(app, ["mapping", "coverage", "todoist", "--payloads", str(tmp_path / "broken.json")])
     assert broken.exit_code == 1 and "not a JSON file" in broken.output
+
+
+def test_a_webhook_cassette_gives_its_deliveries_bodies(tmp_path: Path) -> None:
+    """``engine.testing``'s webhook cassettes hold example deliveries as requests: those bodies are payloads."""
+    delivery = {"action": "added", "repositories_added": [{"id": 1, "full_name": "acme/tether"}]}
+    cassette = tmp_path / "webhook.app.yaml"
+    cassette.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "metadata": {"kind": "webhook", "webhook": "app"},
+                "interactions": [
+                    {
+                        "request": {
+                            "method": "POST",
+                            "uri": "https://tether.example/v1/webhooks/x",
+                            "headers": {},
+                            "body": json.dumps(delivery),
+                        },
+                        "response": {
+                            "status": {"code": 200, "message": "OK"},
+                            "headers": {},
+                            "body": {"string": '{"ok": true}'},
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    [exchange] = read_paths([cassette]).exchanges
+    assert exchange.body == delivery and exchange.path is None

@@ -254,7 +254,8 @@ def _measure(definition: Definition, c: _Compiled, records: list[Any], models: d
             )
         )
     report.unknown_keys = [k for k in written if k not in allowed]
-    report.never_present = sorted(u.path for p, u in uses.items() if p and u.present == 0)
+    # With no record, every read path is "never present": that says nothing the header does not.
+    report.never_present = sorted(u.path for p, u in uses.items() if p and u.present == 0) if records else []
     report.unused = _unused(records, c.paths)
     return report
 

@@ -7,7 +7,8 @@ else the object itself and its object members (``{"data": {...}}``, a single res
 belongs to is the coverage's business (``engine.devtools.coverage``).
 
 Cassettes are vcrpy's YAML format (version 1: ``interactions[].request.uri`` and ``response.body.string``), read
-with PyYAML's safe loader; fixture files are Tether's own recorded answers (``{"status", "headers", "body"}``), the
+with PyYAML's safe loader; a cassette whose ``metadata.kind`` is ``webhook`` (``engine.testing``'s example
+deliveries) gives its requests' bodies instead; fixture files are Tether's own recorded answers (``{"status", "headers", "body"}``), the
 providers' published examples (``{"source", "body"}``), or a plain JSON payload or list of payloads.
 """
 
@@ -79,6 +80,9 @@ def cassette_exchanges(path: Path) -> list[Exchange]:
         raise PayloadSourceError(f"{path}: not a YAML cassette ({type(exc).__name__})") from None
     if not isinstance(document, dict) or not isinstance(document.get("interactions"), list):
         raise PayloadSourceError(f"{path}: a cassette has a list of interactions")
+    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    if metadata.get("kind") == "webhook":
+        return _deliveries(path, document["interactions"])
     found = []
     for index, interaction in enumerate(document["interactions"]):
         request = interaction.get("request") or {} if isinstance(interaction, dict) else {}
@@ -98,6 +102,24 @@ def cassette_exchanges(path: Path) -> list[Exchange]:
             continue  # not JSON: nothing a mapping reads
         uri = str(request.get("uri", ""))
         found.append(Exchange(parsed, f"{path}#{index}", str(request.get("method", "")) or None, urlsplit(uri).path))
+    return found
+
+
+def _deliveries(path: Path, interactions: list[Any]) -> list[Exchange]:
+    """A webhook cassette holds example deliveries as requests: their JSON bodies are the payloads."""
+    found = []
+    for index, interaction in enumerate(interactions):
+        request = interaction.get("request") if isinstance(interaction, dict) else None
+        body = request.get("body") if isinstance(request, dict) else None
+        text = body.get("string") if isinstance(body, dict) else body
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        try:
+            found.append(Exchange(json.loads(text), f"{path}#{index}"))
+        except ValueError:
+            continue  # a form-encoded delivery (Slack's slash commands): no JSON payload to read
     return found
 
 

@@ -35,7 +35,7 @@ def _mapping(m: MappingCoverage) -> list[str]:
         head += " (" + ", ".join(f"{code}: {n}" for code, n in sorted(m.rejects.items())) + ")"
     lines = [head]
     if not m.records:
-        lines.append("  no recorded payload for this mapping: record one, or give --payloads")
+        return [*lines, "  no recorded payload for this mapping: record one, or give --payloads"]
     seen = m.records - m.filtered - m.rejects.get("map_error", 0) - m.rejects.get("map_not_object", 0)
     rows = [("model field", "status", "records", "reads (present in records)")]
     rows += [_row(f, seen, m.records) for f in m.fields]
