@@ -8,8 +8,9 @@ belongs to is the coverage's business (``engine.devtools.coverage``).
 
 Cassettes are vcrpy's YAML format (version 1: ``interactions[].request.uri`` and ``response.body.string``), read
 with PyYAML's safe loader; a cassette whose ``metadata.kind`` is ``webhook`` (``engine.testing``'s example
-deliveries) gives its requests' bodies instead; fixture files are Tether's own recorded answers (``{"status", "headers", "body"}``), the
-providers' published examples (``{"source", "body"}``), or a plain JSON payload or list of payloads.
+deliveries) gives its requests' bodies instead. Fixture files are Tether's own recorded answers (``{"status",
+"headers", "body"}``), the providers' published examples (``{"source", "body"}``), or a plain JSON payload or a
+list of them.
 """
 
 from __future__ import annotations
