@@ -319,3 +319,63 @@ def test_coverage_reads_a_cassette_by_the_streams_request_path(scaffolded: Path,
     )
     report = coverage(definition, read_paths([cassette]))
     assert report.mappings[0].records == 3 and report.mappings[0].mapped == 3
+
+
+# -- the standard suite (engine.testing, issue 25's other half) ------------------------------------------------
+
+
+async def test_the_example_records_and_passes_the_standard_suite(
+    scaffolded: Path,
+    sqlite_database: Database,
+    asana_api: ReplayServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cassettes recorded through the egress guard against the local Asana (``--upstream`` style: the provider's
+    origin sent to the stand-in, the cassette keeping Asana's URLs), then the standard suite over them, offline."""
+    recording = pytest.importorskip("engine.testing.recording", reason="engine.testing (the standard suite) is absent")
+    suite = pytest.importorskip("engine.testing.suite", reason="engine.testing (the standard suite) is absent")
+    for key, value in {
+        "TETHER_DATABASE_URL": sqlite_database.url,
+        "TETHER_SECRET_MASTER_KEY": generate_master_key(),
+        "TETHER_STATE_DIR": str(tmp_path / "state"),
+        "TETHER_BROKER_URL": "",
+        "TETHER_DEFINITION_MODULES": "asana",
+        "TETHER_ENABLED_DEFINITIONS": "asana",
+        "TETHER_ALLOW_LOOPBACK_PROVIDERS": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    worker_module.reset()
+    recorder = Runtime.start(Settings())
+    cassettes = tmp_path / "cassettes"
+    try:
+        integration_id = connect(recorder)
+        for operation in ("AsanaHealthCheck", "TaskSync"):
+            await recording.record_to(
+                recorder,
+                integration_id,
+                operation,
+                cassettes / f"{operation}.yaml",
+                upstreams={"https://app.asana.com": asana_api.url},
+            )
+    finally:
+        worker_module.reset()
+        recorder.close()
+    assert TOKEN not in "".join(p.read_text() for p in cassettes.iterdir())
+    from asana import definition  # type: ignore[import-not-found]
+
+    report = await suite.arun_suite(definition, cassettes, workdir=tmp_path / "suite")
+    assert report.ok, report.text()
+    assert {r.check for r in report.results if r.ok and not r.skipped} >= {
+        "health.passes",
+        "health.unauthorized",
+        "ingest.pages_to_end",
+        "ingest.maps_records",
+        "ingest.repeated_cursor",
+        "rate_limit.retry_after",
+        "disconnect.revokes",
+        "secrets.not_logged",
+    }
+    # and mapping coverage reads the cassettes the recorder wrote, by the stream's request path
+    [tasks_report] = coverage(definition, read_paths([cassettes])).mappings
+    assert (tasks_report.records, tasks_report.mapped, tasks_report.never_present) == (3, 3, [])
