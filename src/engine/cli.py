@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli_authoring import definitions_new, mapping_coverage
 from engine.cli_records import records_app
 from engine.cli_runs import runs_app
 from engine.cli_testing import record as record_cmd
@@ -33,6 +34,8 @@ app.add_typer(api_keys_app, name="api-keys")
 app.command("worker")(worker_cmd)
 app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
+mapping_app.command("coverage")(mapping_coverage)
+definitions_app.command("new")(definitions_new)
 app.add_typer(records_app, name="records")
 app.add_typer(runs_app, name="runs")
 changes_app = typer.Typer(help="The change feed (GET /v1/changes) and its retention.", no_args_is_help=True)
