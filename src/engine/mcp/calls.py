@@ -86,7 +86,7 @@ async def call(
         if answer is None:
             return _ask_to_confirm(entry, arguments)
         if not _confirmed(answer):
-            return tool_error("confirmation_declined", "the user did not confirm this change; nothing was run")
+            return tool_error(code="confirmation_declined", message="the user did not confirm this change; nothing ran")
     try:
         return await _run(runtime, entry, arguments)
     except TetherError as exc:

@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from engine.api.principal import Unauthenticated
 from engine.mcp import calls, resources, tools
 from engine.mcp.auth import MCP_PATH, METADATA_PATH, McpUser, authenticate, challenge, resource_metadata
+from engine.observability import tracing
 from engine.runtime import Runtime
 
 log = logging.getLogger("tether.mcp")
@@ -62,7 +63,17 @@ def build_server(runtime: Runtime) -> Server[Any]:
             raise MCPError(INVALID_PARAMS, f"unknown tool {params.name[:100]!r}; list the tools again")
         client = calls.Client(ctx.session.client_capabilities, ctx.protocol_version in MODERN_PROTOCOL_VERSIONS)
         arguments = dict(params.arguments or {})
-        return await calls.call(runtime, user, entry, arguments, client, params.input_responses)
+        attributes = {
+            "tether.integration.id": entry.integration.id,
+            "tether.definition": entry.definition.id,
+            "tether.operation": entry.operation.operation_id(),
+        }
+        # The run's own span (``tether.run.execute``) is a child of this one: one trace from the MCP request on.
+        with tracing.span("tether.mcp.call_tool", attributes) as span:
+            answered = await calls.call(runtime, user, entry, arguments, client, params.input_responses)
+            if isinstance(answered, types.CallToolResult) and answered.is_error:
+                tracing.fail(span, str(answered.structured_content["error"]["code"]))
+            return answered
 
     async def list_resources(ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None) -> Any:
         found = await anyio.to_thread.run_sync(resources.listed, runtime, _user(ctx))
