@@ -11,6 +11,7 @@ Owners and how they reach the server:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from sqlmodel import select
 
+from definitions.sandbox.operations import HealthCheck
 from engine.api.principal import create_api_key, sign_principal
 from engine.mcp.auth import issue_access_token
 from engine.mcp.calls import answer
@@ -211,12 +213,32 @@ async def test_unknown_arguments_are_a_tool_error_and_no_provider_call(world: Wo
 
 
 async def test_a_queued_tool_waits_for_its_run(world: World) -> None:
+    """The call waits while a worker (played by the test: this live server has none) executes the queued run."""
     async with mcp_client(world, "alice") as client:
-        result = await client.call_tool("sandbox__Sync", {})
+        call = asyncio.create_task(client.call_tool("sandbox__Sync", {}))
+        run_id = await queued_run(world, "Sync")
+        assert not call.done()
+        assert (await world.live.runtime.executor.execute(run_id)).status == "succeeded"
+        result = await call
     assert not result.is_error, result
-    assert result.structured_content["status"] in ("succeeded", "queued", "running")
-    with world.live.runtime.db.session() as session:
-        assert session.get_one(Run, result.structured_content["run_id"]).trigger == "mcp"
+    assert (result.structured_content["run_id"], result.structured_content["status"]) == (run_id, "succeeded")
+    assert result.structured_content["result"]["received"] > 0
+
+
+async def queued_run(world: World, operation: str) -> str:
+    query = select(Run).where(
+        Run.integration_id == world.integrations["alice"],
+        Run.operation == operation,
+        Run.status == "queued",
+        Run.trigger == "mcp",  # not the first connection's reconcile run, which no worker took either
+    )
+    for _ in range(300):
+        with world.live.runtime.db.session() as session:
+            found = session.exec(query).first()
+        if found is not None:
+            return found.id
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no queued {operation} run")
 
 
 # -- reconnect after a revoke ---------------------------------------------------------------------------------------
@@ -334,3 +356,38 @@ def test_a_result_past_the_bound_is_cut_and_names_its_run(world: World) -> None:
     }
     assert result.structured_content["result_bytes"] > runtime.settings.mcp_max_result_bytes
     assert len(result.content[0].text.encode()) <= runtime.settings.mcp_max_result_bytes  # type: ignore[union-attr]
+
+
+async def test_a_handshake_era_client_is_served_statelessly(world: World) -> None:
+    async with mcp_client(world, "alice", mode="legacy") as client:
+        assert client.protocol_version == "2025-11-25"
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        result = await client.call_tool("sandbox__HealthCheck", {})
+    assert "sandbox__HealthCheck" in names
+    assert result.structured_content["result"] == {"ok": True, "account": "acme"}
+
+
+async def test_the_tool_time_limit_cuts_the_wait(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the limit an inline run is cancelled (its row says so); a queued one is answered with its ID and goes
+    on. The health check is made to take a second first (in the server's own process), well past the limit; the
+    queued run waits for a worker, which this test plays after the answer."""
+    health = HealthCheck.run
+
+    async def slow_health(self: HealthCheck, ctx: Any) -> Any:
+        await asyncio.sleep(1)
+        return await health(self, ctx)
+
+    monkeypatch.setattr(HealthCheck, "run", slow_health)
+    monkeypatch.setattr(world.live.runtime.settings, "mcp_time_limit_seconds", 0.2)
+    async with mcp_client(world, "alice") as client:
+        inline = await client.call_tool("sandbox__HealthCheck", {})
+        queued = await client.call_tool("sandbox__Sync", {})
+    error = error_of(inline)
+    assert error["code"] == "time_limit_exceeded"
+    with world.live.runtime.db.session() as session:
+        assert session.get_one(Run, error["run_id"]).status == "cancelled"
+    assert not queued.is_error, queued
+    assert queued.structured_content["status"] in ("queued", "running")
+    assert f"tether://runs/{queued.structured_content['run_id']}" in queued.structured_content["note"]
+    outcome = await world.live.runtime.executor.execute(queued.structured_content["run_id"])
+    assert outcome.status == "succeeded"

@@ -41,6 +41,8 @@ TRIGGER = "mcp"
 CONNECT_KEY = "tether_connect"
 CONFIRM_KEY = "tether_confirm"
 _POLL_SECONDS = 0.2
+#: Looks for the run row of an inline call cut short (every _POLL_SECONDS), before giving up on cancelling it.
+_FIND_TRIES = 25
 #: Inline runs cut short by the time limit, kept referenced until their cancellation lands (asyncio keeps only weak
 #: references to tasks).
 _abandoned: set[asyncio.Task[Any]] = set()
@@ -189,10 +191,20 @@ async def _run(runtime: Runtime, entry: Entry, arguments: dict[str, Any]) -> typ
             executor.run_inline(integration_id, operation_id, trigger=TRIGGER, config=arguments)
         )
         done, _ = await asyncio.wait({task}, timeout=limit)
-        if not done:
+        run_id = None
+        for _ in range(_FIND_TRIES if not done else 0):
+            # The run's row is written by a batched INSERT: a limit shorter than that has no row to cancel yet.
             run_id = await anyio.to_thread.run_sync(_running, runtime, integration_id, operation_id, started)
+            if run_id is not None or task.done():
+                break
+            await anyio.sleep(_POLL_SECONDS)
+        if task.done():
+            done = {task}  # it finished while being looked for: its outcome is the answer
+        if not done:
             if run_id is not None:
-                await anyio.to_thread.run_sync(executor.cancel, run_id)
+                view = await anyio.to_thread.run_sync(executor.cancel, run_id)
+                if RunStatus(view.status) == RunStatus.succeeded:  # it finished just before the cancel: answer it
+                    return await anyio.to_thread.run_sync(answer, runtime, view, view.result)
             _abandoned.add(task)
             task.add_done_callback(_forget)
             return tool_error(
