@@ -272,23 +272,40 @@ async def test_after_a_revoke_the_tool_answers_reconnect_with_its_url(world: Wor
     assert still["code"] == "reconnect_required"  # opened, but not reconnected: the error, not a loop
 
 
+async def test_a_tool_of_an_integration_never_connected_links_to_connecting_it(world: World) -> None:
+    iid = create(world, "erin")
+    async with mcp_client(world, "erin") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        error = error_of(await client.call_tool("sandbox__HealthCheck", {}))
+    assert "sandbox__HealthCheck" in names
+    assert (error["code"], error["action"]) == ("integration_not_connected", "connect")
+    assert error["api_url"] == f"{world.live.base}/v1/integrations/{iid}/connect"
+    with world.live.runtime.db.session() as session:
+        assert session.exec(select(Run).where(Run.integration_id == iid)).first() is None
+
+
 # -- write tier -----------------------------------------------------------------------------------------------------
 
 
 async def test_the_write_tool_is_refused_without_the_write_tier(world: World) -> None:
     before = finding(world, "initech")
+    async with mcp_client(world, "dave") as client:  # a client without elicitation: the error at once
+        plain = error_of(await client.call_tool("sandbox__ResolveFinding", {"finding_id": before["id"]}))
+    assert plain["code"] == "upgrade_required" and plain["action"] == "upgrade"
     asked: list[Any] = []
 
     async def confirm(_context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         asked.append(params)
-        return types.ElicitResult(action="accept", content={"confirm": True})
+        return types.ElicitResult(action="accept", content={"confirm": True} if params.mode == "form" else None)
 
     async with mcp_client(world, "dave", elicitation_callback=confirm) as client:
         result = await client.call_tool("sandbox__ResolveFinding", {"finding_id": before["id"]})
     error = error_of(result)
     assert error["code"] == "upgrade_required" and error["missing_scopes"] == ["records:write"]
     assert error["api_url"] == f"{world.live.base}/v1/integrations/{world.integrations['dave']}/upgrade"
-    assert asked == []  # refused before the user was asked to confirm a change that could not run
+    # The user was sent to the page to upgrade, not asked to confirm a change that could not run; still read-only
+    # when the client called again, so the error.
+    assert [(p.mode, getattr(p, "url", None)) for p in asked] == [("url", f"{world.live.base}/integrations")]
     assert finding(world, "initech", before["id"]) == before
 
 

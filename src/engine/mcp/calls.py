@@ -27,7 +27,7 @@ import mcp_types as types
 from sqlalchemy import desc
 from sqlmodel import col, select
 
-from engine.authoring.connections import missing_write_scopes
+from engine.authoring.connections import missing_product_scopes, missing_write_scopes
 from engine.authoring.operations import UpgradeRequired
 from engine.errors import TetherError
 from engine.mcp.auth import McpUser
@@ -70,19 +70,15 @@ async def call(
     integration = await anyio.to_thread.run_sync(_fresh, runtime, entry.integration.id)
     if integration is None:
         return tool_error("not_found", "this integration no longer exists; list the tools again")
-    blocked = _blocked(runtime, integration)
+    if not user.principal.is_server and not entry.operation.policy.users_may_run:
+        return tool_error("operation_not_allowed", f"{entry.operation.operation_id()} may not be started by a user")
+    # The grant is checked before the user is asked to confirm a change, so nobody confirms one that cannot run.
+    blocked = _blocked(runtime, integration) or await anyio.to_thread.run_sync(_upgrade, runtime, integration, entry)
     if blocked is not None:
         answered = (responses or {}).get(CONNECT_KEY)
         if client.url_elicitation and answered is None:
             return _ask_to_open(blocked)
         return tool_error(**blocked)
-    if not user.principal.is_server and not entry.operation.policy.users_may_run:
-        return tool_error("operation_not_allowed", f"{entry.operation.operation_id()} may not be started by a user")
-    if entry.operation.policy.access == "write":
-        missing = await anyio.to_thread.run_sync(_missing_write_scopes, runtime, integration, entry)
-        if missing:  # refused before the user is asked to confirm a change that could not run
-            fields = _fix(runtime, integration, "upgrade_required", _NO_WRITE_TIER, "upgrade")
-            return tool_error(**fields, missing_scopes=list(missing))
     if entry.operation.policy.access == "write" and client.form_elicitation:
         answer = (responses or {}).get(CONFIRM_KEY)
         if answer is None:
@@ -98,10 +94,24 @@ async def call(
 _NO_WRITE_TIER = "this operation changes provider data and the grant has read access only; upgrade the access first"
 
 
-def _missing_write_scopes(runtime: Runtime, integration: Integration, entry: Entry) -> tuple[str, ...]:
-    """The write tier's scopes the stored grant lacks (the execution path checks the same again at dispatch)."""
+def _upgrade(runtime: Runtime, integration: Integration, entry: Entry) -> dict[str, Any] | None:
+    """The tool error's fields when the stored grant lacks the write tier or the product the operation needs (the
+    execution path checks the same again at dispatch), else ``None``."""
+    policy = entry.operation.policy
+    if policy.access != "write" and policy.product is None:
+        return None
     found = granted_scopes(runtime.db, integration, entry.definition)
-    return () if found is None else missing_write_scopes(found[0].auth, found[1])
+    if found is None:
+        return None
+    connection, granted = found
+    if policy.access == "write" and (missing := missing_write_scopes(connection.auth, granted)):
+        fields = _fix(runtime, integration, "upgrade_required", _NO_WRITE_TIER, "upgrade")
+        return {**fields, "missing_scopes": list(missing)}
+    if policy.product is not None and (missing := missing_product_scopes(connection.auth, policy.product, granted)):
+        message = f"this operation needs the {policy.product} product and the grant does not cover it; upgrade first"
+        fields = _fix(runtime, integration, "upgrade_required", message, "upgrade")
+        return {**fields, "missing_scopes": list(missing), "product": policy.product}
+    return None
 
 
 def _fresh(runtime: Runtime, integration_id: str) -> Integration | None:
@@ -140,7 +150,7 @@ def refused(runtime: Runtime, integration: Integration, exc: TetherError) -> typ
     if isinstance(exc, UpgradeRequired):
         fields = _fix(runtime, integration, exc.code, exc.message, "upgrade")
         fields["api_url"] = exc.upgrade_url
-        return tool_error(**fields, missing_scopes=list(exc.missing_scopes))
+        return tool_error(**fields, missing_scopes=list(exc.missing_scopes), product=exc.product)
     if exc.code in ("reconnect_required", "integration_not_connected"):
         action = "reconnect" if exc.code == "reconnect_required" else "connect"
         return tool_error(**_fix(runtime, integration, exc.code, exc.message, action))
