@@ -162,6 +162,9 @@ def test_protected_resource_metadata_and_the_401_challenge(world: World) -> None
         assert refused.headers["www-authenticate"] == expected + ', error="invalid_token"'
     other = issue_access_token(PRINCIPAL_KEY, resource="https://other.example/mcp", tenant="acme", owner="bob")
     assert world.live.http.post(world.url, json=body, headers={"Authorization": f"Bearer {other}"}).status_code == 401
+    stream = world.live.http.get(world.url, headers={"Authorization": f"Bearer {world.alice_key}"})
+    assert (stream.status_code, stream.headers["allow"]) == (405, "POST")  # stateless: no GET stream to open
+    assert stream.json()["error"]["code"] == "method_not_allowed"
     ownerless = world.live.http.post(world.url, json=body, headers={"Authorization": f"Bearer {world.server_key}"})
     assert ownerless.status_code == 400 and ownerless.json()["error"]["code"] == "mcp_owner_required"
 

@@ -120,6 +120,12 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        if request.method != "POST":
+            # Stateless: no GET stream to open and no session to DELETE (the spec's 405 for both); said in Tether's
+            # envelope, as every route's 405 is.
+            body = {"error": {"code": "method_not_allowed", "message": "the MCP endpoint takes POST only"}}
+            await JSONResponse(body, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
+            return
         try:
             user = await anyio.to_thread.run_sync(authenticate, request, self.runtime)
         except Unauthenticated as exc:
