@@ -57,10 +57,6 @@ class McpUser:
     def tenant_id(self) -> str:
         return self.principal.tenant_id
 
-    @property
-    def actor(self) -> str:
-        return f"mcp:{self.principal.role}:{self.owner_id}"
-
 
 class OwnerRequired(Unauthenticated):
     """A ``server`` key without ``X-Tether-Owner``: whose integrations would its tools be?"""

@@ -32,7 +32,7 @@ from engine.runtime import Runtime
 from engine.store.tables import Integration
 
 MAX_NAME = 64
-#: ``_meta`` keys of a tool (reverse-DNS-free but prefixed, as the spec asks of implementation keys).
+#: Prefix of the ``_meta`` keys of a tool (a one-label prefix, which the spec allows for implementation keys).
 META_PREFIX = "tether/"
 
 
