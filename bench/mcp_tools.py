@@ -6,7 +6,9 @@ connected by API key. Measured, each as seconds per request (median and 95th per
 1. ``tools/list`` (the caller's tools built from the database on every request);
 2. ``tools/call`` of ``sandbox__HealthCheck``: an inline run end to end (run row, claim, the sandbox's ``/me``
    through the egress guard, finish), one client calling in a loop;
-3. the same from ``CONCURRENT`` clients at once.
+3. the same from ``CONCURRENT`` clients at once;
+4. for comparison, the same operation through the REST API (``POST .../operations/HealthCheck``, one client): what
+   the MCP layer adds is the difference between 2 and 4.
 
 Last line is one JSON object.
 """
@@ -59,7 +61,7 @@ def summary(spent: list[float], wall: float | None = None) -> dict[str, float]:
     }
 
 
-async def measure(url: str, key: str) -> dict[str, Any]:
+async def measure(url: str, key: str, iid: str) -> dict[str, Any]:
     def client() -> tuple[Any, Client]:
         http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
         return http, Client(streamable_http_client(url, http_client=http))
@@ -80,10 +82,20 @@ async def measure(url: str, key: str) -> dict[str, Any]:
     started = time.perf_counter()
     together = [s for spent in await asyncio.gather(*(one(p) for p in pairs)) for s in spent]
     wall = time.perf_counter() - started
+    base = url.removesuffix("/mcp")
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as rest:
+
+        async def operation() -> None:
+            answered = await rest.post(f"/v1/integrations/{iid}/operations/HealthCheck", json={})
+            assert answered.status_code == 200, answered.text
+
+        await operation()
+        over_rest = await timed(ROUNDS, operation)
     return {
         "tools_list": summary(listed),
         "call_tool": summary(calls),
         f"call_tool_{CONCURRENT}_clients": summary(together, wall),
+        "rest_operation": summary(over_rest),
     }
 
 
@@ -135,7 +147,7 @@ def main() -> None:
                         f"/v1/integrations/{iid}/credentials/SandboxApiKey", json={"api_key": "sbx_key_acme"}
                     )
                     assert connected.status_code == 200, connected.text
-                figures = asyncio.run(measure(f"{base}/mcp", key))
+                figures = asyncio.run(measure(f"{base}/mcp", key, iid))
         finally:
             runtime.close()
     for name, numbers in figures.items():
