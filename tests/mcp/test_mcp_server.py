@@ -26,12 +26,15 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from sqlmodel import select
 
 from definitions.sandbox.operations import HealthCheck
 from engine.api.principal import create_api_key, sign_principal
 from engine.mcp.auth import issue_access_token
 from engine.mcp.calls import answer
+from engine.mcp.tools import input_schema, schema_by_name
 from engine.runs.execution import RunView
 from engine.store.tables import Integration, Run
 from sandbox.conftest import LiveSandbox, start
@@ -212,7 +215,13 @@ async def test_a_read_tool_runs_as_a_run_of_the_users_own_integration(world: Wor
 async def test_unknown_arguments_are_a_tool_error_and_no_provider_call(world: World) -> None:
     async with mcp_client(world, "alice") as client:
         result = await client.call_tool("sandbox__HealthCheck", {"surprise": 1})
-    assert error_of(result)["code"] == "invalid_input"
+        assert error_of(result)["code"] == "invalid_input"
+        with pytest.raises(MCPError, match="unknown tool") as unknown:
+            await client.call_tool("nowhere__Nothing", {})
+        assert unknown.value.code == INVALID_PARAMS
+    async with mcp_client(world, "carol") as client:  # a tool of another owner is no tool of hers
+        with pytest.raises(MCPError, match="unknown tool"):
+            await client.call_tool("sandbox__HealthCheck", {})
 
 
 async def test_a_queued_tool_waits_for_its_run(world: World) -> None:
@@ -346,8 +355,14 @@ async def test_resources_are_the_users_integrations_and_runs(world: World) -> No
         assert {"tether://integrations", "tether://runs", mine} <= uris
         listed = await client.read_resource("tether://integrations")
         runs = await client.read_resource("tether://runs")
-        with pytest.raises(Exception, match="no resource"):
+        with pytest.raises(MCPError, match="no resource"):
             await client.read_resource(f"tether://integrations/{world.integrations['bob']}")
+        recent = json.loads((await client.read_resource("tether://runs")).contents[0].text)  # type: ignore[union-attr]
+        one = await client.read_resource(f"tether://runs/{recent[0]['id']}")
+        assert json.loads(one.contents[0].text)["id"] == recent[0]["id"]  # type: ignore[union-attr]
+    async with mcp_client(world, "bob") as client:
+        with pytest.raises(MCPError, match="no resource"):
+            await client.read_resource(f"tether://runs/{recent[0]['id']}")
     integrations = json.loads(listed.contents[0].text)  # type: ignore[union-attr]
     assert [i["id"] for i in integrations] == [world.integrations["alice"]]
     assert all(r["integration_id"] == world.integrations["alice"] for r in json.loads(runs.contents[0].text))  # type: ignore[union-attr]
@@ -411,3 +426,13 @@ async def test_the_tool_time_limit_cuts_the_wait(world: World, monkeypatch: pyte
     assert f"tether://runs/{queued.structured_content['run_id']}" in queued.structured_content["note"]
     outcome = await world.live.runtime.executor.execute(queued.structured_content["run_id"])
     assert outcome.status == "succeeded"
+
+
+def test_a_tools_input_schema_is_found_by_its_name_alone(world: World) -> None:
+    """What the SDK checks a call's ``Mcp-Param-*`` headers against, without listing the caller's tools again."""
+    runtime = world.live.runtime
+    for operation in ("HealthCheck", "Sync", "ResolveFinding"):
+        expected = input_schema(runtime.registry.get("sandbox").operation(operation))  # type: ignore[arg-type]
+        assert schema_by_name(runtime, f"sandbox__{operation}") == expected
+    for name in ("sandbox__Nothing", "nothing", "nowhere__Sync", "sandbox__"):
+        assert schema_by_name(runtime, name) is None

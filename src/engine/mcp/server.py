@@ -90,6 +90,7 @@ def build_server(runtime: Runtime) -> Server[Any]:
         version="0.1.0",
         title="Tether",
         instructions=INSTRUCTIONS,
+        get_tool_input_schema=lambda name: tools.schema_by_name(runtime, name),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_resources=list_resources,

@@ -1,9 +1,9 @@
 """The tools an MCP user sees: one per operation of each of their integrations.
 
-A tool is named ``{definition}__{Operation}`` (``sandbox__HealthCheck``); an owner with two integrations of one
-definition gets ``{definition}_{last 6 of the integration ID}__{Operation}`` for each, so every name is stable while
-the integrations last. Names keep to ``[A-Za-z0-9_-]``, at most 64 characters (what MCP allows and what the strictest
-model APIs accept); a longer one is cut and ends with a digest of the whole.
+A tool is named ``{definition}__{Operation}`` (``sandbox__HealthCheck``): an owner has at most one integration of a
+definition (the store's unique key on tenant, owner and definition), so the name is stable and unique. Names keep
+to ``[A-Za-z0-9_-]``, at most 64 characters (what MCP allows and what the strictest model APIs accept); a longer one
+is cut and ends with a digest of the whole.
 
 Listed: every integration of the owner whose definition is enabled on this server, whatever its state, so that an
 agent asking for a tool of a provider the person has not connected (or must reconnect) gets the structured error
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,23 +46,22 @@ class Entry:
 
 
 def integrations(runtime: Runtime, user: McpUser) -> list[Integration]:
-    """The owner's integrations, oldest first (the order names are disambiguated in)."""
+    """The owner's integrations, oldest first."""
     query = select(Integration).where(Integration.tenant_id == user.tenant_id, Integration.owner_id == user.owner_id)
     with runtime.db.session() as session:
         return list(session.exec(query.order_by(col(Integration.created_at), col(Integration.id))).all())
 
 
 def entries(runtime: Runtime, user: McpUser) -> list[Entry]:
-    rows = [row for row in integrations(runtime, user) if runtime.enabled(row.definition_id)]
-    per_definition = Counter(row.definition_id for row in rows)
     found: list[Entry] = []
-    for row in rows:
+    for row in integrations(runtime, user):
+        if not runtime.enabled(row.definition_id):
+            continue
         definition = runtime.registry.get(row.definition_id)
-        prefix = definition.id if per_definition[definition.id] == 1 else f"{definition.id}_{row.id[-6:]}"
         for operation in definition.operations:
             if not user.principal.is_server and not operation.policy.users_may_run:
                 continue
-            found.append(Entry(tool_name(prefix, operation.operation_id()), row, definition, operation))
+            found.append(Entry(tool_name(definition.id, operation.operation_id()), row, definition, operation))
     return found
 
 
@@ -71,8 +69,21 @@ def find(runtime: Runtime, user: McpUser, name: str) -> Entry | None:
     return next((entry for entry in entries(runtime, user) if entry.name == name), None)
 
 
-def tool_name(prefix: str, operation_id: str) -> str:
-    whole = f"{_safe(prefix)}__{_safe(operation_id)}"
+def schema_by_name(runtime: Runtime, name: str) -> dict[str, Any] | None:
+    """The input schema of a tool from its name alone (it is the operation's, whoever calls): what the SDK checks a
+    2026-07-28 call's ``Mcp-Param-*`` headers against, without listing the caller's tools once more. ``None`` for a
+    name that does not parse (a cut one, an unknown one): the SDK then skips that check and the call finds no tool."""
+    definition_id, _, operation_id = name.partition("__")
+    if definition_id not in runtime.registry or not runtime.enabled(definition_id):
+        return None
+    operation = runtime.registry.get(definition_id).operation(operation_id)
+    if operation is None or tool_name(definition_id, operation.operation_id()) != name:
+        return None
+    return input_schema(operation)
+
+
+def tool_name(definition_id: str, operation_id: str) -> str:
+    whole = f"{_safe(definition_id)}__{_safe(operation_id)}"
     if len(whole) <= MAX_NAME:
         return whole
     digest = hashlib.sha256(whole.encode()).hexdigest()[:8]
