@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     #: keeps its own. Give it an empty directory at each start (a tmpfs), as prometheus-client requires.
     metrics: bool = True
     metrics_dir: str = ""
+    #: The MCP server (``engine.mcp``, ``/mcp``): on or off; the longest a tool call waits for its run (seconds; a
+    #: queued run still going then is answered with its ID and keeps running, an inline one is cancelled); the
+    #: largest result it returns (bytes of JSON; past it, the run's ID and a truncated text); the host app's OAuth
+    #: authorization servers (comma-separated issuer URLs) its protected resource metadata names.
+    mcp: bool = True
+    mcp_time_limit_seconds: float = Field(default=60.0, gt=0, le=3600)
+    mcp_max_result_bytes: int = Field(default=65_536, ge=1024, le=16 * 1024 * 1024)
+    mcp_authorization_servers_list: str = Field(default="", validation_alias="TETHER_MCP_AUTHORIZATION_SERVERS")
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Settings:
@@ -169,6 +177,9 @@ class Settings(BaseSettings):
     def allowed_return_origins(self) -> list[str]:
         extra = [o.strip() for o in self.allowed_return_origins_list.split(",") if o.strip()]
         return [self.public_url, *extra]
+
+    def mcp_authorization_servers(self) -> list[str]:
+        return [s.strip() for s in self.mcp_authorization_servers_list.split(",") if s.strip()]
 
     def extra_definition_modules(self) -> list[str]:
         """The module entries of ``definition_modules`` (the file entries are ``definition_files``)."""

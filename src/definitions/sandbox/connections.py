@@ -12,8 +12,10 @@ from definitions.sandbox.operations import HealthCheck
 from definitions.sandbox.slots import SandboxApiKey, SandboxToken
 from engine import PUBLIC_URL, Connection, ConnectionContext, IntegrationMetadata, NoRevocation, OAuth2, Revoke
 
-#: Read scopes (the sandbox's default grant); ``records:write`` is the write tier no operation needs yet.
+#: Read scopes (the sandbox's default grant); ``records:write`` is the write tier (``ResolveFinding`` needs it).
 SCOPES = ("directory:read", "assets:read", "events:read")
+#: What an upgrade asks for: the read scopes again (an upgrade grant replaces the one before) and the write scope.
+WRITE_SCOPES = (*SCOPES, "records:write")
 #: The authorization server, on Tether's own origin (the engine fills in ``{public_url}``).
 OAUTH = f"{PUBLIC_URL}/sandbox/oauth"
 
@@ -30,6 +32,7 @@ class SandboxOAuth(Connection):
         token_url=f"{OAUTH}/token",
         revoke_url=f"{OAUTH}/revoke",
         scopes=SCOPES,
+        upgrade_scopes=WRITE_SCOPES,
     )
     validate = HealthCheck
     # RFC 7009 at revoke_url: the engine revokes the refresh token, then the access token.

@@ -10,7 +10,7 @@ from definitions.sandbox.client import SandboxClient
 from definitions.sandbox.config import SandboxConfig
 from definitions.sandbox.connections import SandboxKey, SandboxOAuth
 from definitions.sandbox.mappings import MAPPINGS
-from definitions.sandbox.operations import HealthCheck, Sync
+from definitions.sandbox.operations import HealthCheck, ResolveFinding, Sync
 from definitions.sandbox.slots import SandboxApiKey, SandboxToken
 from definitions.sandbox.webhook import SandboxEvents
 from engine import Definition
@@ -27,7 +27,7 @@ definition = Definition(
     slots=(SandboxToken, SandboxApiKey),
     clients=(SandboxClient,),
     connections=(SandboxOAuth, SandboxKey),
-    operations=(HealthCheck, Sync),
+    operations=(HealthCheck, Sync, ResolveFinding),
     webhooks=(SandboxEvents,),
     mappings=MAPPINGS,
 )

@@ -1,4 +1,4 @@
-"""Operations: the health check and the sync of all six kinds.
+"""Operations: the health check, the sync of all six kinds, and one write (``ResolveFinding``).
 
 ``Sync`` is incremental. Its cursor (``ctx.cursor``, saved by the engine only when a run succeeds) is a watermark per
 kind: the latest ``updated_at`` it has read. The first run reads every list in full; later runs ask for
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from definitions.sandbox.api import get_json, paginate
+from pydantic import BaseModel, ConfigDict, Field
+
+from definitions.sandbox.api import get_json, paginate, raise_for_status
 from definitions.sandbox.client import SandboxClient
 from definitions.sandbox.kinds import BY_NAME, EMITS, KINDS
 from engine import Operation, OperationContext, Payload, Policy
@@ -27,6 +29,34 @@ class HealthCheck(Operation):
     async def run(self, ctx: OperationContext) -> dict[str, Any]:
         me = await get_json(ctx.client, "/me")
         return {"ok": True, "account": me.get("account")}
+
+
+class FindingChange(BaseModel):
+    """Which finding, and the status to give it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    finding_id: str = Field(min_length=1, max_length=64, description="The finding's ID (``fnd_…``).")
+    status: Literal["open", "resolved"] = Field(default="resolved", description="The status to set.")
+
+
+class ResolveFinding(Operation):
+    """Resolve (or reopen) one finding at the sandbox: a write, so an OAuth grant needs the ``records:write`` tier.
+
+    Open to ``user`` principals (``user_may_run``): a person may triage their own account's findings, as an agent
+    acting for them does over MCP.
+    """
+
+    client = SandboxClient
+    config = FindingChange
+    policy = Policy.inline(access="write", user_may_run=True)
+
+    async def run(self, ctx: OperationContext) -> dict[str, Any]:
+        change: FindingChange = ctx.config  # type: ignore[assignment]
+        response = await ctx.client.patch(f"/findings/{change.finding_id}", json={"status": change.status})
+        raise_for_status(response)
+        found = response.json()
+        return {"id": found.get("id"), "status": found.get("status")}
 
 
 class Sync(Operation):

@@ -81,6 +81,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.settings.sandbox_enabled():
         app.include_router(sandbox_router())
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    if runtime.settings.mcp:
+        from engine.mcp.server import mount as mount_mcp  # in here: engine.mcp imports engine.api's principal
+
+        mount_mcp(app, runtime)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

@@ -89,7 +89,7 @@ log = logging.getLogger("tether.execution")
 TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.stalled})
 #: Extra attempts a rate-limited run may spend on deferrals beyond the operation's ``max_retries``.
 RATE_LIMIT_ALLOWANCE = 25
-TRIGGERS = frozenset({"api", "reconcile", "schedule", "workflow", "webhook", "manual"})
+TRIGGERS = frozenset({"api", "reconcile", "schedule", "workflow", "webhook", "manual", "mcp"})
 
 
 class RunCancelled(TetherError):

@@ -1,4 +1,6 @@
-"""The sandbox's REST API (``/sandbox/api/v1``): who am I, cursor-paginated listings, webhook subscriptions.
+"""The sandbox's REST API (``/sandbox/api/v1``): who am I, cursor-paginated listings, webhook subscriptions, and one
+write (``PATCH /findings/{id}`` with ``{"status": "open"|"resolved"}``, which needs the ``records:write`` scope: the
+write tier a read-only grant lacks).
 
 ``GET /{kind}`` takes ``limit`` (1..100, default 50), ``cursor`` (opaque, from the previous page) and
 ``updated_since`` (RFC 3339: only records changed after it, deleted ones included as ``"deleted": true``, so an
@@ -10,17 +12,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from engine.api.bodies import RequestBody
+from engine.errors import NotFoundError, TetherError
 from engine.kit.inputs import ascii_int
-from engine.sandbox import subscriptions
+from engine.sandbox import records, subscriptions
 from engine.sandbox.answers import Answer, ProviderRoute, bad_request
-from engine.sandbox.auth import KIND_SCOPES, authenticate, fail_if_armed, require_scope
+from engine.sandbox.auth import KIND_SCOPES, WRITE_SCOPE, authenticate, fail_if_armed, require_scope
 from engine.sandbox.database import sandbox_db
 from engine.sandbox.grants import Caller
 from engine.sandbox.seed import BY_ID, KINDS
@@ -29,12 +32,17 @@ from engine.store.database import Database
 
 router = APIRouter(prefix="/api/v1", route_class=ProviderRoute, include_in_schema=False)
 MAX_LIMIT = 100
+_B = TypeVar("_B", bound=RequestBody)
 DEFAULT_LIMIT = 50
 
 
 class WebhookBody(RequestBody):
     url: str
     secret: str
+
+
+class FindingStatus(RequestBody):
+    status: Literal["open", "resolved"]
 
 
 def _db(request: Request) -> Database:
@@ -76,6 +84,22 @@ async def listing(request: Request, kind: str) -> dict[str, Any]:
     except BadCursor as exc:
         raise bad_request(str(exc)) from None
     return {"data": page.data, "next_cursor": page.next_cursor}
+
+
+@router.patch("/findings/{record_id}")
+async def change_finding(request: Request, record_id: str) -> dict[str, Any]:
+    """Open or resolve a finding: the API's one write, so that a write operation has a provider call to make."""
+    caller = await _caller(request)
+    require_scope(caller, WRITE_SCOPE)
+    body = _body(FindingStatus, await _json(request))
+    try:
+        return await anyio.to_thread.run_sync(
+            lambda: records.update(_db(request), caller.account_id, "findings", record_id, {"status": body.status})
+        )
+    except NotFoundError as exc:
+        raise Answer(404, "not_found", str(exc)) from None
+    except TetherError as exc:
+        raise bad_request(str(exc)) from None
 
 
 @router.post("/webhooks", status_code=201)
@@ -128,8 +152,12 @@ async def _json(request: Request) -> Any:
 
 
 def _webhook_body(data: Any) -> WebhookBody:
+    return _body(WebhookBody, data)
+
+
+def _body(model: type[_B], data: Any) -> _B:
     try:
-        return WebhookBody.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

@@ -28,6 +28,8 @@ KIND_SCOPES = {
     "findings": "assets:read",
     "events": "events:read",
 }
+#: The scope of the API's writes (``PATCH /findings/{id}``): the grant's write tier.
+WRITE_SCOPE = "records:write"
 _REALM = 'Bearer realm="sandbox"'
 
 
