@@ -84,6 +84,8 @@ class Database:
         self.url = normalize_url(url)
         self.engine = create_db_engine(self.url)
         self._loop_connection: LoopConnection | None = None
+        #: Further loop connections by purpose (``loop_connection_for``), closed with the rest on ``dispose``.
+        self._purpose_connections: dict[str, LoopConnection] = {}
 
     @property
     def dialect(self) -> str:
@@ -98,6 +100,16 @@ class Database:
 
             self._loop_connection = LoopConnection(self.engine)
         return self._loop_connection
+
+    def loop_connection_for(self, purpose: str) -> LoopConnection:
+        """PostgreSQL only: a connection per event loop of its own for ``purpose`` (the run claims and the run
+        finishes each have one), so one purpose's statement in flight never queues behind another's."""
+        found = self._purpose_connections.get(purpose)
+        if found is None:
+            from engine.store.loopdb import LoopConnection
+
+            found = self._purpose_connections.setdefault(purpose, LoopConnection(self.engine))
+        return found
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -144,6 +156,8 @@ class Database:
     def dispose(self) -> None:
         if self._loop_connection is not None:
             self._loop_connection.close()
+        for connections in self._purpose_connections.values():
+            connections.close()
         self.engine.dispose()
 
 
