@@ -21,6 +21,7 @@ from engine.queue import loophop
 from engine.runs import loopstore
 from engine.runs.execution import Executor
 from engine.runs.runstore import NewRun, Success, claim_runs, create_runs, new_run
+from engine.store.batching import Coalescer
 from engine.store.database import Database
 from engine.store.tables import (
     EventEndpoint,
@@ -67,6 +68,32 @@ def _endpoint(tenant: str) -> EventEndpoint:
 def _stored(db: Database, run_id: str) -> Run:
     with db.session() as session:
         return session.get_one(Run, run_id)
+
+
+# -- several batches in flight -------------------------------------------------------------------------------------
+
+
+async def test_items_arriving_while_a_batch_waits_start_the_next_one() -> None:
+    """``max_in_flight=2``: while the first batch waits (on its commit), the items arriving meanwhile form a second
+    batch at once instead of waiting for it; a third batch waits for one of the two."""
+    release = asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def slow(items: list[int]) -> list[int]:
+        batches.append(items)
+        if items[0] == 0:
+            await release.wait()
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer("test", slow, max_in_flight=2)
+    first = asyncio.ensure_future(coalescer.submit(0))
+    await asyncio.sleep(0.01)  # batch [0] in flight
+    second = [asyncio.ensure_future(coalescer.submit(n)) for n in (1, 2)]
+    assert await asyncio.gather(*second) == [1, 2]  # answered while [0] still waits
+    assert not first.done() and batches == [[0], [1, 2]]
+    release.set()
+    assert await first == 0
+    assert await coalescer.submit(3) == 3 and batches[-1] == [3]  # a lone caller still goes through at once
 
 
 # -- create: the unnest INSERT ------------------------------------------------------------------------------------

@@ -104,10 +104,10 @@ def run_coroutine(loop_thread: EventLoopThread, coro: Coroutine[Any, Any, Any]) 
         coro.close()
         raise RuntimeError("Event loop is not running.")
     waiter = _Waiter(coro)
-    _hop(loop).submit(waiter)
     interval = loop_thread.interrupt_check_ival
     finished = False
     try:
+        _hop(loop).submit(waiter)  # inside the ``try``: an Interrupt right after it still cancels the coroutine
         while not finished:
             finished = waiter.lock.acquire(timeout=interval)
     except Interrupt as exc:
@@ -117,6 +117,9 @@ def run_coroutine(loop_thread: EventLoopThread, coro: Coroutine[Any, Any, Any]) 
         # coroutine's cleanup, as Dramatiq does.
         loop.call_soon_threadsafe(_cancel, waiter)
         if not waiter.lock.acquire(timeout=1.0):
+            if waiter.task is None and waiter.coro is not None and waiter not in _hop(loop).pending:
+                coro.close()  # interrupted before it was handed over: it never started
+                raise
             raise RuntimeError("Timed out while waiting for coroutine.") from exc
         raise
     task = waiter.task

@@ -276,7 +276,10 @@ class Executor:
         db = context.db
         # Concurrent runs share their database round trips (engine.store.batching): one INSERT for the runs dispatched
         # together, one claim and one finish for the runs a worker executes together, one heartbeat for all.
-        self._creates: Coalescer[NewRun, Run] = Coalescer("create-runs", self._create_batch)
+        # Four creations in flight (the coalescer's four threads): an API server's dispatches each wait for their
+        # run's commit and message, so those arriving meanwhile start the next INSERT instead of waiting for that
+        # commit (16 concurrent dispatchers, loaded 2-core VM: ~1,100 runs/s with two in flight, ~1,450 with four).
+        self._creates: Coalescer[NewRun, Run] = Coalescer("create-runs", self._create_batch, max_in_flight=4)
         self._claims: Coalescer[str, Claimed | None]
         self._successes: Coalescer[Success, bool]
         if db.dialect == "postgresql":
