@@ -12,10 +12,11 @@ CPU time its worker process spent per measured message. ``TETHER_BENCH_QUEUE_ROU
 figures reported are those of the round with the median ratio, and latencies are pooled over the rounds.
 
 Observed: each round runs the engine a second time with tracing and metrics on (``obs_ratio`` = its runs/s over the
-engine's without them, in the same round): the worker with ``TETHER_TRACE_FILE`` (every span written as a JSON line
-as it ends) and ``TETHER_METRICS_DIR`` (prometheus-client's multiprocess files), the dispatching process with the
-same span exporter installed (``tracing.use``), so each run's trace goes from the dispatch through the message to
-the worker. Metrics cannot be switched off: without ``TETHER_METRICS_DIR`` they are kept in process memory.
+engine's without them, in the same round): the worker with ``TETHER_TRACE_FILE`` (every span written as a JSON
+line, in batches every 100 ms) and ``TETHER_METRICS_DIR`` (prometheus-client's multiprocess files), the dispatching
+process with the same span exporter installed (``tracing.use``), so each run's trace goes from the dispatch through
+the message to the worker. Metrics cannot be switched off: without ``TETHER_METRICS_DIR`` they are kept in process
+memory.
 
 This process sends both sides' messages (the engine's through ``Executor.dispatch``, as the API server does) and
 runs with the server's garbage-collector settings (``tune_gc``) for both.
@@ -148,11 +149,10 @@ def run_engine(namespace: str, database_url: str, tmp: Path, *, observed: bool =
     observability: dict[str, str] = {}
     if observed:
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
         observability = {"TETHER_TRACE_FILE": str(tmp / "spans.jsonl"), "TETHER_METRICS_DIR": str(tmp / "metrics")}
         provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(tracing.JsonLinesSpanExporter(tmp / "spans-api.jsonl")))
+        provider.add_span_processor(tracing.file_processor(tmp / "spans-api.jsonl"))  # what TETHER_TRACE_FILE sets up
         tracing.use(provider)
     env = {
         "TETHER_DATABASE_URL": database_url,
@@ -221,6 +221,7 @@ def run_engine(namespace: str, database_url: str, tmp: Path, *, observed: bool =
         worker_module.reset()
         runtime.close()
         if observed:
+            provider.shutdown()  # the spans still queued are written
             tracing.use(None)
     if observed:
         spans = sum(1 for path in tmp.glob("spans*.jsonl") for _ in path.open())

@@ -72,9 +72,7 @@ def configure(settings: Settings, *, service: str) -> bool:
 
             processors.append(BatchSpanProcessor(OTLPSpanExporter()))
         if settings.trace_file:
-            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-            processors.append(SimpleSpanProcessor(JsonLinesSpanExporter(Path(settings.trace_file))))
+            processors.append(file_processor(Path(settings.trace_file)))
         if not processors:
             return False
         from opentelemetry.sdk.resources import Resource
@@ -87,6 +85,19 @@ def configure(settings: Settings, *, service: str) -> bool:
             sdk_provider.add_span_processor(processor)
     use(sdk_provider)
     return True
+
+
+#: Milliseconds between the JSON-lines file's exports. Each ended span is queued and written by the SDK's export
+#: thread, not by the thread that ended it: a synchronous write per span put ~3 writes on every queued run's path
+#: (bench queue's obs_ratio). A process killed outright loses at most this much of its last spans.
+FILE_EXPORT_DELAY_MS = 100
+
+
+def file_processor(path: Path) -> Any:
+    """The span processor of ``TETHER_TRACE_FILE``: batched JSON lines appended to ``path``."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    return BatchSpanProcessor(JsonLinesSpanExporter(path), schedule_delay_millis=FILE_EXPORT_DELAY_MS)
 
 
 def shutdown() -> None:
