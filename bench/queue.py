@@ -11,6 +11,16 @@ throughput over plain. ``BENCH_THREADS`` changes the thread count of both sides.
 CPU time its worker process spent per measured message. ``TETHER_BENCH_QUEUE_ROUNDS`` (3) rounds of both; the
 figures reported are those of the round with the median ratio, and latencies are pooled over the rounds.
 
+Observed: each round runs the engine a second time with tracing and metrics on (``obs_ratio`` = its runs/s over the
+engine's without them, in the same round): the worker with ``TETHER_TRACE_FILE`` (every span written as a JSON
+line, in batches every 100 ms) and ``TETHER_METRICS_DIR`` (prometheus-client's multiprocess files), the dispatching
+process with the same span exporter installed (``tracing.use``), so each run's trace goes from the dispatch through
+the message to the worker. Metrics cannot be switched off: without ``TETHER_METRICS_DIR`` they are kept in process
+memory.
+
+This process sends both sides' messages (the engine's through ``Executor.dispatch``, as the API server does) and
+runs with the server's garbage-collector settings (``tune_gc``) for both.
+
 Database: a scratch schema of the local PostgreSQL (``TETHER_BENCH_POSTGRES_URL``), dropped afterwards. Redis:
 ``TETHER_BENCH_REDIS_URL`` under a private namespace, deleted afterwards. Last line: one JSON object.
 """
@@ -38,6 +48,9 @@ THREADS = int(os.environ.get("BENCH_THREADS", "64"))
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[1]
+#: The worker processes import the engine of this checkout (its ``src``), not whichever the environment installed:
+#: with only ``ROOT`` on the path, a worktree's bench measured the main checkout's worker.
+CHECKOUT_PATH = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
 
 
 class Noop(Operation):
@@ -82,7 +95,7 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
     import redis
     from dramatiq.brokers.redis import RedisBroker
 
-    env = {**os.environ, "BENCH_NAMESPACE": namespace, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "BENCH_NAMESPACE": namespace, "PYTHONPATH": CHECKOUT_PATH}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from bench.queue import plain_worker; plain_worker()"],
         env=env,
@@ -120,15 +133,27 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
 # -- the engine ------------------------------------------------------------------------------------------------
 
 
-def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, list[float]]:
+def run_engine(namespace: str, database_url: str, tmp: Path, *, observed: bool = False) -> tuple[float, list[float]]:
+    """The engine side; ``observed``: with tracing (every span of both processes written to a JSON-lines file,
+    ``TETHER_TRACE_FILE`` in the worker, the same exporter installed in this dispatching process) and multiprocess
+    metrics (``TETHER_METRICS_DIR``: every sample the worker records goes to its memory-mapped files)."""
     from sqlmodel import func, select
 
     from engine.custody.crypto import generate_master_key
+    from engine.observability import tracing
     from engine.queue import worker as worker_module
     from engine.runtime import Runtime
     from engine.settings import Settings
     from engine.store.tables import Integration, IntegrationStatus, Run, RunStatus
 
+    observability: dict[str, str] = {}
+    if observed:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        observability = {"TETHER_TRACE_FILE": str(tmp / "spans.jsonl"), "TETHER_METRICS_DIR": str(tmp / "metrics")}
+        provider = TracerProvider()
+        provider.add_span_processor(tracing.file_processor(tmp / "spans-api.jsonl"))  # what TETHER_TRACE_FILE sets up
+        tracing.use(provider)
     env = {
         "TETHER_DATABASE_URL": database_url,
         "TETHER_SECRET_MASTER_KEY": generate_master_key(),
@@ -137,7 +162,7 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
         "TETHER_STATE_DIR": str(tmp),
         "TETHER_BROKER_URL": REDIS_URL,
         "TETHER_BROKER_NAMESPACE": namespace,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": CHECKOUT_PATH,
     }
     os.environ.update(env)
     runtime = Runtime.start(Settings(), migrate=True)
@@ -149,7 +174,7 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
         session.add(integration)
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli_workers", "worker", "--threads", str(THREADS)],
-        env={**os.environ, **env},
+        env={**os.environ, **env, **observability},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -195,12 +220,22 @@ def run_engine(namespace: str, database_url: str, tmp: Path) -> tuple[float, lis
         proc.wait(timeout=30)
         worker_module.reset()
         runtime.close()
+        if observed:
+            provider.shutdown()  # the spans still queued are written
+            tracing.use(None)
+    if observed:
+        spans = sum(1 for path in tmp.glob("spans*.jsonl") for _ in path.open())
+        samples = sum(1 for _ in (tmp / "metrics").glob("*.db"))
+        print(f"engine (observed): {spans} spans written, {samples} metric files")
+        if spans < RUNS:
+            raise RuntimeError(f"tracing was meant to be on: only {spans} spans for {RUNS} runs")
     first = min(r.queued_at for r in runs)
     last = max(r.finished_at for r in runs if r.finished_at is not None)
     latencies = [(r.started_at - r.queued_at).total_seconds() * 1000 for r in runs if r.started_at is not None]
     print(
-        f"engine: dispatching took {dispatch_seconds:.2f} s ({RUNS / dispatch_seconds:.0f} runs/s); the worker "
-        f"process used {worker_cpu * 1000 / RUNS:.2f} ms of CPU per run"
+        f"engine{' (observed)' if observed else ''}: dispatching took {dispatch_seconds:.2f} s "
+        f"({RUNS / dispatch_seconds:.0f} runs/s); the worker process used {worker_cpu * 1000 / RUNS:.2f} ms of CPU "
+        "per run"
     )
     return RUNS / (last - first).total_seconds(), latencies
 
@@ -215,8 +250,9 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def one_round() -> tuple[float, float, list[float]]:
-    """Plain Dramatiq, then the engine, each on fresh queues and (the engine) a fresh schema."""
+def one_round() -> tuple[float, float, list[float], float]:
+    """Plain Dramatiq, then the engine, then the engine with tracing and metrics on, each on fresh queues and (the
+    engine) a fresh schema. Returns the engine's rate, plain's, the engine's latencies and the observed rate."""
     import tempfile
 
     import redis
@@ -226,42 +262,65 @@ def one_round() -> tuple[float, float, list[float]]:
     from engine.store.database import normalize_url
 
     namespace = f"bench_{uuid.uuid4().hex[:10]}"
-    schema = f"bench_queue_{uuid.uuid4().hex[:10]}"
+    schemas = [f"bench_queue_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(normalize_url(POSTGRES_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
+        for schema in schemas:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    urls = [
+        make_url(normalize_url(POSTGRES_URL))
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+        for schema in schemas
+    ]
     client = redis.Redis.from_url(REDIS_URL)
     try:
         plain_rate, _plain_lat = run_plain(namespace + "p")
         with tempfile.TemporaryDirectory() as tmp:
-            rate, latencies = run_engine(namespace, url.render_as_string(hide_password=False), Path(tmp))
+            rate, latencies = run_engine(namespace, urls[0], Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
+            observed, _ = run_engine(namespace + "o", urls[1], Path(tmp), observed=True)
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            for schema in schemas:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-        for prefix in (namespace, namespace + "p"):
+        for prefix in (namespace, namespace + "p", namespace + "o"):
             keys = list(client.scan_iter(f"{prefix}:*"))
             if keys:
                 client.delete(*keys)
-    print(f"round: engine {rate:.0f} runs/s, plain {plain_rate:.0f} msgs/s, ratio {rate / plain_rate:.3f}")
-    return rate, plain_rate, latencies
+    print(
+        f"round: engine {rate:.0f} runs/s, plain {plain_rate:.0f} msgs/s, ratio {rate / plain_rate:.3f}; "
+        f"observed {observed:.0f} runs/s, obs_ratio {observed / rate:.3f}"
+    )
+    return rate, plain_rate, latencies, observed
 
 
 def main() -> None:
+    from engine.processes import tune_gc
+
+    # This process sends both sides' messages and, for the engine, stands in for the API server (`tether serve`),
+    # which tunes its garbage collector once started; the same settings for both sides' senders.
+    tune_gc()
     rounds = [one_round() for _ in range(ROUNDS)]
-    # The median round by ratio: both figures of one side-by-side measurement, not medians taken apart.
-    rate, plain_rate, _ = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
-    latencies = [value for _, _, values in rounds for value in values]
+    # The median round by ratio: both figures of one side-by-side measurement, not medians taken apart; the same
+    # for the observability ratio (its own median round).
+    rate, plain_rate, _, _ = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
+    off, _, _, on = sorted(rounds, key=lambda r: r[3] / r[0])[len(rounds) // 2]
+    latencies = [value for _, _, values, _ in rounds for value in values]
     p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
     print(f"engine: {RUNS} no-op runs, {rate:.0f} runs/s, enqueue->start p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"plain dramatiq: {RUNS} no-op messages, {plain_rate:.0f} msgs/s")
-    print(f"ratios of the {ROUNDS} rounds: " + ", ".join(f"{r / p:.3f}" for r, p, _ in rounds))
+    print(f"ratios of the {ROUNDS} rounds: " + ", ".join(f"{r / p:.3f}" for r, p, _, _ in rounds))
+    print(f"obs_ratios of the {ROUNDS} rounds: " + ", ".join(f"{o / r:.3f}" for r, _, _, o in rounds))
     result = {
         "runs_per_s": round(rate, 1),
         "plain_dramatiq_per_s": round(plain_rate, 1),
         "ratio": round(rate / plain_rate, 3),
         "p50_ms": round(p50, 2),
         "p99_ms": round(p99, 2),
+        "observed_runs_per_s": round(on, 1),
+        "unobserved_runs_per_s": round(off, 1),
+        "obs_ratio": round(on / off, 3),
     }
     print(json.dumps(result))

@@ -26,7 +26,10 @@ class Runtime(Services):
     @cached_property
     def executor(self) -> Executor:
         """The one execution path of operations (``engine.runs.execution``)."""
-        return Executor(self, self.custody, enqueue=self._enqueue)
+        return Executor(self, self.custody, enqueue=self._enqueue, enqueue_many=self._enqueue_many)
 
     def _enqueue(self, run_id: str, delay: float | None, time_limit: float | None) -> None:
         worker.enqueue(run_id, delay=delay, time_limit=time_limit, settings=self.settings)
+
+    def _enqueue_many(self, runs: list[tuple[str, float | None, object]]) -> list[BaseException | None]:
+        return worker.enqueue_runs(runs, settings=self.settings)

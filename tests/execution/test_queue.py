@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 
@@ -183,12 +184,14 @@ async def test_a_message_whose_claim_hit_a_database_error_is_retried(ops) -> Non
     real_claim = executor._claims.handle
     failures: list[int] = []
 
-    def flaky_claim(ids: list[str]) -> list[object]:
+    # On PostgreSQL the claim is a coroutine awaited on the loop (engine.runs.loopstore): the stand-in is one too.
+    async def flaky_claim(ids: list[str]) -> list[object]:
         if not failures:
             failures.append(len(ids))
             raise OperationalError("UPDATE run …", {}, ConnectionError("server closed the connection"))
-        return real_claim(ids)
+        return await real_claim(ids)
 
+    assert inspect.iscoroutinefunction(real_claim)
     executor._claims.handle = flaky_claim
     handle = processes.start_worker(ops.runtime, threads=2, reap=False)  # in this process, so the patch holds
     try:

@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from engine.settings import Settings
 
@@ -125,9 +126,18 @@ EVENT_DELIVERIES = Counter(
 INGEST_OUTCOMES = ("persisted", "filtered", "rejected")
 
 
+#: The labelled children of the run metrics, by label values: ``labels()`` validates and locks on every call, and
+#: every run ends through here (the label sets are bounded, so is this).
+_run_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def run_ended(definition: str, operation: str, outcome: str, seconds: float) -> None:
-    RUNS.labels(definition, operation, outcome).inc()
-    RUN_DURATION.labels(definition, operation, outcome).observe(seconds)
+    key = (definition, operation, outcome)
+    children = _run_children.get(key)
+    if children is None:
+        children = _run_children.setdefault(key, (RUNS.labels(*key), RUN_DURATION.labels(*key)))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def webhook_delivery(definition: str, outcome: str) -> None:

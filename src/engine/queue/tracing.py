@@ -25,6 +25,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from engine.observability import tracing
+from engine.queue.loophop import run_coroutine
 
 #: The message option carrying the propagation headers.
 OPTION = "trace_context"
@@ -102,7 +103,8 @@ def _attributes(message: dramatiq.Message) -> dict[str, Any]:
 
 def on_event_loop(async_fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     """``async_fn`` as a synchronous actor function that runs it on Dramatiq's event-loop thread (what Dramatiq
-    itself does for an ``async def`` actor) with the worker thread's trace context current there."""
+    itself does for an ``async def`` actor, through the lighter ``engine.queue.loophop``) with the worker thread's
+    trace context current there."""
 
     @functools.wraps(async_fn)
     def run(*args: Any) -> Any:
@@ -110,7 +112,7 @@ def on_event_loop(async_fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]
         if loop_thread is None:
             raise RuntimeError("the AsyncIO middleware is not in the broker's middleware stack")
         if not tracing.enabled():
-            return loop_thread.run_coroutine(async_fn(*args))
+            return run_coroutine(loop_thread, async_fn(*args))
         current = otel_context.get_current()
 
         async def in_context() -> Any:
@@ -120,6 +122,6 @@ def on_event_loop(async_fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]
             finally:
                 otel_context.detach(token)
 
-        return loop_thread.run_coroutine(in_context())
+        return run_coroutine(loop_thread, in_context())
 
     return run

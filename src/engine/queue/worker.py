@@ -44,9 +44,10 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,6 +229,86 @@ def enqueue(
     _state.actor.send_with_options(args=(run_id,), **options)
 
 
+def enqueue_runs(
+    runs: Sequence[tuple[str, float | None, Any]], *, settings: Settings | None = None
+) -> list[BaseException | None]:
+    """Send the messages of several queued runs, ``(run ID, time limit, captured trace context)`` each; answers
+    ``None`` for each message sent, else the exception that kept it from the broker.
+
+    On Redis, the messages go in one pipelined round trip (``_pipelined``): a dispatcher that created a batch of runs
+    in one INSERT sends their messages together instead of one Lua call and one round trip each (measured: half the
+    dispatching process's CPU per run was the sends). Other brokers send one by one.
+    """
+    broker = get_broker(settings)
+    assert _state.actor is not None
+    messages: list[tuple[dramatiq.Message[Any] | None, BaseException | None]] = []
+    for run_id, time_limit, context in runs:
+        limit = (time_limit or DEFAULT_TIME_LIMIT_SECONDS) + TIME_LIMIT_GRACE_SECONDS
+        try:
+            message = _state.actor.message_with_options(args=(run_id,), time_limit=int(limit * 1000))
+            if not _is_redis(broker):
+                with tracing.attached(context):
+                    broker.enqueue(message)
+                messages.append((None, None))
+                continue
+            # What RedisBroker.enqueue does before its Lua call: a Redis ID of the message's own, then the
+            # middleware (TraceContext injects the caller's trace here, under the caller's context).
+            message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
+            with tracing.attached(context):
+                broker.emit_before("enqueue", message, None)
+            messages.append((message, None))
+        except Exception as exc:
+            messages.append((None, exc))
+    pending = [(index, message) for index, (message, _) in enumerate(messages) if message is not None]
+    answers: list[BaseException | None] = [error for _, error in messages]
+    if pending:
+        for (index, message), error in zip(pending, _pipelined(broker, [m for _, m in pending]), strict=True):
+            if error is None:
+                broker.emit_after("enqueue", message, None)
+            answers[index] = error
+    return answers
+
+
+def _is_redis(broker: dramatiq.Broker) -> bool:
+    from dramatiq.brokers.redis import RedisBroker
+
+    return isinstance(broker, RedisBroker)
+
+
+def _pipelined(broker: Any, messages: Sequence[dramatiq.Message[Any]]) -> list[BaseException | None]:
+    """``RedisBroker``'s ``enqueue`` Lua call for each message, all in one pipeline (Dramatiq 2.x's argument layout
+    of its ``dispatch`` script, as ``RedisBroker._dispatch`` builds it); a script the server does not know yet is
+    loaded and the pipeline sent again."""
+    import redis
+
+    script = broker.scripts["dispatch"]
+    for attempt in (1, 2):
+        pipe = broker.client.pipeline(transaction=False)
+        for message in messages:
+            args = [
+                "enqueue",
+                int(time.time() * 1000),
+                message.queue_name,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                broker._should_do_maintenance("enqueue"),
+                broker._max_unpack_size(),
+                message.options["redis_message_id"],
+                message.encode(),
+            ]
+            pipe.evalsha(script.sha, 1, broker.namespace, *args)
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            return [exc] * len(messages)
+        if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+            script.sha = broker.client.script_load(script.script)  # a restarted server forgot it
+            continue
+        return [r if isinstance(r, BaseException) else None for r in results]
+    raise AssertionError("unreachable")
+
+
 async def _execute_run(run_id: str) -> None:
     outcome = await _runtime().executor.execute(run_id)
     if outcome.retry_in is not None:
@@ -320,8 +401,11 @@ class DeliverySender:
                 self._waiting -= len(row_ids)
             try:
                 # The message continues the first batch's trace and links the others' (one message, many requests).
-                with tracing.attached(contexts[0]), tracing.span(
-                    "tether.webhook.handoff", {"tether.deliveries": len(row_ids)}, links=tracing.links(contexts[1:])
+                with (
+                    tracing.attached(contexts[0]),
+                    tracing.span(
+                        "tether.webhook.handoff", {"tether.deliveries": len(row_ids)}, links=tracing.links(contexts[1:])
+                    ),
                 ):
                     self._send(row_ids)
                 self.sent += 1

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, any_, bindparam, case, func, insert, literal, update
+from pydantic_core import PydanticUndefined
+from sqlalchemy import JSON, Connection, String, and_, any_, bindparam, case, func, insert, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import configure_mappers
@@ -113,11 +114,25 @@ def detached(model: Any, values: Mapping[str, Any]) -> Any:
 configure_mappers()
 
 
+#: Each field of ``Run`` with its default factory or its (immutable) default, read once: pydantic's ``get_default``
+#: inspects the factory's signature at every call (a tenth of a dispatch's CPU).
+_RUN_DEFAULTS: list[tuple[str, Callable[[], Any] | None, Any]] = [
+    (name, info.default_factory, info.default)
+    for name, info in Run.model_fields.items()  # type: ignore[misc]
+]
+# Shared, not copied per run: only immutable defaults (or none: the fields every run is given) qualify.
+assert all(
+    d is PydanticUndefined or isinstance(d, str | int | float | bool | type(None))
+    for _, factory, d in _RUN_DEFAULTS
+    if factory is None
+)
+
+
 def new_run(**fields: Any) -> Run:
     """A ``queued`` run with every column set (defaults filled in), ready for ``create_runs``."""
     values = {
-        name: fields[name] if name in fields else info.get_default(call_default_factory=True)
-        for name, info in Run.model_fields.items()
+        name: fields[name] if name in fields else (factory() if factory is not None else default)
+        for name, factory, default in _RUN_DEFAULTS
     }
     return detached(Run, values)
 
@@ -163,23 +178,68 @@ def create_runs(db: Database, items: Sequence[NewRun]) -> list[Run | BaseExcepti
     ids = sorted({item.integration_id for item in items})
     with db.engine.begin() as connection:
         integrations = {i.id: i for i in _load(connection, Integration, _statements(connection).integrations, ids)}
-        answers: list[Run | BaseException] = []
-        rows: list[dict[str, Any]] = []
-        for item in items:
-            integration = integrations.get(item.integration_id)
-            if integration is None:
-                answers.append(NotFoundError(f"no integration {item.integration_id}"))
-                continue
-            try:
-                run = item.build(integration)
-            except Exception as exc:
-                answers.append(exc)
-                continue
-            answers.append(run)
-            rows.append({c.name: getattr(run, c.name) for c in _RUN.columns})
-        if rows:
+        answers, rows = built_runs(items, integrations)
+        if rows and connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(_PG_INSERT, _columns_of(rows))
+        elif rows:
             connection.execute(_statements(connection).insert, rows).all()
     return answers
+
+
+def built_runs(
+    items: Sequence[NewRun], integrations: Mapping[str, Integration]
+) -> tuple[list[Run | BaseException], list[dict[str, Any]]]:
+    """Each item's run (or its exception: an unknown integration, what ``build`` raised) and the rows to insert."""
+    answers: list[Run | BaseException] = []
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        integration = integrations.get(item.integration_id)
+        if integration is None:
+            answers.append(NotFoundError(f"no integration {item.integration_id}"))
+            continue
+        try:
+            run = item.build(integration)
+        except Exception as exc:
+            answers.append(exc)
+            continue
+        answers.append(run)
+        rows.append({c.name: getattr(run, c.name) for c in _RUN.columns})
+    return answers, rows
+
+
+def _pg_insert() -> str:
+    """PostgreSQL: the batch's rows as one array per column, ``unnest``ed into the table. The statement text is the
+    same whatever the batch size, so psycopg parses it once; a multi-row ``VALUES`` (what SQLAlchemy sends) is a new,
+    long text per batch size that psycopg splits into parameters again at every execution (measured: a third of the
+    dispatching process's CPU per run)."""
+    from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
+
+    dialect = pg_psycopg.dialect()
+    names = ", ".join(column.name for column in _RUN.columns)
+    # Unsized types: a cast to VARCHAR(n) would truncate a long value silently, where the INSERT itself refuses it.
+    arrays = ", ".join(
+        f"%({column.name})s::{column.type.compile(dialect=dialect).split('(')[0]}[]" for column in _RUN.columns
+    )
+    return f"INSERT INTO {_RUN.name} ({names}) SELECT * FROM unnest({arrays})"
+
+
+_PG_INSERT = _pg_insert()
+_JSON_COLUMNS = frozenset(column.name for column in _RUN.columns if isinstance(column.type, JSON))
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The rows as one list per column (``_PG_INSERT``'s parameters); JSON values wrapped for psycopg, ``None``
+    stored as SQL NULL (read back as ``None`` like JSON ``null``)."""
+    from psycopg.types.json import Json
+
+    columns: dict[str, list[Any]] = {}
+    for column in _RUN.columns:
+        name = column.name
+        if name in _JSON_COLUMNS:
+            columns[name] = [Json(row[name]) if row[name] is not None else None for row in rows]
+        else:
+            columns[name] = [row[name] for row in rows]
+    return columns
 
 
 def claim_runs(db: Database, run_ids: Sequence[str]) -> list[Claimed | None]:

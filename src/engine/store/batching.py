@@ -36,7 +36,7 @@ AsyncHandler = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
 @dataclass
 class _LoopState(Generic[T, R]):
     pending: list[tuple[T, asyncio.Future[R]]] = field(default_factory=list)
-    drainer: asyncio.Task[None] | None = None
+    drainers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class Coalescer(Generic[T, R]):
@@ -46,13 +46,25 @@ class Coalescer(Generic[T, R]):
     loops of tests alike.
     """
 
-    def __init__(self, name: str, handle: Handler[T, R] | AsyncHandler[T, R], *, max_batch: int = 64) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    def __init__(
+        self,
+        name: str,
+        handle: Handler[T, R] | AsyncHandler[T, R],
+        *,
+        max_batch: int = 64,
+        max_in_flight: int = 1,
+    ) -> None:
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError("max_batch and max_in_flight must be at least 1")
         self.name = name
         self.handle = handle
         self._awaited = inspect.iscoroutinefunction(handle)
         self.max_batch = max_batch
+        #: Batches handled at the same time on one loop. One maximises the batch size; more let the items that
+        #: arrive while a batch waits on its commit start their own instead of waiting for it (callers that each
+        #: wait for their answer, such as an API server's dispatches, then pipeline; each batch needs a thread and
+        #: a database connection of its own).
+        self.max_in_flight = max_in_flight
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState[T, R]] = (
             weakref.WeakKeyDictionary()
         )
@@ -75,8 +87,11 @@ class Coalescer(Generic[T, R]):
             state = self._states[loop] = _LoopState()
         future: asyncio.Future[R] = loop.create_future()
         state.pending.append((item, future))
-        if state.drainer is None or state.drainer.done():
-            state.drainer = loop.create_task(self._drain(state), name=f"coalescer:{self.name}")
+        # ``done()`` rather than the set's size alone: a finished drainer leaves the set only on its done callback.
+        if sum(1 for drainer in state.drainers if not drainer.done()) < self.max_in_flight:
+            drainer = loop.create_task(self._drain(state), name=f"coalescer:{self.name}")
+            state.drainers.add(drainer)
+            drainer.add_done_callback(state.drainers.discard)
         # A caller cancelled while waiting cancels only its own future; the drainer skips futures already done.
         return await future
 

@@ -85,6 +85,8 @@ class Database:
         self.engine = create_db_engine(self.url)
         self._loop_connection: LoopConnection | None = None
         self._worker_connections: LoopConnections | None = None
+        #: Further loop connections by purpose (``loop_connection_for``), closed with the rest on ``dispose``.
+        self._purpose_connections: dict[str, LoopConnection] = {}
 
     @property
     def dialect(self) -> str:
@@ -110,6 +112,15 @@ class Database:
 
             self._worker_connections = LoopConnections(self.engine, Settings().worker_loop_connections)
         return self._worker_connections
+    def loop_connection_for(self, purpose: str) -> LoopConnection:
+        """PostgreSQL only: a connection per event loop of its own for ``purpose`` (the run claims and the run
+        finishes each have one), so one purpose's statement in flight never queues behind another's."""
+        found = self._purpose_connections.get(purpose)
+        if found is None:
+            from engine.store.loopdb import LoopConnection
+
+            found = self._purpose_connections.setdefault(purpose, LoopConnection(self.engine))
+        return found
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -168,6 +179,8 @@ class Database:
             self._loop_connection.close()
         if self._worker_connections is not None:
             self._worker_connections.close()
+        for connections in self._purpose_connections.values():
+            connections.close()
         self.engine.dispose()
 
 
