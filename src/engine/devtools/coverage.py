@@ -14,10 +14,11 @@ counted, not guessed at.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import re2
 
 from engine.authoring.definition import Definition
 from engine.authoring.mappings import Mapping
@@ -28,7 +29,7 @@ from engine.errors import CelError
 
 #: The share of a mapping's read paths a record must hold to be taken for that mapping's input.
 MIN_SHARE = 0.5
-_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_PLACEHOLDER = re2.compile(r"\{[^{}]*\}")
 
 
 @dataclass
@@ -182,14 +183,14 @@ def _stream_target(streams: list[Any], compiled: list[_Compiled], exchange: Exch
     return None
 
 
-def _path_pattern(template: str) -> re.Pattern[str] | None:
+def _path_pattern(template: str) -> Any:
     """A stream's request path as a pattern over recorded paths (placeholders match one segment)."""
     path = template.split("?", 1)[0]
     if path.startswith(("https://", "http://")):
         path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
     parts = _PLACEHOLDER.split(path)
     # A base URL's own path (``/api/1.0``) comes before the stream's: match the stream's path as a suffix.
-    return re.compile(".*" + "[^/]+".join(re.escape(p) for p in parts))
+    return re2.compile(".*" + "[^/]+".join(re2.escape(p) for p in parts))
 
 
 def _resembles(compiled: list[_Compiled], record: dict[str, Any]) -> int | None:

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import importlib.util
 import keyword
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
 import jinja2
+import re2
 
 from engine.settings import Settings
 
 AUTHS = ("oauth2", "api-key", "app-install")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_NAME = re2.compile(r"^[a-z][a-z0-9_]{0,62}$")
 TEMPLATES = Path(__file__).parent / "templates"
 #: The package's files, each rendered from ``templates/package/<name>.jinja``.
 PACKAGE_FILES = ("__init__.py", "definition.py", "streams.py", "README.md")
