@@ -148,6 +148,8 @@ UNWORDED = {
     "invalid_query", "subscription_gone",
     # the MCP server's (an MCP client's setup and an agent's tool error), never an answer to the page
     "mcp_owner_required", "confirmation_declined",
+    # the definition author's tools (tether definitions record/test): a terminal meets them, not the page
+    "cassette_miss", "recording_failed",
 }  # fmt: skip
 
 
