@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from engine.cli_records import records_app
+from engine.cli_runs import runs_app
 from engine.cli_workers import scheduler as scheduler_cmd
 from engine.cli_workers import worker as worker_cmd
 from engine.errors import ConfigurationError, DefinitionError
@@ -29,6 +30,7 @@ app.command("worker")(worker_cmd)
 app.command("scheduler")(scheduler_cmd)
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(records_app, name="records")
+app.add_typer(runs_app, name="runs")
 changes_app = typer.Typer(help="The change feed (GET /v1/changes) and its retention.", no_args_is_help=True)
 app.add_typer(changes_app, name="changes")
 
@@ -182,12 +184,14 @@ def definitions_check() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply migrations (default: to the latest)."""
+    """Apply migrations (default: to the latest). A progress bar on stderr when it is a terminal."""
+    from engine.cli_progress import steps
     from engine.store.database import Database
 
     settings = Settings()
     db = Database(settings.database_url)
-    db.upgrade(revision)
+    with steps("migrating", db.pending_upgrades(revision)) as advance:
+        db.upgrade(revision, on_step=lambda applied: advance(label=f"migrated to {applied}"))
     typer.echo(f"database at revision {db.current_revision()} ({db.dialect})")
 
 
@@ -216,6 +220,7 @@ def keys_rotate() -> None:
     With TETHER_SECRET_MASTER_KEY, put the new key first yourself on every process, then run this. Retired keys
     stay until `tether keys prune`: a process started before the rotation may still seal with the old key.
     """
+    from engine.cli_progress import steps
     from engine.custody.crypto import KeyRing, generate_master_key
     from engine.custody.masterkey import load_keyring
 
@@ -226,7 +231,9 @@ def keys_rotate() -> None:
         rotated = f"{generate_master_key()},{source.path.read_text(encoding='ascii').strip()}"
         _replace_key_file(source.path, rotated)
         keyring = KeyRing.from_master_key(rotated)
-    moved = _keystore(settings, keyring).rewrap_all()
+    store = _keystore(settings, keyring)
+    with steps("re-wrapping", len(store.REWRAP_STAGES)) as advance:
+        moved = store.rewrap_all(on_stage=lambda stage, count: advance(label=f"re-wrapped {stage} ({count})"))
     typer.echo(
         f"re-wrapped {moved} secret(s) under key {keyring.active_key_id}. Restart running engines so they "
         "seal with it, then run `tether keys prune`."

@@ -16,6 +16,9 @@ class TetherError(Exception):
 
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
+    #: Raised out of a run, whether the run ends ``stalled`` rather than ``failed``: it stopped short of its end
+    #: through no fault of its own input (a provider's pagination that ends early or loops, no progress).
+    stalls: ClassVar[bool] = False
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     #: Executor: seconds between run heartbeats, after which a silent run is stale, and the retry backoff bounds.
     run_heartbeat_seconds: float = 10.0
     run_stale_seconds: float = 60.0
+    #: Seconds a run may go without progress (a provider answer, a payload, a checkpoint) before it is stopped as
+    #: ``no_progress`` and, out of retries, ends ``stalled``; an operation's ``Policy.stall_window`` overrides it,
+    #: 0 turns the watchdog off. Ten minutes: longer than any single provider call's deadline with its retries.
+    run_stall_seconds: float = Field(default=600.0, ge=0)
     retry_min_backoff_seconds: float = 15.0
     retry_max_backoff_seconds: float = 3600.0
     #: Worker processes: seconds between reaper passes and delivery sweeps, and a delivery's age before a sweep

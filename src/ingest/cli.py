@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -23,6 +24,7 @@ def dry_run(
     """Print, per record: filtered out, the mapped typed object, or the reject reason. Writes nothing."""
     from engine.authoring.operations import Payload
     from engine.catalog.loading import load_registry
+    from engine.cli_progress import steps
     from engine.errors import ConfigurationError, DefinitionError
     from engine.settings import Settings
     from ingest.pipeline import IngestContext, IngestPipeline, compile_integration_filter, declared_emits
@@ -56,18 +58,26 @@ def dry_run(
     pipeline = IngestPipeline(registry)
     payloads = [Payload(schema, r, variant, resource, action) for r in records]
     counts = {"mapped": 0, "filtered": 0, "rejected": 0, "removal": 0}
-    for outcome in pipeline.dry_run(ctx, payloads):
-        counts[outcome.status] += 1
-        if outcome.status == "filtered":
-            typer.echo(f"#{outcome.position} filtered out")
-        elif outcome.status == "rejected":
-            typer.echo(f"#{outcome.position} rejected [{outcome.reason_code}]: {outcome.reason}")
-        elif outcome.status == "removal":
-            typer.echo(f"#{outcome.position} removes the {schema} row with keys {json.dumps(list(outcome.keys))}")
-        else:
-            assert outcome.object is not None
-            typer.echo(f"#{outcome.position} {type(outcome.object).__name__} {outcome.object.model_dump_json()}")
+    with steps(f"mapping {len(payloads)} payload(s)", len(payloads)) as advance:
+        for position, one in enumerate(payloads):  # one at a time, so the progress bar moves with the work
+            [outcome] = pipeline.dry_run(ctx, [one], position)
+            _print_outcome(outcome, schema, counts)
+            advance()
     typer.echo(
         f"{len(payloads)} record(s): {counts['mapped']} mapped, {counts['filtered']} filtered out, "
         f"{counts['rejected']} rejected" + (f", {counts['removal']} removal(s)" if counts["removal"] else "")
     )
+
+
+def _print_outcome(outcome: Any, schema: str, counts: dict[str, int]) -> None:
+    """One payload's line of ``mapping dry-run``, counted into ``counts``."""
+    counts[outcome.status] += 1
+    if outcome.status == "filtered":
+        typer.echo(f"#{outcome.position} filtered out")
+    elif outcome.status == "rejected":
+        typer.echo(f"#{outcome.position} rejected [{outcome.reason_code}]: {outcome.reason}")
+    elif outcome.status == "removal":
+        typer.echo(f"#{outcome.position} removes the {schema} row with keys {json.dumps(list(outcome.keys))}")
+    else:
+        assert outcome.object is not None
+        typer.echo(f"#{outcome.position} {type(outcome.object).__name__} {outcome.object.model_dump_json()}")

@@ -15,7 +15,7 @@ from tether_client import _models as m
 from tether_client.errors import error_of
 
 #: Run statuses after which a run does not change again.
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "stalled"})
 #: The server's own bound on one ``?wait=`` (longer waits are several requests).
 MAX_WAIT_PER_REQUEST = 60.0
 

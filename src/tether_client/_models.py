@@ -72,6 +72,7 @@ class EventType(StrEnum):
     integration_disconnected = "integration.disconnected"
     run_failed = "run.failed"
     run_succeeded = "run.succeeded"
+    run_stalled = "run.stalled"
     records_changed = "records.changed"
 
 
@@ -81,7 +82,7 @@ class CreateEndpoint(BaseModel):
     )
     url: Annotated[str, Field(max_length=2000, min_length=1, title="Url")]
     event_types: Annotated[
-        list[EventType], Field(max_length=6, min_length=1, title="Event Types")
+        list[EventType], Field(max_length=7, min_length=1, title="Event Types")
     ]
     description: Annotated[str | None, Field(max_length=500, title="Description")] = ""
 
@@ -305,6 +306,7 @@ class RunStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    stalled = "stalled"
 
 
 class RunView(BaseModel):
@@ -312,7 +314,7 @@ class RunView(BaseModel):
     integration_id: Annotated[str, Field(title="Integration Id")]
     operation: Annotated[str, Field(title="Operation")]
     trigger: Annotated[str, Field(title="Trigger")]
-    status: Annotated[str, Field(title="Status")]
+    status: RunStatus
     config: Annotated[dict[str, Any], Field(title="Config")]
     result: Annotated[Any, Field(title="Result")]
     attempts: Annotated[int, Field(title="Attempts")]
@@ -363,7 +365,7 @@ class Url(RootModel[str]):
 
 class EventTypes(RootModel[list[EventType]]):
     root: Annotated[
-        list[EventType], Field(max_length=6, min_length=1, title="Event Types")
+        list[EventType], Field(max_length=7, min_length=1, title="Event Types")
     ]
 
 

@@ -7,7 +7,8 @@ the exact api-versions the operations send: assessments ``2021-06-01``, sub-asse
 Each one goes through the operation's own payload shaping and the registry's compiled mapping into the model, and
 the test asserts that no record is rejected or dropped and that the fields the example carries land.
 
-Teams' channel messages (``microsoft_teams``) are checked the same way, bodies never landing.
+Teams' channel messages (``microsoft_teams``) are checked the same way, bodies never landing; its change
+notifications' published examples (a channel message, a reply) must name the message the handler fetches.
 
 What they caught (docs/decisions.md, "Microsoft mappings against published examples"): Defender's published
 ``resourceDetails`` spell ``id`` and ``source`` in lower case where the recorded answers capitalise them, its
@@ -31,7 +32,13 @@ from definitions.azure_entra_id.operations import DirectorySync
 from definitions.azure_security_center import definition as defender
 from definitions.azure_security_center.operations import AssessmentsCollect, SubAssessmentsCollect
 from definitions.microsoft_teams import definition as teams
-from definitions.microsoft_teams.operations import ChannelMessagesSync, message_payload
+from definitions.microsoft_teams.operations import (
+    ChannelMessagesSync,
+    FetchChangedMessages,
+    FetchChangedMessagesConfig,
+    message_payload,
+)
+from definitions.microsoft_teams.webhook import changed_message
 from engine import REMOVE, Payload
 from support.published import land
 
@@ -322,3 +329,33 @@ def test_an_application_sender_and_a_message_without_channel_identity_land() -> 
         None,
         "1616965800000",
     )
+
+
+# -- Teams change notifications (Graph v1.0 changeNotification on chatMessage) ----------------------------------
+
+
+def test_published_channel_message_notification_names_the_message_to_fetch() -> None:
+    [item] = published("microsoft_teams", "notification_channel_message")
+    changed = changed_message(item)
+    assert changed == {"team_id": "fbe2bf47-16c8-47cf-b4a5-4b9b187c508b", "channel_id": CHANNEL,
+                       "message_id": "1612293113399", "reply_id": None, "change_type": "created"}
+    # What the handler dispatches is what the operation accepts (its typed config refuses anything else).
+    FetchChangedMessagesConfig.model_validate({"messages": [changed]})
+
+
+def test_published_reply_notification_names_the_reply() -> None:
+    [item] = published("microsoft_teams", "notification_reply")
+    changed = changed_message(item)
+    assert changed is not None
+    assert (changed["channel_id"], changed["message_id"], changed["reply_id"]) == (
+        "19:f127a8c55ad949d1a238464d22f0f99e@thread.skype", "1565045424600", "1565047490246")
+    FetchChangedMessagesConfig.model_validate({"messages": [changed]})
+
+
+def test_a_fetched_message_lands_as_the_sync_lands_it() -> None:
+    # FetchChangedMessages shapes what Graph answers with the sync's own message_payload and the same mapping.
+    payloads = [message_payload(item, CHANNEL) for item in published("microsoft_teams", "channel_messages")]
+    fetched = land(teams, FetchChangedMessages, payloads)
+    synced = land(teams, ChannelMessagesSync, payloads)
+    assert [r.external_id for r in fetched] == [r.external_id for r in synced] == [
+        f"{CHANNEL}/1616965872395", f"{CHANNEL}/1616963377068", f"{CHANNEL}/1616883610266"]

@@ -82,7 +82,7 @@ class Env:
 
     async def wait(self, run_id: str, *statuses: RunStatus, bound: float = 60.0) -> Run:
         """Poll until the run reaches one of ``statuses`` (a bound against hangs, not a timing assertion)."""
-        wanted = statuses or (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
+        wanted = statuses or (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.stalled)
         deadline = time.monotonic() + bound
         while True:
             run = self.run(run_id)

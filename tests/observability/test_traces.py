@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from engine.api import create_app
 from engine.api.principal import create_api_key
-from engine.kit.egress import egress_client
+from engine.kit.egress import egress_client, egress_sync_client
 from engine.observability import tracing
 from engine.observability.tracing import span_record
 from engine.queue import worker as worker_module
@@ -181,8 +181,10 @@ def test_off_messages_carry_no_trace_context() -> None:
 
 class _Provider(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        status = 200 if self.path.startswith("/accounts/") else 404
+        status = 200 if self.path.startswith("/accounts/") else 429 if self.path == "/limited" else 404
         self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "5")
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
@@ -215,6 +217,34 @@ async def test_a_provider_call_is_a_client_span_with_method_host_and_status_neve
     assert spans[1]["attributes"]["http.response.status_code"] == 404 and spans[1]["status"] == "ERROR"
     dumped = json.dumps(spans)
     assert "acct_4242" not in dumped and "sk_live_query_value" not in dumped and "nowhere" not in dumped
+
+
+def test_a_sync_provider_call_is_the_same_client_span_as_an_async_one(exporter: InMemorySpanExporter) -> None:
+    """The sync egress client (boto3's transport for AWS) gives each call the async client's span: method, host
+    and status, the Retry-After flag, never the path or the query."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with egress_sync_client(allow_loopback=True) as client:
+            ok = client.get(f"{base}/accounts/acct_4242?api_key=sk_live_query_value")
+            limited = client.get(f"{base}/limited")
+    finally:
+        server.shutdown()
+    assert (ok.status_code, limited.status_code) == (200, 429)
+    spans = [span_record(item) for item in exporter.get_finished_spans()]
+    assert [item["name"] for item in spans] == ["GET 127.0.0.1", "GET 127.0.0.1"]
+    assert [item["kind"] for item in spans] == [SpanKind.CLIENT.name] * 2
+    assert spans[0]["attributes"] == {
+        "http.request.method": "GET",
+        "server.address": "127.0.0.1",
+        "http.response.status_code": 200,
+    }
+    assert spans[0]["status"] == "UNSET"
+    assert spans[1]["attributes"]["http.response.status_code"] == 429 and spans[1]["status"] == "ERROR"
+    assert spans[1]["attributes"]["tether.retry_after"] is True
+    dumped = json.dumps(spans)
+    assert "acct_4242" not in dumped and "sk_live_query_value" not in dumped and "limited" not in dumped
 
 
 def test_setup_steps_are_spans_of_the_credential_request(ops, exporter) -> None:

@@ -31,6 +31,7 @@ from engine import (
     Payload,
     Policy,
     Revoke,
+    SubscriptionContext,
     Verifier,
     Webhook,
     WebhookEvent,
@@ -541,3 +542,12 @@ def test_static_webhook_needs_route() -> None:
         static = True
 
     assert rule_of(with_webhook(Static)) == "webhook_events"
+
+
+def test_a_webhook_that_lists_its_subscription_keys_needs_the_subscription_hooks() -> None:
+    class Listing(s.SampleHooks):
+        async def subscription_keys(self, ctx: SubscriptionContext) -> tuple[str, ...]:
+            return ("channel-1",)
+
+    assert Listing.lists_keys() and Listing.subscribes() and not s.SampleHooks.subscribes()
+    assert rule_of(with_webhook(Listing)) == "webhook_events"

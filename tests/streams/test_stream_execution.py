@@ -270,7 +270,7 @@ async def test_the_incremental_cursor_advances_only_when_a_run_succeeds(runtime:
     assert api.on("/user/repos")[0].query["since"] == "2024-05-03T10:00:00Z"
 
 
-async def test_a_repeated_cursor_fails_the_run_naming_the_fault(runtime: Runtime, api: ProviderApi) -> None:
+async def test_a_repeated_cursor_stalls_the_run_naming_the_fault(runtime: Runtime, api: ProviderApi) -> None:
     integration_id = connect(runtime)
     page1 = api_body("notion_search_page1")
     page2 = {**api_body("notion_search_page2"), "next_cursor": page1["next_cursor"], "has_more": True}
@@ -278,8 +278,22 @@ async def test_a_repeated_cursor_fails_the_run_naming_the_fault(runtime: Runtime
     run_id = await start(runtime, integration_id, "PageSync")
     outcome = await runtime.executor.execute(run_id)
     run = run_row(runtime, run_id)
-    assert (outcome.status, run.error_code) == (RunStatus.failed, "pagination_loop")
+    assert (outcome.status, run.error_code) == (RunStatus.stalled, "pagination_loop")
     assert "repeated a cursor" in run.error_message and len(api.on("/v1/search")) == 2
+
+
+async def test_has_more_without_a_cursor_stalls_the_run_and_keeps_the_cursor(
+    runtime: Runtime, api: ProviderApi
+) -> None:
+    """Early end of pagination (issue 23): the provider says more follow and gives no cursor; the run is not a
+    success, whatever it stored of the first page, and its incremental cursor does not move."""
+    integration_id = connect(runtime)
+    api.answer("/v1/search", (200, {}, {**api_body("notion_search_page1"), "next_cursor": None}))
+    run_id = await start(runtime, integration_id, "PageSync")
+    outcome = await runtime.executor.execute(run_id)
+    run = run_row(runtime, run_id)
+    assert (outcome.status, run.status, run.error_code) == (RunStatus.stalled, "stalled", "pagination_short")
+    assert run.finished_at is not None and cursor_of(runtime, integration_id, "PageSync") is None
 
 
 def api_body(name: str) -> Any:

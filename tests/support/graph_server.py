@@ -6,6 +6,10 @@ Shapes from the Graph reference (microsoftgraph/microsoft-graph-docs-contrib): `
 ``?validationToken=…`` and expecting the token back as ``text/plain``, else ``400``), ``subscription-list.md``
 (``{"value": [...]}``), ``subscription-update.md`` (``PATCH`` ``expirationDateTime`` → ``200`` with the
 subscription), ``subscription-delete.md`` (``204``); a missing subscription answers ``404`` with Graph's error body.
+
+For Teams it also answers, as the signed-in user, ``/me/joinedTeams`` and ``/teams/{id}/channels``
+(``user-list-joinedteams.md``, ``channel-list.md``: ``{"value": [...]}``) from ``channels``, and one channel message or
+reply (``chatmessage-get.md``) from ``messages``, keyed ``team/channel/message[/reply]``.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class FakeGraph:
     validations: list[tuple[str, int, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    #: Teams: the user's teams and each one's channel IDs, and the messages to answer.
+    channels: dict[str, list[str]] = field(default_factory=dict)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def count(self, method: str) -> int:
         return sum(1 for m, _ in self.calls if m == method)
@@ -117,6 +124,36 @@ class FakeGraph:
                     return _not_found(subscription_id)
                 held["expirationDateTime"] = body["expirationDateTime"]
                 return JSONResponse(dict(held))
+
+        @app.get("/v1.0/me/joinedTeams")
+        async def joined_teams(request: Request) -> Response:
+            self.calls.append(("GET", "/v1.0/me/joinedTeams"))
+            if not authorized(request):
+                return JSONResponse({"error": {"code": "InvalidAuthenticationToken", "message": "x"}}, 401)
+            return JSONResponse({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#teams",
+                                 "value": [{"id": t, "displayName": f"Team {t[:4]}", "description": None}
+                                           for t in self.channels]})
+
+        @app.get("/v1.0/teams/{team_id}/channels")
+        async def channels(team_id: str, request: Request) -> Response:
+            self.calls.append(("GET", f"/v1.0/teams/{team_id}/channels"))
+            if not authorized(request):
+                return JSONResponse({"error": {"code": "InvalidAuthenticationToken", "message": "x"}}, 401)
+            return JSONResponse({"@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#teams('{team_id}')"
+                                 "/channels(id,displayName)",
+                                 "value": [{"id": c, "displayName": "General"}
+                                           for c in self.channels.get(team_id, [])]})
+
+        @app.get("/v1.0/teams/{team_id}/channels/{channel_id}/messages/{message_id}")
+        @app.get("/v1.0/teams/{team_id}/channels/{channel_id}/messages/{message_id}/replies/{reply_id}")
+        async def message(request: Request, team_id: str, channel_id: str, message_id: str,
+                          reply_id: str | None = None) -> Response:
+            key = "/".join(p for p in (team_id, channel_id, message_id, reply_id) if p)
+            self.calls.append(("GET", key))
+            if not authorized(request):
+                return JSONResponse({"error": {"code": "InvalidAuthenticationToken", "message": "x"}}, 401)
+            found = self.messages.get(key)
+            return JSONResponse(found) if found is not None else _not_found(key)
 
         @app.delete("/v1.0/subscriptions/{subscription_id}")
         async def delete(subscription_id: str) -> Response:

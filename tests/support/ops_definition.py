@@ -133,9 +133,56 @@ class Slow(Operation):
 
 
 class SlowOnce(Slow):
-    """Like ``Slow`` with no retries: a lost worker fails the run."""
+    """Like ``Slow`` with no retries: a lost worker ends the run ``stalled``."""
 
     policy = Policy.queued(max_retries=0)
+
+
+class HangConfig(BaseModel):
+    seconds: float = 60.0
+    #: Catch the watchdog's cancellation and return as if done (an operation that swallows ``CancelledError``).
+    swallow: bool = False
+
+
+class Hang(Operation):
+    """Wait without progress on the first attempt (a provider that accepts and never answers): its stall window
+    stops it, and the retry returns."""
+
+    config = HangConfig
+    policy = Policy.queued(max_retries=1, stall_window=timedelta(seconds=0.5))
+
+    async def run(self, ctx: OperationContext) -> dict[str, int]:
+        if ctx.attempt == 1:
+            try:
+                await asyncio.sleep(ctx.config.seconds)  # type: ignore[attr-defined]
+            except asyncio.CancelledError:
+                if not ctx.config.swallow:  # type: ignore[attr-defined]
+                    raise
+        return {"attempt": ctx.attempt}
+
+
+class HangOnce(Hang):
+    """Like ``Hang`` with no retries: the run ends ``stalled``."""
+
+    policy = Policy.queued(max_retries=0, stall_window=timedelta(seconds=0.5))
+
+
+class BusyConfig(BaseModel):
+    steps: int = 60
+    step: float = 0.05
+
+
+class Busy(Operation):
+    """Works longer than its stall window in steps, saying after each that it made progress."""
+
+    config = BusyConfig
+    policy = Policy.queued(max_retries=0, stall_window=timedelta(seconds=1.5))
+
+    async def run(self, ctx: OperationContext) -> dict[str, int]:
+        for _ in range(ctx.config.steps):  # type: ignore[attr-defined]
+            await asyncio.sleep(ctx.config.step)  # type: ignore[attr-defined]
+            ctx.progress()
+        return {"steps": ctx.config.steps}  # type: ignore[attr-defined]
 
 
 class SyncConfig(BaseModel):
@@ -183,7 +230,7 @@ definition = Definition(
     slots=(OpsToken,),
     clients=(OpsClient,),
     connections=(OpsKey,),
-    operations=(Ping, Echo, Flaky, Broken, Limited, Slow, SlowOnce, AssetSync, Tick),
+    operations=(Ping, Echo, Flaky, Broken, Limited, Slow, SlowOnce, Hang, HangOnce, Busy, AssetSync, Tick),
     mappings=(
         Mapping(
             schema="asset",

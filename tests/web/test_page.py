@@ -478,15 +478,15 @@ def _cards_at_phone_width(page: Any, base: str, runtime: Runtime, shots: Path) -
     assert stored[0] == 3
     shot("05-run-succeeded")
 
-    # A failed run: the stable code in small text, the sentence a person reads.
+    # A run stopped short (stalled): the stable code in small text, the sentence a person reads.
     page.get_by_role("button", name="Run Backfill on Demo CRM (acme)", exact=True).click()
     last = crm.get_by_test_id("last-run")
-    expect(last).to_contain_text("Backfill failed")
+    expect(last).to_contain_text("Backfill stalled")  # a pagination loop stops the run short: stalled (issue 23)
     expect(last.get_by_test_id("error-text")).to_have_text("The provider's paging went in a loop, so the run stopped. ")
     expect(last.get_by_test_id("error-code")).to_have_text("pagination_loop")
     crm.get_by_test_id("runs").locator("summary").click()
     expect(crm.get_by_test_id("runs").locator("td.err").first).to_contain_text("paging went in a loop")
-    shot("06-run-failed")
+    shot("06-run-stalled")
 
     # Every button on the page has a name that says which card it acts on (or is a page-level control).
     page_level = {"Refresh", "Retry", "Sign out", "Cancel", "Disconnect"}  # the last two: the dialog's

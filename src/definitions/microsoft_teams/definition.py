@@ -6,8 +6,14 @@ from definitions.microsoft_teams.client import TeamsClient
 from definitions.microsoft_teams.config import TeamsConfig
 from definitions.microsoft_teams.connections import TeamsOAuthConnection
 from definitions.microsoft_teams.mappings import MAPPINGS
-from definitions.microsoft_teams.operations import ChannelMessagesSync, HealthCheck, PostChannelMessage
+from definitions.microsoft_teams.operations import (
+    ChannelMessagesSync,
+    FetchChangedMessages,
+    HealthCheck,
+    PostChannelMessage,
+)
 from definitions.microsoft_teams.slots import TeamsOAuthToken
+from definitions.microsoft_teams.webhook import ChannelMessageChanges
 from engine import Definition
 
 definition = Definition(
@@ -20,6 +26,7 @@ definition = Definition(
     slots=(TeamsOAuthToken,),
     clients=(TeamsClient,),
     connections=(TeamsOAuthConnection,),
-    operations=(HealthCheck, PostChannelMessage, ChannelMessagesSync),
+    operations=(HealthCheck, PostChannelMessage, ChannelMessagesSync, FetchChangedMessages),
+    webhooks=(ChannelMessageChanges,),
     mappings=MAPPINGS,
 )

@@ -9,12 +9,15 @@ The sync reads, as that user, every channel of every team they joined (``/me/joi
 (saved only when the run succeeds), so the next run reads only the messages created, edited or deleted since. A
 delta link Graph no longer knows (410) starts that channel over. Replies are not read (they need one more call per
 message); a channel the user left simply stops being read, its rows stay.
+
+``FetchChangedMessages`` is what a change notification dispatches (``webhook``): Tether subscribes without resource
+data, so a notification names a message (or reply) and this reads it by that resource and maps it the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,6 +85,16 @@ def message_payload(message: dict[str, Any], channel: str) -> Payload:
     return Payload("message", message, variant="channel_message", resource=channel, action=REMOVE if deleted else "")
 
 
+async def joined_channels(client: Any) -> AsyncIterator[tuple[str, str]]:
+    """(team ID, channel ID) of every channel of every team the user joined."""
+    # joinedTeams takes no OData parameters (it answers id, displayName and description only).
+    async for team in DeltaPages(client, "/v1.0/me/joinedTeams"):
+        team_id = _segment(team.get("id"))
+        async for channel in DeltaPages(client, f"/v1.0/teams/{team_id}/channels?$select=id,displayName"):
+            _segment(channel.get("id"))
+            yield str(team.get("id")), str(channel.get("id"))
+
+
 class ChannelMessagesSync(Operation):
     """Sync the top-level messages of every channel of the user's teams into ``message`` (variant
     ``channel_message``), incrementally per channel.
@@ -98,25 +111,79 @@ class ChannelMessagesSync(Operation):
         cursor = ctx.cursor if isinstance(ctx.cursor, dict) else {}
         links = cursor.get("channels") if isinstance(cursor.get("channels"), dict) else {}
         next_links: dict[str, str] = {}
-        # joinedTeams takes no OData parameters (it answers id, displayName and description only).
-        async for team in DeltaPages(ctx.client, "/v1.0/me/joinedTeams"):
-            team_id = _segment(team.get("id"))
-            async for channel in DeltaPages(ctx.client, f"/v1.0/teams/{team_id}/channels?$select=id,displayName"):
-                channel_id = _segment(channel.get("id"))
-                key = f"{team.get('id')}/{channel.get('id')}"
-                channel_ref = str(channel.get("id"))
-                start = f"/v1.0/teams/{team_id}/channels/{channel_id}/messages/delta?$top={DELTA_PAGE}"
-                pages = DeltaPages(ctx.client, links.get(key) or start)
-                try:
-                    async for message in pages:
-                        yield message_payload(message, channel_ref)
-                except ProviderError as exc:
-                    if exc.provider_status != 410 or pages.url == start:
-                        raise
-                    pages = DeltaPages(ctx.client, start)  # the delta link expired: read the channel again
-                    async for message in pages:
-                        yield message_payload(message, channel_ref)
-                if pages.delta_link is None:
-                    raise ProviderError("Microsoft Graph ended a channel message delta round without a delta link")
-                next_links[key] = pages.delta_link
+        async for team_ref, channel_ref in joined_channels(ctx.client):
+            team_id, channel_id = _segment(team_ref), _segment(channel_ref)
+            key = f"{team_ref}/{channel_ref}"
+            start = f"/v1.0/teams/{team_id}/channels/{channel_id}/messages/delta?$top={DELTA_PAGE}"
+            pages = DeltaPages(ctx.client, links.get(key) or start)
+            try:
+                async for message in pages:
+                    yield message_payload(message, channel_ref)
+            except ProviderError as exc:
+                if exc.provider_status != 410 or pages.url == start:
+                    raise
+                pages = DeltaPages(ctx.client, start)  # the delta link expired: read the channel again
+                async for message in pages:
+                    yield message_payload(message, channel_ref)
+            if pages.delta_link is None:
+                raise ProviderError("Microsoft Graph ended a channel message delta round without a delta link")
+            next_links[key] = pages.delta_link
         ctx.next_cursor = {"channels": next_links}
+
+
+#: A chatMessage ID is its creation time in milliseconds.
+MESSAGE_ID = r"^[0-9]{1,20}$"
+#: The most messages one notification batch names (Graph sends far fewer; a bound on one run's calls).
+MAX_CHANGED = 1000
+
+
+class ChangedMessage(BaseModel):
+    """One message (or reply) a change notification named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    team_id: str = Field(pattern=TEAM_ID)
+    channel_id: str = Field(pattern=CHANNEL_ID)
+    message_id: str = Field(pattern=MESSAGE_ID)
+    #: Set for a reply: ``message_id`` is then the thread's first message.
+    reply_id: str | None = Field(default=None, pattern=MESSAGE_ID)
+    change_type: Literal["created", "updated", "deleted"]
+
+
+class FetchChangedMessagesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ChangedMessage] = Field(min_length=1, max_length=MAX_CHANGED)
+
+
+class FetchChangedMessages(Operation):
+    """Read each message a change notification named, by its resource URL, into ``message`` (the sync's mapping).
+
+    A message Graph answers with ``deletedDateTime`` is a removal; one it no longer has (``404``) is a removal too
+    when the notification said ``deleted``, and otherwise skipped (it was deleted since: its own notification
+    follows).
+    """
+
+    config = FetchChangedMessagesConfig
+    client = TeamsClient
+    policy = Policy.queued(max_retries=3)
+    emits = (Emits("message", "channel_message"),)
+
+    async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
+        config = FetchChangedMessagesConfig.model_validate(ctx.config.model_dump())
+        for changed in config.messages:
+            path = (f"/v1.0/teams/{changed.team_id}/channels/{_segment(changed.channel_id)}"
+                    f"/messages/{changed.message_id}")
+            if changed.reply_id is not None:
+                path += f"/replies/{changed.reply_id}"
+            try:
+                message = await get_json(ctx.client, path)
+            except ProviderError as exc:
+                if exc.provider_status != 404:
+                    raise
+                if changed.change_type == "deleted":
+                    gone = {"id": changed.reply_id or changed.message_id}
+                    yield Payload("message", gone, variant="channel_message", resource=changed.channel_id,
+                                  action=REMOVE)
+                continue
+            yield message_payload(message, changed.channel_id)

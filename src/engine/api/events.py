@@ -31,9 +31,10 @@ EventType = Literal[
     "integration.disconnected",
     "run.failed",
     "run.succeeded",
+    "run.stalled",
     "records.changed",
 ]
-EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=6)]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=7)]
 Url = Annotated[str, Field(min_length=1, max_length=URL_MAX)]
 Description = Annotated[str, Field(max_length=500)]
 
@@ -244,6 +245,3 @@ def _delivery(runtime: Runtime, principal: Principal, delivery_id: str) -> Event
     if row is None or row.tenant_id != principal.tenant_id:
         raise NotFoundError(f"no event delivery {delivery_id}")
     return row
-
-
-

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.authoring.config import OperatorConfig, UserInput
 from engine.errors import TetherError
+from engine.runs import progress
 
 if TYPE_CHECKING:
     from engine.authoring.clients import Client
@@ -53,6 +54,10 @@ class Policy:
     user_may_run: bool | None = None
     #: The connection's ``Product`` this operation needs (its scopes must be granted), or ``None``.
     product: str | None = None
+    #: How long a run may go without progress (a provider answer, a payload, a checkpoint, ``ctx.progress()``)
+    #: before it is stopped as ``no_progress`` (``engine.runs.progress``); ``None`` takes the deployment's
+    #: ``TETHER_RUN_STALL_SECONDS``, ``timedelta(0)`` turns the watchdog off for this operation.
+    stall_window: timedelta | None = None
 
     @property
     def users_may_run(self) -> bool:
@@ -66,8 +71,9 @@ class Policy:
         access: Literal["read", "write"] = "read",
         user_may_run: bool | None = None,
         product: str | None = None,
+        stall_window: timedelta | None = None,
     ) -> Policy:
-        return cls(mode="inline", access=access, user_may_run=user_may_run, product=product)
+        return cls(mode="inline", access=access, user_may_run=user_may_run, product=product, stall_window=stall_window)
 
     @classmethod
     def queued(
@@ -80,8 +86,9 @@ class Policy:
         access: Literal["read", "write"] = "read",
         user_may_run: bool | None = None,
         product: str | None = None,
+        stall_window: timedelta | None = None,
     ) -> Policy:
-        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run, product)
+        return cls("queued", reconcile, schedule, time_limit, max_retries, access, user_may_run, product, stall_window)
 
 
 class UpgradeRequired(TetherError):
@@ -185,6 +192,12 @@ class OperationContext:
     trigger: str = ""
     #: The last ``Checkpoint`` state an earlier attempt of this same run saved (``None`` on a first attempt).
     checkpoint: Any = None
+
+    def progress(self) -> None:
+        """Say the run is making progress, for work the executor cannot see (a long computation between provider
+        calls). Provider answers, payloads and checkpoints count already; a run silent for its policy's
+        ``stall_window`` is stopped as ``no_progress`` (``engine.runs.progress``)."""
+        progress.note()
 
 
 class Operation:

@@ -171,6 +171,24 @@ class Webhook:
     #: expire (or when a handler asks), and ``unsubscribe`` on disconnect, keeping one row per key.
     subscriptions: ClassVar[tuple[str, ...]] = ()
     renew_before: ClassVar[timedelta] = timedelta(days=1)
+    #: How often the engine asks ``subscription_keys`` again, for a webhook whose keys depend on what the
+    #: integration can see (Teams: one subscription per channel the user is in).
+    list_keys_every: ClassVar[timedelta] = timedelta(hours=1)
+
+    async def subscription_keys(self, ctx: SubscriptionContext) -> tuple[str, ...]:
+        """The keys to hold subscriptions for, when they are not fixed by ``subscriptions`` (``ctx.key`` is "").
+        Asked at the first connection and every ``list_keys_every``; a key no longer listed is unsubscribed."""
+        return type(self).subscriptions
+
+    @classmethod
+    def lists_keys(cls) -> bool:
+        """Whether the keys come from ``subscription_keys`` (asked of the provider) rather than ``subscriptions``."""
+        return cls.subscription_keys is not Webhook.subscription_keys
+
+    @classmethod
+    def subscribes(cls) -> bool:
+        """Whether the engine keeps provider-side subscriptions for this webhook's endpoints."""
+        return bool(cls.subscriptions) or cls.lists_keys()
 
     async def subscribe(self, ctx: SubscriptionContext) -> Subscription:
         """Create (or adopt, when the provider already holds one for this URL and key) the subscription."""

@@ -397,7 +397,7 @@ class _Checker:
         if webhook.static and webhook.route is Webhook.route:
             raise self.fail(part, "is static but implements no route()", "webhook_events")
         hooks = ("subscribe", "renew", "unsubscribe")
-        if webhook.subscriptions and (webhook.static or any(getattr(webhook, m) is getattr(Webhook, m) for m in hooks)):
+        if webhook.subscribes() and (webhook.static or any(getattr(webhook, m) is getattr(Webhook, m) for m in hooks)):
             raise self.fail(part, "declares subscriptions: it must be per integration and implement subscribe(), "
                             "renew() and unsubscribe()", "webhook_events")
         methods = getattr(webhook, "methods", frozenset())

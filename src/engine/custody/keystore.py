@@ -297,18 +297,29 @@ class Keystore:
 
     # -- key rotation --------------------------------------------------------------------------------------------
 
-    def rewrap_all(self, *, batch_size: int = 200) -> int:
+    #: The stages of ``rewrap_all``, in order (what a progress display counts).
+    REWRAP_STAGES = ("credentials", "webhook endpoints", "auth flows", "event endpoints")
+
+    def rewrap_all(self, *, batch_size: int = 200, on_stage: Callable[[str, int], None] | None = None) -> int:
         """Move every sealed value that is not under the active key onto it; safe while the engine runs.
 
         Each row is rewritten only if it is unchanged since it was read (same version and key ID), so a concurrent
-        refresh is never overwritten; such a row was written under the active key already.
+        refresh is never overwritten; such a row was written under the active key already. ``on_stage`` is called
+        after each of ``REWRAP_STAGES`` with its name and the values it moved (``tether keys rotate``'s progress).
         """
-        moved = 0
         active = self.keyring.active_key_id
-        moved += self._rewrap_credentials(active, batch_size)
-        moved += self._rewrap_table(WebhookEndpoint, "secret_ciphertext", active, lambda r: f"webhook:{r.id}")
-        moved += self._rewrap_table(AuthFlow, "sealed_secrets", active, lambda r: f"auth_flow:{r.state_hash}")
-        moved += event_endpoints.rewrap(self.db, self.keyring)
+        stages: tuple[Callable[[], int], ...] = (
+            lambda: self._rewrap_credentials(active, batch_size),
+            lambda: self._rewrap_table(WebhookEndpoint, "secret_ciphertext", active, lambda r: f"webhook:{r.id}"),
+            lambda: self._rewrap_table(AuthFlow, "sealed_secrets", active, lambda r: f"auth_flow:{r.state_hash}"),
+            lambda: event_endpoints.rewrap(self.db, self.keyring),
+        )
+        moved = 0
+        for name, stage in zip(self.REWRAP_STAGES, stages, strict=True):
+            count = stage()
+            moved += count
+            if on_stage is not None:
+                on_stage(name, count)
         return moved
 
     def key_ids_in_use(self) -> set[str]:

@@ -26,6 +26,10 @@ INTEGRATION_RECONNECT_REQUIRED = "integration.reconnect_required"
 INTEGRATION_DISCONNECTED = "integration.disconnected"
 RUN_FAILED = "run.failed"
 RUN_SUCCEEDED = "run.succeeded"
+#: A run that stopped short and ended ``stalled`` (issue 23): its own type, so a subscriber to ``run.failed`` that
+#: retries failed syncs is not handed a run whose records are partly stored, and one to neither is never told
+#: ``succeeded``. Its data is ``run.failed``'s (the error's code says why: ``worker_lost``, ``no_progress``, …).
+RUN_STALLED = "run.stalled"
 RECORDS_CHANGED = "records.changed"
 EVENT_TYPES = (
     INTEGRATION_CONNECTED,
@@ -33,6 +37,7 @@ EVENT_TYPES = (
     INTEGRATION_DISCONNECTED,
     RUN_FAILED,
     RUN_SUCCEEDED,
+    RUN_STALLED,
     RECORDS_CHANGED,
 )
 #: The integration status each ``integration.*`` event reports.
@@ -78,11 +83,12 @@ def integration_event(
 def run_event(
     tenant_id: str, run_id: str, integration_id: str, operation: str, status: str, *, error: tuple[str, str] = ("", "")
 ) -> NewEvent:
-    """``run.succeeded`` or ``run.failed``; a failure carries the run's stable error code and scrubbed message."""
+    """``run.succeeded``, ``run.failed`` or ``run.stalled``; the last two carry the run's stable error code and
+    scrubbed message."""
     data: dict[str, Any] = {"run_id": run_id, "integration_id": integration_id, "operation": operation}
-    if status == "failed":
+    if status in ("failed", "stalled"):
         data["error"] = {"code": error[0], "message": error[1]}
-        return NewEvent(tenant_id, RUN_FAILED, data)
+        return NewEvent(tenant_id, RUN_FAILED if status == "failed" else RUN_STALLED, data)
     return NewEvent(tenant_id, RUN_SUCCEEDED, data)
 
 

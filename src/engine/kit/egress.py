@@ -67,6 +67,7 @@ import string
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, cast
 
@@ -76,12 +77,13 @@ import certifi
 import httpcore
 import httpx
 import idna
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from engine.errors import EgressRefused, ProviderError, TetherError
 from engine.governor import scope as governor_scope
 from engine.kit.inputs import ascii_int
 from engine.observability import metrics, tracing
+from engine.runs import progress
 from engine.settings import Settings
 
 __all__ = [
@@ -757,6 +759,23 @@ class _SyncGuardTransport(httpx.HTTPTransport):
         )
 
 
+def _call_span(request: httpx.Request) -> AbstractContextManager[Span]:
+    """The client span of one provider call, named ``METHOD host``. The method and host only: a path or query
+    value may be an account ID or a token (issue 23)."""
+    attributes = {"http.request.method": request.method, "server.address": request.url.host}
+    return tracing.span(f"{request.method} {request.url.host}", attributes, kind=SpanKind.CLIENT)
+
+
+def _answered(span: Span, response: httpx.Response) -> None:
+    """The answer's status on the call's span; an error status marks it failed, a ``Retry-After`` says the
+    provider asked for a later attempt (the retry the executor or the kit will make)."""
+    span.set_attribute("http.response.status_code", response.status_code)
+    if response.status_code >= 400:
+        tracing.fail(span, str(response.status_code))
+    if response.status_code in (429, 503) and "retry-after" in response.headers:
+        span.set_attribute("tether.retry_after", True)
+
+
 class _EgressAsyncClient(httpx.AsyncClient):
     """What only the client sees: one deadline across a whole ``send`` (every redirect hop, every request of
     an auth flow) and request URLs httpx cannot parse (refused rather than ``httpx.InvalidURL``)."""
@@ -771,15 +790,9 @@ class _EgressAsyncClient(httpx.AsyncClient):
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         if not tracing.enabled():
             return await self._send(request, **kwargs)
-        # The method and host only: a path or query value may be an account ID or a token (issue 23).
-        attributes = {"http.request.method": request.method, "server.address": request.url.host}
-        with tracing.span(f"{request.method} {request.url.host}", attributes, kind=SpanKind.CLIENT) as span:
+        with _call_span(request) as span:
             response = await self._send(request, **kwargs)
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 400:
-                tracing.fail(span, str(response.status_code))
-            if response.status_code in (429, 503) and "retry-after" in response.headers:
-                span.set_attribute("tether.retry_after", True)  # the provider asked for a later attempt
+            _answered(span, response)
             return response
 
     async def _send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
@@ -788,6 +801,7 @@ class _EgressAsyncClient(httpx.AsyncClient):
         try:
             response = await super().send(request, **kwargs)
             await governor_scope.observe(response)
+            progress.note()  # inside a run: a provider answer is progress (its stall watchdog, issue 23)
             return response
         except httpx.TooManyRedirects as exc:
             if isinstance(exc, TooManyRedirects):
@@ -810,11 +824,22 @@ class _EgressSyncClient(httpx.Client):
         return super().build_request(method, _parsed(url) if isinstance(url, str) else url, **kwargs)
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if not tracing.enabled():
+            return self._send(request, **kwargs)
+        # The same client span as the async client's: sync callers (boto3 through ``aws``, CLI set-up checks) are
+        # provider calls too, and a trace that skipped them would hide where a run spent its time.
+        with _call_span(request) as span:
+            response = self._send(request, **kwargs)
+            _answered(span, response)
+            return response
+
+    def _send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         governor_scope.admit_sync()
         token = _DEADLINE.set(_deadline_for(request, self._deadline))
         try:
             response = super().send(request, **kwargs)
             governor_scope.observe_sync(response)
+            progress.note()
             return response
         except httpx.TooManyRedirects as exc:
             if isinstance(exc, TooManyRedirects):

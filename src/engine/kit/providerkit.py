@@ -67,6 +67,18 @@ class PaginationLoop(ProviderError):
 
     code = "pagination_loop"
     status = 502
+    #: The listing stopped part way: the run ends ``stalled`` (what it persisted stays), not ``failed``.
+    stalls = True
+
+
+class PaginationShort(ProviderError):
+    """The provider said it has more records than it let the listing read (a has-more flag, a total count, then no
+    next cursor or an empty page): taking it for the end would let a reconciling sync act on half a listing.
+    Like ``PaginationLoop``, the run ends ``stalled``, never ``succeeded`` (``TetherError.stalls``)."""
+
+    code = "pagination_short"
+    status = 502
+    stalls = True
 
 
 class PaginationLimit(ProviderError):
@@ -193,6 +205,8 @@ class Page:
     #: The next cursor (cursor style) or URL (link style); ``None`` ends pagination.
     next: Any = None
     raw: Any = field(default=None, repr=False)
+    #: The provider's own word on whether more pages follow (a has-more flag), ``None`` when it gives none.
+    more: bool | None = None
 
 
 class PageStyle:
@@ -214,22 +228,29 @@ class PageStyle:
     def following(self, request: PageRequest, page: Page) -> PageRequest | None:
         raise NotImplementedError
 
+    def promised_more(self, request: PageRequest, page: Page) -> bool:
+        """Whether the provider said more follows this page (checked when ``following`` ends the listing)."""
+        return page.more is True
+
 
 @dataclass
 class CursorPages(PageStyle):
     """The body holds the items and the next cursor (``items_path`` and ``cursor_path`` are dotted keys); an empty
-    cursor ends."""
+    cursor ends. ``has_more_path`` names the provider's has-more flag, if it sends one: a page whose flag says
+    more but which carries no cursor is ``pagination_short``, not the end."""
 
     items_path: str = "items"
     cursor_path: str = "next_cursor"
     missing_ok: bool = False
+    has_more_path: str = ""
 
     def first(self, limit: int, start: Any) -> PageRequest:
         return PageRequest(number=1, cursor=start, limit=limit)
 
     def read(self, body: Any) -> Page:
         items = _items(body, self.items_path, missing_ok=self.missing_ok)
-        return Page(items, _dig(body, self.cursor_path) or None, body)
+        more = _dig(body, self.has_more_path) if self.has_more_path else None
+        return Page(items, _dig(body, self.cursor_path) or None, body, more if isinstance(more, bool) else None)
 
     def following(self, request: PageRequest, page: Page) -> PageRequest | None:
         if page.next is None:
@@ -304,6 +325,10 @@ class OffsetPages(PageStyle):
             return None
         return PageRequest(number=request.number + 1, offset=offset, limit=request.limit)
 
+    def promised_more(self, request: PageRequest, page: Page) -> bool:
+        """A total the listing ended short of (an empty or short page before ``total`` items)."""
+        return page.next is not None and request.offset + len(page.items) < int(page.next)
+
 
 async def paginate(
     fetch: Callable[[PageRequest], Awaitable[httpx.Response | Page]],
@@ -316,7 +341,8 @@ async def paginate(
     clock: Callable[[], float] = time.monotonic,
     what: str = "the provider",
 ) -> AsyncIterator[Page]:
-    """Yield pages until the style says stop; raise ``PaginationLoop``/``PaginationLimit`` on a broken provider.
+    """Yield pages until the style says stop; raise ``PaginationLoop``/``PaginationLimit`` on a broken provider,
+    ``PaginationShort`` when the listing ends while the provider said more follow (``PageStyle.promised_more``).
 
     A ``httpx.Response`` from ``fetch`` goes through ``check_response`` first (so a 429 becomes ``RateLimited``).
     ``what`` names the listing in errors (``"GitHub pagination of /user/repos"``); ``max_seconds=None`` leaves
@@ -343,7 +369,10 @@ async def paginate(
             raise PaginationLoop(f"{what} loops back: the same page twice (page {request.number})")
         previous_digest = digest
         yield page
-        request = style.following(request, page)
+        following = style.following(request, page)
+        if following is None and style.promised_more(request, page):
+            raise PaginationShort(f"{what} ended at page {request.number} although the provider said more follow")
+        request = following
 
 
 async def items(pages: AsyncIterator[Page]) -> AsyncIterator[Any]:

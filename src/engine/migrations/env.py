@@ -57,6 +57,8 @@ def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_object=include_object,
+        # ``Database.upgrade(on_step=...)``: a callback per applied revision (the CLI's progress display).
+        on_version_apply=config.attributes.get("on_version_apply"),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -67,7 +67,7 @@ _RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800
 RUNS = Counter(
     "tether_runs",
     "Run executions that ended, by definition, operation and outcome (succeeded, failed, retried, deferred, "
-    "cancelled).",
+    "cancelled, stalled).",
     ["definition", "operation", "outcome"],
     registry=REGISTRY,
 )

@@ -16,8 +16,14 @@ Every trigger (API call, first-connection reconcile, schedule, workflow, webhook
 
 While a run executes, the process's heartbeat (``engine.runs.heartbeat``) stamps ``run.heartbeat_at``; when that UPDATE
 finds the run no longer ``running`` (cancelled), the operation is cancelled. The reaper (``reap_stale``) finds runs
-whose heartbeat stopped (a worker killed mid-run) and retries or fails them with a reason. Claims, finishes and run
-creation of concurrent runs are batched into shared statements (``engine.runs.runstore``, ``engine.store.batching``).
+whose heartbeat stopped (a worker killed mid-run) and retries them, or ends them ``stalled`` (``worker_lost``) when
+no retry is left. Claims, finishes and run creation of concurrent runs are batched into shared statements
+(``engine.runs.runstore``, ``engine.store.batching``).
+
+A run never reports ``succeeded`` for work it did not finish (issue 23): a watchdog (``engine.runs.progress``) stops a
+run that makes no progress for its stall window (``no_progress``, retried like a transient failure), and an error
+whose class ``stalls`` (a provider's pagination that loops or ends before the provider's own count) ends the run
+``stalled`` with the error's code, as does a lost worker out of retries.
 
 Before a run is recorded, ``dispatch`` and ``run_inline`` (so every trigger) refuse an integration that is not
 ``connected`` (``integration_not_connected``, or ``reconnect_required``: 409) and a ``write`` operation whose grant
@@ -65,6 +71,7 @@ from engine.integrations.lifecycle import require_connected
 from engine.kit.reaching import TRANSPORT_ERRORS
 from engine.observability import metrics, tracing
 from engine.observability.logs import add_log_ids, leaves, log_context
+from engine.runs import progress
 from engine.runs.heartbeat import Heartbeats
 from engine.runs.runstore import Claimed, NewRun, Success, beat_runs, claim_runs, create_runs, new_run, succeed_runs
 from engine.runs.snapshots import remove_unconfirmed
@@ -79,7 +86,7 @@ if TYPE_CHECKING:
 Enqueue = Callable[[str, float | None, float | None], None]
 log = logging.getLogger("tether.execution")
 
-TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+TERMINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.stalled})
 #: Extra attempts a rate-limited run may spend on deferrals beyond the operation's ``max_retries``.
 RATE_LIMIT_ALLOWANCE = 25
 TRIGGERS = frozenset({"api", "reconcile", "schedule", "workflow", "webhook", "manual"})
@@ -97,6 +104,16 @@ class TimeLimitExceeded(TetherError):
 
 class WorkerLost(TetherError):
     code = "worker_lost"
+    stalls = True
+
+
+class NoProgress(TetherError):
+    """The run made no progress for its stall window: retried like a transient failure, else ``stalled``."""
+
+    code = "no_progress"
+    status = 504
+    stalls = True
+    retryable = True
 
 
 class UnexpectedError(TetherError):
@@ -142,6 +159,8 @@ class ExecutorOptions:
     ingest_batch: int = 500
     #: Upper bound of a single deferral (a provider asking for a day is capped here and asked again).
     max_defer: float = 3600.0
+    #: Default stall window: a run without progress this long is stopped (``Policy.stall_window`` overrides; 0 off).
+    stall_after: float = 600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutorOptions:
@@ -150,6 +169,7 @@ class ExecutorOptions:
             stale_after=settings.run_stale_seconds,
             retry_min_backoff=settings.retry_min_backoff_seconds,
             retry_max_backoff=settings.retry_max_backoff_seconds,
+            stall_after=settings.run_stall_seconds,
         )
 
 
@@ -163,7 +183,8 @@ class RunView(BaseModel):
     integration_id: str
     operation: str
     trigger: str
-    status: str
+    #: An enum in the OpenAPI document, so clients see ``stalled`` among the statuses (issue 23).
+    status: RunStatus
     config: dict[str, Any]
     result: Any | None
     attempts: int
@@ -187,7 +208,7 @@ class RunView(BaseModel):
             integration_id=run.integration_id,
             operation=run.operation,
             trigger=run.trigger,
-            status=str(run.status),
+            status=RunStatus(run.status),
             config=run.config or {},
             result=run.result,
             attempts=run.attempts,
@@ -369,6 +390,7 @@ class Executor:
         secrets: list[str] = []
         max_retries = 0
         tracked = self.heartbeats.track(run_id)
+        watchdog: progress.Watchdog | None = None
         try:
             if loaded is None:
                 raise NotFoundError(f"no integration {run.integration_id}")
@@ -379,18 +401,35 @@ class Executor:
                 raise NotFoundError(f"{definition.id} has no operation {run.operation}")
             max_retries = operation.policy.max_retries
             limit = operation.policy.time_limit.total_seconds()
+            watchdog = self._watchdog(tracked.task, operation)
             try:
                 async with asyncio.timeout(limit) as deadline:
-                    outcome = await self._perform(run, loaded, definition, operation, state, secrets)
+                    if watchdog is None:
+                        outcome = await self._perform(run, loaded, definition, operation, state, secrets)
+                    else:
+                        with watchdog:
+                            outcome = await self._perform(run, loaded, definition, operation, state, secrets)
             except TimeoutError:
                 if not deadline.expired():
                     raise
                 raise TimeLimitExceeded(f"the operation ran longer than its time limit ({limit:g}s)") from None
+            if watchdog is not None and watchdog.fired:
+                # The operation swallowed the watchdog's cancellation and returned: it still stalled.
+                tracked.task.uncancel()
+                raise _no_progress(watchdog)
         except asyncio.CancelledError:
-            if not tracked.cancelled:
+            if tracked.cancelled:
+                tracked.task.uncancel()
+                if watchdog is not None and watchdog.fired:
+                    tracked.task.uncancel()  # both asked for it: take back both requests
+                return RunOutcome(run_id, RunStatus.cancelled, error_code=RunCancelled.code)
+            if watchdog is None or not watchdog.fired:
                 raise  # the caller's cancellation (a shutdown): the reaper recovers the run
             tracked.task.uncancel()
-            return RunOutcome(run_id, RunStatus.cancelled, error_code=RunCancelled.code)
+            stalled = functools.partial(
+                self._failed, run, _no_progress(watchdog), secrets, inline=inline, max_retries=max_retries
+            )
+            return await anyio.to_thread.run_sync(stalled)
         except Exception as exc:
             failed = functools.partial(self._failed, run, exc, secrets, inline=inline, max_retries=max_retries)
             return await anyio.to_thread.run_sync(failed)
@@ -454,6 +493,12 @@ class Executor:
                 }
             result = await instance.run(ctx)
         return {"run": result, "_next_cursor": ctx.next_cursor}
+
+    def _watchdog(self, task: asyncio.Task[Any], operation: type[Operation]) -> progress.Watchdog | None:
+        """The run's stall watchdog (``engine.runs.progress``), or ``None`` when its window is 0 (off)."""
+        window = operation.policy.stall_window
+        seconds = self.options.stall_after if window is None else window.total_seconds()
+        return progress.Watchdog(task, seconds) if seconds > 0 else None
 
     def _governed(self, integration: Integration, definition: Definition) -> AbstractContextManager[Scope]:
         """The budget this run's provider calls are charged to (``engine.governor``): the definition's app, or its
@@ -551,8 +596,10 @@ class Executor:
                 totals["removed"] = totals.get("removed", 0) + result.removed
             for schema, count in result.removed_by_schema.items():
                 removed_by_schema[schema] = removed_by_schema.get(schema, 0) + count
+            progress.note()  # records ingested
 
         async for payload in instance.ingest(ctx):
+            progress.note()  # a payload or a checkpoint is progress (a float store: cheap per payload)
             if isinstance(payload, Checkpoint):
                 # Everything yielded before the checkpoint is persisted first, so a resumed attempt never skips a
                 # page whose records were still in the batch.
@@ -647,7 +694,8 @@ class Executor:
             if retry:
                 values["status"] = RunStatus.queued
             else:
-                values.update(status=RunStatus.failed, finished_at=utcnow())
+                # Out of retries, the run did not fail: it stopped where its worker died (issue 23: ``stalled``).
+                values.update(status=RunStatus.stalled, finished_at=utcnow())
                 values["error_message"] = message + "; no retries left"
             with self.context.db.session() as session:
                 changed = session.execute(
@@ -662,7 +710,8 @@ class Executor:
                     .values(**values)
                 ).rowcount
                 if changed and not retry:
-                    emit(session.connection(), [_failure_event(run, WorkerLost.code, values["error_message"])])
+                    lost = _failure_event(run, WorkerLost.code, values["error_message"], RunStatus.stalled)
+                    emit(session.connection(), [lost])
             if not changed:
                 continue
             if retry:
@@ -673,9 +722,24 @@ class Executor:
                     continue
                 outcomes.append(RunOutcome(run.id, RunStatus.queued, error_code=WorkerLost.code, retry_in=delay))
             else:
-                outcomes.append(RunOutcome(run.id, RunStatus.failed, error_code=WorkerLost.code))
+                outcomes.append(RunOutcome(run.id, RunStatus.stalled, error_code=WorkerLost.code))
+            self._count_reaped(run, outcomes[-1])
             log.warning("run %s recovered from a dead worker: %s", run.id, values["status"])
         return outcomes
+
+    def _count_reaped(self, run: Run, outcome: RunOutcome) -> None:
+        """The run metric for a run the reaper moved (its executing worker, dead, never counted it): duration from
+        its start to now."""
+        try:
+            with self.context.db.session() as session:
+                integration = session.get(Integration, run.integration_id)
+        except Exception as exc:  # a metric is not worth failing the sweep for; the run has moved already
+            log.warning("reaped run %s not counted: %s", run.id, type(exc).__name__)
+            return
+        started = _aware(run.started_at)
+        seconds = (datetime.now(UTC) - started).total_seconds() if started is not None else 0.0
+        definition_id = integration.definition_id if integration is not None else "unknown"
+        metrics.run_ended(definition_id, run.operation, _outcome_label(outcome), max(0.0, seconds))
 
     def _max_retries(self, run: Run) -> int | None:
         try:
@@ -814,18 +878,19 @@ class Executor:
             status = RunStatus.queued
             values: dict[str, Any] = {"status": status, "error_code": code, "error_message": message}
         else:
-            status = RunStatus.failed
+            # A run stopped short (a stall error: no progress, a provider's broken pagination) is ``stalled``.
+            status = RunStatus.stalled if getattr(exc, "stalls", False) else RunStatus.failed
             values = {"status": status, "error_code": code, "error_message": message, "finished_at": utcnow()}
         with self.context.db.session() as session:
             changed = session.execute(
                 update(Run).where(col(Run.id) == run.id, col(Run.status) == RunStatus.running).values(**values)
             ).rowcount
-            if changed and status == RunStatus.failed:
-                emit(session.connection(), [_failure_event(run, code, message)])
+            if changed and status != RunStatus.queued:
+                emit(session.connection(), [_failure_event(run, code, message, status)])
         if not changed:
             return RunOutcome(run.id, RunStatus.cancelled, error_code=RunCancelled.code)
         if retry_in is None:
-            log.info("run %s failed: %s", run.id, code)
+            log.info("run %s %s: %s", run.id, status.value, code)
         return RunOutcome(
             run.id,
             status,
@@ -858,8 +923,13 @@ def _outcome_label(outcome: RunOutcome) -> str:
     return str(outcome.status)
 
 
-def _failure_event(run: Run, code: str, message: str) -> NewEvent:
-    return run_event(run.tenant_id, run.id, run.integration_id, run.operation, "failed", error=(code, message))
+def _failure_event(run: Run, code: str, message: str, status: str = RunStatus.failed) -> NewEvent:
+    """``run.failed``, or ``run.stalled`` for a run that ended ``stalled``."""
+    return run_event(run.tenant_id, run.id, run.integration_id, run.operation, str(status), error=(code, message))
+
+
+def _no_progress(watchdog: progress.Watchdog) -> NoProgress:
+    return NoProgress(f"the run made no progress for {watchdog.window:g}s (its stall window)")
 
 
 def _keeps_state(operation: type[Operation], outcome: dict[str, Any]) -> bool:

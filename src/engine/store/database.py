@@ -7,7 +7,7 @@ migrations, so what the tests prove on one holds on the other.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,13 +122,23 @@ class Database:
                 session.rollback()
                 raise
 
-    def upgrade(self, revision: str = "heads") -> None:
-        """Apply migrations up to ``revision``; ``heads``/``head``: Tether's and every host package's branch."""
+    def upgrade(self, revision: str = "heads", *, on_step: Callable[[str], None] | None = None) -> None:
+        """Apply migrations up to ``revision``; ``heads``/``head``: Tether's and every host package's branch.
+        ``on_step`` is called with each revision once applied (the CLI's progress display)."""
         revision = "heads" if revision == "head" else revision
         with self.engine.begin() as connection:
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
+            if on_step is not None:
+                config.attributes["on_version_apply"] = lambda *, step, **_: on_step(str(step.up_revision_id))
             command.upgrade(config, revision)
+
+    def pending_upgrades(self, revision: str = "heads") -> int:
+        """How many migrations ``upgrade(revision)`` would apply (for a progress display's total)."""
+        revision = "heads" if revision == "head" else revision
+        script = ScriptDirectory.from_config(alembic_config(self.url))
+        applied = self.current_heads()
+        return sum(1 for _ in script.iterate_revisions(revision, applied or "base"))
 
     def downgrade(self, revision: str) -> None:
         with self.engine.begin() as connection:

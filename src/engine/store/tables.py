@@ -46,6 +46,10 @@ class RunStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    #: Terminal: the run stopped short of its end with nothing wrong on our side it could report as done (its
+    #: worker stopped heart-beating, it made no progress for its stall window, or the provider's pagination ended
+    #: before the provider's own count or cursor said it would); ``error_code`` says which. Never ``succeeded``.
+    stalled = "stalled"
 
 
 class DeliveryStatus(StrEnum):

@@ -92,7 +92,7 @@ async def ensure_endpoints(runtime: EngineContext, integration: Integration) -> 
         out.append(
             EndpointInfo(row.id, webhook.name, url, webhook.static, row.registered_at is not None, row.provider_ref)
         )
-    if any(w.subscriptions for w in definition.webhooks):
+    if any(w.subscribes() for w in definition.webhooks):
         await ensure_subscriptions(runtime, integration)
     return out
 

@@ -14,12 +14,19 @@ and every change of a row is claimed with a fenced ``UPDATE`` (``fence = fence +
 workers or schedulers only one calls the provider. A worker that died between the provider's answer and the row's
 update leaves a ``pending`` row; it is claimed again after ``PENDING_LEASE``, and the webhook's ``subscribe`` adopts
 the subscription the provider already holds for that URL and key instead of creating a second one.
+
+Keys are the webhook's fixed ``subscriptions`` (Entra: ``users``, ``groups``), or, for a webhook that lists them
+(``Webhook.subscription_keys``; Teams: one per channel), what the provider answers at the first connection and again
+every ``list_keys_every`` on the scheduler; a key no longer listed (a channel deleted, a team left) has its
+subscription deleted and its row forgotten. When the last listing was is kept per runtime (``_LISTED``): a restarted
+process lists once more at its first pass, which creates nothing twice (the rows decide).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -60,10 +67,41 @@ class SubscriptionPass:
     failed: list[str] = field(default_factory=list)
 
 
+#: A failed key listing is asked again after this long (the provider refused: not every scheduler pass).
+RETRY_LISTING = timedelta(minutes=5)
+#: The most keys one endpoint holds subscriptions for (a provider's own limits are per app: a guard, not a plan).
+MAX_KEYS = 500
+
+#: When each integration's keys were last listed (or failed to be), per runtime: integration ID → (when, ok). Keyed
+#: by the runtime's ``id`` with a weak reference beside it (the runtime is an unhashable dataclass), dropped with it.
+_LISTED: dict[int, tuple[weakref.ref[EngineContext], dict[str, tuple[datetime, bool]]]] = {}
+
+
+def _listings(runtime: EngineContext) -> dict[str, tuple[datetime, bool]]:
+    key = id(runtime)
+    found = _LISTED.get(key)
+    if found is None or found[0]() is not runtime:
+        found = (weakref.ref(runtime, lambda _gone, k=key: _LISTED.pop(k, None)), {})
+        _LISTED[key] = found
+    return found[1]
+
+
 def _subscribing_webhooks(runtime: EngineContext, definition_id: str) -> list[type[Webhook]]:
     if definition_id not in runtime.registry:
         return []
-    return [w for w in runtime.registry.get(definition_id).webhooks if w.subscriptions and not w.static]
+    return [w for w in runtime.registry.get(definition_id).webhooks if w.subscribes() and not w.static]
+
+
+def _listing_due(runtime: EngineContext, integration_id: str, every: timedelta, now: datetime) -> bool:
+    last = _listings(runtime).get(integration_id)
+    if last is None:
+        return True
+    when, ok = last
+    return when <= now - (every if ok else min(every, RETRY_LISTING))
+
+
+def _listed(runtime: EngineContext, integration_id: str, now: datetime, ok: bool) -> None:
+    _listings(runtime)[integration_id] = (now, ok)
 
 
 # -- rows and claims -------------------------------------------------------------------------------------------
@@ -168,11 +206,73 @@ def _failure(exc: Exception) -> str:
 # -- the three operations --------------------------------------------------------------------------------------
 
 
+async def _keys(
+    runtime: EngineContext,
+    integration: Integration,
+    endpoint: WebhookEndpoint,
+    webhook: type[Webhook],
+    now: datetime,
+    list_keys: bool,
+) -> Sequence[str]:
+    """The keys to hold for the endpoint: the fixed ones; for a webhook that lists them, the provider's answer
+    (rows of keys it no longer lists are retired), or without ``list_keys`` the keys of the rows already kept."""
+    if not webhook.lists_keys():
+        return webhook.subscriptions
+    if not list_keys:
+        held = await anyio.to_thread.run_sync(_held_rows, runtime.db, integration.id)
+        return sorted({r.key for r in held if r.endpoint_id == endpoint.id})
+    try:
+        listed = await _call(runtime, integration, endpoint, "", now, webhook().subscription_keys)
+    except Exception as exc:
+        _listed(runtime, integration.id, now, ok=False)
+        log.warning("listing the subscription keys of %s/%s failed: %s", webhook.name, integration.id, _failure(exc))
+        return await _keys(runtime, integration, endpoint, webhook, now, list_keys=False)
+    _listed(runtime, integration.id, now, ok=True)
+    keys = list(dict.fromkeys(k for k in listed if k and len(k) <= 200))
+    if len(keys) > MAX_KEYS:
+        log.warning(
+            "%s/%s lists %d subscription keys; only the first %d are held",
+            webhook.name,
+            integration.id,
+            len(keys),
+            MAX_KEYS,
+        )
+        keys = keys[:MAX_KEYS]
+    held = await anyio.to_thread.run_sync(_held_rows, runtime.db, integration.id)
+    for row in held:
+        if row.endpoint_id == endpoint.id and row.key not in keys:
+            await _retire(runtime, integration, endpoint, webhook, row, now)
+    return keys
+
+
+async def _retire(
+    runtime: EngineContext,
+    integration: Integration,
+    endpoint: WebhookEndpoint,
+    webhook: type[Webhook],
+    seen: WebhookSubscription,
+    now: datetime,
+) -> None:
+    """A key the provider no longer lists: delete its subscription (claimed first, so one worker does it) and its
+    row. A failed delete is logged: the subscription then expires on its own."""
+    row = await anyio.to_thread.run_sync(lambda: _claim(runtime.db, seen, now))
+    if row is None:
+        return
+    if row.provider_id:
+        held = Subscription(row.key, row.provider_id, row.expires_at)
+        try:
+            await _call(runtime, integration, endpoint, row.key, now, lambda c: webhook().unsubscribe(c, held))
+        except Exception as exc:
+            log.warning("deleting subscription %s of %s failed: %s", row.id, integration.id, _failure(exc))
+    await anyio.to_thread.run_sync(_delete_row, runtime.db, row.id)
+
+
 async def ensure_subscriptions(
-    runtime: EngineContext, integration: Integration, *, now: datetime | None = None
+    runtime: EngineContext, integration: Integration, *, now: datetime | None = None, list_keys: bool = True
 ) -> SubscriptionPass:
-    """Create each subscription of the integration's webhooks that is missing, removed, or failed a while ago.
-    A provider's refusal is recorded on the row (``failed`` with its code), not raised."""
+    """Create each subscription of the integration's webhooks that is missing, removed, or failed a while ago
+    (for a webhook that lists its keys, asking them of the provider unless ``list_keys`` is false). A provider's
+    refusal is recorded on the row (``failed`` with its code), not raised."""
     out = SubscriptionPass()
     webhooks = {w.name: w for w in _subscribing_webhooks(runtime, integration.definition_id)}
     if not webhooks or integration.status == IntegrationStatus.disconnected:
@@ -182,7 +282,7 @@ async def ensure_subscriptions(
         webhook = webhooks.get(endpoint.webhook)
         if webhook is None:
             continue
-        for key in webhook.subscriptions:
+        for key in await _keys(runtime, integration, endpoint, webhook, now, list_keys):
             row = await anyio.to_thread.run_sync(_claim_create, runtime.db, endpoint, key, now)
             if row is None:
                 continue
@@ -230,6 +330,53 @@ def _due_for_renewal(db: Database, now: datetime, horizon: timedelta, limit: int
         )
 
 
+def _connected(db: Database, definitions: list[str]) -> list[Integration]:
+    with db.session() as session:
+        return list(
+            session.exec(
+                select(Integration).where(
+                    col(Integration.definition_id).in_(definitions),
+                    Integration.status == IntegrationStatus.connected,
+                )
+            )
+        )
+
+
+def _with_inactive_rows(db: Database, integrations: list[Integration]) -> set[str]:
+    """Which of ``integrations`` hold a row that is not active (removed, failed, or a pending claim)."""
+    if not integrations:
+        return set()
+    with db.session() as session:
+        return set(
+            session.exec(
+                select(WebhookSubscription.integration_id)
+                .where(
+                    col(WebhookSubscription.integration_id).in_([i.id for i in integrations]),
+                    WebhookSubscription.status != "active",
+                )
+                .distinct()
+            )
+        )
+
+
+async def _maintain_listed(
+    runtime: EngineContext, definitions: list[str], now: datetime, out: SubscriptionPass
+) -> None:
+    """For webhooks that list their keys: list again when due, else re-create only what rows say is missing."""
+    every = {
+        d: min(w.list_keys_every for w in _subscribing_webhooks(runtime, d) if w.lists_keys()) for d in definitions
+    }
+    integrations = await anyio.to_thread.run_sync(_connected, runtime.db, definitions)
+    inactive = await anyio.to_thread.run_sync(_with_inactive_rows, runtime.db, integrations)
+    for integration in integrations:
+        due = _listing_due(runtime, integration.id, every[integration.definition_id], now)
+        if not due and integration.id not in inactive:
+            continue
+        found = await ensure_subscriptions(runtime, integration, now=now, list_keys=due)
+        out.created += found.created
+        out.failed += found.failed
+
+
 def _integrations_missing_subscriptions(db: Database, expected: dict[str, int]) -> list[Integration]:
     """Connected integrations of the subscribing definitions (``expected``: definition → subscriptions each
     integration should hold) with fewer active rows than that: only they need ``ensure_subscriptions``."""
@@ -263,7 +410,10 @@ async def maintain_subscriptions(
     definitions = [d.id for d in runtime.registry.definitions() if _subscribing_webhooks(runtime, d.id)]
     if not definitions:
         return out
-    expected = {d: sum(len(w.subscriptions) for w in _subscribing_webhooks(runtime, d)) for d in definitions}
+    listing = [d for d in definitions if any(w.lists_keys() for w in _subscribing_webhooks(runtime, d))]
+    expected = {
+        d: sum(len(w.subscriptions) for w in _subscribing_webhooks(runtime, d)) for d in definitions if d not in listing
+    }
     # The widest renew_before of any webhook bounds the query; each row is then checked against its own webhook's.
     horizon = max(w.renew_before for d in definitions for w in _subscribing_webhooks(runtime, d))
     for row in await anyio.to_thread.run_sync(_due_for_renewal, runtime.db, now, horizon, limit):
@@ -272,6 +422,8 @@ async def maintain_subscriptions(
         found = await ensure_subscriptions(runtime, integration, now=now)
         out.created += found.created
         out.failed += found.failed
+    if listing:
+        await _maintain_listed(runtime, listing, now, out)
     return out
 
 
@@ -290,7 +442,7 @@ async def _renew_one(runtime: EngineContext, seen: WebhookSubscription, now: dat
         return
     integration, endpoint = found
     webhook = webhook_class(runtime, integration.definition_id, endpoint.webhook)
-    if webhook is None or not webhook.subscriptions:
+    if webhook is None or not webhook.subscribes():
         return
     expires = seen.expires_at
     if not seen.renew_requested and expires is not None and expires > now + webhook.renew_before:
@@ -352,7 +504,7 @@ async def remove_subscriptions(runtime: EngineContext, integration: Integration)
     for row in rows:
         endpoint = endpoints.get(row.endpoint_id)
         webhook = webhook_class(runtime, integration.definition_id, endpoint.webhook) if endpoint else None
-        if row.provider_id and endpoint is not None and webhook is not None and webhook.subscriptions:
+        if row.provider_id and endpoint is not None and webhook is not None and webhook.subscribes():
             try:
                 held = Subscription(row.key, row.provider_id, row.expires_at)
                 hook = webhook()

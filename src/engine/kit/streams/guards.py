@@ -21,16 +21,10 @@ from typing import Any
 
 import httpx
 
-from engine.errors import ProviderError
-from engine.kit.providerkit import PaginationLimit, PaginationLoop
+from engine.kit.providerkit import PaginationLimit, PaginationLoop, PaginationShort
 from engine.kit.streams.paginators.base import StreamRequest
 
-
-class PaginationShort(ProviderError):
-    """The provider said it has more records than it let the stream read: the listing would be taken as whole."""
-
-    code = "pagination_short"
-    status = 502
+__all__ = ["PageGuard", "PaginationShort", "digest"]
 
 
 def digest(value: Any) -> str:

@@ -352,7 +352,7 @@
     line.appendChild(el("strong", { text: "Last run: " }));
     line.appendChild(document.createTextNode(run.operation + " " + run.status + " · " + when(run.finished_at ||
       run.queued_at)));
-    if (run.status === "failed") {
+    if (run.status === "failed" || run.status === "stalled") {  // a stalled run says why it stopped short, too
       line.appendChild(el("p", { className: "run-error" }, [errorLine(run.error_code, { title: run.error_message })]));
       return line;
     }
@@ -562,8 +562,8 @@
     var run = await T.runOperation(integrationId, operation, {});
     if (run.status === "succeeded") {
       toast(operation + " on " + name + ": " + run.records_ingested + " records ingested.", "ok");
-    } else if (run.status === "failed") {
-      toast(operation + " on " + name + " failed: " + T.errorText(run.error_code) + " (" + run.error_code + ")", "bad");
+    } else if (run.status === "failed" || run.status === "stalled") {
+      toast(operation + " on " + name + " " + run.status + ": " + T.errorText(run.error_code) + " (" + run.error_code + ")", "bad");
     } else {
       toast(operation + " on " + name + " is " + run.status + ".");
     }

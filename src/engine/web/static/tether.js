@@ -51,6 +51,7 @@
     response_too_large: "The provider sent more data in one answer than Tether accepts.",
     time_limit_exceeded: "The run took longer than its time limit and was stopped.",
     worker_lost: "The worker running this stopped unexpectedly. It is retried if retries remain.",
+    no_progress: "The run made no progress for too long and was stopped. It is retried if retries remain.",
     operation_error: "Something unexpected went wrong in the integration's code. The server log has details.",
     operation_unknown: "This operation no longer exists in the integration's definition.",
     run_cancelled: "The run was cancelled.",
@@ -247,7 +248,7 @@
     return request("POST", "/v1/integrations/" + enc(integration.id) + "/credentials/" + enc(slot), values);
   }
 
-  var FINISHED = { succeeded: true, failed: true, cancelled: true };
+  var FINISHED = { succeeded: true, failed: true, cancelled: true, stalled: true };
 
   /**
    * Start an operation; resolves with the finished run (an inline run at once, a queued one polled until it ends
