@@ -39,6 +39,10 @@ _lock = threading.Lock()
 _configured = False
 _tracer: Tracer = NoOpTracer()
 _provider: Any = None  # opentelemetry.sdk.trace.TracerProvider once enabled (the SDK is imported only then)
+#: Whether a child of an unsampled span is never sampled (the provider's sampler is parent-based and drops such
+#: children, as every ``OTEL_TRACES_SAMPLER`` named ``parentbased_*`` and the SDK's default do): then ``span`` skips
+#: making one at all (see there).
+_children_follow_parent = False
 
 
 def enabled() -> bool:
@@ -97,9 +101,29 @@ def shutdown() -> None:
 def use(sdk_provider: Any) -> None:
     """Trace with ``sdk_provider`` (``None``: off again). ``configure`` calls it; tests call it with a provider of
     their own (the SDK's in-memory exporter)."""
-    global _tracer, _provider
+    global _tracer, _provider, _children_follow_parent
     _provider = sdk_provider
     _tracer = sdk_provider.get_tracer(INSTRUMENTATION) if sdk_provider is not None else NoOpTracer()
+    _children_follow_parent = sdk_provider is not None and _drops_unsampled_children(sdk_provider.sampler)
+
+
+def _drops_unsampled_children(sampler: Any) -> bool:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    return (
+        isinstance(sampler, ParentBased)
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+    )
+
+
+def _unsampled_parent() -> Span | None:
+    """The current span if it is a valid, unsampled one whose children the sampler would drop, else ``None``."""
+    if not _children_follow_parent:
+        return None
+    current = trace.get_current_span()
+    context = current.get_span_context()
+    return current if context.is_valid and not context.trace_flags.sampled else None
 
 
 @contextmanager
@@ -112,7 +136,15 @@ def span(
 ) -> Iterator[Span]:
     """A span current for the block; an exception escaping it marks it failed with the exception's stable code
     (``code`` of engine errors, else the class name). The exception's message is not recorded: it may quote a
-    provider's response."""
+    provider's response.
+
+    Under an unsampled span (a ratio sampler dropped the trace) the block runs with that span current instead of a
+    new one: the sampler would make the child a non-recording span too, and making it (IDs, the sampler, a context
+    attached and detached) is most of what an unsampled trace costs a webhook delivery (issue 23's bench)."""
+    unsampled = _unsampled_parent()
+    if unsampled is not None:
+        yield unsampled
+        return
     with _tracer.start_as_current_span(
         name, kind=kind, attributes=attributes, links=links, record_exception=False, set_status_on_exception=False
     ) as current:
@@ -178,6 +210,17 @@ def annotate(**attributes: Any) -> None:
     if current.is_recording():
         current.set_attributes(
             {key.replace("__", "."): value for key, value in attributes.items() if value is not None}
+        )
+
+
+def event(name: str, **attributes: Any) -> None:
+    """An event on the current span, when it records (``__`` in a key stands for ``.``; ``None`` values skipped):
+    a step of the span's work that is cheaper as an instant on it than as a span of its own (a webhook delivery's
+    verify and record)."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.add_event(
+            name, {key.replace("__", "."): value for key, value in attributes.items() if value is not None} or None
         )
 
 
