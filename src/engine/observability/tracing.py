@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
 
 from engine.settings import Settings
 
@@ -160,6 +160,9 @@ class span:  # used as the function it replaced was: ``with tracing.span(name) a
         self._args = (name, attributes, kind, links, context)  # started on entry, as a ``with`` block expects
 
     def __enter__(self) -> Span:
+        if _provider is None:  # off: nothing made current, the invalid (non-recording) span
+            self._token = None
+            return INVALID_SPAN
         name, attributes, kind, links, context = self._args
         unsampled = _unsampled_parent() if context is None else None
         if unsampled is not None:
@@ -233,6 +236,8 @@ def attached(captured: Any) -> Iterator[None]:
 
 def annotate(**attributes: Any) -> None:
     """Set attributes on the current span (a no-op when tracing is off or there is none); ``None`` values skipped."""
+    if _provider is None:
+        return
     current = trace.get_current_span()
     if current.is_recording():
         current.set_attributes(
@@ -244,6 +249,8 @@ def event(name: str, **attributes: Any) -> None:
     """An event on the current span, when it records (``__`` in a key stands for ``.``; ``None`` values skipped):
     a step of the span's work that is cheaper as an instant on it than as a span of its own (a webhook delivery's
     verify and record)."""
+    if _provider is None:
+        return
     current = trace.get_current_span()
     if current.is_recording():
         current.add_event(
