@@ -438,6 +438,8 @@ def _observability_env(collector: Collector, metrics_dir: Path, observe: str = "
     metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike; ``observe``: ``both``, ``tracing``
     or ``metrics`` alone (to tell their costs apart)."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
+    if observe == "none":  # the control: a second server and drain with nothing on (the bench's order effect)
+        return {}
     if observe == "metrics":
         return {"TETHER_METRICS_DIR": str(metrics_dir)}
     if observe == "tracing":
@@ -470,11 +472,27 @@ def _metric_total(metrics_dir: Path, name: str, **labels: str) -> float:
     )
 
 
+def _children_cpu_seconds(pid: int) -> float:
+    """CPU time so far of the live child processes of ``pid`` (the span exporter process a traced server starts:
+    ``engine.observability.span_shipping``)."""
+    total = 0.0
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            try:
+                total += _cpu_seconds(int(child))
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # it ended meanwhile
+    return total
+
+
 def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -> dict[str, float]:
-    """One wrk phase; its rate, request count, latencies and the server's CPU per request (µs)."""
+    """One wrk phase; its rate, request count, latencies, the server's CPU per request (µs) and its child
+    processes' (``children_cpu_us``)."""
     cpu = _cpu_seconds(server.pid)
+    children = _children_cpu_seconds(server.pid)
     rate, requests, p50, p99, p999, worst = _wrk(base, lua, seconds)
     return {
+        "children_cpu_us": (_children_cpu_seconds(server.pid) - children) / max(requests, 1) * 1e6,
         "rate": rate,
         "requests": requests,
         "p50": p50,
@@ -504,7 +522,10 @@ def main() -> None:
     parser.add_argument("--py-spy-worker", metavar="OUT", help="py-spy the draining worker (raw, every thread)")
     parser.add_argument("--py-spy-observed", metavar="OUT", help="py-spy the server of the observed delivery phase")
     parser.add_argument(
-        "--observe", choices=("both", "tracing", "metrics"), default="both", help="what --observability both turns on"
+        "--observe",
+        choices=("both", "tracing", "metrics", "none"),
+        default="both",
+        help="what --observability both turns on",
     )
     parser.add_argument(
         "--observability",
@@ -697,9 +718,12 @@ def main() -> None:
                 "deliveries_per_s": round(observed["rate"], 1),
                 "processed_per_s": round(drain_on, 1),
                 "server_cpu_us": round(observed["cpu_us"]),
+                # The span exporter process of TETHER_TRACE_EXPORT=process (OTLP encoding and sending).
+                "exporter_cpu_us": round(observed["children_cpu_us"]),
                 "worker_cpu_us": round(worker_cpu_on),
                 "spans_exported": collector.spans,
                 "observed": args.observe,
+                "trace_export": observed_env.get("TETHER_TRACE_EXPORT", "process"),
                 "sampler": observed_env.get("OTEL_TRACES_SAMPLER", "")
                 + (f":{os.environ['OTEL_TRACES_SAMPLER_ARG']}" if os.environ.get("OTEL_TRACES_SAMPLER_ARG") else ""),
                 "accepted_metric": _metric_total(
