@@ -503,6 +503,47 @@ def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -
     }
 
 
+def _paired(
+    args: argparse.Namespace, server_env: dict[str, str], path: str, bodies: list[tuple[bytes, str]], tmp: Path
+) -> dict[str, Any]:
+    """Two servers at once, one without tracing and metrics and one with them (``--observe``), and
+    ``--obs-pairs`` rounds of a delivery phase on each in turn: each round's ratio compares phases seconds apart,
+    where the one-shot ``obs_ratio`` compares phases a minute apart on a machine whose load other sessions change.
+    """
+    import statistics
+
+    collector = Collector()
+    servers = []
+    try:
+        for name, extra in (("off", {}), ("on", _observability_env(collector, tmp / "pair-metrics", args.observe))):
+            port = _free_port()
+            server, base = _start_server({**server_env, **extra, "BENCH_PORT": str(port)}, port)
+            servers.append((name, server, base, f"127.0.0.1:{port}"))
+            _wrk(base, _delivery_script(f"127.0.0.1:{port}", path, bodies).replace('"bench-"', f'"pw{name}-"'), 2)
+        rates: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        for round_ in range(args.obs_pairs):
+            for name, server, base, host in servers if round_ % 2 == 0 else servers[::-1]:
+                script = _delivery_script(host, path, bodies).replace('"bench-"', f'"p{round_}{name}-"')
+                phase = _phase(server, base, script, args.seconds)
+                rates[name].append(phase["rate"])
+                cpu[name].append(phase["cpu_us"] + phase["children_cpu_us"])
+    finally:
+        for _, server, _, _ in servers:
+            server.terminate()
+            server.wait(timeout=30)
+        collector.close()
+    ratios = [round(on / off, 3) for off, on in zip(rates["off"], rates["on"], strict=True)]
+    return {
+        "obs_pair_rates": {name: [round(r) for r in values] for name, values in rates.items()},
+        # The observed server's CPU includes its span exporter process's.
+        "obs_pair_cpu_us": {name: [round(c) for c in values] for name, values in cpu.items()},
+        "obs_pair_ratios": ratios,
+        "obs_ratio_paired": statistics.median(ratios),
+        "obs_pair_spans": collector.spans,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench webhooks")
     parser.add_argument("--sqlite", action="store_true")
@@ -533,6 +574,13 @@ def main() -> None:
         default="off",
         help="both: run the delivery phase and the drain again with tracing (OTLP to a local collector) and metrics "
         "(TETHER_METRICS_DIR) on, and report obs_ratio / obs_drain_ratio (on ÷ off)",
+    )
+    parser.add_argument(
+        "--obs-pairs",
+        type=int,
+        default=0,
+        help="N: then two servers side by side, one with nothing on and one observed (--observe), N alternating "
+        "delivery phases on each; obs_pair_ratios and their median obs_ratio_paired (robust to the load drifting)",
     )
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
     if WRK is None:
@@ -734,6 +782,8 @@ def main() -> None:
             # Issue 23's measure: throughput with tracing and metrics on ÷ without, each side in this one run.
             result["obs_ratio"] = round(observed["rate"] / hooks["rate"], 3)
             result["obs_drain_ratio"] = round(drain_on / result["processed_per_s"], 3)
+        if args.obs_pairs > 0:
+            result.update(_paired(args, server_env, path, bodies, Path(tmp)))
         print(
             f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
             f"{'the embedded worker' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "
