@@ -522,12 +522,14 @@ def _paired(
             _wrk(base, _delivery_script(f"127.0.0.1:{port}", path, bodies).replace('"bench-"', f'"pw{name}-"'), 2)
         rates: dict[str, list[float]] = {"off": [], "on": []}
         cpu: dict[str, list[float]] = {"off": [], "on": []}
+        exporter: dict[str, list[float]] = {"off": [], "on": []}
         for round_ in range(args.obs_pairs):
             for name, server, base, host in servers if round_ % 2 == 0 else servers[::-1]:
                 script = _delivery_script(host, path, bodies).replace('"bench-"', f'"p{round_}{name}-"')
                 phase = _phase(server, base, script, args.seconds)
                 rates[name].append(phase["rate"])
-                cpu[name].append(phase["cpu_us"] + phase["children_cpu_us"])
+                cpu[name].append(phase["cpu_us"])
+                exporter[name].append(phase["children_cpu_us"])
     finally:
         for _, server, _, _ in servers:
             server.terminate()
@@ -536,8 +538,9 @@ def _paired(
     ratios = [round(on / off, 3) for off, on in zip(rates["off"], rates["on"], strict=True)]
     return {
         "obs_pair_rates": {name: [round(r) for r in values] for name, values in rates.items()},
-        # The observed server's CPU includes its span exporter process's.
         "obs_pair_cpu_us": {name: [round(c) for c in values] for name, values in cpu.items()},
+        # The span exporter process's (TETHER_TRACE_EXPORT=process), per delivery of its server.
+        "obs_pair_exporter_cpu_us": [round(c) for c in exporter["on"]],
         "obs_pair_ratios": ratios,
         "obs_ratio_paired": statistics.median(ratios),
         "obs_pair_spans": collector.spans,
