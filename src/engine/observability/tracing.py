@@ -71,7 +71,8 @@ def configure(settings: Settings, *, service: str) -> bool:
         processors = []
         if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
             if settings.trace_export == "process":
-                # OTLP encoding costs ~50 µs of Python per span: in a child process, not under this one's GIL.
+                # OTLP encoding costs ~50 µs of Python per span: in a child process, not under this one's GIL
+                # (worth it where cores are free; TETHER_TRACE_EXPORT, docs/configuration.md).
                 from engine.observability.span_shipping import ShippingSpanProcessor
 
                 processors.append(ShippingSpanProcessor(service))
