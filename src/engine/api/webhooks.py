@@ -269,9 +269,7 @@ async def _accept(
     return _ack(202, "received", key)
 
 
-def _verify(
-    definition_id: str, webhook: type[Webhook], body: bytes, headers: Any, secrets: tuple[str, ...]
-) -> None:
+def _verify(definition_id: str, webhook: type[Webhook], body: bytes, headers: Any, secrets: tuple[str, ...]) -> None:
     """``verify_delivery``, counting a refused delivery (the metric's ``refused``) before the refusal is answered."""
     try:
         verify_delivery(webhook, body, headers, secrets)
@@ -438,13 +436,16 @@ async def receive_static(definition_id: str, webhook_name: str, request: Request
     if not targets:
         # Verified, but no integration of ours: kept and counted, and acknowledged so the provider does not retry.
         await anyio.to_thread.run_sync(
-            keep_unrouted, runtime.db, definition_id, webhook.name, body, headers,
+            keep_unrouted,
+            runtime.db,
+            definition_id,
+            webhook.name,
+            body,
+            headers,
             "no_route" if not match else "no_integration",
         )
         return JSONResponse({"status": "unrouted", "delivery_id": ""}, status_code=202)
-    answers = [
-        await _accept(request.app, runtime, target, body, hook_request.payload, headers) for target in targets
-    ]
+    answers = [await _accept(request.app, runtime, target, body, hook_request.payload, headers) for target in targets]
     # One acknowledgement for the provider: received when any integration's copy is new, else a duplicate.
     fresh = next((a for a in answers if a.status == 202), answers[0])
     return fresh.response()
@@ -513,9 +514,7 @@ async def list_unrouted_deliveries(
     They belong to no tenant, so only a server principal sees them."""
     principal.require_server()
     runtime = _runtime(request)
-    page = await anyio.to_thread.run_sync(
-        lambda: list_unrouted(runtime.db, definition_id=definition_id, limit=limit)
-    )
+    page = await anyio.to_thread.run_sync(lambda: list_unrouted(runtime.db, definition_id=definition_id, limit=limit))
     return UnroutedList(
         deliveries=[UnroutedView.model_validate(r, from_attributes=True) for r in page.rows],
         counts=page.counts,
