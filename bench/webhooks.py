@@ -438,6 +438,8 @@ def _observability_env(collector: Collector, metrics_dir: Path, observe: str = "
     metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike; ``observe``: ``both``, ``tracing``
     or ``metrics`` alone (to tell their costs apart)."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
+    if observe == "none":  # the control: a second server and drain with nothing on (the bench's order effect)
+        return {}
     if observe == "metrics":
         return {"TETHER_METRICS_DIR": str(metrics_dir)}
     if observe == "tracing":
@@ -470,11 +472,27 @@ def _metric_total(metrics_dir: Path, name: str, **labels: str) -> float:
     )
 
 
+def _children_cpu_seconds(pid: int) -> float:
+    """CPU time so far of the live child processes of ``pid`` (the span exporter process a traced server starts:
+    ``engine.observability.span_shipping``)."""
+    total = 0.0
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            try:
+                total += _cpu_seconds(int(child))
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # it ended meanwhile
+    return total
+
+
 def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -> dict[str, float]:
-    """One wrk phase; its rate, request count, latencies and the server's CPU per request (µs)."""
+    """One wrk phase; its rate, request count, latencies, the server's CPU per request (µs) and its child
+    processes' (``children_cpu_us``)."""
     cpu = _cpu_seconds(server.pid)
+    children = _children_cpu_seconds(server.pid)
     rate, requests, p50, p99, p999, worst = _wrk(base, lua, seconds)
     return {
+        "children_cpu_us": (_children_cpu_seconds(server.pid) - children) / max(requests, 1) * 1e6,
         "rate": rate,
         "requests": requests,
         "p50": p50,
@@ -482,6 +500,50 @@ def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -
         "p999": p999,
         "max": worst,
         "cpu_us": (_cpu_seconds(server.pid) - cpu) / max(requests, 1) * 1e6,
+    }
+
+
+def _paired(
+    args: argparse.Namespace, server_env: dict[str, str], path: str, bodies: list[tuple[bytes, str]], tmp: Path
+) -> dict[str, Any]:
+    """Two servers at once, one without tracing and metrics and one with them (``--observe``), and
+    ``--obs-pairs`` rounds of a delivery phase on each in turn: each round's ratio compares phases seconds apart,
+    where the one-shot ``obs_ratio`` compares phases a minute apart on a machine whose load other sessions change.
+    """
+    import statistics
+
+    collector = Collector()
+    servers = []
+    try:
+        for name, extra in (("off", {}), ("on", _observability_env(collector, tmp / "pair-metrics", args.observe))):
+            port = _free_port()
+            server, base = _start_server({**server_env, **extra, "BENCH_PORT": str(port)}, port)
+            servers.append((name, server, base, f"127.0.0.1:{port}"))
+            _wrk(base, _delivery_script(f"127.0.0.1:{port}", path, bodies).replace('"bench-"', f'"pw{name}-"'), 2)
+        rates: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        exporter: dict[str, list[float]] = {"off": [], "on": []}
+        for round_ in range(args.obs_pairs):
+            for name, server, base, host in servers if round_ % 2 == 0 else servers[::-1]:
+                script = _delivery_script(host, path, bodies).replace('"bench-"', f'"p{round_}{name}-"')
+                phase = _phase(server, base, script, args.seconds)
+                rates[name].append(phase["rate"])
+                cpu[name].append(phase["cpu_us"])
+                exporter[name].append(phase["children_cpu_us"])
+    finally:
+        for _, server, _, _ in servers:
+            server.terminate()
+            server.wait(timeout=30)
+        collector.close()
+    ratios = [round(on / off, 3) for off, on in zip(rates["off"], rates["on"], strict=True)]
+    return {
+        "obs_pair_rates": {name: [round(r) for r in values] for name, values in rates.items()},
+        "obs_pair_cpu_us": {name: [round(c) for c in values] for name, values in cpu.items()},
+        # The span exporter process's (TETHER_TRACE_EXPORT=process), per delivery of its server.
+        "obs_pair_exporter_cpu_us": [round(c) for c in exporter["on"]],
+        "obs_pair_ratios": ratios,
+        "obs_ratio_paired": statistics.median(ratios),
+        "obs_pair_spans": collector.spans,
     }
 
 
@@ -504,7 +566,10 @@ def main() -> None:
     parser.add_argument("--py-spy-worker", metavar="OUT", help="py-spy the draining worker (raw, every thread)")
     parser.add_argument("--py-spy-observed", metavar="OUT", help="py-spy the server of the observed delivery phase")
     parser.add_argument(
-        "--observe", choices=("both", "tracing", "metrics"), default="both", help="what --observability both turns on"
+        "--observe",
+        choices=("both", "tracing", "metrics", "none"),
+        default="both",
+        help="what --observability both turns on",
     )
     parser.add_argument(
         "--observability",
@@ -512,6 +577,13 @@ def main() -> None:
         default="off",
         help="both: run the delivery phase and the drain again with tracing (OTLP to a local collector) and metrics "
         "(TETHER_METRICS_DIR) on, and report obs_ratio / obs_drain_ratio (on ÷ off)",
+    )
+    parser.add_argument(
+        "--obs-pairs",
+        type=int,
+        default=0,
+        help="N: then two servers side by side, one with nothing on and one observed (--observe), N alternating "
+        "delivery phases on each; obs_pair_ratios and their median obs_ratio_paired (robust to the load drifting)",
     )
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
     if WRK is None:
@@ -697,9 +769,12 @@ def main() -> None:
                 "deliveries_per_s": round(observed["rate"], 1),
                 "processed_per_s": round(drain_on, 1),
                 "server_cpu_us": round(observed["cpu_us"]),
+                # The span exporter process of TETHER_TRACE_EXPORT=process (OTLP encoding and sending).
+                "exporter_cpu_us": round(observed["children_cpu_us"]),
                 "worker_cpu_us": round(worker_cpu_on),
                 "spans_exported": collector.spans,
                 "observed": args.observe,
+                "trace_export": observed_env.get("TETHER_TRACE_EXPORT", "process"),
                 "sampler": observed_env.get("OTEL_TRACES_SAMPLER", "")
                 + (f":{os.environ['OTEL_TRACES_SAMPLER_ARG']}" if os.environ.get("OTEL_TRACES_SAMPLER_ARG") else ""),
                 "accepted_metric": _metric_total(
@@ -710,6 +785,8 @@ def main() -> None:
             # Issue 23's measure: throughput with tracing and metrics on ÷ without, each side in this one run.
             result["obs_ratio"] = round(observed["rate"] / hooks["rate"], 3)
             result["obs_drain_ratio"] = round(drain_on / result["processed_per_s"], 3)
+        if args.obs_pairs > 0:
+            result.update(_paired(args, server_env, path, bodies, Path(tmp)))
         print(
             f"database: {'sqlite' if args.sqlite else 'postgresql'}; hand-off: "
             f"{'the embedded worker' if args.process else 'Dramatiq over Redis, drained by one tether worker'}; "

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     #: Traces (``engine.observability.tracing``): a file that receives every finished span as a JSON line (local
     #: debugging, tests); the standard OpenTelemetry variables below turn on the OTLP exporter or turn tracing off.
     trace_file: str = ""
+    #: Where OTLP spans are encoded and sent: ``thread`` (the SDK's BatchSpanProcessor in this process) or
+    #: ``process`` (a child process, off this one's GIL: engine.observability.span_shipping; on the loaded 2-core
+    #: bench machine it cost more CPU in all than it took off the server, docs/benchmarks.md).
+    trace_export: Literal["thread", "process"] = "thread"
     otel_exporter_otlp_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     otel_exporter_otlp_traces_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")

@@ -23,13 +23,13 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
 
 from engine.settings import Settings
@@ -40,6 +40,10 @@ _lock = threading.Lock()
 _configured = False
 _tracer: Tracer = NoOpTracer()
 _provider: Any = None  # opentelemetry.sdk.trace.TracerProvider once enabled (the SDK is imported only then)
+#: Whether a child of an unsampled span is never sampled (the provider's sampler is parent-based and drops such
+#: children, as every ``OTEL_TRACES_SAMPLER`` named ``parentbased_*`` and the SDK's default do): then ``span`` skips
+#: making one at all (see there).
+_children_follow_parent = False
 
 
 def enabled() -> bool:
@@ -67,10 +71,17 @@ def configure(settings: Settings, *, service: str) -> bool:
             return False
         processors = []
         if settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            if settings.trace_export == "process":
+                # OTLP encoding costs ~50 µs of Python per span: in a child process, not under this one's GIL
+                # (worth it where cores are free; TETHER_TRACE_EXPORT, docs/configuration.md).
+                from engine.observability.span_shipping import ShippingSpanProcessor
 
-            processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+                processors.append(ShippingSpanProcessor(service))
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+                from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+                processors.append(BatchSpanProcessor(OTLPSpanExporter()))
         if settings.trace_file:
             processors.append(file_processor(Path(settings.trace_file)))
         if not processors:
@@ -109,70 +120,97 @@ def shutdown() -> None:
 def use(sdk_provider: Any) -> None:
     """Trace with ``sdk_provider`` (``None``: off again). ``configure`` calls it; tests call it with a provider of
     their own (the SDK's in-memory exporter)."""
-    global _tracer, _provider
+    global _tracer, _provider, _children_follow_parent
     _provider = sdk_provider
     _tracer = sdk_provider.get_tracer(INSTRUMENTATION) if sdk_provider is not None else NoOpTracer()
+    _children_follow_parent = sdk_provider is not None and _drops_unsampled_children(sdk_provider.sampler)
 
 
-class _Off:
-    """What ``span`` and ``attached`` return while tracing is off: entering makes nothing current and yields the
-    invalid (non-recording) span. A queued run opens several spans; through the no-op tracer each cost a context
-    attach and detach and two generator frames (~5% of a no-op run's CPU in the worker), this costs two calls."""
+def _drops_unsampled_children(sampler: Any) -> bool:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
-    __slots__ = ()
+    return (
+        isinstance(sampler, ParentBased)
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+    )
 
-    def __enter__(self) -> Span:
-        return INVALID_SPAN
 
-    def __exit__(self, *_exc: object) -> None:
+def _unsampled_parent() -> Span | None:
+    """The current span if it is a valid, unsampled one whose children the sampler would drop, else ``None``."""
+    if not _children_follow_parent:
         return None
+    current = trace.get_current_span()
+    context = current.get_span_context()
+    return current if context.is_valid and not context.trace_flags.sampled else None
 
 
-_OFF = _Off()
-
-
-def span(
-    name: str,
-    attributes: Mapping[str, Any] | None = None,
-    *,
-    kind: SpanKind = SpanKind.INTERNAL,
-    links: Sequence[Link] | None = None,
-) -> AbstractContextManager[Span]:
+class span:  # used as the function it replaced was: ``with tracing.span(name) as current:``
     """A span current for the block; an exception escaping it marks it failed with the exception's stable code
     (``code`` of engine errors, else the class name). The exception's message is not recorded: it may quote a
-    provider's response. Off, a shared no-op (``_Off``)."""
-    if _provider is None:
-        return _OFF
-    return _span(name, attributes, kind=kind, links=links)
+    provider's response.
+
+    Under an unsampled span (a ratio sampler dropped the trace) the block runs with that span current instead of a
+    new one: the sampler would make the child a non-recording span too, and making it (IDs, the sampler, a context
+    attached and detached) is most of what an unsampled trace costs a webhook delivery (issue 23's bench).
+
+    A class rather than ``start_as_current_span``: that is three nested generator context managers per span, a
+    measurable share of a traced delivery's time (py-spy of ``bench webhooks``); this is the same start, attach,
+    detach and end.
+    """
+
+    __slots__ = ("_args", "_current", "_token")
+
+    def __init__(
+        self,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        kind: SpanKind = SpanKind.INTERNAL,
+        links: Sequence[Link] | None = None,
+        context: otel_context.Context | None = None,
+    ) -> None:
+        self._args = (name, attributes, kind, links, context)  # started on entry, as a ``with`` block expects
+
+    def __enter__(self) -> Span:
+        if _provider is None:  # off: nothing made current, the invalid (non-recording) span
+            self._token = None
+            return INVALID_SPAN
+        name, attributes, kind, links, context = self._args
+        unsampled = _unsampled_parent() if context is None else None
+        if unsampled is not None:
+            self._current: Span = unsampled
+            self._token: object = None
+            return unsampled
+        self._current = _tracer.start_span(
+            name,
+            context=context,
+            kind=kind,
+            attributes=attributes,
+            links=links,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(self._current))
+        return self._current
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._token is None:
+            return
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        if exc is not None and self._current.is_recording():
+            fail(self._current, error_code(exc))
+        self._current.end()
 
 
-@contextmanager
-def _span(
-    name: str, attributes: Mapping[str, Any] | None, *, kind: SpanKind, links: Sequence[Link] | None
-) -> Iterator[Span]:
-    with _tracer.start_as_current_span(
-        name, kind=kind, attributes=attributes, links=links, record_exception=False, set_status_on_exception=False
-    ) as current:
-        try:
-            yield current
-        except BaseException as exc:
-            if current.is_recording():
-                fail(current, error_code(exc))
-            raise
-
-
-@contextmanager
-def server_span(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
+def server_span(name: str, headers: Mapping[str, str], attributes: Mapping[str, Any] | None = None) -> span:
     """A request span for a route served outside FastAPI's stack, continuing the caller's trace if its headers
-    carry one (``traceparent``)."""
-    from opentelemetry import propagate
-
-    parent = propagate.extract(dict(headers))
-    attributes = {"http.request.method": name.split(" ", 1)[0], "http.route": name.split(" ", 1)[-1]}
-    with _tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
-    ) as current:
-        yield current
+    carry one (``traceparent``, or what ``OTEL_PROPAGATORS`` names). ``attributes`` default to the method and route
+    read from ``name`` (``"POST /v1/webhooks/{token}"``)."""
+    if attributes is None:
+        method, _, route = name.partition(" ")
+        attributes = {"http.request.method": method, "http.route": route}
+    return span(name, attributes, kind=SpanKind.SERVER, context=propagate.extract(headers))
 
 
 def error_code(exc: BaseException) -> str:
@@ -194,6 +232,10 @@ def links(captured: Sequence[Any]) -> list[Link]:
             if context.is_valid:
                 found.append(Link(context))
     return found
+
+
+#: What ``attached`` returns with nothing to attach: one shared, reusable no-op (no generator frame per message).
+_OFF: AbstractContextManager[Any] = nullcontext()
 
 
 def attached(captured: Any) -> AbstractContextManager[Any]:
@@ -220,6 +262,19 @@ def annotate(**attributes: Any) -> None:
     if current.is_recording():
         current.set_attributes(
             {key.replace("__", "."): value for key, value in attributes.items() if value is not None}
+        )
+
+
+def event(name: str, **attributes: Any) -> None:
+    """An event on the current span, when it records (``__`` in a key stands for ``.``; ``None`` values skipped):
+    a step of the span's work that is cheaper as an instant on it than as a span of its own (a webhook delivery's
+    verify and record)."""
+    if _provider is None:
+        return
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.add_event(
+            name, {key.replace("__", "."): value for key, value in attributes.items() if value is not None} or None
         )
 
 
