@@ -22,6 +22,8 @@ ALLOWED = {
     "catalog/describe.py": "which operator variables are missing",
     "cli.py": "writes --host/--port for the process's later Settings()",
     "observability/metrics.py": "writes prometheus-client's PROMETHEUS_MULTIPROC_DIR from TETHER_METRICS_DIR",
+    "observability/span_shipping.py": "the OTel SDK's own OTEL_BSP_* and OTEL_SERVICE_NAME, read as the SDK's "
+    "batch processor reads them, and the environment its exporter child inherits",
 }
 
 
