@@ -10,13 +10,19 @@ from contextlib import contextmanager
 from typing import Any
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    import uvicorn
-
+def free_port() -> int:
+    """A free 127.0.0.1 port, for a bench whose settings must name the served origin before its app exists."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` on ``port`` (a free one when ``None``) for the block; yields its base URL."""
+    import uvicorn
+
+    port = free_port() if port is None else port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -18,21 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import tempfile
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from bench._serve import free_port, serve
 from engine.api import create_app
 from engine.api.principal import create_api_key
 from engine.custody.crypto import generate_master_key
@@ -99,28 +96,6 @@ async def measure(url: str, key: str, iid: str) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve_on(app: Any, port: int) -> Iterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("the local server did not start")
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         port = free_port()
@@ -137,7 +112,7 @@ def main() -> None:
         settings = Settings(database_url=database, state_dir=scratch, sandbox=True, public_url=base)
         runtime = Runtime.start(settings, migrate=True)
         try:
-            with serve_on(create_app(runtime), port):
+            with serve(create_app(runtime), port):
                 server_key, _ = create_api_key(runtime.db, tenant="bench", role="server")
                 key, _ = create_api_key(runtime.db, tenant="bench", role="user", owner="agent-user")
                 with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {server_key}"}) as api:
