@@ -731,58 +731,41 @@ def _restore(a: dict, var: str, saved: Any) -> None:
         a[var] = saved
 
 
-def _macro_all(target: Fn, var: str, body: Fn) -> Fn:
-    def all_(a: dict) -> bool:
-        items = _range(target(a), "all")
-        charge(a, len(items))
-        saved = _bind(a, var)
-        error: EvalError | None = None
-        try:
-            for item in items:
-                a[var] = item
-                try:
-                    v = body(a)
-                except EvalError as exc:
-                    error = error or exc
-                    continue
-                if v is False:
-                    return False
-                if v is not True:
-                    error = error or no_overload("all", v)
-        finally:
-            _restore(a, var, saved)
-        if error is not None:
-            raise error
-        return True
+def _quantifier(name: str, decisive: bool) -> Callable[[Fn, str, Fn], Fn]:
+    """``all`` (decided by the first ``false``) and ``exists`` (by the first ``true``): CEL's commutative
+    logic, so an error on one element is raised only when no element decides the answer."""
 
-    return all_
+    def macro(target: Fn, var: str, body: Fn) -> Fn:
+        def quantify(a: dict) -> bool:
+            items = _range(target(a), name)
+            charge(a, len(items))
+            saved = _bind(a, var)
+            error: EvalError | None = None
+            try:
+                for item in items:
+                    a[var] = item
+                    try:
+                        v = body(a)
+                    except EvalError as exc:
+                        error = error or exc
+                        continue
+                    if v is decisive:
+                        return decisive
+                    if v is not (not decisive):
+                        error = error or no_overload(name, v)
+            finally:
+                _restore(a, var, saved)
+            if error is not None:
+                raise error
+            return not decisive
+
+        return quantify
+
+    return macro
 
 
-def _macro_exists(target: Fn, var: str, body: Fn) -> Fn:
-    def exists(a: dict) -> bool:
-        items = _range(target(a), "exists")
-        charge(a, len(items))
-        saved = _bind(a, var)
-        error: EvalError | None = None
-        try:
-            for item in items:
-                a[var] = item
-                try:
-                    v = body(a)
-                except EvalError as exc:
-                    error = error or exc
-                    continue
-                if v is True:
-                    return True
-                if v is not False:
-                    error = error or no_overload("exists", v)
-        finally:
-            _restore(a, var, saved)
-        if error is not None:
-            raise error
-        return False
-
-    return exists
+_macro_all = _quantifier("all", False)
+_macro_exists = _quantifier("exists", True)
 
 
 def _macro_exists_one(target: Fn, var: str, body: Fn) -> Fn:
