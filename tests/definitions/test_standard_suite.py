@@ -133,6 +133,13 @@ def test_a_mapping_reading_a_field_the_provider_does_not_send_fails_maps_records
     assert "[ingest.maps_records] FAIL UserSync: 4 of 4 record(s) rejected; first: #0 directory_account/user" in message
 
 
+def test_a_client_that_keeps_an_expired_token_fails_refreshes(tmp_path: Path) -> None:
+    broken.StaleTokenClient.first = None
+    message, failed = _failures(broken.stale_token, tmp_path)
+    assert set(failed) == {"auth.refreshes"}
+    assert "[auth.refreshes] FAIL SlackOAuthConnection: no call carried the new token" in message
+
+
 def test_a_token_written_to_a_log_fails_not_logged(tmp_path: Path) -> None:
     message, failed = _failures(broken.leaky, tmp_path)
     assert set(failed) == {"secrets.not_logged"}

@@ -7,7 +7,9 @@ their stable IDs.
   (``ingest.repeated_cursor``);
 * :data:`leaky`: the client logs the bot token it was built with (``secrets.not_logged``);
 * :data:`wrong_field`: the user mapping reads ``payload.user_id``, a field of another API version
-  (``ingest.maps_records``).
+  (``ingest.maps_records``);
+* :data:`stale_token`: the client keeps the first token it was built with, so a refreshed token is never sent
+  (``auth.refreshes``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from definitions.slack.api import PAGE_LIMIT, call
 from definitions.slack.client import SlackClient
 from definitions.slack.slots import SlackBotToken, SlackOAuthToken
 from engine import ClientContext, OperationContext, Payload
+from engine.kit.providerkit import BearerAuth
 
 log = logging.getLogger("definitions.leaky_slack")
 
@@ -115,4 +118,36 @@ crashing_health = replace(
     slack,
     connections=tuple(type(c.__name__, (c,), {"validate": _crash, "__module__": __name__}) for c in slack.connections),
     operations=(_crash, *(o for o in slack.operations if o.operation_id() != "HealthCheck")),
+)
+
+
+class StaleTokenClient(SlackClient):
+    """Keeps the first token it was built with for good (a cache with no key), as a client memoised at import
+    time would: after a refresh it still sends the expired token."""
+
+    first: str | None = None
+
+    def build(self, ctx: ClientContext) -> httpx.AsyncClient:
+        credential = ctx.credential
+        if StaleTokenClient.first is None:
+            StaleTokenClient.first = (
+                credential.access_token if isinstance(credential, SlackOAuthToken) else credential.bot_token
+            ).get_secret_value()
+        client = super().build(ctx)
+        client.auth = BearerAuth(StaleTokenClient.first)
+        return client
+
+
+_stale_health = type(
+    "HealthCheck", (slack_operations.HealthCheck,), {"client": StaleTokenClient, "__module__": __name__}
+)
+_stale_connections = tuple(
+    type(c.__name__, (c,), {"clients": (StaleTokenClient,), "validate": _stale_health, "__module__": __name__})
+    for c in slack.connections
+)
+stale_token = replace(
+    slack,
+    clients=(StaleTokenClient, SlackClient),
+    connections=_stale_connections,
+    operations=(_stale_health, *(o for o in slack.operations if o.operation_id() != "HealthCheck")),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 STANDARD_SUITE_CHECKS: dict[str, str] = {
     "health.passes": "the health check passes on the recorded answers",
     "health.unauthorized": "a 401 moves the integration to reconnect_required",
+    "auth.refreshes": "an expired OAuth 2.0 token is refreshed once, stored, and used",
     "rate_limit.retry_after": "a 429 defers the run by the provider's Retry-After",
     "ingest.pages_to_end": "an ingest run requests every recorded page",
     "ingest.repeated_cursor": "a repeated cursor stops the run's paging",

@@ -61,15 +61,19 @@ def _private_key() -> str:
     ).decode()
 
 
-def canary_model(model: type[BaseModel], known: dict[str, Any] | None, canaries: list[str]) -> BaseModel:
+def canary_model(
+    model: type[BaseModel], known: dict[str, Any] | None, canaries: list[str], *, expired: bool = False
+) -> BaseModel:
     """``model`` with the recorded non-secret values of ``known``, a fresh canary in every secret field (appended to
-    ``canaries``) and, for required fields the recording did not keep, a placeholder."""
+    ``canaries``) and, for required fields the recording did not keep, a placeholder. ``expired``: a token past
+    its expiry, holding a refresh token (the suite's refresh check)."""
     values: dict[str, Any] = {}
     known = known or {}
     for name, info in model.model_fields.items():
         recorded = known.get(name)
         if _is_secret(info.annotation):
-            if recorded is None and not info.is_required() and name not in known:
+            optional = recorded is None and not info.is_required() and name not in known
+            if optional and not (expired and name == "refresh_token"):
                 continue
             canary = _private_key() if "private_key" in name else f"canary{name.replace('_', '')}{_random.token_hex(8)}"
             canaries.append(canary)
@@ -79,8 +83,9 @@ def canary_model(model: type[BaseModel], known: dict[str, Any] | None, canaries:
         elif info.is_required():
             values[name] = f"suite-{name}"
     if "expires_at" in model.model_fields:
-        # A token the recording saw as fresh: replay must not ask the token endpoint, which the cassette lacks.
-        values["expires_at"] = datetime.now(UTC) + timedelta(days=1)
+        # A token the recording saw as fresh: replay must not ask the token endpoint, which the cassette lacks
+        # (unless the check is the refresh, which answers the token endpoint itself).
+        values["expires_at"] = datetime.now(UTC) + (timedelta(hours=-1) if expired else timedelta(days=1))
     try:
         return model.model_validate(values)
     except ValidationError as exc:
@@ -149,8 +154,9 @@ class Harness:
     def _enqueue(self, run_id: str, delay: float | None, time_limit: float | None) -> None:
         self.executor.queued.append((run_id, delay))
 
-    def connect(self, metadata: dict[str, Any]) -> str:
-        """An integration connected through the cassette's connection, holding a canary credential."""
+    def connect(self, metadata: dict[str, Any], *, expired: bool = False) -> str:
+        """An integration connected through the cassette's connection, holding a canary credential (``expired``:
+        an access token past its expiry, with a refresh token)."""
         connection_id = metadata.get("connection")
         connection = self.definition.connection(str(connection_id))
         if connection is None:
@@ -159,7 +165,7 @@ class Harness:
         slot = self.definition.slot(str(slot_id))
         if slot is None:
             raise SuiteSetupError(f"the cassette names no slot of {self.definition.id} ({slot_id!r})")
-        credential = canary_model(slot, metadata.get("credential"), self.canaries)
+        credential = canary_model(slot, metadata.get("credential"), self.canaries, expired=expired)
         assert isinstance(credential, CredentialSlot)
         with self.runtime.db.session() as session:
             integration = Integration(

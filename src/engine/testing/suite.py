@@ -7,6 +7,8 @@ recorded cassette by rewriting its responses. The checks, by stable name:
 ==========================  =================================================================================
 ``health.passes``           the connection's health check (``Setup.validate``) passes on the recorded answers
 ``health.unauthorized``     the same check answered 401 moves the integration to ``reconnect_required``
+``auth.refreshes``          an expired OAuth 2.0 token is refreshed once, stored (rotated refresh token included)
+                            and the check's calls carry the new one
 ``rate_limit.retry_after``  an operation answered 429 with ``Retry-After`` is deferred by that many seconds
 ``ingest.pages_to_end``     an ingest run requests every recorded page (no interaction left unplayed)
 ``ingest.repeated_cursor``  a provider that hands back the same cursor forever does not keep the run paging
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -343,7 +346,18 @@ class _Suite:
                     else f"the integration is {row.status} (health {row.health}, code {detail.get('code', '?')}), "
                     "not reconnect_required",
                 )
+            if not self.skipped("auth.refreshes"):
+                await self.refresh(harness, setup, cassette, subject)
             self.canaries.extend(harness.canaries)
+
+    def _token_paths(self, connections: Iterable[Any] | None = None) -> set[str]:
+        """The token endpoints' paths (a replayed request is matched by path; Tether's own origin for the sandbox)."""
+        paths = {
+            urlsplit(c.auth.token_url.replace(PUBLIC_URL, "https://tether.invalid")).path
+            for c in (self.definition.connections if connections is None else connections)
+            if isinstance(c.auth, OAuth2) and c.auth.token_url
+        }
+        return {path for path in paths if path}
 
     def _dead_grant(self, template: Response) -> dict[str, Response]:
         """A refresh of a refused grant is answered as RFC 6749 says a dead one is: 400 ``invalid_grant``."""
@@ -352,12 +366,58 @@ class _Suite:
             headers={"Content-Type": "application/json"},
             body={"error": "invalid_grant", "error_description": "the refresh token is no longer valid"},
         )
-        paths = {
-            urlsplit(c.auth.token_url.replace(PUBLIC_URL, "https://tether.invalid")).path  # Tether's own origin
-            for c in self.definition.connections
-            if isinstance(c.auth, OAuth2) and c.auth.token_url
-        }
-        return {path: answer for path in paths if path}
+        return dict.fromkeys(self._token_paths(), answer)
+
+    async def refresh(self, harness: Harness, setup: Setup, cassette: Cassette, subject: str) -> None:
+        """The health check with the access token past its expiry: the token endpoint is answered with a new access
+        token and a rotated refresh token (RFC 6749 section 6); the refresh happens once, both new values are
+        stored, and the provider's calls after it carry the new access token."""
+        connection = self.definition.connection(subject)
+        paths = self._token_paths([connection]) if connection is not None else set()
+        slot = (
+            self.definition.slot(str(cassette.metadata.get("slot") or connection.credential.slot_id()))
+            if paths
+            else None
+        )
+        if connection is None or slot is None or not {"refresh_token", "expires_at"} <= set(slot.model_fields):
+            self.report.results.append(
+                CheckResult(
+                    "auth.refreshes", subject, True, skipped="no OAuth 2.0 token that expires: nothing to refresh"
+                )
+            )
+            return
+        integration_id = harness.connect(cassette.metadata, expired=True)
+        access, rotated = (f"canaryrefreshed{kind}{secrets.token_hex(8)}" for kind in ("access", "refresh"))
+        harness.canaries.extend((access, rotated))
+        granted = cassette.interactions[0].response.with_status(
+            200,
+            headers={"Content-Type": "application/json"},
+            body={"access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": rotated},
+        )
+        tap = self.tap(cassette.interactions, overrides=dict.fromkeys(paths, granted))
+        ok, row = await self.replayed(tap, setup.validate(PRINCIPAL, integration_id))
+        exchanges = [i for i, sent in enumerate(tap.sent) if urlsplit(sent.url).path in paths]
+        after = tap.sent[exchanges[0] + 1 :] if exchanges else []
+        stored = harness.runtime.keystore.load(integration_id, slot)
+        kept = stored is not None and [
+            getattr(stored.slot, name).get_secret_value() if getattr(stored.slot, name, None) is not None else None
+            for name in ("access_token", "refresh_token")
+        ] == [access, rotated]
+        problems = [
+            text
+            for failed, text in (
+                (len(exchanges) != 1, f"{len(exchanges)} token request(s), not one"),
+                (bool(exchanges) and b"refresh_token" not in tap.sent[exchanges[0]].content, "no refresh_token grant"),
+                (not ok, f"the health check failed after the refresh (health {row.health})"),
+                (
+                    not any(access in v for sent in after for v in sent.headers.values()),
+                    "no call carried the new token",
+                ),
+                (not kept, "the new access and refresh tokens were not stored"),
+            )
+            if failed
+        ]
+        self.result("auth.refreshes", subject, not problems, "; ".join(problems) or f"{len(after)} call(s) after it")
 
     def _ingest_ops(self, ops: list[tuple[Path, Cassette]]) -> list[tuple[Cassette, type[Operation]]]:
         out = []
