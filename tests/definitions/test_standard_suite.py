@@ -140,6 +140,13 @@ def test_a_client_that_keeps_an_expired_token_fails_refreshes(tmp_path: Path) ->
     assert "[auth.refreshes] FAIL SlackOAuthConnection: no call carried the new token" in message
 
 
+def test_a_sync_that_ignores_its_cursor_fails_resumes(tmp_path: Path) -> None:
+    report = run_suite(broken.forgetful_sync, CASSETTES / "sandbox", workdir=tmp_path)
+    failed = {r.check: r.message for r in report.failures()}
+    assert set(failed) == {"ingest.resumes"}, report.text()
+    assert failed["ingest.resumes"].startswith("the second run sent only the first run's requests")
+
+
 def test_a_token_written_to_a_log_fails_not_logged(tmp_path: Path) -> None:
     message, failed = _failures(broken.leaky, tmp_path)
     assert set(failed) == {"secrets.not_logged"}

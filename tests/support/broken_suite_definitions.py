@@ -9,7 +9,12 @@ their stable IDs.
 * :data:`wrong_field`: the user mapping reads ``payload.user_id``, a field of another API version
   (``ingest.maps_records``);
 * :data:`stale_token`: the client keeps the first token it was built with, so a refreshed token is never sent
-  (``auth.refreshes``).
+  (``auth.refreshes``);
+
+and one of the sandbox definition, replayed on the sandbox's cassettes (``tests/cassettes/sandbox``):
+
+* :data:`forgetful_sync`: ``Sync`` saves its watermarks as the next cursor but never reads them back, so every run
+  lists everything from the first page (``ingest.resumes``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import replace
 
 import httpx
 
+from definitions.sandbox import definition as sandbox
+from definitions.sandbox import operations as sandbox_operations
 from definitions.slack import connections as slack_connections
 from definitions.slack import definition as slack
 from definitions.slack import operations as slack_operations
@@ -150,4 +157,19 @@ stale_token = replace(
     clients=(StaleTokenClient, SlackClient),
     connections=_stale_connections,
     operations=(_stale_health, *(o for o in slack.operations if o.operation_id() != "HealthCheck")),
+)
+
+
+class ForgetfulSync(sandbox_operations.Sync):
+    """Drops the cursor it was given, then runs the real sync (which still saves a new one)."""
+
+    async def ingest(self, ctx: OperationContext) -> AsyncIterator[Payload]:
+        ctx.cursor = None
+        async for item in super().ingest(ctx):
+            yield item
+
+
+forgetful_sync = replace(
+    sandbox,
+    operations=(_named(ForgetfulSync, "Sync"), *(o for o in sandbox.operations if o.operation_id() != "Sync")),
 )

@@ -11,6 +11,7 @@ STANDARD_SUITE_CHECKS: dict[str, str] = {
     "rate_limit.retry_after": "a 429 defers the run by the provider's Retry-After",
     "ingest.pages_to_end": "an ingest run requests every recorded page",
     "ingest.repeated_cursor": "a repeated cursor stops the run's paging",
+    "ingest.resumes": "a run after one that saved a cursor starts from it",
     "ingest.maps_records": "every recorded record is mapped without a reject",
     "webhook.verifies": "a signed example delivery is accepted",
     "webhook.refuses_tampered": "a tampered delivery is refused",

@@ -12,6 +12,7 @@ recorded cassette by rewriting its responses. The checks, by stable name:
 ``rate_limit.retry_after``  an operation answered 429 with ``Retry-After`` is deferred by that many seconds
 ``ingest.pages_to_end``     an ingest run requests every recorded page (no interaction left unplayed)
 ``ingest.repeated_cursor``  a provider that hands back the same cursor forever does not keep the run paging
+``ingest.resumes``          a run after one that saved a cursor starts from it, not from the first page again
 ``ingest.maps_records``     every record the run received is mapped or filtered: no reject
 ``webhook.verifies``        each webhook accepts an example delivery signed the provider's way
 ``webhook.refuses_tampered``  and refuses it with the body or the signature altered
@@ -51,7 +52,7 @@ from engine.authoring.operations import Operation
 from engine.authoring.suite_checks import STANDARD_SUITE_CHECKS
 from engine.integrations.setup import Setup
 from engine.kit.egress import tapped
-from engine.store.tables import AuditEvent, Health, IngestReject, IntegrationStatus, Run
+from engine.store.tables import AuditEvent, Health, IngestReject, IntegrationStatus, OperationState, Run
 from engine.testing.cassettes import Cassette, CassetteError, Interaction, Response, load_cassette
 from engine.testing.harness import TENANT, Harness, SuiteSetupError
 from engine.testing.replay import ReplayTap
@@ -457,6 +458,8 @@ class _Suite:
             if not self.skipped("ingest.maps_records"):
                 message = failed or self._rejects(harness, run.id, run.records_rejected, run.payloads_out)
                 self.result("ingest.maps_records", subject, not message, message)
+            if not self.skipped("ingest.resumes"):
+                await self.resumes(harness, cassette, integration_id, subject, config, tap)
             if not self.skipped("ingest.repeated_cursor"):
                 await self.repeated_cursor(harness, cassette, subject, config)
             self.canaries.extend(harness.canaries)
@@ -471,6 +474,42 @@ class _Suite:
             ).first()
         where = f"; first: #{first.position} {first.schema_name}/{first.variant} {first.reason_code}" if first else ""
         return f"{rejected} of {received} record(s) rejected{where}"
+
+    async def resumes(
+        self, harness: Harness, cassette: Cassette, integration_id: str, subject: str, config: Any, first: ReplayTap
+    ) -> None:
+        """A second run of the same integration after the recorded one succeeded and saved a cursor. The provider
+        has nothing new: each path answers with its last recorded page (an unrecorded path with the recording's
+        last answer). The run must succeed and send at least one request the first run did not (one carrying the
+        cursor); a run that only repeats the first run's requests lists everything again from page one."""
+        with harness.runtime.db.session() as session:
+            state = session.exec(
+                select(OperationState).where(
+                    col(OperationState.integration_id) == integration_id, col(OperationState.operation) == subject
+                )
+            ).first()
+        if state is None or state.cursor is None:
+            self.report.results.append(
+                CheckResult(
+                    "ingest.resumes", subject, True, skipped="the first run saved no cursor: every run lists all"
+                )
+            )
+            return
+        latest = {item.request.path: item.response for item in cassette.interactions}
+        tap = self.tap([], overrides=latest, fallback=cassette.interactions[-1].response)
+        result = await self.replayed(
+            tap, harness.executor.run_inline(integration_id, subject, trigger="manual", config=config)
+        )
+        before = {(sent.method, sent.url, sent.content) for sent in first.sent}
+        fresh = [sent for sent in tap.sent if (sent.method, sent.url, sent.content) not in before]
+        run = result.run
+        if run.status != "succeeded":
+            message = f"the second run {run.status}: {run.error_code}"
+        elif not fresh:
+            message = f"the second run sent only the first run's requests ({len(tap.sent)}): the cursor was not used"
+        else:
+            message = ""
+        self.result("ingest.resumes", subject, not message, message or f"{len(fresh)} request(s) from the cursor")
 
     async def repeated_cursor(self, harness: Harness, cassette: Cassette, subject: str, config: Any) -> None:
         if not _paged(cassette.interactions):
