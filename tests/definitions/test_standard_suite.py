@@ -26,7 +26,7 @@ DEFINITIONS = {d.id: d for d in builtin_definitions()}
 #: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
 NOT_RECORDED = {
     name: "no recording yet: its tests replay the documented fixtures with respx or a stand-in of their own"
-    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta"})
+    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta", "scim"})
 }
 
 

@@ -281,6 +281,21 @@ async def record_okta(out: Path, workdir: Path) -> list[Path]:
     return paths
 
 
+# -- SCIM -----------------------------------------------------------------------------------------------------------
+
+
+async def record_scim(out: Path, workdir: Path) -> list[Path]:
+    """SCIM is pushed, never called: its one cassette is RFC 7643's example user and group as pushed resources."""
+    deliveries = [
+        (
+            {"Content-Type": "application/scim+json", "X-Tether-Scim-Resource": resource},
+            (FIXTURES / "scim" / "published" / name).read_bytes(),
+        )
+        for resource, name in (("User", "rfc7643_8_1_minimal_user.json"), ("Group", "rfc7643_8_4_group.json"))
+    ]
+    return [webhook_examples(out / "webhook.scim.yaml", "scim", "scim", deliveries)]
+
+
 # -- the sandbox -------------------------------------------------------------------------------------------------
 
 
@@ -339,7 +354,13 @@ async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
     return paths
 
 
-RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": record_slack, "okta": record_okta}
+RECORDERS = {
+    "sandbox": record_sandbox,
+    "github_app": record_github,
+    "slack": record_slack,
+    "okta": record_okta,
+    "scim": record_scim,
+}
 
 
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:

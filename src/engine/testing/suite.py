@@ -306,8 +306,9 @@ class _Suite:
         if not checked:
             if not self.skipped("health.passes"):
                 self.result("health.passes", self.definition.id, False, "no cassette of a connection's health check")
-            if not self.skipped("health.unauthorized"):
-                self.result("health.unauthorized", self.definition.id, False, "no health check cassette to derive from")
+            for check in ("health.unauthorized", "auth.refreshes"):
+                if not self.skipped(check):
+                    self.result(check, self.definition.id, False, "no health check cassette to derive from")
             return
         for cassette in checked:
             subject = str(cassette.metadata.get("connection"))
@@ -431,7 +432,7 @@ class _Suite:
     async def ingest(self, ops: list[tuple[Path, Cassette]]) -> None:
         found = self._ingest_ops(ops)
         if not found:
-            for check in ("ingest.pages_to_end", "ingest.maps_records"):
+            for check in ("ingest.pages_to_end", "ingest.maps_records", "ingest.resumes", "ingest.repeated_cursor"):
                 if not self.skipped(check):
                     self.result(check, self.definition.id, False, "no cassette of an ingest operation")
             return
@@ -586,6 +587,8 @@ class _Suite:
         if self.skipped("disconnect.revokes"):
             return
         names = list(dict.fromkeys(str(c.metadata.get("connection")) for _, c in ops))
+        if not names:
+            self.result("disconnect.revokes", self.definition.id, False, "no operation cassette names a connection")
         for name in names:
             connection = self.definition.connection(name)
             if connection is None:
