@@ -20,6 +20,9 @@ def definitions_new(
     name: str = typer.Argument(..., help="The definition's ID, snake_case (asana)."),
     auth: str = typer.Option(None, "--auth", help="oauth2, api-key (the default) or app-install; --data: oauth2."),
     data: bool = typer.Option(False, "--data", help="A data file (TOML, OAuth 2.0 only) instead of a package."),
+    webhook: str = typer.Option(
+        None, "--webhook", help="Add webhooks.py: one webhook verified by hmac or standard-webhooks (default: none)."
+    ),
     directory: Annotated[
         Path | None,
         typer.Option(
@@ -37,7 +40,9 @@ def definitions_new(
 
     auth = auth or ("oauth2" if data else "api-key")
     try:
-        written = scaffold(name, auth=auth, data=data, directory=directory, schema=schema, settings=Settings())
+        written = scaffold(
+            name, auth=auth, data=data, webhook=webhook, directory=directory, schema=schema, settings=Settings()
+        )
     except ScaffoldError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(USAGE) from None

@@ -36,14 +36,32 @@ def record(
     operation: str = typer.Argument(
         ..., help="An operation ID, the health check's, 'disconnect' (revokes!) or webhook:NAME (received deliveries)."
     ),
-    integration: str = typer.Option(..., "--integration", help="The connected integration to record with."),
+    integration: str = typer.Option(
+        None, "--integration", help="The connected integration to record with (not with --example)."
+    ),
     out: str = typer.Option(None, "--out", help="The cassette file (default tests/cassettes/<ID>/<OPERATION>.yaml)."),
     config: str = typer.Option(None, "--config", help="The operation's config, as JSON."),
     upstream: list[str] = typer.Option(  # noqa: B008 - typer reads a repeatable option from a list default
         [], "--upstream", help="ORIGIN=URL: send the provider's origin to a stand-in (repeatable; needs loopback)."
     ),
+    example: list[Path] = typer.Option(  # noqa: B008 - typer reads a repeatable option from a list default
+        [], "--example", help="With webhook:NAME: a documented example delivery's body, as a file (repeatable)."
+    ),
+    header: list[str] = typer.Option(  # noqa: B008 - typer reads a repeatable option from a list default
+        [], "--header", help="With --example: 'Name: value', a header every example carries (repeatable)."
+    ),
 ) -> None:
-    """Run one operation against the real provider, through the egress guard, and write its scrubbed cassette."""
+    """Run one operation against the real provider, through the egress guard, and write its scrubbed cassette;
+    with --example, write a webhook's example cassette from the provider's documented example deliveries."""
+    if example or header:
+        if not example:
+            _fail("error: --header goes with --example FILE")
+        if integration is not None or config is not None or upstream:
+            _fail("error: --example writes documented deliveries: no --integration, --config or --upstream")
+        _record_examples(definition_id, operation, example, header, out)
+        return
+    if integration is None:
+        _fail("error: --integration ID is required (or, for webhook:NAME, --example FILE)")
     from engine.runtime import Runtime
     from engine.store.tables import Integration
     from engine.testing.recording import DISCONNECT, WEBHOOK_PREFIX, record_to, record_webhook_examples
@@ -86,6 +104,72 @@ def record(
     from engine.testing.cassettes import load
 
     typer.echo(f"wrote {path} ({len(load(path))} interaction(s), scrubbed)")
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            _fail(f"error: --header takes 'Name: value' (X-Event: task.updated), not {value!r}")
+        headers[name.strip()] = text.strip()
+    return headers
+
+
+def _record_examples(definition_id: str, operation: str, files: list[Path], header: list[str], out: str | None) -> None:
+    """``record ID webhook:NAME --example FILE``: the definition's own registry, no database, no integration."""
+    from engine.authoring.config import load_operator_config
+    from engine.catalog.loading import load_registry
+    from engine.observability.logs import slot_secrets
+    from engine.testing.cassettes import load
+    from engine.testing.recording import (
+        WEBHOOK_PREFIX,
+        declared_webhook,
+        example_event_type,
+        webhook_examples_to,
+    )
+
+    if not operation.startswith(WEBHOOK_PREFIX):
+        _fail(f"error: --example writes a webhook's examples: the operation is {WEBHOOK_PREFIX}NAME, not {operation!r}")
+    headers = _headers(header)
+    bodies = []
+    for file in files:
+        try:
+            body = file.read_bytes()
+        except OSError as exc:
+            _fail(f"error: cannot read --example {file}: {exc.strerror}")
+        if not body.strip():
+            _fail(f"error: --example {file} is empty")
+        bodies.append(body)
+    try:
+        registry = load_registry(Settings())
+    except (DefinitionError, ConfigurationError) as exc:
+        _fail(f"error: {exc.message}")
+    if definition_id not in registry:
+        _fail(f"error: no definition {definition_id!r}")
+    definition = registry.get(definition_id)
+    secrets: list[str] = []
+    if definition.operator_config is not None:
+        try:  # the operator config's secrets, when this environment has them, are scrubbed from the examples
+            secrets = slot_secrets(load_operator_config(definition.id, definition.operator_config))
+        except ConfigurationError:
+            secrets = []
+    try:
+        webhook = declared_webhook(definition, operation[len(WEBHOOK_PREFIX) :])
+        target = Path(out) if out is not None else DEFAULT_ROOT / definition_id / f"webhook.{webhook.name}.yaml"
+        path = webhook_examples_to(definition, webhook.name, bodies, target, headers=headers, secrets=secrets)
+    except TetherError as exc:
+        _fail(f"error: {exc.code}: {exc.message}")
+    matches = {getattr(event, "match", None): event.event_id() for event in webhook.events}
+    for file, body in zip(files, bodies, strict=True):
+        event_type = example_event_type(webhook, body, headers)
+        if event_type is None:
+            typer.echo(f"note: {file}: no event type where {webhook.name}'s event_type locator looks", err=True)
+        elif event_type not in matches:
+            typer.echo(f"note: {file}: event type {event_type!r} matches no event of {webhook.name}", err=True)
+        else:
+            typer.echo(f"{file}: {event_type} -> {matches[event_type]}")
+    typer.echo(f"wrote {path} ({len(load(path))} example deliver{'y' if len(bodies) == 1 else 'ies'}, scrubbed)")
 
 
 def test(

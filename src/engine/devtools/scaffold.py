@@ -7,6 +7,11 @@ guard's, bearer auth is ``BearerAuth``, error answers go through ``raise_for_sta
 declarative stream (``engine.kit.streams``: the loop, the repeated-cursor and short-listing guards, checkpoints,
 429 deferral) so no author writes a pagination loop.
 
+``--webhook hmac|standard-webhooks`` adds ``webhooks.py``: one webhook (``events``) verified with the engine's
+``HmacSha256`` or ``StandardWebhooks`` and a secret Tether generates per endpoint, subscribed at the provider by
+``register``, whose one event yields its record into the first stream's (schema, variant), so the stream's mapping
+maps deliveries too. A data file has no webhooks (its format declares none), so ``--webhook`` goes with a package.
+
 A package goes into the built-in definitions folder (``src/definitions/``) or ``--dir``; a data file (``--data``:
 OAuth 2.0 only, the format's one auth) into the first ``TETHER_DEFINITIONS_DIR`` folder or ``--dir``.
 """
@@ -25,10 +30,14 @@ import re2
 from engine.settings import Settings
 
 AUTHS = ("oauth2", "api-key", "app-install")
+#: ``--webhook``: the verifier of the skeleton's one webhook (``HmacSha256`` or ``StandardWebhooks``).
+WEBHOOKS = ("hmac", "standard-webhooks")
 _NAME = re2.compile(r"^[a-z][a-z0-9_]{0,62}$")
 TEMPLATES = Path(__file__).parent / "templates"
 #: The package's files, each rendered from ``templates/package/<name>.jinja``.
 PACKAGE_FILES = ("__init__.py", "definition.py", "streams.py", "README.md")
+#: Written besides them with ``--webhook``.
+WEBHOOK_FILE = "webhooks.py"
 
 
 class ScaffoldError(ValueError):
@@ -63,6 +72,12 @@ class Context:
     host: str
     stream: str
     fields: tuple[FieldLine, ...] = field(default=())
+    #: ``--webhook``'s verifier kind, "" for none.
+    webhook: str = ""
+
+    @property
+    def schema_camel(self) -> str:
+        return _camel(self.schema)
 
     @property
     def env(self) -> str:
@@ -74,6 +89,7 @@ def scaffold(
     *,
     auth: str = "api-key",
     data: bool = False,
+    webhook: str | None = None,
     directory: Path | None = None,
     schema: str = "task",
     settings: Settings | None = None,
@@ -90,6 +106,13 @@ def scaffold(
             "a data file declares OAuth 2.0 only (docs/data-definitions.md): drop --data for an "
             f"{auth} definition, or use --auth oauth2"
         )
+    if webhook is not None and webhook not in WEBHOOKS:
+        raise ScaffoldError(f"--webhook must be one of {', '.join(WEBHOOKS)}, not {webhook!r}")
+    if data and webhook is not None:
+        raise ScaffoldError(
+            "a data file declares no webhooks (docs/data-definitions.md: its connection and streams only): "
+            "drop --data to get a package with webhooks.py"
+        )
     from ingest.catalog import catalog
 
     models = catalog()
@@ -99,7 +122,7 @@ def scaffold(
     if name in taken:
         raise ScaffoldError(f"a definition {name!r} is already registered: pick another name")
     target = _target(name, data=data, directory=directory, settings=settings)
-    context = _context(name, auth, schema, models[schema], module=_module(name, target, data))
+    context = _context(name, auth, schema, models[schema], module=_module(name, target, data), webhook=webhook or "")
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,  # a template naming a value the context lacks is a bug, not a blank
@@ -120,7 +143,7 @@ def scaffold(
         return Written((target,), steps)
     target.mkdir(parents=True)
     written = []
-    for file in PACKAGE_FILES:
+    for file in (*PACKAGE_FILES, *([WEBHOOK_FILE] if webhook else [])):
         text = environment.get_template(f"package/{file}.jinja").render(c=context)
         path = target / file
         path.write_text(text, encoding="utf-8")
@@ -133,6 +156,12 @@ def scaffold(
         else f"  ({target.parent} must be on PYTHONPATH)",
         f"  tether mapping coverage {name} --payloads <recorded answers>",
     )
+    if webhook:
+        steps += (
+            "  then the provider's documented example delivery, saved as a file, as the webhook's example:",
+            f"  tether definitions record {name} webhook:events --example example.json",
+            f"  TETHER_DEFINITION_MODULES={context.module} tether definitions test {name}",
+        )
     return Written(tuple(written), steps)
 
 
@@ -189,7 +218,7 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _context(name: str, auth: str, schema: str, spec: Any, *, module: str) -> Context:
+def _context(name: str, auth: str, schema: str, spec: Any, *, module: str, webhook: str = "") -> Context:
     return Context(
         name=name,
         camel=_camel(name),
@@ -201,6 +230,7 @@ def _context(name: str, auth: str, schema: str, spec: Any, *, module: str) -> Co
         host=name.replace("_", "-"),
         stream=f"{_camel(schema)}Sync",
         fields=tuple(_field_lines(spec)),
+        webhook=webhook,
     )
 
 

@@ -5,9 +5,10 @@ What runs is the engine's own path for that name: the connection's health check 
 ``disconnect`` as ``Custody.disconnect`` does (it really disconnects: the grant is revoked), any other operation as
 ``Executor.run_inline`` does (records land in the database as a manual run's would). Webhook examples are not
 recorded from the provider but from what the engine already received: ``record_webhook_examples`` writes the
-integration's latest stored deliveries (raw body and headers) as an example cassette. The secrets scrubbed are
-those the slot and operator config schemas declare (every ``SecretStr`` of every credential the integration holds),
-plus credential headers and credential-named fields (``engine.testing.scrub``).
+integration's latest stored deliveries (raw body and headers) as an example cassette, and ``webhook_examples_to``
+the example deliveries a provider documents (bodies saved as files), with no integration at all. The secrets
+scrubbed are those the slot and operator config schemas declare (every ``SecretStr`` of every credential the
+integration holds), plus credential headers and credential-named fields (``engine.testing.scrub``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlmodel import col, select
 
 from engine.api.principal import Principal
 from engine.authoring.definition import Definition
+from engine.authoring.webhooks import Header, JsonField, Webhook
 from engine.errors import NotFoundError, TetherError
 from engine.integrations.setup import Setup
 from engine.kit.egress import tapped
@@ -32,6 +34,7 @@ from engine.store.tables import Integration, WebhookDelivery, WebhookEndpoint
 from engine.testing.cassettes import Cassette, Interaction, Request, Response, dump_cassette
 from engine.testing.replay import RecordingTap
 from engine.testing.scrub import SCRUBBED, scrub_interactions
+from engine.webhooks.deliveries import json_path, parse_body
 
 __all__ = [
     "RecordingFailed",
@@ -41,6 +44,7 @@ __all__ = [
     "record_webhook_examples",
     "scratch_engine",
     "webhook_cassette",
+    "webhook_examples_to",
 ]
 
 DISCONNECT = "disconnect"
@@ -204,6 +208,62 @@ def record_webhook_examples(
         secrets += slot_secrets(operator)
     deliveries = [(dict(row.headers), bytes(row.body)) for row in reversed(rows)]
     return dump_cassette(webhook_cassette(definition.id, webhook, deliveries, secrets), path)
+
+
+def declared_webhook(definition: Definition, webhook: str) -> type[Webhook]:
+    """The definition's webhook of that name (or class name); ``not_found`` naming the ones it has."""
+    found = next((w for w in definition.webhooks if webhook in (w.name, w.__name__)), None)
+    if found is None:
+        names = ", ".join(w.name for w in definition.webhooks) or "none"
+        raise NotFoundError(f"{definition.id} has no webhook {webhook!r} (its webhooks: {names})")
+    return found
+
+
+def example_event_type(webhook: type[Webhook], body: bytes, headers: Mapping[str, str]) -> str | None:
+    """The event type an example delivery carries where the webhook's ``Header`` or ``JsonField`` locator says
+    (``None``: absent, or a ``CelValue`` this needs no engine to evaluate)."""
+    locator = webhook.event_type
+    if isinstance(locator, Header):
+        value: Any = {k.lower(): v for k, v in headers.items()}.get(locator.name.lower())
+    elif isinstance(locator, JsonField):
+        value = json_path(parse_body(body, {k.lower(): v for k, v in headers.items()}), locator.path)
+    else:
+        return None
+    return None if value is None or isinstance(value, dict | list) or value == "" else str(value)
+
+
+def webhook_examples_to(
+    definition: Definition,
+    webhook: str,
+    bodies: list[bytes],
+    path: str | Path,
+    *,
+    headers: Mapping[str, str] | None = None,
+    secrets: list[str] | None = None,
+) -> Path:
+    """Example deliveries a provider documents (``bodies``, each with the same ``headers``) written as the
+    webhook's example cassette, scrubbed like a recording: signature and credential headers keep no value (the
+    suite signs each example afresh), and ``secrets`` (the operator config's) are replaced wherever they appear.
+    A JSON body without a ``Content-Type`` header given gets ``application/json``, as a provider would send it."""
+    declared = declared_webhook(definition, webhook)
+    if not bodies:
+        raise RecordingFailed("no example delivery given")
+    given = {name.lower(): value for name, value in (headers or {}).items()}
+    deliveries = []
+    for body in bodies:
+        sent = dict(given)
+        if "content-type" not in sent and _is_json(body):
+            sent["content-type"] = "application/json"
+        deliveries.append((sent, body))
+    return dump_cassette(webhook_cassette(definition.id, declared.name, deliveries, list(secrets or ())), path)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 # -- recording against a stand-in, without a deployment ------------------------------------------------------------
