@@ -119,6 +119,7 @@ def _headers(values: list[str]) -> dict[str, str]:
 def _record_examples(definition_id: str, operation: str, files: list[Path], header: list[str], out: str | None) -> None:
     """``record ID webhook:NAME --example FILE``: the definition's own registry, no database, no integration."""
     from engine.authoring.config import load_operator_config
+    from engine.authoring.webhooks import CelValue
     from engine.catalog.loading import load_registry
     from engine.observability.logs import slot_secrets
     from engine.testing.cassettes import load
@@ -163,10 +164,14 @@ def _record_examples(definition_id: str, operation: str, files: list[Path], head
     matches = {getattr(event, "match", None): event.event_id() for event in webhook.events}
     for file, body in zip(files, bodies, strict=True):
         event_type = example_event_type(webhook, body, headers)
+        if isinstance(webhook.event_type, CelValue):
+            continue  # a CEL locator is compiled by the registry at start-up: not evaluated here
         if event_type is None:
             typer.echo(f"note: {file}: no event type where {webhook.name}'s event_type locator looks", err=True)
         elif event_type not in matches:
-            typer.echo(f"note: {file}: event type {event_type!r} matches no event of {webhook.name}", err=True)
+            typer.echo(
+                f"note: {file}: event type {event_type!r} matches no event of {webhook.name} (kept unrouted)", err=True
+            )
         else:
             typer.echo(f"{file}: {event_type} -> {matches[event_type]}")
     typer.echo(f"wrote {path} ({len(load(path))} example deliver{'y' if len(bodies) == 1 else 'ies'}, scrubbed)")

@@ -374,6 +374,42 @@ def test_record_example_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert not (tmp_path / "tests").exists()
 
 
+def test_an_example_no_event_matches_is_written_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An example of an event type the skeleton has no class for yet is still an example (the suite signs it), and
+    the command says it would be kept unrouted; several files are several deliveries, in the order given."""
+    scaffold("acme_note", webhook="standard-webhooks", directory=tmp_path, registered=set())
+    updated, deleted = tmp_path / "updated.json", tmp_path / "deleted.json"
+    updated.write_text(json.dumps(documented_example("standard-webhooks")))
+    deleted.write_text(json.dumps({**documented_example("standard-webhooks"), "type": "task.deleted"}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TETHER_DEFINITION_MODULES", "acme_note")
+    out = tmp_path / "examples.yaml"
+    try:
+        result = runner.invoke(
+            app,
+            [
+                "definitions",
+                "record",
+                "acme_note",
+                "webhook:events",
+                "--example",
+                str(updated),
+                "--example",
+                str(deleted),
+                "--out",
+                str(out),
+            ],
+        )
+    finally:
+        forget_package("acme_note")
+    assert result.exit_code == 0, result.output
+    assert f"{updated}: task.updated -> TaskChanged" in result.output
+    assert f"note: {deleted}: event type 'task.deleted' matches no event of events" in result.output
+    from engine.testing.cassettes import load
+
+    assert [json.loads(i.request.content)["type"] for i in load(out)] == ["task.updated", "task.deleted"]
+
+
 def test_a_webhook_with_a_data_file_is_refused(tmp_path: Path) -> None:
     """The data format declares a connection and streams, no webhooks (docs/data-definitions.md)."""
     result = runner.invoke(app, ["definitions", "new", "acme", "--data", "--webhook", "hmac", "--dir", str(tmp_path)])
