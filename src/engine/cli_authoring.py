@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from engine.errors import ConfigurationError, DefinitionError
+from engine.cli_support import fail, registered_definition
 
 #: The exit code of a refused ``definitions new`` (a taken or invalid name, a folder that is not there).
 USAGE = 2
@@ -64,23 +64,15 @@ def mapping_coverage(
 ) -> None:
     """Which model fields each mapping fills, leaves null or never writes, over the recorded payloads (cassettes,
     else the definition's fixtures, else --payloads), and which payload fields no mapping reads."""
-    from engine.catalog.loading import load_registry
     from engine.devtools.coverage import coverage
     from engine.devtools.payloads import PayloadSourceError, discover, read_paths
     from engine.devtools.report import render
-    from engine.settings import Settings
 
-    try:
-        registry = load_registry(Settings())
-    except (DefinitionError, ConfigurationError) as exc:
-        _fail(f"error: {exc.message}")
-    if definition not in registry:
-        _fail(f"error: no definition {definition!r}")
-    declared = registry.get(definition)
+    declared = registered_definition(definition)
     if schema is None and variant:
-        _fail("error: --variant goes with --schema")
+        fail("error: --variant goes with --schema")
     if schema is not None and not payloads:
-        _fail("error: --schema names the mapping of the --payloads given")
+        fail("error: --schema names the mapping of the --payloads given")
     try:
         if payloads:
             found = read_paths(payloads)
@@ -88,10 +80,10 @@ def mapping_coverage(
             found = discover(definition, root=Path.cwd(), package_dir=_package_dir(declared))
         if not found.exchanges:
             where = "the files given" if payloads else f"tests/cassettes/{definition}/ or tests/fixtures/{definition}/"
-            _fail(f"error: no recorded payloads in {where}: give --payloads FILE|DIR")
+            fail(f"error: no recorded payloads in {where}: give --payloads FILE|DIR")
         report = coverage(declared, found, schema=schema, variant=variant)
     except (PayloadSourceError, ValueError) as exc:
-        _fail(f"error: {exc}")
+        fail(f"error: {exc}")
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else render(report))
 
 
@@ -104,8 +96,3 @@ def _package_dir(definition: object) -> Path | None:
         except (TypeError, OSError):
             continue
     return None
-
-
-def _fail(message: str) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli_support import fail, registered_definition
 from engine.errors import ConfigurationError, DefinitionError, TetherError
 from engine.settings import Settings
 
@@ -16,17 +17,12 @@ from engine.settings import Settings
 DEFAULT_ROOT = Path("tests") / "cassettes"
 
 
-def _fail(message: str) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(1)
-
-
 def _upstreams(values: list[str]) -> dict[str, str]:
     upstreams = {}
     for value in values:
         origin, sep, target = value.partition("=")
         if not sep or not origin.startswith("https://") or not target:
-            _fail(f"error: --upstream takes ORIGIN=URL (https://api.example.com=http://127.0.0.1:8123), not {value!r}")
+            fail(f"error: --upstream takes ORIGIN=URL (https://api.example.com=http://127.0.0.1:8123), not {value!r}")
         upstreams[origin.rstrip("/")] = target.rstrip("/")
     return upstreams
 
@@ -55,13 +51,13 @@ def record(
     with --example, write a webhook's example cassette from the provider's documented example deliveries."""
     if example or header:
         if not example:
-            _fail("error: --header goes with --example FILE")
+            fail("error: --header goes with --example FILE")
         if integration is not None or config is not None or upstream:
-            _fail("error: --example writes documented deliveries: no --integration, --config or --upstream")
+            fail("error: --example writes documented deliveries: no --integration, --config or --upstream")
         _record_examples(definition_id, operation, example, header, out)
         return
     if integration is None:
-        _fail("error: --integration ID is required (or, for webhook:NAME, --example FILE)")
+        fail("error: --integration ID is required (or, for webhook:NAME, --example FILE)")
     from engine.runtime import Runtime
     from engine.store.tables import Integration
     from engine.testing.recording import DISCONNECT, WEBHOOK_PREFIX, record_to, record_webhook_examples
@@ -71,19 +67,19 @@ def record(
         try:
             parsed = json.loads(config)
         except ValueError:
-            _fail("error: --config is not valid JSON")
+            fail("error: --config is not valid JSON")
         if not isinstance(parsed, dict):
-            _fail("error: --config must be a JSON object")
+            fail("error: --config must be a JSON object")
     upstreams = _upstreams(upstream)
     try:
         runtime = Runtime.start(Settings())
     except (DefinitionError, ConfigurationError) as exc:
-        _fail(f"error: {exc.message}")
+        fail(f"error: {exc.message}")
     try:
         with runtime.db.session() as session:
             row = session.get(Integration, integration)
         if row is None or row.definition_id != definition_id:
-            _fail(f"error: no integration {integration} of {definition_id}")
+            fail(f"error: no integration {integration} of {definition_id}")
         assert row is not None
         webhook = operation[len(WEBHOOK_PREFIX) :] if operation.startswith(WEBHOOK_PREFIX) else None
         if out is None:
@@ -98,7 +94,7 @@ def record(
         else:
             path = asyncio.run(record_to(runtime, integration, operation, target, config=parsed, upstreams=upstreams))
     except TetherError as exc:
-        _fail(f"error: {exc.code}: {exc.message}")
+        fail(f"error: {exc.code}: {exc.message}")
     finally:
         runtime.close()
     from engine.testing.cassettes import load
@@ -111,7 +107,7 @@ def _headers(values: list[str]) -> dict[str, str]:
     for value in values:
         name, sep, text = value.partition(":")
         if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-            _fail(f"error: --header takes 'Name: value' (X-Event: task.updated), not {value!r}")
+            fail(f"error: --header takes 'Name: value' (X-Event: task.updated), not {value!r}")
         headers[name.strip()] = text.strip()
     return headers
 
@@ -120,7 +116,6 @@ def _record_examples(definition_id: str, operation: str, files: list[Path], head
     """``record ID webhook:NAME --example FILE``: the definition's own registry, no database, no integration."""
     from engine.authoring.config import load_operator_config
     from engine.authoring.webhooks import CelValue
-    from engine.catalog.loading import load_registry
     from engine.observability.logs import slot_secrets
     from engine.testing.cassettes import load
     from engine.testing.recording import (
@@ -131,24 +126,18 @@ def _record_examples(definition_id: str, operation: str, files: list[Path], head
     )
 
     if not operation.startswith(WEBHOOK_PREFIX):
-        _fail(f"error: --example writes a webhook's examples: the operation is {WEBHOOK_PREFIX}NAME, not {operation!r}")
+        fail(f"error: --example writes a webhook's examples: the operation is {WEBHOOK_PREFIX}NAME, not {operation!r}")
     headers = _headers(header)
     bodies = []
     for file in files:
         try:
             body = file.read_bytes()
         except OSError as exc:
-            _fail(f"error: cannot read --example {file}: {exc.strerror}")
+            fail(f"error: cannot read --example {file}: {exc.strerror}")
         if not body.strip():
-            _fail(f"error: --example {file} is empty")
+            fail(f"error: --example {file} is empty")
         bodies.append(body)
-    try:
-        registry = load_registry(Settings())
-    except (DefinitionError, ConfigurationError) as exc:
-        _fail(f"error: {exc.message}")
-    if definition_id not in registry:
-        _fail(f"error: no definition {definition_id!r}")
-    definition = registry.get(definition_id)
+    definition = registered_definition(definition_id)
     secrets: list[str] = []
     if definition.operator_config is not None:
         try:  # the operator config's secrets, when this environment has them, are scrubbed from the examples
@@ -160,7 +149,7 @@ def _record_examples(definition_id: str, operation: str, files: list[Path], head
         target = Path(out) if out is not None else DEFAULT_ROOT / definition_id / f"webhook.{webhook.name}.yaml"
         path = webhook_examples_to(definition, webhook.name, bodies, target, headers=headers, secrets=secrets)
     except TetherError as exc:
-        _fail(f"error: {exc.code}: {exc.message}")
+        fail(f"error: {exc.code}: {exc.message}")
     matches = {getattr(event, "match", None): event.event_id() for event in webhook.events}
     for file, body in zip(files, bodies, strict=True):
         event_type = example_event_type(webhook, body, headers)
@@ -182,19 +171,13 @@ def test(
     cassettes: str = typer.Option(None, "--cassettes", help="Its cassette folder (default tests/cassettes/<ID>)."),
 ) -> None:
     """Run the standard suite against the definition's cassettes, offline; exit 1 naming each failed check."""
-    from engine.catalog.loading import load_registry
     from engine.testing.suite import run_suite
 
-    try:
-        registry = load_registry(Settings())
-    except (DefinitionError, ConfigurationError) as exc:
-        _fail(f"error: {exc.message}")
-    if definition_id not in registry:
-        _fail(f"error: no definition {definition_id!r}")
+    definition = registered_definition(definition_id)
     folder = Path(cassettes) if cassettes is not None else DEFAULT_ROOT / definition_id
-    report = run_suite(registry.get(definition_id), folder)
+    report = run_suite(definition, folder)
     typer.echo(report.text())
     failed = report.failures()
     if failed:
-        _fail(f"{len(failed)} check(s) failed: {', '.join(dict.fromkeys(r.check for r in failed))}")
+        fail(f"{len(failed)} check(s) failed: {', '.join(dict.fromkeys(r.check for r in failed))}")
     typer.echo(f"ok: {definition_id} passes the standard suite")

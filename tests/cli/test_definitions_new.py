@@ -34,6 +34,7 @@ from engine.webhooks.targets import endpoint_secret
 from ingest.models.task import Task
 from support.embedded import EmbeddedWorker
 from support.replay import Answer, Received, replay_server
+from support.suite_checks import CALLED_PROVIDER_CHECKS
 from support.webhook_kit import make_app, make_runtime, sign
 
 SRC = Path(engine.__file__).resolve().parents[1]
@@ -247,16 +248,7 @@ async def record_skeleton(
 
 
 #: What every skeleton passes (``ok``, not skipped), as written, on its recorded cassettes.
-SKELETON_CHECKS = {
-    "health.passes",
-    "health.unauthorized",
-    "ingest.pages_to_end",
-    "ingest.maps_records",
-    "ingest.repeated_cursor",
-    "rate_limit.retry_after",
-    "disconnect.revokes",
-    "secrets.not_logged",
-}
+SKELETON_CHECKS = CALLED_PROVIDER_CHECKS
 
 
 @pytest.mark.parametrize("name", sorted(AUTHS))
