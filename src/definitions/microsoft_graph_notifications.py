@@ -94,6 +94,16 @@ class GraphClientState(Verifier):
         return validation_reply(request.query)
 
 
+#: The standard suite's webhook checks cannot apply to ``GraphClientState`` (``Definition.standard_suite_skips``).
+CLIENT_STATE_SUITE_SKIPS = {
+    "webhook.verifies": "Graph signs no delivery: each notification repeats the subscription's clientState inside the "
+    "JSON body, so an example cannot be signed by headers; the definition's tests verify and refuse clientState on "
+    "Graph's documented notifications",
+    "webhook.refuses_tampered": "Graph's clientState authenticates no body (an altered notification keeps it); the "
+    "tests refuse a batch without the right clientState, and the handler reads only IDs from it and re-reads Graph",
+}
+
+
 def validation_reply(query: Mapping[str, str]) -> Reply | None:
     """The answer to a subscription's validation request, or ``None`` when it is not one.
 

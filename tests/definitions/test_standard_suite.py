@@ -22,11 +22,13 @@ from support import broken_suite_definitions as broken
 from support.recordings import CASSETTES, SECRETS, record_all
 
 DEFINITIONS = {d.id: d for d in builtin_definitions()}
+#: Recorded by support.recordings_microsoft and support.recordings_other.
+MICROSOFT_AND_AWS = {"azure_entra_id"}
 #: Built-in definitions without cassettes yet, and why: each still has its own respx or stand-in tests. Recording
 #: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
 NOT_RECORDED = {
     name: "no recording yet: its tests replay the documented fixtures with respx or a stand-in of their own"
-    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta"})
+    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta"} - MICROSOFT_AND_AWS)
 }
 
 

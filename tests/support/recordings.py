@@ -342,6 +342,13 @@ async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
 RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": record_slack, "okta": record_okta}
 
 
+# The Microsoft and AWS definitions' recorders live in their own modules (which import nothing from this one).
+from support import recordings_microsoft  # noqa: E402
+
+RECORDERS.update(recordings_microsoft.RECORDERS)
+SECRETS += recordings_microsoft.SECRETS
+
+
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:
     done = {}
     for name, recorder in RECORDERS.items():
