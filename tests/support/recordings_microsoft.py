@@ -22,8 +22,11 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.recording import connect, record_to, scratch_engine
@@ -133,4 +136,66 @@ async def record_entra(out: Path, workdir: Path) -> list[Path]:
         runtime.close()
 
 
-RECORDERS: dict[str, Recorder] = {"azure_entra_id": record_entra}
+# -- Microsoft Teams -----------------------------------------------------------------------------------------------
+
+#: The team of the published ``joinedTeams`` example.
+JOINED_TEAM = "172b0cce-e65d-44ce-9a49-91d9f2e8493a"
+
+
+def _published_answer(name: str) -> Answer:
+    return Answer(200, published("microsoft_teams", name)["body"], {"Content-Type": "application/json"})
+
+
+def _same_channel(page: dict[str, Any], path: str) -> dict[str, Any]:
+    """The published delta pages come from the docs' own channel: their links point, as Graph's do, to the channel
+    that was asked (the ``$skiptoken`` / ``$deltatoken`` kept)."""
+    out = dict(page)
+    for key in ("@odata.nextLink", "@odata.deltaLink"):
+        if key in out:
+            out[key] = f"{GRAPH}{path}?{str(out[key]).split('?', 1)[1]}"
+    return out
+
+
+def teams_standin(request: Received) -> Answer:
+    """As the signed-in user: ``/me``, the joined team and its channel, and the channel's message delta (the first
+    page's ``@odata.nextLink`` carries ``$skiptoken``, the last answers ``@odata.deltaLink``)."""
+    if request.headers.get("authorization") != f"Bearer {TEAMS_ACCESS}":
+        return answer("microsoft_teams", "error_401")
+    if request.path == "/v1.0/me":
+        return answer("microsoft_teams", "me")
+    if request.path == "/v1.0/me/joinedTeams":
+        return _published_answer("joined_teams")
+    if request.path == f"/v1.0/teams/{JOINED_TEAM}/channels":
+        return _published_answer("channels")
+    if request.path.endswith("/messages/delta"):
+        page = published("microsoft_teams", "delta_final" if "$skiptoken" in request.query else "delta_initial")
+        return Answer(200, _same_channel(page["body"], request.path), {"Content-Type": "application/json"})
+    return Answer(404, {"error": {"code": "NotFound", "message": "Resource not found."}})
+
+
+async def record_teams(out: Path, workdir: Path) -> list[Path]:
+    from definitions.microsoft_teams import definition
+    from definitions.microsoft_teams.connections import SCOPES, TeamsOAuthConnection
+    from definitions.microsoft_teams.slots import TeamsOAuthToken
+
+    runtime = scratch_engine(definition, workdir, TEAMS_CONFIG)
+    try:
+        credential = TeamsOAuthToken(
+            access_token=SecretStr(TEAMS_ACCESS),
+            refresh_token=SecretStr(TEAMS_REFRESH),
+            # Far ahead: neither the recording nor a replay long after it asks the token endpoint.
+            expires_at=datetime(2099, 1, 1, tzinfo=UTC),
+            scopes=SCOPES,
+        )
+        iid = connect(runtime, definition, TeamsOAuthConnection, credential)
+        with loopback_allowed(), replay_server(teams_standin) as server:
+            upstreams = {LOGIN: server.url, GRAPH: server.url}
+            return [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in ("HealthCheck", "ChannelMessagesSync")
+            ]
+    finally:
+        runtime.close()
+
+
+RECORDERS: dict[str, Recorder] = {"azure_entra_id": record_entra, "microsoft_teams": record_teams}
