@@ -51,6 +51,13 @@ TEAMS_CONFIG = {
 }
 TEAMS_ACCESS = "eyJ0eXAiOiJKV1QiLCJub25jZSI6.R3c0rdedTeamsUserT0ken.sig"
 TEAMS_REFRESH = "0.AXoAR3c0rdedTeamsRefreshT0kenNotInACassette"
+ARM_PRINCIPAL = {
+    "tenant_id": TENANT,
+    "client_id": "4f2a1c3e-8b7d-4e6f-9a0b-1c2d3e4f5a6b",
+    "subscription_id": "20ff7fc3-e762-44dd-bd96-b71116dcdc23",
+}
+ARM_SECRET = "arm~R3c0rdedPrincipalSecretNotInCassette"
+ARM_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.R3c0rdedArmT0ken.sig"
 
 SECRETS = (
     ENTRA_CONFIG["client_secret"],
@@ -58,6 +65,8 @@ SECRETS = (
     TEAMS_CONFIG["client_secret"],
     TEAMS_ACCESS,
     TEAMS_REFRESH,
+    ARM_SECRET,
+    ARM_TOKEN,
 )
 
 Recorder = Callable[[Path, Path], Awaitable[list[Path]]]
@@ -198,4 +207,58 @@ async def record_teams(out: Path, workdir: Path) -> list[Path]:
         runtime.close()
 
 
-RECORDERS: dict[str, Recorder] = {"azure_entra_id": record_entra, "microsoft_teams": record_teams}
+# -- Microsoft Defender for Cloud (Azure Resource Manager) ---------------------------------------------------------
+
+SUBSCRIPTION = "20ff7fc3-e762-44dd-bd96-b71116dcdc23"  # the documented examples' subscription
+SECURITY = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Security"
+
+
+def arm_standin(request: Received) -> Answer:
+    """The tenant's token endpoint for the service principal, then ARM: the subscription, the assessments (two
+    pages: the first's ``nextLink`` carries ``$skipToken``) and the sub-assessments, each with its api-version."""
+    if request.method == "POST" and request.path == f"/{TENANT}/oauth2/v2.0/token":
+        form = {k: v[0] for k, v in request.form().items()}
+        if form.get("client_id") != ARM_PRINCIPAL["client_id"] or form.get("client_secret") != ARM_SECRET:
+            return answer("azure_security_center", "token_error")
+        if form.get("scope") != f"{ARM}/.default":
+            return answer("azure_security_center", "token_error")
+        minted = fixture("azure_security_center", "token")
+        return Answer(200, {**minted["body"], "access_token": ARM_TOKEN}, minted["headers"])
+    if request.headers.get("authorization") != f"Bearer {ARM_TOKEN}":
+        return answer("azure_security_center", "error_401")
+    version = request.query.get("api-version", [""])
+    if request.path == f"/subscriptions/{SUBSCRIPTION}" and version == ["2022-12-01"]:
+        return answer("azure_security_center", "subscription")
+    if request.path == f"{SECURITY}/assessments" and version == ["2021-06-01"]:
+        return answer(
+            "azure_security_center", "assessments_page2" if "$skipToken" in request.query else "assessments_page1"
+        )
+    if request.path == f"{SECURITY}/subAssessments" and version == ["2019-01-01-preview"]:
+        return answer("azure_security_center", "sub_assessments")
+    return Answer(404, {"error": {"code": "ResourceNotFound", "message": "The resource was not found."}})
+
+
+async def record_defender(out: Path, workdir: Path) -> list[Path]:
+    from definitions.azure_security_center import definition
+    from definitions.azure_security_center.connections import ServicePrincipalConnection
+    from definitions.azure_security_center.slots import AzureServicePrincipal
+
+    runtime = scratch_engine(definition, workdir, None)
+    try:
+        credential = AzureServicePrincipal(**ARM_PRINCIPAL, client_secret=SecretStr(ARM_SECRET))
+        iid = connect(runtime, definition, ServicePrincipalConnection, credential)
+        with loopback_allowed(), replay_server(arm_standin) as server:
+            upstreams = {LOGIN: server.url, ARM: server.url}
+            return [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in ("HealthCheck", "AssessmentsCollect", "SubAssessmentsCollect")
+            ]
+    finally:
+        runtime.close()
+
+
+RECORDERS: dict[str, Recorder] = {
+    "azure_entra_id": record_entra,
+    "microsoft_teams": record_teams,
+    "azure_security_center": record_defender,
+}
