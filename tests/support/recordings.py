@@ -343,10 +343,10 @@ RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": re
 
 
 # The Microsoft and AWS definitions' recorders live in their own modules (which import nothing from this one).
-from support import recordings_microsoft  # noqa: E402
+from support import recordings_microsoft, recordings_other  # noqa: E402
 
-RECORDERS.update(recordings_microsoft.RECORDERS)
-SECRETS += recordings_microsoft.SECRETS
+RECORDERS.update({**recordings_microsoft.RECORDERS, **recordings_other.RECORDERS})
+SECRETS += recordings_microsoft.SECRETS + recordings_other.SECRETS
 
 
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:
