@@ -23,7 +23,7 @@ from support.recordings import CASSETTES, SECRETS, record_all
 
 DEFINITIONS = {d.id: d for d in builtin_definitions()}
 #: Recorded by support.recordings_microsoft and support.recordings_other.
-MICROSOFT_AND_AWS = {"azure_entra_id", "microsoft_teams", "azure_security_center", "aws_security_hub"}
+MICROSOFT_AND_AWS = {"azure_entra_id", "microsoft_teams", "azure_security_center", "aws_security_hub", "notion"}
 #: Built-in definitions without cassettes yet, and why: each still has its own respx or stand-in tests. Recording
 #: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
 NOT_RECORDED = {

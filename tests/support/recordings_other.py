@@ -19,6 +19,7 @@ the recording would no longer request the recorded pages; its Stubber tests (``t
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import os
@@ -48,7 +49,12 @@ ORIGINS = tuple(f"https://{service}.{REGION}.amazonaws.com" for service in ("sec
 #: The window the Security Hub syncs read (the most the definition allows): the recorded findings stay in it longest.
 WINDOW = {"lookback_days": 90}
 
-SECRETS = (SECRET_ACCESS_KEY, EXTERNAL_ID_SECRET)
+SECRETS = (
+    SECRET_ACCESS_KEY,
+    EXTERNAL_ID_SECRET,
+    "secret_R3c0rdedN0tionAccessT0kenNotInACassette",
+    "secret_R3c0rdedN0tionClient",
+)
 
 Recorder = Callable[[Path, Path], Awaitable[list[Path]]]
 
@@ -229,4 +235,65 @@ async def record_aws(out: Path, workdir: Path) -> list[Path]:
         runtime.close()
 
 
-RECORDERS: dict[str, Recorder] = {"aws_security_hub": record_aws}
+# -- Notion (``custom_oauth2``'s shipped data definition) -----------------------------------------------------------
+
+NOTION = "https://api.notion.com"
+NOTION_FIXTURES = FIXTURES.parent
+NOTION_TOKEN = "secret_R3c0rdedN0tionAccessT0kenNotInACassette"
+NOTION_CONFIG = {"client_id": "1e4d872b-594c-80a7-9c5e-0037a1b2c3d4", "client_secret": "secret_R3c0rdedN0tionClient"}
+
+
+def notion_fixture(folder: str, name: str) -> Answer:
+    recorded = json.loads((NOTION_FIXTURES / folder / f"{name}.json").read_text())
+    return Answer(recorded["status"], recorded["body"], recorded.get("headers") or {})
+
+
+def notion_standin(request: Received) -> Answer:
+    """Notion with the bearer token and ``Notion-Version``: ``/v1/users/me`` (the bot user), ``POST /v1/search``
+    (two pages: ``start_cursor`` in the JSON body, ``next_cursor`` / ``has_more`` in the answer) and the token
+    revocation (``POST /v1/oauth/revoke``, the integration's client ID and secret in Basic auth, ``200 {}``)."""
+    if request.path == "/v1/oauth/revoke" and request.method == "POST":
+        basic = base64.b64encode(f"{NOTION_CONFIG['client_id']}:{NOTION_CONFIG['client_secret']}".encode()).decode()
+        sent = request.form() if b"=" in request.body and not request.body.startswith(b"{") else {}
+        token = sent.get("token", [""])[0] if sent else json.loads(request.body or b"{}").get("token")
+        form_client = sent.get("client_secret", [""])[0] == NOTION_CONFIG["client_secret"] if sent else False
+        if request.headers.get("authorization") != f"Basic {basic}" and not form_client:
+            return notion_fixture("notion", "error_401")
+        return Answer(200, {} if token == NOTION_TOKEN else {"error": "invalid_grant"})
+    if request.headers.get("authorization") != f"Bearer {NOTION_TOKEN}":
+        return notion_fixture("notion", "error_401")
+    if request.headers.get("notion-version") != "2022-06-28":
+        return Answer(400, {"object": "error", "status": 400, "code": "missing_version", "message": "Notion-Version"})
+    if request.method == "GET" and request.path == "/v1/users/me":
+        return notion_fixture("notion", "users_me")
+    if request.method == "POST" and request.path == "/v1/search":
+        first = notion_fixture("streams", "notion_search_page1")
+        cursor = json.loads(request.body or b"{}").get("start_cursor")
+        return notion_fixture("streams", "notion_search_page2") if cursor == first.body["next_cursor"] else first
+    return Answer(404, {"object": "error", "status": 404, "code": "object_not_found", "message": "Not found"})
+
+
+async def record_notion(out: Path, workdir: Path) -> list[Path]:
+    from definitions.custom_oauth2 import notion as definition
+
+    runtime = scratch_engine(definition, workdir, NOTION_CONFIG)
+    try:
+        (connection,) = definition.connections
+        slot = connection.credential
+        iid = connect(
+            runtime, definition, connection, slot(access_token=SecretStr(NOTION_TOKEN), scopes=("read:pages",))
+        )
+        with loopback_allowed(), replay_server(notion_standin) as server:
+            upstreams = {NOTION: server.url}
+            paths = [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in ("NotionHealthCheck", "PageSync")
+            ]
+            target = out / f"disconnect.{connection.__name__}.yaml"
+            paths.append(await record_to(runtime, iid, "disconnect", target, upstreams=upstreams))
+            return paths
+    finally:
+        runtime.close()
+
+
+RECORDERS: dict[str, Recorder] = {"aws_security_hub": record_aws, "notion": record_notion}

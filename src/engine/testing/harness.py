@@ -69,8 +69,8 @@ def canary_model(model: type[BaseModel], known: dict[str, Any] | None, canaries:
     for name, info in model.model_fields.items():
         recorded = known.get(name)
         if _is_secret(info.annotation):
-            if recorded is None and not info.is_required() and name not in known:
-                continue
+            if recorded is None and not info.is_required():
+                continue  # absent when recorded (no refresh token): a canary there would change what is sent
             canary = _private_key() if "private_key" in name else f"canary{name.replace('_', '')}{_random.token_hex(8)}"
             canaries.append(canary)
             values[name] = canary
