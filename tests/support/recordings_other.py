@@ -37,6 +37,7 @@ from pydantic import SecretStr
 
 from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.recording import connect, record_to, scratch_engine
+from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws_security_hub"
@@ -244,7 +245,7 @@ NOTION_CONFIG = {"client_id": "1e4d872b-594c-80a7-9c5e-0037a1b2c3d4", "client_se
 
 
 def notion_fixture(folder: str, name: str) -> Answer:
-    recorded = json.loads((NOTION_FIXTURES / folder / f"{name}.json").read_text())
+    recorded = response_fixture(NOTION_FIXTURES / folder, name)
     return Answer(recorded["status"], recorded["body"], recorded.get("headers") or {})
 
 
