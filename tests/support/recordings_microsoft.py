@@ -29,7 +29,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from engine.kit.egress import LOOPBACK_ENV
-from engine.testing.recording import connect, record_to, scratch_engine
+from engine.testing.cassettes import dump_cassette
+from engine.testing.recording import connect, record_to, scratch_engine, webhook_cassette
 from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
 
@@ -100,6 +101,17 @@ def loopback_allowed() -> Iterator[None]:
             os.environ[LOOPBACK_ENV] = before
 
 
+def graph_examples(path: Path, definition: str, webhook: str, bodies: list[dict[str, Any]]) -> Path:
+    """Graph's documented notification batches as an example cassette (the suite puts its own clientState in)."""
+    deliveries = [({"Content-Type": "application/json"}, json.dumps(body).encode()) for body in bodies]
+    return dump_cassette(webhook_cassette(definition, webhook, deliveries, list(SECRETS)), path)
+
+
+def _lifecycle() -> dict[str, Any]:
+    """The lifecycle notifications of Graph's article (one per ``lifecycleEvent``), shared by both definitions."""
+    return dict(json.loads((FIXTURES / "azure_entra_id" / "lifecycle_notifications.json").read_text())["body"])
+
+
 def _client_credentials(request: Received, config: dict[str, str], token: str, definition: str) -> Answer:
     """The tenant's v2.0 token endpoint: the client-credentials grant with the app's own ID and secret."""
     form = {k: v[0] for k, v in request.form().items()}
@@ -137,12 +149,16 @@ async def record_entra(out: Path, workdir: Path) -> list[Path]:
         iid = connect(runtime, definition, EntraAdminConsentConnection, EntraTenant(tenant_id=TENANT))
         with loopback_allowed(), replay_server(entra_standin) as server:
             upstreams = {LOGIN: server.url, GRAPH: server.url}
-            return [
+            paths = [
                 await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
                 for op in ("HealthCheck", "DirectorySync")
             ]
     finally:
         runtime.close()
+    users = json.loads((FIXTURES / "azure_entra_id" / "notification_users.json").read_text())["body"]
+    target = out / "webhook.change_notifications.yaml"
+    paths.append(graph_examples(target, "azure_entra_id", "change_notifications", [users, _lifecycle()]))
+    return paths
 
 
 # -- Microsoft Teams -----------------------------------------------------------------------------------------------
@@ -199,12 +215,16 @@ async def record_teams(out: Path, workdir: Path) -> list[Path]:
         iid = connect(runtime, definition, TeamsOAuthConnection, credential)
         with loopback_allowed(), replay_server(teams_standin) as server:
             upstreams = {LOGIN: server.url, GRAPH: server.url}
-            return [
+            paths = [
                 await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
                 for op in ("HealthCheck", "ChannelMessagesSync")
             ]
     finally:
         runtime.close()
+    bodies = [published("microsoft_teams", n)["body"] for n in ("notification_channel_message", "notification_reply")]
+    target = out / "webhook.channel_messages.yaml"
+    paths.append(graph_examples(target, "microsoft_teams", "channel_messages", [*bodies, _lifecycle()]))
+    return paths
 
 
 # -- Microsoft Defender for Cloud (Azure Resource Manager) ---------------------------------------------------------

@@ -9,7 +9,6 @@ from definitions.azure_entra_id.mappings import MAPPINGS
 from definitions.azure_entra_id.operations import DirectorySync, HealthCheck
 from definitions.azure_entra_id.slots import EntraTenant
 from definitions.azure_entra_id.webhook import GraphChangeNotifications
-from definitions.microsoft_graph_notifications import CLIENT_STATE_SUITE_SKIPS
 from engine import Definition
 
 definition = Definition(
@@ -25,5 +24,4 @@ definition = Definition(
     operations=(HealthCheck, DirectorySync),
     webhooks=(GraphChangeNotifications,),
     mappings=MAPPINGS,
-    standard_suite_skips=CLIENT_STATE_SUITE_SKIPS,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from definitions.microsoft_graph_notifications import CLIENT_STATE_SUITE_SKIPS
 from definitions.microsoft_teams.client import TeamsClient
 from definitions.microsoft_teams.config import TeamsConfig
 from definitions.microsoft_teams.connections import TeamsOAuthConnection
@@ -30,5 +29,4 @@ definition = Definition(
     operations=(HealthCheck, PostChannelMessage, ChannelMessagesSync, FetchChangedMessages),
     webhooks=(ChannelMessageChanges,),
     mappings=MAPPINGS,
-    standard_suite_skips=CLIENT_STATE_SUITE_SKIPS,
 )
