@@ -8,7 +8,8 @@ credential scope names, signed with the recording's secret key; a wrong one is a
 documented wire shapes: Security Hub's ``DescribeHub`` (its API reference's Response Syntax) and ``GetFindings``
 (ASFF from ``tests/fixtures/aws_security_hub/findings.json``, two pages chained by ``NextToken`` in the JSON body),
 Audit Manager's ``GetAccountStatus``, ``ListAssessments`` (``nextToken`` pages) and ``GetAssessment`` (from
-``audit_manager.json``).
+``audit_manager.json``), and STS's ``AssumeRole`` (the query protocol's XML, the API reference's example) for the
+role connection: Tether's own key, the role's ARN and the integration's external ID, or ``403 AccessDenied``.
 
 Security Hub's syncs read a window of ``UpdatedAt`` that ends at the run's start: the findings are recorded as
 updated an hour before the recording, with ``lookback_days`` 90 in the cassettes' config, so a replay maps them for
@@ -46,13 +47,28 @@ ACCOUNT = "111122223333"  # the customer account of the fixtures
 ACCESS_KEY_ID = "AKIAR3C0RDEDCUSTOMER1"
 SECRET_ACCESS_KEY = "aws/R3c0rdedSecretAccessKeyNotInACassette01"
 EXTERNAL_ID_SECRET = "aws-external-id-secret-R3c0rded"
-ORIGINS = tuple(f"https://{service}.{REGION}.amazonaws.com" for service in ("securityhub", "auditmanager", "sts"))
+ORIGINS = (
+    *(f"https://{service}.{REGION}.amazonaws.com" for service in ("securityhub", "auditmanager", "sts")),
+    "https://sts.amazonaws.com",
+)
 #: The window the Security Hub syncs read (the most the definition allows): the recorded findings stay in it longest.
 WINDOW = {"lookback_days": 90}
+
+#: Tether's own AWS identity (operator config), which calls sts:AssumeRole for the role connection.
+OPERATOR_KEY_ID = "AKIAR3C0RDEDTETHEROP1"
+OPERATOR_SECRET = "aws/R3c0rdedOperatorSecretKeyNotInACassette"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/TetherSecurityHubRead"
+#: The temporary credentials the stand-in's STS issues for the role (scrubbed from the cassette's XML answer).
+TEMP_KEY_ID = "ASIAR3C0RDEDTEMPKEY01"
+TEMP_SECRET = "aws/R3c0rdedTemporarySecretNotInACassette"
+TEMP_TOKEN = "IQoJb3JpZ2luX2VjR3c0rdedSessionTokenNotInACassette=="
 
 SECRETS = (
     SECRET_ACCESS_KEY,
     EXTERNAL_ID_SECRET,
+    OPERATOR_SECRET,
+    TEMP_SECRET,
+    TEMP_TOKEN,
     "secret_R3c0rdedN0tionAccessT0kenNotInACassette",
     "secret_R3c0rdedN0tionClient",
 )
@@ -114,6 +130,16 @@ def signed_service(request: Received, keys: dict[str, str]) -> str | Answer:
     return service
 
 
+def _sts_error(status: int, code: str, message: str) -> Answer:
+    """A query-protocol error as STS sends it (XML ``ErrorResponse``)."""
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+        f"<Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>"
+    )
+    return Answer(status, body, {"Content-Type": "text/xml"})
+
+
 # -- the documented answers ----------------------------------------------------------------------------------------
 
 
@@ -165,16 +191,51 @@ class AwsStandIn:
     def __init__(self, keys: dict[str, str]) -> None:
         self.keys = keys
         self.now = datetime.now(UTC).replace(microsecond=0)
+        #: The external ID the role's trust policy names (set once the integration, whose ID it derives from, exists).
+        self.external_id = ""
 
     def __call__(self, request: Received) -> Answer:
         service = signed_service(request, self.keys)
         if isinstance(service, Answer):
             return service
+        if service == "sts":
+            return self.sts(request)
         if service == "securityhub":
             return self.security_hub(request)
         if service == "auditmanager":
             return self.audit_manager(request)
         return _aws_error(400, "UnknownOperationException", "Unknown operation")
+
+    def sts(self, request: Received) -> Answer:
+        """``AssumeRole`` (query protocol, XML): the role trusts Tether's key only with the integration's external
+        ID; the answer is the STS API reference's example with this role and far-off temporary credentials."""
+        form = {k: v[0] for k, v in request.form().items()}
+        if form.get("Action") != "AssumeRole":
+            return _sts_error(400, "InvalidAction", "Could not find operation")
+        trusted = request.headers.get("authorization", "").find(f"Credential={OPERATOR_KEY_ID}/") >= 0
+        if not trusted or form.get("RoleArn") != ROLE_ARN or form.get("ExternalId") != self.external_id:
+            return _sts_error(403, "AccessDenied", "User is not authorized to perform: sts:AssumeRole")
+        self.keys[TEMP_KEY_ID] = TEMP_SECRET
+        session = form.get("RoleSessionName", "")
+        body = f"""<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::{ACCOUNT}:assumed-role/TetherSecurityHubRead/{session}</Arn>
+      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:{session}</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>{TEMP_KEY_ID}</AccessKeyId>
+      <SecretAccessKey>{TEMP_SECRET}</SecretAccessKey>
+      <SessionToken>{TEMP_TOKEN}</SessionToken>
+      <Expiration>2099-01-01T00:00:00Z</Expiration>
+    </Credentials>
+    <PackedPolicySize>6</PackedPolicySize>
+  </AssumeRoleResult>
+  <ResponseMetadata>
+    <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
+  </ResponseMetadata>
+</AssumeRoleResponse>"""
+        return Answer(200, body, {"Content-Type": "text/xml"})
 
     def security_hub(self, request: Received) -> Answer:
         if request.method == "GET" and request.path == "/accounts":  # DescribeHub
@@ -213,17 +274,23 @@ class AwsStandIn:
 
 async def record_aws(out: Path, workdir: Path) -> list[Path]:
     from definitions.aws_security_hub import definition
-    from definitions.aws_security_hub.connections import AwsKeysConnection
-    from definitions.aws_security_hub.slots import AwsAccessKeys
+    from definitions.aws_security_hub.connections import AwsKeysConnection, AwsRoleConnection
+    from definitions.aws_security_hub.external_id import external_id_for
+    from definitions.aws_security_hub.slots import AwsAccessKeys, AwsAssumeRole
 
-    operator = {"external_id_secret": EXTERNAL_ID_SECRET, "principal_arn": "arn:aws:iam::999999999999:role/tether"}
+    operator = {
+        "external_id_secret": EXTERNAL_ID_SECRET,
+        "access_key_id": OPERATOR_KEY_ID,
+        "secret_access_key": OPERATOR_SECRET,
+        "principal_arn": "arn:aws:iam::999999999999:role/tether",
+    }
     runtime = scratch_engine(definition, workdir, operator)
     try:
         credential = AwsAccessKeys(
             access_key_id=ACCESS_KEY_ID, secret_access_key=SecretStr(SECRET_ACCESS_KEY), region=REGION
         )
         iid = connect(runtime, definition, AwsKeysConnection, credential)
-        standin = AwsStandIn({ACCESS_KEY_ID: SECRET_ACCESS_KEY})
+        standin = AwsStandIn({ACCESS_KEY_ID: SECRET_ACCESS_KEY, OPERATOR_KEY_ID: OPERATOR_SECRET})
         with loopback_allowed(), replay_server(standin) as server:
             upstreams = dict.fromkeys(ORIGINS, server.url)
             paths = [await record_to(runtime, iid, "HealthCheck", out / "HealthCheck.yaml", upstreams=upstreams)]
@@ -231,6 +298,15 @@ async def record_aws(out: Path, workdir: Path) -> list[Path]:
                 paths.append(await record_to(runtime, iid, op, out / f"{op}.yaml", config=WINDOW, upstreams=upstreams))
             target = out / "AuditAssessmentSync.yaml"
             paths.append(await record_to(runtime, iid, "AuditAssessmentSync", target, upstreams=upstreams))
+            # The role connection (the recommended one): Tether's key assumes the role with the external ID.
+            role = connect(
+                runtime, definition, AwsRoleConnection, AwsAssumeRole(role_arn=ROLE_ARN, region=REGION), owner_id="role"
+            )
+            standin.external_id = external_id_for(role, EXTERNAL_ID_SECRET)
+            for op in ("HealthCheck", "FindingSync"):
+                target = out / f"AwsRoleConnection.{op}.yaml"
+                config = WINDOW if op == "FindingSync" else None
+                paths.append(await record_to(runtime, role, op, target, config=config, upstreams=upstreams))
             return paths
     finally:
         runtime.close()
