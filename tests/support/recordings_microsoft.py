@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import SecretStr
 
@@ -171,6 +172,29 @@ def _published_answer(name: str) -> Answer:
     return Answer(200, published("microsoft_teams", name)["body"], {"Content-Type": "application/json"})
 
 
+#: The team and channel of the published channel-message examples (what a change notification names).
+MESSAGES_TEAM, MESSAGES_CHANNEL = (
+    "fbe2bf47-16c8-47cf-b4a5-4b9b187c508b",
+    "19:4a95f7d8db4c4e7fae857bcebe0623e6@thread.tacv2",
+)
+#: What the recorded FetchChangedMessages is dispatched with: a created message, a deleted one Graph still answers
+#: (``deletedDateTime`` set) and a deleted one it no longer has (404: the message of the published notification).
+CHANGED = [
+    ("1616965872395", "created"),
+    ("1614029151240", "deleted"),
+    ("1612293113399", "deleted"),
+]
+
+
+def _one_message(message_id: str) -> Answer:
+    """``GET …/messages/{id}`` (chatmessage-get.md): a message of the published lists, else Graph's 404."""
+    for name in ("channel_messages", "deleted_message"):
+        for message in published("microsoft_teams", name)["body"]["value"]:
+            if message.get("id") == message_id:
+                return Answer(200, message, {"Content-Type": "application/json"})
+    return Answer(404, {"error": {"code": "NotFound", "message": "Resource not found."}})
+
+
 def _same_channel(page: dict[str, Any], path: str) -> dict[str, Any]:
     """The published delta pages come from the docs' own channel: their links point, as Graph's do, to the channel
     that was asked (the ``$skiptoken`` / ``$deltatoken`` kept)."""
@@ -192,6 +216,8 @@ def teams_standin(request: Received) -> Answer:
         return _published_answer("joined_teams")
     if request.path == f"/v1.0/teams/{JOINED_TEAM}/channels":
         return _published_answer("channels")
+    if request.path.startswith(f"/v1.0/teams/{MESSAGES_TEAM}/channels/") and "/messages/" in request.path:
+        return _one_message(unquote(request.path).rsplit("/", 1)[1])
     if request.path.endswith("/messages/delta"):
         page = published("microsoft_teams", "delta_final" if "$skiptoken" in request.query else "delta_initial")
         return Answer(200, _same_channel(page["body"], request.path), {"Content-Type": "application/json"})
@@ -219,6 +245,16 @@ async def record_teams(out: Path, workdir: Path) -> list[Path]:
                 await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
                 for op in ("HealthCheck", "ChannelMessagesSync")
             ]
+            changed = {
+                "messages": [
+                    {"team_id": MESSAGES_TEAM, "channel_id": MESSAGES_CHANNEL, "message_id": m, "change_type": c}
+                    for m, c in CHANGED
+                ]
+            }
+            target = out / "FetchChangedMessages.yaml"
+            paths.append(
+                await record_to(runtime, iid, "FetchChangedMessages", target, config=changed, upstreams=upstreams)
+            )
     finally:
         runtime.close()
     bodies = [published("microsoft_teams", n)["body"] for n in ("notification_channel_message", "notification_reply")]
