@@ -93,6 +93,20 @@ class GraphClientState(Verifier):
         """Graph's validation request (``POST ?validationToken=…``, no body, no ``clientState``): echoed."""
         return validation_reply(request.query)
 
+    #: The clientState proves who sent a batch, not what it says: an altered notification keeps it (the handlers
+    #: read only IDs from one and read the resource itself from Graph).
+    authenticates_body: ClassVar[bool] = False
+
+    def sign_delivery(self, body: bytes, secret: str, now: int) -> tuple[bytes, dict[str, str]]:
+        """An example batch as Graph would send it to an endpoint holding ``secret``: every notification carrying
+        it as ``clientState`` (the standard suite's signed example; Graph puts no signature in the headers)."""
+        payload = json.loads(body)
+        items = payload.get("value") if isinstance(payload, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                item[self.field] = secret
+        return json.dumps(payload).encode(), {}
+
 
 def validation_reply(query: Mapping[str, str]) -> Reply | None:
     """The answer to a subscription's validation request, or ``None`` when it is not one.

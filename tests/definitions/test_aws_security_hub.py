@@ -351,3 +351,31 @@ def test_aws_endpoints_are_checked_like_every_provider_address() -> None:
     with pytest.raises(TetherError) as caught:
         run(HealthCheck().run(op_context(api)))
     assert caught.value.code == "egress_refused"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retry_after"),
+    [
+        (401, "unauthorized", None),
+        (403, "unauthorized", None),
+        (429, "rate_limited", 9.0),
+        (400, "provider_error", None),
+    ],
+)
+def test_an_answer_the_sdk_cannot_read_is_classified_by_its_status(
+    status: int, code: str, retry_after: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STS answers XML; a gateway's page in its place (JSON, plain text) makes botocore's parser raise instead of a
+    ``ClientError``: the HTTP status says what it was, and the parser's message, which quotes the body, is not kept."""
+    from support.replay import Answer, replay_server
+
+    monkeypatch.setenv(LOOPBACK_ENV, "1")
+    page = Answer(status, {"message": "gateway says no: secret-page-text"}, {"Retry-After": "9"})
+    with replay_server(lambda request: page) as server:
+        api = keys_client(server.url)
+        with pytest.raises(ProviderError) as caught:
+            run(api.account_id())  # sts:GetCallerIdentity, the query (XML) protocol
+    error = caught.value
+    assert (error.code, error.provider_status) == (code, status)
+    assert getattr(error, "retry_after", None) == retry_after
+    assert "secret-page-text" not in error.message

@@ -38,6 +38,7 @@ from engine import (
 from engine.catalog.registry import Registry
 from engine.webhooks.verification import InvalidSignature, verify
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 
 GRAPH = "https://graph.microsoft.com"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -49,7 +50,7 @@ USERS_DELTA_LINK = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=mS5
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)  # responses are cassettes, webhook deliveries JSON
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from engine import ClientContext, ConnectionContext, NoConfig, OperationContext,
 from engine.catalog.registry import Registry
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 
 ARM = "https://management.azure.com"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "azure_security_center"
@@ -35,7 +35,7 @@ VM = f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Compute/vi
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)  # responses are cassettes, webhook deliveries JSON
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

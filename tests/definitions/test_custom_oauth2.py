@@ -33,6 +33,7 @@ from engine.errors import ConfigurationError, DefinitionError
 from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.store.database import Database
+from support.cassette_fixtures import response_fixture
 from support.oracles import PanvaServer, panva_client
 from support.server import free_port, serve
 
@@ -273,7 +274,7 @@ def test_json_paths() -> None:
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)  # responses are cassettes, webhook deliveries JSON
 
 
 def answer(name: str) -> httpx.Response:

@@ -41,6 +41,7 @@ from engine import (
 from engine.catalog.registry import Registry
 from engine.kit.egress import LOOPBACK_ENV
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, ReplayServer, replay_server
 
 GRAPH = "https://graph.microsoft.com"
@@ -53,7 +54,7 @@ CREDENTIAL = TeamsOAuthToken(access_token=SecretStr(TOKEN), refresh_token=Secret
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)  # responses are cassettes, webhook deliveries JSON
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

@@ -5,6 +5,7 @@ fail, each with a message naming the check."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -22,11 +23,13 @@ from support import broken_suite_definitions as broken
 from support.recordings import CASSETTES, SECRETS, record_all
 
 DEFINITIONS = {d.id: d for d in builtin_definitions()}
+#: Recorded by support.recordings_microsoft and support.recordings_other.
+MICROSOFT_AND_AWS = {"azure_entra_id", "microsoft_teams", "azure_security_center", "aws_security_hub", "notion"}
 #: Built-in definitions without cassettes yet, and why: each still has its own respx or stand-in tests. Recording
 #: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
 NOT_RECORDED = {
     name: "no recording yet: its tests replay the documented fixtures with respx or a stand-in of their own"
-    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta", "scim"})
+    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta", "scim"} - MICROSOFT_AND_AWS)
 }
 
 
@@ -196,3 +199,23 @@ def test_the_registry_refuses_unknown_or_unexplained_skips(skips: dict[str, str]
     with pytest.raises(DefinitionError) as refused:
         Registry().register(replace(DEFINITIONS["slack"], standard_suite_skips=skips))
     assert says in str(refused.value) and refused.value.rule == "suite_skip"
+
+
+def test_a_graph_webhook_that_does_not_compare_client_state_fails_refuses_tampered(tmp_path: Path) -> None:
+    """Graph's clientState travels in the body: the suite puts its own secret in (``sign_delivery``), so a verifier
+    that accepts any clientState is caught by the batch carrying another secret."""
+    from definitions.azure_entra_id.webhook import GraphChangeNotifications
+    from definitions.microsoft_graph_notifications import GraphClientState
+
+    class AnyClientState(GraphClientState):
+        def verify(self, body: bytes, headers: Any, secrets: Any, *, now: float) -> None:
+            json.loads(body)  # parses the batch, compares nothing
+
+    class LaxNotifications(GraphChangeNotifications):
+        verifier = AnyClientState(secret=GraphChangeNotifications.verifier.secret)
+
+    lax = replace(DEFINITIONS["azure_entra_id"], webhooks=(LaxNotifications,))
+    report = run_suite(lax, CASSETTES / "azure_entra_id", workdir=tmp_path)
+    assert {(r.check, r.message) for r in report.failures()} == {
+        ("webhook.refuses_tampered", "a tampered delivery was accepted")
+    }

@@ -8,7 +8,6 @@ search answers (``tests/fixtures/streams/notion_search_*.json`` name their sourc
 from __future__ import annotations
 
 import asyncio
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from definitions.custom_oauth2 import PROVIDERS, generate, notion, parse_spec
 from engine import Checkpoint, ClientContext, NoConfig, OperationContext, ProviderError
 from engine.catalog.registry import Registry
+from support.cassette_fixtures import response_fixture
 from support.stream_definition import BASE
 from support.stream_server import ProviderApi, fixture
 
@@ -117,7 +117,7 @@ def test_a_title_in_several_rich_text_pieces_is_joined_and_a_partial_page_maps()
 
 def test_notions_429_is_a_rate_limit_with_its_retry_after(api: ProviderApi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1")
-    limited = json.loads((NOTION_FIXTURES / "error_429.json").read_text())
+    limited = response_fixture(NOTION_FIXTURES, "error_429")
     api.answer("/v1/search", "notion_search_page1", (limited["status"], limited["headers"], limited["body"]))
     with pytest.raises(ProviderError) as failed:
         sync(local_notion())

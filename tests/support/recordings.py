@@ -363,6 +363,13 @@ RECORDERS = {
 }
 
 
+# The Microsoft and AWS definitions' recorders live in their own modules (which import nothing from this one).
+from support import recordings_microsoft, recordings_other  # noqa: E402
+
+RECORDERS.update({**recordings_microsoft.RECORDERS, **recordings_other.RECORDERS})
+SECRETS += recordings_microsoft.SECRETS + recordings_other.SECRETS
+
+
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:
     done = {}
     for name, recorder in RECORDERS.items():

@@ -188,3 +188,30 @@ def test_recording_goes_through_the_guard_and_keeps_the_providers_url(monkeypatc
     (kept,) = tap.interactions
     assert kept.request.url == "https://api.example/x?a=1"
     assert kept.response.body == {"hello": "world"} and kept.response.header("x-seen") == "yes"
+
+
+def test_scrubbing_covers_aws_temporary_credentials_in_xml_and_the_session_token_header() -> None:
+    """STS answers XML (the query protocol): the temporary secret and session token are element texts, scrubbed
+    as XML text a parser reads back as the marker; the session token travels again in ``x-amz-security-token``."""
+    xml = (
+        "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId>"
+        "<SecretAccessKey>wJalrXUtnFEMI/K7MDENG</SecretAccessKey><SessionToken>FwoGZXIvYXdzEXAMPLE==</SessionToken>"
+        "<Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>"
+    )
+    item = Interaction(
+        Request("GET", "https://securityhub.us-east-1.amazonaws.com/accounts", {"X-Amz-Security-Token": ["Fwo=="]}),
+        Response(200, {"Content-Type": ["text/xml"]}, xml.encode()),
+    )
+    (clean,) = scrub_interactions([item], [])
+    assert clean.request.headers == {"X-Amz-Security-Token": SCRUBBED}
+    from xml.etree import ElementTree
+
+    credentials = ElementTree.fromstring(clean.response.content).find("AssumeRoleResult/Credentials")
+    assert credentials is not None
+    assert {child.tag: child.text for child in credentials} == {
+        "AccessKeyId": "ASIAEXAMPLE",  # an ID, not a secret: kept
+        "SecretAccessKey": SCRUBBED,
+        "SessionToken": SCRUBBED,
+        "Expiration": "2099-01-01T00:00:00Z",
+    }
+    assert scrub_interactions([clean], []) == [clean]

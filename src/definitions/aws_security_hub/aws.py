@@ -21,7 +21,9 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
+from definitions.aws_security_hub.transport import last_answer
 from engine import ProviderError
 from engine.kit.providerkit import RateLimited, TransientProviderError, retry_after_seconds
 
@@ -47,10 +49,23 @@ DEFAULT_RETRY_AFTER = 5.0
 
 async def call(fn: Callable[..., T], /, **params: Any) -> T:
     """Run one boto3 call in a worker thread; AWS errors come out as ``ProviderError``s."""
+    name = getattr(fn, "__name__", "call")
+
+    def run() -> T:
+        last_answer.status, last_answer.headers = None, {}
+        try:
+            return fn(**params)
+        except ResponseParserError:
+            # An answer not in the protocol's XML or JSON (a gateway's error page): botocore cannot read a code
+            # from it, so its HTTP status says what it was, as for any provider. The body (quoted by botocore's
+            # message) is never kept.
+            meta = {"HTTPStatusCode": last_answer.status, "HTTPHeaders": last_answer.headers}
+            raise ClientError({"Error": {"Code": ""}, "ResponseMetadata": meta}, name) from None
+
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(**params))
+        return await anyio.to_thread.run_sync(run)
     except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, getattr(fn, "__name__", "call")) from None
+        raise translate(exc, name) from None
 
 
 async def paginate(fn: Callable[..., Any], items: str, *, token: str = "NextToken",

@@ -24,4 +24,9 @@ definition = Definition(
     connections=(AwsRoleConnection, AwsKeysConnection),
     operations=(HealthCheck, FindingSync, ResourceSync, AuditAssessmentSync, AuditEvidenceSync),
     mappings=MAPPINGS,
+    standard_suite_skips={
+        "webhook.verifies": "Security Hub and Audit Manager send no webhooks: AWS delivers findings through "
+        "EventBridge (to a target in the customer's account), not to an HTTP endpoint Tether holds; the syncs poll",
+        "webhook.refuses_tampered": "no webhook (see webhook.verifies)",
+    },
 )

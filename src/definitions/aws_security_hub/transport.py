@@ -9,6 +9,7 @@ total deadline for the exchange, the response size cap, and the same address che
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,9 @@ from engine.kit.egress import DeadlineExceeded, egress_sync_client
 TOTAL_SECONDS = 30.0
 #: httpx decodes gzip itself; what botocore is handed is the decoded body, so these would describe another one.
 _DECODED_AWAY = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+#: The status and headers of the last answer this thread was handed (botocore sends and parses in the calling
+#: thread): ``aws.call`` classifies an answer botocore could not parse by them.
+last_answer = threading.local()
 
 
 class _Body:
@@ -56,6 +60,7 @@ class EgressSender:
             # The request (which carries the signature) is not kept.
             raise EndpointConnectionError(endpoint_url=request.url.split("?", 1)[0]) from None
         kept = [(name, value) for name, value in response.headers.items() if name.lower() not in _DECODED_AWAY]
+        last_answer.status, last_answer.headers = response.status_code, dict(kept)
         return AWSResponse(request.url, response.status_code, dict(kept), _Body(response.content))
 
     def close(self) -> None:

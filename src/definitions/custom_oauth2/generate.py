@@ -44,6 +44,12 @@ from engine.kit.egress import egress_client, read_json
 from engine.kit.providerkit import BearerAuth, raise_for_status
 from engine.kit.streams import stream_mapping, stream_operation
 
+#: The standard suite's webhook checks, which a data definition cannot meet: the format declares no webhooks.
+NO_WEBHOOKS = {
+    "webhook.verifies": "a data definition (customOauth2 file) receives no webhooks: the format declares none",
+    "webhook.refuses_tampered": "a data definition (customOauth2 file) receives no webhooks: the format declares none",
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class DataOAuth2(OAuth2):
@@ -107,6 +113,7 @@ class Generated:
             connections=(self.connection,),
             operations=(self.health_check, *self.streams, *operations),
             mappings=(*self.stream_mappings, *mappings),
+            standard_suite_skips=dict(NO_WEBHOOKS),
         )
 
 

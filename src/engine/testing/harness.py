@@ -72,7 +72,9 @@ def canary_model(
     for name, info in model.model_fields.items():
         recorded = known.get(name)
         if _is_secret(info.annotation):
-            optional = recorded is None and not info.is_required() and name not in known
+            # Absent when recorded (no refresh token): a canary there would change what is sent, except for the
+            # refresh check, whose expired token must hold a refresh token.
+            optional = recorded is None and not info.is_required()
             if optional and not (expired and name == "refresh_token"):
                 continue
             canary = _private_key() if "private_key" in name else f"canary{name.replace('_', '')}{_random.token_hex(8)}"

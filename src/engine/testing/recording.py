@@ -281,7 +281,13 @@ def scratch_engine(definition: Definition, workdir: str | Path, operator_config:
 
     folder = Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
-    settings = Settings(database_url=f"sqlite:///{folder / 'recording.db'}", state_dir=str(folder), metrics=False)
+    # Loopback allowed in the settings too: custody's own calls (a token refresh, a revocation) read it there.
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'recording.db'}",
+        state_dir=str(folder),
+        metrics=False,
+        allow_loopback_providers=True,
+    )
     registry = Registry(allow_loopback=True)
     registry.register(definition)
     model = definition.operator_config

@@ -8,8 +8,10 @@ Three passes, each on the request and the response of every interaction:
 2. credential headers (``Authorization``, ``Cookie``, ``X-Api-Key``, … the log scrubber's list) keep their scheme
    word only (``Bearer <scrubbed>``);
 3. credential-named fields (``access_token``, ``client_secret``, ``token``, … ) in JSON bodies, form bodies and query
-   strings are replaced. Pagination fields whose names merely contain "token" (``nextPageToken``, ``sync_token``)
-   are cursors, not credentials, and stay: a replay needs them.
+   strings are replaced, and so are the texts of credential-named XML elements (AWS's query APIs answer XML: STS's
+   ``<SecretAccessKey>`` and ``<SessionToken>``, CamelCase names read as ``secret_access_key``). Pagination fields
+   whose names merely contain "token" (``nextPageToken``, ``sync_token``) are cursors, not credentials, and stay: a
+   replay needs them.
 
 The scrubbed value is :data:`SCRUBBED`; replay treats a scrubbed query value as matching anything.
 """
@@ -22,6 +24,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import re2
+
 from engine.observability.logs import HEADER_NAMES, MIN_SECRET_LENGTH, TOKEN_NAMES
 from engine.testing.cassettes import Interaction, Request, Response
 
@@ -29,8 +33,21 @@ __all__ = ["SCRUBBED", "credential_header", "credential_name", "scrub_interactio
 
 SCRUBBED = "<scrubbed>"
 
-_NAMES = frozenset(TOKEN_NAMES.split("|")) | {"token", "secret", "bot_token", "user_token", "signature"}
-_HEADERS = frozenset(HEADER_NAMES.split("|")) | {"x-auth-token", "x-access-token", "private-token"}
+_NAMES = frozenset(TOKEN_NAMES.split("|")) | {
+    "token",
+    "secret",
+    "bot_token",
+    "user_token",
+    "signature",
+    "secret_access_key",
+}
+#: ``x-amz-security-token``: the session token of AWS temporary credentials (SigV4 signs it, never hides it).
+_HEADERS = frozenset(HEADER_NAMES.split("|")) | {
+    "x-auth-token",
+    "x-access-token",
+    "private-token",
+    "x-amz-security-token",
+}
 #: Field names that hold a cursor although they contain "token".
 _CURSOR_WORDS = ("page", "cursor", "sync", "delta", "continuation", "next")
 
@@ -41,6 +58,32 @@ def credential_name(name: str) -> bool:
     if any(word in low for word in _CURSOR_WORDS):
         return False
     return low in _NAMES or low.endswith(("_token", "_secret", "_password"))
+
+
+#: An XML element holding text only; RE2 has no back-references, so the closing name is compared in code.
+_XML_TEXT = re2.compile(r"<([A-Za-z][A-Za-z0-9_]*)>([^<]*)</([A-Za-z][A-Za-z0-9_]*)>")
+#: The marker as XML text (``<scrubbed>`` itself would be an element): a parser reads it back as :data:`SCRUBBED`.
+_XML_SCRUBBED = "&lt;scrubbed&gt;"
+
+
+def _snake(name: str) -> str:
+    """``SecretAccessKey`` → ``secret_access_key`` (an acronym stays one word: ``AccessKeyID`` → ``access_key_id``)."""
+    out: list[str] = []
+    for index, char in enumerate(name):
+        if char.isupper() and index and not name[index - 1].isupper():
+            out.append("_")
+        out.append(char.lower())
+    return "".join(out)
+
+
+def _xml(text: str) -> str:
+    def replace(match: Any) -> str:
+        name, value, closing = match.group(1), match.group(2), match.group(3)
+        if name == closing and value and credential_name(_snake(name)):
+            return f"<{name}>{_XML_SCRUBBED}</{name}>"
+        return str(match.group(0))
+
+    return str(_XML_TEXT.sub(replace, text))
 
 
 def credential_header(name: str) -> bool:
@@ -100,6 +143,8 @@ def _body(content: bytes, content_type: str, secrets: list[str]) -> bytes:
             return text.encode()
     if "x-www-form-urlencoded" in content_type:
         return _pairs(text).encode()
+    if "xml" in content_type or text.lstrip().startswith("<?xml"):
+        return _xml(text).encode()
     return text.encode()
 
 

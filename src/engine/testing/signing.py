@@ -2,7 +2,9 @@
 webhook accepts a signed delivery and refuses a tampered one.
 
 A definition's own ``Verifier`` subclass is signed by its ``sign(body, secret, now) -> headers`` method when it has
-one; without it the suite cannot make a signed example and says so (the definition may declare the skip).
+one, or, for a scheme whose secret travels inside the body (Graph's ``clientState``), by its
+``sign_delivery(body, secret, now) -> (body, headers)``; without either the suite cannot make a signed example and
+says so (the definition may declare the skip).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from engine.webhooks.verification import (
     standard_webhooks_key,
 )
 
-__all__ = ["can_sign", "sign"]
+__all__ = ["can_sign", "sign", "signed_delivery"]
 
 
 def _mac(key: bytes, message: bytes) -> bytes:
@@ -74,7 +76,21 @@ _SIGNERS: dict[type[Verifier], Callable[[Any, bytes, str, int], dict[str, str]]]
 
 
 def can_sign(verifier: Verifier) -> bool:
-    return type(verifier) in _SIGNERS or callable(getattr(verifier, "sign", None))
+    return (
+        type(verifier) in _SIGNERS
+        or callable(getattr(verifier, "sign", None))
+        or callable(getattr(verifier, "sign_delivery", None))
+    )
+
+
+def signed_delivery(verifier: Verifier, body: bytes, secret: str, now: int) -> tuple[bytes, dict[str, str]]:
+    """``body`` made a delivery ``verifier`` accepts with ``secret`` at ``now``: the body (rewritten by the
+    verifier's ``sign_delivery`` when its secret travels inside it) and the headers to add (lower-case names)."""
+    own = getattr(verifier, "sign_delivery", None)
+    if callable(own):
+        rewritten, headers = own(body, secret, now)
+        return rewritten, {k.lower(): v for k, v in headers.items()}
+    return body, sign(verifier, body, secret, now)
 
 
 def sign(verifier: Verifier, body: bytes, secret: str, now: int) -> dict[str, str]:
