@@ -19,14 +19,14 @@ from engine.testing.cassettes import load_cassette
 from engine.testing.pytest_plugin import StandardSuite
 from engine.testing.suite import CHECKS, SuiteFailed, run_suite
 from support import broken_suite_definitions as broken
-from support.recordings import CASSETTES, SECRETS, record_all
+from support.recordings import CASSETTES, RECORDERS, SECRETS, record_all
 
 DEFINITIONS = {d.id: d for d in builtin_definitions()}
 #: Built-in definitions without cassettes yet, and why: each still has its own respx or stand-in tests. Recording
 #: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
 NOT_RECORDED = {
     name: "no recording yet: its tests replay the documented fixtures with respx or a stand-in of their own"
-    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta"})
+    for name in sorted(set(DEFINITIONS) - set(RECORDERS))
 }
 
 

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.cassettes import dump_cassette
 from engine.testing.recording import connect, record_to, record_webhook_examples, scratch_engine, webhook_cassette
+from support import recordings_more
 from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
 
@@ -340,6 +341,9 @@ async def record_sandbox(out: Path, workdir: Path) -> list[Path]:
 
 
 RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": record_slack, "okta": record_okta}
+# More definitions' recordings, each group in a module of its own (their credentials join SECRETS).
+RECORDERS.update(recordings_more.RECORDERS)
+SECRETS += recordings_more.SECRETS
 
 
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:

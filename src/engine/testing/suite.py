@@ -526,6 +526,15 @@ class _Suite:
             self.canaries.extend(harness.canaries)
 
     def webhooks(self, examples: list[Cassette]) -> None:
+        if not self.definition.webhooks:
+            # Nothing to verify: reported as skipped (with the definition's declared reason, if it gives one), so
+            # every check still shows in the report.
+            for check in ("webhook.verifies", "webhook.refuses_tampered"):
+                if not self.skipped(check):
+                    self.report.results.append(
+                        CheckResult(check, self.definition.id, True, skipped="the definition declares no webhook")
+                    )
+            return
         for webhook in self.definition.webhooks:
             subject = webhook.name if hasattr(webhook, "name") else webhook.__name__
             if self.skipped("webhook.verifies") and self.skipped("webhook.refuses_tampered"):
