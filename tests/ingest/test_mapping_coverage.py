@@ -163,7 +163,8 @@ def test_the_command_prints_a_table_and_json(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the fixtures are found from the checkout's root
     text = runner.invoke(app, ["mapping", "coverage", "todoist"])
     assert text.exit_code == 0, text.output
-    assert "mapping coverage of todoist" in text.output and "fixture file(s)" in text.output
+    # Todoist has cassettes (tests/cassettes/todoist): those are its recordings, preferred to the fixture files.
+    assert "mapping coverage of todoist" in text.output and "cassette file(s)" in text.output
     assert "task/task:" in text.output and "model field" in text.output
     given = runner.invoke(
         app, ["mapping", "coverage", "todoist", "--json", "--payloads", str(TODOIST / "sync_full.json")]

@@ -11,6 +11,7 @@ Registered in ``support.recordings.RECORDERS``, so ``python -m support.recording
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +30,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CLOUDFLARE_TOKEN = "cfR3c0rdedT0kenNeverInACassette000000001"
 CLOUDFLARE_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 TODOIST_TOKEN = "0123456789abcdefR3c0rdedT0d01stT0ken0001"
+TODOIST_CONFIG = {"client_id": "todoist-client-id-rec-0001", "client_secret": "todoist-client-secret-rec-0001"}
 #: The credentials these recordings use: none may be in a committed file (``test_standard_suite``).
-SECRETS = (CLOUDFLARE_TOKEN, TODOIST_TOKEN)
+SECRETS = (CLOUDFLARE_TOKEN, TODOIST_TOKEN, TODOIST_CONFIG["client_secret"])
 
 
 def fixture(definition: str, name: str) -> dict[str, Any]:
@@ -100,4 +102,48 @@ async def record_cloudflare(out: Path, workdir: Path) -> list[Path]:
         runtime.close()
 
 
-RECORDERS = {"cloudflare": record_cloudflare}
+# -- Todoist ---------------------------------------------------------------------------------------------------
+
+
+def todoist_standin(request: Received) -> Answer:
+    """The user resource, a full sync (``sync_token=*``: every active task and a new ``sync_token``; an incremental
+    sync with that token: what changed) and RFC 7009 revocation with the app's client credentials."""
+    if request.path == "/api/v1/revoke" and request.method == "POST":
+        client = base64.b64encode(f"{TODOIST_CONFIG['client_id']}:{TODOIST_CONFIG['client_secret']}".encode())
+        if request.headers.get("authorization") != f"Basic {client.decode()}":
+            return Answer(401, {"error": "invalid_client"})
+        return Answer(200 if request.form().get("token") == [TODOIST_TOKEN] else 400)
+    if request.headers.get("authorization") != f"Bearer {TODOIST_TOKEN}":
+        return answer("todoist", "error_401")
+    if request.path == "/api/v1/user":
+        return answer("todoist", "user")
+    if request.path == "/api/v1/sync" and request.method == "POST":
+        token = request.form().get("sync_token", ["*"])[0]
+        return answer("todoist", "sync_full" if token == "*" else "sync_incremental")
+    return Answer(404, "Not Found")
+
+
+async def record_todoist(out: Path, workdir: Path) -> list[Path]:
+    from definitions.todoist import definition
+
+    connection = definition.connections[0]
+    assert connection.validate is not None
+    # Loopback allowed before the engine is made: revocation reads it from the engine's settings.
+    with loopback_allowed(), replay_server(todoist_standin) as server:
+        runtime = scratch_engine(definition, workdir, TODOIST_CONFIG)
+        try:
+            credential = connection.credential(access_token=SecretStr(TODOIST_TOKEN), scopes=("data:read",))
+            iid = connect(runtime, definition, connection, credential)
+            upstreams = {"https://api.todoist.com": server.url}
+            paths = [
+                await record_to(runtime, iid, op, out / f"{op}.yaml", upstreams=upstreams)
+                for op in (connection.validate.operation_id(), "TaskSync")
+            ]
+            target = out / f"disconnect.{connection.connection_id()}.yaml"
+            paths.append(await record_to(runtime, iid, "disconnect", target, upstreams=upstreams))
+            return paths
+        finally:
+            runtime.close()
+
+
+RECORDERS = {"cloudflare": record_cloudflare, "todoist": record_todoist}
