@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.cassettes import dump_cassette
 from engine.testing.recording import connect, record_to, record_webhook_examples, scratch_engine, webhook_cassette
-from support import recordings_more
+from support import recordings_google, recordings_more
 from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
 
@@ -344,6 +344,8 @@ RECORDERS = {"sandbox": record_sandbox, "github_app": record_github, "slack": re
 # More definitions' recordings, each group in a module of its own (their credentials join SECRETS).
 RECORDERS.update(recordings_more.RECORDERS)
 SECRETS += recordings_more.SECRETS
+RECORDERS.update(recordings_google.RECORDERS)
+SECRETS += recordings_google.SECRETS
 
 
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:
