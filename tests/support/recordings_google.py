@@ -1,13 +1,17 @@
 """Recording the committed cassettes of the Google definitions (``tests/cassettes/<definition>/``): **google_calendar**,
 **google**, **google_workspace** and **gcp_scc**, against stand-ins on 127.0.0.1 that answer with Google's documented
-shapes (``tests/fixtures/<definition>/``, their ``published/`` examples, and ``support.google_apis`` for Gmail and
-Drive) and page as Google does (``pageToken`` → ``nextPageToken``, the last page without one).
+shapes (``tests/fixtures/<definition>/``, and ``support.google_apis`` for Gmail and Drive) and page as Google does
+(``pageToken`` → ``nextPageToken``, the last page without one).
 
 * Google's OAuth endpoints, shared: OpenID Connect ``userinfo`` (the account the generated health checks read),
   RFC 7009 ``/revoke`` (a disconnect revokes the refresh token, then the access token), and the token endpoint
   (a service account's JWT-bearer grant, RFC 7523).
 * **google_calendar**: ``calendars/primary`` and the event list (two pages, then ``nextSyncToken``).
 * **google**: the same OAuth; Calendar, Gmail v1 and Drive v3 served by ``support.google_apis`` (one item a page).
+* **google_workspace**: the Directory API (users, groups, members; two pages each), through the admin's OAuth grant
+  (disconnect revokes it) and through a service account with domain-wide delegation.
+* **gcp_scc**: SCC findings (two pages), through a service account key and through workload identity federation
+  (STS token exchange, then ``generateAccessToken`` for the impersonated service account).
 
 The recording tap sends Google's origins to the stand-ins (``upstreams``); the cassettes keep Google's URLs.
 Registered in ``support.recordings.RECORDERS``, so ``python -m support.recordings`` re-records these too.
@@ -100,10 +104,16 @@ def user_grant(slot: type, scopes: tuple[str, ...]) -> Any:
 
 
 async def record_oauth_definition(
-    definition: Any, out: Path, workdir: Path, operations: tuple[str, ...], scopes: tuple[str, ...], upstreams: dict
+    definition: Any,
+    out: Path,
+    workdir: Path,
+    operations: tuple[str, ...],
+    scopes: tuple[str, ...],
+    upstreams: dict[str, str],
 ) -> list[Path]:
     """The generated OAuth connection's health check, ``operations`` and the disconnect (RFC 7009), recorded."""
     connection = definition.connections[0]
+    assert connection.validate is not None
     runtime = scratch_engine(definition, workdir, OAUTH_CLIENT)
     try:
         iid = connect(runtime, definition, connection, user_grant(connection.credential, scopes))
