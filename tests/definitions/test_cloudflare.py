@@ -24,6 +24,7 @@ from engine.catalog.registry import Registry
 from ingest.models.asset import Asset
 from ingest.models.finding import Finding
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 
 API = "https://api.cloudflare.com/client/v4"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "cloudflare"
@@ -35,7 +36,7 @@ CREDENTIAL = CloudflareApiToken(api_token=SecretStr(TOKEN), account_id=ACCOUNT)
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

@@ -29,6 +29,7 @@ from engine.errors import ConfigurationError
 from ingest.models.finding import Finding
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 
 API = "https://securitycenter.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -39,7 +40,7 @@ EMAIL = "scc-reader@acme-prod.iam.gserviceaccount.com"
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

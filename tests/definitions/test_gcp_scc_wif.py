@@ -39,6 +39,7 @@ from engine.settings import Settings
 from ingest.models.finding import Finding
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 
 API = "https://securitycenter.googleapis.com"
 STS_URL = "https://sts.googleapis.com/v1/token"
@@ -68,7 +69,7 @@ def iam_answer(request: httpx.Request) -> httpx.Response:
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

@@ -38,6 +38,7 @@ from definitions.google_calendar.operations import (
 from engine import ClientContext, NoConfig, OperationContext, ProviderError, Revoke
 from engine.catalog.registry import Registry
 from ingest.models.calendar_event import CalendarEvent
+from support.cassette_fixtures import response_fixture
 
 API = "https://www.googleapis.com/calendar/v3"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "google_calendar"
@@ -46,7 +47,7 @@ WRITE = "https://www.googleapis.com/auth/calendar.events"
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)
 
 
 def answer(name: str) -> httpx.Response:

@@ -26,6 +26,7 @@ from definitions.google_workspace.slots import GoogleServiceAccountKey, GoogleWo
 from engine import ClientContext, ConnectionContext, NoConfig, OAuth2, OperationContext, Payload, ProviderError, Revoke
 from engine.catalog.registry import Registry
 from engine.errors import ConfigurationError
+from support.cassette_fixtures import response_fixture
 
 API = "https://admin.googleapis.com"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "google_workspace"
@@ -40,7 +41,7 @@ INPUT = GoogleWorkspaceInput(customer_id="C03az79cb", admin_email="liz@example.c
 
 
 def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    return response_fixture(FIXTURES, name)
 
 
 def reply(name: str) -> Callable[[httpx.Request], httpx.Response]:

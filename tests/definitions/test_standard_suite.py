@@ -20,28 +20,19 @@ from engine.testing.cassettes import load_cassette
 from engine.testing.pytest_plugin import StandardSuite
 from engine.testing.suite import CHECKS, SuiteFailed, run_suite
 from support import broken_suite_definitions as broken
-from support.recordings import CASSETTES, SECRETS, record_all
+from support.recordings import CASSETTES, RECORDERS, SECRETS, record_all
 
 DEFINITIONS = {d.id: d for d in builtin_definitions()}
-#: Recorded by support.recordings_microsoft and support.recordings_other.
-MICROSOFT_AND_AWS = {"azure_entra_id", "microsoft_teams", "azure_security_center", "aws_security_hub", "notion"}
-#: Built-in definitions without cassettes yet, and why: each still has its own respx or stand-in tests. Recording
-#: one means a stand-in (or a sandbox) that serves its documented shapes, as support.recordings does for four.
-NOT_RECORDED = {
-    name: "no recording yet: its tests replay the documented fixtures with respx or a stand-in of their own"
-    for name in sorted(set(DEFINITIONS) - {"sandbox", "github_app", "slack", "okta", "scim"} - MICROSOFT_AND_AWS)
-}
 
 
-def test_the_unrecorded_list_is_exactly_the_definitions_without_cassettes() -> None:
+def test_every_builtin_definition_is_recorded() -> None:
+    """Each built-in definition has a recorder (``support.recordings``) and its committed cassettes."""
     recorded = {p.name for p in CASSETTES.iterdir() if p.is_dir()}
-    assert recorded == set(DEFINITIONS) - set(NOT_RECORDED)
+    assert recorded == set(DEFINITIONS) == set(RECORDERS)
 
 
 @pytest.mark.parametrize("definition_id", sorted(DEFINITIONS))
 def test_every_builtin_definition_passes_the_standard_suite(definition_id: str, standard_suite: StandardSuite) -> None:
-    if definition_id in NOT_RECORDED:
-        pytest.skip(f"{definition_id}: {NOT_RECORDED[definition_id]}")
     report = standard_suite.check(DEFINITIONS[definition_id])
     ran = {r.check for r in report.results}
     # Every check ran or was skipped with a reason: none is silently missing.

@@ -35,6 +35,7 @@ from engine.store.database import Database
 from engine.store.tables import RecordChange
 from ingest.models.task import Task
 from ingest.pipeline import IngestContext, IngestPipeline
+from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, ReplayServer, replay_server
 
 API = "https://api.todoist.com/api/v1"
@@ -42,7 +43,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "todoist"
 
 
 def answer(name: str) -> httpx.Response:
-    rec = json.loads((FIXTURES / f"{name}.json").read_text())
+    rec = response_fixture(FIXTURES, name)
     body = rec["body"]
     if isinstance(body, str):
         return httpx.Response(rec["status"], headers=rec["headers"], text=body)
@@ -91,7 +92,7 @@ def todoist(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReplayServer, lis
 
 
 def recorded_answer(name: str) -> Answer:
-    rec = json.loads((FIXTURES / f"{name}.json").read_text())
+    rec = response_fixture(FIXTURES, name)
     return Answer(rec["status"], rec["body"], {k: v for k, v in rec["headers"].items() if k != "Content-Type"})
 
 

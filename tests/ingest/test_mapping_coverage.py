@@ -18,6 +18,7 @@ from engine.devtools.celreads import dotted, reads
 from engine.devtools.coverage import coverage
 from engine.devtools.payloads import discover, read_paths, records_in
 from engine.devtools.report import render
+from support.cassette_fixtures import response_fixture
 from support.published import FIXTURES
 
 TODOIST = FIXTURES / "todoist"
@@ -82,7 +83,7 @@ def v2_definition() -> Definition:
 
 
 def test_a_field_name_of_another_api_version_is_never_present_and_its_model_field_null() -> None:
-    report = coverage(v2_definition(), read_paths([TODOIST / "sync_full.json"]))
+    report = coverage(v2_definition(), read_paths([TODOIST / "sync_full.yaml"]))
     [task] = report.mappings
     assert (task.records, task.mapped, task.rejected) == (2, 2, 0)  # a dry run would say all is well
     fields = {f.field: f for f in task.fields}
@@ -99,7 +100,7 @@ def test_a_field_name_of_another_api_version_is_never_present_and_its_model_fiel
 
 
 def test_the_shipped_todoist_mapping_fills_what_v1_sends() -> None:
-    [task] = coverage(todoist, read_paths([TODOIST / "sync_full.json", TODOIST / "sync_incremental.json"])).mappings
+    [task] = coverage(todoist, read_paths([TODOIST / "sync_full.yaml", TODOIST / "sync_incremental.json"])).mappings
     fields = {f.field: f for f in task.fields}
     assert fields["source_created_at"].status == "filled" and fields["completed"].status == "filled"
     assert "added_at" not in {u.path for u in task.unused}
@@ -107,7 +108,7 @@ def test_the_shipped_todoist_mapping_fills_what_v1_sends() -> None:
 
 def test_a_required_field_read_under_a_wrong_name_rejects_and_says_so(tmp_path: Path) -> None:
     """Payloads named for a mapping (``--schema``) are taken as they are: a list of records, or one."""
-    items = json.loads((TODOIST / "sync_full.json").read_text())["body"]["items"]
+    items = response_fixture(TODOIST, "sync_full")["body"]["items"]
     (tmp_path / "items.json").write_text(json.dumps(items))
     mapping = Mapping(schema="task", variant="task", map='{"external_id": string(payload.id), "title": payload.name}')
     definition = Definition(
@@ -163,10 +164,11 @@ def test_the_command_prints_a_table_and_json(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the fixtures are found from the checkout's root
     text = runner.invoke(app, ["mapping", "coverage", "todoist"])
     assert text.exit_code == 0, text.output
-    assert "mapping coverage of todoist" in text.output and "fixture file(s)" in text.output
+    # Todoist has cassettes (tests/cassettes/todoist): those are its recordings, preferred to the fixture files.
+    assert "mapping coverage of todoist" in text.output and "cassette file(s)" in text.output
     assert "task/task:" in text.output and "model field" in text.output
     given = runner.invoke(
-        app, ["mapping", "coverage", "todoist", "--json", "--payloads", str(TODOIST / "sync_full.json")]
+        app, ["mapping", "coverage", "todoist", "--json", "--payloads", str(TODOIST / "sync_full.yaml")]
     )
     assert given.exit_code == 0, given.output
     report = json.loads(given.output)

@@ -6,7 +6,6 @@ a body without its list, a next link to another origin; and the template form of
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from engine.errors import ValidationFailed
 from engine.kit.egress import egress_client
 from engine.kit.providerkit import PaginationLimit, PaginationLoop
 from engine.kit.streams import PaginationShort, StreamRunner, StreamSpec
+from support.cassette_fixtures import response_fixture
 from support.stream_definition import BASE, SPEC
 from support.stream_server import ProviderApi, fixture
 
@@ -281,7 +281,7 @@ EVENTS = StreamSpec.model_validate(
 
 
 def google(name: str) -> tuple[int, dict[str, str], Any]:
-    record = json.loads((GOOGLE / f"{name}.json").read_text())
+    record = response_fixture(GOOGLE, name)
     return record["status"], record["headers"], record["body"]
 
 

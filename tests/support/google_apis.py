@@ -22,6 +22,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from support.cassette_fixtures import response_fixture
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 AUTH = "https://www.googleapis.com/auth/"
 #: The scopes that let a token call each API (any one of them), per the discovery documents' method scopes.
@@ -74,8 +76,8 @@ class GoogleState:
     @classmethod
     def from_fixtures(cls) -> GoogleState:
         gmail, drive = fixture("gmail"), fixture("drive")
-        calendar = json.loads((FIXTURES / "google_calendar" / "calendar_primary.json").read_text())["body"]
-        events = json.loads((FIXTURES / "google_calendar" / "events_page1.json").read_text())["body"]
+        calendar = response_fixture(FIXTURES / "google_calendar", "calendar_primary")["body"]
+        events = response_fixture(FIXTURES / "google_calendar", "events_page1")["body"]
         events.pop("nextPageToken", None)
         return cls(
             profile=dict(gmail["profile"]),

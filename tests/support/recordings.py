@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.cassettes import dump_cassette
 from engine.testing.recording import connect, record_to, record_webhook_examples, scratch_engine, webhook_cassette
+from support import recordings_google, recordings_microsoft, recordings_more, recordings_other
 from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
 
@@ -362,12 +363,10 @@ RECORDERS = {
     "scim": record_scim,
 }
 
-
-# The Microsoft and AWS definitions' recorders live in their own modules (which import nothing from this one).
-from support import recordings_microsoft, recordings_other  # noqa: E402
-
-RECORDERS.update({**recordings_microsoft.RECORDERS, **recordings_other.RECORDERS})
-SECRETS += recordings_microsoft.SECRETS + recordings_other.SECRETS
+# The other definitions' recordings, each group in a module of its own (their credentials join SECRETS).
+for _group in (recordings_microsoft, recordings_other, recordings_more, recordings_google):
+    RECORDERS.update(_group.RECORDERS)
+    SECRETS += _group.SECRETS
 
 
 async def record_all(out: Path, workdir: Path, only: tuple[str, ...] = ()) -> dict[str, list[Path]]:

@@ -100,6 +100,18 @@ def test_scrubbing_covers_known_values_headers_fields_and_queries() -> None:
     assert scrub_interactions([clean], [secret]) == [clean]  # scrubbing is idempotent: the suite relies on it
 
 
+def test_scrubbing_reads_camel_case_credential_names_too() -> None:
+    """Google's IAM Credentials answer (``generateAccessToken``) names its token ``accessToken``: a credential, as
+    ``access_token`` is; ``nextPageToken`` and ``expireTime`` stay."""
+    body = {"accessToken": "ya29.minted", "expireTime": "2099-01-01T00:00:00Z", "nextPageToken": "n", "idToken": "e"}
+    item = Interaction(
+        Request("POST", "https://iamcredentials.googleapis.com/v1/x:generateAccessToken", {}, b""),
+        Response(200, {"Content-Type": ["application/json"]}, json.dumps(body).encode()),
+    )
+    (clean,) = scrub_interactions([item], [])
+    assert clean.response.body == {**body, "accessToken": SCRUBBED, "idToken": SCRUBBED}
+
+
 def replace_form(item: Interaction) -> Interaction:
     from dataclasses import replace
 

@@ -61,6 +61,27 @@ def _private_key() -> str:
     ).decode()
 
 
+def _service_account_key(canaries: list[str]) -> str:
+    """A secret named ``*json`` holds a key file: Google's service account JSON key (``key_json``,
+    ``service_account_json``), the one such format the catalog reads. A fresh key, so the client can sign its token
+    request; its private key and key ID are canaries of their own (a log line could hold one without the rest)."""
+    import json
+
+    pem, key_id = _private_key(), _random.token_hex(20)
+    canaries.extend([pem, key_id])
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "suite-project",
+            "private_key_id": key_id,
+            "private_key": pem,
+            "client_email": "suite@suite-project.iam.gserviceaccount.com",
+            "client_id": "100000000000000000001",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        }
+    )
+
+
 def canary_model(
     model: type[BaseModel], known: dict[str, Any] | None, canaries: list[str], *, expired: bool = False
 ) -> BaseModel:
@@ -77,7 +98,12 @@ def canary_model(
             optional = recorded is None and not info.is_required()
             if optional and not (expired and name == "refresh_token"):
                 continue
-            canary = _private_key() if "private_key" in name else f"canary{name.replace('_', '')}{_random.token_hex(8)}"
+            if "private_key" in name:
+                canary = _private_key()
+            elif name.endswith("json"):
+                canary = _service_account_key(canaries)
+            else:
+                canary = f"canary{name.replace('_', '')}{_random.token_hex(8)}"
             canaries.append(canary)
             values[name] = canary
         elif name in known and recorded != SCRUBBED:

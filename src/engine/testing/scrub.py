@@ -57,7 +57,9 @@ def credential_name(name: str) -> bool:
     low = name.lower()
     if any(word in low for word in _CURSOR_WORDS):
         return False
-    return low in _NAMES or low.endswith(("_token", "_secret", "_password"))
+    # camelCase spellings too (Google's generateAccessToken answers ``accessToken``): as snake_case.
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return any(n in _NAMES or n.endswith(("_token", "_secret", "_password")) for n in (low, snake))
 
 
 #: An XML element holding text only; RE2 has no back-references, so the closing name is compared in code.
