@@ -81,15 +81,23 @@ def _basic(client: dict[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
 
 
+#: Revoked tokens of the one recorded user grant (emptied when a recording starts): Google ends a grant whole.
+REVOKED_GRANTS: set[str] = set()
+
+
 def google_oauth(request: Received) -> Answer | None:
     """Google's OAuth endpoints for the user grant: ``userinfo`` with the access token, RFC 7009 ``/revoke`` with the
     client's credentials; ``None`` for any other path."""
     if request.path == "/revoke" and request.method == "POST":
         if request.headers.get("authorization") != _basic(OAUTH_CLIENT):
             return Answer(401, {"error": "invalid_client", "error_description": "Unauthorized"})
-        known = request.form().get("token", [""])[0] in (ACCESS_TOKEN, REFRESH_TOKEN)
-        # Google's documented answers: 200 once revoked, 400 ``invalid_token`` for a token it does not know.
-        return Answer(200, {}) if known else Answer(400, {"error": "invalid_token", "error_description": "Bad Request"})
+        token = request.form().get("token", [""])[0]
+        # Google's documented answers: 200 once revoked, 400 ``invalid_token`` for a token it does not know, and
+        # revoking either token of a grant ends the whole grant, so the other one is then unknown too.
+        if token not in (ACCESS_TOKEN, REFRESH_TOKEN) or REVOKED_GRANTS:
+            return Answer(400, {"error": "invalid_token", "error_description": "Token expired or revoked"})
+        REVOKED_GRANTS.add(token)
+        return Answer(200, {})
     if request.path == "/v1/userinfo":
         if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
             return answer("google_calendar", "error_401")
@@ -114,6 +122,7 @@ async def record_oauth_definition(
     """The generated OAuth connection's health check, ``operations`` and the disconnect (RFC 7009), recorded."""
     connection = definition.connections[0]
     assert connection.validate is not None
+    REVOKED_GRANTS.clear()
     runtime = scratch_engine(definition, workdir, OAUTH_CLIENT)
     try:
         iid = connect(runtime, definition, connection, user_grant(connection.credential, scopes))
@@ -283,6 +292,7 @@ async def record_google_workspace(out: Path, workdir: Path) -> list[Path]:
 
     with loopback_allowed(), replay_server(workspace_standin) as server:
         upstreams = {origin: server.url for origin in ("https://admin.googleapis.com", *GOOGLE_ORIGINS)}
+        REVOKED_GRANTS.clear()
         runtime = scratch_engine(definition, workdir, OAUTH_CLIENT)
         try:
             admin = connect(

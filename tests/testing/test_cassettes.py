@@ -112,6 +112,14 @@ def test_scrubbing_reads_camel_case_credential_names_too() -> None:
     assert clean.response.body == {**body, "accessToken": SCRUBBED, "idToken": SCRUBBED}
 
 
+def test_camel_case_cursors_stay() -> None:
+    """Azure Resource Manager pages with ``$skipToken`` in the next link's query: a cursor, like ``nextPageToken``."""
+    url = "https://management.azure.com/subscriptions/s/providers/Microsoft.Security/assessments?$skipToken=eyJ9"
+    item = Interaction(Request("GET", url, {}, b""), Response(200, {}, b""))
+    (clean,) = scrub_interactions([item], [])
+    assert clean.request.url.endswith("skipToken=eyJ9")
+
+
 def replace_form(item: Interaction) -> Interaction:
     from dataclasses import replace
 

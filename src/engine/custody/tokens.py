@@ -22,7 +22,7 @@ from engine.authoring.definition import Definition
 from engine.authoring.slots import CredentialSlot, OAuth2Token
 from engine.context import EngineContext
 from engine.custody.keystore import ReconnectRequired, StoredCredential
-from engine.custody.oauth import OAuthClient, TokenSet, client_credentials, refresh, revoke
+from engine.custody.oauth import OAuthClient, OAuthFailed, TokenSet, client_credentials, refresh, revoke
 from engine.errors import NotFoundError, TetherError
 from engine.integrations.lifecycle import audit, transition
 from engine.kit.reaching import reaching
@@ -204,8 +204,14 @@ class Custody:
             await ensure_endpoints(self.context, integration)
         except TetherError as exc:
             with self.context.db.session() as session:
-                audit(session, integration, actor="tether", action="webhooks_reconciled", outcome="failed",
-                      detail={"code": exc.code})
+                audit(
+                    session,
+                    integration,
+                    actor="tether",
+                    action="webhooks_reconciled",
+                    outcome="failed",
+                    detail={"code": exc.code},
+                )
 
     async def release(self, integration_id: str, *, actor: str, reason: str) -> None:
         """The provider already ended access (an app was uninstalled): forget everything, revoke nothing."""
@@ -292,13 +298,20 @@ class Custody:
             client = oauth_client(definition, auth, operator_config)
             if slot.refresh_token is not None:
                 await revoke(auth.revoke_url, client, slot.refresh_token.get_secret_value(), loopback=loopback)
-            await revoke(
-                auth.revoke_url,
-                client,
-                slot.access_token.get_secret_value(),
-                token_type_hint="access_token",
-                loopback=loopback,
-            )
+            try:
+                await revoke(
+                    auth.revoke_url,
+                    client,
+                    slot.access_token.get_secret_value(),
+                    token_type_hint="access_token",
+                    loopback=loopback,
+                )
+            except OAuthFailed as exc:
+                # Revoking the refresh token ended its grant's access tokens too (RFC 7009 section 2.1), and some
+                # providers (Google) then answer the access token's revocation 400 invalid_token where the RFC says
+                # 200 (section 2.2): the token is gone either way, so the disconnect is done.
+                if slot.refresh_token is None or exc.error != "invalid_token":
+                    raise
             return
         ctx = ConnectionContext(
             integration.id, slot, make_client(), operator_config, self.context.user_input(integration)

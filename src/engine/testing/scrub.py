@@ -48,8 +48,8 @@ _HEADERS = frozenset(HEADER_NAMES.split("|")) | {
     "private-token",
     "x-amz-security-token",
 }
-#: Field names that hold a cursor although they contain "token".
-_CURSOR_WORDS = ("page", "cursor", "sync", "delta", "continuation", "next")
+#: Field names that hold a cursor although they contain "token" (Azure's ``$skipToken`` too).
+_CURSOR_WORDS = ("page", "cursor", "sync", "delta", "continuation", "next", "skip")
 
 
 def credential_name(name: str) -> bool:
@@ -58,7 +58,7 @@ def credential_name(name: str) -> bool:
     if any(word in low for word in _CURSOR_WORDS):
         return False
     # camelCase spellings too (Google's generateAccessToken answers ``accessToken``): as snake_case.
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    snake = _snake(name)
     return any(n in _NAMES or n.endswith(("_token", "_secret", "_password")) for n in (low, snake))
 
 

@@ -504,13 +504,19 @@ class _Suite:
         before = {(sent.method, sent.url, sent.content) for sent in first.sent}
         fresh = [sent for sent in tap.sent if (sent.method, sent.url, sent.content) not in before]
         run = result.run
-        if run.status != "succeeded":
-            message = f"the second run {run.status}: {run.error_code}"
-        elif not fresh:
+        unrecorded = sorted({urlsplit(sent.url).path for sent in fresh} - set(latest))
+        if not fresh:
             message = f"the second run sent only the first run's requests ({len(tap.sent)}): the cursor was not used"
+        elif run.status != "succeeded" and not unrecorded:
+            message = f"the second run {run.status}: {run.error_code}"
         else:
             message = ""
-        self.result("ingest.resumes", subject, not message, message or f"{len(fresh)} request(s) from the cursor")
+        # A cursor read at a path the recording never saw (Drive's changes list after a files listing) had only a
+        # stand-in answer: that the run asked from its cursor is the check; how it read the answer is not.
+        done = f"{len(fresh)} request(s) from the cursor" + (
+            f" ({run.status}: {unrecorded[0]} is not in the recording)" if run.status != "succeeded" else ""
+        )
+        self.result("ingest.resumes", subject, not message, message or done)
 
     async def repeated_cursor(self, harness: Harness, cassette: Cassette, subject: str, config: Any) -> None:
         if not _paged(cassette.interactions):
