@@ -45,7 +45,6 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries
 from engine.errors import ConfigurationError
 from engine.events.delivery import deliver as deliver_events
 from engine.observability import tracing
+from engine.perloop import PerLoop
 from engine.queue.tracing import TraceContext, on_event_loop
 from engine.services import Services
 from engine.settings import Settings
@@ -76,7 +76,8 @@ DELIVERIES_ACTOR_NAME = "tether.process_deliveries"
 DELIVERY_CONCURRENCY = 8
 #: Sends outbound events to the host app; its one argument is a list of ``event_delivery`` row IDs.
 EVENTS_ACTOR_NAME = "tether.deliver_events"
-_delivery_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+#: A semaphore references its loop once waited on: per loop, dropped when it closes (``engine.perloop``).
+_delivery_gates: PerLoop[asyncio.Semaphore] = PerLoop()
 #: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
 TIME_LIMIT_GRACE_SECONDS = 30.0
 DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
@@ -425,9 +426,7 @@ class DeliverySender:
 
 async def _process_deliveries(row_ids: list[str]) -> None:
     loop = asyncio.get_running_loop()  # the AsyncIO middleware runs every actor of the process on one loop
-    gate = _delivery_gates.get(loop)
-    if gate is None:
-        gate = _delivery_gates[loop] = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    gate = _delivery_gates.setdefault(lambda: asyncio.Semaphore(DELIVERY_CONCURRENCY), loop)
     # Claimed and finished per chunk; the handlers one at a time within a message (no task per ID), at most
     # DELIVERY_CONCURRENCY across the messages in flight.
     await process_deliveries(_runtime(), row_ids, concurrency=1, gate=gate)
