@@ -25,14 +25,16 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
+from engine.context import EngineContext
 from engine.store.database import Database, normalize_url
 
 _lock = threading.Lock()
+R = TypeVar("R", bound=EngineContext)
 _sqlite_templates: dict[tuple[tuple[str, str], ...], Path] = {}
 #: A statement as the driver's cursor got it: text, parameters, and whether it was an ``executemany``.
 Statement = tuple[str, Any, bool]
@@ -76,6 +78,12 @@ def upgrade_sqlite(db: Database) -> None:
     db.engine.dispose()  # nothing may hold the file open while it is written
     shutil.copyfile(template, path)
     _check_at_heads(db, key)
+
+
+def migrated(runtime: R) -> R:
+    """``Runtime.start(..., migrate=True)`` for tests: a fresh SQLite file from the template, else a real upgrade."""
+    upgrade_sqlite(runtime.db)
+    return runtime
 
 
 def _record(db: Database, run: Callable[[], None]) -> list[Statement]:
