@@ -102,6 +102,7 @@ def embedded() -> Iterator[EmbeddedWorker]:
     worker.stop()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own last collection (it reports unraisable exceptions found then)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Last thing of the run: move every object to the collector's permanent generation. The interpreter's exit
     then frees the suite's heap by reference counting alone instead of walking all of it in the repeated full
