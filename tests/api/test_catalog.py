@@ -13,6 +13,7 @@ from engine.catalog.registry import Registry
 from engine.runtime import Runtime
 from engine.settings import Settings
 from support import sample_definition as s
+from support.scratchdb import migrated
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime
     monkeypatch.setenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET", "s3cr3t-value")
     registry = Registry()
     registry.register(s.definition)
-    rt = Runtime.start(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}"), registry=registry, migrate=True)
+    rt = migrated(Runtime.start(Settings(database_url=f"sqlite:///{tmp_path / 't.db'}"), registry=registry))
     yield rt
     rt.close()
 

@@ -34,6 +34,7 @@ from ingest.models.asset import Asset
 from ingest.models.vulnerability import Vulnerability
 from ingest.pipeline import IngestContext, IngestPipeline
 from support.embedded import EmbeddedWorker
+from support.scratchdb import upgrade_sqlite
 from support.webhook_kit import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +102,7 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("TETHER_SECRET_GITHUB_APP_PRIVATE_KEY", "unused by webhooks")
     monkeypatch.setenv("TETHER_SECRET_GITHUB_APP_WEBHOOK_SECRET", SECRET)
     db = Database(f"sqlite:///{tmp_path / 'github.db'}")
-    db.upgrade()
+    upgrade_sqlite(db)  # a copy of a file migrated once (support.scratchdb)
     registry = Registry()
     registry.register(definition)
     runtime = Runtime(Settings(database_url=db.url, public_url="https://tether.example"), db, registry,

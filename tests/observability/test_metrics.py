@@ -35,6 +35,7 @@ from engine.webhooks.deliveries import process_delivery
 from support import metered_definition as metered
 from support.event_receiver import Receiver, running_receiver
 from support.ops_definition import OpsToken
+from support.scratchdb import upgrade_sqlite
 from support.webhook_kit import Setup, build_setup, event_body, sign
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def receiver() -> Iterator[Receiver]:
 async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
     monkeypatch.setenv("TETHER_ALLOW_LOOPBACK_PROVIDERS", "1")  # the event receiver listens on loopback
     db = Database(f"sqlite:///{tmp_path / 'metrics.db'}")
-    db.upgrade()
+    upgrade_sqlite(db)  # a copy of a file migrated once (support.scratchdb)
     # The webhook suite's set-up (its dispatch a stand-in: what a processed delivery starts is that suite's to
     # prove), serving the metered definition as well.
     hooks_setup = await build_setup(db, monkeypatch, metered.definition)

@@ -9,6 +9,7 @@ The providers are real sockets on 127.0.0.1 (:class:`Provider`), each path answe
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import socket
@@ -91,6 +92,9 @@ class Provider:
 
     def stop(self) -> None:
         self._stopped.set()
+        with contextlib.suppress(OSError):  # already shut: closed by a previous stop
+            # Wakes the blocked ``accept`` (a bare close does not, on Linux): the serving thread then ends.
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         for conn in self._open:
             conn.close()

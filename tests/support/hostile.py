@@ -49,6 +49,7 @@ from engine.runtime import Runtime
 from engine.settings import Settings
 from engine.store.tables import WebhookEndpoint
 from engine.webhooks.endpoints import endpoint_secret
+from support.scratchdb import migrated
 
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS_MD = ROOT / "docs" / "errors.md"
@@ -445,7 +446,7 @@ def world(database_url: str, state_dir: Path) -> Iterator[World]:
         state_dir=str(state_dir),
         public_url="http://tether.test",
     )
-    runtime = Runtime.start(settings, registry=_registry(), migrate=True)
+    runtime = migrated(Runtime.start(settings, registry=_registry()))
     loop = asyncio.new_event_loop()
     try:
         app = create_app(runtime)

@@ -9,6 +9,7 @@ import pytest
 from engine.custody.crypto import generate_master_key
 from engine.runtime import Runtime
 from engine.settings import Settings
+from support.scratchdb import migrated
 
 
 def start_sample_runtime(
@@ -18,9 +19,9 @@ def start_sample_runtime(
     monkeypatch.setenv("TETHER_SECRET_MASTER_KEY", generate_master_key())
     monkeypatch.setenv("TETHER_SAMPLE_CLIENT_ID", "sample")
     monkeypatch.setenv("TETHER_SECRET_SAMPLE_CLIENT_SECRET", "sample-secret")
-    return Runtime.start(
+    runtime = Runtime.start(
         Settings(
             database_url=database_url, definition_modules="support.sample_definition", state_dir=state_dir, **settings
-        ),
-        migrate=migrate,
+        )
     )
+    return migrated(runtime) if migrate else runtime

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from engine.runtime import Runtime
 from engine.store.database import Database
+from support.scratchdb import upgrade_sqlite
 from support.webhook_kit import Setup, build_setup, make_app
 
 
@@ -24,7 +25,7 @@ async def setup(database: Database, monkeypatch: pytest.MonkeyPatch) -> Setup:
 @pytest.fixture
 async def sqlite_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Setup]:
     db = Database(f"sqlite:///{tmp_path / 'hooks.db'}")
-    db.upgrade()
+    upgrade_sqlite(db)
     yield await build_setup(db, monkeypatch)
     db.dispose()
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from engine.store.database import Database
 from support.embedded import EmbeddedWorker
+from support.scratchdb import upgrade_sqlite
 from support.webhook_kit import build_setup, event_body, make_app, sign
 
 HEADER_NAMES = st.sampled_from(
@@ -58,7 +59,7 @@ def test_fuzzed_requests_never_fail_with_500(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str, embedded: EmbeddedWorker
 ) -> None:
     db = Database(f"sqlite:///{tmp_path / 'fuzz.db'}")
-    db.upgrade()
+    upgrade_sqlite(db)  # a copy of a file migrated once (support.scratchdb)
     loop = asyncio.new_event_loop()
     setup = loop.run_until_complete(build_setup(db, monkeypatch))
     app = make_app(setup.runtime)

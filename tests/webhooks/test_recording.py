@@ -166,6 +166,28 @@ def test_the_sender_never_blocks_the_batch_and_drops_beyond_its_bound(caplog: py
     assert any("handing off 1 recorded deliveries failed" in r.getMessage() for r in caplog.records)
 
 
+def test_an_idle_sender_thread_ends_and_the_next_batch_starts_another() -> None:
+    """An app that stops receiving (or is gone) leaves no sender thread behind holding it."""
+    import threading
+    import time
+
+    from engine.queue.worker import DeliverySender
+
+    sent: list[list[str]] = []
+    sender = DeliverySender(send=sent.append, linger=0, idle_exit=0.05)
+    sender.put(["a"])
+    first = sender._thread  # set by ``put`` itself
+    assert first is not None and sender.wait_idle()
+    first.join(10)  # a bound against a hang: the thread ends once idle for ``idle_exit``
+    assert not first.is_alive() and sender._thread is None
+    assert first not in threading.enumerate()
+    sender.put(["b"])
+    deadline = time.monotonic() + 10
+    while len(sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == [["a"], ["b"]] and sender._thread is not first
+
+
 async def test_the_recorder_retries_a_batch_once_when_its_connection_was_lost(
     postgres_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

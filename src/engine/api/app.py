@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -86,22 +86,27 @@ def create_app(runtime: Runtime) -> FastAPI:
 
         mount_mcp(app, runtime)
 
+    # The handlers made here read the runtime from the request's app, never from a closure: FastAPI keeps every
+    # endpoint callable it has classified in process-wide caches (thousands of entries), so a closure over the
+    # runtime would keep each app's runtime (its engine, registry and clients) alive long after the app is gone.
     @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
+    def healthz(request: Request) -> Health:
         from sqlalchemy import text
 
-        with runtime.db.engine.connect() as connection:
+        current: Runtime = request.app.state.runtime
+        with current.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        return Health(status="ok", database=runtime.db.dialect, definitions=len(runtime.registry))
+        return Health(status="ok", database=current.db.dialect, definitions=len(current.registry))
 
     if runtime.settings.metrics:
         # Unauthenticated like /healthz: counts by definition and outcome, no tenant or integration in any label.
         # An operator who must not publish them turns them off (TETHER_METRICS=false) or keeps the path internal.
-        queues = queue_collectors(runtime.settings)
+        app.state.queue_collectors = queue_collectors(runtime.settings)
 
         @app.get("/metrics", tags=["health"], response_class=Response)
-        def prometheus_metrics() -> Response:
-            return Response(metrics.exposition(queues), media_type=metrics.CONTENT_TYPE)
+        def prometheus_metrics(request: Request) -> Response:
+            exposition = metrics.exposition(request.app.state.queue_collectors)
+            return Response(exposition, media_type=metrics.CONTENT_TYPE)
 
     tracing.instrument_app(app)  # request spans when this process traces (engine.observability.tracing)
     return app

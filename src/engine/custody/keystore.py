@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from engine.integrations.lifecycle import ReconnectRequired, mark_reconnect_requ
 from engine.kit import egress
 from engine.observability import metrics, tracing
 from engine.observability.logs import note_secrets, slot_secrets
+from engine.perloop import PerLoop
 from engine.store.database import Database
 from engine.store.tables import AuthFlow, Credential, Integration, IntegrationStatus, WebhookEndpoint
 
@@ -81,9 +81,8 @@ class Keystore:
         self.refresh_backoff = refresh_backoff
         self.refresh_deadline = refresh_deadline
         self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]] = (
-            weakref.WeakKeyDictionary()
-        )
+        #: Per loop, dropped when it closes: a lock that was waited on references its loop (``engine.perloop``).
+        self._loop_locks: PerLoop[dict[tuple[str, str], asyncio.Lock]] = PerLoop()
         self._locks_guard = threading.Lock()
 
     # -- read and write ------------------------------------------------------------------------------------------
@@ -290,9 +289,8 @@ class Keystore:
             return self._locks.setdefault(key, threading.Lock())
 
     def _loop_lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
+        per_loop = self._loop_locks.setdefault(dict)
         with self._locks_guard:
-            per_loop = self._loop_locks.setdefault(loop, {})
             return per_loop.setdefault(key, asyncio.Lock())
 
     # -- key rotation --------------------------------------------------------------------------------------------

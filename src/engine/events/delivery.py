@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from engine.events.endpoints import signing_secrets
 from engine.events.signing import encode_body, headers
 from engine.kit.egress import egress_client
 from engine.observability import metrics
+from engine.perloop import PerLoop
 from engine.settings import Settings
 from engine.store.database import Database
 from engine.store.tables import EventDelivery, EventDeliveryStatus, EventEndpoint, EventOutbox, utcnow
@@ -271,13 +271,12 @@ _METRIC_OUTCOME = {Status.delivered: "delivered", Status.pending: "retrying", St
 
 #: One client per event loop and deadline, kept: building one loads the CA bundle (measured: 80 ms of CPU, which
 #: was most of a message's cost), and its pool keeps connections to receivers alive between messages.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Per loop and dropped when it closes (``engine.perloop``): a client's pool holds transports of its loop.
+_clients: PerLoop[dict[float, httpx.AsyncClient]] = PerLoop()
 
 
 def _client(timeout: float) -> httpx.AsyncClient:
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    per_loop = _clients.setdefault(dict)
     client = per_loop.get(timeout)
     if client is None or client.is_closed:
         client = egress_client(timeout=timeout, follow_redirects=False, max_response_bytes=MAX_RESPONSE_BYTES)

@@ -7,8 +7,6 @@ live on one shard of a Redis Cluster. Keys expire an hour after their last use.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from dataclasses import dataclass
 
 import redis as redis_sync
@@ -18,6 +16,7 @@ from redis.commands.core import AsyncScript
 from engine.governor.base import LEARNED_RATE_TTL, Governor
 from engine.governor.headers import Learned
 from engine.governor.limits import BucketKey, RateLimit
+from engine.perloop import PerLoop
 
 #: Seconds a budget's keys outlive their last use (longer than a learned rate is trusted).
 KEY_TTL = int(LEARNED_RATE_TTL) + 120
@@ -98,7 +97,8 @@ class RedisGovernor(Governor):
         self._url = url
         self._namespace = namespace
         # redis.asyncio connections belong to the event loop that opened them (a worker runs one loop per thread).
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Scripts] = weakref.WeakKeyDictionary()
+        # Per loop and dropped when it closes (``engine.perloop``): a client's connections hold their loop.
+        self._async: PerLoop[_Scripts] = PerLoop()
         self._sync = redis_sync.Redis.from_url(url)
         self._acquire_sync = self._sync.register_script(ACQUIRE)
         self._learn_sync = self._sync.register_script(LEARN)
@@ -108,14 +108,11 @@ class RedisGovernor(Governor):
         return [base, base + ":seen", base + ":tenants"]
 
     def _scripts(self) -> _Scripts:
-        loop = asyncio.get_running_loop()
-        scripts = self._async.get(loop)
-        if scripts is None:
+        def make() -> _Scripts:
             client = redis_async.Redis.from_url(self._url)
-            scripts = self._async[loop] = _Scripts(
-                client, client.register_script(ACQUIRE), client.register_script(LEARN)
-            )
-        return scripts
+            return _Scripts(client, client.register_script(ACQUIRE), client.register_script(LEARN))
+
+        return self._async.setdefault(make)
 
     def _acquire_args(self, limit: RateLimit | None, tenant: str) -> list[str | float | int]:
         rate = limit.per_second if limit is not None else 0

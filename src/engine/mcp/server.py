@@ -153,8 +153,11 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     """Serve ``/mcp`` and its protected resource metadata (at the RFC 9728 path and at the bare well-known path)."""
     app.router.routes.append(Route(MCP_PATH, endpoint=McpEndpoint(runtime), include_in_schema=False))
 
-    def metadata() -> JSONResponse:
-        return JSONResponse(resource_metadata(runtime), headers={"Cache-Control": "public, max-age=3600"})
+    # The runtime from the request's app, not a closure: FastAPI's process-wide caches of endpoint callables would
+    # keep it alive after the app is gone (``engine.api.app``).
+    def metadata(request: Request) -> JSONResponse:
+        current: Runtime = request.app.state.runtime
+        return JSONResponse(resource_metadata(current), headers={"Cache-Control": "public, max-age=3600"})
 
     for path in (METADATA_PATH + MCP_PATH, METADATA_PATH):
         app.add_api_route(path, metadata, methods=["GET"], tags=["mcp"], response_model=dict[str, Any])

@@ -18,13 +18,14 @@ from __future__ import annotations
 import _thread
 import asyncio
 import threading
-import weakref
 from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
 from dramatiq.asyncio import EventLoopThread
 from dramatiq.threading import Interrupt
+
+from engine.perloop import PerLoop
 
 
 class _Waiter:
@@ -76,18 +77,12 @@ class _Hop:
             waiter.task.add_done_callback(waiter.done)
 
 
-_hops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hop] = weakref.WeakKeyDictionary()
-_hops_lock = threading.Lock()
+#: A ``_Hop`` references its loop, so a ``WeakKeyDictionary`` would never drop it (``engine.perloop``).
+_hops: PerLoop[_Hop] = PerLoop()
 
 
 def _hop(loop: asyncio.AbstractEventLoop) -> _Hop:
-    hop = _hops.get(loop)
-    if hop is None:
-        with _hops_lock:
-            hop = _hops.get(loop)
-            if hop is None:
-                hop = _hops[loop] = _Hop(loop)
-    return hop
+    return _hops.setdefault(lambda: _Hop(loop), loop)
 
 
 def _cancel(waiter: _Waiter) -> None:

@@ -45,7 +45,6 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries
 from engine.errors import ConfigurationError
 from engine.events.delivery import deliver as deliver_events
 from engine.observability import tracing
+from engine.perloop import PerLoop
 from engine.queue.tracing import TraceContext, on_event_loop
 from engine.services import Services
 from engine.settings import Settings
@@ -76,7 +76,8 @@ DELIVERIES_ACTOR_NAME = "tether.process_deliveries"
 DELIVERY_CONCURRENCY = 8
 #: Sends outbound events to the host app; its one argument is a list of ``event_delivery`` row IDs.
 EVENTS_ACTOR_NAME = "tether.deliver_events"
-_delivery_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+#: A semaphore references its loop once waited on: per loop, dropped when it closes (``engine.perloop``).
+_delivery_gates: PerLoop[asyncio.Semaphore] = PerLoop()
 #: Added to ``Policy.time_limit`` for Dramatiq's hard time limit (the executor's own limit fires first).
 TIME_LIMIT_GRACE_SECONDS = 30.0
 DEFAULT_TIME_LIMIT_SECONDS = 15 * 60.0
@@ -349,6 +350,9 @@ class DeliverySender:
     #: fewer thread wake-ups competing with the server for the GIL (measured: +5-8% deliveries/s, half the context
     #: switches). Processing starts this much later; acknowledgements do not wait for it.
     LINGER = 0.02
+    #: Seconds the thread waits for a batch before it ends (the next ``put`` starts another): an app that stops
+    #: receiving, or is gone, leaves no thread behind holding its sender, and a restart costs a thread start.
+    IDLE_EXIT = 10.0
 
     def __init__(
         self,
@@ -356,9 +360,11 @@ class DeliverySender:
         send: Callable[[list[str]], None] | None = None,
         *,
         linger: float = LINGER,
+        idle_exit: float = IDLE_EXIT,
     ) -> None:
         self._send = send or (lambda row_ids: enqueue_deliveries(row_ids, settings=settings))
         self.linger = linger
+        self.idle_exit = idle_exit
         self._cond = threading.Condition()
         self._pending: deque[list[str]] = deque()
         self._contexts: deque[Any] = deque()  # one per pending batch (``tracing.capture``)
@@ -377,6 +383,7 @@ class DeliverySender:
             self._pending.append(list(row_ids))
             self._contexts.append(tracing.capture())  # the recording request's trace, for the message's span
             self._waiting += len(row_ids)
+            # An idle thread clears ``_thread`` under the lock as it ends, so a batch put then starts a new one.
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tether-delivery-sender", daemon=True)
                 self._thread.start()
@@ -388,7 +395,10 @@ class DeliverySender:
                 while not self._pending:
                     self._busy = False
                     self._cond.notify_all()
-                    self._cond.wait()
+                    if not self._cond.wait(self.idle_exit) and not self._pending:
+                        if self._thread is threading.current_thread():
+                            self._thread = None
+                        return
                 self._busy = True
             if self.linger > 0:
                 time.sleep(self.linger)  # let the batches committed meanwhile join this message
@@ -425,9 +435,7 @@ class DeliverySender:
 
 async def _process_deliveries(row_ids: list[str]) -> None:
     loop = asyncio.get_running_loop()  # the AsyncIO middleware runs every actor of the process on one loop
-    gate = _delivery_gates.get(loop)
-    if gate is None:
-        gate = _delivery_gates[loop] = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+    gate = _delivery_gates.setdefault(lambda: asyncio.Semaphore(DELIVERY_CONCURRENCY), loop)
     # Claimed and finished per chunk; the handlers one at a time within a message (no task per ID), at most
     # DELIVERY_CONCURRENCY across the messages in flight.
     await process_deliveries(_runtime(), row_ids, concurrency=1, gate=gate)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import anyio.to_thread
+
+from engine.perloop import PerLoop
 
 log = logging.getLogger("tether.heartbeat")
 
@@ -45,7 +46,8 @@ class Heartbeats:
     def __init__(self, beat: Beat, interval: float) -> None:
         self.beat = beat
         self.interval = interval
-        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        #: Per loop, dropped when it closes: the beater task references its loop even once done (``engine.perloop``).
+        self._states: PerLoop[_LoopState] = PerLoop()
 
     def track(self, run_id: str) -> Tracked:
         """Track the run the current task executes until ``untrack``."""
@@ -53,9 +55,7 @@ class Heartbeats:
         if task is None:
             raise RuntimeError("Heartbeats.track must be called from a task")
         loop = task.get_loop()
-        state = self._states.get(loop)
-        if state is None:
-            state = self._states[loop] = _LoopState()
+        state = self._states.setdefault(_LoopState, loop)
         tracked = Tracked(run_id, task)
         state.runs[run_id] = tracked
         if state.beater is None or state.beater.done():

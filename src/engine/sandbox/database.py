@@ -37,7 +37,9 @@ TABLES = [
         tables.SandboxEvent,
     )
 ]
-_SIDE: weakref.WeakKeyDictionary[Database, Database] = weakref.WeakKeyDictionary()
+#: Main database → its side database; ``None`` when the main one holds the sandbox's tables itself (PostgreSQL). Never
+#: the main database as its own value: the entry would keep its key, and so the database and its engine, alive.
+_SIDE: weakref.WeakKeyDictionary[Database, Database | None] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -55,12 +57,15 @@ def side_url(url: str) -> str | None:
 def sandbox_db(main: Database) -> Database:
     """The (seeded) database of the sandbox's tables for Tether's database ``main``."""
     with _LOCK:
-        found = _SIDE.get(main)
-        if found is None:
+        if main in _SIDE:
+            side = _SIDE[main]
+        else:
             url = side_url(main.url)
-            found = main if url is None else Database(url)
-            if found is not main:
-                SQLModel.metadata.create_all(found.engine, tables=TABLES)
-            _SIDE[main] = found
+            side = None if url is None else Database(url)
+            if side is not None:
+                SQLModel.metadata.create_all(side.engine, tables=TABLES)
+                weakref.finalize(main, side.dispose)  # the side file's connections go with the main database
+            _SIDE[main] = side
+    found = main if side is None else side
     ensure_seeded(found)
     return found

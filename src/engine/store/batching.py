@@ -18,11 +18,12 @@ import asyncio
 import inspect
 import logging
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from engine.perloop import PerLoop
 
 log = logging.getLogger("tether.batching")
 
@@ -65,9 +66,8 @@ class Coalescer(Generic[T, R]):
         #: wait for their answer, such as an API server's dispatches, then pipeline; each batch needs a thread and
         #: a database connection of its own).
         self.max_in_flight = max_in_flight
-        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState[T, R]] = (
-            weakref.WeakKeyDictionary()
-        )
+        #: Per loop, dropped when it closes (``engine.perloop``): a drainer left unfinished references its loop.
+        self._states: PerLoop[_LoopState[T, R]] = PerLoop()
         self._threads: ThreadPoolExecutor | None = None
         self._threads_lock = threading.Lock()
 
@@ -82,9 +82,7 @@ class Coalescer(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
-            state = self._states[loop] = _LoopState()
+        state: _LoopState[T, R] = self._states.setdefault(_LoopState, loop)
         future: asyncio.Future[R] = loop.create_future()
         state.pending.append((item, future))
         # ``done()`` rather than the set's size alone: a finished drainer leaves the set only on its done callback.
