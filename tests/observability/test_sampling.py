@@ -1,0 +1,84 @@
+"""The default sampler and the roots ``tracing.span`` samples itself (``_RootSampling``): a new trace is kept at the
+configured ratio, by the SDK's own rule on the trace ID (never sampled twice, which would keep ratio² of them), a
+dropped one makes no span, and a caller's ``traceparent`` is followed whatever the ratio."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio, TraceIdRatioBased
+
+from engine.observability import tracing
+from engine.settings import Settings
+
+LOW_BITS = TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+def _provider(ratio: float) -> tuple[TracerProvider, InMemorySpanExporter]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBasedTraceIdRatio(ratio), id_generator=tracing.PrimedIds())
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, memory
+
+
+@pytest.fixture
+def half() -> Iterator[InMemorySpanExporter]:
+    provider, memory = _provider(0.5)
+    tracing.use(provider)
+    yield memory
+    tracing.use(None)
+    provider.shutdown()
+
+
+def test_without_otel_traces_sampler_the_default_is_a_parent_based_ratio(monkeypatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    default = tracing.sampler(Settings())
+    assert isinstance(default, ParentBasedTraceIdRatio)
+    assert default._root.rate == tracing.DEFAULT_SAMPLE_RATIO == 0.1
+    # Named: the SDK's own (None lets the SDK read OTEL_TRACES_SAMPLER and its argument).
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    assert tracing.sampler(Settings()) is None
+
+
+def test_new_traces_are_kept_at_the_ratio_by_the_trace_id_rule(half: InMemorySpanExporter) -> None:
+    bound = TraceIdRatioBased.get_bound_for_rate(0.5)
+    dropped = []
+    for _ in range(400):
+        with tracing.server_span("POST /v1/webhooks/{token}", {"x-github-event": "push"}) as current:
+            tracing.event("tether.webhook.verify")
+            with tracing.span("tether.child") as child:  # made only under a kept root
+                assert (child is current) != current.is_recording()
+            if not current.is_recording():
+                dropped.append(current.get_span_context())
+    kept = [item for item in half.get_finished_spans() if item.name == "POST /v1/webhooks/{token}"]
+    children = [item for item in half.get_finished_spans() if item.name == "tether.child"]
+    # Binomial(400, 0.5): 140..260 is over six standard deviations wide; ratio² (a second draw) would give ~100.
+    assert 140 <= len(kept) <= 260 and len(kept) + len(dropped) == 400
+    assert len(children) == len(kept) and {c.parent.span_id for c in children} == {k.context.span_id for k in kept}
+    assert all(item.context.trace_id & LOW_BITS < bound for item in kept)
+    assert all(context.trace_id & LOW_BITS >= bound and context.is_valid for context in dropped)
+    assert all(not context.trace_flags.sampled for context in dropped)
+    assert [event.name for event in kept[0].events] == ["tether.webhook.verify"]
+
+
+def test_a_callers_sampled_trace_is_followed_whatever_the_ratio() -> None:
+    provider, memory = _provider(0.0)
+    tracing.use(provider)
+    try:
+        parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        for _ in range(20):
+            with tracing.server_span("POST /v1/webhooks/{token}", {"traceparent": parent}):
+                pass
+        with tracing.server_span("POST /v1/webhooks/{token}", {}) as alone:  # a new trace at ratio 0: dropped
+            assert not alone.is_recording() and alone.get_span_context().is_valid
+    finally:
+        tracing.use(None)
+        provider.shutdown()
+    finished = memory.get_finished_spans()
+    assert len(finished) == 20
+    assert {item.context.trace_id for item in finished} == {0x0AF7651916CD43DD8448EB211C80319C}
+    assert {item.parent.span_id for item in finished} == {0xB7AD6B7169203331}
