@@ -156,11 +156,18 @@ def serve() -> None:
         from engine.processes import tune_gc
 
         tune_gc()  # as ``tether serve`` does
-    profile = None
     if os.environ.get("BENCH_CPROFILE"):  # a directory: the event loop's thread profiled, one file per server
         import cProfile
+        import signal
 
         profile = cProfile.Profile()
+
+        def dump(*_: Any) -> None:  # uvicorn re-raises the SIGTERM it stopped on, once it has stopped
+            profile.disable()
+            profile.dump_stats(str(Path(os.environ["BENCH_CPROFILE"]) / f"{os.environ.get('BENCH_SIDE', 'main')}.prof"))
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, dump)
         profile.enable()
     uvicorn.run(
         app,
@@ -171,9 +178,6 @@ def serve() -> None:
         http=os.environ.get("BENCH_HTTP", "auto"),
         loop=os.environ.get("BENCH_LOOP", "auto"),
     )
-    if profile is not None:  # uvicorn returns once SIGTERM has stopped it
-        profile.disable()
-        profile.dump_stats(str(Path(os.environ["BENCH_CPROFILE"]) / f"{os.environ.get('BENCH_SIDE', 'main')}.prof"))
 
 
 # -- load generator ----------------------------------------------------------------------------------------------

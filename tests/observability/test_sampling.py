@@ -82,3 +82,35 @@ def test_a_callers_sampled_trace_is_followed_whatever_the_ratio() -> None:
     assert len(finished) == 20
     assert {item.context.trace_id for item in finished} == {0x0AF7651916CD43DD8448EB211C80319C}
     assert {item.parent.span_id for item in finished} == {0xB7AD6B7169203331}
+
+
+def test_a_message_of_a_dropped_trace_carries_it_and_its_worker_side_makes_no_span() -> None:
+    from dramatiq import Message
+    from opentelemetry import trace
+
+    from engine.queue import worker as worker_module
+    from engine.queue.tracing import OPTION
+
+    provider, memory = _provider(0.0)  # every new trace dropped
+    tracing.use(provider)
+    broker = worker_module.build_broker("")
+    try:
+        with tracing.server_span("POST /v1/runs", {}) as request:
+            message = Message(queue_name="q", actor_name="a", args=("r",), kwargs={}, options={})
+            broker.emit_before("enqueue", message, None)
+        sent = request.get_span_context()
+        # The dropped trace's context travels (the worker follows the caller's decision), with no producer span:
+        # flags 02, not sampled (01 clear), random trace ID (W3C level 2, as the SDK sets it).
+        assert message.options[OPTION]["traceparent"] == f"00-{sent.trace_id:032x}-{sent.span_id:016x}-02"
+        broker.emit_before("process_message", message)
+        current = trace.get_current_span().get_span_context()
+        assert (current.trace_id, current.span_id, current.is_remote) == (sent.trace_id, sent.span_id, True)
+        with tracing.span("tether.run.execute") as run:  # under it, no child either
+            assert not run.is_recording()
+        broker.emit_after("process_message", message, result=None)
+        assert not trace.get_current_span().get_span_context().is_valid  # detached again
+    finally:
+        broker.close()
+        tracing.use(None)
+        provider.shutdown()
+    assert memory.get_finished_spans() == ()

@@ -236,11 +236,12 @@ def _drops_unsampled_children(sampler: Any) -> bool:
     )
 
 
-def _unsampled_parent() -> Span | None:
-    """The current span if it is a valid, unsampled one whose children the sampler would drop, else ``None``."""
+def unsampled_parent(context: otel_context.Context | None = None) -> Span | None:
+    """The span of ``context`` (default: the current one) if it is a valid, unsampled one whose children the
+    sampler would drop, else ``None``: a caller may then skip making a child (and its attributes) altogether."""
     if not _children_follow_parent:
         return None
-    current = trace.get_current_span()
+    current = trace.get_current_span(context)
     context = current.get_span_context()
     return current if context.is_valid and not context.trace_flags.sampled else None
 
@@ -277,7 +278,7 @@ class span:  # used as the function it replaced was: ``with tracing.span(name) a
             self._token = None
             return INVALID_SPAN
         name, attributes, kind, links, context = self._args
-        unsampled = _unsampled_parent() if context is None else None
+        unsampled = unsampled_parent() if context is None else None
         if unsampled is not None:
             self._current: Span = unsampled
             self._token: object = None
