@@ -315,9 +315,17 @@ def server_span(name: str, headers: Mapping[str, str], attributes: Mapping[str, 
     (lower-case names) carry one (``traceparent``, or what ``OTEL_PROPAGATORS`` names). ``attributes`` default to
     the method and route read from ``name`` (``"POST /v1/webhooks/{token}"``)."""
     if attributes is None:
-        method, _, route = name.partition(" ")
-        attributes = {"http.request.method": method, "http.route": route}
+        attributes = _route_attributes.get(name)
+        if attributes is None:
+            method, _, route = name.partition(" ")
+            attributes = {"http.request.method": method, "http.route": route}
+            if len(_route_attributes) < 256:  # names are route templates: a handful
+                _route_attributes[name] = attributes
     return span(name, attributes, kind=SpanKind.SERVER, context=incoming(headers))
+
+
+#: ``server_span``'s default attributes by span name (read-only once made: the SDK copies what it is given).
+_route_attributes: dict[str, Mapping[str, Any]] = {}
 
 
 #: A context with nothing in it: the parent of a request that carries no trace (a new root, as ``extract`` makes).
