@@ -477,7 +477,7 @@ def _sampler_label(env: dict[str, str]) -> str:
         return "none"
     if "OTEL_TRACES_SAMPLER" not in env:
         return f"default (parentbased_traceidratio {DEFAULT_SAMPLE_RATIO})"
-    arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG")
+    arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG") if "ratio" in env["OTEL_TRACES_SAMPLER"] else None
     return env["OTEL_TRACES_SAMPLER"] + (f":{arg}" if arg else "")
 
 

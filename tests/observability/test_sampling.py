@@ -114,3 +114,15 @@ def test_a_message_of_a_dropped_trace_carries_it_and_its_worker_side_makes_no_sp
         tracing.use(None)
         provider.shutdown()
     assert memory.get_finished_spans() == ()
+
+
+def test_a_batch_links_only_the_sampled_traces_of_its_items(half: InMemorySpanExporter) -> None:
+    captured = []
+    for _ in range(60):
+        with tracing.server_span("POST /v1/webhooks/{token}", {}):
+            captured.append(tracing.capture())
+    kept = {item.context.span_id for item in half.get_finished_spans()}
+    assert 0 < len(kept) < 60
+    linked = tracing.links(captured)
+    # A dropped trace has no recorded span to point at: its context is left out.
+    assert sorted(link.context.span_id for link in linked) == sorted(kept)
