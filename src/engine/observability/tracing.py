@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -376,16 +376,22 @@ def attached(captured: Any) -> AbstractContextManager[Any]:
     """Make a ``capture``d context current for the block (another thread's work on the caller's behalf)."""
     if captured is None:
         return _OFF
-    return _attached(captured)
+    return _Attached(captured)
 
 
-@contextmanager
-def _attached(captured: Any) -> Iterator[None]:
-    token = otel_context.attach(captured)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+class _Attached:
+    """``attached``'s context manager: a class, not a generator (one per dispatched message: bench queue)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(self._context)
+
+    def __exit__(self, *_: object) -> None:
+        otel_context.detach(self._token)
 
 
 def annotate(**attributes: Any) -> None:
