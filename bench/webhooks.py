@@ -818,7 +818,7 @@ def main() -> None:
                 "worker_cpu_us": round(worker_cpu_on),
                 "spans_exported": collector.spans,
                 "observed": args.observe,
-                "trace_export": observed_env.get("TETHER_TRACE_EXPORT", "process"),
+                "trace_export": observed_env.get("TETHER_TRACE_EXPORT", "thread"),  # the engine's default
                 "sampler": _sampler_label(observed_env),
                 "accepted_metric": _metric_total(
                     metrics_dir, "tether_webhook_deliveries_total", definition="benchhooks", outcome="accepted"

@@ -38,7 +38,7 @@ def test_without_otel_traces_sampler_the_default_is_a_parent_based_ratio(monkeyp
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     default = tracing.sampler(Settings())
     assert isinstance(default, ParentBasedTraceIdRatio)
-    assert default._root.rate == tracing.DEFAULT_SAMPLE_RATIO == 0.1
+    assert default._root.rate == tracing.DEFAULT_SAMPLE_RATIO == 0.05
     # Named: the SDK's own (None lets the SDK read OTEL_TRACES_SAMPLER and its argument).
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
     assert tracing.sampler(Settings()) is None
