@@ -23,7 +23,8 @@ Needs ``wrk`` (Debian: ``apt-get install wrk``).
 Options (``python -m bench webhooks …``): ``--seconds N`` per phase, ``--no-drain``, ``--no-gc-tuning``, ``--http``
 and ``--loop`` (uvicorn's, to compare h11 or asyncio), ``--trace`` (the server's own timings of requests, commits,
 loop lag and collections: ``bench._servertrace``), ``BENCH_CPROFILE=DIR`` (cProfile of each server's event-loop
-thread, ``DIR/{off,default,always_on,main}.prof``), ``--py-spy OUT`` (sample the server during the delivery phase;
+thread, ``DIR/{off,default,always_on,main}.prof``), ``BENCH_THREAD_CPU=DIR`` (each server thread's CPU seconds
+at its end, ``DIR/{side}.json``), ``--py-spy OUT`` (sample the server during the delivery phase;
 ``PY_SPY`` names the binary, ``PY_SPY_MODE`` its sampling flags).
 """
 
@@ -156,6 +157,20 @@ def serve() -> None:
         from engine.processes import tune_gc
 
         tune_gc()  # as ``tether serve`` does
+    if os.environ.get("BENCH_THREAD_CPU"):  # a directory: each thread's CPU seconds when the server stops
+        import signal
+
+        def threads_cpu(*_: Any) -> None:
+            rows = {}
+            for task in Path("/proc/self/task").iterdir():
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                rows[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            side = os.environ.get("BENCH_SIDE", "main")
+            (Path(os.environ["BENCH_THREAD_CPU"]) / f"{side}.json").write_text(json.dumps(rows))
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, threads_cpu)
     if os.environ.get("BENCH_CPROFILE"):  # a directory: the event loop's thread profiled, one file per server
         import cProfile
         import signal
