@@ -117,8 +117,8 @@ def configure(settings: Settings, *, service: str) -> bool:
 #: The share of new traces recorded when ``OTEL_TRACES_SAMPLER`` is not set (docs/decisions.md): every span of a
 #: traced delivery or run costs the process tens of µs (the SDK's span, the OTLP encoding), against a webhook
 #: delivery's ~115-140 µs, so tracing every one kept 0.70-0.82 of a server's throughput; 10% kept 0.76-0.94 and
-#: 5% 0.87-0.89 with less CPU per delivery (docs/benchmarks.md). A caller's decision (``traceparent``) is followed either way:
-#: the sampler is parent-based.
+#: 5% 0.87-0.89 with less CPU per delivery (docs/benchmarks.md). A caller's decision (``traceparent``) is
+#: followed either way: the sampler is parent-based.
 DEFAULT_SAMPLE_RATIO = 0.05
 
 
