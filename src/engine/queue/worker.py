@@ -25,7 +25,8 @@ through the broker's delay queue, the worker thread never sleeps). Every other o
 the message is acknowledged; only an exception escaping the executor (the database unreachable before the run was
 claimed) retries the message, ``INFRASTRUCTURE_RETRIES`` times with backoff. ``TimeLimit`` gets
 ``Policy.time_limit`` plus a grace period per message, as a backstop: the executor enforces the limit itself and
-records ``time_limit_exceeded``.
+records ``time_limit_exceeded``. The run actor lets its worker thread go once only recording a success is left
+(``_execute_run``), and ``FinishesDrain`` (last) has a stopping worker wait for those finishes.
 
 Worker processes (``engine.processes``, which binds the actors to the process's runtime) also run the reaper
 (``Executor.reap_stale``) every few seconds: a run left ``running`` by a
