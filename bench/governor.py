@@ -42,6 +42,9 @@ SECONDS = float(os.environ.get("TETHER_BENCH_GOVERNOR_SECONDS", "20"))
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[1]
+#: The worker processes import the engine of this checkout (its ``src``) first, not the one the environment installed
+#: (with only ``ROOT`` on the path, a git worktree's bench measured the main checkout's workers; as in ``bench.queue``).
+CHECKOUT_PATH = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
 
 
 class CallsConfig(BaseModel):
@@ -223,7 +226,7 @@ def main() -> None:
         "TETHER_BROKER_NAMESPACE": namespace,
         "TETHER_ALLOW_LOOPBACK_PROVIDERS": "1",
         "TETHER_SANDBOX": "0",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": CHECKOUT_PATH,
     }
     os.environ.update(env)
     runtime = Runtime.start(Settings(), migrate=True)

@@ -11,12 +11,14 @@ throughput over plain. ``BENCH_THREADS`` changes the thread count of both sides.
 CPU time its worker process spent per measured message. ``TETHER_BENCH_QUEUE_ROUNDS`` (3) rounds of both; the
 figures reported are those of the round with the median ratio, and latencies are pooled over the rounds.
 
-Observed: each round runs the engine a second time with tracing and metrics on (``obs_ratio`` = its runs/s over the
-engine's without them, in the same round): the worker with ``TETHER_TRACE_FILE`` (every span written as a JSON
-line, in batches every 100 ms) and ``TETHER_METRICS_DIR`` (prometheus-client's multiprocess files), the dispatching
-process with the same span exporter installed (``tracing.use``), so each run's trace goes from the dispatch through
-the message to the worker. Metrics cannot be switched off: without ``TETHER_METRICS_DIR`` they are kept in process
-memory.
+Observed: each round runs the engine again with tracing and metrics on, once per sampler of
+``TETHER_BENCH_QUEUE_SAMPLERS`` (``default,always_on``: the engine's default sampler, as a deployment that names
+none runs it, then every span), ``obs_ratio`` = its runs/s over the engine's without them in the same round: the
+worker with ``TETHER_TRACE_FILE`` (spans as JSON lines, in batches every 100 ms) and ``TETHER_METRICS_DIR``
+(prometheus-client's multiprocess files), the dispatching process with the same span exporter, sampler and IDs
+installed (``tracing.use``), so each sampled run's trace goes from the dispatch through the message to the worker.
+The top-level ``obs_ratio`` is the first sampler's, ``by_sampler`` has each one's. Metrics cannot be switched off:
+without ``TETHER_METRICS_DIR`` they are kept in process memory.
 
 This process sends both sides' messages (the engine's through ``Executor.dispatch``, as the API server does) and
 runs with the server's garbage-collector settings (``tune_gc``) for both.
@@ -36,6 +38,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from engine import Definition, Operation, OperationContext, Policy
 
@@ -45,6 +48,9 @@ WARMUP = int(os.environ.get("TETHER_BENCH_QUEUE_WARMUP", "500"))
 #: Side-by-side rounds (plain, then engine); the reported figures are those of the round with the median ratio.
 ROUNDS = int(os.environ.get("TETHER_BENCH_QUEUE_ROUNDS", "3"))
 THREADS = int(os.environ.get("BENCH_THREADS", "64"))
+#: The observed sides of a round, by sampler: ``default`` (``OTEL_TRACES_SAMPLER`` unset, the engine's default) and
+#: ``always_on`` (every span), or ``TETHER_BENCH_QUEUE_SAMPLERS`` (comma-separated ``OTEL_TRACES_SAMPLER`` names).
+SAMPLERS = [s for s in os.environ.get("TETHER_BENCH_QUEUE_SAMPLERS", "default,always_on").split(",") if s]
 REDIS_URL = os.environ.get("TETHER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TETHER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,10 +139,14 @@ def run_plain(namespace: str) -> tuple[float, list[float]]:
 # -- the engine ------------------------------------------------------------------------------------------------
 
 
-def run_engine(namespace: str, database_url: str, tmp: Path, *, observed: bool = False) -> tuple[float, list[float]]:
+def run_engine(
+    namespace: str, database_url: str, tmp: Path, *, observed: str | None = None
+) -> tuple[float, list[float]]:
     """The engine side; ``observed``: with tracing (every span of both processes written to a JSON-lines file,
     ``TETHER_TRACE_FILE`` in the worker, the same exporter installed in this dispatching process) and multiprocess
-    metrics (``TETHER_METRICS_DIR``: every sample the worker records goes to its memory-mapped files)."""
+    metrics (``TETHER_METRICS_DIR``: every sample the worker records goes to its memory-mapped files), under the
+    sampler named: ``default`` (``OTEL_TRACES_SAMPLER`` unset: the engine's default, as ``tracing.configure`` sets it
+    up in both processes) or an ``OTEL_TRACES_SAMPLER`` (``always_on``: every span)."""
     from sqlmodel import func, select
 
     from engine.custody.crypto import generate_master_key
@@ -147,11 +157,16 @@ def run_engine(namespace: str, database_url: str, tmp: Path, *, observed: bool =
     from engine.store.tables import Integration, IntegrationStatus, Run, RunStatus
 
     observability: dict[str, str] = {}
+    os.environ.pop("OTEL_TRACES_SAMPLER", None)  # each observed side names its own, the others none
     if observed:
         from opentelemetry.sdk.trace import TracerProvider
 
         observability = {"TETHER_TRACE_FILE": str(tmp / "spans.jsonl"), "TETHER_METRICS_DIR": str(tmp / "metrics")}
-        provider = TracerProvider()
+        if observed != "default":
+            observability["OTEL_TRACES_SAMPLER"] = observed
+            os.environ["OTEL_TRACES_SAMPLER"] = observed  # read by this process's provider too
+        # This process's provider as ``tracing.configure`` makes one (its sampler and IDs), writing its own file.
+        provider = TracerProvider(sampler=tracing.sampler(Settings()), id_generator=tracing.PrimedIds())
         provider.add_span_processor(tracing.file_processor(tmp / "spans-api.jsonl"))  # what TETHER_TRACE_FILE sets up
         tracing.use(provider)
     env = {
@@ -226,14 +241,18 @@ def run_engine(namespace: str, database_url: str, tmp: Path, *, observed: bool =
     if observed:
         spans = sum(1 for path in tmp.glob("spans*.jsonl") for _ in path.open())
         samples = sum(1 for _ in (tmp / "metrics").glob("*.db"))
-        print(f"engine (observed): {spans} spans written, {samples} metric files")
-        if spans < RUNS:
-            raise RuntimeError(f"tracing was meant to be on: only {spans} spans for {RUNS} runs")
+        print(f"engine (observed, {observed}): {spans} spans written, {samples} metric files")
+        # Three spans a sampled run (send, process, execute): at least a third of the ratio's share must be there.
+        expected = RUNS * (
+            1.0 if observed == "always_on" else tracing.DEFAULT_SAMPLE_RATIO if observed == "default" else 0
+        )
+        if spans < expected:
+            raise RuntimeError(f"tracing was meant to be on: only {spans} spans for {RUNS} runs ({observed})")
     first = min(r.queued_at for r in runs)
     last = max(r.finished_at for r in runs if r.finished_at is not None)
     latencies = [(r.started_at - r.queued_at).total_seconds() * 1000 for r in runs if r.started_at is not None]
     print(
-        f"engine{' (observed)' if observed else ''}: dispatching took {dispatch_seconds:.2f} s "
+        f"engine{f' (observed, {observed})' if observed else ''}: dispatching took {dispatch_seconds:.2f} s "
         f"({RUNS / dispatch_seconds:.0f} runs/s); the worker process used {worker_cpu * 1000 / RUNS:.2f} ms of CPU "
         "per run"
     )
@@ -250,9 +269,10 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def one_round() -> tuple[float, float, list[float], float]:
-    """Plain Dramatiq, then the engine, then the engine with tracing and metrics on, each on fresh queues and (the
-    engine) a fresh schema. Returns the engine's rate, plain's, the engine's latencies and the observed rate."""
+def one_round() -> tuple[float, float, list[float], dict[str, float]]:
+    """Plain Dramatiq, then the engine, then the engine with tracing and metrics on under each of ``SAMPLERS``, each
+    on fresh queues and (the engine) a fresh schema. Returns the engine's rate, plain's, the engine's latencies and
+    the observed rates by sampler."""
     import tempfile
 
     import redis
@@ -262,7 +282,7 @@ def one_round() -> tuple[float, float, list[float], float]:
     from engine.store.database import normalize_url
 
     namespace = f"bench_{uuid.uuid4().hex[:10]}"
-    schemas = [f"bench_queue_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    schemas = [f"bench_queue_{uuid.uuid4().hex[:10]}" for _ in range(1 + len(SAMPLERS))]
     admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         for schema in schemas:
@@ -274,24 +294,26 @@ def one_round() -> tuple[float, float, list[float], float]:
         for schema in schemas
     ]
     client = redis.Redis.from_url(REDIS_URL)
+    observed: dict[str, float] = {}
     try:
         plain_rate, _plain_lat = run_plain(namespace + "p")
         with tempfile.TemporaryDirectory() as tmp:
             rate, latencies = run_engine(namespace, urls[0], Path(tmp))
-        with tempfile.TemporaryDirectory() as tmp:
-            observed, _ = run_engine(namespace + "o", urls[1], Path(tmp), observed=True)
+        for i, sampler in enumerate(SAMPLERS):
+            with tempfile.TemporaryDirectory() as tmp:
+                observed[sampler], _ = run_engine(f"{namespace}o{i}", urls[1 + i], Path(tmp), observed=sampler)
     finally:
         with admin.connect() as connection:
             for schema in schemas:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-        for prefix in (namespace, namespace + "p", namespace + "o"):
+        for prefix in (namespace, namespace + "p", *(f"{namespace}o{i}" for i in range(len(SAMPLERS)))):
             keys = list(client.scan_iter(f"{prefix}:*"))
             if keys:
                 client.delete(*keys)
     print(
-        f"round: engine {rate:.0f} runs/s, plain {plain_rate:.0f} msgs/s, ratio {rate / plain_rate:.3f}; "
-        f"observed {observed:.0f} runs/s, obs_ratio {observed / rate:.3f}"
+        f"round: engine {rate:.0f} runs/s, plain {plain_rate:.0f} msgs/s, ratio {rate / plain_rate:.3f}; observed "
+        + ", ".join(f"{name} {value:.0f} runs/s, obs_ratio {value / rate:.3f}" for name, value in observed.items())
     )
     return rate, plain_rate, latencies, observed
 
@@ -306,21 +328,35 @@ def main() -> None:
     # The median round by ratio: both figures of one side-by-side measurement, not medians taken apart; the same
     # for the observability ratio (its own median round).
     rate, plain_rate, _, _ = sorted(rounds, key=lambda r: r[0] / r[1])[len(rounds) // 2]
-    off, _, _, on = sorted(rounds, key=lambda r: r[3] / r[0])[len(rounds) // 2]
     latencies = [value for _, _, values, _ in rounds for value in values]
     p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
     print(f"engine: {RUNS} no-op runs, {rate:.0f} runs/s, enqueue->start p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"plain dramatiq: {RUNS} no-op messages, {plain_rate:.0f} msgs/s")
     print(f"ratios of the {ROUNDS} rounds: " + ", ".join(f"{r / p:.3f}" for r, p, _, _ in rounds))
-    print(f"obs_ratios of the {ROUNDS} rounds: " + ", ".join(f"{o / r:.3f}" for r, _, _, o in rounds))
+    by_sampler: dict[str, dict[str, Any]] = {}
+    for sampler in SAMPLERS:
+        # The median round by this sampler's obs_ratio: both rates of one side-by-side measurement.
+        off, _, _, on = sorted(rounds, key=lambda r: r[3][sampler] / r[0])[len(rounds) // 2]
+        ratios = [round(o[sampler] / r, 3) for r, _, _, o in rounds]
+        print(f"obs_ratios ({sampler}) of the {ROUNDS} rounds: " + ", ".join(f"{x:.3f}" for x in ratios))
+        by_sampler[sampler] = {
+            "observed_runs_per_s": round(on[sampler], 1),
+            "unobserved_runs_per_s": round(off, 1),
+            "obs_ratio": round(on[sampler] / off, 3),
+            "obs_ratios": ratios,
+        }
+    first = by_sampler[SAMPLERS[0]]
     result = {
         "runs_per_s": round(rate, 1),
         "plain_dramatiq_per_s": round(plain_rate, 1),
         "ratio": round(rate / plain_rate, 3),
         "p50_ms": round(p50, 2),
         "p99_ms": round(p99, 2),
-        "observed_runs_per_s": round(on, 1),
-        "unobserved_runs_per_s": round(off, 1),
-        "obs_ratio": round(on / off, 3),
+        # The first sampler's (``default``: what a deployment that names none runs); every one's below.
+        "observed_runs_per_s": first["observed_runs_per_s"],
+        "unobserved_runs_per_s": first["unobserved_runs_per_s"],
+        "obs_ratio": first["obs_ratio"],
+        "sampler": SAMPLERS[0],
+        "by_sampler": by_sampler,
     }
     print(json.dumps(result))

@@ -22,7 +22,9 @@ Needs ``wrk`` (Debian: ``apt-get install wrk``).
 
 Options (``python -m bench webhooks …``): ``--seconds N`` per phase, ``--no-drain``, ``--no-gc-tuning``, ``--http``
 and ``--loop`` (uvicorn's, to compare h11 or asyncio), ``--trace`` (the server's own timings of requests, commits,
-loop lag and collections: ``bench._servertrace``), ``--py-spy OUT`` (sample the server during the delivery phase;
+loop lag and collections: ``bench._servertrace``), ``BENCH_CPROFILE=DIR`` (cProfile of each server's event-loop
+thread, ``DIR/{off,default,always_on,main}.prof``), ``BENCH_THREAD_CPU=DIR`` (each server thread's CPU seconds
+at its end, ``DIR/{side}.json``), ``--py-spy OUT`` (sample the server during the delivery phase;
 ``PY_SPY`` names the binary, ``PY_SPY_MODE`` its sampling flags).
 """
 
@@ -155,6 +157,33 @@ def serve() -> None:
         from engine.processes import tune_gc
 
         tune_gc()  # as ``tether serve`` does
+    if os.environ.get("BENCH_THREAD_CPU"):  # a directory: each thread's CPU seconds when the server stops
+        import signal
+
+        def threads_cpu(*_: Any) -> None:
+            rows = {}
+            for task in Path("/proc/self/task").iterdir():
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                rows[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            side = os.environ.get("BENCH_SIDE", "main")
+            (Path(os.environ["BENCH_THREAD_CPU"]) / f"{side}.json").write_text(json.dumps(rows))
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, threads_cpu)
+    if os.environ.get("BENCH_CPROFILE"):  # a directory: the event loop's thread profiled, one file per server
+        import cProfile
+        import signal
+
+        profile = cProfile.Profile()
+
+        def dump(*_: Any) -> None:  # uvicorn re-raises the SIGTERM it stopped on, once it has stopped
+            profile.disable()
+            profile.dump_stats(str(Path(os.environ["BENCH_CPROFILE"]) / f"{os.environ.get('BENCH_SIDE', 'main')}.prof"))
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, dump)
+        profile.enable()
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -433,27 +462,38 @@ class Collector:
         self.server.server_close()
 
 
-def _observability_env(collector: Collector, metrics_dir: Path, observe: str = "both") -> dict[str, str]:
-    """Tracing (OTLP over HTTP to ``collector``, the SDK's batch processor, every span sampled) and multiprocess
-    metrics (``TETHER_METRICS_DIR``) on, for the server and the worker alike; ``observe``: ``both``, ``tracing``
-    or ``metrics`` alone (to tell their costs apart)."""
+def _observability_env(
+    collector: Collector, metrics_dir: Path, observe: str = "both", sampler: str | None = None
+) -> dict[str, str]:
+    """Tracing (OTLP over HTTP to ``collector``, the SDK's batch processor) and multiprocess metrics
+    (``TETHER_METRICS_DIR``) on, for the server and the worker alike; ``observe``: ``both``, ``tracing`` or
+    ``metrics`` alone (to tell their costs apart). ``sampler``: an ``OTEL_TRACES_SAMPLER`` (``always_on``: every
+    span) or ``default`` (the variable unset: the engine's default sampler, what a deployment runs unless it names
+    one); ``None``: the bench's environment's ``OTEL_TRACES_SAMPLER`` if set, else the default."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     if observe == "none":  # the control: a second server and drain with nothing on (the bench's order effect)
         return {}
     if observe == "metrics":
         return {"TETHER_METRICS_DIR": str(metrics_dir)}
-    if observe == "tracing":
-        return {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-            "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "always_on"),
-        }
-    return {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        # Every span unless the bench's environment names a sampler (e.g. parentbased_traceidratio and
-        # OTEL_TRACES_SAMPLER_ARG=0.1, as a busy deployment would run).
-        "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "always_on"),
-        "TETHER_METRICS_DIR": str(metrics_dir),
-    }
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url}
+    chosen = sampler if sampler is not None else os.environ.get("OTEL_TRACES_SAMPLER", "default")
+    if chosen != "default":
+        env["OTEL_TRACES_SAMPLER"] = chosen
+    if observe == "both":
+        env["TETHER_METRICS_DIR"] = str(metrics_dir)
+    return env
+
+
+def _sampler_label(env: dict[str, str]) -> str:
+    """The sampler a traced process of ``env`` runs, as the report names it."""
+    from engine.observability.tracing import DEFAULT_SAMPLE_RATIO
+
+    if "OTEL_EXPORTER_OTLP_ENDPOINT" not in env:
+        return "none"
+    if "OTEL_TRACES_SAMPLER" not in env:
+        return f"default (parentbased_traceidratio {DEFAULT_SAMPLE_RATIO})"
+    arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG") if "ratio" in env["OTEL_TRACES_SAMPLER"] else None
+    return env["OTEL_TRACES_SAMPLER"] + (f":{arg}" if arg else "")
 
 
 def _metric_total(metrics_dir: Path, name: str, **labels: str) -> float:
@@ -506,25 +546,33 @@ def _phase(server: subprocess.Popen[bytes], base: str, lua: str, seconds: int) -
 def _paired(
     args: argparse.Namespace, server_env: dict[str, str], path: str, bodies: list[tuple[bytes, str]], tmp: Path
 ) -> dict[str, Any]:
-    """Two servers at once, one without tracing and metrics and one with them (``--observe``), and
-    ``--obs-pairs`` rounds of a delivery phase on each in turn: each round's ratio compares phases seconds apart,
-    where the one-shot ``obs_ratio`` compares phases a minute apart on a machine whose load other sessions change.
-    """
+    """Servers side by side, one without tracing and metrics and one observed (``--observe``) per sampler of
+    ``--samplers``, and ``--obs-pairs`` rounds of a delivery phase on each in turn (the order rotating): each
+    round's ratio compares phases seconds apart, where the one-shot ``obs_ratio`` compares phases a minute apart on
+    a machine whose load other sessions change. ``obs_ratio_paired`` is the first sampler's median (``default``:
+    what a deployment that names no sampler runs), ``obs_ratio_paired_by_sampler`` every one's."""
     import statistics
 
     collector = Collector()
+    samplers = [name for name in args.samplers.split(",") if name] if args.observe in ("both", "tracing") else ["-"]
     servers = []
     try:
-        for name, extra in (("off", {}), ("on", _observability_env(collector, tmp / "pair-metrics", args.observe))):
+        sides = [("off", {})] + [
+            (name, _observability_env(collector, tmp / f"pair-metrics-{i}", args.observe, name))
+            for i, name in enumerate(samplers)
+        ]
+        for name, extra in sides:
             port = _free_port()
-            server, base = _start_server({**server_env, **extra, "BENCH_PORT": str(port)}, port)
+            server, base = _start_server({**server_env, **extra, "BENCH_PORT": str(port), "BENCH_SIDE": name}, port)
             servers.append((name, server, base, f"127.0.0.1:{port}"))
             _wrk(base, _delivery_script(f"127.0.0.1:{port}", path, bodies).replace('"bench-"', f'"pw{name}-"'), 2)
-        rates: dict[str, list[float]] = {"off": [], "on": []}
-        cpu: dict[str, list[float]] = {"off": [], "on": []}
-        exporter: dict[str, list[float]] = {"off": [], "on": []}
+        labels = {name: _sampler_label(extra) for name, extra in sides}
+        rates: dict[str, list[float]] = {name: [] for name, _ in sides}
+        cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
+        exporter: dict[str, list[float]] = {name: [] for name, _ in sides}
         for round_ in range(args.obs_pairs):
-            for name, server, base, host in servers if round_ % 2 == 0 else servers[::-1]:
+            shift = round_ % len(servers)
+            for name, server, base, host in servers[shift:] + servers[:shift]:
                 script = _delivery_script(host, path, bodies).replace('"bench-"', f'"p{round_}{name}-"')
                 phase = _phase(server, base, script, args.seconds)
                 rates[name].append(phase["rate"])
@@ -535,14 +583,18 @@ def _paired(
             server.terminate()
             server.wait(timeout=30)
         collector.close()
-    ratios = [round(on / off, 3) for off, on in zip(rates["off"], rates["on"], strict=True)]
+    ratios = {
+        name: [round(on / off, 3) for off, on in zip(rates["off"], rates[name], strict=True)] for name in samplers
+    }
     return {
         "obs_pair_rates": {name: [round(r) for r in values] for name, values in rates.items()},
         "obs_pair_cpu_us": {name: [round(c) for c in values] for name, values in cpu.items()},
         # The span exporter process's (TETHER_TRACE_EXPORT=process), per delivery of its server.
-        "obs_pair_exporter_cpu_us": [round(c) for c in exporter["on"]],
+        "obs_pair_exporter_cpu_us": {name: [round(c) for c in exporter[name]] for name in samplers},
         "obs_pair_ratios": ratios,
-        "obs_ratio_paired": statistics.median(ratios),
+        "obs_pair_samplers": {name: labels[name] for name in samplers},
+        "obs_ratio_paired": statistics.median(ratios[samplers[0]]),
+        "obs_ratio_paired_by_sampler": {name: statistics.median(values) for name, values in ratios.items()},
         "obs_pair_spans": collector.spans,
     }
 
@@ -582,8 +634,14 @@ def main() -> None:
         "--obs-pairs",
         type=int,
         default=0,
-        help="N: then two servers side by side, one with nothing on and one observed (--observe), N alternating "
-        "delivery phases on each; obs_pair_ratios and their median obs_ratio_paired (robust to the load drifting)",
+        help="N: then servers side by side, one with nothing on and one observed (--observe) per --samplers, N "
+        "rounds of a delivery phase on each; obs_pair_ratios and their medians (robust to the load drifting)",
+    )
+    parser.add_argument(
+        "--samplers",
+        default="default,always_on",
+        help="the observed servers of --obs-pairs, by OTEL_TRACES_SAMPLER (default: the variable unset, the "
+        "engine's default sampler; always_on: every span), comma-separated; the first gives obs_ratio_paired",
     )
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["webhooks"] else sys.argv[1:])
     if WRK is None:
@@ -621,7 +679,8 @@ def main() -> None:
             .render_as_string(hide_password=False)
         )
     env = {
-        **os.environ,
+        # The sampler is the observed processes' own (``_observability_env``), never inherited by the others.
+        **{key: value for key, value in os.environ.items() if key != "OTEL_TRACES_SAMPLER"},
         "TETHER_DATABASE_URL": url,
         "TETHER_STATE_DIR": tmp,
         "TETHER_BROKER_URL": broker,
@@ -774,9 +833,8 @@ def main() -> None:
                 "worker_cpu_us": round(worker_cpu_on),
                 "spans_exported": collector.spans,
                 "observed": args.observe,
-                "trace_export": observed_env.get("TETHER_TRACE_EXPORT", "process"),
-                "sampler": observed_env.get("OTEL_TRACES_SAMPLER", "")
-                + (f":{os.environ['OTEL_TRACES_SAMPLER_ARG']}" if os.environ.get("OTEL_TRACES_SAMPLER_ARG") else ""),
+                "trace_export": observed_env.get("TETHER_TRACE_EXPORT", "thread"),  # the engine's default
+                "sampler": _sampler_label(observed_env),
                 "accepted_metric": _metric_total(
                     metrics_dir, "tether_webhook_deliveries_total", definition="benchhooks", outcome="accepted"
                 ),

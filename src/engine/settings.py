@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_traces_endpoint: str = Field(default="", validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
     otel_service_name: str = Field(default="", validation_alias="OTEL_SERVICE_NAME")
+    #: Set: the SDK's sampler of that name (it reads ``OTEL_TRACES_SAMPLER_ARG`` itself); unset: Tether's default,
+    #: a parent-based ratio sampler (``engine.observability.tracing.DEFAULT_SAMPLE_RATIO``, docs/decisions.md).
+    otel_traces_sampler: str = Field(default="", validation_alias="OTEL_TRACES_SAMPLER")
     #: Database connection pool (PostgreSQL): connections kept, and extra ones opened under load.
     database_pool_size: int | None = None
     database_max_overflow: int | None = None

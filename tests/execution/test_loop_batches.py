@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 from dramatiq.asyncio import EventLoopThread
@@ -108,10 +109,44 @@ def test_created_runs_are_stored_whole(postgres_database: Database, integration:
 
 def test_a_value_too_long_is_refused_not_truncated(postgres_database: Database, integration: Integration) -> None:
     """The INSERT casts to unsized arrays, so the column's own length check still applies."""
-    with pytest.raises(DBAPIError):
+    with pytest.raises((DBAPIError, psycopg.errors.StringDataRightTruncation)):
         create_runs(postgres_database, [_new(integration, operation="x" * 300)])
     with postgres_database.session() as session:
         assert session.exec(select(Run)).all() == []
+
+
+def test_a_build_gets_the_integration_as_the_orm_loads_it(
+    postgres_database: Database, integration: Integration
+) -> None:
+    """The creation reads the integrations on the thread's own connection (``engine.store.threaddb``): each build
+    gets the row as the ORM would give it (timestamps in UTC), an unknown integration answers ``not_found``."""
+    seen: list[Integration] = []
+
+    def build(record: Integration) -> Run:
+        seen.append(record)
+        return _new(record).build(record)
+
+    answers = create_runs(postgres_database, [NewRun(integration.id, build), NewRun("missing", build)])
+    assert isinstance(answers[0], Run) and isinstance(answers[1], TetherError) and answers[1].code == "not_found"
+    with postgres_database.session() as session:
+        loaded = session.get_one(Integration, integration.id)
+    for name in Integration.model_fields:
+        assert getattr(seen[0], name) == getattr(loaded, name), name
+    assert seen[0].created_at.utcoffset().total_seconds() == 0
+
+
+def test_a_broken_creation_connection_is_replaced(postgres_database: Database, integration: Integration) -> None:
+    """The database ended the thread's connection (a restart, a failover): that batch fails, the next one opens a
+    new connection and goes through."""
+    [first] = _runs(postgres_database, integration, 1)
+    with postgres_database.thread_connection_for("create-runs").connection() as raw:
+        backend = raw.info.backend_pid
+    with postgres_database.engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
+    with pytest.raises(psycopg.OperationalError):
+        _runs(postgres_database, integration, 1)
+    [second] = _runs(postgres_database, integration, 1)
+    assert _stored(postgres_database, second).status == RunStatus.queued and first != second
 
 
 # -- claim on the loop --------------------------------------------------------------------------------------------

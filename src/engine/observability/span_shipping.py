@@ -5,8 +5,8 @@ Python per span on the 2-core bench machine, under the same GIL as the event loo
 traced webhook server's time, py-spy of ``python -m bench webhooks``). ``ShippingSpanProcessor`` keeps only the
 cheap part here: each ended span is queued; a thread turns a batch into plain tuples and writes it, pickled (C
 code), to the stdin of a child process (``python -m engine.observability.span_shipping``) that rebuilds the spans
-and exports them with the SDK's own ``OTLPSpanExporter``, which reads the standard ``OTEL_EXPORTER_OTLP_*``
-variables there as it would here (the child inherits the environment).
+and exports them with the SDK's ``OTLPSpanExporter`` (``otlp_encoding``'s encoder), which reads the standard
+``OTEL_EXPORTER_OTLP_*`` variables there as it would here (the child inherits the environment).
 
 Bounded as the SDK's processor is: ``OTEL_BSP_MAX_QUEUE_SIZE`` spans wait at most (more are dropped and counted),
 ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` go in one frame, ``OTEL_BSP_SCHEDULE_DELAY`` ms at most between frames. If the
@@ -181,12 +181,13 @@ def rebuild(item: tuple[Any, ...], resource: Any) -> Any:
 
 def main(service: str, source: IO[bytes]) -> None:
     """The child: read frames until end of input, export each as one OTLP request."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
+
+    from engine.observability import otlp_encoding
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
     resource = Resource.create(attributes)
-    exporter = OTLPSpanExporter()
+    exporter = otlp_encoding.exporter()
     try:
         while True:
             header = source.read(_FRAME.size)

@@ -22,15 +22,27 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    NoOpTracer,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 
 from engine.settings import Settings
 
@@ -78,10 +90,12 @@ def configure(settings: Settings, *, service: str) -> bool:
 
                 processors.append(ShippingSpanProcessor(service))
             else:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
                 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-                processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+                from engine.observability import otlp_encoding
+
+                # The SDK's exporter, encoding without protobuf message objects (~3x cheaper: otlp_encoding).
+                processors.append(BatchSpanProcessor(otlp_encoding.exporter()))
         if settings.trace_file:
             processors.append(file_processor(Path(settings.trace_file)))
         if not processors:
@@ -91,11 +105,57 @@ def configure(settings: Settings, *, service: str) -> bool:
 
         # OTEL_SERVICE_NAME, when set, names the service; else the process's role does (tether-server, tether-worker).
         attributes = {} if settings.otel_service_name else {"service.name": service}
-        sdk_provider = TracerProvider(resource=Resource.create(attributes))
+        sdk_provider = TracerProvider(
+            resource=Resource.create(attributes), sampler=sampler(settings), id_generator=PrimedIds()
+        )
         for processor in processors:
             sdk_provider.add_span_processor(processor)
     use(sdk_provider)
     return True
+
+
+#: The share of new traces recorded when ``OTEL_TRACES_SAMPLER`` is not set (docs/decisions.md): every span of a
+#: traced delivery or run costs the process tens of µs (the SDK's span, the OTLP encoding), against a webhook
+#: delivery's ~115-140 µs, so tracing every one kept 0.70-0.82 of a server's throughput; 10% kept 0.76-0.94 and
+#: 5% 0.87-0.89 with less CPU per delivery (docs/benchmarks.md). A caller's decision (``traceparent``) is
+#: followed either way: the sampler is parent-based.
+DEFAULT_SAMPLE_RATIO = 0.05
+
+
+def sampler(settings: Settings) -> Any:
+    """The tracer provider's sampler: the SDK's own from ``OTEL_TRACES_SAMPLER`` when it is set (``None``: the SDK
+    reads the variable and its argument), else ``parentbased_traceidratio`` at ``DEFAULT_SAMPLE_RATIO``."""
+    if settings.otel_traces_sampler:
+        return None
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    return ParentBasedTraceIdRatio(DEFAULT_SAMPLE_RATIO)
+
+
+class PrimedIds:
+    """The SDK's random IDs, except that a trace ID ``span`` has drawn already (to decide a root's sampling itself,
+    see there) is the next one the SDK gets on this thread: so the SDK's sampler, given the same ID, agrees."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        self._random = RandomIdGenerator()
+        self._primed = threading.local()
+        self.generate_span_id = self._random.generate_span_id
+        self.new_trace_id = self._random.generate_trace_id
+
+    def prime(self, trace_id: int) -> None:
+        self._primed.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = getattr(self._primed, "trace_id", None)
+        if trace_id is None:
+            return self._random.generate_trace_id()
+        self._primed.trace_id = None
+        return trace_id
+
+    def is_trace_id_random(self) -> bool:
+        return True
 
 
 #: Milliseconds between the JSON-lines file's exports. Each ended span is queued and written by the SDK's export
@@ -120,10 +180,51 @@ def shutdown() -> None:
 def use(sdk_provider: Any) -> None:
     """Trace with ``sdk_provider`` (``None``: off again). ``configure`` calls it; tests call it with a provider of
     their own (the SDK's in-memory exporter)."""
-    global _tracer, _provider, _children_follow_parent
+    global _tracer, _provider, _children_follow_parent, _fields, _roots
+    _fields = tuple(sorted(field.lower() for field in propagate.get_global_textmap().fields))
     _provider = sdk_provider
     _tracer = sdk_provider.get_tracer(INSTRUMENTATION) if sdk_provider is not None else NoOpTracer()
     _children_follow_parent = sdk_provider is not None and _drops_unsampled_children(sdk_provider.sampler)
+    _roots = _RootSampling.of(sdk_provider) if _children_follow_parent else None
+
+
+class _RootSampling:
+    """A new trace's sampling decided without the SDK's ``start_span`` when its root sampler is a trace-ID ratio
+    (``parentbased_traceidratio``, the default): a dropped root is then a ``NonRecordingSpan`` made here (IDs and a
+    context), where the SDK's path (sampler objects, its own span metrics, the sampling result) cost an unsampled
+    webhook delivery ~3 µs more (bench webhooks). The rule is the SDK's (``TraceIdRatioBased``: the trace ID's low
+    64 bits under the bound), and a kept root's trace ID is primed into the provider's ``PrimedIds``, so the SDK
+    samples it with the same ID and the same answer."""
+
+    __slots__ = ("bound", "ids")
+
+    def __init__(self, bound: int, ids: PrimedIds) -> None:
+        self.bound = bound
+        self.ids = ids
+
+    @classmethod
+    def of(cls, sdk_provider: Any) -> _RootSampling | None:
+        from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+        root = getattr(sdk_provider.sampler, "_root", None)
+        ids = getattr(sdk_provider, "id_generator", None)
+        if type(root) is TraceIdRatioBased and isinstance(ids, PrimedIds):
+            return cls(root.bound, ids)
+        return None
+
+    def dropped(self) -> Span | None:
+        """A new root: its non-recording span if the ratio drops it; else ``None`` with its trace ID primed."""
+        trace_id = self.ids.new_trace_id()
+        if trace_id & _TRACE_ID_LOW < self.bound:
+            self.ids.prime(trace_id)
+            return None
+        return NonRecordingSpan(SpanContext(trace_id, self.ids.generate_span_id(), False, _DROPPED_ROOT_FLAGS))
+
+
+_TRACE_ID_LOW = (1 << 64) - 1  # TraceIdRatioBased.TRACE_ID_LIMIT: the bits its decision reads
+#: The flags the SDK gives a dropped root of random IDs (not sampled; W3C "random trace ID").
+_DROPPED_ROOT_FLAGS = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
+_roots: _RootSampling | None = None
 
 
 def _drops_unsampled_children(sampler: Any) -> bool:
@@ -136,11 +237,12 @@ def _drops_unsampled_children(sampler: Any) -> bool:
     )
 
 
-def _unsampled_parent() -> Span | None:
-    """The current span if it is a valid, unsampled one whose children the sampler would drop, else ``None``."""
+def unsampled_parent(context: otel_context.Context | None = None) -> Span | None:
+    """The span of ``context`` (default: the current one) if it is a valid, unsampled one whose children the
+    sampler would drop, else ``None``: a caller may then skip making a child (and its attributes) altogether."""
     if not _children_follow_parent:
         return None
-    current = trace.get_current_span()
+    current = trace.get_current_span(context)
     context = current.get_span_context()
     return current if context.is_valid and not context.trace_flags.sampled else None
 
@@ -177,11 +279,17 @@ class span:  # used as the function it replaced was: ``with tracing.span(name) a
             self._token = None
             return INVALID_SPAN
         name, attributes, kind, links, context = self._args
-        unsampled = _unsampled_parent() if context is None else None
+        unsampled = unsampled_parent() if context is None else None
         if unsampled is not None:
             self._current: Span = unsampled
             self._token: object = None
             return unsampled
+        if _roots is not None and not links and not trace.get_current_span(context).get_span_context().is_valid:
+            dropped = _roots.dropped()  # a new trace, decided here (``_RootSampling``)
+            if dropped is not None:
+                self._current = dropped
+                self._token = otel_context.attach(trace.set_span_in_context(dropped, context))
+                return dropped
         self._current = _tracer.start_span(
             name,
             context=context,
@@ -205,12 +313,37 @@ class span:  # used as the function it replaced was: ``with tracing.span(name) a
 
 def server_span(name: str, headers: Mapping[str, str], attributes: Mapping[str, Any] | None = None) -> span:
     """A request span for a route served outside FastAPI's stack, continuing the caller's trace if its headers
-    carry one (``traceparent``, or what ``OTEL_PROPAGATORS`` names). ``attributes`` default to the method and route
-    read from ``name`` (``"POST /v1/webhooks/{token}"``)."""
+    (lower-case names) carry one (``traceparent``, or what ``OTEL_PROPAGATORS`` names). ``attributes`` default to
+    the method and route read from ``name`` (``"POST /v1/webhooks/{token}"``)."""
     if attributes is None:
-        method, _, route = name.partition(" ")
-        attributes = {"http.request.method": method, "http.route": route}
-    return span(name, attributes, kind=SpanKind.SERVER, context=propagate.extract(headers))
+        attributes = _route_attributes.get(name)
+        if attributes is None:
+            method, _, route = name.partition(" ")
+            attributes = {"http.request.method": method, "http.route": route}
+            if len(_route_attributes) < 256:  # names are route templates: a handful
+                _route_attributes[name] = attributes
+    return span(name, attributes, kind=SpanKind.SERVER, context=incoming(headers))
+
+
+#: ``server_span``'s default attributes by span name (read-only once made: the SDK copies what it is given).
+_route_attributes: dict[str, Mapping[str, Any]] = {}
+
+
+#: A context with nothing in it: the parent of a request that carries no trace (a new root, as ``extract`` makes).
+_EMPTY = otel_context.Context()
+#: The header names the installed propagators read (``OTEL_PROPAGATORS``; W3C ``traceparent``, ``tracestate`` and
+#: ``baggage`` by default), read when a provider is installed (``use``).
+_fields: tuple[str, ...] = ()
+
+
+def incoming(headers: Mapping[str, str]) -> otel_context.Context:
+    """The caller's trace context from request headers with lower-case names. Without any header the propagators
+    read (most webhook senders send none), the empty context, without running them: the propagators' lookups
+    were a measurable share of an unsampled delivery's cost (bench webhooks, docs/benchmarks.md)."""
+    for field in _fields:
+        if field in headers:
+            return propagate.extract(headers)
+    return _EMPTY
 
 
 def error_code(exc: BaseException) -> str:
@@ -224,12 +357,14 @@ def capture() -> Any:
 
 
 def links(captured: Sequence[Any]) -> list[Link]:
-    """Links to the spans current in ``capture``d contexts (work batched for several traces)."""
+    """Links to the spans current in ``capture``d contexts (work batched for several traces), the sampled ones
+    only: a dropped trace has no span to point at, and a batch of ~25 webhook deliveries under a 10% sampler made
+    ~23 links a batch (``Link`` objects, then their encoding) to spans that were never recorded."""
     found = []
     for item in captured:
         if item is not None:
             context = trace.get_current_span(item).get_span_context()
-            if context.is_valid:
+            if context.is_valid and context.trace_flags.sampled:
                 found.append(Link(context))
     return found
 
@@ -242,16 +377,22 @@ def attached(captured: Any) -> AbstractContextManager[Any]:
     """Make a ``capture``d context current for the block (another thread's work on the caller's behalf)."""
     if captured is None:
         return _OFF
-    return _attached(captured)
+    return _Attached(captured)
 
 
-@contextmanager
-def _attached(captured: Any) -> Iterator[None]:
-    token = otel_context.attach(captured)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+class _Attached:
+    """``attached``'s context manager: a class, not a generator (one per dispatched message: bench queue)."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: otel_context.Context) -> None:
+        self._context = context
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(self._context)
+
+    def __exit__(self, *_: object) -> None:
+        otel_context.detach(self._token)
 
 
 def annotate(**attributes: Any) -> None:

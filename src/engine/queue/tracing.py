@@ -38,11 +38,15 @@ class TraceContext(dramatiq.Middleware):
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
         if not tracing.enabled():
             return
+        carrier: dict[str, str] = {}
+        if tracing.unsampled_parent() is not None:  # a dropped trace: no span (nor its attributes), its context sent
+            propagate.inject(carrier)
+            message.options[OPTION] = carrier
+            return
         attributes = _attributes(message)
         if delay:
             attributes["messaging.dramatiq.delay_ms"] = int(delay)
         with tracing.span(f"{message.actor_name} send", attributes, kind=SpanKind.PRODUCER):
-            carrier: dict[str, str] = {}
             propagate.inject(carrier)
         message.options[OPTION] = carrier
 
@@ -51,6 +55,13 @@ class TraceContext(dramatiq.Middleware):
             return
         carrier = message.options.get(OPTION)
         parent = propagate.extract(carrier) if isinstance(carrier, dict) else None
+        dropped = tracing.unsampled_parent(parent) if parent is not None else None
+        if dropped is not None:
+            # The sender's trace was dropped: the sampler would drop this span too, so none is made; the sender's
+            # context is current for the actor (logs keep its trace ID; children are skipped as under any).
+            token = otel_context.attach(parent)
+            self._stack().append((message.message_id, None, token))
+            return
         attributes = _attributes(message)
         attributes["messaging.dramatiq.retries"] = int(message.options.get("retries", 0))
         span = tracing.tracer().start_span(
@@ -77,6 +88,9 @@ class TraceContext(dramatiq.Middleware):
         if not stack or stack[-1][0] != message.message_id:
             return  # not ours (tracing was off when it started)
         _, span, token = stack.pop()
+        if span is None:  # under a dropped trace (``before_process_message``)
+            otel_context.detach(token)
+            return
         if skipped:
             span.set_attribute("messaging.dramatiq.skipped", True)
         if isinstance(exception, dramatiq.Retry):

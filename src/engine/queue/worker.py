@@ -25,7 +25,8 @@ through the broker's delay queue, the worker thread never sleeps). Every other o
 the message is acknowledged; only an exception escaping the executor (the database unreachable before the run was
 claimed) retries the message, ``INFRASTRUCTURE_RETRIES`` times with backoff. ``TimeLimit`` gets
 ``Policy.time_limit`` plus a grace period per message, as a backstop: the executor enforces the limit itself and
-records ``time_limit_exceeded``.
+records ``time_limit_exceeded``. The run actor lets its worker thread go once only recording a success is left
+(``_execute_run``), and ``FinishesDrain`` (last) has a stopping worker wait for those finishes.
 
 Worker processes (``engine.processes``, which binds the actors to the process's runtime) also run the reaper
 (``Executor.reap_stale``) every few seconds: a run left ``running`` by a
@@ -41,6 +42,7 @@ Environment knobs: ``TETHER_BROKER_NAMESPACE`` (Redis key prefix, default ``teth
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -123,6 +125,7 @@ def build_broker(url: str, *, namespace: str | None = None) -> dramatiq.Broker:
             max_retries=None, retry_when=_retry_when, min_backoff=1_000, max_backoff=300_000
         ),
         AsyncIO(),
+        FinishesDrain(),  # after AsyncIO: its after_worker_shutdown runs before the loop is stopped
     ]
     settings = Settings()
     namespace = namespace or settings.broker_namespace.strip() or "tether"
@@ -310,11 +313,78 @@ def _pipelined(broker: Any, messages: Sequence[dramatiq.Message[Any]]) -> list[B
     raise AssertionError("unreachable")
 
 
+#: Runs whose message's worker thread was let go while their success is still being recorded, per event loop
+#: (``_execute_run``); a stopping worker waits for them (``FinishesDrain``).
+_finishing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+#: Longest a stopping worker waits for the successes still being recorded.
+FINISH_DRAIN_SECONDS = 10.0
+
+
 async def _execute_run(run_id: str) -> None:
-    outcome = await _runtime().executor.execute(run_id)
+    """The run actor. A worker thread holds its message until the run's outcome is known, but no longer: once only
+    recording a success is left (``Executor.execute``'s ``released``), the thread is let go and the finish batch
+    commits on the loop meanwhile. The threads are what bounds a worker's runs in flight, and a finish batch's
+    commit was a third of each message's time in its thread (issue 22).
+
+    Nothing is lost by acknowledging the message before that commit: a worker that dies then leaves the run
+    ``running`` with its heartbeat stopping, which the reaper recovers exactly as it recovers a run whose worker
+    died before its finish with the message unacknowledged (that message, delivered again, finds the run claimed
+    and is skipped). A worker that stops waits for the finishes in flight (``FinishesDrain``)."""
+    loop = asyncio.get_running_loop()
+    released: asyncio.Future[None] = loop.create_future()
+    task = loop.create_task(_runtime().executor.execute(run_id, released=released))
+    try:
+        await asyncio.wait((task, released), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the message's time limit, a shutdown: the run's own cleanup is awaited
+        task.cancel()
+        await asyncio.wait((task,), timeout=1.0)
+        raise
+    if not task.done():
+        pending = _finishing.get(loop)
+        if pending is None:
+            pending = _finishing[loop] = set()
+        pending.add(task)
+        task.add_done_callback(functools.partial(_recorded, pending))
+        return
+    outcome = task.result()
     if outcome.retry_in is not None:
         why = "deferred (rate limited)" if outcome.deferred else "retried"
         raise Retry(f"run {run_id} {why}", delay=max(0, int(outcome.retry_in * 1000)))
+
+
+def _recorded(pending: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
+    pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        # As when the finish failed with the message held: the run stays ``running`` and the reaper recovers it.
+        log.error("recording a run's success failed (%s); the reaper recovers it", type(task.exception()).__name__)
+
+
+class FinishesDrain(dramatiq.Middleware):
+    """A stopping worker waits (``FINISH_DRAIN_SECONDS`` at most) for the successes its loop is still recording
+    (``_execute_run``) before the ``AsyncIO`` middleware stops that loop. Listed after ``AsyncIO``: Dramatiq runs the
+    ``after_*`` hooks in reverse order."""
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        from dramatiq.asyncio import get_event_loop_thread
+
+        thread = get_event_loop_thread()
+        if thread is None or not thread.loop.is_running():
+            return
+
+        async def drain() -> int:
+            pending = _finishing.get(asyncio.get_running_loop())
+            if not pending:
+                return 0
+            _, left = await asyncio.wait(list(pending), timeout=FINISH_DRAIN_SECONDS)
+            return len(left)
+
+        try:
+            left = asyncio.run_coroutine_threadsafe(drain(), thread.loop).result(FINISH_DRAIN_SECONDS + 5)
+        except Exception as exc:  # the loop is gone already: the reaper recovers what was not recorded
+            log.warning("waiting for the runs' finishes failed (%s)", type(exc).__name__)
+            return
+        if left:
+            log.warning("%d runs' successes not recorded before the worker stopped; the reaper recovers them", left)
 
 
 def enqueue_deliveries(row_ids: list[str], *, settings: Settings | None = None) -> None:

@@ -417,13 +417,18 @@ class Executor:
 
     # -- the one path ------------------------------------------------------------------------------------------
 
-    async def execute(self, run_id: str, *, inline: bool = False) -> RunOutcome:
-        """Execute one run end to end and record it. Safe to call twice for one run: only one call claims it."""
+    async def execute(
+        self, run_id: str, *, inline: bool = False, released: asyncio.Future[None] | None = None
+    ) -> RunOutcome:
+        """Execute one run end to end and record it. Safe to call twice for one run: only one call claims it.
+
+        ``released`` (the queue's actor) is resolved once nothing is left but recording a success: the message's
+        worker thread may go on to its next message while the finish batch commits (``engine.queue.worker``)."""
         with (
             log_context(run_id=run_id),  # every log line below carries the run's IDs, scrubbed of its secrets
             tracing.span("tether.run.execute", {"tether.run.id": run_id, "tether.run.inline": inline}) as span,
         ):
-            outcome = await self._execute(run_id, inline=inline)
+            outcome = await self._execute(run_id, inline=inline, released=released)
             if span.is_recording():
                 span.set_attribute("tether.run.outcome", outcome.status.value)
                 if outcome.skipped:
@@ -435,19 +440,21 @@ class Executor:
                     tracing.fail(span, outcome.error_code)
             return outcome
 
-    async def _execute(self, run_id: str, *, inline: bool) -> RunOutcome:
+    async def _execute(self, run_id: str, *, inline: bool, released: asyncio.Future[None] | None) -> RunOutcome:
         claimed = await self._claims.submit(run_id)
         if claimed is None:
             run = await anyio.to_thread.run_sync(self._get_run, run_id)
             status = RunStatus(run.status) if run is not None else RunStatus.cancelled
             return RunOutcome(run_id, status, skipped=True)
         started = time.perf_counter()
-        outcome = await self._execute_claimed(claimed, inline=inline)
+        outcome = await self._execute_claimed(claimed, inline=inline, released=released)
         definition_id = claimed.integration.definition_id if claimed.integration is not None else "unknown"
         metrics.run_ended(definition_id, claimed.run.operation, _outcome_label(outcome), time.perf_counter() - started)
         return outcome
 
-    async def _execute_claimed(self, claimed: Claimed, *, inline: bool) -> RunOutcome:
+    async def _execute_claimed(
+        self, claimed: Claimed, *, inline: bool, released: asyncio.Future[None] | None = None
+    ) -> RunOutcome:
         run, loaded, state = claimed.run, claimed.integration, claimed.state
         add_log_ids(integration_id=run.integration_id)
         run_id = run.id
@@ -518,6 +525,8 @@ class Executor:
             removed=outcome.get("_removed"),
             changes=outcome.get("_changes"),
         )
+        if released is not None and not released.done():
+            released.set_result(None)  # only the finish is left (see ``execute``)
         if not await self._successes.submit(success):
             return RunOutcome(run_id, RunStatus.cancelled)  # a cancel landed first: kept, cursor not advanced
         return RunOutcome(run_id, RunStatus.succeeded, result=result)

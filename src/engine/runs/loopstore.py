@@ -24,14 +24,23 @@ Every transition stays conditional on the status it leaves, exactly as in ``runs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Json
 from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from engine.runs.runstore import _INTEGRATION, _RUN, _STATE, _STATEMENTS, Claimed, Success, _claimed_in_order, _split
+from engine.runs.runstore import (
+    _INTEGRATION,
+    _RUN,
+    _STATE,
+    _STATEMENTS,
+    Claimed,
+    Success,
+    _claimed_in_order,
+    _split,
+    _utc,
+)
 from engine.store.loopdb import LoopConnection
 from engine.store.tables import EventEndpoint, RunStatus, utcnow
 
@@ -73,12 +82,6 @@ WITH listening AS (
 )
 SELECT listening.yes, done.id FROM listening LEFT JOIN done ON true
 """
-
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
-    return value
 
 
 async def claim(connections: LoopConnection, run_ids: Sequence[str]) -> list[Claimed | None]:

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import JSON, Connection, String, and_, any_, bindparam, case, func, insert, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlalchemy.orm import configure_mappers
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from engine.errors import NotFoundError
 from engine.events.outbox import NewEvent, emit, records_changed, run_event
@@ -174,8 +177,28 @@ class Success:
 
 def create_runs(db: Database, items: Sequence[NewRun]) -> list[Run | BaseException]:
     """Insert the runs of ``items`` (status ``queued``) in one multi-row INSERT; unknown integrations and items
-    whose ``build`` raises are answered with their exception."""
+    whose ``build`` raises are answered with their exception.
+
+    PostgreSQL: on the calling thread's own autocommit connection (``engine.store.threaddb``), two round trips: the
+    integrations read, then the INSERT, which commits by itself. They were never one snapshot anyway (read
+    committed): an integration removed in between fails the INSERT on its foreign key, as it did in a transaction.
+    """
     ids = sorted({item.integration_id for item in items})
+    if db.dialect == "postgresql":
+        with db.thread_connection_for("create-runs").connection() as raw:
+            cursor = raw.execute(_PG_INTEGRATIONS, {"ids": ids})
+            names = [column.name for column in cursor.description or ()]
+            integrations = {}
+            for row in cursor.fetchall():
+                values = {
+                    name: _utc(value) if name in _INTEGRATION_TIMESTAMPS else value
+                    for name, value in zip(names, row, strict=True)
+                }
+                integrations[values["id"]] = detached(Integration, values)
+            answers, rows = built_runs(items, integrations)
+            if rows:
+                raw.execute(_PG_INSERT, _columns_of(rows))
+        return answers
     with db.engine.begin() as connection:
         integrations = {i.id: i for i in _load(connection, Integration, _statements(connection).integrations, ids)}
         answers, rows = built_runs(items, integrations)
@@ -212,8 +235,6 @@ def _pg_insert() -> str:
     same whatever the batch size, so psycopg parses it once; a multi-row ``VALUES`` (what SQLAlchemy sends) is a new,
     long text per batch size that psycopg splits into parameters again at every execution (measured: a third of the
     dispatching process's CPU per run)."""
-    from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
-
     dialect = pg_psycopg.dialect()
     names = ", ".join(column.name for column in _RUN.columns)
     # Unsized types: a cast to VARCHAR(n) would truncate a long value silently, where the INSERT itself refuses it.
@@ -224,6 +245,18 @@ def _pg_insert() -> str:
 
 
 _PG_INSERT = _pg_insert()
+#: The integrations of a batch (``id = ANY(%(ids)s)``) as psycopg SQL, and which of their columns are timestamps:
+#: psycopg gives those in the session's time zone, SQLAlchemy's ``UTCDateTime`` in UTC (converted, ``_utc``).
+_PG_INTEGRATIONS = str(_STATEMENTS["postgresql"].integrations.compile(dialect=pg_psycopg.dialect()))
+_INTEGRATION_TIMESTAMPS = frozenset(c.name for c in _INTEGRATION.columns if isinstance(c.type, UTCDateTime))
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+    return value
+
+
 _JSON_COLUMNS = frozenset(column.name for column in _RUN.columns if isinstance(column.type, JSON))
 
 

@@ -24,6 +24,7 @@ from engine.settings import Settings
 
 if TYPE_CHECKING:
     from engine.store.loopdb import LoopConnection, LoopConnections
+    from engine.store.threaddb import ThreadConnection
 
 MIGRATIONS = Path(__file__).parents[1] / "migrations"  # engine/migrations, where Alembic's script location is
 
@@ -87,6 +88,7 @@ class Database:
         self._worker_connections: LoopConnections | None = None
         #: Further loop connections by purpose (``loop_connection_for``), closed with the rest on ``dispose``.
         self._purpose_connections: dict[str, LoopConnection] = {}
+        self._thread_connections: dict[str, ThreadConnection] = {}
 
     @property
     def dialect(self) -> str:
@@ -112,6 +114,17 @@ class Database:
 
             self._worker_connections = LoopConnections(self.engine, Settings().worker_loop_connections)
         return self._worker_connections
+
+    def thread_connection_for(self, purpose: str) -> ThreadConnection:
+        """PostgreSQL only: an autocommit connection per thread for ``purpose`` (the run creation's group commit,
+        ``engine.store.threaddb``), outside the pool."""
+        found = self._thread_connections.get(purpose)
+        if found is None:
+            from engine.store.threaddb import ThreadConnection
+
+            found = self._thread_connections.setdefault(purpose, ThreadConnection(self.engine))
+        return found
+
     def loop_connection_for(self, purpose: str) -> LoopConnection:
         """PostgreSQL only: a connection per event loop of its own for ``purpose`` (the run claims and the run
         finishes each have one), so one purpose's statement in flight never queues behind another's."""
@@ -181,6 +194,8 @@ class Database:
             self._worker_connections.close()
         for connections in self._purpose_connections.values():
             connections.close()
+        for threaded in self._thread_connections.values():
+            threaded.close()
         self.engine.dispose()
 
 
