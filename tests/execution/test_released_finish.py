@@ -46,8 +46,8 @@ async def test_the_actor_returns_while_the_success_is_still_being_recorded(bound
     executor = _Executor(release=True, outcome=RunOutcome("r1", RunStatus.succeeded))
     bound(executor)
     await asyncio.wait_for(worker_module._execute_run("r1"), 5)  # returned with the finish still pending
-    pending = worker_module._finishing[asyncio.get_running_loop()]
-    assert len(pending) == 1
+    pending = worker_module._finishing.get(asyncio.get_running_loop())
+    assert pending is not None and len(pending) == 1
     executor.finish.set()
     await asyncio.wait_for(asyncio.gather(*pending), 5)
     assert not pending
@@ -70,7 +70,7 @@ def test_a_stopping_worker_waits_for_the_finishes_in_flight(bound: Any) -> None:
     bound(executor)
     try:
         asyncio.run_coroutine_threadsafe(worker_module._execute_run("r3"), thread.loop).result(5)
-        [task] = list(worker_module._finishing[thread.loop])
+        [task] = list(worker_module._finishing.get(thread.loop) or ())
         threading.Timer(0.3, executor.finish.set).start()
         worker_module.FinishesDrain().after_worker_shutdown(None, None)  # type: ignore[arg-type]
         assert task.done() and task.result().status == RunStatus.succeeded

@@ -315,7 +315,8 @@ def _pipelined(broker: Any, messages: Sequence[dramatiq.Message[Any]]) -> list[B
 
 #: Runs whose message's worker thread was let go while their success is still being recorded, per event loop
 #: (``_execute_run``); a stopping worker waits for them (``FinishesDrain``).
-_finishing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+#: Tasks reference their loop: per loop, dropped when it closes (``engine.perloop``).
+_finishing: PerLoop[set[asyncio.Task[Any]]] = PerLoop()
 #: Longest a stopping worker waits for the successes still being recorded.
 FINISH_DRAIN_SECONDS = 10.0
 
@@ -340,9 +341,7 @@ async def _execute_run(run_id: str) -> None:
         await asyncio.wait((task,), timeout=1.0)
         raise
     if not task.done():
-        pending = _finishing.get(loop)
-        if pending is None:
-            pending = _finishing[loop] = set()
+        pending = _finishing.setdefault(set, loop)
         pending.add(task)
         task.add_done_callback(functools.partial(_recorded, pending))
         return
