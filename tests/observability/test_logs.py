@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from engine.authoring.config import OperatorConfig, load_operator_config
 from engine.authoring.slots import OAuth2Token
 from engine.custody.crypto import generate_master_key
+from engine.observability import logs
 from engine.observability.logs import forget_recent_secrets, log_context, scrub
 from engine.processes import install_sink
 from engine.queue import worker as worker_module
@@ -48,6 +49,14 @@ class AcmeConfig(OperatorConfig):
 def sink() -> Iterator[io.StringIO]:
     with json_log() as stream:
         yield stream
+
+
+@pytest.fixture(autouse=True)
+def _own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the secrets other tests' runtimes noted for the whole process (an operator config's "secret" would blank
+    the word in "client_secret" here): each test sees the scrubbing of what it notes itself."""
+    monkeypatch.setattr(logs, "_process", set())
+    monkeypatch.setattr(logs, "_sorted", None)
 
 
 def test_a_queued_run_logs_json_with_its_ids_and_not_the_token_its_provider_quoted(
@@ -278,3 +287,10 @@ def test_a_line_logged_under_an_active_span_carries_its_trace(sink: io.StringIO)
     inside, outside = json_lines(sink.getvalue())
     assert inside["trace_id"] == f"{0xABC:032x}" and inside["span_id"] == f"{0xDEF:016x}"
     assert inside["run_id"] == "run-4" and "trace_id" not in outside and "run_id" not in outside
+
+
+def test_a_known_secret_that_is_also_a_word_does_not_unmask_a_keyed_value() -> None:
+    """An operator secret that is an ordinary word ("secret") used to blank the name in ``client_secret=…`` first,
+    so the value after it no longer matched the keyed shape and stayed in the line."""
+    text = scrub("refresh failed: client_secret=whsec-0123456789abcdef&grant_type=refresh_token", ["secret"])
+    assert "whsec-0123456789abcdef" not in text

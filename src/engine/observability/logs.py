@@ -198,10 +198,20 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     token-shaped values."""
     scope = _scope.get()
     local = [*secrets, *(scope.secrets if scope is not None else ())]
+    # Shapes first: a known secret that is also a word of the text (an operator's client secret "secret") would
+    # otherwise blank out the name in "client_secret=…" and leave the value after it unrecognised.
+    text = _shapes(text)
+    replaced = False
     # Longest first: a secret that contains another is removed whole.
     for secret in (*sorted(local, key=len, reverse=True), *_remembered()):
         if len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, REDACTED)
+            replaced = True
+    # And again after: a secret with "=" or ":" in it could have been split by the first pass.
+    return _shapes(text) if replaced else text
+
+
+def _shapes(text: str) -> str:
     try:
         return _scrub_shapes(text)
     except (TypeError, ValueError, UnicodeError):
