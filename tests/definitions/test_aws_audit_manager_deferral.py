@@ -84,6 +84,7 @@ async def test_throttled_assessment_sync_is_deferred_then_retried(
 
     # The redelivered message: the same run, now reading both pages of assessments, persisting each control.
     await worker_module._execute_run(run_id)
+    assert await worker_module.finishes_recorded() == 0  # the actor returns before its success is recorded
     second = outcomes[1]
     assert (second.status, second.deferred) == (RunStatus.succeeded, False)
     assert second.result["persisted"] == 3

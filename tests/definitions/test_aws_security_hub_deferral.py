@@ -172,6 +172,7 @@ async def test_throttled_finding_sync_is_deferred_then_retried(
 
     # The redelivered message: the same run, claimed again, now reads moto's findings and persists them.
     await worker_module._execute_run(run_id)  # no Retry: the message is acknowledged
+    assert await worker_module.finishes_recorded() == 0  # the actor returns before its success is recorded
     second = outcomes[1]
     assert (second.status, second.deferred, second.retry_in) == (RunStatus.succeeded, False, None)
     assert second.result["persisted"] == 2

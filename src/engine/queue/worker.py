@@ -358,6 +358,16 @@ def _recorded(pending: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
         log.error("recording a run's success failed (%s); the reaper recovers it", type(task.exception()).__name__)
 
 
+async def finishes_recorded(timeout: float = FINISH_DRAIN_SECONDS) -> int:
+    """Wait (``timeout`` at most) for the successes this loop's released runs are still recording; how many are
+    left unrecorded."""
+    pending = _finishing.get(asyncio.get_running_loop())
+    if not pending:
+        return 0
+    _, left = await asyncio.wait(list(pending), timeout=timeout)
+    return len(left)
+
+
 class FinishesDrain(dramatiq.Middleware):
     """A stopping worker waits (``FINISH_DRAIN_SECONDS`` at most) for the successes its loop is still recording
     (``_execute_run``) before the ``AsyncIO`` middleware stops that loop. Listed after ``AsyncIO``: Dramatiq runs the
@@ -370,15 +380,8 @@ class FinishesDrain(dramatiq.Middleware):
         if thread is None or not thread.loop.is_running():
             return
 
-        async def drain() -> int:
-            pending = _finishing.get(asyncio.get_running_loop())
-            if not pending:
-                return 0
-            _, left = await asyncio.wait(list(pending), timeout=FINISH_DRAIN_SECONDS)
-            return len(left)
-
         try:
-            left = asyncio.run_coroutine_threadsafe(drain(), thread.loop).result(FINISH_DRAIN_SECONDS + 5)
+            left = asyncio.run_coroutine_threadsafe(finishes_recorded(), thread.loop).result(FINISH_DRAIN_SECONDS + 5)
         except Exception as exc:  # the loop is gone already: the reaper recovers what was not recorded
             log.warning("waiting for the runs' finishes failed (%s)", type(exc).__name__)
             return
