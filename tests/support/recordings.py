@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -31,15 +27,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.cassettes import dump_cassette
 from engine.testing.recording import connect, record_to, record_webhook_examples, scratch_engine, webhook_cassette
 from support import recordings_google, recordings_microsoft, recordings_more, recordings_other
-from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
+from support.standins import FIXTURES, fixture, loopback_allowed
 
 TESTS = Path(__file__).resolve().parents[1]
-FIXTURES = TESTS / "fixtures"
 CASSETTES = TESTS / "cassettes"
 #: Credentials the recordings use; the test of the committed cassettes checks none of them is in any file.
 GITHUB_TOKEN = "ghp_R3c0rdedT0kenNeverInACassette0001"
@@ -78,25 +72,7 @@ SECRETS = (
 )
 
 
-def fixture(definition: str, name: str) -> dict[str, Any]:
-    return response_fixture(FIXTURES / definition, name)
-
-
 # -- helpers ---------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def loopback_allowed() -> Iterator[None]:
-    """Stand-ins are plain http on 127.0.0.1: the egress guard admits them only with loopback allowed."""
-    before = os.environ.get(LOOPBACK_ENV)
-    os.environ[LOOPBACK_ENV] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(LOOPBACK_ENV, None)
-        else:
-            os.environ[LOOPBACK_ENV] = before
 
 
 def webhook_examples(path: Path, definition: str, webhook: str, deliveries: list[tuple[dict[str, str], bytes]]) -> Path:

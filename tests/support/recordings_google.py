@@ -21,24 +21,19 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.recording import connect, record_to, scratch_engine
-from support.cassette_fixtures import response_fixture
 from support.google_apis import ERRORS
 from support.replay import Answer, Received, replay_server
+from support.standins import answer, fixture, loopback_allowed
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 #: A token far from expiry: neither the recording nor a replay long after it asks the token endpoint to refresh.
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 ACCESS_TOKEN = "ya29.a0R3c0rdedGoogleAccessT0kenNotInACassette01"
@@ -57,24 +52,6 @@ GOOGLE_ORIGINS = (
     "https://www.googleapis.com",
     "https://gmail.googleapis.com",
 )
-
-
-def fixture(definition: str, name: str) -> dict[str, Any]:
-    return response_fixture(FIXTURES / definition, name)
-
-
-def answer(definition: str, name: str) -> Answer:
-    found = fixture(definition, name)
-    return Answer(found["status"], found["body"], found.get("headers") or {})
-
-
-@contextmanager
-def loopback_allowed() -> Iterator[None]:
-    """Stand-ins are plain http on 127.0.0.1: the egress guard admits them only with loopback allowed (set before
-    the engine is made: revocation reads it from the engine's settings)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(LOOPBACK_ENV, "1")
-        yield
 
 
 def _basic(client: dict[str, str]) -> str:

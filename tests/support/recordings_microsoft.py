@@ -19,9 +19,7 @@ URLs. ``support.recordings`` registers these recorders (``RECORDERS``) and their
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,13 +27,11 @@ from urllib.parse import unquote
 
 from pydantic import SecretStr
 
-from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.cassettes import dump_cassette
 from engine.testing.recording import connect, record_to, scratch_engine, webhook_cassette
-from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
+from support.standins import FIXTURES, answer, fixture, loopback_allowed
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LOGIN = "https://login.microsoftonline.com"
 GRAPH = "https://graph.microsoft.com"
 ARM = "https://management.azure.com"
@@ -74,32 +70,9 @@ SECRETS = (
 Recorder = Callable[[Path, Path], Awaitable[list[Path]]]
 
 
-def fixture(definition: str, name: str) -> dict[str, Any]:
-    return response_fixture(FIXTURES / definition, name)
-
-
 def published(definition: str, name: str) -> dict[str, Any]:
     """A provider's own example (``published/``): ``{"source", "body"}``, the body as the docs print it."""
     return json.loads((FIXTURES / definition / "published" / f"{name}.json").read_text())
-
-
-def answer(definition: str, name: str) -> Answer:
-    recorded = fixture(definition, name)
-    return Answer(recorded["status"], recorded["body"], recorded.get("headers") or {})
-
-
-@contextmanager
-def loopback_allowed() -> Iterator[None]:
-    """Stand-ins are plain http on 127.0.0.1: the egress guard admits them only with loopback allowed."""
-    before = os.environ.get(LOOPBACK_ENV)
-    os.environ[LOOPBACK_ENV] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(LOOPBACK_ENV, None)
-        else:
-            os.environ[LOOPBACK_ENV] = before
 
 
 def graph_examples(path: Path, definition: str, webhook: str, bodies: list[dict[str, Any]]) -> Path:

@@ -13,43 +13,20 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
-from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.recording import connect, record_to, scratch_engine
-from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
+from support.standins import answer, fixture, loopback_allowed
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CLOUDFLARE_TOKEN = "cfR3c0rdedT0kenNeverInACassette000000001"
 CLOUDFLARE_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 TODOIST_TOKEN = "0123456789abcdefR3c0rdedT0d01stT0ken0001"
 TODOIST_CONFIG = {"client_id": "todoist-client-id-rec-0001", "client_secret": "todoist-client-secret-rec-0001"}
 #: The credentials these recordings use: none may be in a committed file (``test_standard_suite``).
 SECRETS = (CLOUDFLARE_TOKEN, TODOIST_TOKEN, TODOIST_CONFIG["client_secret"])
-
-
-def fixture(definition: str, name: str) -> dict[str, Any]:
-    return response_fixture(FIXTURES / definition, name)
-
-
-def answer(definition: str, name: str) -> Answer:
-    found = fixture(definition, name)
-    return Answer(found["status"], found["body"], found.get("headers") or {})
-
-
-@contextmanager
-def loopback_allowed() -> Iterator[None]:
-    """Stand-ins are plain http on 127.0.0.1: the egress guard admits them only with loopback allowed."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(LOOPBACK_ENV, "1")
-        yield
 
 
 # -- Cloudflare --------------------------------------------------------------------------------------------------

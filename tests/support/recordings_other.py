@@ -23,9 +23,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import os
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,12 +34,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from pydantic import SecretStr
 
-from engine.kit.egress import LOOPBACK_ENV
 from engine.testing.recording import connect, record_to, scratch_engine
 from support.cassette_fixtures import response_fixture
 from support.replay import Answer, Received, replay_server
+from support.standins import FIXTURES, loopback_allowed
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws_security_hub"
 REGION = "us-east-1"
 ACCOUNT = "111122223333"  # the customer account of the fixtures
 ACCESS_KEY_ID = "AKIAR3C0RDEDCUSTOMER1"
@@ -74,20 +71,6 @@ SECRETS = (
 )
 
 Recorder = Callable[[Path, Path], Awaitable[list[Path]]]
-
-
-@contextmanager
-def loopback_allowed() -> Iterator[None]:
-    """Stand-ins are plain http on 127.0.0.1: the egress guard admits them only with loopback allowed."""
-    before = os.environ.get(LOOPBACK_ENV)
-    os.environ[LOOPBACK_ENV] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(LOOPBACK_ENV, None)
-        else:
-            os.environ[LOOPBACK_ENV] = before
 
 
 # -- Signature Version 4, checked as AWS checks it ----------------------------------------------------------------
@@ -149,7 +132,7 @@ def _stamp(moment: datetime) -> str:
 
 def asff(name: str, updated: datetime) -> dict[str, Any]:
     """A finding of ``findings.json`` (AWS Security Finding Format) in the customer's account."""
-    text = json.dumps(json.loads((FIXTURES / "findings.json").read_text())[name])
+    text = json.dumps(json.loads((FIXTURES / "aws_security_hub" / "findings.json").read_text())[name])
     values = {"{account}": ACCOUNT, "{updated}": _stamp(updated), "{old}": _stamp(updated - timedelta(days=60))}
     for key, value in values.items():
         text = text.replace(key, value)
@@ -176,7 +159,7 @@ def audit(name: str, now: datetime) -> dict[str, Any]:
             return times["@recent" if value == "@folder_today" else "@old"].date().isoformat()
         return value
 
-    return dict(fill(json.loads((FIXTURES / "audit_manager.json").read_text())[name]))
+    return dict(fill(json.loads((FIXTURES / "aws_security_hub" / "audit_manager.json").read_text())[name]))
 
 
 #: GetFindings' pages: the first names its successor in ``NextToken`` (the request echoes it in its JSON body).
@@ -315,13 +298,12 @@ async def record_aws(out: Path, workdir: Path) -> list[Path]:
 # -- Notion (``custom_oauth2``'s shipped data definition) -----------------------------------------------------------
 
 NOTION = "https://api.notion.com"
-NOTION_FIXTURES = FIXTURES.parent
 NOTION_TOKEN = "secret_R3c0rdedN0tionAccessT0kenNotInACassette"
 NOTION_CONFIG = {"client_id": "1e4d872b-594c-80a7-9c5e-0037a1b2c3d4", "client_secret": "secret_R3c0rdedN0tionClient"}
 
 
 def notion_fixture(folder: str, name: str) -> Answer:
-    recorded = response_fixture(NOTION_FIXTURES / folder, name)
+    recorded = response_fixture(FIXTURES / folder, name)
     return Answer(recorded["status"], recorded["body"], recorded.get("headers") or {})
 
 
